@@ -1,0 +1,61 @@
+"""Gradients of the custom ops.
+
+ProdForceSeA and ProdVirialSeA differentiate with respect to net_deriv through ProdForceSeAGrad and
+ProdVirialSeAGrad (their other inputs do not depend on trainable variables); the atom_virial output
+carries no gradient. ProdEnvMatA differentiates its descriptor output with respect to the
+coordinates and the box by the same products: for an upstream gradient g = dL/d(descrpt),
+
+    dL/dcoord = -ProdForceSeA(g)
+    dL/dbox   = -box^-T (V^T + coord^T dL/dcoord),   V = ProdVirialSeA(g)
+
+so that a model's force is -dE/dr including neighbour contributions, and its derivative with respect
+to a homogeneous strain (which moves coordinates and box together) is minus the virial, periodic
+images included. The derivative outputs (descrpt_deriv, rij, nlist) are treated as constants.
+"""
+import tensorflow as tf
+from tensorflow.python.framework import ops
+
+from . import op_module
+
+
+@ops.RegisterGradient("ProdForceSeA")
+def _prod_force_se_a_grad(op, grad):
+    net_grad = op_module.prod_force_se_a_grad(
+        grad, op.inputs[0], op.inputs[1], op.inputs[2], op.inputs[3],
+        n_a_sel=op.get_attr("n_a_sel"), n_r_sel=op.get_attr("n_r_sel"),
+    )
+    return [net_grad, None, None, None]
+
+
+@ops.RegisterGradient("ProdVirialSeA")
+def _prod_virial_se_a_grad(op, grad, grad_atom):
+    net_grad = op_module.prod_virial_se_a_grad(
+        grad, op.inputs[0], op.inputs[1], op.inputs[2], op.inputs[3], op.inputs[4],
+        n_a_sel=op.get_attr("n_a_sel"), n_r_sel=op.get_attr("n_r_sel"),
+    )
+    return [net_grad, None, None, None, None]
+
+
+@ops.RegisterGradient("ProdEnvMatA")
+def _prod_env_mat_a_grad(op, grad_descrpt, grad_deriv, grad_rij, grad_nlist):
+    coord, _, natoms, box, mesh = op.inputs[:5]
+    _, descrpt_deriv, rij, nlist = op.outputs
+    nnei = sum(op.get_attr("sel_a"))
+    force = op_module.prod_force_se_a(grad_descrpt, descrpt_deriv, nlist, natoms,
+                                      n_a_sel=nnei, n_r_sel=0)
+    grad_coord = -force
+    nframes = tf.shape(coord)[0]
+
+    def box_gradient():
+        virial, _ = op_module.prod_virial_se_a(grad_descrpt, descrpt_deriv, rij, nlist, natoms,
+                                               n_a_sel=nnei, n_r_sel=0)
+        r = tf.reshape(coord, [nframes, -1, 3])
+        g = tf.reshape(grad_coord, [nframes, -1, 3])
+        strain = tf.linalg.matrix_transpose(tf.reshape(virial, [nframes, 3, 3]))
+        strain += tf.einsum("nia,nib->nab", r, g)
+        h = tf.reshape(box, [nframes, 3, 3])
+        return tf.reshape(-tf.linalg.solve(tf.linalg.matrix_transpose(h), strain), [nframes, 9])
+
+    # The box enters only with mesh of length 6 (periodic search inside the op).
+    grad_box = tf.cond(tf.equal(tf.size(mesh), 6), box_gradient, lambda: tf.zeros_like(box))
+    return [grad_coord, None, None, grad_box, None, None, None]

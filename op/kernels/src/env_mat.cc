@@ -1,0 +1,179 @@
+#include "env_mat.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "neighbor_list.h"
+#include "switch.h"
+
+namespace deepmd_tebd {
+namespace {
+
+template <typename T>
+struct NeighborKey {
+  int type;
+  T dist;
+  int index;
+  bool operator<(const NeighborKey& o) const {
+    if (type != o.type) return type < o.type;
+    if (dist != o.dist) return dist < o.dist;
+    return index < o.index;
+  }
+};
+
+// Per-thread scratch space, reused across centres.
+template <typename T>
+struct Scratch {
+  std::vector<int> candidates;
+  std::vector<NeighborKey<T>> keys;
+  std::vector<int> slots;
+  std::vector<T> row;
+  std::vector<T> deriv;
+};
+
+// Fills the output rows of centre i from its candidate neighbours (indices into `coord`).
+template <typename T>
+void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, const int* type,
+                 const int* mapping, const T* davg, const T* dstd, const EnvMatParams& p,
+                 Scratch<T>& s) {
+  const int nnei = p.nnei;
+  const int nem = nnei * 4;
+  const int ti = type[i];
+  if (ti < 0) {
+    std::fill(em, em + nem, T(0));
+    std::fill(em_deriv, em_deriv + nem * 3, T(0));
+    std::fill(rij, rij + nnei * 3, T(0));
+    std::fill(nlist, nlist + nnei, -1);
+    return;
+  }
+  const T rcut = static_cast<T>(p.rcut);
+  const T rmin = static_cast<T>(p.rcut_smth);
+  const T* ri = coord + 3 * i;
+  s.keys.clear();
+  for (int j : s.candidates) {
+    if (j == i || type[j] < 0) continue;
+    const T* rj = coord + 3 * j;
+    const T dx = rj[0] - ri[0], dy = rj[1] - ri[1], dz = rj[2] - ri[2];
+    const T r = std::sqrt(dx * dx + dy * dy + dz * dz);
+    if (r <= rcut) s.keys.push_back({type[j], r, j});
+  }
+  std::sort(s.keys.begin(), s.keys.end());
+  s.slots.assign(nnei, -1);
+  {
+    int block_start = 0, t = 0, filled = 0;
+    for (const auto& key : s.keys) {
+      while (t < key.type) {
+        block_start += p.sel[t];
+        ++t;
+        filled = 0;
+      }
+      if (filled < p.sel[t]) s.slots[block_start + filled++] = key.index;
+    }
+  }
+  std::fill(s.row.begin(), s.row.end(), T(0));
+  std::fill(s.deriv.begin(), s.deriv.end(), T(0));
+  for (int jj = 0; jj < nnei; ++jj) {
+    const int j = s.slots[jj];
+    T* rr = rij + 3 * jj;
+    if (j < 0) {
+      rr[0] = rr[1] = rr[2] = T(0);
+      nlist[jj] = -1;
+      continue;
+    }
+    for (int d = 0; d < 3; ++d) rr[d] = coord[3 * j + d] - ri[d];
+    env_mat_a_slot(&s.row[4 * jj], &s.deriv[12 * jj], rr, rmin, rcut);
+    nlist[jj] = mapping ? mapping[j] : j;
+  }
+  const T* avg = davg + static_cast<size_t>(ti) * nem;
+  const T* std_ = dstd + static_cast<size_t>(ti) * nem;
+  for (int k = 0; k < nem; ++k) em[k] = (s.row[k] - avg[k]) / std_[k];
+  for (int k = 0; k < nem * 3; ++k) em_deriv[k] = s.deriv[k] / std_[k / 3];
+}
+
+}  // namespace
+
+template <typename T>
+void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
+                        int nloc, int nall, const T* box, const ExternalNeighborList* external,
+                        const T* davg, const T* dstd, const EnvMatParams& p) {
+  if (!external && nloc != nall)
+    throw InvalidArgument("without an external neighbour list nloc must equal nall (got nloc " +
+                          std::to_string(nloc) + ", nall " + std::to_string(nall) + ")");
+  for (int i = 0; i < nall; ++i)
+    if (type[i] >= p.ntypes)
+      throw InvalidArgument("atom " + std::to_string(i) + " has type " + std::to_string(type[i]) +
+                            " but the descriptor knows " + std::to_string(p.ntypes) + " types");
+
+  // The positions searched: the frame itself, or the frame wrapped and extended by images.
+  std::vector<T> ext_coord;
+  std::vector<int> ext_type, mapping;
+  const T* pos = coord;
+  const int* typ = type;
+  const int* map = nullptr;
+  int npos = nall;
+  if (box && !external) {
+    Region<T> region;
+    if (!init_region(region, box)) throw InvalidArgument("the simulation box is singular");
+    extend_periodic(ext_coord, ext_type, mapping, coord, type, nloc, region, p.rcut);
+    pos = ext_coord.data();
+    typ = ext_type.data();
+    map = mapping.data();
+    npos = static_cast<int>(mapping.size());
+  }
+  // The caller's list, indexed by local atom.
+  std::vector<int> ext_row;
+  if (external) {
+    ext_row.assign(nloc, -1);
+    for (int ii = 0; ii < external->inum; ++ii) {
+      const int i = external->ilist[ii];
+      if (i < 0 || i >= nloc)
+        throw InvalidArgument("external neighbour list: ilist entry " + std::to_string(i) +
+                              " is not a local atom");
+      ext_row[i] = ii;
+      for (int k = 0; k < external->numneigh[ii]; ++k) {
+        const int j = external->firstneigh[ii][k];
+        if (j < 0 || j >= nall)
+          throw InvalidArgument("external neighbour list: neighbour index " + std::to_string(j) +
+                                " is outside the " + std::to_string(nall) + " atoms");
+      }
+    }
+  }
+  const CellList<T>* cells = nullptr;
+  CellList<T> cell_list(pos, external ? 0 : npos, p.rcut);
+  if (!external) cells = &cell_list;
+
+  const int nnei = p.nnei;
+#pragma omp parallel
+  {
+    Scratch<T> s;
+    s.row.resize(nnei * 4);
+    s.deriv.resize(nnei * 12);
+#pragma omp for schedule(dynamic, 32)
+    for (int i = 0; i < nloc; ++i) {
+      s.candidates.clear();
+      if (cells) {
+        cells->for_each_candidate(pos + 3 * i, [&](int j) { s.candidates.push_back(j); });
+      } else if (ext_row[i] >= 0) {
+        const int ii = ext_row[i];
+        s.candidates.assign(external->firstneigh[ii],
+                            external->firstneigh[ii] + external->numneigh[ii]);
+      }
+      const size_t o = static_cast<size_t>(i) * nnei;
+      fill_centre(em + o * 4, em_deriv + o * 12, rij + o * 3, nlist + o, i, pos, typ, map, davg,
+                  dstd, p, s);
+    }
+  }
+}
+
+template void prod_env_mat_a_cpu<float>(float*, float*, float*, int*, const float*, const int*,
+                                         int, int, const float*, const ExternalNeighborList*,
+                                         const float*, const float*, const EnvMatParams&);
+template void prod_env_mat_a_cpu<double>(double*, double*, double*, int*, const double*,
+                                          const int*, int, int, const double*,
+                                          const ExternalNeighborList*, const double*,
+                                          const double*, const EnvMatParams&);
+
+}  // namespace deepmd_tebd

@@ -1,0 +1,49 @@
+// Input checks shared by the op kernels.
+#pragma once
+#include <string>
+
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+
+namespace deepmd_tebd {
+
+// natoms = [nloc, nall, count of type 0, ...]: at least 3 entries, host memory.
+struct AtomCounts {
+  int nloc = 0;
+  int nall = 0;
+  int ntypes = 0;
+};
+
+inline bool read_natoms(tensorflow::OpKernelContext* ctx, const tensorflow::Tensor& natoms,
+                        AtomCounts* out) {
+  if (natoms.dims() != 1 || natoms.NumElements() < 3) {
+    ctx->SetStatus(tensorflow::errors::InvalidArgument(
+        "natoms must be a vector [nloc, nall, count per type...] of length >= 3, got shape ",
+        natoms.shape().DebugString()));
+    return false;
+  }
+  auto v = natoms.flat<int>();
+  out->nloc = v(0);
+  out->nall = v(1);
+  out->ntypes = static_cast<int>(natoms.NumElements()) - 2;
+  if (out->nloc < 0 || out->nall < out->nloc) {
+    ctx->SetStatus(tensorflow::errors::InvalidArgument("natoms: need 0 <= nloc <= nall, got nloc ",
+                                                       out->nloc, ", nall ", out->nall));
+    return false;
+  }
+  return true;
+}
+
+// Checks that `t` is a matrix [rows, cols]; rows < 0 accepts any number of rows.
+inline bool check_matrix(tensorflow::OpKernelContext* ctx, const tensorflow::Tensor& t,
+                         const char* name, int64_t rows, int64_t cols) {
+  if (t.dims() != 2 || (rows >= 0 && t.dim_size(0) != rows) || t.dim_size(1) != cols) {
+    ctx->SetStatus(tensorflow::errors::InvalidArgument(
+        name, " must have shape [", rows < 0 ? std::string("nframes") : std::to_string(rows), ", ",
+        cols, "], got ", t.shape().DebugString()));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace deepmd_tebd

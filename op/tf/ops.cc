@@ -1,0 +1,168 @@
+// Op registrations: DeePMD-kit's op names, input names, dtypes, attributes and outputs, with
+// shape functions. These names are an interface with DeePMD-kit's C++ runtime and LAMMPS:
+// never rename them.
+#include <numeric>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+using tensorflow::Status;
+using tensorflow::shape_inference::DimensionHandle;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+namespace {
+
+// nloc from a constant natoms input, or unknown.
+DimensionHandle nloc_dim(InferenceContext* c, int natoms_input) {
+  const tensorflow::Tensor* natoms = c->input_tensor(natoms_input);
+  if (natoms == nullptr || natoms->NumElements() < 1) return c->UnknownDim();
+  return c->MakeDim(natoms->flat<int>()(0));
+}
+
+DimensionHandle nall_dim(InferenceContext* c, int natoms_input) {
+  const tensorflow::Tensor* natoms = c->input_tensor(natoms_input);
+  if (natoms == nullptr || natoms->NumElements() < 2) return c->UnknownDim();
+  return c->MakeDim(natoms->flat<int>()(1));
+}
+
+// [nframes, nloc * per_atom]
+Status per_atom_output(InferenceContext* c, DimensionHandle nframes, DimensionHandle nloc,
+                       int64_t per_atom, ShapeHandle* out) {
+  DimensionHandle width;
+  TF_RETURN_IF_ERROR(c->Multiply(nloc, per_atom, &width));
+  *out = c->Matrix(nframes, width);
+  return Status();
+}
+
+Status prod_env_mat_a_shape(InferenceContext* c) {
+  ShapeHandle coord, type, natoms, box, mesh, davg, dstd;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &coord));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &type));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &natoms));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 2, &box));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &mesh));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 2, &davg));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(6), 2, &dstd));
+  std::vector<int> sel_a;
+  TF_RETURN_IF_ERROR(c->GetAttr("sel_a", &sel_a));
+  const int64_t nnei = std::accumulate(sel_a.begin(), sel_a.end(), int64_t(0));
+  DimensionHandle nframes = c->Dim(coord, 0);
+  DimensionHandle nloc = nloc_dim(c, 2);
+  ShapeHandle out;
+  TF_RETURN_IF_ERROR(per_atom_output(c, nframes, nloc, nnei * 4, &out));
+  c->set_output(0, out);
+  TF_RETURN_IF_ERROR(per_atom_output(c, nframes, nloc, nnei * 12, &out));
+  c->set_output(1, out);
+  TF_RETURN_IF_ERROR(per_atom_output(c, nframes, nloc, nnei * 3, &out));
+  c->set_output(2, out);
+  TF_RETURN_IF_ERROR(per_atom_output(c, nframes, nloc, nnei, &out));
+  c->set_output(3, out);
+  return Status();
+}
+
+// ProdForceSeA: [nframes, 3 * nall]
+Status prod_force_shape(InferenceContext* c) {
+  ShapeHandle net_deriv;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &net_deriv));
+  DimensionHandle width;
+  TF_RETURN_IF_ERROR(c->Multiply(nall_dim(c, 3), 3, &width));
+  c->set_output(0, c->Matrix(c->Dim(net_deriv, 0), width));
+  return Status();
+}
+
+// ProdVirialSeA: [nframes, 9], [nframes, 9 * nall]
+Status prod_virial_shape(InferenceContext* c) {
+  ShapeHandle net_deriv;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &net_deriv));
+  DimensionHandle nframes = c->Dim(net_deriv, 0);
+  c->set_output(0, c->Matrix(nframes, 9));
+  DimensionHandle width;
+  TF_RETURN_IF_ERROR(c->Multiply(nall_dim(c, 4), 9, &width));
+  c->set_output(1, c->Matrix(nframes, width));
+  return Status();
+}
+
+// The gradient ops return a tensor shaped like net_deriv (input 1).
+Status like_net_deriv_shape(InferenceContext* c) {
+  c->set_output(0, c->input(1));
+  return Status();
+}
+
+}  // namespace
+
+REGISTER_OP("ProdEnvMatA")
+    .Attr("T: {float, double} = DT_DOUBLE")
+    .Input("coord: T")
+    .Input("type: int32")
+    .Input("natoms: int32")
+    .Input("box: T")
+    .Input("mesh: int32")
+    .Input("davg: T")
+    .Input("dstd: T")
+    .Attr("rcut_a: float")
+    .Attr("rcut_r: float")
+    .Attr("rcut_r_smth: float")
+    .Attr("sel_a: list(int)")
+    .Attr("sel_r: list(int)")
+    .Output("descrpt: T")
+    .Output("descrpt_deriv: T")
+    .Output("rij: T")
+    .Output("nlist: int32")
+    .SetShapeFn(prod_env_mat_a_shape)
+    .Doc(R"doc(
+Normalised se_e2_a environment matrix of every local atom (descrpt), its derivative with respect to
+the centre coordinate (descrpt_deriv), relative neighbour positions (rij) and the neighbour list
+(nlist, -1 for empty slots). mesh selects the neighbour search: length 0 open boundaries,
+6 periodic box, 16 a caller's list by pointer, >16 a caller's list inside the tensor.
+)doc");
+
+REGISTER_OP("ProdForceSeA")
+    .Attr("T: {float, double} = DT_DOUBLE")
+    .Input("net_deriv: T")
+    .Input("in_deriv: T")
+    .Input("nlist: int32")
+    .Input("natoms: int32")
+    .Attr("n_a_sel: int")
+    .Attr("n_r_sel: int")
+    .Output("force: T")
+    .SetShapeFn(prod_force_shape);
+
+REGISTER_OP("ProdVirialSeA")
+    .Attr("T: {float, double} = DT_DOUBLE")
+    .Input("net_deriv: T")
+    .Input("in_deriv: T")
+    .Input("rij: T")
+    .Input("nlist: int32")
+    .Input("natoms: int32")
+    .Attr("n_a_sel: int")
+    .Attr("n_r_sel: int")
+    .Output("virial: T")
+    .Output("atom_virial: T")
+    .SetShapeFn(prod_virial_shape);
+
+REGISTER_OP("ProdForceSeAGrad")
+    .Attr("T: {float, double} = DT_DOUBLE")
+    .Input("grad: T")
+    .Input("net_deriv: T")
+    .Input("in_deriv: T")
+    .Input("nlist: int32")
+    .Input("natoms: int32")
+    .Attr("n_a_sel: int")
+    .Attr("n_r_sel: int")
+    .Output("grad_net: T")
+    .SetShapeFn(like_net_deriv_shape);
+
+REGISTER_OP("ProdVirialSeAGrad")
+    .Attr("T: {float, double} = DT_DOUBLE")
+    .Input("grad: T")
+    .Input("net_deriv: T")
+    .Input("in_deriv: T")
+    .Input("rij: T")
+    .Input("nlist: int32")
+    .Input("natoms: int32")
+    .Attr("n_a_sel: int")
+    .Attr("n_r_sel: int")
+    .Output("grad_net: T")
+    .SetShapeFn(like_net_deriv_shape);

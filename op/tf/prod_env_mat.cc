@@ -1,0 +1,206 @@
+// ProdEnvMatA kernel: validates inputs, reads the neighbour mode from mesh, allocates the four
+// outputs and calls the kernel library frame by frame.
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "env_mat.h"
+#include "errors.h"
+#include "tensorflow/core/framework/op_kernel.h"
+
+namespace deepmd_tebd {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using CPUDevice = Eigen::ThreadPoolDevice;
+using GPUDevice = Eigen::GpuDevice;
+
+// How the neighbours are found, from the length of mesh.
+enum class NeighborMode { kOpen, kPeriodic, kPointerList, kTensorList };
+
+template <typename Device, typename T>
+struct EnvMatLauncher;
+
+template <typename T>
+struct EnvMatLauncher<CPUDevice, T> {
+  static void run(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
+                  int nloc, int nall, const T* box, const ExternalNeighborList* external,
+                  const T* davg, const T* dstd, const EnvMatParams& p) {
+    prod_env_mat_a_cpu(em, em_deriv, rij, nlist, coord, type, nloc, nall, box, external, davg,
+                       dstd, p);
+  }
+};
+
+#if GOOGLE_CUDA
+template <typename T>
+struct EnvMatLauncher<GPUDevice, T> {
+  static void run(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
+                  int nloc, int nall, const T* box, const ExternalNeighborList* external,
+                  const T* davg, const T* dstd, const EnvMatParams& p) {
+    if (external)
+      throw InvalidArgument("a caller-supplied neighbour list (mesh length >= 16) is only "
+                            "supported by the CPU kernel");
+    prod_env_mat_a_gpu(em, em_deriv, rij, nlist, coord, type, nloc, nall, box, davg, dstd, p);
+  }
+};
+#endif
+
+template <typename Device, typename T>
+class ProdEnvMatAOp : public OpKernel {
+ public:
+  explicit ProdEnvMatAOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    float rcut_a;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("rcut_a", &rcut_a));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("rcut_r", &rcut_r_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("rcut_r_smth", &rcut_r_smth_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("sel_a", &sel_a_));
+    std::vector<int> sel_r;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("sel_r", &sel_r));
+    OP_REQUIRES(ctx, !sel_a_.empty(), tensorflow::errors::InvalidArgument("sel_a is empty"));
+    for (int s : sel_a_)
+      OP_REQUIRES(ctx, s >= 0, tensorflow::errors::InvalidArgument("sel_a has a negative entry"));
+    for (int s : sel_r)
+      OP_REQUIRES(ctx, s == 0,
+                  tensorflow::errors::InvalidArgument("sel_r must be all zeros for se_e2_a"));
+    OP_REQUIRES(ctx, rcut_r_ > 0 && rcut_r_smth_ <= rcut_r_,
+                tensorflow::errors::InvalidArgument("need 0 < rcut_r and rcut_r_smth <= rcut_r"));
+    nnei_ = std::accumulate(sel_a_.begin(), sel_a_.end(), 0);
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& coord = ctx->input(0);
+    const Tensor& type = ctx->input(1);
+    const Tensor& natoms = ctx->input(2);
+    const Tensor& box = ctx->input(3);
+    const Tensor& mesh = ctx->input(4);
+    const Tensor& davg = ctx->input(5);
+    const Tensor& dstd = ctx->input(6);
+    AtomCounts n;
+    if (!read_natoms(ctx, natoms, &n)) return;
+    OP_REQUIRES(ctx, coord.dims() == 2,
+                tensorflow::errors::InvalidArgument("coord must be of rank 2 [nframes, nall*3]"));
+    const int64_t nframes = coord.dim_size(0);
+    const int ndescrpt = nnei_ * 4;
+    if (!check_matrix(ctx, coord, "coord", nframes, 3LL * n.nall)) return;
+    if (!check_matrix(ctx, type, "type", nframes, n.nall)) return;
+    if (!check_matrix(ctx, box, "box", nframes, 9)) return;
+    OP_REQUIRES(ctx, n.ntypes == static_cast<int>(sel_a_.size()),
+                tensorflow::errors::InvalidArgument("natoms describes ", n.ntypes,
+                                                    " types but sel_a has ", sel_a_.size()));
+    if (!check_matrix(ctx, davg, "davg", n.ntypes, ndescrpt)) return;
+    if (!check_matrix(ctx, dstd, "dstd", n.ntypes, ndescrpt)) return;
+    OP_REQUIRES(ctx, mesh.dims() == 1,
+                tensorflow::errors::InvalidArgument("mesh must be of rank 1"));
+
+    const int64_t mesh_len = mesh.NumElements();
+    NeighborMode mode;
+    if (mesh_len == 0) {
+      mode = NeighborMode::kOpen;
+    } else if (mesh_len == 6) {
+      mode = NeighborMode::kPeriodic;
+    } else if (mesh_len == 16) {
+      mode = NeighborMode::kPointerList;
+    } else if (mesh_len > 16) {
+      mode = NeighborMode::kTensorList;
+    } else if (mesh_len == 1 || mesh_len == 7) {
+      ctx->SetStatus(
+          tensorflow::errors::InvalidArgument("Mixed types are not supported by this OP."));
+      return;
+    } else {
+      ctx->SetStatus(tensorflow::errors::InvalidArgument("invalid mesh tensor"));
+      return;
+    }
+    if (mode == NeighborMode::kOpen || mode == NeighborMode::kPeriodic)
+      OP_REQUIRES(ctx, n.nloc == n.nall,
+                  tensorflow::errors::InvalidArgument(
+                      "with mesh of length 0 or 6 there are no ghost atoms: nloc must equal nall"));
+
+    ExternalNeighborList external{0, nullptr, nullptr, nullptr};
+    std::vector<const int*> firstneigh;
+    if (mode == NeighborMode::kPointerList) {
+      auto m = mesh.flat<int>();
+      external.inum = m(1);
+      std::memcpy(&external.ilist, &m(4), sizeof(int*));
+      std::memcpy(&external.numneigh, &m(8), sizeof(int*));
+      std::memcpy(&external.firstneigh, &m(12), sizeof(int**));
+      OP_REQUIRES(ctx, external.inum <= n.nloc && external.ilist && external.numneigh &&
+                           external.firstneigh,
+                  tensorflow::errors::InvalidArgument("mesh of length 16 holds no valid list"));
+    } else if (mode == NeighborMode::kTensorList) {
+      const int* m = mesh.flat<int>().data();
+      const int64_t header = 16 + 2LL * n.nloc;
+      OP_REQUIRES(ctx, mesh_len >= header,
+                  tensorflow::errors::InvalidArgument("mesh is too short for ", n.nloc,
+                                                      " ilist and numneigh entries"));
+      external.inum = n.nloc;
+      external.ilist = m + 16;
+      external.numneigh = m + 16 + n.nloc;
+      int64_t offset = header;
+      firstneigh.resize(n.nloc);
+      for (int ii = 0; ii < n.nloc; ++ii) {
+        firstneigh[ii] = m + offset;
+        offset += external.numneigh[ii];
+      }
+      OP_REQUIRES(ctx, offset <= mesh_len,
+                  tensorflow::errors::InvalidArgument("mesh is shorter than its neighbour counts"));
+      external.firstneigh = firstneigh.data();
+    }
+
+    Tensor *em, *em_deriv, *rij, *nlist;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({nframes, int64_t(n.nloc) * ndescrpt}), &em));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({nframes, int64_t(n.nloc) * ndescrpt * 3}), &em_deriv));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({nframes, int64_t(n.nloc) * nnei_ * 3}), &rij));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({nframes, int64_t(n.nloc) * nnei_}), &nlist));
+
+    const EnvMatParams params{n.ntypes, sel_a_.data(), nnei_, rcut_r_, rcut_r_smth_};
+    const bool periodic = mode == NeighborMode::kPeriodic;
+    const bool use_external = mode == NeighborMode::kPointerList || mode == NeighborMode::kTensorList;
+    run_kernel(ctx, [&] {
+      for (int64_t f = 0; f < nframes; ++f) {
+        EnvMatLauncher<Device, T>::run(
+            em->matrix<T>().data() + f * em->dim_size(1),
+            em_deriv->matrix<T>().data() + f * em_deriv->dim_size(1),
+            rij->matrix<T>().data() + f * rij->dim_size(1),
+            nlist->matrix<int>().data() + f * nlist->dim_size(1),
+            coord.matrix<T>().data() + f * coord.dim_size(1),
+            type.matrix<int>().data() + f * type.dim_size(1), n.nloc, n.nall,
+            periodic ? box.matrix<T>().data() + f * 9 : nullptr,
+            use_external ? &external : nullptr, davg.matrix<T>().data(), dstd.matrix<T>().data(),
+            params);
+      }
+    });
+  }
+
+ private:
+  float rcut_r_ = 0, rcut_r_smth_ = 0;
+  std::vector<int> sel_a_;
+  int nnei_ = 0;
+};
+
+#define REGISTER_CPU(T)                                                                 \
+  REGISTER_KERNEL_BUILDER(                                                              \
+      Name("ProdEnvMatA").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),        \
+      ProdEnvMatAOp<CPUDevice, T>);
+REGISTER_CPU(float);
+REGISTER_CPU(double);
+#undef REGISTER_CPU
+
+#if GOOGLE_CUDA
+#define REGISTER_GPU(T)                                                                 \
+  REGISTER_KERNEL_BUILDER(Name("ProdEnvMatA")                                           \
+                              .Device(tensorflow::DEVICE_GPU)                           \
+                              .TypeConstraint<T>("T")                                   \
+                              .HostMemory("natoms")                                     \
+                              .HostMemory("mesh"),                                      \
+                          ProdEnvMatAOp<GPUDevice, T>);
+REGISTER_GPU(float);
+REGISTER_GPU(double);
+#undef REGISTER_GPU
+#endif
+
+}  // namespace deepmd_tebd

@@ -1,0 +1,110 @@
+"""Build and install deepmd_tebd.
+
+The custom-op library (op/kernels + op/tf) is compiled at install time against the TensorFlow that
+is installed, with the flags TensorFlow reports (tf.sysconfig). TensorFlow must therefore be
+installed first and the build must see it: install with
+
+    pip install --no-build-isolation -e .
+
+The CUDA kernels (op/kernels/src/cuda) are added when TensorFlow is a CUDA build and nvcc is on the
+PATH (set DEEPMD_TEBD_NO_CUDA=1 to skip them). The CPU build never depends on them.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+VERSION = "0.1.0"
+CPU_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src").glob("*.cc"))
+TF_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/tf").glob("*.cc"))
+CUDA_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src/cuda").glob("*.cu"))
+
+
+def _tensorflow():
+    try:
+        import tensorflow as tf
+    except ImportError as err:
+        sys.exit(
+            "deepmd_tebd compiles its ops against the installed TensorFlow, but TensorFlow cannot "
+            f"be imported ({err}). Install it first (pip install tensorflow-cpu), then install "
+            "this package with: pip install --no-build-isolation -e ."
+        )
+    return tf
+
+
+class BuildOps(build_ext):
+    """Compiles the op library with TensorFlow's flags and records which TensorFlow it is for."""
+
+    def build_extensions(self):
+        tf = _tensorflow()
+        ext = self.extensions[0]
+        ext.extra_compile_args += tf.sysconfig.get_compile_flags()
+        ext.extra_link_args += tf.sysconfig.get_link_flags()
+        use_cuda = (
+            tf.test.is_built_with_cuda()
+            and shutil.which("nvcc") is not None
+            and not os.environ.get("DEEPMD_TEBD_NO_CUDA")
+        )
+        if use_cuda:
+            ext.extra_objects += self._compile_cuda(tf)
+            ext.define_macros += [("GOOGLE_CUDA", "1"), ("DTK_WITH_CUDA", "1")]
+            ext.libraries += ["cudart"]
+        super().build_extensions()
+        info = {"tensorflow": tf.__version__, "cuda": bool(use_cuda), "version": VERSION}
+        self._info = Path(self.get_ext_fullpath(ext.name)).parent / "build_info.json"
+        self._info.write_text(json.dumps(info, indent=2) + "\n")
+
+    def copy_extensions_to_source(self):
+        # editable and in-place builds: the record travels with the library
+        super().copy_extensions_to_source()
+        shutil.copyfile(self._info, ROOT / "deepmd_tebd/op/build_info.json")
+
+    def get_outputs(self):
+        return super().get_outputs() + [str(Path(self.build_lib) / "deepmd_tebd/op/build_info.json")]
+
+    def _compile_cuda(self, tf):
+        objects = []
+        build = Path(self.build_temp) / "cuda"
+        build.mkdir(parents=True, exist_ok=True)
+        arch = os.environ.get(
+            "DEEPMD_TEBD_CUDA_ARCH",
+            "-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90",
+        ).split()
+        for src in CUDA_SOURCES:
+            obj = build / (Path(src).name + ".o")
+            cmd = ["nvcc", "-std=c++17", "-O3", "-fmad=false", "-Xcompiler", "-fPIC",
+                   "-Iop/kernels/include", *arch, "-c", src, "-o", str(obj)]
+            print(" ".join(cmd))
+            subprocess.check_call(cmd, cwd=ROOT)
+            objects.append(str(obj))
+        return objects
+
+
+op_library = Extension(
+    "deepmd_tebd.op._op_library",
+    sources=CPU_SOURCES + TF_SOURCES,
+    include_dirs=["op/kernels/include", "op/kernels/src", "op/tf"],
+    extra_compile_args=["-O3", "-fopenmp", "-ffp-contract=off", "-fvisibility=hidden"],
+    extra_link_args=["-fopenmp"],
+    language="c++",
+)
+
+setup(
+    name="deepmd_tebd",
+    version=VERSION,
+    description="Deep Potential models with type embedding, DeePMD-kit compatible, in TensorFlow 2",
+    packages=find_packages(include=["deepmd_tebd", "deepmd_tebd.*"]),
+    package_data={"deepmd_tebd.op": ["build_info.json"]},
+    ext_modules=[op_library],
+    cmdclass={"build_ext": BuildOps},
+    python_requires=">=3.9",
+    install_requires=["numpy", "jsonschema", "dpdata"],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={"console_scripts": ["dp = deepmd_tebd.cli:main"]},
+)
