@@ -102,26 +102,29 @@ def wrap_coord(coord, box, dtype=np.float64):
     return _to_phys(frac, box)
 
 
-def extend_periodic(coord, atype, box, rcut, dtype=np.float64):
+def extend_periodic(coord, atype, box, rcut, dtype=np.float64, with_rank=False):
     """Wrapped local atoms followed by their periodic images that may lie within rcut of the cell.
 
     For each direction k, n_k = ceil(rcut / face_k) cell shifts are tried on either side. Shifts
     (a, b, c) run lexicographically (a outermost, most negative first), skipping (0, 0, 0); within
     a shift local atoms run in index order. An image is kept when, for every k, its fractional
     coordinate frac_k + n_k lies in [-m_k, 1 + m_k] with m_k = rcut / face_k (slightly widened).
-    Positions are computed in `dtype` (the op's precision); the image test in float64.
+    Wrapping is computed in `dtype` (the op's precision); image positions are the wrapped positions
+    plus the shift, summed in float64 and rounded to `dtype`.
     Returns ext_coord [next, 3] (`dtype`), ext_type [next], mapping [next] (the local atom of
-    each entry).
+    each entry), and with with_rank also rank [next]: DeePMD-kit's order of the same atoms in its
+    periodic copy (local atoms first; images by ghost cell of DeePMD-kit's grid of
+    max(1, floor(face_k / rcut)) cells per direction, lexicographic, then by local atom).
     """
     box = np.asarray(box).astype(dtype).reshape(3, 3)
+    box64 = box.astype(np.float64)
     atype = np.asarray(atype).reshape(-1)
-    inv, face, _ = cell_geometry(box, dtype)
     wrapped = wrap_coord(coord, box, dtype)
     nloc = wrapped.shape[0]
-    # the image test uses the fractional coordinates of the wrapped positions
-    frac = _to_frac(wrapped, inv)
+    inv64, face, _ = cell_geometry(box64, np.float64)
+    frac = _to_frac(wrapped.astype(np.float64), inv64)
 
-    ratio = float(rcut) / face.astype(np.float64)
+    ratio = float(rcut) / face
     nimg = [int(math.ceil(x)) for x in ratio]
     margin = ratio * (1.0 + 1e-10) + 1e-12
 
@@ -135,13 +138,14 @@ def extend_periodic(coord, atype, box, rcut, dtype=np.float64):
         ],
         dtype=np.int64,
     ).reshape(-1, 3)
-    sf = shifts.astype(dtype)
+    sf = shifts.astype(np.float64)
     shift_vec = np.stack(
-        [sf[:, 0] * box[0, d] + sf[:, 1] * box[1, d] + sf[:, 2] * box[2, d] for d in range(3)], axis=1
+        [sf[:, 0] * box64[0, d] + sf[:, 1] * box64[1, d] + sf[:, 2] * box64[2, d] for d in range(3)],
+        axis=1,
     )  # [nshift, 3]
-    g = frac.astype(np.float64)[None, :, :] + shifts[:, None, :]  # [nshift, nloc, 3]
+    g = frac[None, :, :] + shifts[:, None, :]  # [nshift, nloc, 3]
     keep = np.all((g >= -margin) & (g <= 1.0 + margin), axis=2)  # [nshift, nloc]
-    images = wrapped[None, :, :] + shift_vec[:, None, :]  # [nshift, nloc, 3]
+    images = (wrapped.astype(np.float64)[None, :, :] + shift_vec[:, None, :]).astype(dtype)
     local = np.broadcast_to(np.arange(nloc), keep.shape)
 
     # boolean indexing walks [shift, atom] in row-major order: the order of the extension
@@ -149,7 +153,17 @@ def extend_periodic(coord, atype, box, rcut, dtype=np.float64):
     ext_coord = np.concatenate([wrapped, images[keep]], axis=0)
     mapping = np.concatenate([np.arange(nloc), img_map])
     ext_type = atype[mapping]
-    return ext_coord, ext_type, mapping
+    if not with_rank:
+        return ext_coord, ext_type, mapping
+
+    ncell = np.maximum((face / float(rcut)).astype(np.int64), 1)
+    cell = np.clip(np.floor(frac * ncell).astype(np.int64), 0, ncell - 1)  # [nloc, 3]
+    ghost_cell = cell[None, :, :] + shifts[:, None, :] * ncell  # [nshift, nloc, 3]
+    ghost_key = [tuple(c) + (i,) for c, i in zip(ghost_cell[keep], img_map)]
+    order = sorted(range(len(ghost_key)), key=ghost_key.__getitem__)
+    rank = np.empty(len(ghost_key), dtype=np.int64)
+    rank[order] = nloc + np.arange(len(ghost_key))
+    return ext_coord, ext_type, mapping, np.concatenate([np.arange(nloc), rank])
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,14 +224,15 @@ def env_mat_rows(rr, rs, rc):
 # --------------------------------------------------------------------------------------------
 
 
-def _format_neighbors(dist, ntype, index, sel):
-    """Slots of one centre from its candidate neighbours (all within rcut).
+def _format_neighbors(key, ntype, rank, sel):
+    """Slots of one centre from its candidate neighbours.
 
-    Candidates are sorted by (type, distance, index); each type t keeps its first sel[t] in
-    its own block. Returns the positions in the candidate arrays for every slot, -1 if empty.
+    Candidates are sorted by (type, key, rank), key being the single-precision squared distance;
+    each type t keeps its first sel[t] in its own block. Returns the positions in the candidate
+    arrays for every slot, -1 if empty.
     """
     slots = np.full(int(np.sum(sel)), -1, dtype=np.int64)
-    order = np.lexsort((index, dist, ntype))
+    order = np.lexsort((rank, key, ntype))
     start = 0
     for t, n in enumerate(sel):
         of_type = order[ntype[order] == t][:n]
@@ -233,10 +248,12 @@ def prod_env_mat_a_ref(coord, atype, box, davg, dstd, sel, rcut, rcut_smth):
     for open boundaries, davg/dstd [ntypes, 4*nnei], sel [ntypes], rcut/rcut_smth as given to
     the op (rounded to float32 here).
 
-    Precision: the neighbour search (wrapping, images, distances for the cut and the order)
-    runs in the precision of `coord`, as the op of that precision does, so that near-ties (an
-    atom's own images at +-a in a cell shorter than rcut are equidistant up to round-off) are
-    resolved the same way. Everything else is computed in float64 from the searched positions.
+    Neighbour order (DeePMD-kit's): a neighbour is kept when its squared distance, in the
+    precision of `coord`, is below the single-precision rcut^2 and its single-precision squared
+    distance (from single-precision coordinates) is at most that; neighbours are sorted by type,
+    then by that single-precision squared distance (so near-equal distances tie), then by their
+    place in DeePMD-kit's periodic copy. Wrapping runs in the precision of `coord`, as the op of
+    that precision does. Everything else is computed in float64 from the searched positions.
 
     Returns, all float64 except nlist (int32):
       em       [nloc, nnei*4]    (raw - davg[t_i]) / dstd[t_i]
@@ -263,10 +280,15 @@ def prod_env_mat_a_ref(coord, atype, box, davg, dstd, sel, rcut, rcut_smth):
 
     if box is None:
         ext_coord, ext_type, mapping = coord, atype, np.arange(nloc)
+        rank = np.arange(nloc)
     else:
-        ext_coord, ext_type, mapping = extend_periodic(coord, atype, box, rc, search_dtype)
+        ext_coord, ext_type, mapping, rank = extend_periodic(coord, atype, box, rc, search_dtype,
+                                                             with_rank=True)
     ext_index = np.arange(ext_coord.shape[0])
-    rc_search = search_dtype(rc)
+    # the cut: squared distance in the op's precision below the single-precision rcut^2; the order
+    # and the final cut use the squared distance of single-precision coordinates
+    rc2 = np.float32(np.float32(rc) * np.float32(rc))
+    ext32 = ext_coord.astype(np.float32)
 
     # extended index of every slot, -1 when empty
     slot_ext = np.full((nloc, nnei), -1, dtype=np.int64)
@@ -274,10 +296,12 @@ def prod_env_mat_a_ref(coord, atype, box, davg, dstd, sel, rcut, rcut_smth):
         if atype[i] < 0:
             continue
         d = ext_coord - ext_coord[i]
-        r = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2])
-        cand = (ext_index != i) & (ext_type >= 0) & (r <= rc_search)
+        r2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2]
+        f = ext32 - ext32[i]
+        key = (f[:, 0] * f[:, 0] + f[:, 1] * f[:, 1]) + f[:, 2] * f[:, 2]
+        cand = (ext_index != i) & (ext_type >= 0) & (r2 < search_dtype(rc2)) & (key <= rc2)
         idx = ext_index[cand]
-        pos = _format_neighbors(r[cand], ext_type[cand], idx, sel)
+        pos = _format_neighbors(key[cand], ext_type[cand], rank[cand], sel)
         slot_ext[i] = np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
 
     ext64 = ext_coord.astype(np.float64)

@@ -12,15 +12,18 @@
 namespace deepmd_tebd {
 namespace {
 
-template <typename T>
+// Neighbours are ordered as DeePMD-kit orders them: by type, then by the squared distance in
+// single precision computed from single-precision coordinates (in either precision of the op, so
+// that near-equal distances tie), then by position in DeePMD-kit's extended atom array.
 struct NeighborKey {
   int type;
-  T dist;
+  float dist2;
+  long long rank;
   int index;
   bool operator<(const NeighborKey& o) const {
     if (type != o.type) return type < o.type;
-    if (dist != o.dist) return dist < o.dist;
-    return index < o.index;
+    if (dist2 != o.dist2) return dist2 < o.dist2;
+    return rank < o.rank;
   }
 };
 
@@ -28,7 +31,7 @@ struct NeighborKey {
 template <typename T>
 struct Scratch {
   std::vector<int> candidates;
-  std::vector<NeighborKey<T>> keys;
+  std::vector<NeighborKey> keys;
   std::vector<int> slots;
   std::vector<T> row;
   std::vector<T> deriv;
@@ -37,8 +40,8 @@ struct Scratch {
 // Fills the output rows of centre i from its candidate neighbours (indices into `coord`).
 template <typename T>
 void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, const int* type,
-                 const int* mapping, const T* davg, const T* dstd, const EnvMatParams& p,
-                 Scratch<T>& s) {
+                 const int* mapping, const long long* rank, const T* davg, const T* dstd,
+                 const EnvMatParams& p, Scratch<T>& s) {
   const int nnei = p.nnei;
   const int nem = nnei * 4;
   const int ti = type[i];
@@ -51,14 +54,21 @@ void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, 
   }
   const T rcut = static_cast<T>(p.rcut);
   const T rmin = static_cast<T>(p.rcut_smth);
+  const float rcut2 = p.rcut * p.rcut;
   const T* ri = coord + 3 * i;
+  const float ri32[3] = {static_cast<float>(ri[0]), static_cast<float>(ri[1]),
+                         static_cast<float>(ri[2])};
   s.keys.clear();
   for (int j : s.candidates) {
     if (j == i || type[j] < 0) continue;
     const T* rj = coord + 3 * j;
     const T dx = rj[0] - ri[0], dy = rj[1] - ri[1], dz = rj[2] - ri[2];
-    const T r = std::sqrt(dx * dx + dy * dy + dz * dz);
-    if (r <= rcut) s.keys.push_back({type[j], r, j});
+    if (!(dx * dx + dy * dy + dz * dz < static_cast<T>(rcut2))) continue;
+    const float fx = static_cast<float>(rj[0]) - ri32[0];
+    const float fy = static_cast<float>(rj[1]) - ri32[1];
+    const float fz = static_cast<float>(rj[2]) - ri32[2];
+    const float d2 = fx * fx + fy * fy + fz * fz;
+    if (d2 <= rcut2) s.keys.push_back({type[j], d2, rank ? rank[j] : j, j});
   }
   std::sort(s.keys.begin(), s.keys.end());
   s.slots.assign(nnei, -1);
@@ -110,6 +120,7 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
   // The positions searched: the frame itself, or the frame wrapped and extended by images.
   std::vector<T> ext_coord;
   std::vector<int> ext_type, mapping;
+  std::vector<long long> rank;
   const T* pos = coord;
   const int* typ = type;
   const int* map = nullptr;
@@ -117,7 +128,7 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
   if (box && !external) {
     Region<T> region;
     if (!init_region(region, box)) throw InvalidArgument("the simulation box is singular");
-    extend_periodic(ext_coord, ext_type, mapping, coord, type, nloc, region, p.rcut);
+    extend_periodic(ext_coord, ext_type, mapping, rank, coord, type, nloc, region, p.rcut);
     pos = ext_coord.data();
     typ = ext_type.data();
     map = mapping.data();
@@ -162,8 +173,8 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
                             external->firstneigh[ii] + external->numneigh[ii]);
       }
       const size_t o = static_cast<size_t>(i) * nnei;
-      fill_centre(em + o * 4, em_deriv + o * 12, rij + o * 3, nlist + o, i, pos, typ, map, davg,
-                  dstd, p, s);
+      fill_centre(em + o * 4, em_deriv + o * 12, rij + o * 3, nlist + o, i, pos, typ, map,
+                  map ? rank.data() : nullptr, davg, dstd, p, s);
     }
   }
 }
