@@ -31,7 +31,17 @@ int dtk_has_cuda(void);
                                     float* elapsed_ms);                                         \
   int dtk_prod_virial_a_gpu_##SUFFIX(T* virial, T* atom_virial, const T* net_deriv,             \
                                      const T* in_deriv, const T* rij, const int* nlist,         \
-                                     int nloc, int nall, int nnei, float* elapsed_ms);
+                                     int nloc, int nall, int nnei, float* elapsed_ms);        \
+  int dtk_prod_force_grad_a_cpu_##SUFFIX(T* grad_net, const T* grad, const T* in_deriv,         \
+                                         const int* nlist, int nloc, int nall, int nnei);        \
+  int dtk_prod_virial_grad_a_cpu_##SUFFIX(T* grad_net, const T* grad, const T* in_deriv,        \
+                                          const T* rij, const int* nlist, int nloc, int nnei);   \
+  int dtk_prod_force_grad_a_gpu_##SUFFIX(T* grad_net, const T* grad, const T* in_deriv,         \
+                                         const int* nlist, int nloc, int nall, int nnei,         \
+                                         float* elapsed_ms);                                     \
+  int dtk_prod_virial_grad_a_gpu_##SUFFIX(T* grad_net, const T* grad, const T* in_deriv,        \
+                                          const T* rij, const int* nlist, int nloc, int nnei,    \
+                                          float* elapsed_ms);
 
 DTK_DECLARE(d, double)
 DTK_DECLARE(f, float)

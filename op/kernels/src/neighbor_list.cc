@@ -11,7 +11,7 @@ void extend_periodic(std::vector<T>& ext_coord, std::vector<int>& ext_type,
                      const int* type, int nloc, const Region<T>& region, double rcut) {
   std::vector<double> frac(static_cast<size_t>(nloc) * 3);
   ext_coord.resize(static_cast<size_t>(nloc) * 3);
-  Region<double> region64;
+  Region<double> region64{};
   double box64[9];
   for (int k = 0; k < 9; ++k) box64[k] = region.box[k];
   init_region(region64, box64);

@@ -1,0 +1,356 @@
+// Periodic extension and cell list on the device. Host-side decisions (image counts, margins,
+// the ghost-cell grid, the bin grid) use the same code as neighbor_list.cc, and the per-atom
+// arithmetic is the same, so the extended atoms, their order and ranks, and the bins are
+// identical to the CPU's.
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <string>
+
+#include "errors.h"
+#include "neighbor_list.cuh"
+
+namespace deepmd_tebd {
+namespace gpu {
+namespace {
+
+// The periodic shifts searched: every (n_a, n_b, n_c) with |n_k| <= nimg[k] except (0,0,0),
+// numbered lexicographically from the most negative (n_a slowest), as the CPU loops visit them;
+// and DeePMD-kit's ghost-cell grid used to rank the images.
+struct ImageShifts {
+  int nimg[3];
+  double margin[3];   // fractional margin per direction, padded as in extend_periodic
+  int nshift;         // (2 nimg_a + 1)(2 nimg_b + 1)(2 nimg_c + 1) - 1
+  int ncell[3];       // DeePMD-kit cells per direction: max(1, floor(face / rcut))
+  long long offset[3];  // (nimg + 1) * ncell
+  long long width[3];   // 2 * offset + ncell
+
+  __device__ void decode(int s, int* n) const {
+    const int l1 = 2 * nimg[1] + 1, l2 = 2 * nimg[2] + 1;
+    const int zero = (nimg[0] * l1 + nimg[1]) * l2 + nimg[2];  // number of (0,0,0)
+    const int q = s < zero ? s : s + 1;                         // skip (0,0,0)
+    n[2] = q % l2 - nimg[2];
+    n[1] = (q / l2) % l1 - nimg[1];
+    n[0] = q / (l1 * l2) - nimg[0];
+  }
+};
+
+// Local atoms wrapped into the cell (in T, with the T region), the fractional coordinates of
+// the wrapped positions (in double, with the double region built from the T box) and the
+// DeePMD-kit cell of every local atom.
+template <typename T>
+__global__ void wrap_kernel(T* wrapped, double* frac, int* cell, const T* coord, int nloc,
+                            Region<T> region, Region<double> region64, ImageShifts shifts) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < nloc;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    wrap_into_cell(region, coord + 3 * i, wrapped + 3 * i);
+    const double r[3] = {wrapped[3 * i], wrapped[3 * i + 1], wrapped[3 * i + 2]};
+    phys_to_frac(region64, r, frac + 3 * i);
+    for (int k = 0; k < 3; ++k) {
+      const int c = static_cast<int>(floor(frac[3 * i + k] * shifts.ncell[k]));
+      cell[3 * i + k] = min(max(c, 0), shifts.ncell[k] - 1);
+    }
+  }
+}
+
+// flags[f] = 1 when image f = (shift s, atom i), f = s * nloc + i, lies within the margins;
+// flags[nflat] = 0 so that an exclusive scan over nflat + 1 entries ends with the total.
+__global__ void image_flag_kernel(int* flags, const double* frac, int nloc, long long nflat,
+                                  ImageShifts shifts) {
+  for (long long f = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; f <= nflat;
+       f += static_cast<long long>(gridDim.x) * blockDim.x) {
+    if (f == nflat) {
+      flags[f] = 0;
+      continue;
+    }
+    const int s = static_cast<int>(f / nloc);
+    const long long i = f - static_cast<long long>(s) * nloc;
+    int n[3];
+    shifts.decode(s, n);
+    bool inside = true;
+    for (int k = 0; k < 3 && inside; ++k) {
+      const double g = frac[3 * i + k] + n[k];
+      inside = g >= -shifts.margin[k] && g <= 1.0 + shifts.margin[k];
+    }
+    flags[f] = inside ? 1 : 0;
+  }
+}
+
+template <typename T>
+__global__ void place_locals_kernel(T* ext, int* ext_type, int* mapping, long long* rank,
+                                    const T* wrapped, const int* type, int nloc) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < nloc;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for (int d = 0; d < 3; ++d) ext[3 * i + d] = wrapped[3 * i + d];
+    ext_type[i] = type[i];
+    mapping[i] = static_cast<int>(i);
+    rank[i] = i;
+  }
+}
+
+// Writes the kept images at nloc + offsets[f] (offsets: exclusive scan of the flags). As in
+// extend_periodic: position = T(double(wrapped position) + shift), the shift summed in double;
+// rank = nloc + ghost_cell * nloc + i with the ghost cell numbered lexicographically on the
+// extended DeePMD-kit grid.
+template <typename T>
+__global__ void place_images_kernel(T* ext, int* ext_type, int* mapping, long long* rank,
+                                    const T* wrapped, const int* cell, const int* type,
+                                    const int* offsets, int nloc, long long nflat,
+                                    ImageShifts shifts, Region<double> region64) {
+  for (long long f = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; f < nflat;
+       f += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const int o = offsets[f];
+    if (offsets[f + 1] == o) continue;  // flag 0
+    const int s = static_cast<int>(f / nloc);
+    const long long i = f - static_cast<long long>(s) * nloc;
+    int n[3];
+    shifts.decode(s, n);
+    const long long e = static_cast<long long>(nloc) + o;
+    for (int d = 0; d < 3; ++d) {
+      const double shift = n[0] * region64.box[0 * 3 + d] + n[1] * region64.box[1 * 3 + d] +
+                           n[2] * region64.box[2 * 3 + d];
+      ext[3 * e + d] = static_cast<T>(static_cast<double>(wrapped[3 * i + d]) + shift);
+    }
+    ext_type[e] = type[i];
+    mapping[e] = static_cast<int>(i);
+    long long ghost_cell = 0;
+    for (int k = 0; k < 3; ++k)
+      ghost_cell = ghost_cell * shifts.width[k] + cell[3 * i + k] +
+                   static_cast<long long>(n[k]) * shifts.ncell[k] + shifts.offset[k];
+    rank[e] = nloc + ghost_cell * nloc + i;
+  }
+}
+
+// Block-wide reduction of per-thread bounds v[6] (minima in 0..2, maxima in 3..5) through the
+// shared array sh; the result is left in sh[q][0].
+__device__ void block_reduce_bounds(double (*sh)[kBlock], const double* v) {
+  const int t = threadIdx.x;
+  for (int q = 0; q < 6; ++q) sh[q][t] = v[q];
+  __syncthreads();
+  for (int stride = kBlock / 2; stride > 0; stride >>= 1) {
+    if (t < stride) {
+      for (int q = 0; q < 3; ++q) sh[q][t] = fmin(sh[q][t], sh[q][t + stride]);
+      for (int q = 3; q < 6; ++q) sh[q][t] = fmax(sh[q][t], sh[q][t + stride]);
+    }
+    __syncthreads();
+  }
+}
+
+// Per-block minimum and maximum of the coordinates in double: partial[6*b + d] = lo_d,
+// partial[6*b + 3 + d] = hi_d. Launched with kBlock threads.
+template <typename T>
+__global__ void bounds_kernel(double* partial, const T* coord, int natoms) {
+  __shared__ double sh[6][kBlock];
+  double v[6] = {INFINITY, INFINITY, INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < natoms;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for (int d = 0; d < 3; ++d) {
+      const double x = static_cast<double>(coord[3 * i + d]);
+      v[d] = fmin(v[d], x);
+      v[3 + d] = fmax(v[3 + d], x);
+    }
+  }
+  block_reduce_bounds(sh, v);
+  if (threadIdx.x == 0)
+    for (int q = 0; q < 6; ++q) partial[6 * blockIdx.x + q] = sh[q][0];
+}
+
+// Reduces nparts rows of bounds_kernel output into out[6]. One block of kBlock threads.
+__global__ void bounds_finish_kernel(double* out, const double* partial, int nparts) {
+  __shared__ double sh[6][kBlock];
+  double v[6] = {INFINITY, INFINITY, INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  const int t = threadIdx.x;
+  for (int b = t; b < nparts; b += blockDim.x) {
+    for (int q = 0; q < 3; ++q) v[q] = fmin(v[q], partial[6 * b + q]);
+    for (int q = 3; q < 6; ++q) v[q] = fmax(v[q], partial[6 * b + q]);
+  }
+  block_reduce_bounds(sh, v);
+  if (t == 0)
+    for (int q = 0; q < 6; ++q) out[q] = sh[q][0];
+}
+
+// Bin of every atom, the bin populations, and the identity permutation to be sorted by bin.
+template <typename T>
+__global__ void bin_kernel(unsigned* cell_of, int* count, int* index, const T* coord, int natoms,
+                           CellGrid grid) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < natoms;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    int c[3];
+    bin_of(grid, coord + 3 * i, c);
+    const long long cell = (static_cast<long long>(c[0]) * grid.n[1] + c[1]) * grid.n[2] + c[2];
+    cell_of[i] = static_cast<unsigned>(cell);
+    atomicAdd(count + cell, 1);
+    index[i] = static_cast<int>(i);
+  }
+}
+
+// Copies positions and types into bin order.
+template <typename T>
+__global__ void gather_kernel(T* sorted_coord, int* sorted_type, const int* atom, const T* coord,
+                              const int* type, int natoms) {
+  for (long long k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; k < natoms;
+       k += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long a = atom[k];
+    for (int d = 0; d < 3; ++d) sorted_coord[3 * k + d] = coord[3 * a + d];
+    sorted_type[k] = type[a];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void extend_periodic(ExtendedFrame<T>& ext, const T* coord, const int* type, int nloc,
+                     const Region<T>& region, double rcut) {
+  // Image counts, margins and the ghost-cell grid: the same host computation as
+  // extend_periodic (CPU), on the double-precision region of the T box.
+  double box64[9];
+  for (int k = 0; k < 9; ++k) box64[k] = region.box[k];
+  Region<double> region64;
+  init_region(region64, box64);
+  ImageShifts shifts;
+  for (int k = 0; k < 3; ++k) {
+    shifts.margin[k] = rcut / region64.face[k];
+    shifts.nimg[k] = static_cast<int>(std::ceil(shifts.margin[k]));
+    shifts.margin[k] = shifts.margin[k] * (1.0 + 1e-10) + 1e-12;
+    shifts.ncell[k] = std::max(1, static_cast<int>(region64.face[k] / rcut));
+    shifts.offset[k] = static_cast<long long>(shifts.nimg[k] + 1) * shifts.ncell[k];
+    shifts.width[k] = 2 * shifts.offset[k] + shifts.ncell[k];
+  }
+  const long long nshift = (2LL * shifts.nimg[0] + 1) * (2LL * shifts.nimg[1] + 1) *
+                               (2LL * shifts.nimg[2] + 1) - 1;
+  const long long nflat = nshift * nloc;
+  // The flags and their scan are int: the candidate images must stay below 2^31.
+  if (nflat >= INT_MAX)
+    throw InvalidArgument("periodic extension: " + std::to_string(nshift) + " shifts of " +
+                          std::to_string(nloc) +
+                          " atoms exceed the 2^31 candidate images supported on the device");
+  shifts.nshift = static_cast<int>(nshift);
+
+  DeviceBuffer<T> wrapped(3 * static_cast<size_t>(nloc));
+  DeviceBuffer<double> frac(3 * static_cast<size_t>(nloc));
+  DeviceBuffer<int> cell(3 * static_cast<size_t>(nloc));
+  wrap_kernel<T><<<grid_for(nloc), kBlock>>>(wrapped.get(), frac.get(), cell.get(), coord, nloc,
+                                             region, region64, shifts);
+  check_launch("wrap_kernel");
+
+  DeviceBuffer<int> offsets(static_cast<size_t>(nflat) + 1);
+  image_flag_kernel<<<grid_for(nflat + 1), kBlock>>>(offsets.get(), frac.get(), nloc, nflat,
+                                                     shifts);
+  check_launch("image_flag_kernel");
+  int* flags = offsets.get();
+  const long long nscan = nflat + 1;
+  run_cub(
+      [&](void* temp, size_t& bytes) {
+        return cub::DeviceScan::ExclusiveSum(temp, bytes, flags, nscan);
+      },
+      "cub::DeviceScan::ExclusiveSum (periodic images)");
+  const long long nimages = read_device_value(offsets.get() + nflat);
+  if (nloc + nimages > INT_MAX)
+    throw InvalidArgument("periodic extension: " + std::to_string(nloc + nimages) +
+                          " extended atoms exceed 2^31");
+
+  ext.n = static_cast<int>(nloc + nimages);
+  ext.coord.resize(3 * static_cast<size_t>(ext.n));
+  ext.type.resize(ext.n);
+  ext.mapping.resize(ext.n);
+  ext.rank.resize(ext.n);
+  place_locals_kernel<T><<<grid_for(nloc), kBlock>>>(ext.coord.get(), ext.type.get(),
+                                                     ext.mapping.get(), ext.rank.get(),
+                                                     wrapped.get(), type, nloc);
+  check_launch("place_locals_kernel");
+  if (nflat > 0) {
+    place_images_kernel<T><<<grid_for(nflat), kBlock>>>(
+        ext.coord.get(), ext.type.get(), ext.mapping.get(), ext.rank.get(), wrapped.get(),
+        cell.get(), type, offsets.get(), nloc, nflat, shifts, region64);
+    check_launch("place_images_kernel");
+  }
+}
+
+template <typename T>
+void build_cell_list(CellList<T>& cells, const T* coord, const int* type, int natoms, double rcut) {
+  // Bounding box (min and max are exact, so any reduction order gives the CPU's values).
+  const unsigned nparts = std::min(grid_for(natoms), 1024u);
+  DeviceBuffer<double> partial(6 * static_cast<size_t>(nparts));
+  DeviceBuffer<double> bounds(6);
+  bounds_kernel<T><<<nparts, kBlock>>>(partial.get(), coord, natoms);
+  check_launch("bounds_kernel");
+  bounds_finish_kernel<<<1, kBlock>>>(bounds.get(), partial.get(), static_cast<int>(nparts));
+  check_launch("bounds_finish_kernel");
+  double b[6];
+  bounds.download(b, 6);
+
+  // The grid: the same host computation as CellList<T>::CellList.
+  CellGrid& g = cells.grid;
+  double hi[3];
+  for (int d = 0; d < 3; ++d) {
+    g.lo[d] = b[d];
+    hi[d] = b[3 + d];
+  }
+  for (int d = 0; d < 3; ++d) {
+    const double extent = hi[d] - g.lo[d];
+    g.n[d] = std::max(1, static_cast<int>(std::floor(extent * kCellReach / rcut)));
+  }
+  const long long max_cells = 4LL * natoms + 64;
+  while (static_cast<long long>(g.n[0]) * g.n[1] * g.n[2] > max_cells) {
+    int& widest = g.n[0] >= g.n[1] ? (g.n[0] >= g.n[2] ? g.n[0] : g.n[2])
+                                    : (g.n[1] >= g.n[2] ? g.n[1] : g.n[2]);
+    widest = std::max(1, widest / 2);
+  }
+  for (int d = 0; d < 3; ++d) {
+    const double extent = hi[d] - g.lo[d];
+    g.size[d] = g.n[d] > 1 ? extent / g.n[d] : std::max(extent, rcut / kCellReach);
+  }
+  const long long ncell = static_cast<long long>(g.n[0]) * g.n[1] * g.n[2];
+  if (ncell >= INT_MAX) throw InvalidArgument("cell list: too many bins");
+  cells.ncell = ncell;
+
+  // Counting sort by bin: populations -> exclusive scan -> bin starts; a stable radix sort of
+  // (bin, index) gives the atoms of each bin in ascending index, as the CPU fills them.
+  DeviceBuffer<unsigned> cell_of(natoms), sorted_cell(natoms);
+  DeviceBuffer<int> index(natoms);
+  cells.start.resize(ncell + 1);
+  check(cudaMemsetAsync(cells.start.get(), 0, (ncell + 1) * sizeof(int)), "cudaMemsetAsync");
+  bin_kernel<T><<<grid_for(natoms), kBlock>>>(cell_of.get(), cells.start.get(), index.get(), coord,
+                                              natoms, g);
+  check_launch("bin_kernel");
+  int* start = cells.start.get();
+  const long long nstart = ncell + 1;
+  run_cub(
+      [&](void* temp, size_t& bytes) {
+        return cub::DeviceScan::ExclusiveSum(temp, bytes, start, nstart);
+      },
+      "cub::DeviceScan::ExclusiveSum (cell starts)");
+
+  int end_bit = 1;
+  while (end_bit < 31 && (1LL << end_bit) < ncell) ++end_bit;  // bins are < 2^end_bit
+  cells.atom.resize(natoms);
+  unsigned* keys_in = cell_of.get();
+  unsigned* keys_out = sorted_cell.get();
+  int* values_in = index.get();
+  int* values_out = cells.atom.get();
+  run_cub(
+      [&](void* temp, size_t& bytes) {
+        return cub::DeviceRadixSort::SortPairs(temp, bytes, keys_in, keys_out, values_in,
+                                               values_out, natoms, 0, end_bit);
+      },
+      "cub::DeviceRadixSort::SortPairs (cell list)");
+
+  cells.coord.resize(3 * static_cast<size_t>(natoms));
+  cells.type.resize(natoms);
+  gather_kernel<T><<<grid_for(natoms), kBlock>>>(cells.coord.get(), cells.type.get(),
+                                                 cells.atom.get(), coord, type, natoms);
+  check_launch("gather_kernel");
+}
+
+template void extend_periodic<float>(ExtendedFrame<float>&, const float*, const int*, int,
+                                     const Region<float>&, double);
+template void extend_periodic<double>(ExtendedFrame<double>&, const double*, const int*, int,
+                                      const Region<double>&, double);
+template void build_cell_list<float>(CellList<float>&, const float*, const int*, int, double);
+template void build_cell_list<double>(CellList<double>&, const double*, const int*, int, double);
+
+}  // namespace gpu
+}  // namespace deepmd_tebd
