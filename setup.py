@@ -104,7 +104,7 @@ setup(
     ext_modules=[op_library],
     cmdclass={"build_ext": BuildOps},
     python_requires=">=3.9",
-    install_requires=["numpy", "jsonschema", "dpdata"],
+    install_requires=["numpy", "jsonschema", "pyyaml", "dpdata"],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={"console_scripts": ["dp = deepmd_tebd.cli:main"]},
 )

@@ -1,13 +1,26 @@
 """The `dp` command line. Parsing imports no TensorFlow, so `dp -h` and `dp --version` are instant;
-each subcommand imports its entry point when it runs."""
+each subcommand imports its entry point when it runs. Input errors (ConfigError, DataError) are
+printed without a traceback and exit with status 1."""
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from . import __version__
 
-LOG_LEVELS = ["DEBUG", "3", "INFO", "2", "WARNING", "1", "ERROR", "0"]
+LOG_LEVELS = {"DEBUG": logging.DEBUG, "3": logging.DEBUG, "INFO": logging.INFO,
+              "2": logging.INFO, "WARNING": logging.WARNING, "1": logging.WARNING,
+              "ERROR": logging.ERROR, "0": logging.ERROR}
+
+
+def _logging_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--log-level", choices=list(LOG_LEVELS), default="INFO",
+                        help="log level (0 = ERROR ... 3 = DEBUG)")
+    common.add_argument("-l", "--log-path", default=None, help="also write the log to this file")
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +30,55 @@ def build_parser() -> argparse.ArgumentParser:
         "embedding; reads DeePMD-kit input scripts and data unchanged.",
     )
     parser.add_argument("--version", action="version", version=f"deepmd_tebd v{__version__}")
-    parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    common = _logging_options()
+
+    check = sub.add_parser("check", parents=[common], help="validate an input script and print "
+                           "it normalised (defaults filled, aliases resolved)")
+    check.add_argument("INPUT", help="input script (JSON or YAML)")
+
+    doc = sub.add_parser("doc-train-input", parents=[common],
+                         help="print the documentation of the input script")
+    doc.add_argument("--out-type", choices=["rst", "json"], default="rst")
+
+    stat = sub.add_parser("neighbor-stat", parents=[common],
+                          help="neighbour statistics of a data set")
+    stat.add_argument("-s", "--system", default=".", help="system directory, searched "
+                      "recursively for systems")
+    stat.add_argument("-r", "--rcut", type=float, required=True, help="cut-off radius")
+    stat.add_argument("-t", "--type-map", nargs="+", required=True, help="element names")
+    stat.add_argument("--one-type", action="store_true", help="count all types as one")
     return parser
+
+
+def _setup_logging(args) -> None:
+    logger = logging.getLogger("deepmd_tebd")
+    logger.setLevel(LOG_LEVELS[args.log_level])
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("DEEPMD %(levelname)-7s %(message)s"))
+    logger.addHandler(handler)
+    if args.log_path:
+        to_file = logging.FileHandler(args.log_path)
+        to_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)-7s "
+                                               "%(message)s"))
+        logger.addHandler(to_file)
+
+
+def _dispatch(args) -> int:
+    if args.command == "check":
+        from .entrypoints import check
+
+        return check.run(args.INPUT)
+    if args.command == "doc-train-input":
+        from .config.doc import document
+
+        print(document(args.out_type))
+        return 0
+    if args.command == "neighbor-stat":
+        from .entrypoints import neighbor_stat
+
+        return neighbor_stat.run(args.system, args.rcut, args.type_map, args.one_type)
+    raise AssertionError(f"unhandled command {args.command}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +87,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    _setup_logging(args)
+    from .config.errors import ConfigError
+
+    input_errors: tuple = (ConfigError,)
+    try:
+        from .data.system import DataError
+
+        input_errors += (DataError,)
+    except ImportError:
+        pass
+    try:
+        return _dispatch(args)
+    except input_errors as err:
+        print(err, file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader of stdout went away (dp ... | head)
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+"""Reading DeePMD-kit input scripts: JSON or YAML, v0/v1/v2 layouts, normalised and validated
+against the one schema in `schema.py`; every problem is a ConfigError naming file and key path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ConfigError, Problem
+from .normalize import normalize
+
+__all__ = ["ConfigError", "Problem", "load_config", "normalize", "read_script"]
+
+
+def read_script(path) -> dict:
+    """The raw content of a JSON (*.json) or YAML (*.yaml, *.yml) input script."""
+    path = Path(path)
+    source = str(path)
+    name = path.name.lower()
+    if not (name.endswith("json") or name.endswith("yaml") or name.endswith("yml")):
+        raise ConfigError(source, [Problem("", "the input script must be JSON (*.json) or YAML "
+                                           "(*.yaml, *.yml)")])
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(source, [Problem("", f"cannot be read: {err.strerror}")]) from None
+    if name.endswith("json"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(source, [Problem("", f"invalid JSON at line {err.lineno}, column "
+                                               f"{err.colno}: {err.msg}")]) from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(source, [Problem("", f"invalid YAML{where}: "
+                                           f"{getattr(err, 'problem', err)}")]) from None
+
+
+def load_config(path) -> dict:
+    """The normalised script read from `path` (validation only; data checks come separately)."""
+    return normalize(read_script(path), source=str(path))

@@ -1,0 +1,285 @@
+"""Normalisation of an input script: v0/v1 conversion, `_` keys dropped, variant tags and aliases
+resolved, strict validation against the schema, defaults filled, cross-key checks. Every problem
+found is reported at once, each with its key path."""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+
+from jsonschema import Draft202012Validator
+
+from . import schema as S
+from .compat import convert_to_v2
+from .errors import ConfigError, Problem
+
+_TYPE_WORDS = {"integer": "an integer", "number": "a number", "boolean": "true or false",
+               "string": "a string", "array": "a list", "object": "a mapping of keys",
+               "null": "null"}
+
+
+def normalize(data, source: str = "<input>") -> dict:
+    """The normalised v2 script (a new dict), or ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the input script must be a mapping of sections "
+                                           f"(model, training, ...), got {_show(data)}")])
+    data = _drop_private(convert_to_v2(copy.deepcopy(data), source))
+    problems: list[Problem] = []
+    schema = _document_schema(data, problems)
+    _rename_aliases(data, schema, "", problems)
+    _flag_unsupported(data, schema, "", problems)
+    errors = Draft202012Validator(schema).iter_errors(data)
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        problems.extend(_describe(error))
+    _raise_if(problems, source)
+    _fill_defaults(data, schema)
+    _cross_check(data, problems)
+    _raise_if(problems, source)
+    return data
+
+
+def _raise_if(problems, source):
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise ConfigError(source, unique)
+
+
+def _join(path: str, key) -> str:
+    return f"{path}/{key}" if path else str(key)
+
+
+def _drop_private(value):
+    if isinstance(value, dict):
+        return {k: _drop_private(v) for k, v in value.items()
+                if not (isinstance(k, str) and k.startswith("_"))}
+    if isinstance(value, list):
+        return [_drop_private(v) for v in value]
+    return value
+
+
+def _suggest(word, candidates) -> str:
+    close = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int):
+        kind = "an integer"
+    elif isinstance(value, float):
+        kind = "a number"
+    elif isinstance(value, str):
+        kind = "a string"
+    elif isinstance(value, list):
+        kind = "a list"
+    elif isinstance(value, dict):
+        kind = "a mapping"
+    elif value is None:
+        return "null"
+    else:
+        kind = type(value).__name__
+    text = json.dumps(value, default=str)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({kind})"
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema of this document: variant sections replaced by the schema of their type
+
+
+def _get(data, path):
+    node = data
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _schema_at(schema, path):
+    node = schema
+    for key in path:
+        node = node["properties"][key]
+    return node
+
+
+def _document_schema(data: dict, problems: list[Problem]) -> dict:
+    schema = copy.deepcopy(S.ROOT)
+    for path, implemented in S.VARIANTS.items():
+        parent = _schema_at(schema, path[:-1])
+        key = path[-1]
+        section = _get(data, path)
+        if not isinstance(section, dict):
+            if section is None and key == "loss":
+                parent["properties"][key] = {**implemented[S.VARIANT_DEFAULT_TYPE[path]],
+                                             "default": {}}
+            continue  # absent or not a mapping: the generic validation reports it
+        tag = section.get("type", S.VARIANT_DEFAULT_TYPE.get(path))
+        where = _join("/".join(path), "type")
+        names = sorted({S.VARIANT_ALIASES.get(t, t) for t in implemented})
+        listing = ", ".join(names) + (" (alias se_a)" if "se_e2_a" in names else "")
+        if tag is None:
+            problems.append(Problem(where, f"required key is missing; implemented: {listing}"))
+            parent["properties"][key] = {"type": "object"}
+        elif not isinstance(tag, str) or tag not in implemented:
+            known = tag in S.UNSUPPORTED_VARIANTS.get(path, [])
+            hint = "" if known else _suggest(tag, list(implemented) +
+                                             S.UNSUPPORTED_VARIANTS.get(path, []))
+            problems.append(Problem(where, f"{_show(tag)} is not implemented by deepmd_tebd"
+                                    f"{hint}; implemented: {listing}"))
+            parent["properties"][key] = {"type": "object"}
+        else:
+            if tag in S.VARIANT_ALIASES:
+                section["type"] = S.VARIANT_ALIASES[tag]
+            parent["properties"][key] = implemented[tag]
+    return schema
+
+
+# ---------------------------------------------------------------------------------------------
+# Aliases, refused keys, defaults
+
+
+def _children(schema: dict):
+    return schema.get("properties", {}) if isinstance(schema, dict) else {}
+
+
+def _rename_aliases(data, schema, path, problems):
+    if not isinstance(data, dict):
+        return
+    for key, sub in _children(schema).items():
+        for alias in sub.get("x-alias", []):
+            if alias in data:
+                if key in data:
+                    problems.append(Problem(_join(path, alias), f"both {key!r} and its alias "
+                                            f"{alias!r} are given"))
+                else:
+                    data[key] = data.pop(alias)  # the canonical key moves to the end
+    for key, sub in _children(schema).items():
+        _rename_aliases(data.get(key), sub, _join(path, key), problems)
+
+
+def _flag_unsupported(data, schema, path, problems):
+    if not isinstance(data, dict):
+        return
+    for key, sub in _children(schema).items():
+        if key in data and "x-unsupported" in sub:
+            problems.append(Problem(_join(path, key), sub["x-unsupported"]))
+        elif key in data:
+            _flag_unsupported(data[key], sub, _join(path, key), problems)
+
+
+def _fill_defaults(data, schema):
+    if not isinstance(data, dict):
+        return
+    for key, sub in _children(schema).items():
+        if key not in data and "default" in sub:
+            data[key] = copy.deepcopy(sub["default"])
+        if key in data:
+            _fill_defaults(data[key], sub)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation errors as problems
+
+
+def _expectation(schema: dict) -> str:
+    if "x-expect" in schema:
+        return schema["x-expect"]
+    types = schema.get("type")
+    if isinstance(types, list):
+        return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+    return _TYPE_WORDS.get(types, "a valid value")
+
+
+def _describe(error) -> list[Problem]:
+    path = "/".join(str(p) for p in error.absolute_path)
+    kind, value, sch = error.validator, error.instance, error.schema
+    if kind == "additionalProperties":
+        known = list(sch.get("properties", {}))
+        known += [a for sub in sch.get("properties", {}).values() for a in sub.get("x-alias", [])]
+        return [Problem(_join(path, k), f"unknown key {k!r}{_suggest(k, known)}")
+                for k in value if k not in sch.get("properties", {})]
+    if kind == "required":
+        return [Problem(_join(path, k), "required key is missing")
+                for k in error.validator_value if k not in value]
+    if kind == "enum":
+        options = ", ".join(repr(o) for o in error.validator_value)
+        return [Problem(path, f"expected one of {options}, got {_show(value)}"
+                        f"{_suggest(value, [str(o) for o in error.validator_value])}")]
+    if kind == "minimum":
+        return [Problem(path, f"expected a value >= {error.validator_value}, got {_show(value)}")]
+    if kind == "exclusiveMinimum":
+        return [Problem(path, f"expected a value > {error.validator_value}, got {_show(value)}")]
+    if kind == "minItems":
+        return [Problem(path, f"expected at least {error.validator_value} entries, got "
+                              f"{_show(value)}")]
+    if kind == "maxItems":
+        return [Problem(path, f"expected at most {error.validator_value} entries, got "
+                              f"{_show(value)}")]
+    if kind in ("type", "anyOf", "pattern"):
+        return [Problem(path, f"expected {_expectation(sch)}, got {_show(value)}")]
+    return [Problem(path, error.message)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks across keys
+
+
+def _cross_check(data: dict, problems: list[Problem]) -> None:
+    model = data["model"]
+    type_map = model["type_map"]
+    ntypes = len(type_map)
+    if len(set(type_map)) != ntypes:
+        dup = sorted({t for t in type_map if type_map.count(t) > 1})
+        problems.append(Problem("model/type_map", f"element names must be unique, {dup} repeat"))
+    if model["type"] not in S.MODEL_TYPES:
+        problems.append(Problem("model/type", f"{_show(model['type'])} is not implemented by "
+                                "deepmd_tebd; implemented: standard"))
+    desc, fit = model["descriptor"], model["fitting_net"]
+    if desc["rcut_smth"] > desc["rcut"]:
+        problems.append(Problem("model/descriptor/rcut_smth", f"must not exceed rcut "
+                                f"({desc['rcut']}), got {_show(desc['rcut_smth'])}"))
+    if desc["axis_neuron"] > desc["neuron"][-1]:
+        problems.append(Problem("model/descriptor/axis_neuron", "must not exceed the last "
+                                f"embedding width ({desc['neuron'][-1]}), got "
+                                f"{_show(desc['axis_neuron'])}"))
+    if isinstance(desc["sel"], list) and len(desc["sel"]) != ntypes:
+        problems.append(Problem("model/descriptor/sel", f"expected one entry per type "
+                                f"({ntypes}, as in model/type_map), got {_show(desc['sel'])}"))
+    for k, pair in enumerate(desc["exclude_types"]):
+        if any(t >= ntypes for t in pair):
+            problems.append(Problem(f"model/descriptor/exclude_types/{k}", f"types must be below "
+                                    f"{ntypes}, got {_show(pair)}"))
+    if isinstance(fit["trainable"], list) and len(fit["trainable"]) != len(fit["neuron"]) + 1:
+        problems.append(Problem("model/fitting_net/trainable", f"expected "
+                                f"{len(fit['neuron']) + 1} entries (one per hidden layer and the "
+                                f"output layer), got {_show(fit['trainable'])}"))
+    if len(fit["atom_ener"]) > ntypes:
+        problems.append(Problem("model/fitting_net/atom_ener", f"expected at most {ntypes} "
+                                f"entries (one per type), got {_show(fit['atom_ener'])}"))
+    if fit["use_aparam_as_mask"]:
+        problems.append(Problem("model/fitting_net/use_aparam_as_mask", "aparam as a mask is not "
+                                "supported: must be false"))
+    if "compress" in model:
+        if "type_embedding" in model:
+            problems.append(Problem("model/compress", "model compression is not supported for "
+                                    "se_e2_a with type_embedding: the type embedding cannot be "
+                                    "tabulated (DeePMD-kit 2.2.5 cannot compress it either)"))
+        else:
+            problems.append(Problem("model/compress", "model compression is not implemented by "
+                                    "deepmd_tebd"))
+    loss = data["loss"]
+    if (loss["start_pref_gf"] or loss["limit_pref_gf"]) and loss["numb_generalized_coord"] < 1:
+        problems.append(Problem("loss/numb_generalized_coord", "must be >= 1 when a generalised-"
+                                "force prefactor is not zero"))
+    for name in ("training_data", "validation_data"):
+        section = data["training"][name]
+        if section is None or not isinstance(section["systems"], list):
+            continue
+        nsys = len(section["systems"])
+        for key in ("batch_size", "sys_probs"):
+            if isinstance(section[key], list) and len(section[key]) != nsys:
+                problems.append(Problem(f"training/{name}/{key}", f"expected one entry per "
+                                        f"system ({nsys}), got {_show(section[key])}"))

@@ -1,0 +1,297 @@
+"""The input-script schema, declared once.
+
+A JSON Schema (validated with the `jsonschema` library) with a few annotations of our own that the
+normaliser and the documentation read:
+
+  default         filled in when the key is absent (keys without one are optional, not inserted)
+  description     the documentation printed by `dp doc-train-input`
+  x-alias         other names accepted for the key (renamed to the canonical name)
+  x-expect        how an error message describes a valid value
+  x-unsupported   DeePMD-kit knows this key, this package refuses it; the value is the reason
+
+Variant sections (descriptor, fitting_net, loss, learning_rate, model) carry a `type` tag; the
+tags this package implements are in VARIANTS, those DeePMD-kit knows but this package does not in
+UNSUPPORTED_VARIANTS. Defaults follow DeePMD-kit 2.2.5 (where 3.x differs, the key says so).
+"""
+from __future__ import annotations
+
+ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
+PRECISIONS = ["default", "float16", "float32", "float64", "bfloat16"]
+
+
+def _key(type_, default=..., doc="", **extra):
+    schema = {"type": type_, "description": doc, **extra}
+    if default is not ...:
+        schema["default"] = default
+    return schema
+
+
+def _int(default=..., doc="", minimum=None, **extra):
+    if minimum is not None:
+        extra["minimum"] = minimum
+    return _key("integer", default, doc, **extra)
+
+
+def _num(default=..., doc="", **extra):
+    return _key("number", default, doc, **extra)
+
+
+def _bool(default=..., doc=""):
+    return _key("boolean", default, doc)
+
+
+def _str(default=..., doc="", **extra):
+    return _key("string", default, doc, **extra)
+
+
+def _ints(default=..., doc="", minimum=1, **extra):
+    return _key("array", default, doc, items={"type": "integer", "minimum": minimum},
+                **{"x-expect": f"a list of integers >= {minimum}", **extra})
+
+
+def _seed(doc="random seed of the initial parameters; null for a random one", default=...):
+    return _key(["integer", "null"], default, doc)
+
+
+def _activation(doc="activation function"):
+    return _str("tanh", doc, enum=ACTIVATIONS)
+
+
+def _precision(doc="floating-point precision of the parameters and of the computation"):
+    return _str("default", doc, enum=PRECISIONS)
+
+
+def _section(properties, required=(), doc="", **extra):
+    return {"type": "object", "description": doc, "properties": properties,
+            "required": list(required), "additionalProperties": False, **extra}
+
+
+_V3_ONLY = "a DeePMD-kit 3.x option that deepmd_tebd (DeePMD-kit 2.2 inputs) does not support"
+
+
+def _v3(*keys):
+    """Keys DeePMD-kit 3.x added to a section (and writes with their defaults): refused by name."""
+    return {key: _unsupported(_V3_ONLY) for key in keys}
+
+
+def _unsupported(reason, type_=None):
+    schema = {"x-unsupported": reason, "description": reason}
+    if type_:
+        schema["type"] = type_
+    return schema
+
+
+TYPE_EMBEDDING = _section({
+    "neuron": _ints([8], "widths of the hidden layers of the type embedding net; the last is the "
+                    "size of the type embedding vector"),
+    "activation_function": _activation(),
+    "resnet_dt": _bool(False, "use a timestep in the ResNet connections"),
+    "precision": _precision(),
+    "trainable": _bool(True, "train the type embedding net"),
+    "seed": _seed(default=None),
+    **_v3("use_econf_tebd", "use_tebd_bias"),
+}, doc="the type embedding net: its presence enables the type-embedding approach")
+
+SE_E2_A = _section({
+    "type": _str(doc="descriptor type: se_e2_a (alias se_a)"),
+    "sel": {"anyOf": [{"type": "array", "items": {"type": "integer", "minimum": 0}},
+                      {"type": "string", "pattern": r"^auto(:[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?)?$"}],
+            "default": "auto",
+            "x-expect": 'a list of non-negative integers (one per type), "auto" or "auto:FACTOR"',
+            "description": "maximum number of neighbours of each type within rcut; \"auto\" "
+                           "(= \"auto:1.1\") or \"auto:FACTOR\" derives it from the training data"},
+    "rcut": _num(6.0, "cut-off radius (Angstrom)", exclusiveMinimum=0),
+    "rcut_smth": _num(0.5, "radius where the smooth switch starts (Angstrom)", minimum=0),
+    "neuron": _ints([10, 20, 40], "widths of the embedding net's layers", minItems=1),
+    "axis_neuron": _int(4, "size of the axis (sub-)matrix M2", 1, **{"x-alias": ["n_axis_neuron"]}),
+    "activation_function": _activation(),
+    "resnet_dt": _bool(False, "use a timestep in the ResNet connections"),
+    "type_one_side": _bool(False, "embedding depends on the neighbour's type only (not the "
+                                  "centre's)"),
+    "precision": _precision(),
+    "trainable": _bool(True, "train the embedding net"),
+    "seed": _seed(),
+    "exclude_types": _key("array", [], "pairs of types whose interaction is excluded",
+                          items={"type": "array", "items": {"type": "integer", "minimum": 0},
+                                 "minItems": 2, "maxItems": 2},
+                          **{"x-expect": "a list of [type, type] pairs"}),
+    "set_davg_zero": _bool(False, "set the mean of the environment matrix to zero"),
+    **_v3("env_protection"),
+}, required=["type"], doc="the se_e2_a descriptor")
+
+FITTING_ENER = _section({
+    "type": _str("ener", "fitting type: ener"),
+    "numb_fparam": _int(0, "number of frame parameters (fparam.npy)", 0),
+    "numb_aparam": _int(0, "number of atomic parameters (aparam.npy)", 0),
+    "neuron": _ints([120, 120, 120], "widths of the fitting net's hidden layers",
+                    **{"x-alias": ["n_neuron"]}),
+    "activation_function": _activation(),
+    "precision": _precision(),
+    "resnet_dt": _bool(True, "use a timestep in the ResNet connections"),
+    "trainable": {"anyOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "boolean"}}],
+                  "default": True, "x-expect": "a boolean or a list of booleans (one per layer, "
+                                               "the output layer included)",
+                  "description": "train the fitting net, or each of its layers"},
+    "rcond": _key(["number", "null"], None, "rcond of the least-squares fit of the atomic "
+                                            "energy bias"),
+    "seed": _seed(),
+    "atom_ener": _key("array", [], "energy of each type in vacuum (null: not set)",
+                      items={"type": ["number", "null"]},
+                      **{"x-expect": "a list of numbers or nulls, one per type"}),
+    "layer_name": _unsupported("layer sharing (layer_name) is not supported"),
+    "use_aparam_as_mask": _bool(False, "aparam as a mask (not supported: must be false)"),
+    **_v3("default_fparam", "dim_case_embd"),
+}, doc="the energy fitting net")
+
+MODEL = _section({
+    "type_map": _key("array", ..., "element names of the atom types, in type-index order",
+                     items={"type": "string"}, minItems=1,
+                     **{"x-expect": "a non-empty list of element names"}),
+    "data_stat_nbatch": _int(10, "batches per system used for the data statistics", 1),
+    "data_stat_protect": _num(1e-2, "floor of the fparam/aparam standard deviation"),
+    "data_bias_nsample": _int(10, "frames used to fit the energy bias when fine-tuning", 1),
+    "use_srtab": _unsupported("pair tables (use_srtab) are not supported"),
+    "smin_alpha": _num(doc="pair table: smoothing (with use_srtab only)"),
+    "sw_rmin": _num(doc="pair table: switch start (with use_srtab only)"),
+    "sw_rmax": _num(doc="pair table: switch end (with use_srtab only)"),
+    "srtab_add_bias": _bool(True, "pair table: add the energy bias (with use_srtab only)"),
+    "type_embedding": TYPE_EMBEDDING,
+    "descriptor": {"type": "object", "description": "the descriptor (variant by its type)"},
+    "fitting_net": {"type": "object", "description": "the fitting net (variant by its type)"},
+    "modifier": _unsupported("model modifiers (modifier) are not supported"),
+    "spin": _unsupported("spin models (spin) are not supported"),
+    "compress": _section({
+        "type": _str("se_e2_a", "descriptor type of the compressed model", enum=["se_e2_a", "se_a"]),
+        "model_file": _str(doc="the frozen model that is compressed"),
+        "table_config": _key("array", [5, 0.01, 0.1, -1], "extrapolate, stride1, stride2, "
+                             "check_freq", items={"type": "number"}, minItems=4, maxItems=4),
+        "min_nbor_dist": _num(doc="minimum neighbour distance of the training data"),
+    }, required=["model_file"], doc="written by dp compress"),
+    "type": _str("standard", "model type: standard"),
+    **_v3("atom_exclude_types", "pair_exclude_types", "preset_out_bias", "bridging_method",
+          "bridging_r_inner", "bridging_r_outer", "model_branch_alias"),
+}, required=["type_map", "descriptor", "fitting_net"], doc="the model")
+
+LEARNING_RATE_EXP = _section({
+    "type": _str("exp", "learning-rate schedule: exp"),
+    "start_lr": _num(1e-3, "learning rate at the first step", exclusiveMinimum=0),
+    "stop_lr": _num(1e-8, "learning rate at the last step", exclusiveMinimum=0),
+    "decay_steps": _int(5000, "steps between two decays", 1),
+    "scale_by_worker": _str("linear", "scaling with the number of workers",
+                            enum=["linear", "sqrt", "none"]),
+    **_v3("decay_rate", "smooth", "stop_lr_ratio", "warmup_steps", "warmup_ratio",
+          "warmup_start_factor"),
+}, doc="exponentially decaying learning rate")
+
+_PREFACTORS = {}
+for _term, _what, _start, _limit in [
+    ("e", "energy", 0.02, 1.0), ("f", "force", 1000, 1.0), ("v", "virial", 0.0, 0.0),
+    ("ae", "atomic energy", 0.0, 0.0), ("pf", "atom-prefactor force", 0.0, 0.0),
+]:
+    _PREFACTORS[f"start_pref_{_term}"] = _num(_start, f"{_what} prefactor at the start")
+    _PREFACTORS[f"limit_pref_{_term}"] = _num(_limit, f"{_what} prefactor at the end")
+
+LOSS_ENER = _section({
+    "type": _str("ener", "loss type: ener"),
+    **_PREFACTORS,
+    "relative_f": _key(["number", "null"], doc="relative force error: each atom's force error "
+                                              "is divided by |F| + relative_f"),
+    "enable_atom_ener_coeff": _bool(False, "energy = sum of c_i e_i with atom_ener_coeff.npy"),
+    "start_pref_gf": _num(0.0, "generalised-force prefactor at the start"),
+    "limit_pref_gf": _num(0.0, "generalised-force prefactor at the end"),
+    "numb_generalized_coord": _int(0, "number of generalised coordinates (drdq.npy)", 0),
+    **_v3("f_use_norm", "huber_delta", "intensive_ener_virial", "start_pref_h", "limit_pref_h",
+          "loss_func", "use_default_pf", "use_huber"),
+}, doc="the energy loss")
+
+_DATA = {
+    "systems": {"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
+                          {"type": "string"}],
+                "x-expect": "a list of system directories, or one directory searched recursively",
+                "description": "system directories (each with type.raw), or a root directory "
+                               "searched recursively"},
+    "set_prefix": _str("set", "prefix of the set directories (dp train always reads set.*)"),
+    "batch_size": {"anyOf": [{"type": "integer", "minimum": 1},
+                             {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                             {"type": "string", "pattern": r"^auto(:[0-9]+)?$"}],
+                   "default": "auto",
+                   "x-expect": 'a positive integer, a list of them (one per system), "auto" or '
+                               '"auto:N"',
+                   "description": "frames per batch: a number, one per system, or \"auto:N\" "
+                                  "(at least N atoms per batch; \"auto\" = \"auto:32\")"},
+    "auto_prob": _str("prob_sys_size", "how systems are drawn: prob_uniform, prob_sys_size or "
+                      "prob_sys_size;a:b:w;...", **{"x-alias": ["auto_prob_style"]}),
+    "sys_probs": _key(["array", "null"], None, "probability of each system (overrides "
+                      "auto_prob)", items={"type": "number"}, **{"x-alias": ["sys_weights"]}),
+    **_v3("min_pair_dist", "rglob_patterns"),
+}
+
+TRAINING_DATA = _section(dict(_DATA), required=["systems"], doc="the training data")
+VALIDATION_DATA = _section({
+    **_DATA,
+    "numb_btch": _int(1, "validation batches per display", 1, **{"x-alias": ["numb_batch"]}),
+}, required=["systems"], doc="the validation data")
+VALIDATION_DATA = {**VALIDATION_DATA, "type": ["object", "null"], "default": None}
+
+TRAINING = _section({
+    "training_data": TRAINING_DATA,
+    "validation_data": VALIDATION_DATA,
+    "mixed_precision": _unsupported("mixed precision training (mixed_precision) is not "
+                                    "supported"),
+    "numb_steps": _int(..., "number of training steps", 0, **{"x-alias": ["stop_batch"]}),
+    "seed": _seed("seed of the data sampling"),
+    "disp_file": _str("lcurve.out", "file of the learning curve"),
+    "disp_freq": _int(1000, "steps between two lines of the learning curve", 1),
+    "save_freq": _int(1000, "steps between two checkpoints", 0),
+    "save_ckpt": _str("model.ckpt", "path prefix of the checkpoints"),
+    # DeePMD-kit 3.x option (2.2.5 always keeps 5); accepted so that 3.x scripts load
+    "max_ckpt_keep": _int(5, "number of checkpoints kept", 1),
+    "disp_training": _bool(True, "write the learning curve and periodic checkpoints"),
+    "time_training": _bool(True, "log the training time"),
+    "profiling": _bool(False, "profile the training (accepted, ignored)"),
+    "profiling_file": _str("timeline.json", "profiling output file (accepted, ignored)"),
+    "enable_profiler": _bool(False, "TensorFlow profiler (accepted, ignored)"),
+    "tensorboard": _bool(False, "write TensorBoard logs"),
+    "tensorboard_log_dir": _str("log", "directory of the TensorBoard logs"),
+    "tensorboard_freq": _int(1, "steps between two TensorBoard records", 1),
+    "data_dict": _unsupported("multi-task training (data_dict) is not supported"),
+    "fitting_weight": _unsupported("multi-task training (fitting_weight) is not supported"),
+    **_v3("numb_epoch", "save_dir", "enable_ema", "ema_decay", "ema_ckpt_keep", "stat_file",
+          "stat_file_mode", "gradient_max_norm", "opt_type", "model_prob",
+          "change_bias_after_training", "zero_stage", "acc_freq", "ckpt_keep_ratio", "disp_avg",
+          "enable_compile", "enable_tf32", "neighbor_graph_method", "warmup_steps",
+          "warmup_ratio", "warmup_start_factor"),
+}, required=["training_data", "numb_steps"], doc="the training")
+
+ROOT = _section({
+    "model": MODEL,
+    "learning_rate": {"type": "object", "description": "the learning rate (variant by its type)"},
+    "loss": {"type": "object", "description": "the loss (variant by its type)", "default": {}},
+    "training": TRAINING,
+    "learning_rate_dict": _unsupported("multi-task training (learning_rate_dict) is not "
+                                       "supported"),
+    "loss_dict": _unsupported("multi-task training (loss_dict) is not supported"),
+    "nvnmd": _unsupported("NVNMD (nvnmd) is not supported"),
+    **_v3("optimizer"),
+}, required=["model", "learning_rate", "training"], doc="a DeePMD-kit v2 input script")
+
+# Variant sections: where they sit, their implemented types (with aliases) and their schema.
+VARIANTS = {
+    ("model", "descriptor"): {"se_e2_a": SE_E2_A, "se_a": SE_E2_A},
+    ("model", "fitting_net"): {"ener": FITTING_ENER},
+    ("loss",): {"ener": LOSS_ENER},
+    ("learning_rate",): {"exp": LEARNING_RATE_EXP},
+}
+VARIANT_ALIASES = {"se_a": "se_e2_a"}
+VARIANT_DEFAULT_TYPE = {("model", "fitting_net"): "ener", ("loss",): "ener",
+                        ("learning_rate",): "exp"}
+UNSUPPORTED_VARIANTS = {
+    ("model", "descriptor"): ["loc_frame", "se_e2_r", "se_r", "se_e3", "se_at", "se_a_3be",
+                              "se_a_tpe", "se_a_ebd", "se_atten", "se_atten_v2", "se_a_mask",
+                              "hybrid", "se_a_ebd_v2", "se_a_tpe_v2", "se_e3_tebd", "dpa1",
+                              "dpa2", "dpa3"],
+    ("model", "fitting_net"): ["dos", "dipole", "polar", "property"],
+    ("loss",): ["ener_spin", "dos", "tensor", "property"],
+    ("learning_rate",): ["cosine"],
+}
+MODEL_TYPES = ["standard"]
