@@ -1,0 +1,69 @@
+"""The exp schedule: DeePMD-kit's own schedule where both define it, and DeePMD-kit 2.2's rule
+when decay_steps >= numb_steps."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepmd_tebd.learning_rate import ExpDecayLR, loss_prefactor
+from reference.deepmd_oracle import oracle_python
+
+CASES = [(1e-3, 3.51e-8, 5000, 1000000), (1e-3, 1e-8, 100, 2000), (5e-3, 1e-6, 7, 1000)]
+
+
+def deepmd_schedule(start_lr, stop_lr, decay_steps, numb_steps, steps):
+    python, reason = oracle_python()
+    if python is None:
+        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    code = ("import json,sys\nfrom deepmd.dpmodel.utils.learning_rate import LearningRateExp\n"
+            "a=json.loads(sys.argv[1])\n"
+            "lr=LearningRateExp(start_lr=a[0], stop_lr=a[1], decay_steps=a[2], num_steps=a[3])\n"
+            "print(json.dumps([float(lr.value(s)) for s in a[4]]))\n")
+    out = subprocess.run([python, "-c", code, json.dumps([start_lr, stop_lr, decay_steps,
+                                                          numb_steps, steps])],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("start,stop,decay,nsteps", CASES)
+def test_schedule_matches_deepmd(start, stop, decay, nsteps):
+    steps = sorted({0, 1, decay - 1, decay, decay + 1, 3 * decay, nsteps // 2, nsteps - 1})
+    lr = ExpDecayLR.from_config({"start_lr": start, "stop_lr": stop, "decay_steps": decay},
+                                nsteps)
+    ours = np.array([lr.value(s) for s in steps])
+    np.testing.assert_allclose(ours, deepmd_schedule(start, stop, decay, nsteps, steps),
+                               rtol=1e-10)
+
+
+def test_schedule_reaches_stop_lr_and_is_a_staircase():
+    lr = ExpDecayLR.from_config({"start_lr": 1e-3, "stop_lr": 3.51e-8, "decay_steps": 5000},
+                                1000000)
+    assert lr.value(0) == 1e-3 and lr.value(4999) == 1e-3 and lr.value(5000) < 1e-3
+    assert lr.value(1000000) == pytest.approx(3.51e-8, rel=1e-12)
+
+
+@pytest.mark.parametrize("nsteps,expected_decay", [(200, 200 // 100 + 1), (1000, 1000 // 100 + 1),
+                                                   (20000, 100)])
+def test_long_decay_steps_replaced_by_deepmd_rule(nsteps, expected_decay):
+    lr = ExpDecayLR.from_config({"start_lr": 1e-3, "stop_lr": 1e-8, "decay_steps": 10 ** 7},
+                                nsteps)
+    assert lr.decay_steps == expected_decay
+    assert lr.value(nsteps) == pytest.approx(1e-8 * (1e-3 / 1e-8) ** (
+        1 - (nsteps // expected_decay) * expected_decay / nsteps), rel=1e-10)
+
+
+def test_int_numpy_and_tensor_steps_agree():
+    lr = ExpDecayLR.from_config({"start_lr": 1e-3, "stop_lr": 1e-8, "decay_steps": 50}, 1000)
+    steps = np.arange(0, 1000, 37)
+    as_int = np.array([lr.value(int(s)) for s in steps])
+    np.testing.assert_allclose(lr.value(steps), as_int, rtol=1e-14)
+    np.testing.assert_allclose(lr.value(tf.constant(steps)).numpy(), as_int, rtol=1e-14)
+
+
+def test_prefactor_moves_from_start_to_limit_with_lr():
+    assert loss_prefactor(1e-3, 1e-3, 1000.0, 1.0) == 1000.0
+    assert loss_prefactor(0.0, 1e-3, 1000.0, 1.0) == 1.0
+    assert loss_prefactor(5e-4, 1e-3, 0.02, 1.0) == pytest.approx(0.51)
