@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 from .errors import ConfigError, Problem
@@ -14,9 +15,11 @@ _V1_DATA_KEYS = ("systems", "set_prefix", "batch_size", "sys_prob", "sys_probs",
 
 
 def script_version(data: dict) -> int:
-    if "model" not in data:
+    """0: no model and no training section (flat v0 keys); 1: data keys inside training; 2."""
+    if "model" not in data and "training" not in data:
         return 0
-    if "systems" in data.get("training", {}):
+    training = data.get("training")
+    if isinstance(training, dict) and "systems" in training:
         return 1
     return 2
 
@@ -85,7 +88,7 @@ def _v0_to_v1(data: dict, source: str) -> dict:
 
 def _v1_to_v2(data: dict, source: str) -> dict:
     data = dict(data)
-    training = dict(data.get("training", {}))
+    training = dict(data["training"])
     if "training_data" in training:
         raise ConfigError(source, [Problem("training", "Both v1 (training/systems) and v2 "
                                            "(training/training_data) parameters are given.")])
@@ -93,15 +96,41 @@ def _v1_to_v2(data: dict, source: str) -> dict:
     training_data = {k: training.pop(k) for k in _V1_DATA_KEYS if k in training}
     if "sys_prob" in training_data:
         training_data["sys_probs"] = training_data.pop("sys_prob")
-    training = {"training_data": training_data, **training}
     training.pop("numb_test", None)
+    training["training_data"] = training_data
     lr = data.get("learning_rate")
     if isinstance(lr, dict) and "decay_rate" in lr:
         lr = dict(lr)
-        rate = lr.pop("decay_rate")
         steps = training.get("stop_batch", training.get("numb_steps"))
-        lr["stop_lr"] = lr.get("start_lr", 1e-3) * rate ** (steps / lr.get("decay_steps", 5000))
+        lr["stop_lr"] = _stop_lr_of_decay_rate(lr.pop("decay_rate"), lr.get("start_lr", 1e-3),
+                                               lr.get("decay_steps", 5000), steps, source)
         data["learning_rate"] = lr
     data["training"] = training
     log.warning("the input script is in the v1 layout; it was converted to v2")
     return data
+
+
+def _stop_lr_of_decay_rate(rate, start_lr, decay_steps, steps, source) -> float:
+    """stop_lr = start_lr * rate ** (steps / decay_steps), the v1 decay rate turned into v2's."""
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    checks = [
+        ("learning_rate/decay_rate", rate, number(rate) and 0 < rate, "a positive number"),
+        ("learning_rate/start_lr", start_lr, number(start_lr) and start_lr > 0,
+         "a positive number"),
+        ("learning_rate/decay_steps", decay_steps,
+         number(decay_steps) and decay_steps > 0, "a positive integer"),
+        ("training/stop_batch", steps, number(steps) and steps >= 0,
+         "a non-negative integer (needed to convert learning_rate/decay_rate)"),
+    ]
+    problems = [Problem(path, f"expected {what}, got {value!r}")
+                for path, value, ok, what in checks if not ok]
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        return math.exp(math.log(rate) * (steps / decay_steps)) * start_lr
+    except OverflowError:
+        raise ConfigError(source, [Problem("learning_rate/decay_rate", f"{rate!r} over "
+                                           f"{steps} steps gives a learning rate out of range")]
+                          ) from None

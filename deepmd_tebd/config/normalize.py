@@ -7,11 +7,18 @@ import copy
 import difflib
 import json
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 from . import schema as S
 from .compat import convert_to_v2
 from .errors import ConfigError, Problem
+
+# JSON Schema counts 50.0 as an integer; an input script's integers must be written as integers
+_Validator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)),
+)
 
 _TYPE_WORDS = {"integer": "an integer", "number": "a number", "boolean": "true or false",
                "string": "a string", "array": "a list", "object": "a mapping of keys",
@@ -28,7 +35,7 @@ def normalize(data, source: str = "<input>") -> dict:
     schema = _document_schema(data, problems)
     _rename_aliases(data, schema, "", problems)
     _flag_unsupported(data, schema, "", problems)
-    errors = Draft202012Validator(schema).iter_errors(data)
+    errors = _Validator(schema).iter_errors(data)
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         problems.extend(_describe(error))
     _raise_if(problems, source)
@@ -112,10 +119,7 @@ def _document_schema(data: dict, problems: list[Problem]) -> dict:
         key = path[-1]
         section = _get(data, path)
         if not isinstance(section, dict):
-            if section is None and key == "loss":
-                parent["properties"][key] = {**implemented[S.VARIANT_DEFAULT_TYPE[path]],
-                                             "default": {}}
-            continue  # absent or not a mapping: the generic validation reports it
+            continue  # absent (loss is optional) or not a mapping: the validation reports it
         tag = section.get("type", S.VARIANT_DEFAULT_TYPE.get(path))
         where = _join("/".join(path), "type")
         names = sorted({S.VARIANT_ALIASES.get(t, t) for t in implemented})
@@ -154,6 +158,7 @@ def _rename_aliases(data, schema, path, problems):
                 if key in data:
                     problems.append(Problem(_join(path, alias), f"both {key!r} and its alias "
                                             f"{alias!r} are given"))
+                    del data[alias]
                 else:
                     data[key] = data.pop(alias)  # the canonical key moves to the end
     for key, sub in _children(schema).items():
@@ -212,6 +217,8 @@ def _describe(error) -> list[Problem]:
         return [Problem(path, f"expected a value >= {error.validator_value}, got {_show(value)}")]
     if kind == "exclusiveMinimum":
         return [Problem(path, f"expected a value > {error.validator_value}, got {_show(value)}")]
+    if kind == "minItems" and error.validator_value == 1:
+        return [Problem(path, f"expected a non-empty list, got {_show(value)}")]
     if kind == "minItems":
         return [Problem(path, f"expected at least {error.validator_value} entries, got "
                               f"{_show(value)}")]
@@ -270,8 +277,8 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
         else:
             problems.append(Problem("model/compress", "model compression is not implemented by "
                                     "deepmd_tebd"))
-    loss = data["loss"]
-    if (loss["start_pref_gf"] or loss["limit_pref_gf"]) and loss["numb_generalized_coord"] < 1:
+    loss = data.get("loss")
+    if loss and (loss["start_pref_gf"] or loss["limit_pref_gf"]) and loss["numb_generalized_coord"] < 1:
         problems.append(Problem("loss/numb_generalized_coord", "must be >= 1 when a generalised-"
                                 "force prefactor is not zero"))
     for name in ("training_data", "validation_data"):

@@ -168,7 +168,7 @@ MODEL = _section({
         "min_nbor_dist": _num(doc="minimum neighbour distance of the training data"),
     }, required=["model_file"], doc="written by dp compress"),
     "type": _str("standard", "model type: standard"),
-    **_v3("atom_exclude_types", "pair_exclude_types", "preset_out_bias", "bridging_method",
+    **_v3("info", "atom_exclude_types", "pair_exclude_types", "preset_out_bias", "bridging_method",
           "bridging_r_inner", "bridging_r_outer", "model_branch_alias"),
 }, required=["type_map", "descriptor", "fitting_net"], doc="the model")
 
@@ -266,13 +266,14 @@ TRAINING = _section({
 ROOT = _section({
     "model": MODEL,
     "learning_rate": {"type": "object", "description": "the learning rate (variant by its type)"},
-    "loss": {"type": "object", "description": "the loss (variant by its type)", "default": {}},
+    "loss": {"type": "object", "description": "the loss (variant by its type); absent: the "
+                                              "energy loss with its defaults"},
     "training": TRAINING,
     "learning_rate_dict": _unsupported("multi-task training (learning_rate_dict) is not "
                                        "supported"),
     "loss_dict": _unsupported("multi-task training (loss_dict) is not supported"),
     "nvnmd": _unsupported("NVNMD (nvnmd) is not supported"),
-    **_v3("optimizer"),
+    **_v3("optimizer", "validating"),
 }, required=["model", "learning_rate", "training"], doc="a DeePMD-kit v2 input script")
 
 # Variant sections: where they sit, their implemented types (with aliases) and their schema.
