@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[common], help="validate an input script and print "
                            "it normalised (defaults filled, aliases resolved)")
     check.add_argument("INPUT", help="input script (JSON or YAML)")
+    check.add_argument("--skip-neighbor-stat", action="store_true",
+                       help="do not compute the neighbour statistics (sel must be a list)")
+    check.add_argument("--skip-data", action="store_true",
+                       help="check the script alone, without reading its data")
 
     doc = sub.add_parser("doc-train-input", parents=[common],
                          help="print the documentation of the input script")
@@ -68,7 +72,7 @@ def _dispatch(args) -> int:
     if args.command == "check":
         from .entrypoints import check
 
-        return check.run(args.INPUT)
+        return check.run(args.INPUT, args.skip_neighbor_stat, args.skip_data)
     if args.command == "doc-train-input":
         from .config.doc import document
 

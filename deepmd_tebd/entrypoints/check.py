@@ -1,12 +1,16 @@
-"""`dp check INPUT`: validate an input script and print it normalised."""
+"""`dp check INPUT`: validate an input script against the schema and its data, and print it
+normalised (sel "auto" resolved unless the neighbour statistics are skipped)."""
 from __future__ import annotations
 
 import json
 
 from ..config import load_config
+from ..config.against_data import check_against_data
 
 
-def run(input_path: str) -> int:
+def run(input_path: str, skip_neighbor_stat: bool = False, skip_data: bool = False) -> int:
     config = load_config(input_path)
+    if not skip_data:
+        check_against_data(config, input_path, skip_neighbor_stat)
     print(json.dumps(config, indent=4))
     return 0

@@ -46,4 +46,19 @@ inline bool check_matrix(tensorflow::OpKernelContext* ctx, const tensorflow::Ten
   return true;
 }
 
+// Checks the per-frame inputs of a neighbour search: coord [nframes, nall*3], type [nframes, nall],
+// box [nframes, 9]; nframes is taken from coord.
+inline bool check_frames(tensorflow::OpKernelContext* ctx, const tensorflow::Tensor& coord,
+                         const tensorflow::Tensor& type, const tensorflow::Tensor& box, int nall,
+                         int64_t* nframes) {
+  if (coord.dims() != 2) {
+    ctx->SetStatus(tensorflow::errors::InvalidArgument("coord must be of rank 2 [nframes, nall*3]"));
+    return false;
+  }
+  *nframes = coord.dim_size(0);
+  return check_matrix(ctx, coord, "coord", *nframes, 3LL * nall) &&
+         check_matrix(ctx, type, "type", *nframes, nall) &&
+         check_matrix(ctx, box, "box", *nframes, 9);
+}
+
 }  // namespace deepmd_tebd

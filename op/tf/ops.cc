@@ -166,3 +166,53 @@ REGISTER_OP("ProdVirialSeAGrad")
     .Attr("n_r_sel: int")
     .Output("grad_net: T")
     .SetShapeFn(like_net_deriv_shape);
+
+// Our own op (never in frozen graphs): neighbour statistics of training data.
+namespace {
+
+// max_nbor_size [nframes, ntypes], min_nbor_dist [nframes]; ntypes = len(natoms) - 2.
+Status neighbor_stat_shape(InferenceContext* c) {
+  ShapeHandle coord, type, natoms, box, mesh;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &coord));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &type));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &natoms));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 2, &box));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &mesh));
+  DimensionHandle nframes = c->Dim(coord, 0);
+  TF_RETURN_IF_ERROR(c->Merge(nframes, c->Dim(type, 0), &nframes));
+  TF_RETURN_IF_ERROR(c->Merge(nframes, c->Dim(box, 0), &nframes));
+  DimensionHandle nine;
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(box, 1), 9, &nine));
+  DimensionHandle ntypes = c->UnknownDim();
+  if (c->ValueKnown(c->Dim(natoms, 0))) {
+    const int64_t len = c->Value(c->Dim(natoms, 0));
+    if (len < 3)
+      return tensorflow::errors::InvalidArgument(
+          "natoms must have length >= 3 (nloc, nall, one count per type), got ", len);
+    ntypes = c->MakeDim(len - 2);
+  }
+  c->set_output(0, c->Matrix(nframes, ntypes));
+  c->set_output(1, c->Vector(nframes));
+  return Status();
+}
+
+}  // namespace
+
+REGISTER_OP("TebdNeighborStat")
+    .Attr("T: {float, double} = DT_DOUBLE")
+    .Input("coord: T")
+    .Input("type: int32")
+    .Input("natoms: int32")
+    .Input("box: T")
+    .Input("mesh: int32")
+    .Attr("rcut: float")
+    .Output("max_nbor_size: int32")
+    .Output("min_nbor_dist: T")
+    .SetShapeFn(neighbor_stat_shape)
+    .Doc(R"doc(
+Neighbour statistics of each frame: max_nbor_size[f, t] is the largest number of type-t neighbours
+within rcut (distance < rcut, periodic images included) around any atom of frame f, and
+min_nbor_dist[f] the shortest distance between two atoms within rcut (+inf if no pair is that
+close). Atoms of negative type are skipped. mesh of length 0 means open boundaries, 6 a periodic
+box. Two atoms at distance 0 are an InvalidArgument error naming the frame and the atoms.
+)doc");

@@ -82,13 +82,9 @@ class ProdEnvMatAOp : public OpKernel {
     const Tensor& dstd = ctx->input(6);
     AtomCounts n;
     if (!read_natoms(ctx, natoms, &n)) return;
-    OP_REQUIRES(ctx, coord.dims() == 2,
-                tensorflow::errors::InvalidArgument("coord must be of rank 2 [nframes, nall*3]"));
-    const int64_t nframes = coord.dim_size(0);
+    int64_t nframes;
+    if (!check_frames(ctx, coord, type, box, n.nall, &nframes)) return;
     const int ndescrpt = nnei_ * 4;
-    if (!check_matrix(ctx, coord, "coord", nframes, 3LL * n.nall)) return;
-    if (!check_matrix(ctx, type, "type", nframes, n.nall)) return;
-    if (!check_matrix(ctx, box, "box", nframes, 9)) return;
     OP_REQUIRES(ctx, n.ntypes == static_cast<int>(sel_a_.size()),
                 tensorflow::errors::InvalidArgument("natoms describes ", n.ntypes,
                                                     " types but sel_a has ", sel_a_.size()));

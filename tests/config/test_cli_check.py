@@ -66,7 +66,7 @@ def test_check_of_misspelled_script_prints_one_line_per_problem_and_exits_1(miss
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_check_of_good_script_prints_normalised_json_and_exits_0(name):
     example(name)
-    result = dp("check", str(INPUTS / name))
+    result = dp("check", "--skip-data", str(INPUTS / name))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     printed = json.loads(result.stdout)
@@ -80,8 +80,8 @@ def test_check_of_yaml_script_prints_the_same_json_as_of_json_script(tmp_path):
     script = example("water_se_e2_a_tebd.json")
     path = tmp_path / "input.yaml"
     path.write_text(yaml.safe_dump(script, sort_keys=False))
-    from_yaml = dp("check", str(path))
-    from_json = dp("check", str(INPUTS / "water_se_e2_a_tebd.json"))
+    from_yaml = dp("check", "--skip-data", str(path))
+    from_json = dp("check", "--skip-data", str(INPUTS / "water_se_e2_a_tebd.json"))
     assert from_yaml.returncode == from_json.returncode == 0
     assert from_yaml.stdout == from_json.stdout
 
@@ -110,7 +110,8 @@ def test_check_through_installed_dp_script(tmp_path, misspelled):
                          text=True, timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert len(bad.stderr.splitlines()) >= 3
-    good = subprocess.run([str(script), "check", str(INPUTS / "water_se_e2_a_tebd.json")],
+    good = subprocess.run([str(script), "check", "--skip-data",
+                           str(INPUTS / "water_se_e2_a_tebd.json")],
                           capture_output=True, text=True, timeout=120)
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout) == load_config(INPUTS / "water_se_e2_a_tebd.json")

@@ -1,0 +1,67 @@
+"""A normalised script checked against its data: the systems exist and hold sets, the type_map
+names every type they use, and sel "auto" / "auto:FACTOR" is resolved from the neighbour
+statistics of the training data (as `dp train` does before training)."""
+from __future__ import annotations
+
+import logging
+
+from ..data.system import DataError, System, find_systems
+from .errors import ConfigError, Problem
+
+log = logging.getLogger("deepmd_tebd")
+
+
+def check_against_data(config: dict, source: str,
+                       skip_neighbor_stat: bool = False) -> float | None:
+    """Checks `config` in place (sel resolved) and returns the training data's minimal neighbour
+    distance (None with skip_neighbor_stat)."""
+    type_map = config["model"]["type_map"]
+    problems: list[Problem] = []
+    for name in ("training_data", "validation_data"):
+        section = config["training"][name]
+        if section is not None:
+            problems += _system_problems(section["systems"], type_map, f"training/{name}/systems")
+    if problems:
+        raise ConfigError(source, problems)
+
+    descriptor = config["model"]["descriptor"]
+    sel = descriptor["sel"]
+    if skip_neighbor_stat:
+        if isinstance(sel, str):
+            raise ConfigError(source, [Problem("model/descriptor/sel", f"{sel!r} is resolved from "
+                                               "the neighbour statistics of the training data; "
+                                               "do not skip them (--skip-neighbor-stat)")])
+        return None
+    from ..data.neighbor_stat import auto_sel, neighbor_stat, parse_auto_sel
+
+    log.info("Calculate neighbor statistics... (add --skip-neighbor-stat to skip this step)")
+    min_dist, max_size = neighbor_stat(config["training"]["training_data"]["systems"],
+                                       descriptor["rcut"], type_map)
+    if isinstance(sel, str):
+        descriptor["sel"] = auto_sel(max_size, parse_auto_sel(sel))
+    else:
+        for t, (m, s) in enumerate(zip(max_size, sel)):
+            if s != 0 and m > s:
+                log.warning(f"sel of type {type_map[t]} is {s}, but the training data has atoms "
+                            f"with {m} neighbours of that type within rcut: the farthest are "
+                            "dropped")
+    return min_dist
+
+
+def _system_problems(systems, type_map, path: str) -> list[Problem]:
+    try:
+        paths = find_systems(systems)
+    except DataError as err:
+        return [Problem(path, str(err))]
+    problems = []
+    for system in paths:
+        try:
+            System(system)
+        except DataError as err:
+            problems.append(Problem(path, str(err)))
+            continue
+        try:
+            System(system, type_map)
+        except DataError as err:  # readable alone: the model's type map does not cover it
+            problems.append(Problem("model/type_map", str(err)))
+    return problems

@@ -1,0 +1,244 @@
+"""DeePMD-kit npy systems: finding them, reading one system's metadata and the arrays of its sets.
+
+A system is a directory holding (SPEC 3.1)::
+
+    type.raw        natoms integers: the type index of every atom
+    type_map.raw    optional: one name per type index
+    nopbc           optional, empty: open boundaries (box.npy not needed)
+    set.*/          one or more sets, sorted by name, each with
+        coord.npy   [nframes, natoms*3] (1-D for a single frame), Angstrom
+        box.npy     [nframes, 9], rows a, b, c (required unless nopbc)
+        ...         labels, read with System.load_array
+
+A :class:`System` remaps the type indices to a model's ``type_map`` by name through
+``type_map.raw`` (SPEC 3.2) and orders the atoms stably by type: ``System.atype`` is sorted, and
+every per-atom array read through the system is permuted the same way (``System.idx_map``).
+Every problem with the files raises :class:`DataError`, whose message names the file and what was
+expected. Only NumPy is used here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DataError", "SystemNotFoundError", "System", "find_systems", "load_systems"]
+
+
+class DataError(ValueError):
+    """A training or test system whose files are missing or malformed."""
+
+
+class SystemNotFoundError(DataError, FileNotFoundError):
+    """A system path that is not a directory holding type.raw (DeePMD-kit raises OSError)."""
+
+
+def find_systems(systems: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The system directories named by a ``systems`` entry of the input (SPEC 1.7).
+
+    A string is a root searched recursively for directories containing ``type.raw``, in
+    ``Path.rglob`` walk order, the root itself last (as DeePMD-kit's ``expand_sys_str``); finding
+    none is an error. A list names the systems themselves; each must be a directory with
+    ``type.raw``.
+    """
+    if isinstance(systems, (str, Path)):
+        root = Path(systems)
+        if not root.is_dir():
+            raise SystemNotFoundError(f"system root {root} is not a directory")
+        found = [d for d in root.rglob("*") if (d / "type.raw").is_file()]
+        if (root / "type.raw").is_file():
+            found.append(root)
+        if not found:
+            raise SystemNotFoundError(
+                f"no system found under {root}: expected directories containing type.raw")
+        return found
+    paths = [Path(s) for s in systems]
+    if not paths:
+        raise SystemNotFoundError("the list of systems is empty")
+    for path in paths:
+        if not path.is_dir():
+            raise SystemNotFoundError(f"system {path} is not a directory")
+        if not (path / "type.raw").is_file():
+            raise SystemNotFoundError(f"{path / 'type.raw'} is missing: a system directory "
+                                      "must hold type.raw")
+    return paths
+
+
+def load_systems(systems, type_map: Sequence[str] | None = None) -> list["System"]:
+    """:class:`System` objects for every system ``find_systems(systems)`` names."""
+    return [System(path, type_map) for path in find_systems(systems)]
+
+
+class System:
+    """One system directory: atom types in the model's indices, periodicity and sets.
+
+    Attributes
+      path      the directory
+      natoms    number of atoms
+      type_map  names from type_map.raw, or None without it
+      atype     [natoms] int32 type of each atom in the model's indices, ascending
+      idx_map   [natoms] original index (line of type.raw) of each sorted atom:
+                sorted[k] = original[idx_map[k]]
+      pbc       False when the directory holds a ``nopbc`` file
+      sets      the ``set.*`` directories, sorted by name
+    """
+
+    def __init__(self, path: str | Path, type_map: Sequence[str] | None = None):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise SystemNotFoundError(f"system {self.path} is not a directory")
+        raw_type = _read_type_raw(self.path / "type.raw")
+        self.type_map = _read_type_map_raw(self.path / "type_map.raw")
+        atype = _remap_types(raw_type, self.type_map, type_map, self.path)
+        self.natoms = int(atype.size)
+        self.idx_map = np.argsort(atype, kind="stable")
+        self.atype = atype[self.idx_map].astype(np.int32)
+        self.pbc = not (self.path / "nopbc").is_file()
+        self.sets = sorted(p for p in self.path.glob("set.*") if p.is_dir())
+        if not self.sets:
+            raise DataError(f"no set.* directory found in {self.path}: a system needs at least "
+                            "one set (set.000/coord.npy, ...)")
+        for set_dir in self.sets:
+            if (set_dir / "real_atom_types.npy").exists():
+                raise DataError(f"{set_dir / 'real_atom_types.npy'}: the mixed-type data format "
+                                "is not supported")
+
+    def __repr__(self) -> str:
+        return f"System({str(self.path)!r}, natoms={self.natoms}, sets={len(self.sets)})"
+
+    def natoms_vec(self, ntypes: int) -> np.ndarray:
+        """``[natoms, natoms, count of type 0, ..., count of type ntypes-1]`` (int32)."""
+        if self.natoms and int(self.atype[-1]) >= ntypes:
+            raise DataError(f"{self.path / 'type.raw'} uses type {int(self.atype[-1])}, but the "
+                            f"model knows only {ntypes} types")
+        counts = np.bincount(self.atype, minlength=ntypes)
+        return np.concatenate([[self.natoms, self.natoms], counts]).astype(np.int32)
+
+    def nframes(self, set_dir: Path) -> int:
+        """Number of frames of a set (read from coord.npy's header)."""
+        return self.load_array(set_dir, "coord", 3, atomic=True, mmap=True).shape[0]
+
+    def load_set(self, set_dir: Path) -> dict[str, np.ndarray]:
+        """The positions and cells of one set, atoms in sorted order, float64.
+
+        Returns {"coord": [nframes, natoms*3], "box": [nframes, 9]} (zeros for nopbc systems).
+        """
+        coord = self.load_array(set_dir, "coord", 3, atomic=True)
+        nframes = coord.shape[0]
+        if self.pbc:
+            box = self.load_array(set_dir, "box", 9, nframes=nframes, required=False)
+            if box is None:
+                raise DataError(f"{Path(set_dir) / 'box.npy'} is missing: a periodic system "
+                                f"needs the cell of every frame (or a 'nopbc' file in "
+                                f"{self.path} for open boundaries)")
+            volume = np.abs(np.linalg.det(box.reshape(-1, 3, 3)))
+            if np.any(volume == 0):
+                raise DataError(f"{Path(set_dir) / 'box.npy'}: frame {int(np.argmin(volume))} "
+                                "has a singular cell (zero volume)")
+        else:
+            box = np.zeros((nframes, 9))
+        return {"coord": coord, "box": box}
+
+    def load_array(self, set_dir: Path, key: str, ndof: int, atomic: bool = False,
+                   nframes: int | None = None, required: bool = True,
+                   mmap: bool = False) -> np.ndarray | None:
+        """``set_dir/key.npy`` as float64 [nframes, ndof] or, atomic, [nframes, natoms*ndof].
+
+        A 1-D array is one frame. Atomic arrays are permuted into the sorted atom order.
+        A missing file returns None unless ``required``. Raises DataError when the file cannot be
+        read, has the wrong size or frame count (``nframes``, if given), or holds NaN or inf.
+        """
+        path = Path(set_dir) / f"{key}.npy"
+        if not path.is_file():
+            if required:
+                raise DataError(f"{path} is missing")
+            return None
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise DataError(f"{path} is not a NumPy .npy file")
+        try:
+            data = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path} cannot be read as a .npy array: {err}") from err
+        width = ndof * self.natoms if atomic else ndof
+        if data.ndim == 1:
+            data = data.reshape(1, -1)
+        if data.ndim != 2 or data.shape[1] != width or data.shape[0] == 0:
+            what = (f"natoms*{ndof} = {width}] (natoms = {self.natoms} from type.raw)"
+                    if atomic else f"{ndof}]")
+            raise DataError(f"{path} has shape {data.shape}; expected [nframes >= 1, {what}")
+        if nframes is not None and data.shape[0] != nframes:
+            raise DataError(f"{path} holds {data.shape[0]} frame(s), but coord.npy of the same "
+                            f"set holds {nframes}")
+        if mmap:
+            return data
+        if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+            raise DataError(f"{path} holds {data.dtype} values; expected real numbers")
+        data = data.astype(np.float64)
+        if not np.all(np.isfinite(data)):
+            frame, col = np.argwhere(~np.isfinite(data))[0]
+            raise DataError(f"{path} holds a non-finite value (NaN or inf) in frame {frame}, "
+                            f"column {col}")
+        if atomic:
+            data = data.reshape(data.shape[0], self.natoms, ndof)[:, self.idx_map]
+            data = data.reshape(data.shape[0], width)
+        return data
+
+
+def _read_type_raw(path: Path) -> np.ndarray:
+    """type.raw: whitespace-separated non-negative integers, one per atom."""
+    if not path.is_file():
+        raise SystemNotFoundError(f"{path} is missing: a system directory must hold type.raw")
+    tokens = path.read_text().split()
+    if not tokens:
+        raise DataError(f"{path} is empty; expected one type index per atom")
+    try:
+        atype = np.array([int(t) for t in tokens], dtype=np.int64)
+    except ValueError as err:
+        raise DataError(f"{path} must hold integer type indices: {err}") from None
+    if np.any(atype < 0):
+        raise DataError(f"{path} holds a negative type index ({int(atype.min())})")
+    return atype
+
+
+def _read_type_map_raw(path: Path) -> list[str] | None:
+    """type_map.raw: whitespace-separated distinct names, or None if absent."""
+    if not path.exists():
+        return None
+    names = path.read_text().split()
+    if not names:
+        raise DataError(f"{path} is empty; expected one name per type index")
+    if len(set(names)) != len(names):
+        raise DataError(f"{path} names a type twice: {names}")
+    return names
+
+
+def _remap_types(atype: np.ndarray, system_map: list[str] | None,
+                 model_map: Sequence[str] | None, root: Path) -> np.ndarray:
+    """Type indices of the system in the model's indices (SPEC 3.2).
+
+    With both maps, index k becomes model_map.index(system_map[k]); every name of the system's map
+    must be known to the model. Without type_map.raw the indices are kept and must be below the
+    model's number of types.
+    """
+    top = int(atype.max())
+    if system_map is not None and top >= len(system_map):
+        raise DataError(f"{root / 'type.raw'} uses type index {top}, but "
+                        f"{root / 'type_map.raw'} names only {len(system_map)} types "
+                        f"{system_map}")
+    if model_map is None:
+        return atype
+    model_map = list(model_map)
+    if system_map is None:
+        if top >= len(model_map):
+            raise DataError(f"{root / 'type.raw'} uses type index {top}, but the type_map "
+                            f"{model_map} has only {len(model_map)} types (and {root} has no "
+                            "type_map.raw to map names)")
+        return atype
+    unknown = [name for name in system_map if name not in model_map]
+    if unknown:
+        raise DataError(f"{root / 'type_map.raw'} names types {unknown} that are not in the "
+                        f"type_map {model_map}")
+    new_index = np.array([model_map.index(name) for name in system_map], dtype=np.int64)
+    return new_index[atype]

@@ -1,0 +1,1 @@
+"""Entry points of the `dp` subcommands: each wires parsed arguments to the package."""
