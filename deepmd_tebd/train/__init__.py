@@ -1,0 +1,1 @@
+"""Training: the traced step, the loop, checkpoints and the learning curve."""

@@ -1,0 +1,80 @@
+"""The energy loss equals a direct NumPy evaluation of DeePMD-kit's formula; inactive terms are
+neither computed nor reported; missing labels (find_X = 0) switch their terms off."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepmd_tebd.learning_rate import loss_prefactor
+from deepmd_tebd.loss import EnergyLoss
+
+NATOMS = 6
+NF = 3
+
+
+def batch(rng, find=1.0):
+    label = {"energy": rng.normal(size=NF), "force": rng.normal(size=(NF, NATOMS * 3)),
+             "virial": rng.normal(size=(NF, 9)), "atom_ener": rng.normal(size=(NF, NATOMS)),
+             "atom_pref": rng.uniform(0, 2, size=(NF, NATOMS))}
+    pred = {"energy": rng.normal(size=NF), "force": rng.normal(size=(NF, NATOMS * 3)),
+            "virial": rng.normal(size=(NF, 9)), "atom_energy": rng.normal(size=(NF, NATOMS))}
+    for key in ("energy", "force", "virial", "atom_ener", "atom_pref"):
+        label[f"find_{key}"] = find
+    return pred, label
+
+
+def numpy_loss(cfg, lr, start_lr, pred, label):
+    p = {t: label[f"find_{k}"] * loss_prefactor(lr, start_lr, cfg[f"start_pref_{t}"],
+                                                 cfg[f"limit_pref_{t}"])
+         for t, k in [("e", "energy"), ("f", "force"), ("v", "virial"), ("ae", "atom_ener"),
+                      ("pf", "atom_pref")]}
+    de = pred["energy"] - label["energy"]
+    df = (pred["force"] - label["force"]).reshape(-1, 3)
+    if cfg.get("relative_f") is not None:
+        df = df / (np.linalg.norm(label["force"].reshape(-1, 3), axis=1, keepdims=True)
+                   + cfg["relative_f"])
+    dv = pred["virial"] - label["virial"]
+    dae = pred["atom_energy"] - label["atom_ener"]
+    w = np.repeat(label["atom_pref"].reshape(-1, 1), 3, axis=1)
+    return (p["e"] * np.mean(de ** 2) / NATOMS + p["f"] * np.mean(df ** 2)
+            + p["v"] * np.mean(dv ** 2) / NATOMS + p["ae"] * np.mean(dae ** 2)
+            + p["pf"] * np.mean(w * df ** 2)), {
+        "rmse_e": np.sqrt(np.mean(de ** 2)) / NATOMS, "rmse_f": np.sqrt(np.mean(df ** 2)),
+        "rmse_v": np.sqrt(np.mean(dv ** 2)) / NATOMS, "rmse_ae": np.sqrt(np.mean(dae ** 2)),
+        "rmse_pf": np.sqrt(np.mean(w * df ** 2))}
+
+
+ALL_TERMS = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0,
+             "limit_pref_f": 1.0, "start_pref_v": 0.5, "limit_pref_v": 2.0,
+             "start_pref_ae": 0.3, "limit_pref_ae": 0.1, "start_pref_pf": 1.0,
+             "limit_pref_pf": 4.0}
+
+
+@pytest.mark.parametrize("cfg", [ALL_TERMS, {**ALL_TERMS, "relative_f": 0.5}])
+@pytest.mark.parametrize("lr", [1e-3, 3e-5])
+def test_loss_matches_formula(cfg, lr):
+    pred, label = batch(np.random.default_rng(0))
+    loss = EnergyLoss(cfg, start_lr=1e-3)
+    value, errors = loss(tf.constant(lr, tf.float64), pred, label, np.array([NATOMS, NATOMS, 2, 4]))
+    expected, expected_errors = numpy_loss(cfg, lr, 1e-3, pred, label)
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    assert float(errors["rmse"]) == pytest.approx(np.sqrt(expected), rel=1e-12)
+    for name, v in expected_errors.items():
+        assert float(errors[name]) == pytest.approx(v, rel=1e-12)
+    assert list(errors) == ["rmse", "rmse_e", "rmse_ae", "rmse_f", "rmse_v", "rmse_pf"]
+
+
+def test_inactive_terms_are_not_reported():
+    loss = EnergyLoss({"start_pref_v": 0, "limit_pref_v": 0}, start_lr=1e-3)
+    assert loss.error_names == ["rmse", "rmse_e", "rmse_f"]
+    assert loss.labels == ["energy", "force"]
+
+
+def test_missing_label_switches_its_term_off():
+    pred, label = batch(np.random.default_rng(1), find=0.0)
+    value, _ = EnergyLoss(ALL_TERMS, 1e-3)(1e-3, pred, label, np.array([NATOMS, NATOMS, 6]))
+    assert float(value) == 0.0
+
+
+def test_generalised_force_loss_is_refused():
+    with pytest.raises(ValueError, match="generalised-force"):
+        EnergyLoss({"start_pref_gf": 1.0}, 1e-3)
