@@ -185,6 +185,32 @@ class System:
             data = data.reshape(data.shape[0], width)
         return data
 
+    def load_label(self, set_dir: Path, key: str, ndof: int, atomic: bool = False,
+                   nframes: int | None = None, required: bool = True,
+                   mmap: bool = False) -> np.ndarray | None:
+        """As :meth:`load_array`, and also accepting all frames flattened into one 1-D array.
+
+        With ``nframes`` > 1 given, a 1-D ``key.npy`` of nframes*ndof values (natoms*ndof per
+        frame when ``atomic``) is read frame after frame, as DeePMD-kit reshapes every label to
+        [nframes, ndof]: ``energy.npy`` is usually stored as [nframes].
+        """
+        path = Path(set_dir) / f"{key}.npy"
+        width = ndof * self.natoms if atomic else ndof
+        if nframes is not None and nframes > 1 and path.is_file():
+            try:
+                shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            except (OSError, ValueError):
+                shape = None  # load_array reports the problem
+            if shape is not None and len(shape) == 1 and shape[0] == nframes * width:
+                data = self.load_array(set_dir, key, nframes * width, mmap=mmap)
+                data = data.reshape(nframes, width)
+                if atomic and not mmap:
+                    data = data.reshape(nframes, self.natoms, ndof)[:, self.idx_map]
+                    data = data.reshape(nframes, width)
+                return data
+        return self.load_array(set_dir, key, ndof, atomic=atomic, nframes=nframes,
+                               required=required, mmap=mmap)
+
 
 def _read_type_raw(path: Path) -> np.ndarray:
     """type.raw: whitespace-separated non-negative integers, one per atom."""

@@ -1,0 +1,484 @@
+"""Batches from several systems (deepmd_tebd/data/data_system.py): epochs over shuffled sets,
+set cycling, the skipped tail, batch-size rules, system probabilities, the one seeded RNG, labels
+with find_* flags, and the batch sequence of DeePMD-kit 3.2 on the water data."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepmd_tebd.data.data_system import (
+    DataRequirement,
+    DataSystem,
+    label_requirements,
+    make_data_rng,
+    resolve_batch_size,
+    system_probabilities,
+)
+from deepmd_tebd.data.system import DataError
+from reference.deepmd_oracle import _clean_env, oracle_python
+
+ROOT = Path(__file__).resolve().parents[2]
+WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", ROOT.parent / "shared/data/water"))
+
+needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
+                                 reason=f"the water data is not at {WATER}")
+
+
+def write_system(path: Path, atype, set_sizes, labels=("energy",), nopbc=False, type_map=None,
+                 numb_copy=None, seed=0):
+    """A system whose frames are numbered: coord[f, 0] = 1000 * set + frame index (also the
+    energy). Other coordinates and the labels are random; box 10 A cubic unless nopbc."""
+    rng = np.random.default_rng(seed)
+    natoms = len(atype)
+    path.mkdir(parents=True)
+    (path / "type.raw").write_text(" ".join(str(t) for t in atype) + "\n")
+    if type_map is not None:
+        (path / "type_map.raw").write_text("\n".join(type_map) + "\n")
+    if nopbc:
+        (path / "nopbc").write_text("")
+    for k, nframes in enumerate(set_sizes):
+        set_dir = path / f"set.{k:03d}"
+        set_dir.mkdir()
+        coord = rng.uniform(0, 10, (nframes, natoms * 3))
+        coord[:, 0] = 1000 * k + np.arange(nframes)
+        np.save(set_dir / "coord.npy", coord)
+        if not nopbc:
+            np.save(set_dir / "box.npy", np.tile(10 * np.eye(3).reshape(9), (nframes, 1)))
+        if "energy" in labels:
+            np.save(set_dir / "energy.npy", coord[:, 0].copy())
+        if "force" in labels:
+            np.save(set_dir / "force.npy", rng.normal(size=(nframes, natoms * 3)))
+        if "virial" in labels:
+            np.save(set_dir / "virial.npy", rng.normal(size=(nframes, 9)))
+        if "atom_pref" in labels:
+            np.save(set_dir / "atom_pref.npy", rng.uniform(size=(nframes, natoms)))
+        if numb_copy is not None:
+            np.save(set_dir / "numb_copy.npy", np.asarray(numb_copy[k]))
+    return path
+
+
+def frame_ids(batch):
+    return [int(round(x)) for x in batch["coord"][:, 0]]
+
+
+# --------------------------------------------------------------------------------------------
+# Epochs, sets and the tail
+
+
+def test_each_epoch_visits_every_frame_once_in_shuffled_order(tmp_path):
+    write_system(tmp_path / "s", [0, 1, 1], [12])
+    data = DataSystem([tmp_path / "s"], 3, seed=7)
+    for _ in range(3):
+        epoch = sum((frame_ids(data.get_batch(0)) for _ in range(4)), [])
+        assert sorted(epoch) == list(range(12))
+        assert epoch != list(range(12))
+
+
+def test_sets_are_visited_cyclically_in_sorted_order(tmp_path):
+    write_system(tmp_path / "s", [0, 1], [4, 6, 5])
+    data = DataSystem([tmp_path / "s"], 4, seed=0)
+    sets = [sorted({i // 1000 for i in frame_ids(data.get_batch(0))}) for _ in range(7)]
+    # set.000 gives one batch of 4, set.001 one (its tail of 2 is skipped), set.002 one
+    assert sets == [[0], [1], [2], [0], [1], [2], [0]]
+
+
+def test_incomplete_tail_is_skipped(tmp_path):
+    write_system(tmp_path / "s", [0, 1], [7])
+    data = DataSystem([tmp_path / "s"], 3, seed=3)
+    assert data.nbatches == [7 // 3]
+    first, second, third = (frame_ids(data.get_batch(0)) for _ in range(3))
+    assert len(first) == len(second) == len(third) == 3
+    # the first epoch ends after two batches: one frame is left out, then the set is reshuffled
+    assert not set(first) & set(second)
+    assert len(set(range(7)) - set(first) - set(second)) == 1
+    assert len(set(third)) == 3
+
+
+def test_set_smaller_than_batch_size_yields_whole_set_with_warning(tmp_path, caplog):
+    write_system(tmp_path / "s", [0, 1], [3])
+    with caplog.at_level(logging.WARNING):
+        data = DataSystem([tmp_path / "s"], 5, seed=0)
+    assert "batch size is larger than the size of the dataset" in caplog.text
+    assert data.nbatches == [1]
+    for _ in range(3):
+        assert sorted(frame_ids(data.get_batch(0))) == [0, 1, 2]
+
+
+def test_numb_copy_repeats_frames_in_the_shuffle(tmp_path):
+    write_system(tmp_path / "s", [0, 1], [4], numb_copy=[[1, 3, 0, 2]])
+    data = DataSystem([tmp_path / "s"], 6, seed=0)
+    ids = frame_ids(data.get_batch(0))
+    assert sorted(ids) == [0, 1, 1, 1, 3, 3]
+
+
+# --------------------------------------------------------------------------------------------
+# Batch sizes and probabilities
+
+
+@pytest.mark.parametrize("natoms", [1, 5, 8, 31, 33, 192])
+@pytest.mark.parametrize("rule", ["auto", "auto:32", "auto:100"])
+def test_auto_batch_size_gives_at_least_n_atoms_per_batch(rule, natoms):
+    target = int(rule.split(":")[1]) if ":" in rule else 32
+    (bs,) = resolve_batch_size(rule, [natoms])
+    # the smallest batch with at least `target` atoms
+    assert bs * natoms >= target and (bs - 1) * natoms < target
+    assert bs == -(-target // natoms)
+
+
+def test_list_batch_size_is_per_system(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [10])
+    write_system(tmp_path / "b", [0, 1, 1], [10])
+    data = DataSystem([tmp_path / "a", tmp_path / "b"], [2, 5], seed=0)
+    assert data.batch_size == [2, 5]
+    assert data.nbatches == [10 // 2, 10 // 5]
+    assert len(frame_ids(data.get_batch(0))) == 2
+    assert len(frame_ids(data.get_batch(1))) == 5
+    with pytest.raises(DataError, match="one batch size per system"):
+        DataSystem([tmp_path / "a", tmp_path / "b"], [2], seed=0)
+
+
+@pytest.mark.parametrize("bad", ["big", "auto:x", "auto:0", 0, -1, True, 2.5, "mixed:4"])
+def test_invalid_batch_size_is_refused(bad):
+    with pytest.raises(DataError, match="batch_size"):
+        resolve_batch_size(bad, [3, 4])
+
+
+def test_sys_size_probabilities_follow_batch_counts():
+    nbatches = [3, 1, 4]
+    np.testing.assert_allclose(system_probabilities(nbatches), np.array(nbatches) / 8)
+    np.testing.assert_allclose(system_probabilities(nbatches, auto_prob="prob_uniform"),
+                               [1 / 3] * 3)
+
+
+def test_block_probabilities_split_weights_then_batch_counts():
+    nbatches = [1, 3, 2, 2, 4]
+    probs = system_probabilities(nbatches, auto_prob="prob_sys_size;0:2:1;2:5:3")
+    expected = np.concatenate([0.25 * np.array([1, 3]) / 4, 0.75 * np.array([2, 2, 4]) / 8])
+    np.testing.assert_allclose(probs, expected)
+
+
+def test_negative_sys_probs_share_the_rest_by_batch_counts():
+    nbatches = [5, 1, 3, 7]
+    probs = system_probabilities(nbatches, sys_probs=[0.2, -1, -1, 0.4])
+    rest = 1 - 0.2 - 0.4
+    np.testing.assert_allclose(probs, [0.2, rest * 1 / 4, rest * 3 / 4, 0.4])
+    np.testing.assert_allclose(system_probabilities(nbatches, [0.25, 0.25, 0.25, 0.25]), 0.25)
+
+
+@pytest.mark.parametrize("sys_probs, style, message", [
+    (None, "prob_by_magic", "prob_by_magic"),
+    (None, "prob_sys_size;0:9:1", "0:9:1"),
+    (None, "prob_sys_size;0:1", "0:1"),
+    ([0.7, 0.6, -1], "prob_sys_size", "more than 1"),
+    ([0.2, 0.3, 0.1], "prob_sys_size", "less than 1"),
+    ([0.5, 0.5], "prob_sys_size", "2 entries for 3"),
+])
+def test_invalid_probabilities_are_refused(sys_probs, style, message):
+    with pytest.raises(DataError, match=message):
+        system_probabilities([1, 2, 3], sys_probs, style)
+
+
+def test_system_draws_follow_the_probabilities(tmp_path):
+    for k in range(3):
+        write_system(tmp_path / f"s{k}", [0, 1], [4], seed=k)
+    paths = [tmp_path / f"s{k}" for k in range(3)]
+    data = DataSystem(paths, 1, seed=5, sys_probs=[0.0, 1.0, 0.0])
+    assert all(data.pick_system() == 1 for _ in range(50))
+    data = DataSystem(paths, 1, seed=5, sys_probs=[0.5, 0.25, 0.25])
+    counts = np.bincount([data.pick_system() for _ in range(4000)], minlength=3) / 4000
+    np.testing.assert_allclose(counts, [0.5, 0.25, 0.25], atol=0.03)
+
+
+# --------------------------------------------------------------------------------------------
+# The random stream
+
+
+def replay(seed, systems_frames, batch_size, probs, ndraws):
+    """The frame sequence the rules of SPEC 3.3/3.5 give, replayed with a bare RandomState:
+    draw the system, then (if the set is exhausted) shuffle its frames, single-set systems."""
+    rng = np.random.RandomState(seed)
+    order = [None] * len(systems_frames)
+    pos = [0] * len(systems_frames)
+    out = []
+    for _ in range(ndraws):
+        k = int(rng.choice(np.arange(len(systems_frames)), p=probs))
+        size = 0 if order[k] is None else len(order[k])
+        if pos[k] + batch_size > size:
+            idx = np.arange(systems_frames[k])
+            rng.shuffle(idx)
+            order[k] = idx if order[k] is None else order[k][idx]
+            pos[k] = 0
+        out.append((k, [int(i) for i in order[k][pos[k]:pos[k] + batch_size]]))
+        pos[k] += batch_size
+    return out
+
+
+def test_draw_precedes_shuffle_in_one_random_state(tmp_path):
+    sizes = [5, 9, 4]
+    for k, n in enumerate(sizes):
+        write_system(tmp_path / f"s{k}", [0] * (k + 1) + [1], [n], seed=k)  # natoms = k + 2
+    data = DataSystem([tmp_path / f"s{k}" for k in range(3)], 2, seed=11,
+                      auto_prob="prob_uniform")
+    got = [(int(b["natoms_vec"][0]) - 2, frame_ids(b))
+           for b in (data.get_batch() for _ in range(40))]
+    assert got == replay(11, sizes, 2, np.full(3, 1 / 3), 40)
+
+
+def test_same_seed_same_batches_different_seed_different(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [6, 5])
+    write_system(tmp_path / "b", [0, 0, 1], [8], seed=1)
+    paths = [tmp_path / "a", tmp_path / "b"]
+
+    def sequence(seed):
+        data = DataSystem(paths, 2, seed=seed)
+        return [(frame_ids(b), b["natoms_vec"][0]) for b in (data.get_batch() for _ in range(30))]
+
+    assert sequence(4) == sequence(4)
+    assert sequence(4) != sequence(5)
+
+
+def test_validation_shares_the_training_random_state(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [6])
+    rng = make_data_rng(3)
+    train = DataSystem([tmp_path / "a"], 2, rng=rng)
+    valid = DataSystem([tmp_path / "a"], 2, rng=rng)
+    assert train.rng is valid.rng
+    batches = valid.get_test_batches(4)
+    assert len(batches) == 4 and all(len(frame_ids(b)) == 2 for b in batches)
+    with pytest.raises(ValueError, match="seed or rng"):
+        DataSystem([tmp_path / "a"], 2, seed=1, rng=rng)
+
+
+def test_seed_is_offset_by_rank_modulo_2_32():
+    a = make_data_rng(2 ** 32 - 1, rank=2).randint(1 << 30, size=4)
+    b = np.random.RandomState(1).randint(1 << 30, size=4)
+    np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# Batch contents and labels
+
+
+def test_batch_holds_sorted_atoms_and_labels_with_find_flags(tmp_path):
+    atype = [1, 0, 1, 0, 0]
+    write_system(tmp_path / "s", atype, [4], labels=("energy", "force"), type_map=["H", "O"])
+    data = DataSystem([tmp_path / "s"], 4, type_map=["O", "H"], seed=0,
+                      labels=["energy", "force", "virial", "atom_pref"])
+    batch = data.get_batch(0)
+    model_type = np.array([1 - t for t in atype])   # type_map.raw H, O -> the model's O, H
+    order = np.argsort(model_type, kind="stable")
+    raw_coord = np.load(tmp_path / "s/set.000/coord.npy")
+    raw_force = np.load(tmp_path / "s/set.000/force.npy")
+    ids = frame_ids(batch)
+    np.testing.assert_array_equal(
+        batch["coord"], raw_coord[ids].reshape(4, 5, 3)[:, order].reshape(4, 15))
+    np.testing.assert_array_equal(
+        batch["force"], raw_force[ids].reshape(4, 5, 3)[:, order].reshape(4, 15))
+    np.testing.assert_array_equal(batch["type"], np.tile(np.sort(model_type), (4, 1)))
+    np.testing.assert_array_equal(batch["natoms_vec"], [5, 5, *np.bincount(model_type)])
+    np.testing.assert_array_equal(batch["energy"], ids)
+    assert batch["energy"].shape == (4,)
+    assert batch["find_energy"] == 1.0 and batch["find_force"] == 1.0
+    # missing optional labels are zeros with find = 0
+    assert batch["find_virial"] == 0.0 and batch["find_atom_pref"] == 0.0
+    np.testing.assert_array_equal(batch["virial"], np.zeros((4, 9)))
+    np.testing.assert_array_equal(batch["atom_pref"], np.zeros((4, 5)))
+    assert batch["default_mesh"].dtype == np.int32 and batch["default_mesh"].shape == (6,)
+    np.testing.assert_array_equal(batch["box"], np.tile(10 * np.eye(3).reshape(9), (4, 1)))
+    assert "atom_ener" not in batch
+
+
+def test_missing_required_label_names_the_file(tmp_path):
+    write_system(tmp_path / "s", [0, 1], [3, 3], labels=("energy",))
+    (tmp_path / "s/set.001/energy.npy").unlink()
+    with pytest.raises(DataError, match=r"set\.001/energy\.npy is missing"):
+        DataSystem([tmp_path / "s"], 1, labels=["energy"], required=["energy"])
+    with pytest.raises(DataError, match=r"set\.000/fparam\.npy is missing"):
+        DataSystem([tmp_path / "s"], 1, numb_fparam=2)
+
+
+def test_frame_and_atomic_parameters_are_read(tmp_path):
+    write_system(tmp_path / "s", [1, 0, 0], [2])
+    fparam = np.arange(4.0).reshape(2, 2)
+    aparam = np.arange(6.0).reshape(2, 3)
+    np.save(tmp_path / "s/set.000/fparam.npy", fparam)
+    np.save(tmp_path / "s/set.000/aparam.npy", aparam)
+    data = DataSystem([tmp_path / "s"], 2, seed=0, numb_fparam=2, numb_aparam=1)
+    batch = data.get_batch(0)
+    ids = batch["energy"].astype(int)   # atom 0 is not first once sorted: frame from energy
+    np.testing.assert_array_equal(batch["fparam"], fparam[ids])
+    np.testing.assert_array_equal(batch["aparam"], aparam[ids][:, [1, 2, 0]])
+    assert batch["find_fparam"] == 1.0 and batch["find_aparam"] == 1.0
+
+
+def test_requirement_repeat_and_default(tmp_path):
+    write_system(tmp_path / "s", [0, 1], [2], labels=("atom_pref",))
+    reqs = [DataRequirement("atom_pref", 1, atomic=True, repeat=3),
+            DataRequirement("atom_ener_coeff", 1, atomic=True, default=1.0)]
+    data = DataSystem([tmp_path / "s"], 2, seed=0, labels=reqs)
+    batch = data.get_batch(0)
+    pref = np.load(tmp_path / "s/set.000/atom_pref.npy")[frame_ids(batch)]
+    np.testing.assert_array_equal(batch["atom_pref"], np.repeat(pref, 3, axis=1))
+    np.testing.assert_array_equal(batch["atom_ener_coeff"], np.ones((2, 2)))
+    assert batch["find_atom_ener_coeff"] == 0.0
+    with pytest.raises(DataError, match="unknown label"):
+        label_requirements(["energy", "charge"])
+
+
+def test_open_boundaries_give_empty_mesh_and_zero_box(tmp_path):
+    write_system(tmp_path / "s", [0, 1], [3], nopbc=True)
+    data = DataSystem([tmp_path / "s"], 2, seed=0)
+    batch = data.get_batch(0)
+    assert batch["default_mesh"].shape == (0,) and batch["default_mesh"].dtype == np.int32
+    np.testing.assert_array_equal(batch["box"], np.zeros((2, 9)))
+    assert data.summary_lines("training")[3].endswith("F")
+
+
+def test_malformed_files_are_refused_with_their_name(tmp_path):
+    write_system(tmp_path / "coord", [0, 1], [3])
+    np.save(tmp_path / "coord/set.000/coord.npy", np.zeros((3, 5)))
+    with pytest.raises(DataError, match=r"coord\.npy has shape \(3, 5\)"):
+        DataSystem([tmp_path / "coord"], 1)
+    write_system(tmp_path / "nan", [0, 1], [3])
+    energy = np.zeros(3)
+    energy[1] = np.nan
+    np.save(tmp_path / "nan/set.000/energy.npy", energy)
+    data = DataSystem([tmp_path / "nan"], 1, seed=0)
+    with pytest.raises(DataError, match=r"energy\.npy holds a non-finite value"):
+        data.get_batch(0)
+    write_system(tmp_path / "force", [0, 1], [3], labels=("energy", "force"))
+    np.save(tmp_path / "force/set.000/force.npy", np.zeros((3, 5)))
+    with pytest.raises(DataError, match=r"force\.npy has shape"):
+        DataSystem([tmp_path / "force"], 1)
+
+
+def test_natoms_vec_spans_the_type_map(tmp_path):
+    write_system(tmp_path / "s", [0, 0, 1], [2], type_map=["O", "H"])
+    data = DataSystem([tmp_path / "s"], 1, type_map=["O", "H", "C"], seed=0)
+    assert data.ntypes == 3
+    np.testing.assert_array_equal(data.get_batch(0)["natoms_vec"], [3, 3, 2, 1, 0])
+
+
+def test_inconsistent_system_type_maps_are_refused(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [2], type_map=["O", "H"])
+    write_system(tmp_path / "b", [0, 1], [2], type_map=["H", "O"])
+    with pytest.raises(DataError, match="inconsistent type map"):
+        DataSystem([tmp_path / "a", tmp_path / "b"], 1)
+
+
+@needs_water
+def test_water_summary_lists_every_system():
+    data = DataSystem(str(WATER), "auto", ["O", "H"], seed=1)
+    lines = data.summary_lines("training")
+    assert lines[1] == f"found {len(data.paths)} system(s):"
+    for path, line in zip(data.paths, lines[3:-1]):
+        fields = line.split()
+        frames = sum(np.load(s / "coord.npy", mmap_mode="r").shape[0]
+                     for s in sorted(path.glob("set.*")))
+        assert fields[1:] == ["192", "1", str(frames),
+                              f"{frames / sum(data.nbatches):5.3f}".strip(), "T"]
+
+
+# --------------------------------------------------------------------------------------------
+# DeePMD-kit 3.2 draws the same batches
+
+DEEPMD_BATCHES = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from deepmd.utils import random as dp_random
+    from deepmd.utils.data_system import DeepmdDataSystem
+
+    args = json.loads(sys.argv[1])
+    dp_random.seed(args["seed"])
+    data = DeepmdDataSystem(args["systems"], args["batch_size"], test_size=1, rcut=6.0,
+                            type_map=args["type_map"], trn_all_set=True,
+                            sys_probs=args["sys_probs"], auto_prob_style=args["auto_prob"])
+    data.add("energy", 1, atomic=False, must=False, high_prec=True)
+    data.add("force", 3, atomic=True, must=False, high_prec=False)
+    out = {"probs": np.asarray(data.sys_probs, float).tolist(),
+           "nbatches": list(map(int, data.nbatches)),
+           "batch_size": list(map(int, data.batch_size))}
+    batches = []
+    for k in range(data.get_nsystems()):
+        for _ in range(args["nstat"]):
+            batches.append(data.get_batch(sys_idx=k))
+    for _ in range(args["ndraw"]):
+        batches.append(data.get_batch())
+    np.savez(args["output"], **{f"{i}/{key}": b[key] for i, b in enumerate(batches)
+                                for key in ("coord", "box", "type", "energy", "force",
+                                            "natoms_vec", "default_mesh")})
+    print(json.dumps(out))
+""")
+
+
+@needs_water
+@pytest.mark.parametrize("batch_size, auto_prob, sys_probs", [
+    ([3, 7, 80, 100], "prob_sys_size", None),
+    (7, "prob_sys_size;0:2:0.3;2:4:0.7", None),
+    ("auto:400", "prob_uniform", [0.1, -1, 0.2, -1]),
+])
+def test_batch_sequence_matches_deepmd_kit(tmp_path, batch_size, auto_prob, sys_probs):
+    python, reason = oracle_python()
+    if python is None:
+        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    systems = [str(WATER / f"data_{k}") for k in range(4)]
+    seed, nstat, ndraw = 20240611, 3, 60
+    args = {"systems": systems, "batch_size": batch_size, "type_map": ["O", "H"], "seed": seed,
+            "sys_probs": sys_probs, "auto_prob": auto_prob, "nstat": nstat, "ndraw": ndraw,
+            "output": str(tmp_path / "batches.npz")}
+    script = tmp_path / "deepmd_batches.py"
+    script.write_text(DEEPMD_BATCHES)
+    proc = subprocess.run([python, str(script), json.dumps(args)], capture_output=True,
+                          text=True, timeout=600, env=_clean_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    data = DataSystem(systems, batch_size, ["O", "H"], seed=seed, sys_probs=sys_probs,
+                      auto_prob=auto_prob, labels=["energy", "force"])
+    assert data.batch_size == meta["batch_size"]
+    assert data.nbatches == meta["nbatches"]
+    np.testing.assert_allclose(data.sys_probs, meta["probs"], rtol=1e-15)
+    ours = [data.get_batch(sys_idx=k) for k in range(4) for _ in range(nstat)]
+    ours += [data.get_batch() for _ in range(ndraw)]
+    with np.load(tmp_path / "batches.npz") as theirs:
+        for i, batch in enumerate(ours):
+            for key in ("coord", "box", "type", "energy", "force", "natoms_vec", "default_mesh"):
+                np.testing.assert_array_equal(batch[key], theirs[f"{i}/{key}"].reshape(
+                    batch[key].shape), err_msg=f"batch {i}, {key}")
+
+
+def test_from_config_reads_a_normalised_data_section(tmp_path):
+    write_system(tmp_path / "root/a", [0, 1], [4])
+    write_system(tmp_path / "root/b", [0, 1, 1], [6], seed=1)
+    section = {"systems": str(tmp_path / "root"), "batch_size": "auto:4",
+               "auto_prob": "prob_uniform", "sys_probs": None, "set_prefix": "set"}
+    data = DataSystem.from_config(section, seed=0, labels=["energy"])
+    assert sorted(p.name for p in data.paths) == ["a", "b"]
+    assert data.batch_size == resolve_batch_size("auto:4", data.natoms)
+    np.testing.assert_array_equal(data.sys_probs, [0.5, 0.5])
+
+
+def test_sampling_state_round_trip_continues_the_same_batches():
+    import json
+
+    from deepmd_tebd.data.data_system import DataSystem
+
+    water = sorted(str(p) for p in WATER.glob("data_*"))[:3]
+    first = DataSystem(water, batch_size=3, type_map=["O", "H"], seed=7)
+    for _ in range(40):
+        first.get_batch()
+    state = json.loads(json.dumps(first.get_state()))
+    expected = [first.get_batch() for _ in range(60)]
+    second = DataSystem(water, batch_size=3, type_map=["O", "H"], seed=99)
+    second.set_state(state)
+    for want in expected:
+        got = second.get_batch()
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
