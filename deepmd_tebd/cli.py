@@ -33,6 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     common = _logging_options()
 
+    train = sub.add_parser("train", parents=[common], help="train a model")
+    train.add_argument("INPUT", help="input script (JSON or YAML)")
+    start = train.add_mutually_exclusive_group()
+    start.add_argument("-i", "--init-model", default=None,
+                       help="initialise the weights from this checkpoint (step starts at 0)")
+    start.add_argument("-r", "--restart", default=None,
+                       help="continue training from this checkpoint")
+    train.add_argument("-o", "--output", default="out.json",
+                       help="where the normalised input script is written")
+    train.add_argument("--skip-neighbor-stat", action="store_true",
+                       help="skip the neighbour statistics (sel must be a list)")
+
     check = sub.add_parser("check", parents=[common], help="validate an input script and print "
                            "it normalised (defaults filled, aliases resolved)")
     check.add_argument("INPUT", help="input script (JSON or YAML)")
@@ -58,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(args) -> None:
     logger = logging.getLogger("deepmd_tebd")
     logger.setLevel(LOG_LEVELS[args.log_level])
+    logger.propagate = False  # our handlers only (TensorFlow configures the root logger)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("DEEPMD %(levelname)-7s %(message)s"))
     logger.addHandler(handler)
@@ -69,6 +82,11 @@ def _setup_logging(args) -> None:
 
 
 def _dispatch(args) -> int:
+    if args.command == "train":
+        from .entrypoints import train
+
+        return train.run(args.INPUT, args.restart, args.init_model, args.skip_neighbor_stat,
+                         args.output)
     if args.command == "check":
         from .entrypoints import check
 

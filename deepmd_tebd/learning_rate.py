@@ -39,7 +39,7 @@ class ExpDecayLR:
             return self.start_lr * self.decay_rate ** (step // self.decay_steps)
         import tensorflow as tf
 
-        if isinstance(step, tf.Tensor):
+        if tf.is_tensor(step) or isinstance(step, tf.Variable):
             exponent = tf.math.floordiv(tf.cast(step, tf.float64), float(self.decay_steps))
             return self.start_lr * tf.pow(tf.constant(self.decay_rate, tf.float64), exponent)
         import numpy as np

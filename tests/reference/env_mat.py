@@ -182,7 +182,8 @@ def switch_function(r, rs, rc):
     dsw = np.zeros_like(r)
     mid = (r >= rs) & (r < rc)
     if np.any(mid):
-        width = rc - rs
+        # the width of the switch is taken in single precision from the op's float attributes
+        width = float(np.float32(rc) - np.float32(rs))
         u = (r[mid] - rs) / width
         sw[mid] = u * u * u * (-6.0 * u * u + 15.0 * u - 10.0) + 1.0
         dsw[mid] = -30.0 * u * u * (1.0 - u) * (1.0 - u) / width

@@ -8,14 +8,17 @@
 namespace deepmd_tebd {
 
 // sw(r) = 1 for r < rmin; u^3 (-6u^2 + 15u - 10) + 1 with u = (r - rmin)/(rmax - rmin) for
-// rmin <= r < rmax; 0 beyond. dsw = d sw / d r.
+// rmin <= r < rmax; 0 beyond. dsw = d sw / d r. rmin and rmax are the op's single-precision
+// attributes, and the width rmax - rmin is taken in single precision, as DeePMD-kit does.
 template <typename T>
-DTK_HD void spline5_switch(T& sw, T& dsw, T r, T rmin, T rmax) {
+DTK_HD void spline5_switch(T& sw, T& dsw, T r, float rmin_attr, float rmax_attr) {
+  const T rmin = static_cast<T>(rmin_attr);
+  const T rmax = static_cast<T>(rmax_attr);
   if (r < rmin) {
     sw = T(1);
     dsw = T(0);
   } else if (r < rmax) {
-    T du = T(1) / (rmax - rmin);
+    T du = T(1) / static_cast<T>(rmax_attr - rmin_attr);
     T u = (r - rmin) * du;
     T u2 = u * u;
     T poly = -T(6) * u2 + T(15) * u - T(10);
@@ -31,7 +34,7 @@ DTK_HD void spline5_switch(T& sw, T& dsw, T r, T rmin, T rmax) {
 // row[4]   = (s, s x/r, s y/r, s z/r) with s = sw(r)/r
 // deriv[12] = d row[a] / d R_i (the centre), a-major: deriv[3a + d]
 template <typename T>
-DTK_HD void env_mat_a_slot(T* row, T* deriv, const T* rr, T rmin, T rmax) {
+DTK_HD void env_mat_a_slot(T* row, T* deriv, const T* rr, float rmin, float rmax) {
   T r2 = rr[0] * rr[0] + rr[1] * rr[1] + rr[2] * rr[2];
   T inr = T(1) / std::sqrt(r2);
   T r = r2 * inr;

@@ -52,8 +52,8 @@ void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, 
     std::fill(nlist, nlist + nnei, -1);
     return;
   }
-  const T rcut = static_cast<T>(p.rcut);
-  const T rmin = static_cast<T>(p.rcut_smth);
+  const float rcut = p.rcut;       // the switch takes the op's single-precision attributes
+  const float rmin = p.rcut_smth;
   const float rcut2 = p.rcut * p.rcut;
   const T* ri = coord + 3 * i;
   const float ri32[3] = {static_cast<float>(ri[0]), static_cast<float>(ri[1]),

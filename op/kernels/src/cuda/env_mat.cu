@@ -201,7 +201,7 @@ __global__ void select_kernel(int* nlist, const float* cand_d2, const long long*
 template <typename T>
 __global__ void fill_slots_kernel(T* em, T* em_deriv, T* rij, int* nlist, const T* pos,
                                   const int* typ, const int* mapping, const T* davg,
-                                  const T* dstd, int nloc, int nnei, T rmin, T rcut) {
+                                  const T* dstd, int nloc, int nnei, float rmin, float rcut) {
   const long long total = static_cast<long long>(nloc) * nnei;
   for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
        idx < total; idx += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -299,8 +299,8 @@ void prod_env_mat_a_gpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
   const CellView<T> cells{cell_list.grid, cell_list.start.get(), cell_list.atom.get(),
                           cell_list.coord.get(), cell_list.type.get()};
 
-  const T rcut = static_cast<T>(p.rcut);
-  const T rmin = static_cast<T>(p.rcut_smth);
+  const float rcut = p.rcut;       // the switch takes the op's single-precision attributes
+  const float rmin = p.rcut_smth;
   const float rcut2 = p.rcut * p.rcut;  // single precision, as in fill_centre
   const int nnei = p.nnei;
 

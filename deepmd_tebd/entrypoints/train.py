@@ -1,0 +1,40 @@
+"""`dp train INPUT`: normalise and check the script, write out.json, train."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import tempfile
+
+from ..config import load_config
+from ..config.against_data import check_against_data
+
+log = logging.getLogger("deepmd_tebd")
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".out.json.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=4)
+    os.replace(tmp, path)
+
+
+def run(input_path: str, restart: str | None = None, init_model: str | None = None,
+        skip_neighbor_stat: bool = False, output: str = "out.json") -> int:
+    config = load_config(input_path)
+    check_against_data(config, input_path, skip_neighbor_stat)
+    write_json_atomic(output, config)
+    from ..train.build import build_trainer
+    from ..train.trainer import Interrupted
+
+    trainer = build_trainer(config, restart=restart, init_model=init_model)
+    try:
+        trainer.run(restarted=restart is not None)
+    except Interrupted as stop:
+        prefix = config["training"]["save_ckpt"]
+        log.warning(f"{stop}: checkpoint {prefix} written at step {int(trainer.step)}; "
+                    f"continue with: dp train {input_path} --restart {prefix}")
+        return 128 + stop.signum
+    return 0

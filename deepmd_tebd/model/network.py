@@ -1,0 +1,294 @@
+"""The one dense-stack builder: every net of the model (type embedding, descriptor embedding,
+fitting) is an `MLP`.
+
+Layer rule (hidden layer from width n to width m, ``h = act(x W + b)``):
+
+* ``kind="embedding"`` (type embedding and descriptor embedding nets):
+  ``x := x + h`` if m == n, ``x := concat(x, x) + h`` if m == 2n, else ``x := h``;
+* ``kind="fitting"`` (hidden layers ii = 0, 1, ...): ``x := x + h`` if ii >= 1 and m equals the
+  previous width, else ``x := h`` (no concat rule).
+
+With ``resnet_dt`` the residual branch is scaled by a timestep ``idt``: ``x := x + h * idt``. A
+timestep variable exists only on layers that take a residual branch (on the others it would have
+no effect). An optional final linear layer (``final_width``, no activation) closes the stack: the
+fitting net's atomic-energy output of width 1.
+
+Initialisation (op-level seeds; ``seed=None`` draws from TensorFlow's global generator):
+
+* W ~ N(0, 1/sqrt(n + m)), b ~ N(0, 1);
+* idt ~ N(1, 0.001) [1, m] for embedding nets, N(0.1, 0.001) [m] for fitting nets;
+* embedding layer k (1-based): seeds of W, b, idt are seed + 3k, seed + 3k + 1, seed + 3k + 2;
+* fitting layer ii (0-based; the final layer counts as the last one): seed + 3ii, + 1, + 2.
+
+Every variable is held by an attribute of its own (``matrix_1``, ``bias_1`` ...), so that
+``tf.train.Checkpoint`` finds it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence, Union
+
+import keras
+import tensorflow as tf
+
+from ..precision import dtype_of
+
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "activation_fn",
+    "count_parameters",
+    "embedding_net_rand_seed_shift",
+    "resnet_rules",
+]
+
+
+def _gelu_tanh(x):
+    """GELU with the tanh approximation, as DeePMD-kit's GeluCustom op computes it."""
+    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+def _identity(x):
+    return x
+
+
+ACTIVATIONS: dict[str, Callable] = {
+    "relu": tf.nn.relu,
+    "relu6": tf.nn.relu6,
+    "softplus": tf.nn.softplus,
+    "sigmoid": tf.sigmoid,
+    "tanh": tf.tanh,
+    "gelu": _gelu_tanh,
+    "gelu_tf": lambda x: tf.nn.gelu(x, approximate=True),
+    "none": _identity,
+    "None": _identity,
+}
+
+
+def activation_fn(name: Optional[str]) -> Callable:
+    """The activation function of a config name; None means the identity."""
+    if name is None:
+        return _identity
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"{name!r} is not a valid activation function; valid: {', '.join(ACTIVATIONS)}"
+        ) from None
+
+
+def resnet_rules(kind: str, in_width: int, widths: Sequence[int]) -> list[Optional[str]]:
+    """Per hidden layer, how its output combines with its input: "skip" (x + h), "concat"
+    (concat(x, x) + h) or None (h alone)."""
+    rules = []
+    prev = in_width
+    for ii, width in enumerate(widths):
+        if kind == "embedding":
+            rule = "skip" if width == prev else "concat" if width == 2 * prev else None
+        elif kind == "fitting":
+            rule = "skip" if ii >= 1 and width == prev else None
+        else:
+            raise ValueError(f"unknown net kind {kind!r}; valid: 'embedding', 'fitting'")
+        rules.append(rule)
+        prev = width
+    return rules
+
+
+def embedding_net_rand_seed_shift(widths: Sequence[int]) -> int:
+    """How far the seed of the next embedding net moves after one is built."""
+    return 3 * (len(widths) + 1)
+
+
+def count_parameters(variables) -> int:
+    """Total number of scalars in a list of variables."""
+    return int(sum(math.prod(v.shape) for v in variables))
+
+
+def _normal(mean: float, stddev: float, seed: Optional[int]):
+    """A normal initializer; an integer seed makes it a stateless (op-seeded) draw."""
+
+    def init(shape, dtype=None):
+        if seed is None:
+            return tf.random.normal(shape, mean=mean, stddev=stddev, dtype=dtype)
+        return tf.random.stateless_normal(shape, seed=[int(seed), 0], mean=mean, stddev=stddev,
+                                          dtype=dtype)
+
+    return init
+
+
+class MLP(keras.layers.Layer):
+    """A stack of dense layers with the resnet rule of its `kind`.
+
+    widths: output width of each hidden layer; the input width comes from `build`.
+    activation: a name of `ACTIVATIONS` (or None).
+    resnet_dt: scale residual branches by a trainable timestep.
+    precision: a config precision name (`deepmd_tebd.precision`); weights and compute dtype.
+    trainable: a bool, or one bool per layer (hidden layers then the final one).
+    seed: int or None (random).
+    kind: "embedding" or "fitting".
+    final_width: width of a final linear layer (no activation, no residual), or None.
+    scope, suffix: the DeePMD-kit graph names of the variables (`graph_variables`).
+
+    call(x [..., n]) -> [..., widths[-1]] (or [..., final_width]).
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        activation: Optional[str] = "tanh",
+        resnet_dt: bool = False,
+        precision: str = "default",
+        trainable: Union[bool, Sequence[bool]] = True,
+        seed: Optional[int] = None,
+        kind: str = "embedding",
+        final_width: Optional[int] = None,
+        scope: str = "",
+        suffix: str = "",
+        **kwargs,
+    ):
+        kwargs.pop("dtype", None)
+        if kind not in ("embedding", "fitting"):
+            raise ValueError(f"unknown net kind {kind!r}; valid: 'embedding', 'fitting'")
+        widths = [int(w) for w in widths]
+        nlayers = len(widths) + (final_width is not None)
+        if isinstance(trainable, (list, tuple)):
+            if len(trainable) != nlayers:
+                raise ValueError(f"trainable has {len(trainable)} entries, but the net has "
+                                 f"{nlayers} layers")
+            layer_trainable = [bool(t) for t in trainable]
+        else:
+            layer_trainable = [bool(trainable)] * nlayers
+        super().__init__(dtype=dtype_of(precision).name, trainable=any(layer_trainable) or
+                         nlayers == 0, **kwargs)
+        self.widths = widths
+        self.activation = activation
+        self._act = activation_fn(activation)
+        self.resnet_dt = bool(resnet_dt)
+        self.precision = precision
+        self.layer_trainable = tuple(layer_trainable)
+        self._trainable_arg = list(trainable) if isinstance(trainable, (list, tuple)) else bool(
+            trainable)
+        self.seed = seed
+        self.kind = kind
+        self.final_width = None if final_width is None else int(final_width)
+        self.scope = scope
+        self.suffix = suffix
+        self.rules: list[Optional[str]] = []
+        self.in_width: Optional[int] = None
+
+    # -- weights ---------------------------------------------------------------------------
+
+    def _seed(self, layer: int, offset: int) -> Optional[int]:
+        if self.seed is None:
+            return None
+        # embedding layers count from 1, fitting layers from 0
+        k = layer + 1 if self.kind == "embedding" else layer
+        return int(self.seed) + 3 * k + offset
+
+    def build(self, input_shape):
+        in_width = input_shape[-1]
+        if in_width is None:
+            raise ValueError(f"{self.name}: the last dimension of the input must be known")
+        self.in_width = int(in_width)
+        self.rules = resnet_rules(self.kind, self.in_width, self.widths)
+        idt_mean = 1.0 if self.kind == "embedding" else 0.1
+        prev = self.in_width
+        for ii, width in enumerate(self.widths):
+            k = ii + 1
+            trainable = self.layer_trainable[ii]
+            setattr(self, f"matrix_{k}", self.add_weight(
+                name=f"matrix_{k}", shape=(prev, width), trainable=trainable,
+                initializer=_normal(0.0, 1.0 / math.sqrt(prev + width), self._seed(ii, 0))))
+            setattr(self, f"bias_{k}", self.add_weight(
+                name=f"bias_{k}", shape=(width,), trainable=trainable,
+                initializer=_normal(0.0, 1.0, self._seed(ii, 1))))
+            if self.resnet_dt and self.rules[ii] is not None:
+                shape = (1, width) if self.kind == "embedding" else (width,)
+                setattr(self, f"idt_{k}", self.add_weight(
+                    name=f"idt_{k}", shape=shape, trainable=trainable,
+                    initializer=_normal(idt_mean, 0.001, self._seed(ii, 2))))
+            prev = width
+        if self.final_width is not None:
+            ii = len(self.widths)
+            trainable = self.layer_trainable[ii]
+            self.final_matrix = self.add_weight(
+                name="final_matrix", shape=(prev, self.final_width), trainable=trainable,
+                initializer=_normal(0.0, 1.0 / math.sqrt(prev + self.final_width),
+                                    self._seed(ii, 0)))
+            self.final_bias = self.add_weight(
+                name="final_bias", shape=(self.final_width,), trainable=trainable,
+                initializer=_normal(0.0, 1.0, self._seed(ii, 1)))
+
+    @property
+    def out_width(self) -> int:
+        if self.final_width is not None:
+            return self.final_width
+        return self.widths[-1] if self.widths else self.in_width
+
+    def layer_variables(self):
+        """Per hidden layer (W, b, idt or None), then (W, b) of the final layer or None."""
+        hidden = [
+            (getattr(self, f"matrix_{k}"), getattr(self, f"bias_{k}"),
+             getattr(self, f"idt_{k}", None))
+            for k in range(1, len(self.widths) + 1)
+        ]
+        final = (self.final_matrix, self.final_bias) if self.final_width is not None else None
+        return hidden, final
+
+    def graph_variables(self) -> dict:
+        """The variables under DeePMD-kit's graph names: embedding nets
+        `<scope>/matrix_<k><suffix>`, `bias_`, `idt_`; fitting nets `layer_<ii><suffix>/matrix`,
+        `/bias`, `/idt` and `final_layer<suffix>/matrix`, `/bias`."""
+        hidden, final = self.layer_variables()
+        names = {}
+        for ii, (w, b, idt) in enumerate(hidden):
+            if self.kind == "embedding":
+                prefix = f"{self.scope}/" if self.scope else ""
+                k = ii + 1
+                entries = {f"matrix_{k}": w, f"bias_{k}": b, f"idt_{k}": idt}
+                names.update({f"{prefix}{key}{self.suffix}": v for key, v in entries.items()
+                              if v is not None})
+            else:
+                entries = {"matrix": w, "bias": b, "idt": idt}
+                names.update({f"layer_{ii}{self.suffix}/{key}": v for key, v in entries.items()
+                              if v is not None})
+        if final is not None:
+            names[f"final_layer{self.suffix}/matrix"] = final[0]
+            names[f"final_layer{self.suffix}/bias"] = final[1]
+        return names
+
+    # -- computation -----------------------------------------------------------------------
+
+    def call(self, x):
+        x = tf.cast(x, self.compute_dtype)
+        lead = tf.shape(x)[:-1]
+        x = tf.reshape(x, [-1, self.in_width])
+        hidden, final = self.layer_variables()
+        for rule, (w, b, idt) in zip(self.rules, hidden):
+            h = self._act(tf.matmul(x, w) + b)
+            if idt is not None:
+                h = h * idt
+            if rule == "skip":
+                x = x + h
+            elif rule == "concat":
+                x = tf.concat([x, x], axis=-1) + h
+            else:
+                x = h
+        if final is not None:
+            x = tf.matmul(x, final[0]) + final[1]
+        return tf.reshape(x, tf.concat([lead, [self.out_width]], axis=0))
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "widths": list(self.widths),
+            "activation": self.activation,
+            "resnet_dt": self.resnet_dt,
+            "precision": self.precision,
+            "trainable": self._trainable_arg,
+            "seed": self.seed,
+            "kind": self.kind,
+            "final_width": self.final_width,
+            "scope": self.scope,
+            "suffix": self.suffix,
+        }

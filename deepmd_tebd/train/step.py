@@ -1,0 +1,53 @@
+"""The traced training and evaluation steps: one tf.function each, with a fixed input signature so
+that every batch (of any system) runs the same graph; no Python work happens per step."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+# batch key -> (dtype, shape); labels are present only when the loss needs them
+BATCH_SPEC = {
+    "coord": (tf.float64, [None, None]),
+    "box": (tf.float64, [None, 9]),
+    "type": (tf.int32, [None, None]),
+    "natoms_vec": (tf.int32, [None]),
+    "default_mesh": (tf.int32, [None]),
+    "energy": (tf.float64, [None]),
+    "force": (tf.float64, [None, None]),
+    "virial": (tf.float64, [None, 9]),
+    "atom_ener": (tf.float64, [None, None]),
+    "atom_pref": (tf.float64, [None, None]),
+}
+
+
+def batch_signature(labels: list[str]) -> dict:
+    keys = ["coord", "box", "type", "natoms_vec", "default_mesh"] + labels
+    spec = {k: tf.TensorSpec(BATCH_SPEC[k][1], BATCH_SPEC[k][0], name=k) for k in keys}
+    spec.update({f"find_{k}": tf.TensorSpec([], tf.float64, name=f"find_{k}") for k in labels})
+    return spec
+
+
+def make_steps(model, loss, optimizer, lr_schedule, step_var, labels):
+    """(train_step, evaluate): train_step(batch) applies one update and returns nothing;
+    evaluate(batch) returns the loss's reported errors for the current weights."""
+    signature = [batch_signature(labels)]
+    variables = model.trainable_variables
+
+    def predict(batch):
+        return model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
+                     batch["default_mesh"])
+
+    @tf.function(input_signature=signature)
+    def train_step(batch):
+        lr = lr_schedule.value(step_var)
+        with tf.GradientTape() as tape:
+            value, _ = loss(lr, predict(batch), batch, batch["natoms_vec"])
+        optimizer.apply(tape.gradient(value, variables), variables, lr)
+        step_var.assign_add(1)
+
+    @tf.function(input_signature=signature)
+    def evaluate(batch):
+        lr = lr_schedule.value(step_var)
+        _, errors = loss(lr, predict(batch), batch, batch["natoms_vec"])
+        return errors
+
+    return train_step, evaluate

@@ -1,0 +1,200 @@
+"""The training loop: data, statistics, the traced step, display, checkpoints, interruption.
+
+Per step one traced update; on display steps (step % disp_freq == 0) the batch just trained on and
+numb_btch validation batches are evaluated and a row goes to lcurve.out, with a progress line
+(rate, ETA) in the log; checkpoints are written on display steps that are multiples of save_freq,
+and once more at the end unless the last step already saved. SIGINT or SIGTERM stop the loop after
+the current step with a checkpoint that --restart accepts.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from ..learning_rate import ExpDecayLR
+from ..loss import EnergyLoss
+from .adam import Adam
+from .checkpoint import Checkpointer
+from .lcurve import LearningCurve
+from .step import make_steps
+
+log = logging.getLogger("deepmd_tebd")
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after writing a checkpoint."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"training stopped by {signal.Signals(signum).name}")
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class Trainer:
+    """Training as `dp train` runs it, from objects built by the caller.
+
+    model: an EnergyModel whose variables exist (called once) and whose statistics are set;
+    train_data / valid_data: DataSystem objects (valid_data may be None); config: the normalised
+    script."""
+
+    def __init__(self, config: dict, model, train_data, valid_data):
+        training = config["training"]
+        self.training = training
+        self.model = model
+        self.train_data = train_data
+        self.valid_data = valid_data
+        self.numb_btch = training["validation_data"]["numb_btch"] if valid_data else 0
+        self.lr = ExpDecayLR.from_config(config["learning_rate"], training["numb_steps"])
+        self.loss = EnergyLoss(config.get("loss"), self.lr.start_lr)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.optimizer = Adam(model.trainable_variables)
+        # the data sampling state (JSON), so that --restart draws the batches an uninterrupted
+        # run would have drawn
+        self.data_state = tf.Variable("", dtype=tf.string, trainable=False, name="data_state")
+        self.checkpointer = Checkpointer(training["save_ckpt"], training["max_ckpt_keep"],
+                                         model=model, optimizer=self.optimizer, step=self.step,
+                                         data_state=self.data_state)
+        self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
+                                                    self.step, self.loss.labels)
+        self._signal = None
+
+    # -- restoring -------------------------------------------------------------------------
+    def restart(self, prefix: str) -> None:
+        """Everything from a checkpoint: weights, statistics, optimizer state, step and the
+        data sampling state."""
+        self.checkpointer.restore(prefix)
+        state = self.data_state.numpy().decode()
+        if state:
+            self._set_sampling(json.loads(state))
+        log.info(f"restart from checkpoint {prefix} at step {int(self.step)}")
+
+    def _sampling(self) -> dict:
+        return {"train": self.train_data.get_state(),
+                "valid": self.valid_data.get_state() if self.valid_data else None}
+
+    def _set_sampling(self, state: dict) -> None:
+        self.train_data.set_state(state["train"])
+        if self.valid_data is not None and state["valid"] is not None:
+            self.valid_data.set_state(state["valid"])
+
+    def _save(self, step: int) -> None:
+        self.data_state.assign(json.dumps(self._sampling()))
+        self.checkpointer.save(step)
+
+    def init_model(self, prefix: str) -> None:
+        """Weights and statistics from a checkpoint; step and optimizer state start afresh."""
+        tf.train.Checkpoint(model=self.model).read(prefix).expect_partial()
+        log.info(f"initialize model from checkpoint {prefix}")
+
+    # -- the loop --------------------------------------------------------------------------
+    def _batch(self, data) -> dict:
+        batch = data.get_batch()
+        keys = set(self.evaluate.input_signature[0])
+        return {k: batch[k] for k in keys}
+
+    def _validation_errors(self) -> dict | None:
+        if self.valid_data is None:
+            return None
+        sums, weight = {}, 0.0
+        for _ in range(self.numb_btch):
+            batch = self._batch(self.valid_data)
+            natoms = float(batch["natoms_vec"][0])
+            for name, value in self.evaluate(batch).items():
+                sums[name] = sums.get(name, 0.0) + natoms * float(value)
+            weight += natoms
+        return {name: value / weight for name, value in sums.items()}
+
+    def _display(self, lcurve, step: int, batch: dict) -> None:
+        train = {k: float(v) for k, v in self.evaluate(batch).items()}
+        valid = self._validation_errors()
+        lcurve.write(step, train, valid, float(self.lr.value(step)))
+
+    def _on_signal(self, signum, frame):
+        self._signal = signum
+
+    def run(self, restarted: bool = False) -> None:
+        training = self.training
+        numb_steps = training["numb_steps"]
+        disp_freq, save_freq = training["disp_freq"], training["save_freq"]
+        displaying = training["disp_training"]
+        start = int(self.step)
+        log.info("start training at lr %.2e (== %.2e), decay_step %d, decay_rate %f, final lr "
+                 "will be %.2e", self.lr.value(start), self.lr.value(start), self.lr.decay_steps,
+                 self.lr.decay_rate, self.lr.value(numb_steps))
+        lcurve = (LearningCurve(training["disp_file"], self.loss.error_names,
+                                self.valid_data is not None, restarted) if displaying else None)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._loop(lcurve, start, numb_steps, disp_freq, save_freq, displaying)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            if lcurve:
+                lcurve.close()
+
+    def _loop(self, lcurve, start, numb_steps, disp_freq, save_freq, displaying):
+        wall0 = last = time.perf_counter()
+        interval_steps, train_time, test_time = 0, 0.0, 0.0
+        step_times = []
+        last_saved = None
+        batch = self._batch(self.train_data)
+        if displaying and start < numb_steps:  # the row of the start step
+            t = time.perf_counter()
+            # its validation draws must not move the sampling: a restarted run then continues
+            # with the batches the interrupted one would have drawn
+            after_batch = self._sampling()
+            self._display(lcurve, start, batch)
+            self._set_sampling(after_batch)
+            test_time += time.perf_counter() - t
+        step = start
+        while step < numb_steps:
+            t = time.perf_counter()
+            self.train_step(batch)
+            elapsed = time.perf_counter() - t
+            train_time += elapsed
+            step_times.append(elapsed)
+            step += 1
+            interval_steps += 1
+            if displaying and step % disp_freq == 0:
+                t = time.perf_counter()
+                self._display(lcurve, step, batch)
+                test_time += time.perf_counter() - t
+                now = time.perf_counter()
+                rate = interval_steps / (now - last)
+                if self.training["time_training"]:
+                    log.info("batch %7d training time %.2f s, testing time %.2f s, total wall "
+                             "time %.2f s", step, train_time, test_time, now - wall0)
+                log.info("step %d/%d (%.1f%%), %.1f steps/s, ETA %s", step, numb_steps,
+                         100.0 * step / numb_steps, rate,
+                         _format_eta((numb_steps - step) / max(rate, 1e-12)))
+                last, interval_steps, train_time, test_time = now, 0, 0.0, 0.0
+                if save_freq > 0 and step % save_freq == 0:
+                    self._save(step)
+                    last_saved = step
+            if self._signal is not None:
+                self._save(step)
+                raise Interrupted(self._signal)
+            if step < numb_steps:
+                batch = self._batch(self.train_data)
+        if last_saved != step:
+            self._save(step)
+        if self.training["time_training"] and step_times:
+            skip = disp_freq if len(step_times) >= 2 * disp_freq else 0
+            mean = float(np.mean(step_times[skip:]))
+            if skip:
+                log.info("average training time: %.4f s/batch (exclude first %d batches)", mean,
+                         skip)
+            else:
+                log.info("average training time: %.4f s/batch", mean)
+        log.info("finished training")
+        log.info("wall time: %.3f s", time.perf_counter() - wall0)

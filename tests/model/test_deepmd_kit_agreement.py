@@ -1,0 +1,155 @@
+"""The model agrees with DeePMD-kit's TensorFlow model (3.2.0, whose se_e2_a + type_embedding
+graph is v2.2.5's) evaluated with the same weights and statistics: energy, atomic energies,
+forces, virial and atomic virial, with and without type embedding, type_one_side true and false,
+periodic and open frames, excluded type pairs, fparam/aparam and atom_ener.
+
+DeePMD-kit runs in its own venv in a subprocess (tests/reference/deepmd_oracle.py); skipped with
+the reason when that venv cannot be found or created."""
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_helpers import Frame, build_model, model_config
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.reference.deepmd_oracle import _clean_env, oracle_python  # noqa: E402
+
+RUNNER = Path(__file__).resolve().parent / "deepmd_model_runner.py"
+VARIANTS = [(True, True), (True, False), (False, True), (False, False)]
+KEYS = ("energy", "atom_energy", "force", "virial", "atom_virial")
+
+
+def deepmd_model_section(cfg):
+    """DeePMD-kit 3.x drops type-embedding biases by default; v2.2.5 (and we) keep them."""
+    cfg = copy.deepcopy(cfg)
+    if "type_embedding" in cfg:
+        cfg["type_embedding"]["use_tebd_bias"] = True
+    return cfg
+
+
+# rcut - rcut_smth exact in single precision: DeePMD-kit's ProdEnvMatA computes the width of the
+# switch as a float (see test_switch_width_is_rounded_to_single_precision_as_deepmd_kit_does)
+RCUT_SMTH_EXACT = 0.5
+
+
+def case(name, tebd, type_one_side, kind, rcut_smth=RCUT_SMTH_EXACT, ntypes=2, **extra):
+    frame = Frame.random(71, kind, ntypes=ntypes)
+    cfg = model_config(frame.sel(), tebd=tebd, type_one_side=type_one_side, neuron=(4, 8, 16),
+                       axis_neuron=3, fitting=(12, 12, 12), rcut_smth=rcut_smth, **extra)
+    model = build_model(cfg, stats_seed=3)
+    rng = np.random.default_rng(12)
+    coords = frame.coord[None] + rng.normal(scale=0.05, size=(2, frame.nat, 3))
+    if cfg["fitting_net"]["numb_fparam"]:
+        frame.fparam = rng.normal(size=cfg["fitting_net"]["numb_fparam"])
+    if cfg["fitting_net"]["numb_aparam"]:
+        frame.aparam = rng.normal(size=frame.nat * cfg["fitting_net"]["numb_aparam"])
+    return name, cfg, model, frame, coords
+
+
+# (type embedding, type_one_side, boundary): every variant periodic, three of them also open
+# (DeePMD-kit's per-type two-side graph is the slowest to build)
+VARIANT_CASES = [(tebd, side, "triclinic") for tebd, side in VARIANTS] + [
+    (True, True, "open"), (True, False, "open"), (False, True, "open")]
+# three types with an excluded pair
+EXCLUDED_CASES = [(True, False), (False, True)]
+
+
+def variant_name(tebd, type_one_side, kind):
+    return (f"{'tebd' if tebd else 'per_type'}-{'one_side' if type_one_side else 'two_side'}-"
+            f"{kind}")
+
+
+def cases():
+    out = [case(variant_name(*v), *v) for v in VARIANT_CASES]
+    out += [case("excluded-" + variant_name(tebd, side, "triclinic"), tebd, side, "triclinic",
+                 ntypes=3, exclude_types=[[0, 2]]) for tebd, side in EXCLUDED_CASES]
+    for tebd in (True, False):
+        out.append(case(f"parameters-atom_ener-{'tebd' if tebd else 'per_type'}", tebd, tebd,
+                        "triclinic", numb_fparam=2, numb_aparam=1, atom_ener=[0.5, None]))
+    out.append(case("inexact_switch_width", True, True, "open", rcut_smth=0.8))
+    return out
+
+
+@pytest.fixture(scope="module")
+def agreement(tmp_path_factory):
+    python, reason = oracle_python()
+    if python is None:
+        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    tmp = tmp_path_factory.mktemp("deepmd_model")
+    built = cases()
+    arrays, meta, ours = {}, [], []
+    for i, (name, cfg, model, frame, coords) in enumerate(built):
+        nf = coords.shape[0]
+        box = np.zeros((nf, 9)) if frame.box is None else np.tile(frame.box.reshape(9), (nf, 1))
+        inputs = {"coord": coords.reshape(nf, -1), "atype": np.tile(frame.atype, (nf, 1)),
+                  "natoms": frame.natoms, "box": box, "mesh": frame.mesh}
+        if frame.fparam is not None:
+            inputs["fparam"] = np.tile(frame.fparam, (nf, 1))
+        if frame.aparam is not None:
+            inputs["aparam"] = np.tile(frame.aparam, (nf, 1))
+        arrays.update({f"c{i}/in/{k}": v for k, v in inputs.items()})
+        arrays.update({f"c{i}/var/{k}": v.numpy() for k, v in model.graph_variables().items()})
+        meta.append({"model": deepmd_model_section(cfg)})
+        ours.append((name, frame.evaluate(model, coords)))
+    np.savez(tmp / "in.npz", meta=json.dumps(meta), **arrays)
+    proc = subprocess.run([python, str(RUNNER), str(tmp / "in.npz"), str(tmp / "out.npz")],
+                          capture_output=True, text=True, timeout=600, env=_clean_env())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    theirs = np.load(tmp / "out.npz")
+    return {name: (out, {k[len(f"c{i}/"):]: theirs[k] for k in theirs.files
+                         if k.startswith(f"c{i}/")})
+            for i, (name, out) in enumerate(ours)}
+
+
+def assert_agree(ours, theirs):
+    for key in KEYS:
+        expected = theirs[key].reshape(ours[key].shape)
+        np.testing.assert_allclose(ours[key], expected, rtol=1e-12,
+                                   atol=1e-12 * np.abs(expected).max(), err_msg=key)
+
+
+@pytest.mark.parametrize("case", [variant_name(*v) for v in VARIANT_CASES])
+def test_energy_force_virial_match_deepmd_kit(agreement, case):
+    ours, theirs = agreement[case]
+    assert_agree(ours, theirs)
+
+
+@pytest.mark.parametrize("case", ["excluded-" + variant_name(tebd, side, "triclinic")
+                                  for tebd, side in EXCLUDED_CASES])
+def test_excluded_type_pairs_match_deepmd_kit(agreement, case):
+    ours, theirs = agreement[case]
+    assert_agree(ours, theirs)
+
+
+@pytest.mark.parametrize("tebd", ["tebd", "per_type"])
+def test_fparam_aparam_and_atom_ener_match_deepmd_kit(agreement, tebd):
+    ours, theirs = agreement[f"parameters-atom_ener-{tebd}"]
+    assert_agree(ours, theirs)
+
+
+@pytest.mark.parametrize("case", [variant_name(*v) for v in VARIANT_CASES])
+def test_every_deepmd_kit_weight_used_comes_from_the_model(agreement, case):
+    """Every variable of the model has its DeePMD-kit graph name; DeePMD-kit's variables left
+    unset are only timesteps of layers without a residual branch (created but unused there) and
+    its 3.x output statistics (zero bias, unit scale)."""
+    _, theirs = agreement[case]
+    assert list(theirs["unmatched"]) == []
+    for name in theirs["missing"]:
+        name = str(name)
+        if name.startswith("model_attr/") and "/t_out_" in name:
+            continue
+        assert "/idt_1" in name, name  # first embedding layer: width 1 or 1 + te -> neuron[0]
+
+
+def test_switch_width_is_rounded_to_single_precision_as_deepmd_kit_does(agreement):
+    ours, theirs = agreement["inexact_switch_width"]
+    expected = theirs["energy"]
+    np.testing.assert_allclose(ours["energy"], expected, rtol=1e-12)

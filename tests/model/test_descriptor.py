@@ -1,0 +1,132 @@
+"""The se_e2_a descriptor against a NumPy evaluation of the same weights, the embedding input
+with type embedding, and excluded type pairs."""
+import numpy as np
+import pytest
+
+from deepmd_tebd.model import DescriptorSeA
+from deepmd_tebd.model.descriptor import exclusion_mask, slot_types
+from model_helpers import Frame, build_model, model_config, numpy_mlp
+
+
+def numpy_descriptor(model, frame, rmat):
+    """D = A^T A[:, :M2], A = R~^T G / nnei, with G from the nets evaluated in NumPy."""
+    desc = model.descriptor
+    nnei, m2 = desc.nnei, desc.axis_neuron
+    rmat = rmat.reshape(frame.nat, nnei, 4)
+    slots = slot_types(desc.sel)
+    offsets = np.concatenate([[0], np.cumsum(desc.sel)])
+    tebd = None if model.type_embedding is None else model.type_embedding.table().numpy()
+    out = []
+    for i in range(frame.nat):
+        ti = frame.atype[i]
+        s = rmat[i, :, :1]
+        if tebd is not None:
+            parts = [s, tebd[slots]]
+            if not desc.type_one_side:
+                parts.append(np.repeat(tebd[ti][None], nnei, axis=0))
+            net = desc.filter_type_all
+            g = numpy_mlp(net, np.concatenate(parts, axis=1), net.rules)
+        else:
+            blocks = []
+            for j in range(desc.ntypes):
+                net = getattr(desc, f"filter_type_all_{j}" if desc.type_one_side
+                              else f"filter_type_{ti}_{j}")
+                blocks.append(numpy_mlp(net, s[offsets[j]:offsets[j + 1]], net.rules))
+            g = np.concatenate(blocks, axis=0)
+        a = rmat[i].T @ g / nnei
+        out.append((a.T @ a[:, :m2]).reshape(-1))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("tebd, type_one_side", [(True, True), (True, False), (False, True),
+                                                 (False, False)])
+def test_descriptor_matches_numpy_evaluation_of_the_same_weights(tebd, type_one_side):
+    frame = Frame.random(41, "triclinic", ntypes=3)
+    model = build_model(model_config(frame.sel(margin=3), tebd=tebd,
+                                     type_one_side=type_one_side, neuron=(4, 8, 16),
+                                     axis_neuron=3))
+    out = frame.evaluate(model)
+    # empty slots exist: they enter with (-davg/dstd, 0, 0, 0) and their block's embedding
+    assert np.any(out["nlist"] < 0)
+    expected = numpy_descriptor(model, frame, out["rmat"][0])
+    assert out["descriptor"].shape == (1, frame.nat, 16 * 3)
+    np.testing.assert_allclose(out["descriptor"][0], expected, rtol=1e-11,
+                               atol=1e-13 * np.abs(expected).max())
+
+
+def test_layer_call_gives_the_model_descriptor_and_env_mat():
+    frame = Frame.random(43, "open")
+    model = build_model(model_config(frame.sel(), tebd=True, type_one_side=False))
+    out = frame.evaluate(model)
+    alone = model.descriptor(frame.coord.reshape(1, -1), frame.atype.reshape(1, -1),
+                             frame.natoms, np.zeros((1, 9)), frame.mesh,
+                             type_embedding=model.type_embedding.table())
+    for key in ("descriptor", "rmat", "rmat_deriv", "rij", "nlist"):
+        np.testing.assert_array_equal(alone[key].numpy(), out[key], err_msg=key)
+
+
+def test_embedding_input_width_with_and_without_centre_type():
+    common = dict(sel=[3, 5], neuron=[4, 8], axis_neuron=2)
+    assert DescriptorSeA(**common, type_one_side=True, tebd_dim=6).embedding_input_width == 7
+    assert DescriptorSeA(**common, type_one_side=False, tebd_dim=6).embedding_input_width == 13
+    assert DescriptorSeA(**common, type_one_side=False).embedding_input_width == 1
+
+
+def test_exclusion_mask_is_symmetric_and_per_slot_block():
+    mask = exclusion_mask([[0, 2]], [1, 2, 3])
+    expected = np.array([[1, 1, 1, 0, 0, 0],
+                         [1, 1, 1, 1, 1, 1],
+                         [0, 1, 1, 1, 1, 1]], dtype=float)
+    np.testing.assert_array_equal(mask, expected)
+
+
+@pytest.mark.parametrize("tebd, type_one_side", [(True, True), (True, False), (False, True),
+                                                 (False, False)])
+def test_excluded_types_do_not_see_each_other(tebd, type_one_side):
+    frame = Frame.random(42, "triclinic")
+    model = build_model(model_config(frame.sel(margin=3), tebd=tebd,
+                                     type_one_side=type_one_side, exclude_types=[[1, 0]]))
+    rng = np.random.default_rng(6)
+    coords = np.repeat(frame.coord[None], 3, axis=0)
+    type0, type1 = frame.atype == 0, frame.atype == 1
+    coords[1, type1] += rng.normal(scale=0.1, size=(type1.sum(), 3))
+    coords[2, type0] += rng.normal(scale=0.1, size=(type0.sum(), 3))
+    atom_e = frame.evaluate(model, coords)["atom_energy"]
+    np.testing.assert_allclose(atom_e[1, type0], atom_e[0, type0], rtol=1e-12)
+    np.testing.assert_allclose(atom_e[2, type1], atom_e[0, type1], rtol=1e-12)
+    assert not np.allclose(atom_e[1, type1], atom_e[0, type1])
+
+
+def test_per_type_nets_without_type_embedding_skip_excluded_pairs():
+    desc = DescriptorSeA(sel=[2, 2, 2], neuron=[4], axis_neuron=2, type_one_side=False,
+                         exclude_types=[[0, 1]])
+    names = {net.name for net in desc.nets()}
+    assert "filter_type_0_1" not in names and "filter_type_1_0" not in names
+    assert len(names) == 7
+
+
+def test_statistics_are_non_trainable_and_tiled_per_component():
+    desc = DescriptorSeA(sel=[2, 3], neuron=[4], axis_neuron=2, tebd_dim=2)
+    desc.build()
+    assert {v.name for v in desc.non_trainable_variables} == {"t_avg", "t_std"}
+    desc.set_statistics([[1, 0, 0, 0], [2, 0, 0, 0]], [[3, 4, 4, 4], [5, 6, 6, 6]])
+    assert desc.davg.shape == (2, 20)
+    np.testing.assert_array_equal(desc.davg.numpy()[1, 4:8], [2, 0, 0, 0])
+    np.testing.assert_array_equal(desc.dstd.numpy()[0, -4:], [3, 4, 4, 4])
+    zero = DescriptorSeA(sel=[2, 3], neuron=[4], axis_neuron=2, set_davg_zero=True)
+    zero.set_statistics(np.ones((2, 20)), np.ones((2, 20)))
+    assert not zero.davg.numpy().any()
+    with pytest.raises(ValueError, match="davg must have shape"):
+        desc.set_statistics(np.ones((2, 7)), np.ones((2, 20)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(rcut=3.0, rcut_smth=4.0), "rcut_smth"),
+    (dict(axis_neuron=9), "axis_neuron"),
+    (dict(exclude_types=[[0, 5]]), "exclude_types"),
+])
+def test_inconsistent_descriptor_arguments_are_rejected(kwargs, message):
+    args = dict(sel=[2, 3], neuron=[4, 8], axis_neuron=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        DescriptorSeA(**args)

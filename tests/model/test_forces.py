@@ -1,0 +1,116 @@
+"""Forces and virials of the full model are the exact derivatives of its energy (central finite
+differences, double precision), with and without type embedding, type_one_side true and false,
+periodic triclinic cells and open boundaries."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_helpers import (Frame, build_model, finite_difference_force,
+                           finite_difference_virial, model_config, relative_error)
+
+VARIANTS = [(True, True), (True, False), (False, True), (False, False)]
+IDS = ["tebd-one_side", "tebd-two_side", "per_type-one_side", "per_type-two_side"]
+
+
+def setup(kind, tebd, type_one_side, seed=21, ntypes=2, **cfg):
+    frame = Frame.random(seed, kind, ntypes=ntypes)
+    model = build_model(model_config(frame.sel(), tebd=tebd, type_one_side=type_one_side, **cfg))
+    return frame, model
+
+
+@pytest.mark.parametrize("kind", ["triclinic", "open"])
+@pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
+def test_force_is_minus_energy_gradient(kind, tebd, type_one_side):
+    frame, model = setup(kind, tebd, type_one_side)
+    force = frame.evaluate(model)["force"].reshape(-1, 3)
+    assert relative_error(force, finite_difference_force(model, frame)) < 1e-6
+
+
+@pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
+def test_virial_is_minus_strain_derivative(tebd, type_one_side):
+    frame, model = setup("triclinic", tebd, type_one_side)
+    out = frame.evaluate(model)
+    virial = out["virial"].reshape(3, 3)
+    assert relative_error(virial, finite_difference_virial(model, frame)) < 1e-6
+    np.testing.assert_allclose(out["atom_virial"].reshape(-1, 9).sum(0), virial.reshape(9),
+                               rtol=1e-12, atol=1e-12 * np.abs(virial).max())
+
+
+@pytest.mark.parametrize("tebd", [True, False], ids=["tebd", "per_type"])
+def test_open_boundary_virial_is_sum_of_position_force_products(tebd):
+    frame, model = setup("open", tebd, True)
+    virial = frame.evaluate(model)["virial"].reshape(3, 3)
+    expected = np.einsum("ia,ib->ab", finite_difference_force(model, frame), frame.coord)
+    assert relative_error(virial, expected) < 1e-6
+
+
+@pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
+def test_forces_with_three_types_and_excluded_pair(tebd, type_one_side):
+    frame, model = setup("triclinic", tebd, type_one_side, seed=22, ntypes=3,
+                         exclude_types=[[0, 2]])
+    force = frame.evaluate(model)["force"].reshape(-1, 3)
+    assert relative_error(force, finite_difference_force(model, frame)) < 1e-6
+
+
+@pytest.mark.parametrize("tebd", [True, False], ids=["tebd", "per_type"])
+def test_forces_with_frame_and_atomic_parameters_and_atom_ener(tebd):
+    frame, model = setup("triclinic", tebd, False, numb_fparam=2, numb_aparam=1,
+                         atom_ener=[0.5, None])
+    rng = np.random.default_rng(4)
+    frame.fparam = rng.normal(size=2)
+    frame.aparam = rng.normal(size=frame.nat)
+    out = frame.evaluate(model)
+    assert relative_error(out["force"].reshape(-1, 3),
+                          finite_difference_force(model, frame)) < 1e-6
+    assert relative_error(out["virial"].reshape(3, 3),
+                          finite_difference_virial(model, frame)) < 1e-6
+
+
+def test_net_force_vanishes():
+    frame, model = setup("triclinic", True, False)
+    force = frame.evaluate(model)["force"].reshape(-1, 3)
+    assert np.abs(force.sum(0)).max() < 1e-10 * np.abs(force).max()
+
+
+def test_energy_is_sum_of_atomic_energies():
+    frame, model = setup("triclinic", True, True)
+    out = frame.evaluate(model)
+    np.testing.assert_allclose(out["energy"], out["atom_energy"].sum(1), rtol=1e-14)
+    assert out["energy"].dtype == np.float64 and out["force"].dtype == np.float64
+
+
+@pytest.mark.parametrize("tebd", [True, False], ids=["tebd", "per_type"])
+def test_force_loss_gradient_matches_weight_finite_difference(tebd):
+    """A force loss is differentiable with respect to the weights (through the tape in call and
+    the registered gradients of ProdForceSeA and ProdVirialSeA): <dL/dw, v> equals the central
+    difference of L along a random direction v."""
+    frame, model = setup("triclinic", tebd, False)
+    args = (frame.coord.reshape(1, -1), frame.atype.reshape(1, -1), frame.natoms,
+            frame.box.reshape(1, 9), frame.mesh)
+    variables = model.trainable_variables
+
+    def loss():
+        out = model(*args)
+        return tf.reduce_sum(out["force"] ** 2) + tf.reduce_sum(out["virial"] ** 2)
+
+    with tf.GradientTape() as tape:
+        value = loss()
+    grads = tape.gradient(value, variables)
+    # only the final biases (a constant shift of every atomic energy) do not reach the forces
+    none = sorted(v.name for v, g in zip(variables, grads) if g is None)
+    assert none == ["final_bias"] * (1 if tebd else 2)
+    grads = [tf.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
+    rng = np.random.default_rng(5)
+    direction = [rng.normal(size=v.shape) for v in variables]
+    analytic = sum(float(tf.reduce_sum(g * d)) for g, d in zip(grads, direction))
+    h = 1e-6
+    saved = [v.numpy() for v in variables]
+    values = []
+    for sign in (1, -1):
+        for v, s, d in zip(variables, saved, direction):
+            v.assign(s + sign * h * d)
+        values.append(float(loss()))
+    for v, s in zip(variables, saved):
+        v.assign(s)
+    numeric = (values[0] - values[1]) / (2 * h)
+    assert abs(analytic - numeric) < 1e-6 * abs(numeric)
