@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--skip-neighbor-stat", action="store_true",
                        help="skip the neighbour statistics (sel must be a list)")
 
+    plot = sub.add_parser("plot", parents=[common], help="draw a learning curve (lcurve.out) "
+                          "to a PNG (needs matplotlib)")
+    plot.add_argument("LCURVE", nargs="?", default="lcurve.out")
+    plot.add_argument("-o", "--output", default="lcurve.png")
+
     check = sub.add_parser("check", parents=[common], help="validate an input script and print "
                            "it normalised (defaults filled, aliases resolved)")
     check.add_argument("INPUT", help="input script (JSON or YAML)")
@@ -87,6 +92,10 @@ def _dispatch(args) -> int:
 
         return train.run(args.INPUT, args.restart, args.init_model, args.skip_neighbor_stat,
                          args.output)
+    if args.command == "plot":
+        from .entrypoints import plot
+
+        return plot.run(args.LCURVE, args.output)
     if args.command == "check":
         from .entrypoints import check
 
