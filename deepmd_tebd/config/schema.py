@@ -205,11 +205,19 @@ LOSS_ENER = _section({
 }, doc="the energy loss")
 
 _DATA = {
-    "systems": {"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
+    "systems": {"anyOf": [{"type": "array", "minItems": 1, "items": {"anyOf": [
+                              {"type": "string"},
+                              {"type": "object", "required": ["path", "fmt"],
+                               "additionalProperties": False,
+                               "properties": {"path": {"type": "string"},
+                                              "fmt": {"type": "string"}}}]}},
                           {"type": "string"}],
-                "x-expect": "a list of system directories, or one directory searched recursively",
+                "x-expect": "a list of system directories (or {\"path\": ..., \"fmt\": ...} "
+                            "for other formats), or one directory searched recursively",
                 "description": "system directories (each with type.raw), or a root directory "
-                               "searched recursively"},
+                               "searched recursively; an entry {\"path\": P, \"fmt\": F} "
+                               "reads P in any dpdata format F (e.g. vasp/outcar, "
+                               "cp2k/output, abacus/scf), an extension of this package"},
     "set_prefix": _str("set", "prefix of the set directories (dp train always reads set.*)"),
     "batch_size": {"anyOf": [{"type": "integer", "minimum": 1},
                              {"type": "array", "items": {"type": "integer", "minimum": 1}},

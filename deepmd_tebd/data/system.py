@@ -18,7 +18,9 @@ expected. Only NumPy is used here.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,38 @@ class DataError(ValueError):
 
 class SystemNotFoundError(DataError, FileNotFoundError):
     """A system path that is not a directory holding type.raw (DeePMD-kit raises OSError)."""
+
+
+def converted_system(path: str | Path, fmt: str) -> Path:
+    """A DeePMD-kit npy system made from labelled data in another format, read by dpdata (VASP
+    OUTCAR, CP2K output, ABACUS, extended XYZ, ...: any format dpdata's LabeledSystem reads).
+
+    The conversion is kept in a cache directory ($DEEPMD_TEBD_CACHE, default
+    ~/.cache/deepmd_tebd/dpdata) keyed by the file's absolute path, size, modification time and
+    the format, so it runs once per version of the data.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise SystemNotFoundError(f"system {source} (format {fmt}) does not exist")
+    stat = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{fmt}".encode())
+    root = Path(os.environ.get("DEEPMD_TEBD_CACHE", Path.home() / ".cache/deepmd_tebd"))
+    target = root / "dpdata" / key.hexdigest()[:16]
+    if (target / "type.raw").is_file():
+        return target
+    import dpdata
+
+    try:
+        system = dpdata.LabeledSystem(str(source), fmt=fmt)
+    except Exception as err:  # dpdata raises many kinds of errors for unreadable input
+        raise DataError(f"{source} cannot be read as {fmt!r} by dpdata: {err}") from err
+    if len(system) == 0:
+        raise DataError(f"{source} holds no labelled frame in format {fmt!r}")
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    system.to("deepmd/npy", str(tmp))
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, target)
+    return target
 
 
 def find_systems(systems: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -53,7 +87,8 @@ def find_systems(systems: str | Path | Sequence[str | Path]) -> list[Path]:
             raise SystemNotFoundError(
                 f"no system found under {root}: expected directories containing type.raw")
         return found
-    paths = [Path(s) for s in systems]
+    paths = [converted_system(s["path"], s["fmt"]) if isinstance(s, Mapping) else Path(s)
+             for s in systems]
     if not paths:
         raise SystemNotFoundError("the list of systems is empty")
     for path in paths:

@@ -248,3 +248,34 @@ def test_data_modules_import_no_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_system_in_another_format_is_converted_through_dpdata(tmp_path, monkeypatch):
+    """A system given as {"path", "fmt"} is read by dpdata: here DeePMD-kit's raw text format,
+    made from the npy water system, gives the same frames."""
+    import dpdata
+
+    from deepmd_tebd.data.system import find_systems
+
+    monkeypatch.setenv("DEEPMD_TEBD_CACHE", str(tmp_path / "cache"))
+    source = WATER / "data_0"
+    dpdata.LabeledSystem(str(source), fmt="deepmd/npy").to("deepmd/raw", str(tmp_path / "raw"))
+    paths = find_systems([{"path": str(tmp_path / "raw"), "fmt": "deepmd/raw"}])
+    converted = System(paths[0], ["O", "H"])
+    original = System(source, ["O", "H"])
+    assert converted.natoms == original.natoms
+    np.testing.assert_array_equal(converted.atype, original.atype)
+    a = converted.load_set(converted.sets[0])["coord"]
+    b = original.load_set(original.sets[0])["coord"]
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert find_systems([{"path": str(tmp_path / "raw"), "fmt": "deepmd/raw"}]) == paths
+
+
+def test_unreadable_other_format_names_the_file(tmp_path, monkeypatch):
+    from deepmd_tebd.data.system import DataError, find_systems
+
+    monkeypatch.setenv("DEEPMD_TEBD_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "OUTCAR"
+    bad.write_text("not an outcar\n")
+    with pytest.raises(DataError, match="OUTCAR"):
+        find_systems([{"path": str(bad), "fmt": "vasp/outcar"}])
