@@ -67,6 +67,8 @@ class Trainer:
         self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
                                                     self.step, self.loss.labels)
         self._signal = None
+        self.summary = (tf.summary.create_file_writer(training["tensorboard_log_dir"])
+                        if training["tensorboard"] else None)
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
@@ -119,6 +121,15 @@ class Trainer:
         valid = self._validation_errors()
         lcurve.write(step, train, valid, float(self.lr.value(step)))
 
+    def _write_summary(self, step: int, batch: dict) -> None:
+        """TensorBoard scalars: the errors on the batch just trained on and the learning rate."""
+        errors = self.evaluate(batch)
+        with self.summary.as_default():
+            for name, value in errors.items():
+                tf.summary.scalar(name, value, step=step)
+            tf.summary.scalar("learning_rate", self.lr.value(step), step=step)
+        self.summary.flush()
+
     def _on_signal(self, signum, frame):
         self._signal = signum
 
@@ -165,6 +176,8 @@ class Trainer:
             step_times.append(elapsed)
             step += 1
             interval_steps += 1
+            if self.summary is not None and step % self.training["tensorboard_freq"] == 0:
+                self._write_summary(step, batch)
             if displaying and step % disp_freq == 0:
                 t = time.perf_counter()
                 self._display(lcurve, step, batch)

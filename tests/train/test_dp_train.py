@@ -131,3 +131,13 @@ def test_water_example_trains_from_a_copy(tmp_path):
     result = dp_train(run)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(rows(run / "lcurve.out")) == 3 and (run / "model.ckpt-4.index").exists()
+
+
+def test_tensorboard_logs_written_when_asked(tmp_path):
+    script = small_input(numb_steps=4, disp_freq=2, save_freq=4)
+    script["training"].update(tensorboard=True, tensorboard_log_dir="tb", tensorboard_freq=2)
+    run = workdir(tmp_path, script)
+    result = dp_train(run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = list((run / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
