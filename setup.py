@@ -105,6 +105,7 @@ setup(
     cmdclass={"build_ext": BuildOps},
     python_requires=">=3.9",
     install_requires=["numpy", "jsonschema", "pyyaml", "dpdata"],
-    extras_require={"test": ["pytest", "hypothesis", "matplotlib"], "plot": ["matplotlib"]},
+    extras_require={"test": ["pytest", "hypothesis", "matplotlib", "tensorboard"],
+                    "plot": ["matplotlib"], "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["dp = deepmd_tebd.cli:main"]},
 )

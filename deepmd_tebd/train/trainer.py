@@ -67,8 +67,15 @@ class Trainer:
         self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
                                                     self.step, self.loss.labels)
         self._signal = None
-        self.summary = (tf.summary.create_file_writer(training["tensorboard_log_dir"])
-                        if training["tensorboard"] else None)
+        self.summary = None
+        if training["tensorboard"]:
+            try:
+                import tensorboard  # noqa: F401  (tf.summary writes through it)
+            except ImportError:
+                raise RuntimeError("training/tensorboard is true, but the tensorboard package "
+                                   "is not installed: pip install tensorboard (or the "
+                                   "package's [tensorboard] extra)") from None
+            self.summary = tf.summary.create_file_writer(training["tensorboard_log_dir"])
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
