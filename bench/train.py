@@ -1,0 +1,431 @@
+"""Trains deepmd_tebd and DeePMD-kit 3.2.0 (TensorFlow backend) on the same inputs and compares them.
+
+    python bench/train.py [--steps 2000] [--only tebd|se_e2_a] [--keep DIR] [--threads N] [--out DIR]
+
+Inputs: DeePMD-kit's example scripts ../shared/inputs/water_se_e2_a_tebd.json ("tebd") and
+water_se_e2_a.json ("se_e2_a") beside the checkout, changed only in numb_steps (--steps),
+decay_steps 100, disp_freq 100 and save_freq max(2000, --steps), with training systems
+data_0..data_2 and validation system data_3 of ../shared/data/water. Each job runs in its own work
+dir <tmp>/<job>/run next to a link <tmp>/<job>/data -> the water data, so the inputs' own
+"../data/data_N" paths hold.
+
+Programs: ours is `dp train input.json` of this interpreter's venv; DeePMD-kit's is
+`<oracle venv>/bin/dp --tf train input.json` (tests/reference/deepmd_oracle.py, created on first use).
+The jobs run one after the other, never two at once, with the same thread settings:
+OMP_NUM_THREADS, TF_/DP_{INTRA,INTER}_OP_PARALLELISM_THREADS and TF_NUM_{INTRA,INTER}OP_THREADS all
+set to --threads (default: the number of usable cores), TF_CPP_MIN_LOG_LEVEL=2.
+
+Figures per job:
+- rmse_e_val, rmse_f_val: the last row of lcurve.out (columns found by their header names).
+- wall ms/step: median over the display intervals ending at steps 300..N of the interval's wall time
+  / disp_freq. Both programs log a wall time at every display step: ours the time since training
+  started ("batch %7d training time %.2f s, testing time %.2f s, total wall time %.2f s"; the
+  interval's share is the difference of consecutive values), DeePMD-kit 3.2.0 the time since the
+  previous display ("Batch %7d: total wall time = %.2f s, ..."). It covers the training steps, the
+  batch loading and the display's evaluations, measured the same way on both sides.
+- train ms/step: the training steps alone, as both programs report at the end
+  ("average training time: %.4f s/batch (exclude first 100 batches)": the mean over steps 101..N).
+  Where a program logs each interval's training time (ours; DeePMD-kit 2.x), the median over the
+  intervals ending at 300..N is shown as well.
+Targets: rmse ratio (ours / DeePMD-kit) <= 1.10, step-time ratio <= 1.0.
+
+Outputs in --out (default <tmp>/deepmd_tebd-bench-train): each job's lcurve and log,
+results.json, and lcurves.png when matplotlib can be imported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+_SHARED = _ROOT.parent / "shared"
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from tests.reference.deepmd_oracle import _clean_env, oracle_python  # noqa: E402
+
+INPUTS = {"tebd": "water_se_e2_a_tebd.json", "se_e2_a": "water_se_e2_a.json"}
+PROGRAMS = ("ours", "deepmd")
+LABELS = {"ours": "deepmd_tebd", "deepmd": "DeePMD-kit"}
+DISP_FREQ = 100
+DECAY_STEPS = 100
+MIN_SAVE_FREQ = 2000
+SKIP_BEFORE = 200           # intervals ending at steps <= this are warm-up
+RMSE_TARGET, TIME_TARGET = 1.10, 1.0
+PROGRESS_EVERY_S = 60.0
+
+# ours, and DeePMD-kit 2.x: training and testing time of the interval, wall time (see docstring)
+_TIMING_LINE = re.compile(r"batch\s+(\d+) training time ([\d.]+) s, testing time ([\d.]+) s, "
+                          r"total wall time ([\d.]+) s")
+# DeePMD-kit 3.x: wall time of the interval
+_WALL_LINE = re.compile(r"Batch\s+(\d+): total wall time = ([\d.]+) s")
+_AVERAGE_LINE = re.compile(r"average training time: ([\d.]+) s/batch")
+_STEP_LINE = re.compile(r"[Bb]atch\s+(\d+)")
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000, help="numb_steps of every job")
+    parser.add_argument("--only", choices=sorted(INPUTS), help="run one input only")
+    parser.add_argument("--keep", metavar="DIR", help="make the work dirs under DIR and keep them")
+    parser.add_argument("--threads", type=int, default=_usable_cores(),
+                        help="OMP / TF intra- and inter-op threads for every job")
+    parser.add_argument("--out", metavar="DIR",
+                        default=str(Path(tempfile.gettempdir()) / "deepmd_tebd-bench-train"),
+                        help="where lcurves, logs, results.json and the plot go")
+    parser.add_argument("--timeout", type=float, default=7200.0,
+                        help="seconds after which a job is stopped and counted as failed")
+    args = parser.parse_args(argv)
+    if args.steps < DISP_FREQ:
+        parser.error(f"--steps must be at least disp_freq ({DISP_FREQ})")
+    return args
+
+
+def _progress(message: str) -> None:
+    print(f"[bench/train] {message}", file=sys.stderr, flush=True)
+
+
+def _input(name: str, steps: int) -> dict:
+    """The example input with the benchmark's changes (see the module docstring)."""
+    config = json.loads((_SHARED / "inputs" / INPUTS[name]).read_text())
+    config["learning_rate"]["decay_steps"] = DECAY_STEPS
+    training = config["training"]
+    training["numb_steps"] = steps
+    training["disp_freq"] = DISP_FREQ
+    training["save_freq"] = max(MIN_SAVE_FREQ, steps)
+    training["training_data"]["systems"] = [f"../data/data_{i}/" for i in range(3)]
+    training["validation_data"]["systems"] = ["../data/data_3"]
+    return config
+
+
+def _thread_env(base: dict, threads: int) -> dict:
+    env = dict(base)
+    for key in ("OMP_NUM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS",
+                "TF_INTER_OP_PARALLELISM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
+                "DP_INTER_OP_PARALLELISM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS"):
+        env[key] = str(threads)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+def _commands(threads: int) -> dict:
+    """program -> (argv, env), or program -> reason string when it cannot be run."""
+    commands = {}
+    ours_dp = Path(sys.executable).parent / "dp"
+    if ours_dp.exists():
+        commands["ours"] = ([str(ours_dp), "train", "input.json"],
+                            _thread_env(os.environ, threads))
+    else:
+        env = _thread_env(os.environ, threads)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+        commands["ours"] = ([sys.executable, "-m", "deepmd_tebd.cli", "train", "input.json"], env)
+    python, reason = oracle_python()
+    if python is None:
+        commands["deepmd"] = reason
+    else:
+        commands["deepmd"] = ([str(Path(python).parent / "dp"), "--tf", "train", "input.json"],
+                              _thread_env(_clean_env(), threads))
+    return commands
+
+
+def _last_step(log: Path) -> int | None:
+    """The last display step in a log being written (for progress lines)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    steps = [int(m.group(1)) for m in _STEP_LINE.finditer(tail)]
+    return steps[-1] if steps else None
+
+
+def _run_job(label: str, argv: list, env: dict, job_dir: Path, config: dict,
+             timeout: float) -> dict:
+    run_dir = job_dir / "run"
+    run_dir.mkdir(parents=True)
+    (job_dir / "data").symlink_to(_SHARED / "data" / "water", target_is_directory=True)
+    (run_dir / "input.json").write_text(json.dumps(config, indent=2) + "\n")
+    log = run_dir / "train.log"
+    _progress(f"{label}: started ({' '.join(argv)} in {run_dir})")
+    t0 = time.perf_counter()
+    next_report = t0 + PROGRESS_EVERY_S
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            while proc.poll() is None:
+                time.sleep(1.0)
+                now = time.perf_counter()
+                if now - t0 > timeout:
+                    proc.terminate()
+                    try:
+                        proc.wait(30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                    break
+                if now >= next_report:
+                    step = _last_step(log)
+                    where = f"step {step}" if step is not None else "setting up"
+                    _progress(f"{label}: running, {now - t0:.0f} s elapsed, {where}")
+                    next_report = now + PROGRESS_EVERY_S
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    wall = time.perf_counter() - t0
+    rc = proc.returncode
+    timed_out = wall > timeout
+    _progress(f"{label}: {'timed out' if timed_out else 'finished'} with status {rc} "
+              f"after {wall:.0f} s")
+    return {"rc": rc, "timed_out": timed_out, "wall_s": wall, "log": log,
+            "lcurve": run_dir / config["training"]["disp_file"]}
+
+
+def read_lcurve(path: Path) -> tuple[list[str], list[list[float]]]:
+    """(column names, rows) of an lcurve.out; names from its (last) header line, the comment line
+    starting with "step" (DeePMD-kit 3.x writes a note line after it)."""
+    names, rows = [], []
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            words = line[1:].split()
+            if words and words[0] == "step":
+                names = words
+        elif line.strip():
+            rows.append([float(x) for x in line.split()])
+    return names, rows
+
+
+def _per_step_median(intervals: list[tuple[int, float]]) -> float | None:
+    """Median seconds per step of [(end step, interval seconds)], warm-up intervals left out
+    (all but the first interval when the run is too short to have any after the warm-up)."""
+    chosen = [t for step, t in intervals if step > SKIP_BEFORE]
+    if not chosen:
+        chosen = [t for step, t in intervals[1:]] or [t for _, t in intervals]
+    return statistics.median(chosen) / DISP_FREQ if chosen else None
+
+
+def parse_log(text: str) -> dict:
+    """Timings from a training log: wall_s_per_step, train_s_per_step (median, where the log has
+    each interval's training time), mean_train_s_per_step (the program's closing average)."""
+    timing = [(int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4)))
+              for m in _TIMING_LINE.finditer(text)]
+    walls = [(int(m.group(1)), float(m.group(2))) for m in _WALL_LINE.finditer(text)]
+    result = {"wall_s_per_step": None, "train_s_per_step": None, "mean_train_s_per_step": None}
+    if timing:
+        result["train_s_per_step"] = _per_step_median([(s, train) for s, train, _, _ in timing])
+        # The logged wall time is either the time since training started (ours) or the time since
+        # the previous display (DeePMD-kit 2.x): a running total is near the sum of all intervals'
+        # training and testing times, a per-interval one is a small fraction of it.
+        total = sum(train + test for _, train, test, _ in timing)
+        if len(timing) >= 3 and timing[-1][3] >= 0.9 * total:
+            ends = [0.0] + [wall for *_, wall in timing]
+            walls = [(s, ends[i + 1] - ends[i]) for i, (s, *_) in enumerate(timing)]
+        elif not walls:
+            walls = [(s, wall) for s, _, _, wall in timing]
+    if walls:
+        result["wall_s_per_step"] = _per_step_median(walls)
+    averages = _AVERAGE_LINE.findall(text)
+    if averages:
+        result["mean_train_s_per_step"] = float(averages[-1])
+    return result
+
+
+def _metrics(job: dict) -> dict:
+    metrics = {"rc": job["rc"], "wall_s": job["wall_s"]}
+    text = job["log"].read_text(errors="replace") if job["log"].exists() else ""
+    if job["rc"] != 0 or job["timed_out"]:
+        metrics["error"] = "\n".join(text.splitlines()[-40:])
+        return metrics
+    metrics.update(parse_log(text))
+    names, rows = read_lcurve(job["lcurve"])
+    last = dict(zip(names, rows[-1]))
+    metrics.update(step=int(last["step"]), rmse_e_val=last["rmse_e_val"],
+                   rmse_f_val=last["rmse_f_val"])
+    metrics["curve"] = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+    return metrics
+
+
+def _fmt(value, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "rmse":
+        return f"{value:.2e}"
+    if kind == "ms":
+        return f"{1e3 * value:.1f}"
+    return f"{value:.2f}"
+
+
+def _ratio(ours, theirs):
+    if ours is None or theirs is None or not theirs:
+        return None
+    return ours / theirs
+
+
+def _verdict(ratio, target) -> str:
+    if ratio is None:
+        return "n/a"
+    return "met" if ratio <= target else "NOT met"
+
+
+def report(results: dict, args) -> list[str]:
+    """The comparison as markdown-style lines (also returned for the caller to print)."""
+    lines = [f"{args.steps} steps, disp_freq {DISP_FREQ}, decay_steps {DECAY_STEPS}, "
+             f"{args.threads} threads per job; step times over the intervals ending at "
+             f"steps {SKIP_BEFORE + DISP_FREQ}..{args.steps}", ""]
+    header = ("| input | ours rmse_e_val | DeePMD rmse_e_val | ratio | ours rmse_f_val "
+              "| DeePMD rmse_f_val | ratio | ours ms/step | DeePMD ms/step | ratio |")
+    lines += [header, "|" + "---|" * 10]
+    checks = []
+    for name, pair in results.items():
+        ours, theirs = pair.get("ours", {}), pair.get("deepmd", {})
+        ratios = {key: _ratio(ours.get(key), theirs.get(key))
+                  for key in ("rmse_e_val", "rmse_f_val", "wall_s_per_step",
+                              "mean_train_s_per_step")}
+        lines.append(
+            f"| {name} | {_fmt(ours.get('rmse_e_val'), 'rmse')} "
+            f"| {_fmt(theirs.get('rmse_e_val'), 'rmse')} | {_fmt(ratios['rmse_e_val'], 'r')} "
+            f"| {_fmt(ours.get('rmse_f_val'), 'rmse')} | {_fmt(theirs.get('rmse_f_val'), 'rmse')} "
+            f"| {_fmt(ratios['rmse_f_val'], 'r')} | {_fmt(ours.get('wall_s_per_step'), 'ms')} "
+            f"| {_fmt(theirs.get('wall_s_per_step'), 'ms')} "
+            f"| {_fmt(ratios['wall_s_per_step'], 'r')} |")
+        checks.append((name, ratios))
+    lines += ["", "ms/step: median interval wall time / disp_freq (training steps, batch loading "
+              "and the display's evaluations).", "",
+              "Training steps alone (train ms/step):", "",
+              "| input | ours median | ours mean | DeePMD median | DeePMD mean | ratio of means |",
+              "|---|---|---|---|---|---|"]
+    for name, ratios in checks:
+        ours, theirs = results[name].get("ours", {}), results[name].get("deepmd", {})
+        lines.append(f"| {name} | {_fmt(ours.get('train_s_per_step'), 'ms')} "
+                     f"| {_fmt(ours.get('mean_train_s_per_step'), 'ms')} "
+                     f"| {_fmt(theirs.get('train_s_per_step'), 'ms')} "
+                     f"| {_fmt(theirs.get('mean_train_s_per_step'), 'ms')} "
+                     f"| {_fmt(ratios['mean_train_s_per_step'], 'r')} |")
+    lines += ["", "median: over the intervals ending at steps "
+              f"{SKIP_BEFORE + DISP_FREQ}..{args.steps} (DeePMD-kit 3.2.0 does not log each "
+              "interval's training time: '-'); mean: each program's closing 'average training "
+              f"time' (steps {DISP_FREQ + 1}..{args.steps}).", "",
+              f"Targets: rmse ratio <= {RMSE_TARGET:.2f}, step-time ratio <= {TIME_TARGET:.1f}"]
+    for name, ratios in checks:
+        lines.append(
+            f"- {name}: rmse_e_val {_verdict(ratios['rmse_e_val'], RMSE_TARGET)}, "
+            f"rmse_f_val {_verdict(ratios['rmse_f_val'], RMSE_TARGET)}, "
+            f"ms/step {_verdict(ratios['wall_s_per_step'], TIME_TARGET)}, "
+            f"train ms/step (means) {_verdict(ratios['mean_train_s_per_step'], TIME_TARGET)}")
+    lines += ["", "Per-run wall times (whole `dp train` process):"]
+    for name, pair in results.items():
+        for program in PROGRAMS:
+            job = pair.get(program)
+            if job is None:
+                continue
+            if "skipped" in job:
+                lines.append(f"- {name} / {LABELS[program]}: skipped ({job['skipped']})")
+            else:
+                state = "ok" if "error" not in job else f"FAILED (status {job['rc']})"
+                lines.append(f"- {name} / {LABELS[program]}: {job['wall_s']:.0f} s, {state}")
+    return lines
+
+
+def _plot(results: dict, out: Path) -> str:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not importable here: no plot written"
+    keys = ("rmse_e_val", "rmse_f_val")
+    fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.5 * len(results)), squeeze=False)
+    for row, (name, pair) in enumerate(results.items()):
+        for col, key in enumerate(keys):
+            ax = axes[row][col]
+            for program in PROGRAMS:
+                curve = pair.get(program, {}).get("curve")
+                if curve and key in curve:
+                    ax.semilogy(curve["step"], curve[key], label=LABELS[program])
+            ax.set_title(f"{name}: {key}")
+            ax.set_xlabel("step")
+            if ax.lines:
+                ax.legend()
+    fig.tight_layout()
+    path = out / "lcurves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"learning curves plotted to {path}"
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [args.only] if args.only else list(INPUTS)
+    commands = _commands(args.threads)
+    if args.keep:
+        work = Path(args.keep)
+        work.mkdir(parents=True, exist_ok=True)
+        cleanup = None
+    else:
+        cleanup = tempfile.TemporaryDirectory(prefix="deepmd_tebd-bench-train-")
+        work = Path(cleanup.name)
+    results: dict = {}
+    total = len(names) * len(PROGRAMS)
+    t0 = time.perf_counter()
+    try:
+        for name in names:
+            config = _input(name, args.steps)
+            results[name] = {}
+            for program in PROGRAMS:
+                label = (f"({len(results) * 2 - 1 + PROGRAMS.index(program)}/{total}) "
+                         f"{name} / {LABELS[program]}")
+                command = commands[program]
+                if isinstance(command, str):
+                    _progress(f"{label}: skipped: {command}")
+                    results[name][program] = {"skipped": command}
+                    continue
+                job_dir = work / f"{name}-{program}"
+                if job_dir.exists():
+                    shutil.rmtree(job_dir)
+                job = _run_job(label, *command, job_dir, config, args.timeout)
+                metrics = _metrics(job)
+                results[name][program] = metrics
+                for path, suffix in ((job["log"], "log"), (job["lcurve"], "lcurve.out")):
+                    if path.exists():
+                        shutil.copyfile(path, out / f"{name}-{program}.{suffix}")
+                if "error" in metrics:
+                    _progress(f"{label}: failed; the end of its output:\n{metrics['error']}")
+                _progress(f"total elapsed {time.perf_counter() - t0:.0f} s")
+    finally:
+        if cleanup is not None:
+            cleanup.cleanup()
+    lines = report(results, args)
+    lines += ["", _plot(results, out)]
+    print("\n".join(lines))
+    saved = {name: {program: {k: v for k, v in job.items() if k != "curve"}
+                    for program, job in pair.items()} for name, pair in results.items()}
+    (out / "results.json").write_text(json.dumps(saved, indent=2) + "\n")
+    print(f"lcurves, logs and results.json in {out}")
+    failed = any("error" in job for pair in results.values() for job in pair.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
