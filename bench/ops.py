@@ -22,14 +22,9 @@ import os
 import sys
 from pathlib import Path
 
+from cores import usable_cores
+
 _ROOT = Path(__file__).resolve().parents[1]
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _parse_args(argv=None):
@@ -38,7 +33,7 @@ def _parse_args(argv=None):
     parser.add_argument("--skip-large", action="store_true", help="skip the replicated box")
     parser.add_argument("--replicas", type=int, nargs=3, default=[5, 5, 5], metavar="N",
                         help="copies of one water frame along a, b, c for the large box")
-    parser.add_argument("--threads", type=int, default=_usable_cores(),
+    parser.add_argument("--threads", type=int, default=usable_cores(),
                         help="OMP / TF intra- and inter-op threads for both sides")
     parser.add_argument("--water", default=os.environ.get(
                             "DEEPMD_TEBD_WATER",

@@ -47,6 +47,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cores import usable_cores
+
 _ROOT = Path(__file__).resolve().parents[1]
 _SHARED = _ROOT.parent / "shared"
 if str(_ROOT) not in sys.path:
@@ -73,19 +75,12 @@ _AVERAGE_LINE = re.compile(r"average training time: ([\d.]+) s/batch")
 _STEP_LINE = re.compile(r"[Bb]atch\s+(\d+)")
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="numb_steps of every job")
     parser.add_argument("--only", choices=sorted(INPUTS), help="run one input only")
     parser.add_argument("--keep", metavar="DIR", help="make the work dirs under DIR and keep them")
-    parser.add_argument("--threads", type=int, default=_usable_cores(),
+    parser.add_argument("--threads", type=int, default=usable_cores(),
                         help="OMP / TF intra- and inter-op threads for every job")
     parser.add_argument("--out", metavar="DIR",
                         default=str(Path(tempfile.gettempdir()) / "deepmd_tebd-bench-train"),
