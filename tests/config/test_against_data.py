@@ -4,17 +4,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from deepmd_tebd.config import ConfigError, load_config
 from deepmd_tebd.config.against_data import check_against_data
 from deepmd_tebd.data.neighbor_stat import auto_sel, neighbor_stat
+from shared_paths import WATER, INPUTS
 
-ROOT = Path(__file__).resolve().parents[2]
-WATER = ROOT.parent / "shared/data/water"
-EXAMPLE = ROOT.parent / "shared/inputs/water_se_e2_a_tebd.json"
+EXAMPLE = INPUTS / "water_se_e2_a_tebd.json"
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from deepmd_tebd.config import ConfigError, load_config
 from deepmd_tebd.config import schema as S
+from shared_paths import INPUTS
 
 # DeePMD-kit's example inputs, in ../shared beside the checkout
-INPUTS = Path(__file__).resolve().parents[2].parent / "shared" / "inputs"
 EXAMPLES = ["water_se_e2_a.json", "water_se_e2_a_tebd.json"]
 
 # The keys of DeePMD-kit 2.2.5's se_e2_a descriptor (and the alias of axis_neuron)

@@ -8,16 +8,15 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, note, reject, settings
 from hypothesis import strategies as st
 
 from deepmd_tebd.config import ConfigError, normalize
+from shared_paths import INPUTS
 
 # DeePMD-kit's example inputs, in ../shared beside the checkout
-INPUTS = Path(__file__).resolve().parents[2].parent / "shared" / "inputs"
 NAMES = ["water_se_e2_a_tebd.json", "water_se_e2_a.json"]
 if not all((INPUTS / name).is_file() for name in NAMES):
     pytest.skip(f"DeePMD-kit's example inputs are not in {INPUTS}", allow_module_level=True)

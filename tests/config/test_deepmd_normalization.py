@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from deepmd_tebd.config import ConfigError, load_config, normalize
-from reference.deepmd_oracle import oracle_python
+from reference.deepmd_oracle import require_oracle
+from shared_paths import INPUTS
 
 # DeePMD-kit's example inputs, in ../shared beside the checkout
-INPUTS = Path(__file__).resolve().parents[2].parent / "shared" / "inputs"
 EXAMPLES = ["water_se_e2_a.json", "water_se_e2_a_tebd.json"]
 
 # Normalises each script of a JSON list with DeePMD-kit; one result per script.
@@ -130,9 +130,7 @@ def example(name: str) -> dict:
 @pytest.fixture(scope="module")
 def deepmd_normalize(tmp_path_factory):
     """A function: list of scripts -> DeePMD-kit's results ({"ok": dict} or {"error": text})."""
-    python, reason = oracle_python()
-    if python is None:
-        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    python = require_oracle()
     workdir = tmp_path_factory.mktemp("deepmd_normalize")
     script = workdir / "normalize.py"
     script.write_text(_ORACLE_SCRIPT)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -22,10 +21,9 @@ from deepmd_tebd.data.data_system import (
     system_probabilities,
 )
 from deepmd_tebd.data.system import DataError
-from reference.deepmd_oracle import _clean_env, oracle_python
+from reference.deepmd_oracle import _clean_env, require_oracle
+from shared_paths import WATER
 
-ROOT = Path(__file__).resolve().parents[2]
-WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", ROOT.parent / "shared/data/water"))
 
 needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
                                  reason=f"the water data is not at {WATER}")
@@ -425,9 +423,7 @@ DEEPMD_BATCHES = textwrap.dedent("""
     ("auto:400", "prob_uniform", [0.1, -1, 0.2, -1]),
 ])
 def test_batch_sequence_matches_deepmd_kit(tmp_path, batch_size, auto_prob, sys_probs):
-    python, reason = oracle_python()
-    if python is None:
-        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    python = require_oracle()
     systems = [str(WATER / f"data_{k}") for k in range(4)]
     seed, nstat, ndraw = 20240611, 3, 60
     args = {"systems": systems, "batch_size": batch_size, "type_map": ["O", "H"], "seed": seed,

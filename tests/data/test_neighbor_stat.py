@@ -20,11 +20,10 @@ from deepmd_tebd.data.neighbor_stat import (OverlappingAtomsError, auto_sel, nei
 from deepmd_tebd.data.system import DataError
 from deepmd_tebd.entrypoints.neighbor_stat import run as run_neighbor_stat
 from deepmd_tebd.op import op_module
-from reference.deepmd_oracle import oracle_python
+from reference.deepmd_oracle import require_oracle
 from reference.env_mat import extend_periodic, max_neighbors_per_type, random_system
+from shared_paths import WATER
 
-ROOT = Path(__file__).resolve().parents[2]
-WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", ROOT.parent / "shared/data/water"))
 RCUT = 6.0
 KINDS = ["orthorhombic", "triclinic", "small", "tiny", "open", "crowded"]
 
@@ -316,9 +315,7 @@ def deepmd_water():
     """DeePMD-kit 3.2's neighbour statistics of the water data (one subprocess)."""
     if not (WATER / "data_0/type.raw").is_file():
         pytest.skip(f"the water data is not at {WATER}")
-    python, reason = oracle_python()
-    if python is None:
-        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    python = require_oracle()
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"

@@ -5,10 +5,8 @@ statistics batches drawn without system draws."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,11 +22,10 @@ from deepmd_tebd.data.stats import (
     energy_bias_from_means,
     env_mat_sums,
 )
-from reference.deepmd_oracle import _clean_env, oracle_python
+from reference.deepmd_oracle import _clean_env, require_oracle
 from reference.env_mat import prod_env_mat_a_ref, random_system
+from shared_paths import WATER
 
-ROOT = Path(__file__).resolve().parents[2]
-WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", ROOT.parent / "shared/data/water"))
 needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
                                  reason=f"the water data is not at {WATER}")
 
@@ -282,9 +279,7 @@ def deepmd_water_stats(tmp_path_factory):
     """Our statistics inputs and DeePMD-kit's results on every frame of data_0..2."""
     if not (WATER / "data_0/type.raw").is_file():
         pytest.skip(f"the water data is not at {WATER}")
-    python, reason = oracle_python()
-    if python is None:
-        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    python = require_oracle()
     tmp = tmp_path_factory.mktemp("deepmd_stats")
     # batch size 80 = one whole set per batch: every frame of each system, whatever the RNG
     data = DataSystem([WATER / f"data_{k}" for k in range(3)], 80, ["O", "H"], seed=3,

@@ -3,7 +3,6 @@ sorting and type_map remapping, recursive discovery, and malformed systems refus
 DataError that names the offending file."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -11,9 +10,9 @@ import numpy as np
 import pytest
 
 from deepmd_tebd.data.system import DataError, System, SystemNotFoundError, find_systems, load_systems
+from shared_paths import WATER
 
 ROOT = Path(__file__).resolve().parents[2]
-WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", ROOT.parent / "shared/data/water"))
 
 needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
                                  reason=f"the water data is not at {WATER}")

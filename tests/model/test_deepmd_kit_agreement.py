@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.reference.deepmd_oracle import _clean_env, oracle_python  # noqa: E402
+from tests.reference.deepmd_oracle import _clean_env, require_oracle  # noqa: E402
 
 RUNNER = Path(__file__).resolve().parent / "deepmd_model_runner.py"
 VARIANTS = [(True, True), (True, False), (False, True), (False, False)]
@@ -80,9 +80,7 @@ def cases():
 
 @pytest.fixture(scope="module")
 def agreement(tmp_path_factory):
-    python, reason = oracle_python()
-    if python is None:
-        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    python = require_oracle()
     tmp = tmp_path_factory.mktemp("deepmd_model")
     built = cases()
     arrays, meta, ours = {}, [], []

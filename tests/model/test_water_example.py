@@ -1,7 +1,6 @@
 """DeePMD-kit's water example architectures build, run on a frame of the water data and have the
 parameter shapes of DeePMD-kit v2.2.5's graph (SPEC 4.8, "Observed")."""
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,10 +8,10 @@ import pytest
 from deepmd_tebd.config import load_config
 from deepmd_tebd.model import EnergyModel
 from model_helpers import Frame
+from shared_paths import INPUTS
+from shared_paths import WATER as WATER_DATA
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-INPUTS = SHARED / "inputs"
-WATER = SHARED / "data" / "water" / "data_0"
+WATER = WATER_DATA / "data_0"
 
 pytestmark = pytest.mark.skipif(not (INPUTS.is_dir() and WATER.is_dir()),
                                 reason="the shared water example is not available")

@@ -24,11 +24,11 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from tests.shared_paths import WATER as WATER_DATA  # noqa: E402
 from tests.reference.deepmd_oracle import OracleError, oracle_python, run_deepmd_ops, split_case  # noqa: E402
 from tests.reference.deepmd_ops_runner import OP_NAMES, run_case  # noqa: E402
 
-# DeePMD-kit's water data, in ../shared beside the checkout
-WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", _ROOT.parent / "shared/data/water")) / "data_3"
+WATER = WATER_DATA / "data_3"
 
 RCUT, RCUT_SMTH = 6.0, 0.5
 SEL = [46, 92]

@@ -24,7 +24,6 @@ class Energy:
         self.box = box
         self.sel = [int(n) + 2 for n in max_neighbors_per_type(self.coord, self.atype, box, RCUT)]
         self.nnei = sum(self.sel)
-        ndescrpt = self.nnei * 4
         self.natoms = natoms_vector(self.atype, len(self.sel))
         ntypes = len(self.sel)
         self.davg = np.tile(rng.normal(0, 0.05, (ntypes, 1, 4)), (1, self.nnei, 1)).reshape(ntypes, -1)

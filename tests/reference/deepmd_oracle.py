@@ -183,6 +183,16 @@ class DeepmdRun:
 _CASE_ARRAYS = ("coord", "atype", "natoms", "box", "mesh", "davg", "dstd", "net_deriv")
 
 
+def require_oracle() -> str:
+    """The oracle's python, or skip the calling test saying why it is unavailable."""
+    python, reason = oracle_python()
+    if python is None:
+        import pytest
+
+        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    return python
+
+
 def split_case(case) -> tuple[dict, dict[str, np.ndarray]]:
     """A case dict as the runner's ``run_case`` takes it: (JSON-able meta, arrays)."""
     dtype = np.dtype(case.get("dtype", "float64")).name

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_paths import WATER
 
 ROOT = Path(__file__).resolve().parents[2]
-WATER = ROOT.parent / "shared/data/water"
 EXAMPLE = ROOT / "examples/water"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 

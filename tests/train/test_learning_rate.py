@@ -8,15 +8,13 @@ import pytest
 import tensorflow as tf
 
 from deepmd_tebd.learning_rate import ExpDecayLR, loss_prefactor
-from reference.deepmd_oracle import oracle_python
+from reference.deepmd_oracle import require_oracle
 
 CASES = [(1e-3, 3.51e-8, 5000, 1000000), (1e-3, 1e-8, 100, 2000), (5e-3, 1e-6, 7, 1000)]
 
 
 def deepmd_schedule(start_lr, stop_lr, decay_steps, numb_steps, steps):
-    python, reason = oracle_python()
-    if python is None:
-        pytest.skip(f"DeePMD-kit oracle unavailable: {reason}")
+    python = require_oracle()
     code = ("import json,sys\nfrom deepmd.dpmodel.utils.learning_rate import LearningRateExp\n"
             "a=json.loads(sys.argv[1])\n"
             "lr=LearningRateExp(start_lr=a[0], stop_lr=a[1], decay_steps=a[2], num_steps=a[3])\n"
