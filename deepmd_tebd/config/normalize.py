@@ -69,23 +69,15 @@ def _suggest(word, candidates) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+# how a value's JSON type is named in messages (bool before int: True is an int in Python)
+_KINDS = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+          (list, "a list"), (dict, "a mapping"))
+
+
 def _show(value) -> str:
-    if isinstance(value, bool):
-        kind = "a boolean"
-    elif isinstance(value, int):
-        kind = "an integer"
-    elif isinstance(value, float):
-        kind = "a number"
-    elif isinstance(value, str):
-        kind = "a string"
-    elif isinstance(value, list):
-        kind = "a list"
-    elif isinstance(value, dict):
-        kind = "a mapping"
-    elif value is None:
+    if value is None:
         return "null"
-    else:
-        kind = type(value).__name__
+    kind = next((word for t, word in _KINDS if isinstance(value, t)), type(value).__name__)
     text = json.dumps(value, default=str)
     if len(text) > 60:
         text = text[:57] + "..."

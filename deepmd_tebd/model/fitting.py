@@ -109,24 +109,19 @@ class EnergyFitting(keras.layers.Layer):
 
     # -- weights ---------------------------------------------------------------------------
 
+    def _statistic(self, name: str, size: int, initializer: str):
+        """A non-trainable statistic of the data (set before training, saved with the model)."""
+        return self.add_weight(name=name, shape=(size,), initializer=initializer,
+                               dtype=_INTERFACE_DTYPE, trainable=False)
+
     def build(self, input_shape=None):
-        self.bias_atom_e = self.add_weight(name="t_bias_atom_e", shape=(self.ntypes,),
-                                           initializer="zeros", dtype=_INTERFACE_DTYPE,
-                                           trainable=False)
+        self.bias_atom_e = self._statistic("t_bias_atom_e", self.ntypes, "zeros")
         if self.numb_fparam > 0:
-            self.fparam_avg = self.add_weight(name="t_fparam_avg", shape=(self.numb_fparam,),
-                                              initializer="zeros", dtype=_INTERFACE_DTYPE,
-                                              trainable=False)
-            self.fparam_istd = self.add_weight(name="t_fparam_istd", shape=(self.numb_fparam,),
-                                               initializer="ones", dtype=_INTERFACE_DTYPE,
-                                               trainable=False)
+            self.fparam_avg = self._statistic("t_fparam_avg", self.numb_fparam, "zeros")
+            self.fparam_istd = self._statistic("t_fparam_istd", self.numb_fparam, "ones")
         if self.numb_aparam > 0:
-            self.aparam_avg = self.add_weight(name="t_aparam_avg", shape=(self.numb_aparam,),
-                                              initializer="zeros", dtype=_INTERFACE_DTYPE,
-                                              trainable=False)
-            self.aparam_istd = self.add_weight(name="t_aparam_istd", shape=(self.numb_aparam,),
-                                               initializer="ones", dtype=_INTERFACE_DTYPE,
-                                               trainable=False)
+            self.aparam_avg = self._statistic("t_aparam_avg", self.numb_aparam, "zeros")
+            self.aparam_istd = self._statistic("t_aparam_istd", self.numb_aparam, "ones")
         for mlp in self.nets():
             mlp.build((None, self.input_width))
 

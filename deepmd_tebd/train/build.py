@@ -20,7 +20,8 @@ def build_trainer(config: dict, restart: str | None = None,
     type_map = model_cfg["type_map"]
     fitting = model_cfg["fitting_net"]
     lr = ExpDecayLR.from_config(config["learning_rate"], training["numb_steps"])
-    labels = EnergyLoss(config.get("loss"), lr.start_lr).labels
+    loss = EnergyLoss(config.get("loss"), lr.start_lr)
+    labels = loss.labels
     # labels of the active loss terms must exist (a missing force.npy is an error, not a
     # silently disabled force term)
     data_args = dict(labels=labels, required=labels, numb_fparam=fitting["numb_fparam"],
@@ -56,7 +57,7 @@ def build_trainer(config: dict, restart: str | None = None,
         log.info("initialize model from scratch")
     else:
         model.build()
-    trainer = Trainer(config, model, train_data, valid_data)
+    trainer = Trainer(config, model, train_data, valid_data, lr, loss)
     if restart is not None:
         trainer.restart(restart)
     elif init_model is not None:

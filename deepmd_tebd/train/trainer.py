@@ -43,19 +43,20 @@ def _format_eta(seconds: float) -> str:
 class Trainer:
     """Training as `dp train` runs it, from objects built by the caller.
 
-    model: an EnergyModel whose variables exist (called once) and whose statistics are set;
-    train_data / valid_data: DataSystem objects (valid_data may be None); config: the normalised
-    script."""
+    model: an EnergyModel whose variables exist and whose statistics are set; train_data /
+    valid_data: DataSystem objects (valid_data may be None); lr, loss: the schedule and the loss;
+    config: the normalised script."""
 
-    def __init__(self, config: dict, model, train_data, valid_data):
+    def __init__(self, config: dict, model, train_data, valid_data, lr: ExpDecayLR,
+                 loss: EnergyLoss):
         training = config["training"]
         self.training = training
         self.model = model
         self.train_data = train_data
         self.valid_data = valid_data
         self.numb_btch = training["validation_data"]["numb_btch"] if valid_data else 0
-        self.lr = ExpDecayLR.from_config(config["learning_rate"], training["numb_steps"])
-        self.loss = EnergyLoss(config.get("loss"), self.lr.start_lr)
+        self.lr = lr
+        self.loss = loss
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.optimizer = Adam(model.trainable_variables)
         # the data sampling state (JSON), so that --restart draws the batches an uninterrupted
