@@ -1,6 +1,7 @@
 """Trains deepmd_tebd and DeePMD-kit 3.2.0 (TensorFlow backend) on the same inputs and compares them.
 
-    python bench/train.py [--steps 2000] [--only tebd|se_e2_a] [--keep DIR] [--threads N] [--out DIR]
+    python bench/train.py [--steps 2000] [--seeds 3] [--only tebd|se_e2_a] [--keep DIR] [--threads N]
+                          [--out DIR]
 
 Inputs: DeePMD-kit's example scripts ../shared/inputs/water_se_e2_a_tebd.json ("tebd") and
 water_se_e2_a.json ("se_e2_a") beside the checkout, changed only in numb_steps (--steps),
@@ -9,6 +10,13 @@ data_0..data_2 and validation system data_3 of ../shared/data/water. Each job ru
 dir <tmp>/<job>/run next to a link <tmp>/<job>/data -> the water data, so the inputs' own
 "../data/data_N" paths hold.
 
+Seeds: with --seeds K every input runs K times on each side, run r (0..K-1) with every seed of the
+input moved by r (the model's type_embedding, descriptor and fitting_net seeds 1 + r, the
+training seed 10 + r; run 0 is the upstream input). Both programs get the same seeds, but they draw
+different initial weights from them (different random generators), and with decay_steps 100 the
+first few hundred steps decide where a run ends: one run per side compares two draws more than
+two programs. The RMSE ratios are of the means over the K runs.
+
 Programs: ours is `dp train input.json` of this interpreter's venv; DeePMD-kit's is
 `<oracle venv>/bin/dp --tf train input.json` (tests/reference/deepmd_oracle.py, created on first use).
 The jobs run one after the other, never two at once, with the same thread settings:
@@ -16,7 +24,8 @@ OMP_NUM_THREADS, TF_/DP_{INTRA,INTER}_OP_PARALLELISM_THREADS and TF_NUM_{INTRA,I
 set to --threads (default: the number of usable cores), TF_CPP_MIN_LOG_LEVEL=2.
 
 Figures per job:
-- rmse_e_val, rmse_f_val: the last row of lcurve.out (columns found by their header names).
+- rmse_e_val, rmse_f_val: the last row of lcurve.out (columns found by their header names); per
+  input and program, the mean over the seeds (each run's value in results.json and the table).
 - wall ms/step: median over the display intervals ending at steps 300..N of the interval's wall time
   / disp_freq. Both programs log a wall time at every display step: ours the time since training
   started ("batch %7d training time %.2f s, testing time %.2f s, total wall time %.2f s"; the
@@ -27,7 +36,8 @@ Figures per job:
   ("average training time: %.4f s/batch (exclude first 100 batches)": the mean over steps 101..N).
   Where a program logs each interval's training time (ours; DeePMD-kit 2.x), the median over the
   intervals ending at 300..N is shown as well.
-Targets: rmse ratio (ours / DeePMD-kit) <= 1.10, step-time ratio <= 1.0.
+  Per input and program, the median over the seeds' figures.
+Targets: rmse ratio (ours / DeePMD-kit, means over the seeds) <= 1.10, step-time ratio <= 1.0.
 
 Outputs in --out (default <tmp>/deepmd_tebd-bench-train): each job's lcurve and log,
 results.json, and lcurves.png when matplotlib can be imported.
@@ -78,6 +88,8 @@ _STEP_LINE = re.compile(r"[Bb]atch\s+(\d+)")
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="numb_steps of every job")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="runs per input and program, seeds moved by 0..K-1 (default 3)")
     parser.add_argument("--only", choices=sorted(INPUTS), help="run one input only")
     parser.add_argument("--keep", metavar="DIR", help="make the work dirs under DIR and keep them")
     parser.add_argument("--threads", type=int, default=usable_cores(),
@@ -97,9 +109,14 @@ def _progress(message: str) -> None:
     print(f"[bench/train] {message}", file=sys.stderr, flush=True)
 
 
-def _input(name: str, steps: int) -> dict:
+def _input(name: str, steps: int, seed_shift: int = 0) -> dict:
     """The example input with the benchmark's changes (see the module docstring)."""
     config = json.loads((_SHARED / "inputs" / INPUTS[name]).read_text())
+    for section in ("type_embedding", "descriptor", "fitting_net"):
+        part = config["model"].get(section)
+        if part is not None:
+            part["seed"] = part.get("seed", 1) + seed_shift
+    config["training"]["seed"] = config["training"].get("seed", 10) + seed_shift
     config["learning_rate"]["decay_steps"] = DECAY_STEPS
     training = config["training"]
     training["numb_steps"] = steps
@@ -260,6 +277,27 @@ def _metrics(job: dict) -> dict:
     return metrics
 
 
+_MEANS = ("rmse_e_val", "rmse_f_val")
+_MEDIANS = ("wall_s_per_step", "train_s_per_step", "mean_train_s_per_step")
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """One program's figures over its seeds: mean final RMSEs, median step times (of the runs
+    that finished); `runs` kept as they are."""
+    done = [run for run in runs if "error" not in run and "skipped" not in run]
+    out: dict = {"runs": runs}
+    for key in _MEANS + _MEDIANS:
+        values = [run[key] for run in done if run.get(key) is not None]
+        if values:
+            out[key] = (statistics.fmean if key in _MEANS else statistics.median)(values)
+    if len(done) < len(runs):
+        out["error"] = f"{len(runs) - len(done)} of {len(runs)} runs did not finish"
+    skipped = [run["skipped"] for run in runs if "skipped" in run]
+    if skipped:
+        out["skipped"] = skipped[0]
+    return out
+
+
 def _fmt(value, kind: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -285,8 +323,27 @@ def _verdict(ratio, target) -> str:
 def report(results: dict, args) -> list[str]:
     """The comparison as markdown-style lines (also returned for the caller to print)."""
     lines = [f"{args.steps} steps, disp_freq {DISP_FREQ}, decay_steps {DECAY_STEPS}, "
-             f"{args.threads} threads per job; step times over the intervals ending at "
-             f"steps {SKIP_BEFORE + DISP_FREQ}..{args.steps}", ""]
+             f"{args.threads} threads per job, {args.seeds} seed(s) per input and program; "
+             f"step times over the intervals ending at steps "
+             f"{SKIP_BEFORE + DISP_FREQ}..{args.steps}", "",
+             "Final validation RMSEs of each run (seed shift r: model seeds 1 + r, training "
+             "seed 10 + r):", "",
+             "| input | r | ours rmse_e_val | DeePMD rmse_e_val | ours rmse_f_val "
+             "| DeePMD rmse_f_val | ours ms/step | DeePMD ms/step |",
+             "|" + "---|" * 8]
+    for name, pair in results.items():
+        ours, theirs = pair.get("ours", {}).get("runs", []), pair.get("deepmd", {}).get(
+            "runs", [])
+        for r in range(max(len(ours), len(theirs))):
+            a = ours[r] if r < len(ours) else {}
+            b = theirs[r] if r < len(theirs) else {}
+            lines.append(f"| {name} | {r} | {_fmt(a.get('rmse_e_val'), 'rmse')} "
+                         f"| {_fmt(b.get('rmse_e_val'), 'rmse')} "
+                         f"| {_fmt(a.get('rmse_f_val'), 'rmse')} "
+                         f"| {_fmt(b.get('rmse_f_val'), 'rmse')} "
+                         f"| {_fmt(a.get('wall_s_per_step'), 'ms')} "
+                         f"| {_fmt(b.get('wall_s_per_step'), 'ms')} |")
+    lines += ["", "Over the seeds (RMSE: mean; ms/step: median):", ""]
     header = ("| input | ours rmse_e_val | DeePMD rmse_e_val | ratio | ours rmse_f_val "
               "| DeePMD rmse_f_val | ratio | ours ms/step | DeePMD ms/step | ratio |")
     lines += [header, "|" + "---|" * 10]
@@ -330,14 +387,14 @@ def report(results: dict, args) -> list[str]:
     lines += ["", "Per-run wall times (whole `dp train` process):"]
     for name, pair in results.items():
         for program in PROGRAMS:
-            job = pair.get(program)
-            if job is None:
-                continue
-            if "skipped" in job:
-                lines.append(f"- {name} / {LABELS[program]}: skipped ({job['skipped']})")
-            else:
-                state = "ok" if "error" not in job else f"FAILED (status {job['rc']})"
-                lines.append(f"- {name} / {LABELS[program]}: {job['wall_s']:.0f} s, {state}")
+            for r, job in enumerate(pair.get(program, {}).get("runs", [])):
+                if "skipped" in job:
+                    lines.append(f"- {name} / {LABELS[program]} / r {r}: skipped "
+                                 f"({job['skipped']})")
+                else:
+                    state = "ok" if "error" not in job else f"FAILED (status {job['rc']})"
+                    lines.append(f"- {name} / {LABELS[program]} / r {r}: {job['wall_s']:.0f} s, "
+                                 f"{state}")
     return lines
 
 
@@ -353,10 +410,12 @@ def _plot(results: dict, out: Path) -> str:
     for row, (name, pair) in enumerate(results.items()):
         for col, key in enumerate(keys):
             ax = axes[row][col]
-            for program in PROGRAMS:
-                curve = pair.get(program, {}).get("curve")
-                if curve and key in curve:
-                    ax.semilogy(curve["step"], curve[key], label=LABELS[program])
+            for program, color in zip(PROGRAMS, ("C0", "C1")):
+                for r, run in enumerate(pair.get(program, {}).get("runs", [])):
+                    curve = run.get("curve")
+                    if curve and key in curve:
+                        ax.semilogy(curve["step"], curve[key], color=color, alpha=0.7,
+                                    label=LABELS[program] if r == 0 else None)
             ax.set_title(f"{name}: {key}")
             ax.set_xlabel("step")
             if ax.lines:
@@ -381,44 +440,52 @@ def main(argv=None) -> int:
     else:
         cleanup = tempfile.TemporaryDirectory(prefix="deepmd_tebd-bench-train-")
         work = Path(cleanup.name)
-    results: dict = {}
-    total = len(names) * len(PROGRAMS)
+    if args.seeds < 1:
+        raise SystemExit("bench/train.py: --seeds must be at least 1")
+    runs: dict = {name: {program: [] for program in PROGRAMS} for name in names}
+    total = len(names) * len(PROGRAMS) * args.seeds
+    count = 0
     t0 = time.perf_counter()
     try:
         for name in names:
-            config = _input(name, args.steps)
-            results[name] = {}
-            for program in PROGRAMS:
-                label = (f"({len(results) * 2 - 1 + PROGRAMS.index(program)}/{total}) "
-                         f"{name} / {LABELS[program]}")
-                command = commands[program]
-                if isinstance(command, str):
-                    _progress(f"{label}: skipped: {command}")
-                    results[name][program] = {"skipped": command}
-                    continue
-                job_dir = work / f"{name}-{program}"
-                if job_dir.exists():
-                    shutil.rmtree(job_dir)
-                job = _run_job(label, *command, job_dir, config, args.timeout)
-                metrics = _metrics(job)
-                results[name][program] = metrics
-                for path, suffix in ((job["log"], "log"), (job["lcurve"], "lcurve.out")):
-                    if path.exists():
-                        shutil.copyfile(path, out / f"{name}-{program}.{suffix}")
-                if "error" in metrics:
-                    _progress(f"{label}: failed; the end of its output:\n{metrics['error']}")
-                _progress(f"total elapsed {time.perf_counter() - t0:.0f} s")
+            for r in range(args.seeds):
+                config = _input(name, args.steps, r)
+                for program in PROGRAMS:
+                    count += 1
+                    label = f"({count}/{total}) {name} / {LABELS[program]} / r {r}"
+                    command = commands[program]
+                    if isinstance(command, str):
+                        _progress(f"{label}: skipped: {command}")
+                        runs[name][program].append({"skipped": command})
+                        continue
+                    job_dir = work / f"{name}-{program}-r{r}"
+                    if job_dir.exists():
+                        shutil.rmtree(job_dir)
+                    job = _run_job(label, *command, job_dir, config, args.timeout)
+                    metrics = _metrics(job)
+                    runs[name][program].append(metrics)
+                    for path, suffix in ((job["log"], "log"), (job["lcurve"], "lcurve.out")):
+                        if path.exists():
+                            shutil.copyfile(path, out / f"{name}-{program}-r{r}.{suffix}")
+                    if "error" in metrics:
+                        _progress(f"{label}: failed; the end of its output:\n"
+                                  f"{metrics['error']}")
+                    _progress(f"total elapsed {time.perf_counter() - t0:.0f} s")
     finally:
         if cleanup is not None:
             cleanup.cleanup()
+    results = {name: {program: aggregate(per) for program, per in pair.items()}
+               for name, pair in runs.items()}
     lines = report(results, args)
     lines += ["", _plot(results, out)]
     print("\n".join(lines))
-    saved = {name: {program: {k: v for k, v in job.items() if k != "curve"}
-                    for program, job in pair.items()} for name, pair in results.items()}
+    saved = {name: {program: {**{k: v for k, v in agg.items() if k != "runs"},
+                              "runs": [{k: v for k, v in run.items() if k != "curve"}
+                                       for run in agg["runs"]]}
+                    for program, agg in pair.items()} for name, pair in results.items()}
     (out / "results.json").write_text(json.dumps(saved, indent=2) + "\n")
     print(f"lcurves, logs and results.json in {out}")
-    failed = any("error" in job for pair in results.values() for job in pair.values())
+    failed = any("error" in agg for pair in results.values() for agg in pair.values())
     return 1 if failed else 0
 
 

@@ -266,16 +266,26 @@ class DescriptorSeA(keras.layers.Layer):
 
     def _a_with_type_embedding(self, rmat, natoms, tebd):
         """R~^T G with one net on [s~, tebd[slot type] (, tebd[centre type])]: [nf, nloc, 4, M1]."""
-        shape = tf.shape(rmat)  # [nf, nloc, nnei, 4]
+        net = self.filter_type_all
         te = self.tebd_dim
-        parts = [rmat[..., :1],
-                 tf.broadcast_to(tf.gather(tebd, self._slot_types)[None, None],
-                                 tf.concat([shape[:3], [te]], axis=0))]
-        if not self.type_one_side:
-            centre = tf.gather(tebd, centre_types(natoms, self.ntypes))  # [nloc, te]
-            parts.append(tf.broadcast_to(centre[None, :, None, :],
-                                         tf.concat([shape[:3], [te]], axis=0)))
-        g = self.filter_type_all(tf.concat(parts, axis=-1))  # [nf, nloc, nnei, M1]
+        s = rmat[..., :1]
+        if net.rules[0] is not None:  # the first layer is residual: it needs the whole input
+            shape = tf.concat([tf.shape(rmat)[:3], [te]], axis=0)  # [nf, nloc, nnei, te]
+            parts = [s, tf.broadcast_to(tf.gather(tebd, self._slot_types)[None, None], shape)]
+            if not self.type_one_side:
+                centre = tf.gather(tebd, centre_types(natoms, self.ntypes))  # [nloc, te]
+                parts.append(tf.broadcast_to(centre[None, :, None, :], shape))
+            g = net(tf.concat(parts, axis=-1))
+        else:
+            # first layer on [s, tebd_j (, tebd_i)] = s W_s + (tebd W_j)[j] (+ (tebd W_i)[i]):
+            # the type rows are multiplied once per type, not once per neighbour slot
+            blocks = [1, te] if self.type_one_side else [1, te, te]
+            w, b = net.split_first_layer(blocks)
+            pre = s * w[0][0] + (tf.gather(tf.matmul(tebd, w[1]), self._slot_types) + b)
+            if not self.type_one_side:
+                centre = tf.gather(tf.matmul(tebd, w[2]), centre_types(natoms, self.ntypes))
+                pre = pre + centre[None, :, None, :]
+            g = net(None, first_preactivation=pre)  # [nf, nloc, nnei, M1]
         return tf.matmul(rmat, g, transpose_a=True)
 
     def _a_of_blocks(self, rmat, nets):

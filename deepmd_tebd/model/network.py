@@ -219,6 +219,22 @@ class MLP(keras.layers.Layer):
                 name="final_bias", shape=(self.final_width,), trainable=trainable,
                 initializer=_normal(0.0, 1.0, self._seed(ii, 1)))
 
+    def split_first_layer(self, widths: Sequence[int]):
+        """The first layer's matrix cut along its input rows into blocks of `widths` (their
+        sum is the input width): ``x W_1 = sum_k x_k W_1[k]`` for x = concat(x_1, x_2, ...),
+        so that input blocks shared by many rows are multiplied once. Returns the blocks and
+        b_1."""
+        if sum(widths) != self.in_width:
+            raise ValueError(f"{self.name}: blocks {list(widths)} do not add up to the input "
+                             f"width {self.in_width}")
+        w, b, _ = self.layer_variables()[0][0]
+        w = tf.convert_to_tensor(w)
+        blocks, start = [], 0
+        for width in widths:
+            blocks.append(w[start:start + width])
+            start += width
+        return blocks, tf.convert_to_tensor(b)
+
     @property
     def out_width(self) -> int:
         if self.final_width is not None:
@@ -259,19 +275,36 @@ class MLP(keras.layers.Layer):
 
     # -- computation -----------------------------------------------------------------------
 
-    def call(self, x):
-        x = tf.cast(x, self.compute_dtype)
-        lead = tf.shape(x)[:-1]
-        x = tf.reshape(x, [-1, self.in_width])
+    def call(self, x, first_preactivation=None):
+        """x [..., n] -> [..., out_width]. `first_preactivation` [..., widths[0]], when given,
+        stands for ``x W_1 + b_1`` (computed by the caller more cheaply, see
+        `split_first_layer`); x is then not used and may be None."""
         hidden, final = self.layer_variables()
-        for rule, (w, b, idt) in zip(self.rules, hidden):
+        rules = self.rules
+        if first_preactivation is not None:
+            if rules[0] is not None:
+                raise ValueError(f"{self.name}: the first layer has a residual connection, so "
+                                 "it needs its input, not only its pre-activation")
+            pre = tf.cast(first_preactivation, self.compute_dtype)
+            lead = tf.shape(pre)[:-1]
+            w, b, idt = hidden[0]
+            x = self._act(tf.reshape(pre, [-1, self.widths[0]]))
+            hidden, rules = hidden[1:], rules[1:]
+        else:
+            x = tf.cast(x, self.compute_dtype)
+            lead = tf.shape(x)[:-1]
+            x = tf.reshape(x, [-1, self.in_width])
+        for rule, (w, b, idt) in zip(rules, hidden):
             h = self._act(tf.matmul(x, w) + b)
             if idt is not None:
                 h = h * idt
             if rule == "skip":
                 x = x + h
             elif rule == "concat":
-                x = tf.concat([x, x], axis=-1) + h
+                # concat(x, x) + h as a broadcast: the same sums, without the copy of x and
+                # the slices and pads its derivatives would need
+                width = x.shape[-1]
+                x = tf.reshape(tf.reshape(h, [-1, 2, width]) + tf.expand_dims(x, 1), [-1, 2 * width])
             else:
                 x = h
         if final is not None:

@@ -130,3 +130,17 @@ def test_inconsistent_descriptor_arguments_are_rejected(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         DescriptorSeA(**args)
+
+
+@pytest.mark.parametrize("type_one_side, neuron", [(True, (5, 10)), (False, (9, 18))])
+def test_type_embedding_net_with_a_residual_first_layer_matches_numpy(type_one_side, neuron):
+    # a first layer as wide as [s, tebd_j (, tebd_i)] adds its input: the whole input is
+    # built, instead of the per-type products that stand in for it otherwise
+    frame = Frame.random(23, "orthorhombic", ntypes=2)
+    model = build_model(model_config(frame.sel(margin=2), type_one_side=type_one_side,
+                                     neuron=neuron, axis_neuron=2))
+    assert model.descriptor.filter_type_all.rules[0] == "skip"
+    out = frame.evaluate(model)
+    expected = numpy_descriptor(model, frame, out["rmat"][0])
+    np.testing.assert_allclose(out["descriptor"][0], expected, rtol=1e-11,
+                               atol=1e-13 * np.abs(expected).max())

@@ -142,3 +142,18 @@ def test_config_round_trip_rebuilds_the_same_net():
     assert again.get_config() == mlp.get_config()
     x = np.random.default_rng(3).normal(size=(3, 2))
     np.testing.assert_array_equal(mlp(x).numpy(), again(x).numpy())
+
+
+def test_first_layer_from_its_preactivation_equals_the_full_input():
+    # x W_1 + b_1 assembled from the row blocks of W_1 gives the same net output
+    mlp = built(MLP([6, 12, 24], resnet_dt=True, seed=4, kind="embedding"), 5)
+    x = np.random.default_rng(2).normal(size=(9, 5))
+    blocks, b = mlp.split_first_layer([1, 4])
+    pre = x[:, :1] @ blocks[0].numpy() + x[:, 1:] @ blocks[1].numpy() + b.numpy()
+    np.testing.assert_allclose(mlp(None, first_preactivation=pre).numpy(), mlp(x).numpy(),
+                               rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="do not add up"):
+        mlp.split_first_layer([1, 3])
+    residual = built(MLP([5, 10], kind="embedding"), 5)
+    with pytest.raises(ValueError, match="residual"):
+        residual(None, first_preactivation=pre[:, :5])
