@@ -105,7 +105,8 @@ setup(
     cmdclass={"build_ext": BuildOps},
     python_requires=">=3.9",
     install_requires=["numpy", "jsonschema", "pyyaml", "dpdata"],
-    extras_require={"test": ["pytest", "hypothesis", "matplotlib", "tensorboard"],
+    extras_require={"test": ["pytest", "hypothesis", "matplotlib", "tensorboard", "ase"],
+                    "ase": ["ase"],
                     "plot": ["matplotlib"], "tensorboard": ["tensorboard"]},
     entry_points={"console_scripts": ["dp = deepmd_tebd.cli:main"]},
 )

@@ -45,6 +45,45 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--skip-neighbor-stat", action="store_true",
                        help="skip the neighbour statistics (sel must be a list)")
 
+    freeze = sub.add_parser("freeze", parents=[common],
+                            help="freeze the newest checkpoint into a model file (.pb)")
+    freeze.add_argument("-c", "--checkpoint-folder", default=".",
+                        help="folder of the checkpoints (its `checkpoint` file names the newest)")
+    freeze.add_argument("-o", "--output", default="frozen_model.pb", help="the frozen model")
+    freeze.add_argument("-n", "--node-names", default=None,
+                        help="comma-separated nodes to keep (default: the model's outputs and "
+                        "attributes)")
+
+    test = sub.add_parser("test", parents=[common], help="errors of a frozen model on "
+                          "labelled systems")
+    test.add_argument("-m", "--model", default="frozen_model.pb", help="frozen model (.pb)")
+    which = test.add_mutually_exclusive_group()
+    which.add_argument("-s", "--system", default=".", help="system directory, searched "
+                       "recursively for systems")
+    which.add_argument("-f", "--datafile", default=None, help="a file listing one system per "
+                       "line")
+    test.add_argument("-S", "--set-prefix", default="set", help="prefix of the set folders")
+    test.add_argument("-n", "--numb-test", type=int, default=0,
+                      help="frames tested per system (0: all)")
+    test.add_argument("-r", "--rand-seed", type=int, default=None,
+                      help="seed of --shuffle-test")
+    test.add_argument("--shuffle-test", action="store_true", help="shuffle the frames first")
+    test.add_argument("-d", "--detail-file", default=None,
+                      help="prefix of the detail files (.e.out, .f.out, .v.out, ...) and of "
+                      "the parity plot (.parity.png)")
+    test.add_argument("-a", "--atomic", action="store_true",
+                      help="also compare atomic energies (atom_ener.npy)")
+
+    compress = sub.add_parser("compress", parents=[common],
+                              help="compress a model (refused for type embedding; see help)")
+    compress.add_argument("-i", "--input", default="frozen_model.pb")
+    compress.add_argument("-o", "--output", default="frozen_model_compressed.pb")
+    compress.add_argument("-s", "--step", type=float, default=0.01)
+    compress.add_argument("-e", "--extrapolate", type=int, default=5)
+    compress.add_argument("-f", "--frequency", type=int, default=-1)
+    compress.add_argument("-c", "--checkpoint-folder", default="model-compression")
+    compress.add_argument("-t", "--training-script", default=None)
+
     plot = sub.add_parser("plot", parents=[common], help="draw a learning curve (lcurve.out) "
                           "to a PNG (needs matplotlib)")
     plot.add_argument("LCURVE", nargs="?", default="lcurve.out")
@@ -92,6 +131,20 @@ def _dispatch(args) -> int:
 
         return train.run(args.INPUT, args.restart, args.init_model, args.skip_neighbor_stat,
                          args.output)
+    if args.command == "freeze":
+        from .entrypoints import freeze
+
+        return freeze.run(args.checkpoint_folder, args.output, args.node_names)
+    if args.command == "test":
+        from .entrypoints import test
+
+        return test.run(args.model, None if args.datafile else args.system, args.datafile,
+                        args.set_prefix, args.numb_test, args.rand_seed, args.shuffle_test,
+                        args.detail_file, args.atomic)
+    if args.command == "compress":
+        from .entrypoints import compress
+
+        return compress.run(args.input, args.output, args.training_script)
     if args.command == "plot":
         from .entrypoints import plot
 
@@ -128,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         input_errors += (DataError,)
     except ImportError:
         pass
+    if args.command in ("freeze", "test", "compress"):
+        from .entrypoints.compress import CompressionRefused
+        from .infer.frozen import CheckpointError, ModelFileError
+
+        input_errors += (CheckpointError, ModelFileError, CompressionRefused)
     try:
         return _dispatch(args)
     except input_errors as err:

@@ -23,12 +23,13 @@ def write_json_atomic(path: str, data: dict) -> None:
 def run(input_path: str, restart: str | None = None, init_model: str | None = None,
         skip_neighbor_stat: bool = False, output: str = "out.json") -> int:
     config = load_config(input_path)
-    check_against_data(config, input_path, skip_neighbor_stat)
+    min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
     write_json_atomic(output, config)
     from ..train.build import build_trainer
     from ..train.trainer import Interrupted
 
-    trainer = build_trainer(config, restart=restart, init_model=init_model)
+    trainer = build_trainer(config, restart=restart, init_model=init_model,
+                            min_nbor_dist=min_nbor_dist)
     try:
         trainer.run(restarted=restart is not None)
     except Interrupted as stop:

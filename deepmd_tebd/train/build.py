@@ -14,8 +14,8 @@ from .trainer import Trainer
 log = logging.getLogger("deepmd_tebd")
 
 
-def build_trainer(config: dict, restart: str | None = None,
-                  init_model: str | None = None) -> Trainer:
+def build_trainer(config: dict, restart: str | None = None, init_model: str | None = None,
+                  min_nbor_dist: float | None = None) -> Trainer:
     model_cfg, training = config["model"], config["training"]
     type_map = model_cfg["type_map"]
     fitting = model_cfg["fitting_net"]
@@ -57,7 +57,7 @@ def build_trainer(config: dict, restart: str | None = None,
         log.info("initialize model from scratch")
     else:
         model.build()
-    trainer = Trainer(config, model, train_data, valid_data, lr, loss)
+    trainer = Trainer(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
     if restart is not None:
         trainer.restart(restart)
     elif init_model is not None:

@@ -40,6 +40,20 @@ def _format_eta(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
+class TrainingAttributes(tf.Module):
+    """The normalised training script (compact JSON) and the minimal neighbour distance, saved
+    with every checkpoint (`train_attr/training_script`, `train_attr/min_nbor_dist` of a frozen
+    model)."""
+
+    def __init__(self, config: dict, min_nbor_dist: float | None = None):
+        super().__init__(name="train_attr")
+        self.training_script = tf.Variable(json.dumps(config, separators=(",", ":")),
+                                           dtype=tf.string, trainable=False,
+                                           name="training_script")
+        self.min_nbor_dist = tf.Variable(-1.0 if min_nbor_dist is None else float(min_nbor_dist),
+                                         dtype=tf.float64, trainable=False, name="min_nbor_dist")
+
+
 class Trainer:
     """Training as `dp train` runs it, from objects built by the caller.
 
@@ -48,7 +62,7 @@ class Trainer:
     config: the normalised script."""
 
     def __init__(self, config: dict, model, train_data, valid_data, lr: ExpDecayLR,
-                 loss: EnergyLoss):
+                 loss: EnergyLoss, min_nbor_dist: float | None = None):
         training = config["training"]
         self.training = training
         self.model = model
@@ -62,9 +76,12 @@ class Trainer:
         # the data sampling state (JSON), so that --restart draws the batches an uninterrupted
         # run would have drawn
         self.data_state = tf.Variable("", dtype=tf.string, trainable=False, name="data_state")
+        # what `dp freeze` needs besides the weights: the script that builds the model, and the
+        # training data's minimal neighbour distance (-1: not computed)
+        self.attrs = TrainingAttributes(config, min_nbor_dist)
         self.checkpointer = Checkpointer(training["save_ckpt"], training["max_ckpt_keep"],
                                          model=model, optimizer=self.optimizer, step=self.step,
-                                         data_state=self.data_state)
+                                         data_state=self.data_state, attrs=self.attrs)
         self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
                                                     self.step, self.loss.labels)
         self._signal = None
@@ -82,7 +99,13 @@ class Trainer:
     def restart(self, prefix: str) -> None:
         """Everything from a checkpoint: weights, statistics, optimizer state, step and the
         data sampling state."""
+        script, min_dist = self.attrs.training_script.numpy(), float(self.attrs.min_nbor_dist)
         self.checkpointer.restore(prefix)
+        # the script of this run (numb_steps may have grown); the checkpoint's distance unless
+        # this run computed one
+        self.attrs.training_script.assign(script)
+        if min_dist >= 0:
+            self.attrs.min_nbor_dist.assign(min_dist)
         state = self.data_state.numpy().decode()
         if state:
             self._set_sampling(json.loads(state))

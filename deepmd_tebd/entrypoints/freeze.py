@@ -1,0 +1,12 @@
+"""`dp freeze`: the newest checkpoint of a training folder as a frozen model (.pb)."""
+from __future__ import annotations
+
+
+def run(checkpoint_folder: str = ".", output: str = "frozen_model.pb",
+        node_names: str | None = None) -> int:
+    from ..infer.frozen import freeze
+
+    nodes = None if node_names is None else [n.strip() for n in node_names.split(",")
+                                              if n.strip()]
+    freeze(checkpoint_folder, output, nodes)
+    return 0

@@ -1,0 +1,230 @@
+"""`dp test`: errors of a frozen model on labelled systems, in DeePMD-kit's summary lines and
+detail files, and a parity plot.
+
+Per system (found recursively under -s, or listed in -f): the model's type map applied through
+the system's type_map.raw, the last set (`<set_prefix>.*`, sorted), its first `-n` frames (0: all;
+shuffled first with --shuffle-test, seeded by -r). Missing labels count as zeros. Errors: MAE =
+mean |pred - data|, RMSE = sqrt(mean (pred - data)^2) over all components; "/Natoms" divides by
+the number of atoms. Virial lines only for periodic systems. Several systems: a weighted average
+(MAE by sum, RMSE by sum of squares, weights the number of compared values).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..data.system import DataError, System, find_systems
+
+log = logging.getLogger("deepmd_tebd")
+
+RULE = "# ----------------------------------------------- "
+
+
+def _systems(system: str | None, datafile: str | None) -> list[Path]:
+    if datafile is not None:
+        path = Path(datafile)
+        if not path.is_file():
+            raise DataError(f"{path}: no such data file (-f lists one system per line)")
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        found = [Path(n) for n in names]
+    else:
+        found = find_systems(system)
+    if not found:
+        raise DataError(f"Did not find valid system under {system or datafile}")
+    return found
+
+
+def _frames(sys_: System, set_prefix: str, numb_test: int, shuffle: bool, seed) -> dict:
+    sets = sorted(p for p in sys_.path.glob(f"{set_prefix}.*") if p.is_dir())
+    if not sets:
+        raise DataError(f"no {set_prefix}.* directory found in {sys_.path}")
+    set_dir = sets[-1]
+    data = sys_.load_set(set_dir)
+    nf = data["coord"].shape[0]
+    labels = {
+        "energy": sys_.load_label(set_dir, "energy", 1, nframes=nf, required=False),
+        "force": sys_.load_label(set_dir, "force", 3, atomic=True, nframes=nf, required=False),
+        "virial": sys_.load_label(set_dir, "virial", 9, nframes=nf, required=False),
+        "atom_ener": sys_.load_label(set_dir, "atom_ener", 1, atomic=True, nframes=nf,
+                                     required=False),
+    }
+    widths = {"energy": 1, "force": 3 * sys_.natoms, "virial": 9, "atom_ener": sys_.natoms}
+    for key, value in labels.items():
+        if value is None:
+            labels[key] = np.zeros((nf, widths[key]))
+    data.update(labels)
+    order = np.arange(nf)
+    if shuffle:
+        order = np.random.RandomState(seed).permutation(nf)
+    count = nf if numb_test == 0 else min(numb_test, nf)
+    return {key: value[order[:count]] for key, value in data.items()}
+
+
+def _errors(diff: np.ndarray) -> tuple[float, float]:
+    return float(np.mean(np.abs(diff))), float(np.sqrt(np.mean(diff * diff)))
+
+
+def _unsort(array: np.ndarray, sys_: System, ndof: int) -> np.ndarray:
+    """[nf, natoms*ndof] in the system's sorted order -> [nf*natoms, ndof] in type.raw order."""
+    nf = array.shape[0]
+    sorted_ = array.reshape(nf, sys_.natoms, ndof)
+    original = np.empty_like(sorted_)
+    original[:, sys_.idx_map] = sorted_
+    return original.reshape(-1, ndof)
+
+
+def _detail_path(prefix: str, suffix: str) -> Path:
+    return Path(prefix).with_suffix(suffix)
+
+
+def _save_detail(prefix: str, suffix: str, columns: np.ndarray, header: str, append: bool):
+    path = _detail_path(prefix, suffix)
+    with open(path, "ab" if append else "wb") as f:
+        np.savetxt(f, columns, header=header)
+
+
+def evaluate_system(dp, sys_: System, frames: dict, atomic: bool, detail: str | None,
+                append: bool) -> dict:
+    """Logs one system's errors and returns {name: (value, size)} for the weighted average."""
+    natoms = sys_.natoms
+    nf = frames["coord"].shape[0]
+    cells = frames["box"] if sys_.pbc else None
+    energy, force, virial, *atom = dp.eval(frames["coord"].reshape(nf, natoms, 3), cells,
+                                           sys_.atype, atomic=atomic)
+    energy = energy.reshape(nf, 1)
+    force = force.reshape(nf, natoms * 3)
+    mae_e, rmse_e = _errors(energy - frames["energy"])
+    mae_f, rmse_f = _errors(force - frames["force"])
+    mae_v, rmse_v = _errors(virial - frames["virial"])
+    log.info(f"# number of test data : {nf:d} ")
+    log.info(f"Energy MAE         : {mae_e:e} eV")
+    log.info(f"Energy RMSE        : {rmse_e:e} eV")
+    log.info(f"Energy MAE/Natoms  : {mae_e / natoms:e} eV")
+    log.info(f"Energy RMSE/Natoms : {rmse_e / natoms:e} eV")
+    log.info(f"Force  MAE         : {mae_f:e} eV/A")
+    log.info(f"Force  RMSE        : {rmse_f:e} eV/A")
+    if sys_.pbc:
+        log.info(f"Virial MAE         : {mae_v:e} eV")
+        log.info(f"Virial RMSE        : {rmse_v:e} eV")
+        log.info(f"Virial MAE/Natoms  : {mae_v / natoms:e} eV")
+        log.info(f"Virial RMSE/Natoms : {rmse_v / natoms:e} eV")
+    if atomic:
+        mae_ae, rmse_ae = _errors(atom[0].reshape(nf, natoms) - frames["atom_ener"])
+        log.info(f"Atomic ener MAE    : {mae_ae:e} eV")
+        log.info(f"Atomic ener RMSE   : {rmse_ae:e} eV")
+    if detail is not None:
+        name = str(sys_.path)
+        _save_detail(detail, ".e.out", np.column_stack([frames["energy"], energy]),
+                     f"{name}: data_e pred_e", append)
+        _save_detail(detail, ".e_peratom.out",
+                     np.column_stack([frames["energy"], energy]) / natoms,
+                     f"{name}: data_e pred_e", append)
+        _save_detail(detail, ".f.out",
+                     np.hstack([_unsort(frames["force"], sys_, 3), _unsort(force, sys_, 3)]),
+                     f"{name}: data_fx data_fy data_fz pred_fx pred_fy pred_fz", append)
+        comps = [f"{a}{b}" for a in "xyz" for b in "xyz"]
+        header = f"{name}: " + " ".join([f"data_v{c}" for c in comps] +
+                                        [f"pred_v{c}" for c in comps])
+        _save_detail(detail, ".v.out", np.hstack([frames["virial"], virial]), header, append)
+        _save_detail(detail, ".v_peratom.out",
+                     np.hstack([frames["virial"], virial]) / natoms, header, append)
+    return {"mae_e": (mae_e, nf), "rmse_e": (rmse_e, nf), "mae_ea": (mae_e / natoms, nf),
+            "rmse_ea": (rmse_e / natoms, nf), "mae_f": (mae_f, force.size),
+            "rmse_f": (rmse_f, force.size), "mae_v": (mae_v, virial.size),
+            "rmse_v": (rmse_v, virial.size), "mae_va": (mae_v / natoms, virial.size),
+            "rmse_va": (rmse_v / natoms, virial.size),
+            "_parity": (frames["energy"].ravel() / natoms, energy.ravel() / natoms,
+                        frames["force"].ravel(), force.ravel())}
+
+
+def weighted_average(results: list[dict]) -> dict:
+    """MAE: size-weighted mean; RMSE: square root of the size-weighted mean square."""
+    out = {}
+    for key in results[0]:
+        if key.startswith("_"):
+            continue
+        total = sum(r[key][1] for r in results)
+        if key.startswith("mae"):
+            out[key] = sum(r[key][0] * r[key][1] for r in results) / total
+        else:
+            out[key] = math.sqrt(sum(r[key][0] ** 2 * r[key][1] for r in results) / total)
+    return out
+
+
+def _parity_plot(results: list[dict], path: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    data_e = np.concatenate([r["_parity"][0] for r in results])
+    pred_e = np.concatenate([r["_parity"][1] for r in results])
+    data_f = np.concatenate([r["_parity"][2] for r in results])
+    pred_f = np.concatenate([r["_parity"][3] for r in results])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, x, y, what in ((axes[0], data_e, pred_e, "energy / atom (eV)"),
+                           (axes[1], data_f, pred_f, "force component (eV/A)")):
+        ax.scatter(x, y, s=4, alpha=0.5)
+        low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([low, high], [low, high], "k--", lw=0.8)
+        rmse = float(np.sqrt(np.mean((y - x) ** 2)))
+        ax.set_xlabel(f"reference {what}")
+        ax.set_ylabel(f"predicted {what}")
+        ax.set_title(f"RMSE {rmse:.3e}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+def run(model: str, system: str | None = ".", datafile: str | None = None,
+        set_prefix: str = "set", numb_test: int = 0, rand_seed=None, shuffle_test: bool = False,
+        detail_file: str | None = None, atomic: bool = False) -> int:
+    from ..infer import DeepPot
+
+    systems = _systems(system, datafile)
+    dp = DeepPot(model)
+    type_map = dp.get_type_map()
+    results = []
+    for index, path in enumerate(systems):
+        sys_ = System(path, type_map)
+        if sys_.natoms and int(sys_.atype.max()) >= dp.get_ntypes():
+            raise DataError(f"{path / 'type.raw'} uses type {int(sys_.atype.max())}, but the "
+                            f"model knows only {type_map}")
+        frames = _frames(sys_, set_prefix, numb_test, shuffle_test, rand_seed)
+        if atomic and not any((p / "atom_ener.npy").is_file()
+                              for p in sys_.path.glob(f"{set_prefix}.*")):
+            raise DataError(f"{sys_.path}: -a compares atomic energies, but the system has no "
+                            "atom_ener.npy")
+        log.info("# ---------------output of dp test--------------- ")
+        log.info(f"# testing system : {path}")
+        results.append(evaluate_system(dp, sys_, frames, atomic, detail_file, append=index > 0))
+        log.info(RULE)
+    if len(results) > 1:
+        avg = weighted_average(results)
+        log.info("# ----------weighted average of errors----------- ")
+        log.info(f"# number of systems : {len(results)}")
+        log.info(f"Energy MAE         : {avg['mae_e']:e} eV")
+        log.info(f"Energy RMSE        : {avg['rmse_e']:e} eV")
+        log.info(f"Energy MAE/Natoms  : {avg['mae_ea']:e} eV")
+        log.info(f"Energy RMSE/Natoms : {avg['rmse_ea']:e} eV")
+        log.info(f"Force  MAE         : {avg['mae_f']:e} eV/A")
+        log.info(f"Force  RMSE        : {avg['rmse_f']:e} eV/A")
+        log.info(f"Virial MAE         : {avg['mae_v']:e} eV")
+        log.info(f"Virial RMSE        : {avg['rmse_v']:e} eV")
+        log.info(f"Virial MAE/Natoms  : {avg['mae_va']:e} eV")
+        log.info(f"Virial RMSE/Natoms : {avg['rmse_va']:e} eV")
+        log.info(RULE)
+    if detail_file is not None:
+        plot = _parity_plot(results, _detail_path(detail_file, ".parity.png"))
+        if plot is None:
+            log.warning("matplotlib is not installed: no parity plot")
+        else:
+            log.info(f"parity plot written to {plot}")
+    dp.close()
+    return 0

@@ -1,0 +1,208 @@
+"""`DeepPot`: energies, forces and virials from a frozen energy model (ours or DeePMD-kit's).
+
+    dp = DeepPot("frozen_model.pb")
+    e, f, v = dp.eval(coords, cells, atom_types)            # [nf, 1], [nf, nat, 3], [nf, 9]
+    e, f, v, ae, av = dp.eval(coords, cells, atom_types, atomic=True)
+                                                            # + [nf, nat, 1], [nf, nat, 9]
+
+coords [nf, nat, 3] or [nf, nat*3] (Angstrom), cells [nf, 3, 3] or [nf, 9] (rows are the cell
+vectors) or None for open boundaries, atom_types [nat] (indices into `get_type_map()`, the same
+for every frame), fparam [nf, dim_fparam] (or [dim_fparam] for all frames), aparam
+[nf, nat, dim_aparam] (or [nat, dim_aparam]). Atoms need not be sorted: they are sorted by type
+for the graph and the results mapped back.
+
+Frames are evaluated in batches of at most `batch_atoms` atoms (frames x atoms per frame; at
+least one frame), from the environment variable DP_INFER_BATCH_SIZE or 1024, so that memory
+stays bounded however many frames one call brings. A single frame is evaluated whole.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ..op import op_module  # noqa: F401  (registers the custom ops the graph uses)
+from .frozen import ModelFileError, check_version, read_graph_def
+
+DEFAULT_BATCH_ATOMS = 1024
+
+
+def _session_config() -> tf.compat.v1.ConfigProto:
+    def threads(*names):
+        for name in names:
+            if os.environ.get(name):
+                return int(os.environ[name])
+        return 0
+
+    return tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads("DP_INTRA_OP_PARALLELISM_THREADS",
+                                             "TF_INTRA_OP_PARALLELISM_THREADS"),
+        inter_op_parallelism_threads=threads("DP_INTER_OP_PARALLELISM_THREADS",
+                                             "TF_INTER_OP_PARALLELISM_THREADS"))
+
+
+class DeepPot:
+    """A frozen energy model (`.pb`) ready to evaluate; see the module docstring."""
+
+    def __init__(self, model_file: str | os.PathLike, batch_atoms: int | None = None):
+        self.model_file = Path(model_file)
+        graph_def = read_graph_def(self.model_file)
+        self.graph = tf.Graph()
+        try:
+            with self.graph.as_default():
+                tf.graph_util.import_graph_def(graph_def, name="")
+        except (ValueError, tf.errors.OpError) as err:
+            raise ModelFileError(f"{self.model_file}: the graph cannot be loaded: {err}") from None
+        self.session = tf.compat.v1.Session(graph=self.graph, config=_session_config())
+        names = {op.name for op in self.graph.get_operations()}
+
+        def constant(name):
+            return self.session.run(self.graph.get_tensor_by_name(name + ":0"))
+
+        model_type = constant("model_attr/model_type").decode()
+        if model_type != "ener":
+            raise ModelFileError(f"{self.model_file}: a {model_type!r} model, not an energy "
+                                 "model ('ener')")
+        version = (constant("model_attr/model_version").decode()
+                   if "model_attr/model_version" in names else "0.0")
+        check_version(self.model_file, version)
+        self.model_version = version
+        self.type_map = constant("model_attr/tmap").decode().split()
+        self.ntypes = int(constant("descrpt_attr/ntypes"))
+        self.rcut = float(constant("descrpt_attr/rcut"))
+        self.dim_fparam = max(0, int(constant("fitting_attr/dfparam"))) if (
+            "fitting_attr/dfparam" in names) else 0
+        self.dim_aparam = max(0, int(constant("fitting_attr/daparam"))) if (
+            "fitting_attr/daparam" in names) else 0
+        if len(self.type_map) != self.ntypes:
+            raise ModelFileError(f"{self.model_file}: its type map {self.type_map} does not "
+                                 f"name its {self.ntypes} types")
+        self._in = {name: self.graph.get_tensor_by_name(name + ":0")
+                    for name in ("t_coord", "t_type", "t_natoms", "t_box", "t_mesh",
+                                 "t_fparam", "t_aparam") if name in names}
+        if self.dim_fparam and "t_fparam" not in self._in:
+            raise ModelFileError(f"{self.model_file}: dfparam is {self.dim_fparam}, but the "
+                                 "graph has no t_fparam input")
+        if self.dim_aparam and "t_aparam" not in self._in:
+            raise ModelFileError(f"{self.model_file}: daparam is {self.dim_aparam}, but the "
+                                 "graph has no t_aparam input")
+        self._out = {name: self.graph.get_tensor_by_name(f"o_{name}:0")
+                     for name in ("energy", "force", "virial", "atom_energy", "atom_virial")}
+        if batch_atoms is None:
+            batch_atoms = int(os.environ.get("DP_INFER_BATCH_SIZE") or DEFAULT_BATCH_ATOMS)
+        if batch_atoms < 1:
+            raise ValueError(f"batch_atoms must be positive, got {batch_atoms}")
+        self.batch_atoms = batch_atoms
+
+    # -- attributes ------------------------------------------------------------------------
+
+    def get_type_map(self) -> list[str]:
+        return list(self.type_map)
+
+    def get_ntypes(self) -> int:
+        return self.ntypes
+
+    def get_rcut(self) -> float:
+        return self.rcut
+
+    def get_dim_fparam(self) -> int:
+        return self.dim_fparam
+
+    def get_dim_aparam(self) -> int:
+        return self.dim_aparam
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def _inputs(self, coords, cells, atom_types, fparam, aparam):
+        atom_types = np.asarray(atom_types)
+        if atom_types.ndim == 2 and np.all(atom_types == atom_types[:1]):
+            atom_types = atom_types[0]  # the same types in every frame
+        if atom_types.ndim != 1 or not np.issubdtype(atom_types.dtype, np.integer):
+            raise ValueError(f"atom_types must be one integer type per atom, shape [natoms]; "
+                             f"got shape {atom_types.shape} of {atom_types.dtype}")
+        nat = atom_types.size
+        bad = (atom_types < 0) | (atom_types >= self.ntypes)
+        if np.any(bad):
+            raise ValueError(f"atom_types: type {int(atom_types[bad][0])} (atom "
+                             f"{int(np.flatnonzero(bad)[0])}) is outside the model's type map "
+                             f"{self.type_map} (0..{self.ntypes - 1})")
+        coords = np.asarray(coords, dtype=np.float64)
+        if coords.size % (nat * 3) != 0 or coords.size == 0 or (
+                coords.shape[-1] not in (3, nat * 3)):
+            raise ValueError(f"coords must have shape [nframes, {nat}, 3] or [nframes, "
+                             f"{nat * 3}] for {nat} atoms; got {coords.shape}")
+        coords = coords.reshape(-1, nat, 3)
+        nf = coords.shape[0]
+        if cells is not None:
+            cells = np.asarray(cells, dtype=np.float64)
+            if cells.size != nf * 9:
+                raise ValueError(f"cells must have shape [{nf}, 9] or [{nf}, 3, 3] for {nf} "
+                                 f"frames (or be None for open boundaries); got {cells.shape}")
+            cells = cells.reshape(nf, 9)
+        if self.dim_fparam:
+            if fparam is None:
+                raise ValueError(f"the model needs fparam ({self.dim_fparam} per frame)")
+            fparam = np.asarray(fparam, dtype=np.float64)
+            if fparam.size == self.dim_fparam:
+                fparam = np.tile(fparam.reshape(1, -1), (nf, 1))
+            if fparam.size != nf * self.dim_fparam:
+                raise ValueError(f"fparam must have shape [{nf}, {self.dim_fparam}] or "
+                                 f"[{self.dim_fparam}]; got {fparam.shape}")
+            fparam = fparam.reshape(nf, self.dim_fparam)
+        if self.dim_aparam:
+            if aparam is None:
+                raise ValueError(f"the model needs aparam ({self.dim_aparam} per atom)")
+            aparam = np.asarray(aparam, dtype=np.float64)
+            if aparam.size == nat * self.dim_aparam:
+                aparam = np.tile(aparam.reshape(1, -1), (nf, 1))
+            if aparam.size != nf * nat * self.dim_aparam:
+                raise ValueError(f"aparam must have shape [{nf}, {nat}, {self.dim_aparam}] or "
+                                 f"[{nat}, {self.dim_aparam}]; got {aparam.shape}")
+            aparam = aparam.reshape(nf, nat, self.dim_aparam)
+        return coords, cells, atom_types, fparam, aparam
+
+    def eval(self, coords, cells, atom_types, atomic: bool = False, fparam=None, aparam=None):
+        """(energy [nf, 1], force [nf, nat, 3], virial [nf, 9]) and with `atomic` also
+        (atom_energy [nf, nat, 1], atom_virial [nf, nat, 9]); see the module docstring."""
+        coords, cells, atom_types, fparam, aparam = self._inputs(coords, cells, atom_types,
+                                                                 fparam, aparam)
+        nf, nat = coords.shape[:2]
+        order = np.argsort(atom_types, kind="stable")  # sorted position -> original atom
+        natoms = np.concatenate([[nat, nat], np.bincount(atom_types, minlength=self.ntypes)])
+        per_run = max(1, self.batch_atoms // nat)
+        keys = ["energy", "force", "virial"] + (["atom_energy", "atom_virial"] if atomic else [])
+        parts = {key: [] for key in keys}
+        for start in range(0, nf, per_run):
+            stop = min(nf, start + per_run)
+            k = stop - start
+            feed = {self._in["t_coord"]: coords[start:stop, order].reshape(-1),
+                    self._in["t_type"]: np.tile(atom_types[order], k).astype(np.int32),
+                    self._in["t_natoms"]: natoms.astype(np.int32)}
+            if cells is None:
+                feed[self._in["t_box"]] = np.tile(np.eye(3).reshape(-1), k)
+                feed[self._in["t_mesh"]] = np.zeros(0, np.int32)
+            else:
+                feed[self._in["t_box"]] = cells[start:stop].reshape(-1)
+                feed[self._in["t_mesh"]] = np.zeros(6, np.int32)
+            if self.dim_fparam:
+                feed[self._in["t_fparam"]] = fparam[start:stop].reshape(-1)
+            if self.dim_aparam:
+                feed[self._in["t_aparam"]] = aparam[start:stop, order].reshape(-1)
+            values = self.session.run({key: self._out[key] for key in keys}, feed_dict=feed)
+            for key in keys:
+                parts[key].append(values[key])
+        out = {key: np.concatenate(value, axis=0) for key, value in parts.items()}
+        back = np.empty_like(order)
+        back[order] = np.arange(nat)  # original atom -> sorted position
+        result = [out["energy"].reshape(nf, 1),
+                  out["force"].reshape(nf, nat, 3)[:, back],
+                  out["virial"].reshape(nf, 9)]
+        if atomic:
+            result += [out["atom_energy"].reshape(nf, nat, 1)[:, back],
+                       out["atom_virial"].reshape(nf, nat, 9)[:, back]]
+        return tuple(result)

@@ -1,0 +1,240 @@
+"""Frozen models: a trained EnergyModel as a constant GraphDef with DeePMD-kit's node names, and
+the checks that a `.pb` file is such a model.
+
+Interface of the graph (DeePMD-kit model version 1.1):
+
+* inputs (placeholders, flat): `t_coord` float64 [nf*nall*3], `t_type` int32 [nf*nall] (local
+  atoms sorted by type, then ghosts), `t_natoms` int32 [2+ntypes] (nloc, nall, local atoms per
+  type), `t_box` float64 [nf*9], `t_mesh` int32 (length 0: open boundaries, 6: periodic box,
+  >= 16: a neighbour list supplied by the caller, as LAMMPS does), `t_fparam` / `t_aparam` when
+  the model has frame / atomic parameters;
+* outputs: `o_energy` [nf], `o_force` [nf, nall*3], `o_virial` [nf, 9], `o_atom_energy`
+  [nf, nloc], `o_atom_virial` [nf, nall*9], `o_descriptor`, `o_rmat`, `o_rmat_deriv`, `o_rij`,
+  `o_nlist`, and `t_typeebd` with type embedding;
+* constant attributes: `model_type`, `model_attr/{tmap,model_type,model_version}`,
+  `descrpt_attr/{rcut,ntypes,sel,original_sel}`, `fitting_attr/{dfparam,daparam}`,
+  `train_attr/{training_script,min_nbor_dist}`.
+
+The graph's only custom ops are ProdEnvMatA, ProdForceSeA and ProdVirialSeA, registered with
+DeePMD-kit's names and signatures, so DeePMD-kit's runtimes (Python, C++, LAMMPS) execute it with
+their own kernels.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger("deepmd_tebd")
+
+MODEL_VERSION = "1.1"
+
+# what `dp freeze` keeps unless told otherwise (-n)
+DEFAULT_NODES = (
+    "model_type", "descrpt_attr/rcut", "descrpt_attr/ntypes", "model_attr/tmap",
+    "model_attr/model_type", "model_attr/model_version", "train_attr/min_nbor_dist",
+    "train_attr/training_script", "t_mesh", "o_energy", "o_force", "o_virial", "o_atom_energy",
+    "o_atom_virial", "spin_attr/ntypes_spin", "fitting_attr/dfparam", "fitting_attr/daparam",
+    "fitting_attr/aparam_nall",
+)
+INPUTS = ("t_coord", "t_type", "t_natoms", "t_box", "t_mesh")
+OUTPUTS = ("o_energy", "o_force", "o_virial", "o_atom_energy", "o_atom_virial")
+ATTRIBUTES = ("model_attr/model_type", "descrpt_attr/rcut", "descrpt_attr/ntypes",
+              "model_attr/tmap")
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be used: missing, unreadable, not a DeePMD frozen energy model,
+    or of a version this package does not know. The message names the file."""
+
+
+class CheckpointError(Exception):
+    """A checkpoint folder that `dp freeze` cannot use; the message names it."""
+
+
+def _attribute_constants(config: dict, min_nbor_dist: float | None) -> list:
+    """The constant attribute nodes, created in the graph being traced (returned, so that the
+    freezing keeps them)."""
+    model = config["model"]
+    descriptor, fitting = model["descriptor"], model["fitting_net"]
+    sel = np.asarray(descriptor["sel"], np.int32)
+    values = [
+        ("model_type", "original_model", tf.string),
+        ("model_attr/tmap", " ".join(model["type_map"]), tf.string),
+        ("model_attr/model_type", "ener", tf.string),
+        ("model_attr/model_version", MODEL_VERSION, tf.string),
+        ("descrpt_attr/rcut", float(descriptor["rcut"]), tf.float64),
+        ("descrpt_attr/ntypes", len(model["type_map"]), tf.int32),
+        ("descrpt_attr/sel", sel, tf.int32),
+        ("descrpt_attr/original_sel", sel, tf.int32),
+        ("fitting_attr/dfparam", int(fitting["numb_fparam"]), tf.int32),
+        ("fitting_attr/daparam", int(fitting["numb_aparam"]), tf.int32),
+        ("train_attr/training_script", json.dumps(config, separators=(",", ":")), tf.string),
+    ]
+    if min_nbor_dist is not None and min_nbor_dist >= 0:
+        values.append(("train_attr/min_nbor_dist", float(min_nbor_dist), tf.float64))
+    return [tf.constant(value, dtype=dtype, name=name) for name, value, dtype in values]
+
+
+def model_graph_def(model, config: dict, min_nbor_dist: float | None = None) -> tf.compat.v1.GraphDef:
+    """The whole inference graph of `model` with its variables as constants (not pruned)."""
+    ntypes = model.ntypes
+    numb_fparam = model.fitting.numb_fparam
+    numb_aparam = model.fitting.numb_aparam
+    signature = [tf.TensorSpec([None], tf.float64, name="t_coord"),
+                 tf.TensorSpec([None], tf.int32, name="t_type"),
+                 tf.TensorSpec([ntypes + 2], tf.int32, name="t_natoms"),
+                 tf.TensorSpec([None], tf.float64, name="t_box"),
+                 tf.TensorSpec([None], tf.int32, name="t_mesh")]
+    if numb_fparam:
+        signature.append(tf.TensorSpec([None], tf.float64, name="t_fparam"))
+    if numb_aparam:
+        signature.append(tf.TensorSpec([None], tf.float64, name="t_aparam"))
+
+    def graph(t_coord, t_type, t_natoms, t_box, t_mesh, *params):
+        params = list(params)
+        fparam = tf.reshape(params.pop(0), [-1, numb_fparam]) if numb_fparam else None
+        aparam = (tf.reshape(params.pop(0), [-1, t_natoms[0] * numb_aparam]) if numb_aparam
+                  else None)
+        out = model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
+        attributes = _attribute_constants(config, min_nbor_dist)
+        names = {"energy": "o_energy", "force": "o_force", "virial": "o_virial",
+                 "atom_energy": "o_atom_energy", "atom_virial": "o_atom_virial",
+                 "descriptor": "o_descriptor", "rmat": "o_rmat", "rmat_deriv": "o_rmat_deriv",
+                 "rij": "o_rij", "nlist": "o_nlist", "type_embedding": "t_typeebd"}
+        outputs = {key: tf.identity(out[key], name=name) for key, name in names.items()
+                   if key in out}
+        outputs.update({f"attribute_{i}": value for i, value in enumerate(attributes)})
+        return outputs
+
+    function = tf.function(graph, input_signature=signature, autograph=False)
+    concrete = function.get_concrete_function()
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    return convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+
+
+def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:
+    """The subgraph that `node_names` (default DEFAULT_NODES) depend on; names absent from the
+    graph are left out with a warning, as DeePMD-kit does."""
+    present = {node.name for node in graph_def.node}
+    wanted = list(DEFAULT_NODES if node_names is None else node_names)
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        log.warning(f"The following nodes are not in the graph: {missing}; they are left "
+                    "out.")
+    kept = [name for name in wanted if name in present]
+    if not kept:
+        raise ValueError(f"none of the nodes {wanted} is in the graph")
+    log.info(f"The following nodes will be frozen: {kept}")
+    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, kept)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file in the same folder and a rename: the
+    file is either the old one or complete."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint_model(checkpoint_folder: str | os.PathLike):
+    """(model with restored weights, training script, min_nbor_dist or None) from the newest
+    checkpoint of a `dp train` folder (its `checkpoint` file names it)."""
+    from ..model import EnergyModel
+
+    folder = Path(checkpoint_folder)
+    state = folder / "checkpoint"
+    if not state.is_file():
+        raise CheckpointError(f"{folder}: no checkpoint state file '{state}'; point -c to the "
+                              "folder where `dp train` wrote its checkpoints")
+    prefix = tf.train.latest_checkpoint(str(folder))
+    if prefix is None or not Path(prefix + ".index").exists():
+        raise CheckpointError(f"{state} names no checkpoint that exists in {folder}")
+    reader = tf.train.load_checkpoint(prefix)
+    keys = reader.get_variable_to_shape_map()
+
+    def value(name):
+        key = f"attrs/{name}/.ATTRIBUTES/VARIABLE_VALUE"
+        if key not in keys:
+            raise CheckpointError(f"{prefix}: the checkpoint has no {name}; it was not written "
+                                  "by deepmd_tebd's `dp train`")
+        return reader.get_tensor(key)
+
+    raw = value("training_script")
+    config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    min_dist = float(value("min_nbor_dist"))
+    model = EnergyModel.from_config_dict(config["model"])
+    model.build()
+    status = tf.train.Checkpoint(model=model).read(prefix)
+    status.expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as err:
+        raise CheckpointError(f"{prefix}: the weights do not match the model of its training "
+                              f"script: {err}") from None
+    log.info(f"restored the model from checkpoint {prefix}")
+    return model, config, (min_dist if min_dist >= 0 else None)
+
+
+def freeze(checkpoint_folder: str | os.PathLike = ".", output: str | os.PathLike =
+           "frozen_model.pb", node_names=None) -> int:
+    """`dp freeze`: the newest checkpoint of `checkpoint_folder` as a frozen graph in `output`,
+    written atomically. Returns the number of ops in the graph."""
+    model, config, min_dist = load_checkpoint_model(checkpoint_folder)
+    graph_def = freeze_graph_def(model_graph_def(model, config, min_dist), node_names)
+    write_atomic(output, graph_def.SerializeToString())
+    log.info(f"{len(graph_def.node)} ops in the final graph.")
+    return len(graph_def.node)
+
+
+def read_graph_def(path: str | os.PathLike) -> tf.compat.v1.GraphDef:
+    """The GraphDef of a `.pb` file, or ModelFileError naming the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.suffix != ".pb":
+        raise ModelFileError(f"{path}: a frozen TensorFlow model must have the suffix .pb "
+                             f"(got {path.suffix or 'none'})")
+    data = path.read_bytes()
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(data)
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise ModelFileError(f"{path}: not a TensorFlow GraphDef (truncated or another file "
+                             f"format): {err}") from None
+    names = {node.name for node in graph_def.node}
+    if not names:
+        raise ModelFileError(f"{path}: the file holds no graph")
+    missing = [n for n in INPUTS + OUTPUTS + ATTRIBUTES if n not in names]
+    if missing:
+        raise ModelFileError(f"{path}: not a DeePMD-kit energy model: the nodes {missing} are "
+                             "missing")
+    return graph_def
+
+
+def check_version(path, version: str) -> None:
+    """Model version major 1, minor <= 1 (what DeePMD-kit 2.2 and 3.x read)."""
+    try:
+        major, minor = (int(x) for x in version.split("."))
+    except ValueError:
+        raise ModelFileError(f"{path}: invalid model version string {version!r}") from None
+    want_major, want_minor = (int(x) for x in MODEL_VERSION.split("."))
+    if major != want_major or minor > want_minor:
+        raise ModelFileError(f"{path}: model version {version} is not supported (this package "
+                             f"reads version {MODEL_VERSION} and older 1.x); convert it with "
+                             "DeePMD-kit's `dp convert-from`")
