@@ -187,8 +187,8 @@ def run(model: str, system: str | None = ".", datafile: str | None = None,
         detail_file: str | None = None, atomic: bool = False) -> int:
     from ..infer import DeepPot
 
-    systems = _systems(system, datafile)
     dp = DeepPot(model)
+    systems = _systems(system, datafile)
     type_map = dp.get_type_map()
     results = []
     for index, path in enumerate(systems):
