@@ -10,6 +10,12 @@ data_0..data_2 and validation system data_3 of ../shared/data/water. Each job ru
 dir <tmp>/<job>/run next to a link <tmp>/<job>/data -> the water data, so the inputs' own
 "../data/data_N" paths hold.
 
+Model: DeePMD-kit 3.x reads the tebd input as a type embedding net WITHOUT biases (its
+`use_tebd_bias` defaults to false), while DeePMD-kit 2.x, whose model this package trains, gives
+every type-embedding layer a bias. DeePMD-kit's copy of the tebd input therefore gets
+`use_tebd_bias: true`: both programs then train the same model, with the same number of weights
+(its frozen graph and ours evaluate the same function, see bench/infer.py).
+
 Seeds: with --seeds K every input runs K times on each side, run r (0..K-1) with every seed of the
 input moved by r (the model's type_embedding, descriptor and fitting_net seeds 1 + r, the
 training seed 10 + r; run 0 is the upstream input). Both programs get the same seeds, but they draw
@@ -124,6 +130,17 @@ def _input(name: str, steps: int, seed_shift: int = 0) -> dict:
     training["save_freq"] = max(MIN_SAVE_FREQ, steps)
     training["training_data"]["systems"] = [f"../data/data_{i}/" for i in range(3)]
     training["validation_data"]["systems"] = ["../data/data_3"]
+    return config
+
+
+def _for_program(config: dict, program: str) -> dict:
+    """DeePMD-kit 3.x builds the type embedding net without biases unless `use_tebd_bias` is
+    true; DeePMD-kit 2.x, whose model this package trains, always has them. DeePMD-kit's input
+    gets `use_tebd_bias: true`, so that both programs train the same model."""
+    if program != "deepmd" or config["model"].get("type_embedding") is None:
+        return config
+    config = json.loads(json.dumps(config))
+    config["model"]["type_embedding"]["use_tebd_bias"] = True
     return config
 
 
@@ -461,7 +478,8 @@ def main(argv=None) -> int:
                     job_dir = work / f"{name}-{program}-r{r}"
                     if job_dir.exists():
                         shutil.rmtree(job_dir)
-                    job = _run_job(label, *command, job_dir, config, args.timeout)
+                    job = _run_job(label, *command, job_dir, _for_program(config, program),
+                                   args.timeout)
                     metrics = _metrics(job)
                     runs[name][program].append(metrics)
                     for path, suffix in ((job["log"], "log"), (job["lcurve"], "lcurve.out")):

@@ -1,7 +1,7 @@
 """DeePMD-kit 3.2.0 as an oracle for the custom ops, run in its own virtual environment.
 
 DeePMD-kit's op library registers the same op names as deepmd_tebd's, so the two can never be
-loaded into one process. This module finds (or creates) a venv holding ``deepmd-kit[cpu]==3.2.0``
+loaded into one process. This module finds (or creates) a venv holding ``deepmd-kit[cpu,lmp]==3.2.0``
 and runs ``deepmd_ops_runner.py`` there in a subprocess, exchanging arrays through .npz files.
 
     python, reason = oracle_python()          # (None, "why") when the venv cannot be had
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 DEEPMD_VERSION = "3.2.0"
-REQUIREMENT = f"deepmd-kit[cpu]=={DEEPMD_VERSION}"
+REQUIREMENT = f"deepmd-kit[cpu,lmp]=={DEEPMD_VERSION}"  # lmp: LAMMPS with its plugin
 DEFAULT_VENV = "/tmp/deepmd_tebd-oracle-venv"
 RUNNER = Path(__file__).resolve().parent / "deepmd_ops_runner.py"
 

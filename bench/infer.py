@@ -1,0 +1,229 @@
+"""Inference speed: our DeepPot on our frozen graph against DeePMD-kit 3.2's DeepPot on its frozen
+graph of the same architecture, and LAMMPS (`pair_style deepmd`) running each graph.
+
+    python bench/infer.py [--repeats 5] [--lammps-steps 200] [--threads N] [--skip-large]
+                          [--keep DIR]
+
+Graphs: both programs train DeePMD-kit's se_e2_a_tebd water input (../shared/inputs) for 10 steps
+on ../shared/data/water and freeze it: ours with `dp train` / `dp freeze` of this venv, DeePMD-kit's
+with `dp --tf train` / `dp --tf freeze` of the oracle venv (tests/reference/deepmd_oracle.py).
+DeePMD-kit 3.x builds the type embedding net without biases unless `use_tebd_bias` is true
+(DeePMD-kit 2.x, which this package follows, always has them), so DeePMD-kit's input gets
+`use_tebd_bias: true`: the two graphs then compute the same function of the same number of
+weights. The weights' values do not matter for speed.
+
+Cases: one frame of data_3 (192 atoms), and that frame replicated 4 x 4 x 8 (24,576 atoms). Each
+program's DeepPot evaluates energy, forces and virial of the frame; time = median of --repeats
+calls after one warm-up call. Ours runs in this process, DeePMD-kit's in a subprocess of its venv
+(tests/reference/deepmd_infer_runner.py). Before timing, the two results are compared against
+each other's graph: each program evaluates the other's frozen graph as well (agreement to ~1e-12
+shows the graphs are interchangeable; the timing compares each program on its own graph).
+
+LAMMPS: DeePMD-kit's `lmp` (its `lmp` extra, installed into the oracle venv on first use) runs
+--lammps-steps NVE steps (0.25 fs, 50 K) of the 192-atom frame and of the frame replicated 2x2x2
+(1,536 atoms) with each graph; timesteps per second from LAMMPS's own loop time.
+
+Threads: OMP_NUM_THREADS, TF/DP intra- and inter-op threads = --threads (default: usable cores)
+on every side. Targets: DeepPot time ratio (ours / DeePMD-kit) <= 1.0; LAMMPS timesteps per
+second with our graph >= with theirs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cores import usable_cores
+
+_ROOT = Path(__file__).resolve().parents[1]
+_SHARED = _ROOT.parent / "shared"
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+sys.path.insert(0, str(_ROOT / "tests"))
+
+from reference.deepmd_oracle import _clean_env, oracle_python  # noqa: E402
+from reference.lammps import lammps_executable, run_lammps  # noqa: E402
+
+WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", _SHARED / "data" / "water"))
+RUNNER = _ROOT / "tests" / "reference" / "deepmd_infer_runner.py"
+THREAD_KEYS = ("OMP_NUM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS",
+               "TF_INTER_OP_PARALLELISM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
+               "DP_INTER_OP_PARALLELISM_THREADS")
+
+
+def _progress(message: str) -> None:
+    print(f"[bench/infer] {message}", file=sys.stderr, flush=True)
+
+
+def _input(ours: bool) -> dict:
+    config = json.loads((_SHARED / "inputs" / "water_se_e2_a_tebd.json").read_text())
+    training = config["training"]
+    training.update(numb_steps=10, disp_freq=10, save_freq=10)
+    training["training_data"]["systems"] = [f"../data/data_{i}" for i in range(3)]
+    training["validation_data"]["systems"] = ["../data/data_3"]
+    if not ours:
+        config["model"]["type_embedding"]["use_tebd_bias"] = True
+    return config
+
+
+def _run(argv, cwd, env, what):
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def _frozen(work: Path, ours: bool, env: dict, python_oracle: str | None) -> Path:
+    root = work / ("ours" if ours else "deepmd")
+    root.mkdir(parents=True)
+    (root / "data").symlink_to(WATER, target_is_directory=True)
+    run = root / "run"
+    run.mkdir()
+    (run / "input.json").write_text(json.dumps(_input(ours), indent=1))
+    if ours:
+        dp = [sys.executable, "-m", "deepmd_tebd.cli"]
+        _run(dp + ["train", "input.json"], run, env, "our dp train")
+        _run(dp + ["freeze", "-o", "graph.pb"], run, env, "our dp freeze")
+    else:
+        dp = [str(Path(python_oracle).parent / "dp"), "--tf"]
+        _run(dp + ["train", "input.json"], run, env, "DeePMD-kit's dp train")
+        _run(dp + ["freeze", "-o", "graph.pb"], run, env, "DeePMD-kit's dp freeze")
+    return run / "graph.pb"
+
+
+def water_frame(replicas=(1, 1, 1)):
+    """coords [1, n, 3], cell [1, 9], types [n] of data_3's first frame, replicated."""
+    base = WATER / "data_3" / "set.000"
+    coords = np.load(base / "coord.npy")[0].reshape(-1, 3)
+    cell = np.load(base / "box.npy")[0].reshape(3, 3)
+    types = np.loadtxt(WATER / "data_3" / "type.raw", dtype=int)
+    shifts = np.array([[i, j, k] for i in range(replicas[0]) for j in range(replicas[1])
+                       for k in range(replicas[2])], dtype=float) @ cell
+    big = (coords[None] + shifts[:, None]).reshape(-1, 3)
+    big_cell = cell * np.array(replicas, dtype=float)[:, None]
+    return big[None], big_cell.reshape(1, 9), np.tile(types, len(shifts))
+
+
+def _time_ours(graph: Path, frame, repeats: int) -> tuple[float, tuple]:
+    from deepmd_tebd.infer import DeepPot
+
+    dp = DeepPot(graph)
+    coords, cell, types = frame
+    dp.eval(coords, cell, types)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = dp.eval(coords, cell, types)
+        times.append(time.perf_counter() - t0)
+    dp.close()
+    return statistics.median(times), out
+
+
+def _time_theirs(python: str, graph: Path, frame, repeats: int, env: dict,
+                 work: Path) -> tuple[float, tuple]:
+    coords, cell, types = frame
+    np.savez(work / "frame.npz", coords=coords, cells=cell, types=types)
+    _run([python, str(RUNNER), str(graph), str(work / "frame.npz"), str(work / "out.npz"),
+          str(repeats)], work, env, "DeePMD-kit's DeepPot")
+    with np.load(work / "out.npz") as out:
+        return float(np.median(out["seconds"])), (out["energy"], out["force"], out["virial"])
+
+
+def _max_rel(a, b) -> float:
+    return max(float(np.abs(x - y).max() / max(np.abs(y).max(), 1e-300)) for x, y in zip(a, b))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lammps-steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=usable_cores())
+    parser.add_argument("--skip-large", action="store_true", help="leave out 24,576 atoms")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    args = parser.parse_args(argv)
+
+    python, reason = oracle_python()
+    if python is None:
+        print(f"DeePMD-kit unavailable: {reason}", file=sys.stderr)
+        return 1
+    threads = {key: str(args.threads) for key in THREAD_KEYS}
+    os.environ.update(threads)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    ours_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **threads)
+    ours_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT),
+                                                           os.environ.get("PYTHONPATH")]))
+    theirs_env = _clean_env({"TF_CPP_MIN_LOG_LEVEL": "3", **threads})
+
+    if args.keep:
+        work = Path(args.keep)
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        cleanup = None
+    else:
+        cleanup = tempfile.TemporaryDirectory(prefix="deepmd_tebd-bench-infer-")
+        work = Path(cleanup.name)
+    lines = []
+    try:
+        _progress("training and freezing both graphs (10 steps each)")
+        ours_graph = _frozen(work, True, ours_env, None)
+        theirs_graph = _frozen(work, False, theirs_env, python)
+        cases = [("192 atoms", (1, 1, 1))]
+        if not args.skip_large:
+            cases.append(("24,576 atoms (4x4x8)", (4, 4, 8)))
+        lines += [f"DeepPot, energy + forces + virial of one frame, median of {args.repeats} "
+                  f"calls, {args.threads} threads", "",
+                  "| case | ours ms | DeePMD-kit ms | ratio | cross-check |", "|---|---|---|---|---|"]
+        for label, replicas in cases:
+            frame = water_frame(replicas)
+            _progress(f"{label}: our DeepPot")
+            ours_s, ours_out = _time_ours(ours_graph, frame, args.repeats)
+            _progress(f"{label}: DeePMD-kit's DeepPot")
+            theirs_s, theirs_out = _time_theirs(python, theirs_graph, frame, args.repeats,
+                                                theirs_env, work)
+            # each program on the other's graph gives the same numbers
+            _, ours_on_theirs = _time_ours(theirs_graph, frame, 1)
+            _, theirs_on_ours = _time_theirs(python, ours_graph, frame, 1, theirs_env, work)
+            check = max(_max_rel(ours_on_theirs, theirs_out), _max_rel(theirs_on_ours, ours_out))
+            lines.append(f"| {label} | {1e3 * ours_s:.1f} | {1e3 * theirs_s:.1f} "
+                         f"| {ours_s / theirs_s:.2f} | max rel diff {check:.1e} |")
+        lmp, why = lammps_executable()
+        lines += ["", f"LAMMPS pair_style deepmd (DeePMD-kit 3.2 plugin), {args.lammps_steps} NVE "
+                  f"steps, {args.threads} threads", ""]
+        if lmp is None:
+            lines.append(f"skipped: {why}")
+        else:
+            lines += ["| case | our graph steps/s | DeePMD-kit graph steps/s | ratio |",
+                      "|---|---|---|---|"]
+            for label, replicas in (("192 atoms", (1, 1, 1)), ("1,536 atoms (2x2x2)", (2, 2, 2))):
+                coords, cell, types = water_frame(replicas)
+                rates = []
+                for name, graph in (("ours", ours_graph), ("deepmd", theirs_graph)):
+                    _progress(f"LAMMPS {label} with the {name} graph")
+                    out = run_lammps(work / f"lammps-{name}-{replicas[0]}", graph, coords[0],
+                                     cell[0], types, ["O", "H"], nve_steps=args.lammps_steps,
+                                     threads=args.threads)
+                    rates.append(args.lammps_steps / out["loop_s"])
+                lines.append(f"| {label} | {rates[0]:.2f} | {rates[1]:.2f} "
+                             f"| {rates[0] / rates[1]:.2f} |")
+    finally:
+        if cleanup is not None:
+            cleanup.cleanup()
+    lines += ["", "Targets: DeepPot ratio <= 1.0; LAMMPS ratio (ours / DeePMD-kit) >= 1.0"]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
