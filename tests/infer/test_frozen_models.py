@@ -132,3 +132,33 @@ def test_dp_test_detail_files_and_parity_plot(ours_graph, tmp_path):
     np.testing.assert_allclose(np.loadtxt(tmp_path / "detail.e_peratom.out"), e / 192)
     png = tmp_path / "detail.parity.png"
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def last_figures(text):
+    """As `figures`, from the last block (the weighted average of several systems)."""
+    out = {}
+    for kind, stat, per, value in _LINE.findall(text):
+        out[(kind.strip(), stat, per)] = float(value)
+    return out
+
+
+def test_dp_test_weighted_average_of_several_systems_equals_deepmd_kit(ours_graph, tmp_path):
+    from shared_paths import WATER
+
+    # systems of one set each: DeePMD-kit 2.2 tests the last set of a system, 3.x all of its
+    # sets (data_1 has two), so only single-set systems can be compared with 3.2
+    systems = tmp_path / "systems"
+    systems.mkdir()
+    for name in ("data_0", "data_2", "data_3"):
+        (systems / name).symlink_to(WATER / name)
+    ours = dp(tmp_path, "test", "-m", str(ours_graph), "-s", str(systems), "-n", "4")
+    theirs = oracle_dp(tmp_path, "--tf", "test", "-m", str(ours_graph), "-s", str(systems),
+                       "-n", "4")
+    assert ours.returncode == 0, ours.stderr[-2000:]
+    assert theirs.returncode == 0, theirs.stderr[-2000:]
+    assert ours.stderr.count("# testing system : ") == 3
+    assert "# number of systems : 3" in ours.stderr
+    a, b = last_figures(ours.stderr), last_figures(theirs.stderr + theirs.stdout)
+    for key in (("Energy", "MAE", ""), ("Energy", "RMSE", ""), ("Energy", "RMSE", "/Natoms"),
+                ("Force", "MAE", ""), ("Force", "RMSE", "")):
+        assert a[key] == pytest.approx(b[key], rel=1e-8, abs=0), key
