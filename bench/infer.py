@@ -14,8 +14,9 @@ weights. The weights' values do not matter for speed.
 
 Cases: one frame of data_3 (192 atoms), and that frame replicated 4 x 4 x 8 (24,576 atoms). Each
 program's DeepPot evaluates energy, forces and virial of the frame; time = median of --repeats
-calls after one warm-up call. Ours runs in this process, DeePMD-kit's in a subprocess of its venv
-(tests/reference/deepmd_infer_runner.py). Before timing, the two results are compared against
+calls after one warm-up call. Each runs in a subprocess of its own (ours: this script with
+--time-ours; DeePMD-kit's: tests/reference/deepmd_infer_runner.py in its venv), one at a time, so
+that the memory of one (about 10 GB for 24,576 atoms in double precision) is free for the next. Before timing, the two results are compared against
 each other's graph: each program evaluates the other's frozen graph as well (agreement to ~1e-12
 shows the graphs are interchangeable; the timing compares each program on its own graph).
 
@@ -112,19 +113,30 @@ def water_frame(replicas=(1, 1, 1)):
     return big[None], big_cell.reshape(1, 9), np.tile(types, len(shifts))
 
 
-def _time_ours(graph: Path, frame, repeats: int) -> tuple[float, tuple]:
+def _time_ours_here(graph: str, inputs: str, output: str, repeats: str) -> None:
+    """The subprocess side of `_time_ours` (so that its memory is returned when it ends)."""
     from deepmd_tebd.infer import DeepPot
 
+    data = np.load(inputs)
+    coords, cell, types = data["coords"], data["cells"], data["types"]
     dp = DeepPot(graph)
-    coords, cell, types = frame
     dp.eval(coords, cell, types)
     times = []
-    for _ in range(repeats):
+    for _ in range(max(1, int(repeats))):
         t0 = time.perf_counter()
         out = dp.eval(coords, cell, types)
         times.append(time.perf_counter() - t0)
-    dp.close()
-    return statistics.median(times), out
+    np.savez(output, energy=out[0], force=out[1], virial=out[2], seconds=np.array(times))
+
+
+def _time_ours(graph: Path, frame, repeats: int, env: dict, work: Path) -> tuple[float, tuple]:
+    coords, cell, types = frame
+    np.savez(work / "frame.npz", coords=coords, cells=cell, types=types)
+    _run([sys.executable, str(Path(__file__).resolve()), "--time-ours", str(graph),
+          str(work / "frame.npz"), str(work / "ours.npz"), str(repeats)], work, env,
+         "our DeepPot")
+    with np.load(work / "ours.npz") as out:
+        return float(np.median(out["seconds"])), (out["energy"], out["force"], out["virial"])
 
 
 def _time_theirs(python: str, graph: Path, frame, repeats: int, env: dict,
@@ -142,6 +154,10 @@ def _max_rel(a, b) -> float:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--time-ours"]:
+        _time_ours_here(*argv[1:5])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--lammps-steps", type=int, default=200)
@@ -155,11 +171,6 @@ def main(argv=None) -> int:
         print(f"DeePMD-kit unavailable: {reason}", file=sys.stderr)
         return 1
     threads = {key: str(args.threads) for key in THREAD_KEYS}
-    os.environ.update(threads)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     ours_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **threads)
     ours_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT),
                                                            os.environ.get("PYTHONPATH")]))
@@ -188,16 +199,17 @@ def main(argv=None) -> int:
         for label, replicas in cases:
             frame = water_frame(replicas)
             _progress(f"{label}: our DeepPot")
-            ours_s, ours_out = _time_ours(ours_graph, frame, args.repeats)
+            ours_s, ours_out = _time_ours(ours_graph, frame, args.repeats, ours_env, work)
             _progress(f"{label}: DeePMD-kit's DeepPot")
             theirs_s, theirs_out = _time_theirs(python, theirs_graph, frame, args.repeats,
                                                 theirs_env, work)
             # each program on the other's graph gives the same numbers
-            _, ours_on_theirs = _time_ours(theirs_graph, frame, 1)
+            _, ours_on_theirs = _time_ours(theirs_graph, frame, 1, ours_env, work)
             _, theirs_on_ours = _time_theirs(python, ours_graph, frame, 1, theirs_env, work)
             check = max(_max_rel(ours_on_theirs, theirs_out), _max_rel(theirs_on_ours, ours_out))
             lines.append(f"| {label} | {1e3 * ours_s:.1f} | {1e3 * theirs_s:.1f} "
                          f"| {ours_s / theirs_s:.2f} | max rel diff {check:.1e} |")
+            _progress(lines[-1])
         lmp, why = lammps_executable()
         lines += ["", f"LAMMPS pair_style deepmd (DeePMD-kit 3.2 plugin), {args.lammps_steps} NVE "
                   f"steps, {args.threads} threads", ""]
@@ -217,6 +229,7 @@ def main(argv=None) -> int:
                     rates.append(args.lammps_steps / out["loop_s"])
                 lines.append(f"| {label} | {rates[0]:.2f} | {rates[1]:.2f} "
                              f"| {rates[0] / rates[1]:.2f} |")
+                _progress(lines[-1])
     finally:
         if cleanup is not None:
             cleanup.cleanup()
