@@ -7,6 +7,7 @@ import os
 import tempfile
 
 from ..config import load_config
+from ..config.errors import ConfigError, Problem
 from ..config.against_data import check_against_data
 
 log = logging.getLogger("deepmd_tebd")
@@ -20,9 +21,23 @@ def write_json_atomic(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _check_tensorboard(config: dict, source: str) -> None:
+    """training/tensorboard needs the tensorboard package (tf.summary writes through it)."""
+    if not config["training"].get("tensorboard"):
+        return
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ConfigError(source, [Problem("training/tensorboard", "true, but the tensorboard "
+                                           "package is not installed: pip install tensorboard "
+                                           "(or the package's [tensorboard] extra), or set it "
+                                           "to false")]) from None
+
+
 def run(input_path: str, restart: str | None = None, init_model: str | None = None,
         skip_neighbor_stat: bool = False, output: str = "out.json") -> int:
     config = load_config(input_path)
+    _check_tensorboard(config, input_path)
     min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
     write_json_atomic(output, config)
     from ..train.build import build_trainer

@@ -141,3 +141,18 @@ def test_tensorboard_logs_written_when_asked(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     events = list((run / "tb").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_tensorboard_without_its_package_is_an_input_error_naming_the_key(tmp_path, monkeypatch):
+    from deepmd_tebd.config.errors import ConfigError
+    from deepmd_tebd.entrypoints import train
+
+    script = small_input()
+    script["training"]["tensorboard"] = True
+    run = workdir(tmp_path, script)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard fails
+    monkeypatch.chdir(run)
+    with pytest.raises(ConfigError, match=r"input\.json: training/tensorboard: true, but the "
+                                          r"tensorboard package is not installed"):
+        train.run("input.json")
+    assert not (run / "out.json").exists()
