@@ -557,14 +557,14 @@ def sample_system(n_frames: int, rng: np.random.Generator, n_molecules: int = 64
     }
 
 
-def write_system(path: str, system: dict, type_map=TYPE_MAP):
-    """Write one DeePMD-kit npy system: type.raw, type_map.raw and set.000/*.npy (float64)."""
+def write_system(path: str, system: dict):
+    """Write one DeePMD-kit npy system: type.raw and set.000/*.npy (float64). The types are
+    indices into TYPE_MAP (O = 0, H = 1), the order of the example's type_map, so the system
+    needs no type_map.raw."""
     set_dir = os.path.join(path, "set.000")
     os.makedirs(set_dir, exist_ok=True)
     with open(os.path.join(path, "type.raw"), "w") as f:
         f.write("".join(f"{t}\n" for t in system["types"]))
-    with open(os.path.join(path, "type_map.raw"), "w") as f:
-        f.write("".join(f"{name}\n" for name in type_map))
     for key in ("coord", "box", "energy", "force", "virial"):
         np.save(os.path.join(set_dir, f"{key}.npy"),
                 np.ascontiguousarray(system[key], dtype=np.float64))

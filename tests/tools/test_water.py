@@ -258,11 +258,10 @@ def test_generation_writes_deepmd_npy_system(tmp_path, capsys):
     system = out / "data_0"
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == sorted(os.path.join("data_0", name) for name in [
-        "type.raw", "type_map.raw", "set.000/box.npy", "set.000/coord.npy",
+        "type.raw", "set.000/box.npy", "set.000/coord.npy",
         "set.000/energy.npy", "set.000/force.npy", "set.000/virial.npy"])
     types = np.loadtxt(system / "type.raw", dtype=int)
     assert types.shape == (192,) and types.tolist() == [0, 1, 1] * 64
-    assert (system / "type_map.raw").read_text().split() == ["O", "H"]
     shapes = {"coord": (3, 576), "box": (3, 9), "energy": (3,), "force": (3, 576),
               "virial": (3, 9)}
     data = {}
