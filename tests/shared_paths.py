@@ -6,3 +6,13 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", SHARED / "data/water"))
 INPUTS = SHARED / "inputs"
+
+
+def _needs_water():
+    import pytest
+
+    return pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
+                              reason=f"the water data is not at {WATER}")
+
+
+needs_water = _needs_water()  # marks tests that read DeePMD-kit's water data

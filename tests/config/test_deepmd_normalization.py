@@ -154,6 +154,12 @@ def deepmd_ok(deepmd_normalize, script: dict) -> dict:
     return result["ok"]
 
 
+def normalized_by_both(deepmd_normalize, name: str) -> tuple[dict, dict]:
+    """DeePMD-kit's example input `name` normalised by us and by DeePMD-kit."""
+    raw = example(name)
+    return normalize(copy.deepcopy(raw), name), deepmd_ok(deepmd_normalize, raw)
+
+
 def at(data: dict, path: str):
     for key in path.split("/"):
         data = data[key]
@@ -275,9 +281,7 @@ def test_example_input_loads_unchanged(name):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_named_keys_of_example_equal_deepmd_normalization(deepmd_normalize, name):
-    raw = example(name)
-    ours = normalize(copy.deepcopy(raw), name)
-    theirs = deepmd_ok(deepmd_normalize, raw)
+    ours, theirs = normalized_by_both(deepmd_normalize, name)
     keys = COMPARED_KEYS + (COMPARED_TEBD_KEYS if "tebd" in name else [])
     for path in keys:
         mine, dp = at(ours, path), at(theirs, path)
@@ -286,25 +290,19 @@ def test_named_keys_of_example_equal_deepmd_normalization(deepmd_normalize, name
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_every_shared_key_of_example_equals_deepmd_normalization(deepmd_normalize, name):
-    raw = example(name)
-    ours = normalize(copy.deepcopy(raw), name)
-    theirs = deepmd_ok(deepmd_normalize, raw)
+    ours, theirs = normalized_by_both(deepmd_normalize, name)
     assert differences(ours, theirs) == []
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_shared_keys_of_example_keep_deepmd_key_order(deepmd_normalize, name):
-    raw = example(name)
-    ours = normalize(copy.deepcopy(raw), name)
-    theirs = deepmd_ok(deepmd_normalize, raw)
+    ours, theirs = normalized_by_both(deepmd_normalize, name)
     assert order_differences(ours, theirs) == []
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_keys_only_one_side_writes_are_the_2_2_vs_3x_differences(deepmd_normalize, name):
-    raw = example(name)
-    ours = normalize(copy.deepcopy(raw), name)
-    theirs = deepmd_ok(deepmd_normalize, raw)
+    ours, theirs = normalized_by_both(deepmd_normalize, name)
     only_ours, only_theirs = one_side_keys(ours, theirs)
     expected = DEEPMD_3X_ADDITIONS | (DEEPMD_3X_TEBD_ADDITIONS if "tebd" in name else set())
     assert only_ours == OUR_ONLY_KEYS

@@ -22,11 +22,9 @@ from deepmd_tebd.data.data_system import (
 )
 from deepmd_tebd.data.system import DataError
 from reference.deepmd_oracle import _clean_env, require_oracle
-from shared_paths import WATER
+from shared_paths import WATER, needs_water
 
 
-needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
-                                 reason=f"the water data is not at {WATER}")
 
 
 def write_system(path: Path, atype, set_sizes, labels=("energy",), nopbc=False, type_map=None,

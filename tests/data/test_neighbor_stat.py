@@ -22,13 +22,11 @@ from deepmd_tebd.entrypoints.neighbor_stat import run as run_neighbor_stat
 from deepmd_tebd.op import op_module
 from reference.deepmd_oracle import require_oracle
 from reference.env_mat import extend_periodic, max_neighbors_per_type, random_system
-from shared_paths import WATER
+from shared_paths import WATER, needs_water
 
 RCUT = 6.0
 KINDS = ["orthorhombic", "triclinic", "small", "tiny", "open", "crowded"]
 
-needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
-                                 reason=f"the water data is not at {WATER}")
 
 
 def op_stat(coords, atype, boxes, ntypes, dtype=np.float64, rcut=RCUT):

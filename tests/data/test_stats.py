@@ -24,10 +24,8 @@ from deepmd_tebd.data.stats import (
 )
 from reference.deepmd_oracle import _clean_env, require_oracle
 from reference.env_mat import prod_env_mat_a_ref, random_system
-from shared_paths import WATER
+from shared_paths import WATER, needs_water
 
-needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
-                                 reason=f"the water data is not at {WATER}")
 
 RCUT, RCUT_SMTH = 6.0, 0.5
 

@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 
 from deepmd_tebd.data.system import DataError, System, SystemNotFoundError, find_systems, load_systems
-from shared_paths import WATER
+from shared_paths import WATER, needs_water
 
 ROOT = Path(__file__).resolve().parents[2]
 
-needs_water = pytest.mark.skipif(not (WATER / "data_0/type.raw").is_file(),
-                                 reason=f"the water data is not at {WATER}")
 
 
 def raw_system(path: Path):
