@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,24 +128,27 @@ def _time_ours_here(graph: str, inputs: str, output: str, repeats: str) -> None:
     np.savez(output, energy=out[0], force=out[1], virial=out[2], seconds=np.array(times))
 
 
-def _time_ours(graph: Path, frame, repeats: int, env: dict, work: Path) -> tuple[float, tuple]:
+def _timed_eval(command: list, graph: Path, frame, repeats: int, env: dict, work: Path,
+                what: str) -> tuple[float, tuple]:
+    """Runs `command GRAPH IN.npz OUT.npz REPEATS` (a DeepPot timing subprocess) on the frame:
+    (median seconds, (energy, force, virial))."""
     coords, cell, types = frame
     np.savez(work / "frame.npz", coords=coords, cells=cell, types=types)
-    _run([sys.executable, str(Path(__file__).resolve()), "--time-ours", str(graph),
-          str(work / "frame.npz"), str(work / "ours.npz"), str(repeats)], work, env,
-         "our DeepPot")
-    with np.load(work / "ours.npz") as out:
+    _run(command + [str(graph), str(work / "frame.npz"), str(work / "out.npz"), str(repeats)],
+         work, env, what)
+    with np.load(work / "out.npz") as out:
         return float(np.median(out["seconds"])), (out["energy"], out["force"], out["virial"])
+
+
+def _time_ours(graph: Path, frame, repeats: int, env: dict, work: Path) -> tuple[float, tuple]:
+    return _timed_eval([sys.executable, str(Path(__file__).resolve()), "--time-ours"], graph,
+                       frame, repeats, env, work, "our DeepPot")
 
 
 def _time_theirs(python: str, graph: Path, frame, repeats: int, env: dict,
                  work: Path) -> tuple[float, tuple]:
-    coords, cell, types = frame
-    np.savez(work / "frame.npz", coords=coords, cells=cell, types=types)
-    _run([python, str(RUNNER), str(graph), str(work / "frame.npz"), str(work / "out.npz"),
-          str(repeats)], work, env, "DeePMD-kit's DeepPot")
-    with np.load(work / "out.npz") as out:
-        return float(np.median(out["seconds"])), (out["energy"], out["force"], out["virial"])
+    return _timed_eval([python, str(RUNNER)], graph, frame, repeats, env, work,
+                       "DeePMD-kit's DeepPot")
 
 
 def _max_rel(a, b) -> float:

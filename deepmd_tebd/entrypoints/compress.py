@@ -26,7 +26,7 @@ def _uses_type_embedding(graph_def, script: dict | None) -> bool:
 
 
 def run(input: str = "frozen_model.pb", output: str = "frozen_model_compressed.pb",
-        training_script: str | None = None, **_ignored) -> int:
+        training_script: str | None = None) -> int:
     from ..infer.frozen import read_graph_def
 
     graph_def = read_graph_def(input)

@@ -63,6 +63,18 @@ def _frames(sys_: System, set_prefix: str, numb_test: int, shuffle: bool, seed) 
     return {key: value[order[:count]] for key, value in data.items()}
 
 
+def _log_errors(figures: dict, virial: bool) -> None:
+    """The energy, force and (periodic systems, averages) virial lines of dp test."""
+    lines = [("Energy MAE        ", "mae_e", "eV"), ("Energy RMSE       ", "rmse_e", "eV"),
+             ("Energy MAE/Natoms ", "mae_ea", "eV"), ("Energy RMSE/Natoms", "rmse_ea", "eV"),
+             ("Force  MAE        ", "mae_f", "eV/A"), ("Force  RMSE       ", "rmse_f", "eV/A")]
+    if virial:
+        lines += [("Virial MAE        ", "mae_v", "eV"), ("Virial RMSE       ", "rmse_v", "eV"),
+                  ("Virial MAE/Natoms ", "mae_va", "eV"), ("Virial RMSE/Natoms", "rmse_va", "eV")]
+    for label, key, unit in lines:
+        log.info(f"{label} : {figures[key]:e} {unit}")
+
+
 def _errors(diff: np.ndarray) -> tuple[float, float]:
     return float(np.mean(np.abs(diff))), float(np.sqrt(np.mean(diff * diff)))
 
@@ -100,17 +112,10 @@ def evaluate_system(dp, sys_: System, frames: dict, atomic: bool, detail: str | 
     mae_f, rmse_f = _errors(force - frames["force"])
     mae_v, rmse_v = _errors(virial - frames["virial"])
     log.info(f"# number of test data : {nf:d} ")
-    log.info(f"Energy MAE         : {mae_e:e} eV")
-    log.info(f"Energy RMSE        : {rmse_e:e} eV")
-    log.info(f"Energy MAE/Natoms  : {mae_e / natoms:e} eV")
-    log.info(f"Energy RMSE/Natoms : {rmse_e / natoms:e} eV")
-    log.info(f"Force  MAE         : {mae_f:e} eV/A")
-    log.info(f"Force  RMSE        : {rmse_f:e} eV/A")
-    if sys_.pbc:
-        log.info(f"Virial MAE         : {mae_v:e} eV")
-        log.info(f"Virial RMSE        : {rmse_v:e} eV")
-        log.info(f"Virial MAE/Natoms  : {mae_v / natoms:e} eV")
-        log.info(f"Virial RMSE/Natoms : {rmse_v / natoms:e} eV")
+    figures = {"mae_e": mae_e, "rmse_e": rmse_e, "mae_ea": mae_e / natoms,
+               "rmse_ea": rmse_e / natoms, "mae_f": mae_f, "rmse_f": rmse_f, "mae_v": mae_v,
+               "rmse_v": rmse_v, "mae_va": mae_v / natoms, "rmse_va": rmse_v / natoms}
+    _log_errors(figures, virial=sys_.pbc)
     if atomic:
         mae_ae, rmse_ae = _errors(atom[0].reshape(nf, natoms) - frames["atom_ener"])
         log.info(f"Atomic ener MAE    : {mae_ae:e} eV")
@@ -131,11 +136,8 @@ def evaluate_system(dp, sys_: System, frames: dict, atomic: bool, detail: str | 
         _save_detail(detail, ".v.out", np.hstack([frames["virial"], virial]), header, append)
         _save_detail(detail, ".v_peratom.out",
                      np.hstack([frames["virial"], virial]) / natoms, header, append)
-    return {"mae_e": (mae_e, nf), "rmse_e": (rmse_e, nf), "mae_ea": (mae_e / natoms, nf),
-            "rmse_ea": (rmse_e / natoms, nf), "mae_f": (mae_f, force.size),
-            "rmse_f": (rmse_f, force.size), "mae_v": (mae_v, virial.size),
-            "rmse_v": (rmse_v, virial.size), "mae_va": (mae_v / natoms, virial.size),
-            "rmse_va": (rmse_v / natoms, virial.size),
+    sizes = {"e": nf, "ea": nf, "f": force.size, "v": virial.size, "va": virial.size}
+    return {**{key: (value, sizes[key.split("_")[1]]) for key, value in figures.items()},
             "_parity": (frames["energy"].ravel() / natoms, energy.ravel() / natoms,
                         frames["force"].ravel(), force.ravel())}
 
@@ -209,16 +211,7 @@ def run(model: str, system: str | None = ".", datafile: str | None = None,
         avg = weighted_average(results)
         log.info("# ----------weighted average of errors----------- ")
         log.info(f"# number of systems : {len(results)}")
-        log.info(f"Energy MAE         : {avg['mae_e']:e} eV")
-        log.info(f"Energy RMSE        : {avg['rmse_e']:e} eV")
-        log.info(f"Energy MAE/Natoms  : {avg['mae_ea']:e} eV")
-        log.info(f"Energy RMSE/Natoms : {avg['rmse_ea']:e} eV")
-        log.info(f"Force  MAE         : {avg['mae_f']:e} eV/A")
-        log.info(f"Force  RMSE        : {avg['rmse_f']:e} eV/A")
-        log.info(f"Virial MAE         : {avg['mae_v']:e} eV")
-        log.info(f"Virial RMSE        : {avg['rmse_v']:e} eV")
-        log.info(f"Virial MAE/Natoms  : {avg['mae_va']:e} eV")
-        log.info(f"Virial RMSE/Natoms : {avg['rmse_va']:e} eV")
+        _log_errors(avg, virial=True)
         log.info(RULE)
     if detail_file is not None:
         plot = _parity_plot(results, _detail_path(detail_file, ".parity.png"))

@@ -287,7 +287,6 @@ class MLP(keras.layers.Layer):
                                  "it needs its input, not only its pre-activation")
             pre = tf.cast(first_preactivation, self.compute_dtype)
             lead = tf.shape(pre)[:-1]
-            w, b, idt = hidden[0]
             x = self._act(tf.reshape(pre, [-1, self.widths[0]]))
             hidden, rules = hidden[1:], rules[1:]
         else:

@@ -22,7 +22,7 @@ from deepmd_tebd.entrypoints.neighbor_stat import run as run_neighbor_stat
 from deepmd_tebd.op import op_module
 from reference.deepmd_oracle import require_oracle
 from reference.env_mat import extend_periodic, max_neighbors_per_type, random_system
-from shared_paths import WATER, needs_water
+from shared_paths import WATER
 
 RCUT = 6.0
 KINDS = ["orthorhombic", "triclinic", "small", "tiny", "open", "crowded"]
