@@ -239,9 +239,15 @@ class DescriptorSeA(keras.layers.Layer):
             rcut_a=-1.0, rcut_r=self.rcut, rcut_r_smth=self.rcut_smth,
             sel_a=self.sel, sel_r=[0] * self.ntypes)
 
-    def descriptor_of_env_mat(self, rmat, atype, natoms, type_embedding=None):
+    def descriptor_of_env_mat(self, rmat, atype, natoms, type_embedding=None, nlist=None):
         """D [nf, nloc, M1*M2] (float64) from rmat [nf, nloc*ndescrpt]; atype [nf, nall] gives
-        the centre types for exclude_types, natoms [2+ntypes] the type blocks."""
+        the centre types for exclude_types, natoms [2+ntypes] the type blocks.
+
+        With the neighbour list nlist [nf, nloc*nnei], the slots of a sel block that are empty
+        for every atom of the batch (the block's tail: neighbours come first) skip the
+        embedding nets: all their rows are the centre type's (-davg/dstd) rows, so their share
+        of A is computed once per centre type. D is the same; the gradient with respect to
+        those rmat entries is zero, which the force and virial ops never read (empty slots)."""
         natoms = tf.cast(natoms, tf.int32)
         nloc = natoms[0]
         prec = self.compute_dtype
@@ -251,29 +257,78 @@ class DescriptorSeA(keras.layers.Layer):
             mask = tf.gather(tf.constant(self._mask, prec),
                              tf.clip_by_value(atype_loc, 0, self.ntypes - 1))
             rmat = rmat * mask[..., None]
+        live = self.sel if nlist is None else self._live_counts(nlist)
+        empty = None if nlist is None else self._empty_rows(prec)
+        centres = centre_types(natoms, self.ntypes)
         if self.tebd_dim > 0:
             if type_embedding is None:
                 raise ValueError(f"{self.name} was built for type embedding: pass the "
                                  "type_embedding table")
-            a_mat = self._a_with_type_embedding(rmat, natoms, tf.cast(type_embedding, prec))
+            a_mat = self._a_with_type_embedding(rmat, live, empty, centres,
+                                                tf.cast(type_embedding, prec))
         elif self.type_one_side:
-            a_mat = self._a_of_blocks(rmat, [getattr(self, f"filter_type_all_{j}")
-                                             for j in range(self.ntypes)])
+            nets = [getattr(self, f"filter_type_all_{j}") for j in range(self.ntypes)]
+            a_mat = self._a_of_blocks(rmat, nets, live, empty, centres)
         else:
-            a_mat = self._a_per_centre_type(rmat, natoms)
+            a_mat = self._a_per_centre_type(rmat, natoms, live, empty)
         d = descriptor_of_embedding(a_mat / self.nnei, self.axis_neuron)
         return tf.cast(d, _INTERFACE_DTYPE)
 
-    def _a_with_type_embedding(self, rmat, natoms, tebd):
+    def _live_counts(self, nlist):
+        """Per sel block, the most neighbours any atom of the batch has in it (int32 scalars)."""
+        filled = tf.cast(tf.reshape(nlist, [-1, self.nnei]) >= 0, tf.int32)
+        counts = []
+        for j in range(self.ntypes):
+            in_block = tf.reduce_sum(filled[:, self._offsets[j]:self._offsets[j + 1]], axis=1)
+            counts.append(tf.maximum(tf.reduce_max(in_block), 0))  # no atoms: 0
+        return counts
+
+    def _empty_rows(self, prec):
+        """The environment-matrix row of an empty slot per (centre type, slot), -davg/dstd with
+        the exclusion mask: [ntypes, nnei, 4]."""
+        rows = tf.reshape(-self.davg / self.dstd, [self.ntypes, self.nnei, 4])
+        rows = tf.cast(rows, prec)
+        if self._mask is not None:
+            rows = rows * tf.constant(self._mask, prec)[..., None]
+        return rows
+
+    def _tails(self, empty, live):
+        """The always-empty tail of each sel block: [(j, rows [ntypes, n_j, 4])]."""
+        return [(j, empty[:, self._offsets[j] + live[j]:self._offsets[j + 1]])
+                for j in range(self.ntypes)]
+
+    def _heads(self, rmat, live):
+        """The live head of each sel block: [(j, rmat [nf, nloc, n_j, 4])]."""
+        return [(j, rmat[:, :, self._offsets[j]:self._offsets[j] + live[j]])
+                for j in range(self.ntypes)]
+
+    def _a_with_type_embedding(self, rmat, live, empty, centres, tebd):
         """R~^T G with one net on [s~, tebd[slot type] (, tebd[centre type])]: [nf, nloc, 4, M1]."""
+        counts = tf.stack(live) if empty is not None else self.sel
+        heads = rmat if empty is None else tf.concat([r for _, r in self._heads(rmat, live)],
+                                                     axis=2)
+        slots = tf.repeat(tf.range(self.ntypes, dtype=tf.int32), counts)
+        a_mat = self._type_embedding_term(heads, slots, centres, tebd)
+        if empty is not None:
+            tails = tf.concat([r for _, r in self._tails(empty, live)], axis=1)
+            slots = tf.repeat(tf.range(self.ntypes, dtype=tf.int32),
+                              tf.constant(self.sel, tf.int32) - counts)
+            per_type = self._type_embedding_term(tails[None], slots,
+                                                 tf.range(self.ntypes, dtype=tf.int32), tebd)
+            a_mat = a_mat + tf.gather(per_type, centres, axis=1)
+        return a_mat
+
+    def _type_embedding_term(self, rows, slots, centres, tebd):
+        """rows^T G for rows [nf, nc, n, 4] whose slot types are slots [n] and centre types
+        centres [nc]: [nf, nc, 4, M1]."""
         net = self.filter_type_all
         te = self.tebd_dim
-        s = rmat[..., :1]
+        s = rows[..., :1]
         if net.rules[0] is not None:  # the first layer is residual: it needs the whole input
-            shape = tf.concat([tf.shape(rmat)[:3], [te]], axis=0)  # [nf, nloc, nnei, te]
-            parts = [s, tf.broadcast_to(tf.gather(tebd, self._slot_types)[None, None], shape)]
+            shape = tf.concat([tf.shape(rows)[:3], [te]], axis=0)  # [nf, nc, n, te]
+            parts = [s, tf.broadcast_to(tf.gather(tebd, slots)[None, None], shape)]
             if not self.type_one_side:
-                centre = tf.gather(tebd, centre_types(natoms, self.ntypes))  # [nloc, te]
+                centre = tf.gather(tebd, centres)  # [nc, te]
                 parts.append(tf.broadcast_to(centre[None, :, None, :], shape))
             g = net(tf.concat(parts, axis=-1))
         else:
@@ -281,28 +336,33 @@ class DescriptorSeA(keras.layers.Layer):
             # the type rows are multiplied once per type, not once per neighbour slot
             blocks = [1, te] if self.type_one_side else [1, te, te]
             w, b = net.split_first_layer(blocks)
-            pre = s * w[0][0] + (tf.gather(tf.matmul(tebd, w[1]), self._slot_types) + b)
+            pre = s * w[0][0] + (tf.gather(tf.matmul(tebd, w[1]), slots) + b)
             if not self.type_one_side:
-                centre = tf.gather(tf.matmul(tebd, w[2]), centre_types(natoms, self.ntypes))
+                centre = tf.gather(tf.matmul(tebd, w[2]), centres)
                 pre = pre + centre[None, :, None, :]
-            g = net(None, first_preactivation=pre)  # [nf, nloc, nnei, M1]
-        return tf.matmul(rmat, g, transpose_a=True)
+            g = net(None, first_preactivation=pre)  # [nf, nc, n, M1]
+        return tf.matmul(rows, g, transpose_a=True)
 
-    def _a_of_blocks(self, rmat, nets):
-        """Sum over neighbour types j of R~_j^T G_j, G_j = nets[j](s~_j) (None: excluded)."""
+    def _a_of_blocks(self, rmat, nets, live, empty, centres):
+        """Sum over neighbour types j of R~_j^T G_j, G_j = nets[j](s~_j) (None: excluded);
+        `centres` [nloc] index the rows of `empty` [nc, nnei, 4] for the always-empty tails."""
         a_mat = None
-        for j, mlp in enumerate(nets):
+        heads = self._heads(rmat, live)
+        tails = self._tails(empty, live) if empty is not None else [None] * self.ntypes
+        for mlp, (_, head), tail in zip(nets, heads, tails):
             if mlp is None:
                 continue
-            block = rmat[:, :, self._offsets[j]:self._offsets[j + 1], :]
-            term = tf.matmul(block, mlp(block[..., :1]), transpose_a=True)
+            term = tf.matmul(head, mlp(head[..., :1]), transpose_a=True)
+            if tail is not None:
+                per_type = tf.matmul(tail[1], mlp(tail[1][..., :1]), transpose_a=True)
+                term = term + tf.gather(per_type, centres)
             a_mat = term if a_mat is None else a_mat + term
         if a_mat is None:  # every neighbour type excluded
             shape = tf.shape(rmat)
             a_mat = tf.zeros(tf.concat([shape[:2], [4, self.neuron[-1]]], axis=0), rmat.dtype)
         return a_mat
 
-    def _a_per_centre_type(self, rmat, natoms):
+    def _a_per_centre_type(self, rmat, natoms, live, empty):
         """One set of nets per centre type, on that type's contiguous block of local atoms."""
         out = []
         start = tf.constant(0, tf.int32)
@@ -311,13 +371,15 @@ class DescriptorSeA(keras.layers.Layer):
             block = tf.slice(rmat, [0, start, 0, 0], [-1, count, -1, -1])
             nets = [getattr(self, f"filter_type_{i}_{j}", None) if (i, j) not in self._excluded
                     else None for j in range(self.ntypes)]
-            out.append(self._a_of_blocks(block, nets))
+            rows = None if empty is None else empty[i:i + 1]
+            out.append(self._a_of_blocks(block, nets, live, rows,
+                                         tf.zeros([count], tf.int32)))
             start = start + count
         return tf.concat(out, axis=1)
 
     def call(self, coord, atype, natoms, box, mesh, type_embedding=None):
         rmat, rmat_deriv, rij, nlist = self.env_mat(coord, atype, natoms, box, mesh)
-        descriptor = self.descriptor_of_env_mat(rmat, atype, natoms, type_embedding)
+        descriptor = self.descriptor_of_env_mat(rmat, atype, natoms, type_embedding, nlist)
         return {"descriptor": descriptor, "rmat": rmat, "rmat_deriv": rmat_deriv, "rij": rij,
                 "nlist": nlist}
 

@@ -146,7 +146,8 @@ class EnergyModel(keras.layers.Layer):
         rmat, rmat_deriv, rij, nlist = self.descriptor.env_mat(coord, atype, natoms, box, mesh)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(rmat)
-            descriptor = self.descriptor.descriptor_of_env_mat(rmat, atype, natoms, tebd)
+            descriptor = self.descriptor.descriptor_of_env_mat(rmat, atype, natoms, tebd,
+                                                                  nlist)
             atom_energy = self.fitting(descriptor, atype, natoms, tebd, fparam, aparam)
             total = tf.reduce_sum(atom_energy)
         net_deriv = tape.gradient(total, rmat, unconnected_gradients=tf.UnconnectedGradients.ZERO)

@@ -2,6 +2,7 @@
 with type embedding, and excluded type pairs."""
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from deepmd_tebd.model import DescriptorSeA
 from deepmd_tebd.model.descriptor import exclusion_mask, slot_types
@@ -144,3 +145,37 @@ def test_type_embedding_net_with_a_residual_first_layer_matches_numpy(type_one_s
     expected = numpy_descriptor(model, frame, out["rmat"][0])
     np.testing.assert_allclose(out["descriptor"][0], expected, rtol=1e-11,
                                atol=1e-13 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("tebd, type_one_side, exclude", [
+    (True, True, []), (True, False, [[0, 1]]), (False, True, [[1, 1]]), (False, False, [[0, 1]]),
+])
+def test_slots_empty_for_the_whole_batch_skip_the_nets_without_changing_d_or_its_gradient(
+        tebd, type_one_side, exclude):
+    # generous sel: every block ends in slots no atom of the batch fills
+    frame = Frame.random(44, "triclinic", ntypes=3)
+    model = build_model(model_config(frame.sel(margin=6), tebd=tebd, type_one_side=type_one_side,
+                                     exclude_types=exclude, neuron=(4, 8), axis_neuron=2))
+    desc = model.descriptor
+    out = frame.evaluate(model)
+    rmat = tf.constant(out["rmat"])
+    nlist = out["nlist"]
+    tebd_table = None if model.type_embedding is None else model.type_embedding.table()
+    atype, natoms = frame.atype.reshape(1, -1), frame.natoms
+
+    def d_and_grad(with_nlist):
+        with tf.GradientTape() as tape:
+            tape.watch(rmat)
+            d = desc.descriptor_of_env_mat(rmat, atype, natoms, tebd_table,
+                                           nlist if with_nlist else None)
+            total = tf.reduce_sum(tf.sin(d))
+        return d.numpy(), tape.gradient(total, rmat).numpy().reshape(frame.nat, desc.nnei, 4)
+
+    live = [int(c) for c in desc._live_counts(nlist)]
+    assert all(c < s for c, s in zip(live, desc.sel))
+    d_all, g_all = d_and_grad(False)
+    d_live, g_live = d_and_grad(True)
+    np.testing.assert_allclose(d_live, d_all, rtol=1e-12, atol=1e-14 * np.abs(d_all).max())
+    filled = nlist.reshape(frame.nat, desc.nnei) >= 0
+    np.testing.assert_allclose(g_live[filled], g_all[filled], rtol=1e-11,
+                               atol=1e-13 * np.abs(g_all).max())
