@@ -13,7 +13,8 @@ timestep variable exists only on layers that take a residual branch (on the othe
 no effect). An optional final linear layer (``final_width``, no activation) closes the stack: the
 fitting net's atomic-energy output of width 1.
 
-Initialisation (op-level seeds; ``seed=None`` draws from TensorFlow's global generator):
+Initialisation (op-level seeds, see `_normal`; ``seed=None`` draws from TensorFlow's global
+generator):
 
 * W ~ N(0, 1/sqrt(n + m)), b ~ N(0, 1);
 * idt ~ N(1, 0.001) [1, m] for embedding nets, N(0.1, 0.001) [m] for fitting nets;
@@ -105,13 +106,20 @@ def count_parameters(variables) -> int:
 
 
 def _normal(mean: float, stddev: float, seed: Optional[int]):
-    """A normal initializer; an integer seed makes it a stateless (op-seeded) draw."""
+    """A normal initializer. An integer seed makes it TensorFlow's op-seeded draw as a graph
+    that sets no graph-level seed runs it: the first output of RandomStandardNormal with the
+    seeds (tf's default graph seed, seed), times stddev plus mean. DeePMD-kit's TensorFlow
+    models draw their weights so, hence the same seed gives the same initial weights."""
 
     def init(shape, dtype=None):
         if seed is None:
             return tf.random.normal(shape, mean=mean, stddev=stddev, dtype=dtype)
-        return tf.random.stateless_normal(shape, seed=[int(seed), 0], mean=mean, stddev=stddev,
-                                          dtype=dtype)
+        graph = tf.Graph()  # a fresh kernel: the draw does not depend on earlier ones
+        with graph.as_default():
+            draw = tf.random.normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=int(seed))
+        with tf.compat.v1.Session(graph=graph) as session:  # (its graph is the default within)
+            value = session.run(draw)
+        return tf.constant(value, dtype=dtype)
 
     return init
 
