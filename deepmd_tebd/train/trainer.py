@@ -120,8 +120,9 @@ class Trainer:
         if self.valid_data is not None and state["valid"] is not None:
             self.valid_data.set_state(state["valid"])
 
-    def _save(self, step: int) -> None:
-        self.data_state.assign(json.dumps(self._sampling()))
+    def _save(self, step: int, sampling: dict) -> None:
+        """A checkpoint of this step; `sampling`: the data sampling state a restart starts from."""
+        self.data_state.assign(json.dumps(sampling))
         self.checkpointer.save(step)
 
     def init_model(self, prefix: str) -> None:
@@ -177,26 +178,35 @@ class Trainer:
                                 self.valid_data is not None, restarted) if displaying else None)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._loop(lcurve, start, numb_steps, disp_freq, save_freq, displaying)
+            self._loop(lcurve, start, numb_steps, disp_freq, save_freq, displaying,
+                       restarted)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             if lcurve:
                 lcurve.close()
 
-    def _loop(self, lcurve, start, numb_steps, disp_freq, save_freq, displaying):
+    def _loop(self, lcurve, start, numb_steps, disp_freq, save_freq, displaying, restarted):
+        # The data RNG is used in DeePMD-kit's order (SPEC 3.5): a fresh run drops one prefetched
+        # batch, then draws the first training batch and the step-0 validation batches; each
+        # step draws the next batch before its display's validation batches. A checkpoint
+        # keeps the sampling state from before its step's prefetch, so that a restarted run
+        # draws that batch (and, at a display step, the same validation batches) again.
         wall0 = last = time.perf_counter()
         interval_steps, train_time, test_time = 0, 0.0, 0.0
         step_times = []
         last_saved = None
+        if not restarted:
+            self._batch(self.train_data)  # the prefetch DeePMD-kit's data loader discards
+        before_next = self._sampling()
         batch = self._batch(self.train_data)
         if displaying and start < numb_steps:  # the row of the start step
             t = time.perf_counter()
-            # its validation draws must not move the sampling: a restarted run then continues
-            # with the batches the interrupted one would have drawn
-            after_batch = self._sampling()
+            # a run stopped between display steps did not draw validation batches there
+            after_batch = self._sampling() if start % disp_freq else None
             self._display(lcurve, start, batch)
-            self._set_sampling(after_batch)
+            if after_batch is not None:
+                self._set_sampling(after_batch)
             test_time += time.perf_counter() - t
         step = start
         while step < numb_steps:
@@ -207,6 +217,8 @@ class Trainer:
             step_times.append(elapsed)
             step += 1
             interval_steps += 1
+            before_next = self._sampling()
+            next_batch = self._batch(self.train_data)
             if self.summary is not None and step % self.training["tensorboard_freq"] == 0:
                 self._write_summary(step, batch)
             if displaying and step % disp_freq == 0:
@@ -223,15 +235,14 @@ class Trainer:
                          _format_eta((numb_steps - step) / max(rate, 1e-12)))
                 last, interval_steps, train_time, test_time = now, 0, 0.0, 0.0
                 if save_freq > 0 and step % save_freq == 0:
-                    self._save(step)
+                    self._save(step, before_next)
                     last_saved = step
             if self._signal is not None:
-                self._save(step)
+                self._save(step, before_next)
                 raise Interrupted(self._signal)
-            if step < numb_steps:
-                batch = self._batch(self.train_data)
+            batch = next_batch
         if last_saved != step:
-            self._save(step)
+            self._save(step, before_next)
         if self.training["time_training"] and step_times:
             skip = disp_freq if len(step_times) >= 2 * disp_freq else 0
             mean = float(np.mean(step_times[skip:]))

@@ -71,7 +71,10 @@ def test_restart_reproduces_the_uninterrupted_lcurve(tmp_path):
     result = dp_train(again, "--restart", "model.ckpt-10")
     assert result.returncode == 0, result.stderr[-3000:]
     restarted = rows(again / "lcurve.out")
-    assert restarted[0].split()[0] == "10"  # the row of the restart step, then the same rows
+    # the restart step's row, on the same validation batches (its training columns are of the
+    # batch the restarted run trains on next), then the same rows
+    assert restarted[0].split()[0] == "10"
+    assert restarted[0].split()[1::2] == full[2].split()[1::2]
     assert restarted[1:] == full[3:]
 
 
