@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from deepmd_tebd.data.data_system import (
     system_probabilities,
 )
 from deepmd_tebd.data.system import DataError
-from reference.deepmd_oracle import _clean_env, require_oracle
+from reference.deepmd_oracle import run_oracle_script
 from shared_paths import WATER, needs_water
 
 
@@ -421,18 +420,12 @@ DEEPMD_BATCHES = textwrap.dedent("""
     ("auto:400", "prob_uniform", [0.1, -1, 0.2, -1]),
 ])
 def test_batch_sequence_matches_deepmd_kit(tmp_path, batch_size, auto_prob, sys_probs):
-    python = require_oracle()
     systems = [str(WATER / f"data_{k}") for k in range(4)]
     seed, nstat, ndraw = 20240611, 3, 60
     args = {"systems": systems, "batch_size": batch_size, "type_map": ["O", "H"], "seed": seed,
             "sys_probs": sys_probs, "auto_prob": auto_prob, "nstat": nstat, "ndraw": ndraw,
             "output": str(tmp_path / "batches.npz")}
-    script = tmp_path / "deepmd_batches.py"
-    script.write_text(DEEPMD_BATCHES)
-    proc = subprocess.run([python, str(script), json.dumps(args)], capture_output=True,
-                          text=True, timeout=600, env=_clean_env())
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    meta = json.loads(proc.stdout.strip().splitlines()[-1])
+    meta = json.loads(run_oracle_script(DEEPMD_BATCHES, args, tmp_path))
 
     data = DataSystem(systems, batch_size, ["O", "H"], seed=seed, sys_probs=sys_probs,
                       auto_prob=auto_prob, labels=["energy", "force"])

@@ -4,8 +4,6 @@ the energy bias by least squares (also against DeePMD-kit); fparam/aparam statis
 statistics batches drawn without system draws."""
 from __future__ import annotations
 
-import json
-import subprocess
 import textwrap
 
 import numpy as np
@@ -22,7 +20,7 @@ from deepmd_tebd.data.stats import (
     energy_bias_from_means,
     env_mat_sums,
 )
-from reference.deepmd_oracle import _clean_env, require_oracle
+from reference.deepmd_oracle import require_oracle, run_oracle_script
 from reference.env_mat import prod_env_mat_a_ref, random_system
 from shared_paths import WATER, needs_water
 
@@ -277,7 +275,7 @@ def deepmd_water_stats(tmp_path_factory):
     """Our statistics inputs and DeePMD-kit's results on every frame of data_0..2."""
     if not (WATER / "data_0/type.raw").is_file():
         pytest.skip(f"the water data is not at {WATER}")
-    python = require_oracle()
+    require_oracle()  # skip before the work when there is no oracle
     tmp = tmp_path_factory.mktemp("deepmd_stats")
     # batch size 80 = one whole set per batch: every frame of each system, whatever the RNG
     data = DataSystem([WATER / f"data_{k}" for k in range(3)], 80, ["O", "H"], seed=3,
@@ -297,11 +295,7 @@ def deepmd_water_stats(tmp_path_factory):
     args = {"input": str(tmp / "in.npz"), "output": str(tmp / "out.npz"), "rcut": RCUT,
             "rcut_smth": RCUT_SMTH, "sel": [46, 92], "bias_cases": BIAS_CASES, "rcond": RCOND,
             "protection": 1e-2, "numb_aparam": 2}
-    script = tmp / "deepmd_stats.py"
-    script.write_text(DEEPMD_STATS)
-    proc = subprocess.run([python, str(script), json.dumps(args)], capture_output=True,
-                          text=True, timeout=900, env=_clean_env())
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_oracle_script(DEEPMD_STATS, args, tmp, timeout=900)
     with np.load(tmp / "out.npz") as out:
         theirs = {k: out[k] for k in out.files}
     return {"stat": stat, "flat": flat, "sys_ener": sys_ener, "sys_counts": sys_counts,

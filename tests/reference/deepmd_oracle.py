@@ -193,6 +193,20 @@ def require_oracle() -> str:
     return python
 
 
+def run_oracle_script(source: str, args: dict, workdir: Path, timeout: int = 600) -> str:
+    """Runs the Python script `source` with the oracle's interpreter, its JSON `args` as argv[1]
+    (the script file goes to `workdir`). Skips the calling test when the oracle is unavailable;
+    fails it with the script's stderr when the script fails. Returns the last line of stdout."""
+    python = require_oracle()
+    script = Path(workdir) / "oracle_script.py"
+    script.write_text(source)
+    proc = subprocess.run([python, str(script), json.dumps(args)], capture_output=True,
+                          text=True, timeout=timeout, env=_clean_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def split_case(case) -> tuple[dict, dict[str, np.ndarray]]:
     """A case dict as the runner's ``run_case`` takes it: (JSON-able meta, arrays)."""
     dtype = np.dtype(case.get("dtype", "float64")).name

@@ -3,11 +3,10 @@ dropped prefetch, the first training batch, the step-0 validation batches, then 
 next training batch before that step's validation batches. The reference sequence comes from
 DeePMD-kit 3.2's own data classes driven in that order."""
 import json
-import subprocess
 import textwrap
 
 import numpy as np
-from reference.deepmd_oracle import _clean_env, require_oracle
+from reference.deepmd_oracle import run_oracle_script
 from shared_paths import WATER, needs_water
 
 from deepmd_tebd.config.normalize import normalize
@@ -75,16 +74,10 @@ def small_script():
 
 @needs_water
 def test_batches_are_drawn_in_deepmd_kits_order(tmp_path, monkeypatch):
-    python = require_oracle()
     args = {"seed": SEED, "nstat": NSTAT, "numb_btch": NUMB_BTCH, "steps": STEPS, "disp": DISP,
             "train": [str(WATER / f"data_{k}") for k in range(3)],
             "valid": [str(WATER / "data_3")]}
-    script = tmp_path / "deepmd_order.py"
-    script.write_text(DEEPMD_ORDER)
-    proc = subprocess.run([python, str(script), json.dumps(args)], capture_output=True,
-                          text=True, timeout=600, env=_clean_env())
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    theirs = json.loads(run_oracle_script(DEEPMD_ORDER, args, tmp_path))
 
     drawn = []
     get_batch = DataSystem.get_batch
