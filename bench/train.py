@@ -18,10 +18,12 @@ every type-embedding layer a bias. DeePMD-kit's copy of the tebd input therefore
 
 Seeds: with --seeds K every input runs K times on each side, run r (0..K-1) with every seed of the
 input moved by r (the model's type_embedding, descriptor and fitting_net seeds 1 + r, the
-training seed 10 + r; run 0 is the upstream input). Both programs get the same seeds, but they draw
-different initial weights from them (different random generators), and with decay_steps 100 the
-first few hundred steps decide where a run ends: one run per side compares two draws more than
-two programs. The RMSE ratios are of the means over the K runs.
+training seed 10 + r; run 0 is the upstream input). From the same model seeds both programs start
+from the same initial weights. The training seed drives the data RNG, which DeePMD-kit 2.x (and
+this package, SPEC 3.5) seeds with seed + rank and DeePMD-kit 3.x with the pair [rank, seed]: the
+two programs see different batches and validation frames, and with decay_steps 100 the first few
+hundred steps decide where a run ends, so one run per side compares two draws more than two
+programs. The RMSE ratios are of the means over the K runs.
 
 Programs: ours is `dp train input.json` of this interpreter's venv; DeePMD-kit's is
 `<oracle venv>/bin/dp --tf train input.json` (tests/reference/deepmd_oracle.py, created on first use).
