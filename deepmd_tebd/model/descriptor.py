@@ -247,7 +247,7 @@ class DescriptorSeA(keras.layers.Layer):
         for every atom of the batch (the block's tail: neighbours come first) skip the
         embedding nets: all their rows are the centre type's (-davg/dstd) rows, so their share
         of A is computed once per centre type. D is the same; the gradient with respect to
-        those rmat entries is zero, which the force and virial ops never read (empty slots)."""
+        those rmat entries is zero, and the force and virial ops skip them (nlist -1)."""
         natoms = tf.cast(natoms, tf.int32)
         nloc = natoms[0]
         prec = self.compute_dtype
