@@ -1,7 +1,7 @@
 """Trains deepmd_tebd and DeePMD-kit 3.2.0 (TensorFlow backend) on the same inputs and compares them.
 
-    python bench/train.py [--steps 2000] [--seeds 3] [--only tebd|se_e2_a] [--keep DIR] [--threads N]
-                          [--out DIR]
+    python bench/train.py [--steps 2000] [--seeds 3] [--first-seed 0] [--only tebd|se_e2_a]
+                          [--keep DIR] [--threads N] [--out DIR]
 
 Inputs: DeePMD-kit's example scripts ../shared/inputs/water_se_e2_a_tebd.json ("tebd") and
 water_se_e2_a.json ("se_e2_a") beside the checkout, changed only in numb_steps (--steps),
@@ -34,6 +34,11 @@ set to --threads (default: the number of usable cores), TF_CPP_MIN_LOG_LEVEL=2.
 Figures per job:
 - rmse_e_val, rmse_f_val: the last row of lcurve.out (columns found by their header names); per
   input and program, the mean over the seeds (each run's value in results.json and the table).
+  That row is one validation draw of 3 frames, so single runs scatter widely.
+- whole-validation rmse_e (per atom), rmse_f: each run's final model on every frame of data_3,
+  frozen by its own program (`dp freeze`, `dp --tf freeze`) and evaluated by this package's
+  `dp test` for both (it gives DeePMD-kit's numbers on either graph, tests/infer); mean over the
+  seeds.
 - wall ms/step: median over the display intervals ending at steps 300..N of the interval's wall time
   / disp_freq. Both programs log a wall time at every display step: ours the time since training
   started ("batch %7d training time %.2f s, testing time %.2f s, total wall time %.2f s"; the
@@ -76,6 +81,7 @@ from tests.reference.deepmd_oracle import _clean_env, oracle_python  # noqa: E40
 
 INPUTS = {"tebd": "water_se_e2_a_tebd.json", "se_e2_a": "water_se_e2_a.json"}
 PROGRAMS = ("ours", "deepmd")
+VALIDATION = "data_3"  # the validation system; data_0..data_2 train
 LABELS = {"ours": "deepmd_tebd", "deepmd": "DeePMD-kit"}
 DISP_FREQ = 100
 DECAY_STEPS = 100
@@ -98,6 +104,8 @@ def _parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=2000, help="numb_steps of every job")
     parser.add_argument("--seeds", type=int, default=3,
                         help="runs per input and program, seeds moved by 0..K-1 (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="R",
+                        help="seed shift of the first run (runs R..R+K-1; default 0)")
     parser.add_argument("--only", choices=sorted(INPUTS), help="run one input only")
     parser.add_argument("--keep", metavar="DIR", help="make the work dirs under DIR and keep them")
     parser.add_argument("--threads", type=int, default=usable_cores(),
@@ -131,7 +139,7 @@ def _input(name: str, steps: int, seed_shift: int = 0) -> dict:
     training["disp_freq"] = DISP_FREQ
     training["save_freq"] = max(MIN_SAVE_FREQ, steps)
     training["training_data"]["systems"] = [f"../data/data_{i}/" for i in range(3)]
-    training["validation_data"]["systems"] = ["../data/data_3"]
+    training["validation_data"]["systems"] = [f"../data/{VALIDATION}"]
     return config
 
 
@@ -232,6 +240,29 @@ def _run_job(label: str, argv: list, env: dict, job_dir: Path, config: dict,
             "lcurve": run_dir / config["training"]["disp_file"]}
 
 
+_TEST_LINE = re.compile(r"(Energy RMSE/Natoms|Force  RMSE)\s*:\s*([0-9.eE+-]+)")
+
+
+def _whole_validation(run_dir: Path, program: str, commands: dict, timeout: float) -> dict:
+    """The final model on every frame of the validation system: the program freezes its own
+    checkpoint, and one evaluator, this package's `dp test` (the same numbers as DeePMD-kit's
+    DeepPot on either graph, tests/infer), gives the energy RMSE per atom and the force RMSE."""
+    freeze_argv, freeze_env = commands[program]
+    test_argv, test_env = commands["ours"]
+    steps = [(freeze_argv[:-2] + ["freeze", "-o", "graph.pb"], freeze_env),
+             (test_argv[:-2] + ["test", "-m", "graph.pb", "-s", f"../data/{VALIDATION}",
+                                "-n", "1000000"], test_env)]
+    for argv, env in steps:
+        proc = subprocess.run(argv, cwd=run_dir, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        if proc.returncode != 0:
+            return {"whole_error": f"{' '.join(argv)}: status {proc.returncode}\n"
+                                   + proc.stderr[-2000:]}
+    found = dict(_TEST_LINE.findall(proc.stdout + proc.stderr))
+    return {"rmse_e_all": float(found["Energy RMSE/Natoms"]),
+            "rmse_f_all": float(found["Force  RMSE"])}
+
+
 def read_lcurve(path: Path) -> tuple[list[str], list[list[float]]]:
     """(column names, rows) of an lcurve.out; names from its (last) header line, the comment line
     starting with "step" (DeePMD-kit 3.x writes a note line after it)."""
@@ -296,7 +327,7 @@ def _metrics(job: dict) -> dict:
     return metrics
 
 
-_MEANS = ("rmse_e_val", "rmse_f_val")
+_MEANS = ("rmse_e_val", "rmse_f_val", "rmse_e_all", "rmse_f_all")
 _MEDIANS = ("wall_s_per_step", "train_s_per_step", "mean_train_s_per_step")
 
 
@@ -339,6 +370,32 @@ def _verdict(ratio, target) -> str:
     return "met" if ratio <= target else "NOT met"
 
 
+def _whole_validation_lines(results: dict) -> list[str]:
+    """Per run and over the seeds: the final models on every validation frame."""
+    lines = [f"The final models on every frame of {VALIDATION} (energy RMSE per atom, force RMSE; "
+             "frozen by each program, evaluated by one `dp test`):", "",
+             "| input | r | ours rmse_e | DeePMD rmse_e | ours rmse_f | DeePMD rmse_f |",
+             "|---|---|---|---|---|---|"]
+    for name, pair in results.items():
+        ours, theirs = pair.get("ours", {}), pair.get("deepmd", {})
+        for a, b in zip(ours.get("runs", []), theirs.get("runs", [])):
+            lines.append(f"| {name} | {a.get('r', '-')} | {_fmt(a.get('rmse_e_all'), 'rmse')} "
+                         f"| {_fmt(b.get('rmse_e_all'), 'rmse')} "
+                         f"| {_fmt(a.get('rmse_f_all'), 'rmse')} "
+                         f"| {_fmt(b.get('rmse_f_all'), 'rmse')} |")
+        lines.append(
+            f"| {name} | mean | {_fmt(ours.get('rmse_e_all'), 'rmse')} "
+            f"| {_fmt(theirs.get('rmse_e_all'), 'rmse')} (ratio "
+            f"{_fmt(_ratio(ours.get('rmse_e_all'), theirs.get('rmse_e_all')), 'r')}) "
+            f"| {_fmt(ours.get('rmse_f_all'), 'rmse')} "
+            f"| {_fmt(theirs.get('rmse_f_all'), 'rmse')} (ratio "
+            f"{_fmt(_ratio(ours.get('rmse_f_all'), theirs.get('rmse_f_all')), 'r')}) |")
+        for run in ours.get("runs", []) + theirs.get("runs", []):
+            if "whole_error" in run:
+                lines.append(f"- r {run.get('r')}: {run['whole_error']}")
+    return lines + [""]
+
+
 def report(results: dict, args) -> list[str]:
     """The comparison as markdown-style lines (also returned for the caller to print)."""
     lines = [f"{args.steps} steps, disp_freq {DISP_FREQ}, decay_steps {DECAY_STEPS}, "
@@ -353,9 +410,10 @@ def report(results: dict, args) -> list[str]:
     for name, pair in results.items():
         ours, theirs = pair.get("ours", {}).get("runs", []), pair.get("deepmd", {}).get(
             "runs", [])
-        for r in range(max(len(ours), len(theirs))):
-            a = ours[r] if r < len(ours) else {}
-            b = theirs[r] if r < len(theirs) else {}
+        for k in range(max(len(ours), len(theirs))):
+            a = ours[k] if k < len(ours) else {}
+            b = theirs[k] if k < len(theirs) else {}
+            r = a.get("r", b.get("r", k))
             lines.append(f"| {name} | {r} | {_fmt(a.get('rmse_e_val'), 'rmse')} "
                          f"| {_fmt(b.get('rmse_e_val'), 'rmse')} "
                          f"| {_fmt(a.get('rmse_f_val'), 'rmse')} "
@@ -379,6 +437,8 @@ def report(results: dict, args) -> list[str]:
             f"| {_fmt(ratios['rmse_f_val'], 'r')} | {_fmt(ours.get('wall_s_per_step'), 'ms')} "
             f"| {_fmt(theirs.get('wall_s_per_step'), 'ms')} "
             f"| {_fmt(ratios['wall_s_per_step'], 'r')} |")
+        ratios.update({key: _ratio(ours.get(key), theirs.get(key))
+                       for key in ("rmse_e_all", "rmse_f_all")})
         checks.append((name, ratios))
     lines += ["", "ms/step: median interval wall time / disp_freq (training steps, batch loading "
               "and the display's evaluations).", "",
@@ -396,17 +456,21 @@ def report(results: dict, args) -> list[str]:
               f"{SKIP_BEFORE + DISP_FREQ}..{args.steps} (DeePMD-kit 3.2.0 does not log each "
               "interval's training time: '-'); mean: each program's closing 'average training "
               f"time' (steps {DISP_FREQ + 1}..{args.steps}).", "",
+              ] + _whole_validation_lines(results) + [
               f"Targets: rmse ratio <= {RMSE_TARGET:.2f}, step-time ratio <= {TIME_TARGET:.1f}"]
     for name, ratios in checks:
         lines.append(
             f"- {name}: rmse_e_val {_verdict(ratios['rmse_e_val'], RMSE_TARGET)}, "
             f"rmse_f_val {_verdict(ratios['rmse_f_val'], RMSE_TARGET)}, "
+            f"whole-validation rmse_e {_verdict(ratios['rmse_e_all'], RMSE_TARGET)}, "
+            f"rmse_f {_verdict(ratios['rmse_f_all'], RMSE_TARGET)}, "
             f"ms/step {_verdict(ratios['wall_s_per_step'], TIME_TARGET)}, "
             f"train ms/step (means) {_verdict(ratios['mean_train_s_per_step'], TIME_TARGET)}")
     lines += ["", "Per-run wall times (whole `dp train` process):"]
     for name, pair in results.items():
         for program in PROGRAMS:
-            for r, job in enumerate(pair.get(program, {}).get("runs", [])):
+            for k, job in enumerate(pair.get(program, {}).get("runs", [])):
+                r = job.get("r", k)
                 if "skipped" in job:
                     lines.append(f"- {name} / {LABELS[program]} / r {r}: skipped "
                                  f"({job['skipped']})")
@@ -467,7 +531,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         for name in names:
-            for r in range(args.seeds):
+            for r in range(args.first_seed, args.first_seed + args.seeds):
                 config = _input(name, args.steps, r)
                 for program in PROGRAMS:
                     count += 1
@@ -475,7 +539,7 @@ def main(argv=None) -> int:
                     command = commands[program]
                     if isinstance(command, str):
                         _progress(f"{label}: skipped: {command}")
-                        runs[name][program].append({"skipped": command})
+                        runs[name][program].append({"skipped": command, "r": r})
                         continue
                     job_dir = work / f"{name}-{program}-r{r}"
                     if job_dir.exists():
@@ -483,6 +547,10 @@ def main(argv=None) -> int:
                     job = _run_job(label, *command, job_dir, _for_program(config, program),
                                    args.timeout)
                     metrics = _metrics(job)
+                    if "error" not in metrics:
+                        metrics.update(_whole_validation(job_dir / "run", program, commands,
+                                                         args.timeout))
+                    metrics["r"] = r
                     runs[name][program].append(metrics)
                     for path, suffix in ((job["log"], "log"), (job["lcurve"], "lcurve.out")):
                         if path.exists():
