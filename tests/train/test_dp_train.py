@@ -1,6 +1,6 @@
 """`dp train` end to end on small models: lcurve and checkpoints, --restart reproducing the
-uninterrupted run, SIGINT leaving a checkpoint that --restart accepts, bad data refused with the
-file named, and the water example."""
+uninterrupted run, SIGINT or SIGTERM leaving a checkpoint that --restart accepts, bad data
+refused with the file named, and the water example."""
 import json
 import os
 import shutil
@@ -78,7 +78,8 @@ def test_restart_reproduces_the_uninterrupted_lcurve(tmp_path):
     assert restarted[1:] == full[3:]
 
 
-def test_sigint_leaves_a_checkpoint_that_restart_accepts(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_leaves_a_checkpoint_that_restart_accepts(tmp_path, signum):
     run = workdir(tmp_path, small_input(numb_steps=100000, disp_freq=10, save_freq=100000))
     proc = subprocess.Popen([sys.executable, "-m", "deepmd_tebd.cli", "train", "input.json"],
                             cwd=run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -88,9 +89,9 @@ def test_sigint_leaves_a_checkpoint_that_restart_accepts(tmp_path):
             len(rows(run / "lcurve.out")) < 2:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert proc.returncode == 128 + signum, err[-3000:]
     assert "--restart model.ckpt" in err
     stopped_at = int((run / "model.ckpt.index").resolve().name.split("-")[1].split(".")[0])
     assert stopped_at > 0
