@@ -137,7 +137,6 @@ class DescriptorSeA(keras.layers.Layer):
         self._excluded = {(a, b) for a, b in self.exclude_types} | {
             (b, a) for a, b in self.exclude_types}
         self._mask = exclusion_mask(self.exclude_types, self.sel) if self.exclude_types else None
-        self._slot_types = slot_types(self.sel)
         self._offsets = np.concatenate([[0], np.cumsum(self.sel)]).astype(int).tolist()
 
         # embedding nets, seeds advancing by one net's shift in build order
@@ -293,24 +292,23 @@ class DescriptorSeA(keras.layers.Layer):
         return rows
 
     def _tails(self, empty, live):
-        """The always-empty tail of each sel block: [(j, rows [ntypes, n_j, 4])]."""
-        return [(j, empty[:, self._offsets[j] + live[j]:self._offsets[j + 1]])
+        """The always-empty tail of each sel block j: rows [ntypes, sel_j - live_j, 4]."""
+        return [empty[:, self._offsets[j] + live[j]:self._offsets[j + 1]]
                 for j in range(self.ntypes)]
 
     def _heads(self, rmat, live):
-        """The live head of each sel block: [(j, rmat [nf, nloc, n_j, 4])]."""
-        return [(j, rmat[:, :, self._offsets[j]:self._offsets[j] + live[j]])
+        """The live head of each sel block j: rmat [nf, nloc, live_j, 4]."""
+        return [rmat[:, :, self._offsets[j]:self._offsets[j] + live[j]]
                 for j in range(self.ntypes)]
 
     def _a_with_type_embedding(self, rmat, live, empty, centres, tebd):
         """R~^T G with one net on [s~, tebd[slot type] (, tebd[centre type])]: [nf, nloc, 4, M1]."""
         counts = tf.stack(live) if empty is not None else self.sel
-        heads = rmat if empty is None else tf.concat([r for _, r in self._heads(rmat, live)],
-                                                     axis=2)
+        heads = rmat if empty is None else tf.concat(self._heads(rmat, live), axis=2)
         slots = tf.repeat(tf.range(self.ntypes, dtype=tf.int32), counts)
         a_mat = self._type_embedding_term(heads, slots, centres, tebd)
         if empty is not None:
-            tails = tf.concat([r for _, r in self._tails(empty, live)], axis=1)
+            tails = tf.concat(self._tails(empty, live), axis=1)
             slots = tf.repeat(tf.range(self.ntypes, dtype=tf.int32),
                               tf.constant(self.sel, tf.int32) - counts)
             per_type = self._type_embedding_term(tails[None], slots,
@@ -349,12 +347,12 @@ class DescriptorSeA(keras.layers.Layer):
         a_mat = None
         heads = self._heads(rmat, live)
         tails = self._tails(empty, live) if empty is not None else [None] * self.ntypes
-        for mlp, (_, head), tail in zip(nets, heads, tails):
+        for mlp, head, tail in zip(nets, heads, tails):
             if mlp is None:
                 continue
             term = tf.matmul(head, mlp(head[..., :1]), transpose_a=True)
             if tail is not None:
-                per_type = tf.matmul(tail[1], mlp(tail[1][..., :1]), transpose_a=True)
+                per_type = tf.matmul(tail, mlp(tail[..., :1]), transpose_a=True)
                 term = term + tf.gather(per_type, centres)
             a_mat = term if a_mat is None else a_mat + term
         if a_mat is None:  # every neighbour type excluded
