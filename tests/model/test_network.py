@@ -1,5 +1,7 @@
 """The one MLP builder: resnet rules, timesteps, activations, precisions, initialisation."""
+import json
 import math
+import textwrap
 
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import tensorflow as tf
 
 from deepmd_tebd.model.network import ACTIVATIONS, MLP, activation_fn, resnet_rules
 from model_helpers import NUMPY_ACTIVATIONS, numpy_mlp
+from reference.deepmd_oracle import run_oracle_script
 
 
 def built(mlp, in_width):
@@ -157,3 +160,33 @@ def test_first_layer_from_its_preactivation_equals_the_full_input():
     residual = built(MLP([5, 10], kind="embedding"), 5)
     with pytest.raises(ValueError, match="residual"):
         residual(None, first_preactivation=pre[:, :5])
+
+
+DEEPMD_EMBEDDING_NET = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from deepmd.tf.env import tf
+    from deepmd.tf.utils.network import embedding_net
+
+    a = json.loads(sys.argv[1])
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float64, [None, a["in_width"]])
+        embedding_net(x, a["widths"], tf.float64, resnet_dt=True, seed=a["seed"])
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            print(json.dumps({v.name.split(":")[0]: sess.run(v).tolist()
+                              for v in tf.global_variables()}))
+""")
+
+
+@pytest.mark.parametrize("in_width, widths", [(1, [5, 10, 20]), (7, [7, 14])])
+def test_seeded_initial_weights_are_deepmd_kits(tmp_path, in_width, widths):
+    args = {"in_width": in_width, "widths": widths, "seed": 3}
+    theirs = json.loads(run_oracle_script(DEEPMD_EMBEDDING_NET, args, tmp_path))
+    mlp = built(MLP(widths, resnet_dt=True, kind="embedding", seed=3, precision="float64"),
+                in_width)
+    ours = {v.name: v.numpy() for v in mlp.weights}
+    # DeePMD-kit also makes idt on non-residual layers, where it has no effect (none here)
+    assert set(ours) <= set(theirs) and any(name.startswith("idt") for name in ours)
+    for name, value in ours.items():
+        np.testing.assert_array_equal(value, np.reshape(theirs[name], value.shape), err_msg=name)
