@@ -167,6 +167,13 @@ def _flag_unsupported(data, schema, path, problems):
             _flag_unsupported(data[key], sub, _join(path, key), problems)
 
 
+def default_section(path: tuple, tag: str) -> dict:
+    """A variant section that the script leaves out (the loss), with its schema's defaults."""
+    section = {"type": tag}
+    _fill_defaults(section, S.VARIANTS[path][tag])
+    return section
+
+
 def _fill_defaults(data, schema):
     if not isinstance(data, dict):
         return
@@ -270,9 +277,16 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
             problems.append(Problem("model/compress", "model compression is not implemented by "
                                     "deepmd_tebd"))
     loss = data.get("loss")
-    if loss and (loss["start_pref_gf"] or loss["limit_pref_gf"]) and loss["numb_generalized_coord"] < 1:
-        problems.append(Problem("loss/numb_generalized_coord", "must be >= 1 when a generalised-"
-                                "force prefactor is not zero"))
+    if loss and (loss["start_pref_gf"] or loss["limit_pref_gf"]):
+        if loss["numb_generalized_coord"] < 1:
+            problems.append(Problem("loss/numb_generalized_coord", "must be >= 1 when a "
+                                    "generalised-force prefactor is not zero"))
+        key = "start_pref_gf" if loss["start_pref_gf"] else "limit_pref_gf"
+        problems.append(Problem(f"loss/{key}", "the generalised-force loss is not implemented "
+                                "by deepmd_tebd: the gf prefactors must be 0"))
+    if loss and loss["enable_atom_ener_coeff"]:
+        problems.append(Problem("loss/enable_atom_ener_coeff", "atomic energy coefficients are "
+                                "not implemented by deepmd_tebd: must be false"))
     for name in ("training_data", "validation_data"):
         section = data["training"][name]
         if section is None or not isinstance(section["systems"], list):

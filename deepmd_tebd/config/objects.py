@@ -1,0 +1,295 @@
+"""The normalised input script as typed, immutable settings: the one conversion from raw keys.
+
+    config = build_config(normalize(script))      # Config: model, learning_rate, loss, training
+    config.model.descriptor.rcut, config.training.numb_steps, config.loss.prefactors["f"], ...
+
+`normalize` has filled every default and made every check, so nothing here has a default or
+repeats a validation; downstream code (model, loss, data, trainer, freezer) takes these objects
+and never reads a raw key. `Config.script` keeps the normalised dict for out.json and for the
+`train_attr/training_script` of checkpoints and frozen graphs; `Config.with_sel` is the one way
+settings change after normalisation (sel resolved from the neighbour statistics).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Union
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "DescriptorConfig",
+    "FittingConfig",
+    "LearningRateConfig",
+    "LossConfig",
+    "ModelConfig",
+    "TrainingConfig",
+    "TypeEmbeddingConfig",
+    "build_config",
+    "LOSS_TERMS",
+]
+
+# loss terms, in DeePMD-kit's lcurve order, and the label each one fits
+LOSS_TERMS = (("e", "energy"), ("ae", "atom_ener"), ("f", "force"), ("v", "virial"),
+              ("pf", "atom_pref"))
+
+
+@dataclass(frozen=True)
+class TypeEmbeddingConfig:
+    """The `model/type_embedding` section: the net mapping one-hot types to vectors."""
+
+    neuron: tuple[int, ...]
+    activation_function: str
+    resnet_dt: bool
+    precision: str
+    trainable: bool
+    seed: Optional[int]
+
+    @property
+    def dim_out(self) -> int:
+        """Width of a type's embedding vector."""
+        return self.neuron[-1]
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    """The `model/descriptor` section (se_e2_a); sel is a tuple once resolved, else "auto..."."""
+
+    type: str
+    sel: Union[tuple[int, ...], str]
+    rcut: float
+    rcut_smth: float
+    neuron: tuple[int, ...]
+    axis_neuron: int
+    activation_function: str
+    resnet_dt: bool
+    type_one_side: bool
+    precision: str
+    trainable: bool
+    seed: Optional[int]
+    exclude_types: tuple[tuple[int, int], ...]
+    set_davg_zero: bool
+
+    @property
+    def sel_resolved(self) -> bool:
+        """Whether sel is a list of numbers (not "auto" waiting for the neighbour statistics)."""
+        return not isinstance(self.sel, str)
+
+    @property
+    def nnei(self) -> int:
+        """Neighbour slots per atom, sum(sel)."""
+        return sum(self.sel)
+
+    @property
+    def dim_out(self) -> int:
+        """Width of the descriptor, M1 * M2."""
+        return self.neuron[-1] * self.axis_neuron
+
+
+@dataclass(frozen=True)
+class FittingConfig:
+    """The `model/fitting_net` section (ener)."""
+
+    neuron: tuple[int, ...]
+    activation_function: str
+    precision: str
+    resnet_dt: bool
+    trainable: Union[bool, tuple[bool, ...]]
+    rcond: Optional[float]
+    seed: Optional[int]
+    numb_fparam: int
+    numb_aparam: int
+    atom_ener: tuple[Optional[float], ...]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The `model` section: type map, sub-sections and the statistics settings."""
+
+    type_map: tuple[str, ...]
+    descriptor: DescriptorConfig
+    fitting: FittingConfig
+    type_embedding: Optional[TypeEmbeddingConfig]
+    data_stat_nbatch: int
+    data_stat_protect: float
+
+    @property
+    def ntypes(self) -> int:
+        """Number of atom types, len(type_map)."""
+        return len(self.type_map)
+
+    @property
+    def tebd_dim(self) -> int:
+        """Width of the type embedding; 0 without type embedding (per-type nets)."""
+        return 0 if self.type_embedding is None else self.type_embedding.dim_out
+
+
+@dataclass(frozen=True)
+class LearningRateConfig:
+    """The `learning_rate` section (exp)."""
+
+    start_lr: float
+    stop_lr: float
+    decay_steps: int
+    scale_by_worker: str
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The `loss` section (ener): (start, limit) prefactor per term of LOSS_TERMS."""
+
+    prefactors: Mapping[str, tuple[float, float]]
+    relative_f: Optional[float]
+    enable_atom_ener_coeff: bool
+    generalized_force: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A `training/training_data` or `training/validation_data` section; numb_btch is the
+    number of validation batches per display (1 for training data, where it is unused)."""
+
+    systems: Union[tuple[Any, ...], str]
+    batch_size: Union[int, tuple[int, ...], str]
+    auto_prob: str
+    sys_probs: Optional[tuple[float, ...]]
+    numb_btch: int
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The `training` section."""
+
+    training_data: DataConfig
+    validation_data: Optional[DataConfig]
+    numb_steps: int
+    seed: Optional[int]
+    disp_file: str
+    disp_freq: int
+    save_freq: int
+    save_ckpt: str
+    max_ckpt_keep: int
+    disp_training: bool
+    time_training: bool
+    tensorboard: bool
+    tensorboard_log_dir: str
+    tensorboard_freq: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole script: settings objects and the normalised dict they were built from."""
+
+    model: ModelConfig
+    learning_rate: LearningRateConfig
+    loss: LossConfig
+    training: TrainingConfig
+    script: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    def with_sel(self, sel) -> "Config":
+        """The same settings with the descriptor's sel resolved (script updated alike)."""
+        sel = [int(s) for s in sel]
+        script = copy.deepcopy(dict(self.script))
+        script["model"]["descriptor"]["sel"] = sel
+        model = dataclasses.replace(
+            self.model, descriptor=dataclasses.replace(self.model.descriptor, sel=tuple(sel)))
+        return dataclasses.replace(self, model=model, script=script)
+
+
+def _ints(values) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+def _type_embedding(section: Mapping) -> TypeEmbeddingConfig:
+    return TypeEmbeddingConfig(
+        neuron=_ints(section["neuron"]), activation_function=section["activation_function"],
+        resnet_dt=section["resnet_dt"], precision=section["precision"],
+        trainable=section["trainable"], seed=section["seed"])
+
+
+def _descriptor(section: Mapping) -> DescriptorConfig:
+    sel = section["sel"]
+    return DescriptorConfig(
+        type=section["type"], sel=sel if isinstance(sel, str) else _ints(sel),
+        rcut=float(section["rcut"]), rcut_smth=float(section["rcut_smth"]),
+        neuron=_ints(section["neuron"]), axis_neuron=int(section["axis_neuron"]),
+        activation_function=section["activation_function"], resnet_dt=section["resnet_dt"],
+        type_one_side=section["type_one_side"], precision=section["precision"],
+        trainable=section["trainable"], seed=section.get("seed"),  # optional, no default
+        exclude_types=tuple((int(a), int(b)) for a, b in section["exclude_types"]),
+        set_davg_zero=section["set_davg_zero"])
+
+
+def _fitting(section: Mapping) -> FittingConfig:
+    trainable = section["trainable"]
+    return FittingConfig(
+        neuron=_ints(section["neuron"]), activation_function=section["activation_function"],
+        precision=section["precision"], resnet_dt=section["resnet_dt"],
+        trainable=tuple(trainable) if isinstance(trainable, list) else trainable,
+        rcond=section["rcond"], seed=section.get("seed"), numb_fparam=int(section["numb_fparam"]),
+        numb_aparam=int(section["numb_aparam"]),
+        atom_ener=tuple(None if e is None else float(e) for e in section["atom_ener"]))
+
+
+def _model(section: Mapping) -> ModelConfig:
+    tebd = section.get("type_embedding")  # optional: its presence enables type embedding
+    return ModelConfig(
+        type_map=tuple(section["type_map"]), descriptor=_descriptor(section["descriptor"]),
+        fitting=_fitting(section["fitting_net"]),
+        type_embedding=None if tebd is None else _type_embedding(tebd),
+        data_stat_nbatch=int(section["data_stat_nbatch"]),
+        data_stat_protect=float(section["data_stat_protect"]))
+
+
+def _learning_rate(section: Mapping) -> LearningRateConfig:
+    return LearningRateConfig(start_lr=float(section["start_lr"]),
+                              stop_lr=float(section["stop_lr"]),
+                              decay_steps=int(section["decay_steps"]),
+                              scale_by_worker=section["scale_by_worker"])
+
+
+def _loss(section: Mapping) -> LossConfig:
+    return LossConfig(
+        prefactors={t: (float(section[f"start_pref_{t}"]), float(section[f"limit_pref_{t}"]))
+                    for t, _ in LOSS_TERMS},
+        relative_f=section.get("relative_f"),  # optional, no default
+        enable_atom_ener_coeff=section["enable_atom_ener_coeff"],
+        generalized_force=(float(section["start_pref_gf"]), float(section["limit_pref_gf"])))
+
+
+def _data(section: Mapping) -> DataConfig:
+    systems, batch_size, probs = section["systems"], section["batch_size"], section["sys_probs"]
+    return DataConfig(
+        systems=systems if isinstance(systems, str) else tuple(systems),
+        batch_size=tuple(batch_size) if isinstance(batch_size, list) else batch_size,
+        auto_prob=section["auto_prob"],
+        sys_probs=None if probs is None else tuple(float(p) for p in probs),
+        numb_btch=int(section.get("numb_btch", 1)))  # only validation data has numb_btch
+
+
+def _training(section: Mapping) -> TrainingConfig:
+    valid = section["validation_data"]
+    return TrainingConfig(
+        training_data=_data(section["training_data"]),
+        validation_data=None if valid is None else _data(valid),
+        numb_steps=int(section["numb_steps"]), seed=section.get("seed"),
+        disp_file=section["disp_file"], disp_freq=int(section["disp_freq"]),
+        save_freq=int(section["save_freq"]), save_ckpt=section["save_ckpt"],
+        max_ckpt_keep=int(section["max_ckpt_keep"]), disp_training=section["disp_training"],
+        time_training=section["time_training"], tensorboard=section["tensorboard"],
+        tensorboard_log_dir=section["tensorboard_log_dir"],
+        tensorboard_freq=int(section["tensorboard_freq"]))
+
+
+def build_config(script: Mapping) -> Config:
+    """The settings of a normalised script (`normalize`'s result); the script is copied."""
+    script = copy.deepcopy(dict(script))
+    loss = script.get("loss")
+    if loss is None:  # no loss section: the energy loss with the schema's defaults
+        from .normalize import default_section
+
+        loss = default_section(("loss",), "ener")
+    return Config(model=_model(script["model"]),
+                  learning_rate=_learning_rate(script["learning_rate"]),
+                  loss=_loss(loss), training=_training(script["training"]), script=script)
