@@ -14,20 +14,24 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ExpDecayLR:
+    """The staircase exponential decay from start_lr to stop_lr over numb_steps."""
+
     start_lr: float
     stop_lr: float
     decay_steps: int
     numb_steps: int
 
     @classmethod
-    def from_config(cls, lr: dict, numb_steps: int) -> "ExpDecayLR":
-        decay_steps = lr["decay_steps"]
+    def from_config(cls, settings, numb_steps: int) -> "ExpDecayLR":
+        """The schedule of the `learning_rate` settings (config.objects.LearningRateConfig)."""
+        decay_steps = settings.decay_steps
         if decay_steps >= numb_steps:
             decay_steps = 100 if numb_steps // 10 > 100 else numb_steps // 100 + 1
-        return cls(lr["start_lr"], lr["stop_lr"], decay_steps, numb_steps)
+        return cls(settings.start_lr, settings.stop_lr, decay_steps, numb_steps)
 
     @property
     def decay_rate(self) -> float:
+        """The factor applied every decay_steps steps."""
         if self.numb_steps <= 0:
             return 1.0
         return math.exp(math.log(self.stop_lr / self.start_lr) /

@@ -13,32 +13,19 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from .config.objects import LOSS_TERMS as TERMS
+from .config.objects import LossConfig
 from .learning_rate import loss_prefactor
-
-# term, label key, its find_* flag, the reported error
-TERMS = [("e", "energy"), ("ae", "atom_ener"), ("f", "force"), ("v", "virial"),
-         ("pf", "atom_pref")]
-DEFAULTS = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0,
-            "limit_pref_f": 1.0, "start_pref_v": 0.0, "limit_pref_v": 0.0, "start_pref_ae": 0.0,
-            "limit_pref_ae": 0.0, "start_pref_pf": 0.0, "limit_pref_pf": 0.0}
 
 
 class EnergyLoss:
-    """Loss and reported errors of one batch; built from the normalised `loss` section."""
+    """Loss and reported errors of one batch; settings: the `loss` section (config/objects.py)."""
 
-    def __init__(self, loss: dict | None, start_lr: float):
-        loss = {**DEFAULTS, **(loss or {})}
-        if loss.get("start_pref_gf") or loss.get("limit_pref_gf"):
-            raise ValueError("loss/start_pref_gf, limit_pref_gf: the generalised-force loss is "
-                             "not implemented by deepmd_tebd")
-        if loss.get("enable_atom_ener_coeff"):
-            raise ValueError("loss/enable_atom_ener_coeff: atomic energy coefficients are not "
-                             "implemented by deepmd_tebd")
+    def __init__(self, settings: LossConfig, start_lr: float):
         self.start_lr = float(start_lr)
-        self.prefactors = {t: (float(loss[f"start_pref_{t}"]), float(loss[f"limit_pref_{t}"]))
-                           for t, _ in TERMS}
+        self.prefactors = dict(settings.prefactors)
         self.active = [t for t, _ in TERMS if any(self.prefactors[t])]
-        self.relative_f = loss.get("relative_f")
+        self.relative_f = settings.relative_f
 
     @property
     def labels(self) -> list[str]:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from .errors import ConfigError, Problem
 from .normalize import normalize
+from .objects import Config, build_config
 
-__all__ = ["ConfigError", "Problem", "load_config", "normalize", "read_script"]
+__all__ = ["Config", "ConfigError", "Problem", "build_config", "load_config", "load_settings",
+           "normalize", "read_script"]
 
 
 def read_script(path) -> dict:
@@ -43,3 +45,8 @@ def read_script(path) -> dict:
 def load_config(path) -> dict:
     """The normalised script read from `path` (validation only; data checks come separately)."""
     return normalize(read_script(path), source=str(path))
+
+
+def load_settings(path) -> Config:
+    """The typed settings of the script at `path` (normalised and validated)."""
+    return build_config(load_config(path))

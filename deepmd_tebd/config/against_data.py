@@ -7,50 +7,51 @@ import logging
 
 from ..data.system import DataError, System, find_systems
 from .errors import ConfigError, Problem
+from .objects import Config
 
 log = logging.getLogger("deepmd_tebd")
 
 
-def check_against_data(config: dict, source: str,
-                       skip_neighbor_stat: bool = False) -> float | None:
-    """Checks `config` in place (sel resolved) and returns the training data's minimal neighbour
-    distance (None with skip_neighbor_stat)."""
-    type_map = config["model"]["type_map"]
+def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = False
+                       ) -> tuple[Config, float | None]:
+    """(config with sel resolved, the training data's minimal neighbour distance) after checking
+    the systems against the type map; the distance is None with skip_neighbor_stat."""
+    type_map = list(config.model.type_map)
+    training = config.training
     problems: list[Problem] = []
-    for name in ("training_data", "validation_data"):
-        section = config["training"][name]
+    for name, section in (("training_data", training.training_data),
+                          ("validation_data", training.validation_data)):
         if section is not None:
-            problems += _system_problems(section["systems"], type_map, f"training/{name}/systems")
+            problems += _system_problems(section.systems, type_map, f"training/{name}/systems")
     if problems:
         raise ConfigError(source, problems)
 
-    descriptor = config["model"]["descriptor"]
-    sel = descriptor["sel"]
+    descriptor = config.model.descriptor
+    sel = descriptor.sel
     if skip_neighbor_stat:
-        if isinstance(sel, str):
+        if not descriptor.sel_resolved:
             raise ConfigError(source, [Problem("model/descriptor/sel", f"{sel!r} is resolved from "
                                                "the neighbour statistics of the training data; "
                                                "do not skip them (--skip-neighbor-stat)")])
-        return None
+        return config, None
     from ..data.neighbor_stat import auto_sel, neighbor_stat, parse_auto_sel
 
     log.info("Calculate neighbor statistics... (add --skip-neighbor-stat to skip this step)")
-    min_dist, max_size = neighbor_stat(config["training"]["training_data"]["systems"],
-                                       descriptor["rcut"], type_map)
-    if isinstance(sel, str):
-        descriptor["sel"] = auto_sel(max_size, parse_auto_sel(sel))
-    else:
-        for t, (m, s) in enumerate(zip(max_size, sel)):
-            if s != 0 and m > s:
-                log.warning(f"sel of type {type_map[t]} is {s}, but the training data has atoms "
-                            f"with {m} neighbours of that type within rcut: the farthest are "
-                            "dropped")
-    return min_dist
+    min_dist, max_size = neighbor_stat(list(training.training_data.systems), descriptor.rcut,
+                                       type_map)
+    if not descriptor.sel_resolved:
+        return config.with_sel(auto_sel(max_size, parse_auto_sel(sel))), min_dist
+    for t, (m, s) in enumerate(zip(max_size, sel)):
+        if s != 0 and m > s:
+            log.warning(f"sel of type {type_map[t]} is {s}, but the training data has atoms "
+                        f"with {m} neighbours of that type within rcut: the farthest are "
+                        "dropped")
+    return config, min_dist
 
 
 def _system_problems(systems, type_map, path: str) -> list[Problem]:
     try:
-        paths = find_systems(systems)
+        paths = find_systems(systems if isinstance(systems, str) else list(systems))
     except DataError as err:
         return [Problem(path, str(err))]
     problems = []

@@ -1,4 +1,4 @@
-"""Training and test data in DeePMD-kit's npy layout (SPEC 3): systems, sets and the statistics
+"""Training and test data in DeePMD-kit's npy layout: systems, sets and the statistics
 computed from them before a model exists.
 
     system.py          finding systems, reading type.raw / type_map.raw / set.*/ *.npy

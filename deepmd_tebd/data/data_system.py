@@ -424,9 +424,11 @@ class DataSystem:
     def from_config(cls, section: Mapping, type_map: Sequence[str] | None = None, **kwargs):
         """From a normalised ``training_data``/``validation_data`` dict (``systems``,
         ``batch_size``, ``auto_prob``, ``sys_probs``); keyword arguments as the constructor."""
-        return cls(section["systems"], section.get("batch_size", "auto"), type_map,
-                   sys_probs=section.get("sys_probs"),
-                   auto_prob=section.get("auto_prob", "prob_sys_size"), **kwargs)
+        systems = section.systems if isinstance(section.systems, str) else list(section.systems)
+        batch_size = (list(section.batch_size) if isinstance(section.batch_size, tuple)
+                      else section.batch_size)
+        return cls(systems, batch_size, type_map, sys_probs=section.sys_probs,
+                   auto_prob=section.auto_prob, **kwargs)
 
     def __repr__(self) -> str:
         return f"DataSystem({[str(p) for p in self.paths]}, batch_size={self.batch_size})"
@@ -449,12 +451,12 @@ class DataSystem:
             raise IndexError(f"system index {sys_idx} out of range 0..{self.nsystems - 1}")
         return self._iters[sys_idx].next_batch(self.rng)
 
-    def get_state(self) -> dict:
-        """The sampling state: the random generator and every system's iteration (JSON-able),
+    def get_state(self) -> "_JsonState":
+        """The sampling state: the random generator and every system's iteration,
         so that a restarted run draws the same batches as an uninterrupted one."""
         name, keys, pos, has_gauss, cached = self.rng.get_state()
-        return {"rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-                "systems": [it.get_state() for it in self._iters]}
+        return _JsonState({"rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+                           "systems": [it.get_state() for it in self._iters]})
 
     def set_state(self, state: dict) -> None:
         name, keys, pos, has_gauss, cached = state["rng"]
@@ -488,6 +490,13 @@ class DataSystem:
     def log_summary(self, name: str, logger: logging.Logger | None = None) -> None:
         for line in self.summary_lines(name):
             (logger or log).info(line)
+
+
+class _JsonState(dict):
+    """A sampling state that is already JSON-able."""
+
+    def to_json(self) -> dict:
+        return dict(self)
 
 
 def _fit_name(name: str, width: int) -> str:

@@ -1,4 +1,6 @@
-"""Neighbour statistics of training data and the automatic ``sel`` (SPEC 1.4, 8.5).
+"""Neighbour statistics of training data and the automatic ``sel`` (DeePMD-kit's
+deepmd/utils/neighbor_stat.py: NeighborStat.get_stat and deepmd/entrypoints/train.py:
+update_one_sel).
 
 ``neighbor_stat`` runs the TebdNeighborStat op over every frame of every set of every system and
 reduces the per-frame results the way DeePMD-kit v2.2.5 does:

@@ -1,6 +1,7 @@
-"""Statistics of the training data that the model receives as constants (SPEC 2.4, 2.5).
+"""Statistics of the training data that the model receives as constants.
 
     stat = collect_stat_batches(train_data, data_stat_nbatch)     # per system, its batches
+    stats = compute_model_statistics(stat, settings.model)        # ModelStatistics, all below
     davg, dstd = compute_descriptor_stats(stat, ntypes, sel, rcut, rcut_smth, set_davg_zero)
     bias = compute_energy_bias(stat, ntypes, rcond, atom_ener)
     fparam_avg, fparam_istd = compute_fparam_stats(stat, numb_fparam, data_stat_protect)
@@ -13,12 +14,16 @@ returns them; the functions taking batches accept a flat list or a list of per-s
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Optional
 
 import numpy as np
 
 __all__ = [
+    "ModelStatistics",
     "collect_stat_batches",
+    "compute_model_statistics",
     "compute_aparam_stats",
     "compute_descriptor_stats",
     "compute_energy_bias",
@@ -28,6 +33,38 @@ __all__ = [
     "env_mat_sums",
     "raw_env_mat",
 ]
+
+@dataclasses.dataclass(frozen=True)
+class ModelStatistics:
+    """What the model receives from the data: davg, dstd [ntypes, ndescrpt] (set_davg_zero
+    applied), the energy bias [ntypes] (atom_ener values in it), and the fparam/aparam mean and
+    inverse standard deviation (None without them)."""
+
+    davg: np.ndarray
+    dstd: np.ndarray
+    bias_atom_e: np.ndarray
+    fparam_avg: Optional[np.ndarray] = None
+    fparam_istd: Optional[np.ndarray] = None
+    aparam_avg: Optional[np.ndarray] = None
+    aparam_istd: Optional[np.ndarray] = None
+
+
+def compute_model_statistics(stat_batches, settings) -> ModelStatistics:
+    """Every statistic of the model with `settings` (config.objects.ModelConfig, sel resolved)
+    from per-system lists of batches (`collect_stat_batches`)."""
+    desc, fit = settings.descriptor, settings.fitting
+    davg, dstd = compute_descriptor_stats(stat_batches, settings.ntypes, desc.sel, desc.rcut,
+                                          desc.rcut_smth, desc.set_davg_zero)
+    bias = compute_energy_bias(stat_batches, settings.ntypes, fit.rcond, fit.atom_ener or None)
+    params = {}
+    if fit.numb_fparam > 0:
+        params["fparam_avg"], params["fparam_istd"] = compute_fparam_stats(
+            stat_batches, fit.numb_fparam, settings.data_stat_protect)
+    if fit.numb_aparam > 0:
+        params["aparam_avg"], params["aparam_istd"] = compute_aparam_stats(
+            stat_batches, fit.numb_aparam, settings.data_stat_protect)
+    return ModelStatistics(davg, dstd, bias, **params)
+
 
 # sums per centre type, in the columns of env_mat_sums' result
 SR, SR2, SA, SA2, N = range(5)
@@ -56,7 +93,7 @@ def _flat(batches) -> list[Mapping]:
 
 
 def raw_env_mat(batch: Mapping, sel: Sequence[int], rcut: float, rcut_smth: float) -> np.ndarray:
-    """The environment matrix of a batch before normalisation (SPEC 4.2 with davg 0, dstd 1).
+    """The environment matrix of a batch before normalisation (davg 0, dstd 1).
 
     Runs ProdEnvMatA in float64 on the batch's coord, type, natoms_vec (padded with zero counts to
     2 + len(sel)), box and default_mesh. Returns [nframes, natoms, 4*nnei], nnei = sum(sel).
@@ -121,7 +158,8 @@ def _std(sum2: float, total: float, n: float, rcut: float) -> float:
 
 def descriptor_stats_from_sums(sums: np.ndarray, nnei: int, rcut: float,
                                set_davg_zero: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """davg, dstd [ntypes, 4*nnei] from the summed env_mat_sums (SPEC 2.4).
+    """davg, dstd [ntypes, 4*nnei] from the summed env_mat_sums (DeePMD-kit's
+    deepmd/descriptor/se_a.py: DescrptSeA._compute_std and compute_input_stats).
 
     davg_t = [sr/(n + 1e-15), 0, 0, 0] and dstd_t = [sigma_r, sigma_a, sigma_a, sigma_a], tiled
     over the nnei slots; davg = 0 with set_davg_zero.
@@ -144,7 +182,7 @@ def descriptor_stats_from_sums(sums: np.ndarray, nnei: int, rcut: float,
 def compute_descriptor_stats(batches, ntypes: int, sel: Sequence[int], rcut: float,
                              rcut_smth: float, set_davg_zero: bool = False
                              ) -> tuple[np.ndarray, np.ndarray]:
-    """davg, dstd [ntypes, 4*nnei] of the se_e2_a descriptor over the given batches (SPEC 2.4).
+    """davg, dstd [ntypes, 4*nnei] of the se_e2_a descriptor over the given batches.
 
     Each batch's raw environment matrix (ProdEnvMatA, davg 0, dstd 1) is summed per centre type
     over all centres and slots; the sums over all batches give the mean and standard deviation.
@@ -161,7 +199,8 @@ def compute_descriptor_stats(batches, ntypes: int, sel: Sequence[int], rcut: flo
 
 def energy_bias_from_means(sys_ener: np.ndarray, sys_counts: np.ndarray, rcond: float | None = None,
                            atom_ener: Sequence[float | None] | None = None) -> np.ndarray:
-    """Per-type energy bias [ntypes] by least squares (SPEC 2.5).
+    """Per-type energy bias [ntypes] by least squares (DeePMD-kit's
+    deepmd/fit/ener.py: EnerFitting._compute_output_stats).
 
     Solves ``sys_counts @ x = sys_ener`` (sys_counts [nsys, ntypes] atoms of each type,
     sys_ener [nsys] mean energies) with ``numpy.linalg.lstsq(rcond=rcond)``: the minimum-norm
@@ -191,7 +230,7 @@ def energy_bias_from_means(sys_ener: np.ndarray, sys_counts: np.ndarray, rcond: 
 
 def compute_energy_bias(stat_batches, ntypes: int, rcond: float | None = None,
                         atom_ener: Sequence[float | None] | None = None) -> np.ndarray:
-    """Per-type energy bias [ntypes] from per-system lists of batches (SPEC 2.5).
+    """Per-type energy bias [ntypes] from per-system lists of batches.
 
     System s contributes the mean energy of all frames of its batches and its atom counts per
     type (natoms_vec[2:]); see :func:`energy_bias_from_means`.

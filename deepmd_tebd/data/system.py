@@ -1,6 +1,6 @@
 """DeePMD-kit npy systems: finding them, reading one system's metadata and the arrays of its sets.
 
-A system is a directory holding (SPEC 3.1)::
+A system is a directory holding (DeePMD-kit's deepmd/utils/data.py: DeepmdData)::
 
     type.raw        natoms integers: the type index of every atom
     type_map.raw    optional: one name per type index
@@ -11,7 +11,7 @@ A system is a directory holding (SPEC 3.1)::
         ...         labels, read with System.load_array
 
 A :class:`System` remaps the type indices to a model's ``type_map`` by name through
-``type_map.raw`` (SPEC 3.2) and orders the atoms stably by type: ``System.atype`` is sorted, and
+``type_map.raw`` and orders the atoms stably by type: ``System.atype`` is sorted, and
 every per-atom array read through the system is permuted the same way (``System.idx_map``).
 Every problem with the files raises :class:`DataError`, whose message names the file and what was
 expected. Only NumPy is used here.
@@ -69,7 +69,7 @@ def converted_system(path: str | Path, fmt: str) -> Path:
 
 
 def find_systems(systems: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The system directories named by a ``systems`` entry of the input (SPEC 1.7).
+    """The system directories named by a ``systems`` entry of the input.
 
     A string is a root searched recursively for directories containing ``type.raw``, in
     ``Path.rglob`` walk order, the root itself last (as DeePMD-kit's ``expand_sys_str``); finding
@@ -277,7 +277,8 @@ def _read_type_map_raw(path: Path) -> list[str] | None:
 
 def _remap_types(atype: np.ndarray, system_map: list[str] | None,
                  model_map: Sequence[str] | None, root: Path) -> np.ndarray:
-    """Type indices of the system in the model's indices (SPEC 3.2).
+    """Type indices of the system in the model's indices (DeePMD-kit's
+    deepmd/utils/data.py: DeepmdData._idx_map and its type_map remapping).
 
     With both maps, index k becomes model_map.index(system_map[k]); every name of the system's map
     must be known to the model. Without type_map.raw the indices are kept and must be below the

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from ..config import load_config
+from ..config import load_settings
 from ..config.against_data import check_against_data
 
 
 def run(input_path: str, skip_neighbor_stat: bool = False, skip_data: bool = False) -> int:
-    config = load_config(input_path)
+    """Prints the normalised script (sel resolved against the data unless skipped)."""
+    config = load_settings(input_path)
     if not skip_data:
-        check_against_data(config, input_path, skip_neighbor_stat)
-    print(json.dumps(config, indent=4))
+        config, _ = check_against_data(config, input_path, skip_neighbor_stat)
+    print(json.dumps(config.script, indent=4))
     return 0

@@ -6,7 +6,7 @@ import logging
 import os
 import tempfile
 
-from ..config import load_config
+from ..config import Config, load_settings
 from ..config.errors import ConfigError, Problem
 from ..config.against_data import check_against_data
 
@@ -21,9 +21,9 @@ def write_json_atomic(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _check_tensorboard(config: dict, source: str) -> None:
+def _check_tensorboard(config: Config, source: str) -> None:
     """training/tensorboard needs the tensorboard package (tf.summary writes through it)."""
-    if not config["training"].get("tensorboard"):
+    if not config.training.tensorboard:
         return
     try:
         import tensorboard  # noqa: F401
@@ -36,10 +36,10 @@ def _check_tensorboard(config: dict, source: str) -> None:
 
 def run(input_path: str, restart: str | None = None, init_model: str | None = None,
         skip_neighbor_stat: bool = False, output: str = "out.json") -> int:
-    config = load_config(input_path)
+    config = load_settings(input_path)
     _check_tensorboard(config, input_path)
-    min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
-    write_json_atomic(output, config)
+    config, min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
+    write_json_atomic(output, config.script)
     from ..train.build import build_trainer
     from ..train.trainer import Interrupted
 
@@ -48,7 +48,7 @@ def run(input_path: str, restart: str | None = None, init_model: str | None = No
     try:
         trainer.run(restarted=restart is not None)
     except Interrupted as stop:
-        prefix = config["training"]["save_ckpt"]
+        prefix = config.training.save_ckpt
         log.warning(f"{stop}: checkpoint {prefix} written at step {int(trainer.step)}; "
                     f"continue with: dp train {input_path} --restart {prefix}")
         return 128 + stop.signum

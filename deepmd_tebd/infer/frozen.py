@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ..config.objects import Config, build_config
+
 log = logging.getLogger("deepmd_tebd")
 
 MODEL_VERSION = "1.1"
@@ -57,31 +59,32 @@ class CheckpointError(Exception):
     """A checkpoint folder that `dp freeze` cannot use; the message names it."""
 
 
-def _attribute_constants(config: dict, min_nbor_dist: float | None) -> list:
+def _attribute_constants(config: Config, min_nbor_dist: float | None) -> list:
     """The constant attribute nodes, created in the graph being traced (returned, so that the
     freezing keeps them)."""
-    model = config["model"]
-    descriptor, fitting = model["descriptor"], model["fitting_net"]
-    sel = np.asarray(descriptor["sel"], np.int32)
+    model = config.model
+    descriptor, fitting = model.descriptor, model.fitting
+    sel = np.asarray(descriptor.sel, np.int32)
     values = [
         ("model_type", "original_model", tf.string),
-        ("model_attr/tmap", " ".join(model["type_map"]), tf.string),
+        ("model_attr/tmap", " ".join(model.type_map), tf.string),
         ("model_attr/model_type", "ener", tf.string),
         ("model_attr/model_version", MODEL_VERSION, tf.string),
-        ("descrpt_attr/rcut", float(descriptor["rcut"]), tf.float64),
-        ("descrpt_attr/ntypes", len(model["type_map"]), tf.int32),
+        ("descrpt_attr/rcut", float(descriptor.rcut), tf.float64),
+        ("descrpt_attr/ntypes", model.ntypes, tf.int32),
         ("descrpt_attr/sel", sel, tf.int32),
         ("descrpt_attr/original_sel", sel, tf.int32),
-        ("fitting_attr/dfparam", int(fitting["numb_fparam"]), tf.int32),
-        ("fitting_attr/daparam", int(fitting["numb_aparam"]), tf.int32),
-        ("train_attr/training_script", json.dumps(config, separators=(",", ":")), tf.string),
+        ("fitting_attr/dfparam", fitting.numb_fparam, tf.int32),
+        ("fitting_attr/daparam", fitting.numb_aparam, tf.int32),
+        ("train_attr/training_script", json.dumps(config.script, separators=(",", ":")),
+         tf.string),
     ]
     if min_nbor_dist is not None and min_nbor_dist >= 0:
         values.append(("train_attr/min_nbor_dist", float(min_nbor_dist), tf.float64))
     return [tf.constant(value, dtype=dtype, name=name) for name, value, dtype in values]
 
 
-def model_graph_def(model, config: dict, min_nbor_dist: float | None = None) -> tf.compat.v1.GraphDef:
+def model_graph_def(model, config: Config, min_nbor_dist: float | None = None) -> tf.compat.v1.GraphDef:
     """The whole inference graph of `model` with its variables as constants (not pruned)."""
     ntypes = model.ntypes
     numb_fparam = model.fitting.numb_fparam
@@ -176,9 +179,9 @@ def load_checkpoint_model(checkpoint_folder: str | os.PathLike):
         return reader.get_tensor(key)
 
     raw = value("training_script")
-    config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    config = build_config(json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)))
     min_dist = float(value("min_nbor_dist"))
-    model = EnergyModel.from_config_dict(config["model"])
+    model = EnergyModel(config.model)
     model.build()
     status = tf.train.Checkpoint(model=model).read(prefix)
     status.expect_partial()

@@ -16,18 +16,22 @@ G comes from embedding nets applied to s~ = R~[:, 0]:
   excluded pairs have no net and contribute nothing.
 
 `exclude_types` pairs (symmetric) zero the rows of R~ between those types. Local atoms must be
-sorted by type (the natoms vector gives the blocks).
+sorted by type (the natoms vector gives the blocks). How the nets meet the blocks of R~ is in
+`embedding_blocks.py`.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ..config.objects import DescriptorConfig
 from ..op import op_module
 from ..precision import dtype_of
+from .embedding_blocks import (a_of_blocks, a_per_centre_type, a_with_type_embedding, empty_rows,
+                               live_counts)
 from .network import MLP, embedding_net_rand_seed_shift
 
 __all__ = [
@@ -71,10 +75,8 @@ def descriptor_of_embedding(a_mat, axis_neuron: int):
 class DescriptorSeA(keras.layers.Layer):
     """se_e2_a descriptor layer.
 
-    sel: slots per neighbour type (its length is ntypes); rcut, rcut_smth: cutoff and start of
-    the smooth switch; neuron: embedding widths (M1 = neuron[-1]); axis_neuron: M2;
-    tebd_dim: width of the type embedding (0: per-type nets); other arguments as in the input
-    script's `descriptor` section.
+    settings: the `model/descriptor` section (sel resolved: its length is ntypes); tebd_dim:
+    width of the type embedding (0: per-type nets).
 
     Non-trainable variables davg, dstd [ntypes, ndescrpt] (DeePMD-kit's `descrpt_attr/t_avg`,
     `t_std`), set by `set_statistics`.
@@ -86,57 +88,29 @@ class DescriptorSeA(keras.layers.Layer):
     `env_mat` and `descriptor_of_env_mat`, and differentiates the second with respect to rmat.
     """
 
-    def __init__(
-        self,
-        sel: Sequence[int],
-        rcut: float = 6.0,
-        rcut_smth: float = 0.5,
-        neuron: Sequence[int] = (10, 20, 40),
-        axis_neuron: int = 4,
-        activation_function: Optional[str] = "tanh",
-        resnet_dt: bool = False,
-        type_one_side: bool = False,
-        precision: str = "default",
-        trainable: bool = True,
-        seed: Optional[int] = None,
-        exclude_types: Sequence[Sequence[int]] = (),
-        set_davg_zero: bool = False,
-        tebd_dim: int = 0,
-        name: str = "descriptor",
-        **kwargs,
-    ):
+    def __init__(self, settings: DescriptorConfig, tebd_dim: int = 0, name: str = "descriptor",
+                 **kwargs):
+        if not settings.sel_resolved:
+            raise ValueError(f"descriptor sel must be a list of integers (resolve {settings.sel!r} "
+                             "from the neighbour statistics first)")
         kwargs.pop("dtype", None)
-        super().__init__(name=name, dtype=dtype_of(precision).name, trainable=trainable, **kwargs)
-        self.sel = [int(s) for s in sel]
+        super().__init__(name=name, dtype=dtype_of(settings.precision).name,
+                         trainable=settings.trainable, **kwargs)
+        self.settings = settings
+        self.sel = list(settings.sel)
         self.ntypes = len(self.sel)
-        self.rcut = float(rcut)
-        self.rcut_smth = float(rcut_smth)
-        self.neuron = [int(n) for n in neuron]
-        self.axis_neuron = int(axis_neuron)
-        self.activation_function = activation_function
-        self.resnet_dt = bool(resnet_dt)
-        self.type_one_side = bool(type_one_side)
-        self.precision = precision
-        self.seed = seed
-        self.exclude_types = [[int(a), int(b)] for a, b in exclude_types]
-        self.set_davg_zero = bool(set_davg_zero)
+        self.rcut = settings.rcut
+        self.rcut_smth = settings.rcut_smth
+        self.neuron = list(settings.neuron)
+        self.axis_neuron = settings.axis_neuron
+        self.type_one_side = settings.type_one_side
         self.tebd_dim = int(tebd_dim)
-        if self.rcut_smth > self.rcut:
-            raise ValueError(f"rcut_smth ({self.rcut_smth}) must not exceed rcut ({self.rcut})")
-        if not self.neuron:
-            raise ValueError("the embedding net needs at least one layer (neuron is empty)")
-        if not 0 < self.axis_neuron <= self.neuron[-1]:
-            raise ValueError(f"axis_neuron ({self.axis_neuron}) must be in 1..neuron[-1] "
-                             f"({self.neuron[-1]})")
-        for pair in self.exclude_types:
-            if not all(0 <= t < self.ntypes for t in pair):
-                raise ValueError(f"exclude_types entry {pair} names a type outside "
-                                 f"0..{self.ntypes - 1}")
-        self.nnei = sum(self.sel)
+        self.nnei = settings.nnei
         self.ndescrpt = 4 * self.nnei
-        self._excluded = {(a, b) for a, b in self.exclude_types} | {
-            (b, a) for a, b in self.exclude_types}
-        self._mask = exclusion_mask(self.exclude_types, self.sel) if self.exclude_types else None
+        self._excluded = {(a, b) for a, b in settings.exclude_types} | {
+            (b, a) for a, b in settings.exclude_types}
+        self._mask = (exclusion_mask(settings.exclude_types, self.sel)
+                      if settings.exclude_types else None)
         self._offsets = np.concatenate([[0], np.cumsum(self.sel)]).astype(int).tolist()
 
         # embedding nets, seeds advancing by one net's shift in build order
@@ -145,11 +119,12 @@ class DescriptorSeA(keras.layers.Layer):
 
         def net(scope, suffix, name):
             nonlocal count
-            s = None if seed is None else int(seed) + shift * count
+            s = None if settings.seed is None else int(settings.seed) + shift * count
             count += 1
-            return MLP(self.neuron, activation=activation_function, resnet_dt=resnet_dt,
-                       precision=precision, trainable=trainable, seed=s, kind="embedding",
-                       scope=scope, suffix=suffix, name=name)
+            return MLP(self.neuron, activation=settings.activation_function,
+                       resnet_dt=settings.resnet_dt, precision=settings.precision,
+                       trainable=settings.trainable, seed=s, kind="embedding", scope=scope,
+                       suffix=suffix, name=name)
 
         self._net_names: list[str] = []
         if self.tebd_dim > 0:
@@ -174,15 +149,17 @@ class DescriptorSeA(keras.layers.Layer):
     @property
     def dim_out(self) -> int:
         """M1 * M2."""
-        return self.neuron[-1] * self.axis_neuron
+        return self.settings.dim_out
 
     @property
     def embedding_input_width(self) -> int:
+        """Width of the embedding nets' input: s~, and the type embeddings with tebd_dim > 0."""
         if self.tebd_dim == 0:
             return 1
         return 1 + self.tebd_dim * (1 if self.type_one_side else 2)
 
     def nets(self) -> list[MLP]:
+        """The embedding nets in build (and seed) order."""
         return [getattr(self, name) for name in self._net_names]
 
     # -- weights ---------------------------------------------------------------------------
@@ -197,15 +174,11 @@ class DescriptorSeA(keras.layers.Layer):
 
     def set_statistics(self, davg, dstd) -> None:
         """Assigns davg and dstd, each [ntypes, ndescrpt] or per component [ntypes, 4] (tiled
-        over the slots). With set_davg_zero, davg stays zero."""
+        over the slots), as computed by `data/stats.py` (set_davg_zero is applied there)."""
         if not self.built:
             self.build()
-        davg = self._tile(davg, "davg")
-        dstd = self._tile(dstd, "dstd")
-        if self.set_davg_zero:
-            davg = np.zeros_like(davg)
-        self.davg.assign(davg)
-        self.dstd.assign(dstd)
+        self.davg.assign(self._tile(davg, "davg"))
+        self.dstd.assign(self._tile(dstd, "dstd"))
 
     def _tile(self, value, what: str) -> np.ndarray:
         value = np.asarray(value, dtype=np.float64)
@@ -217,6 +190,7 @@ class DescriptorSeA(keras.layers.Layer):
         return value
 
     def graph_variables(self) -> dict:
+        """Every variable under its DeePMD-kit graph name."""
         names = {"descrpt_attr/t_avg": self.davg, "descrpt_attr/t_std": self.dstd}
         for mlp in self.nets():
             names.update(mlp.graph_variables())
@@ -256,124 +230,29 @@ class DescriptorSeA(keras.layers.Layer):
             mask = tf.gather(tf.constant(self._mask, prec),
                              tf.clip_by_value(atype_loc, 0, self.ntypes - 1))
             rmat = rmat * mask[..., None]
-        live = self.sel if nlist is None else self._live_counts(nlist)
-        empty = None if nlist is None else self._empty_rows(prec)
+        live = self.sel if nlist is None else live_counts(nlist, self.sel, self._offsets)
+        empty = None if nlist is None else empty_rows(self.davg, self.dstd, self.ntypes,
+                                                      self.nnei, prec, self._mask)
         centres = centre_types(natoms, self.ntypes)
+        m1 = self.neuron[-1]
         if self.tebd_dim > 0:
             if type_embedding is None:
                 raise ValueError(f"{self.name} was built for type embedding: pass the "
                                  "type_embedding table")
-            a_mat = self._a_with_type_embedding(rmat, live, empty, centres,
-                                                tf.cast(type_embedding, prec))
+            a_mat = a_with_type_embedding(self.filter_type_all, rmat, live, empty, centres,
+                                          tf.cast(type_embedding, prec), self.sel,
+                                          self._offsets, self.type_one_side)
         elif self.type_one_side:
             nets = [getattr(self, f"filter_type_all_{j}") for j in range(self.ntypes)]
-            a_mat = self._a_of_blocks(rmat, nets, live, empty, centres)
+            a_mat = a_of_blocks(rmat, nets, live, empty, centres, self._offsets, m1)
         else:
-            a_mat = self._a_per_centre_type(rmat, natoms, live, empty)
+            nets_of_centre = [[getattr(self, f"filter_type_{i}_{j}", None)
+                               if (i, j) not in self._excluded else None
+                               for j in range(self.ntypes)] for i in range(self.ntypes)]
+            a_mat = a_per_centre_type(rmat, natoms, nets_of_centre, live, empty, self._offsets,
+                                      m1)
         d = descriptor_of_embedding(a_mat / self.nnei, self.axis_neuron)
         return tf.cast(d, _INTERFACE_DTYPE)
-
-    def _live_counts(self, nlist):
-        """Per sel block, the most neighbours any atom of the batch has in it (int32 scalars)."""
-        filled = tf.cast(tf.reshape(nlist, [-1, self.nnei]) >= 0, tf.int32)
-        counts = []
-        for j in range(self.ntypes):
-            in_block = tf.reduce_sum(filled[:, self._offsets[j]:self._offsets[j + 1]], axis=1)
-            counts.append(tf.maximum(tf.reduce_max(in_block), 0))  # no atoms: 0
-        return counts
-
-    def _empty_rows(self, prec):
-        """The environment-matrix row of an empty slot per (centre type, slot), -davg/dstd with
-        the exclusion mask: [ntypes, nnei, 4]."""
-        rows = tf.reshape(-self.davg / self.dstd, [self.ntypes, self.nnei, 4])
-        rows = tf.cast(rows, prec)
-        if self._mask is not None:
-            rows = rows * tf.constant(self._mask, prec)[..., None]
-        return rows
-
-    def _tails(self, empty, live):
-        """The always-empty tail of each sel block j: rows [ntypes, sel_j - live_j, 4]."""
-        return [empty[:, self._offsets[j] + live[j]:self._offsets[j + 1]]
-                for j in range(self.ntypes)]
-
-    def _heads(self, rmat, live):
-        """The live head of each sel block j: rmat [nf, nloc, live_j, 4]."""
-        return [rmat[:, :, self._offsets[j]:self._offsets[j] + live[j]]
-                for j in range(self.ntypes)]
-
-    def _a_with_type_embedding(self, rmat, live, empty, centres, tebd):
-        """R~^T G with one net on [s~, tebd[slot type] (, tebd[centre type])]: [nf, nloc, 4, M1]."""
-        counts = tf.stack(live) if empty is not None else self.sel
-        heads = rmat if empty is None else tf.concat(self._heads(rmat, live), axis=2)
-        slots = tf.repeat(tf.range(self.ntypes, dtype=tf.int32), counts)
-        a_mat = self._type_embedding_term(heads, slots, centres, tebd)
-        if empty is not None:
-            tails = tf.concat(self._tails(empty, live), axis=1)
-            slots = tf.repeat(tf.range(self.ntypes, dtype=tf.int32),
-                              tf.constant(self.sel, tf.int32) - counts)
-            per_type = self._type_embedding_term(tails[None], slots,
-                                                 tf.range(self.ntypes, dtype=tf.int32), tebd)
-            a_mat = a_mat + tf.gather(per_type, centres, axis=1)
-        return a_mat
-
-    def _type_embedding_term(self, rows, slots, centres, tebd):
-        """rows^T G for rows [nf, nc, n, 4] whose slot types are slots [n] and centre types
-        centres [nc]: [nf, nc, 4, M1]."""
-        net = self.filter_type_all
-        te = self.tebd_dim
-        s = rows[..., :1]
-        if net.rules[0] is not None:  # the first layer is residual: it needs the whole input
-            shape = tf.concat([tf.shape(rows)[:3], [te]], axis=0)  # [nf, nc, n, te]
-            parts = [s, tf.broadcast_to(tf.gather(tebd, slots)[None, None], shape)]
-            if not self.type_one_side:
-                centre = tf.gather(tebd, centres)  # [nc, te]
-                parts.append(tf.broadcast_to(centre[None, :, None, :], shape))
-            g = net(tf.concat(parts, axis=-1))
-        else:
-            # first layer on [s, tebd_j (, tebd_i)] = s W_s + (tebd W_j)[j] (+ (tebd W_i)[i]):
-            # the type rows are multiplied once per type, not once per neighbour slot
-            blocks = [1, te] if self.type_one_side else [1, te, te]
-            w, b = net.split_first_layer(blocks)
-            pre = s * w[0][0] + (tf.gather(tf.matmul(tebd, w[1]), slots) + b)
-            if not self.type_one_side:
-                centre = tf.gather(tf.matmul(tebd, w[2]), centres)
-                pre = pre + centre[None, :, None, :]
-            g = net(None, first_preactivation=pre)  # [nf, nc, n, M1]
-        return tf.matmul(rows, g, transpose_a=True)
-
-    def _a_of_blocks(self, rmat, nets, live, empty, centres):
-        """Sum over neighbour types j of R~_j^T G_j, G_j = nets[j](s~_j) (None: excluded);
-        `centres` [nloc] index the rows of `empty` [nc, nnei, 4] for the always-empty tails."""
-        a_mat = None
-        heads = self._heads(rmat, live)
-        tails = self._tails(empty, live) if empty is not None else [None] * self.ntypes
-        for mlp, head, tail in zip(nets, heads, tails):
-            if mlp is None:
-                continue
-            term = tf.matmul(head, mlp(head[..., :1]), transpose_a=True)
-            if tail is not None:
-                per_type = tf.matmul(tail, mlp(tail[..., :1]), transpose_a=True)
-                term = term + tf.gather(per_type, centres)
-            a_mat = term if a_mat is None else a_mat + term
-        if a_mat is None:  # every neighbour type excluded
-            shape = tf.shape(rmat)
-            a_mat = tf.zeros(tf.concat([shape[:2], [4, self.neuron[-1]]], axis=0), rmat.dtype)
-        return a_mat
-
-    def _a_per_centre_type(self, rmat, natoms, live, empty):
-        """One set of nets per centre type, on that type's contiguous block of local atoms."""
-        out = []
-        start = tf.constant(0, tf.int32)
-        for i in range(self.ntypes):
-            count = natoms[2 + i]
-            block = tf.slice(rmat, [0, start, 0, 0], [-1, count, -1, -1])
-            nets = [getattr(self, f"filter_type_{i}_{j}", None) if (i, j) not in self._excluded
-                    else None for j in range(self.ntypes)]
-            rows = None if empty is None else empty[i:i + 1]
-            out.append(self._a_of_blocks(block, nets, live, rows,
-                                         tf.zeros([count], tf.int32)))
-            start = start + count
-        return tf.concat(out, axis=1)
 
     def call(self, coord, atype, natoms, box, mesh, type_embedding=None):
         rmat, rmat_deriv, rij, nlist = self.env_mat(coord, atype, natoms, box, mesh)
@@ -382,20 +261,4 @@ class DescriptorSeA(keras.layers.Layer):
                 "nlist": nlist}
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "sel": list(self.sel),
-            "rcut": self.rcut,
-            "rcut_smth": self.rcut_smth,
-            "neuron": list(self.neuron),
-            "axis_neuron": self.axis_neuron,
-            "activation_function": self.activation_function,
-            "resnet_dt": self.resnet_dt,
-            "type_one_side": self.type_one_side,
-            "precision": self.precision,
-            "trainable": self.trainable,
-            "seed": self.seed,
-            "exclude_types": [list(p) for p in self.exclude_types],
-            "set_davg_zero": self.set_davg_zero,
-            "tebd_dim": self.tebd_dim,
-        }
+        return {"name": self.name, "settings": self.settings, "tebd_dim": self.tebd_dim}

@@ -6,16 +6,15 @@ then ProdForceSeA(g, rmat_deriv, nlist) and ProdVirialSeA(g, rmat_deriv, rij, nl
 registered gradients with respect to g, so a loss on forces or virials is differentiable with
 respect to the weights (second derivatives through the tape).
 
-`EnergyModel.from_config_dict(model_cfg)` is the one place where the input script's `model`
-section is read for the model.
+The model takes the typed `model` settings (config/objects.py); it reads no raw script keys.
 """
 from __future__ import annotations
-
-from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
 
+from ..config.objects import ModelConfig
+from ..data.stats import ModelStatistics
 from ..op import op_module
 from ..precision import ENERGY_DTYPE
 from .descriptor import DescriptorSeA
@@ -24,25 +23,13 @@ from .type_embedding import TypeEmbedding
 
 __all__ = ["EnergyModel"]
 
-_DESCRIPTOR_KEYS = ("sel", "rcut", "rcut_smth", "neuron", "axis_neuron", "activation_function",
-                    "resnet_dt", "type_one_side", "precision", "trainable", "seed",
-                    "exclude_types", "set_davg_zero")
-_FITTING_KEYS = ("neuron", "resnet_dt", "activation_function", "precision", "trainable", "seed",
-                 "numb_fparam", "numb_aparam", "atom_ener")
-_TYPE_EMBEDDING_KEYS = ("neuron", "activation_function", "resnet_dt", "precision", "trainable",
-                        "seed")
-
-
-def _pick(section: dict, keys) -> dict:
-    return {k: section[k] for k in keys if k in section}
-
 
 class EnergyModel(keras.layers.Layer):
     """Energy model of the input script's `model` section.
 
-    type_map: type names (ntypes = len(type_map)); descriptor, fitting_net, type_embedding: the
-    normalised `descriptor` (se_e2_a), `fitting_net` (ener) and optional `type_embedding`
-    sections (its presence enables the type-embedding approach).
+    settings: the `model` section as typed settings (config/objects.py); the presence of its
+    type_embedding enables the type-embedding approach. Statistics enter through
+    `set_statistics(ModelStatistics)` (data/stats.py).
 
     call(coord [nf, nall*3], atype [nf, nall] int32, natoms [2+ntypes] int32, box [nf, 9],
     mesh int32, fparam [nf, numb_fparam] = None, aparam [nf, nloc*numb_aparam] = None) -> dict:
@@ -53,55 +40,21 @@ class EnergyModel(keras.layers.Layer):
     Local atoms must be sorted by type; natoms = [nloc, nall, count of each type].
     """
 
-    def __init__(self, type_map: Sequence[str], descriptor: dict, fitting_net: dict,
-                 type_embedding: Optional[dict] = None, name: str = "energy_model", **kwargs):
+    def __init__(self, settings: ModelConfig, name: str = "energy_model", **kwargs):
         kwargs.pop("dtype", None)
         super().__init__(name=name, dtype=ENERGY_DTYPE.name, **kwargs)
-        self.type_map = [str(t) for t in type_map]
-        self.ntypes = len(self.type_map)
-        self.descriptor_config = dict(descriptor)
-        self.fitting_config = dict(fitting_net)
-        self.type_embedding_config = None if type_embedding is None else dict(type_embedding)
-
-        kind = self.descriptor_config.get("type", "se_e2_a")
-        if kind not in ("se_e2_a", "se_a"):
-            raise ValueError(f"descriptor type {kind!r} is not supported; only se_e2_a")
-        ftype = self.fitting_config.get("type", "ener")
-        if ftype != "ener":
-            raise ValueError(f"fitting_net type {ftype!r} is not supported; only ener")
-        if self.fitting_config.get("use_aparam_as_mask", False):
-            raise ValueError("fitting_net use_aparam_as_mask is not supported")
-        if self.fitting_config.get("layer_name") is not None:
-            raise ValueError("fitting_net layer_name (shared fitting layers) is not supported")
-        sel = self.descriptor_config.get("sel")
-        if not isinstance(sel, (list, tuple)):
-            raise ValueError(f"descriptor sel must be a list of {self.ntypes} integers (resolve "
-                             f"'auto' from the neighbour statistics first); got {sel!r}")
-        if len(sel) != self.ntypes:
-            raise ValueError(f"descriptor sel has {len(sel)} entries, but type_map names "
-                             f"{self.ntypes} types")
-
-        if self.type_embedding_config is not None:
-            self.type_embedding = TypeEmbedding(
-                self.ntypes, **_pick(self.type_embedding_config, _TYPE_EMBEDDING_KEYS),
-                name="type_embedding")
-            tebd_dim = self.type_embedding.dim_out
+        self.settings = settings
+        self.type_map = list(settings.type_map)
+        self.ntypes = settings.ntypes
+        if settings.type_embedding is not None:
+            self.type_embedding = TypeEmbedding(self.ntypes, settings.type_embedding,
+                                                name="type_embedding")
         else:
             self.type_embedding = None
-            tebd_dim = 0
-        self.descriptor = DescriptorSeA(**_pick(self.descriptor_config, _DESCRIPTOR_KEYS),
-                                        tebd_dim=tebd_dim, name="descriptor")
-        self.fitting = EnergyFitting(self.ntypes, self.descriptor.dim_out,
-                                     **_pick(self.fitting_config, _FITTING_KEYS),
+        tebd_dim = settings.tebd_dim
+        self.descriptor = DescriptorSeA(settings.descriptor, tebd_dim=tebd_dim, name="descriptor")
+        self.fitting = EnergyFitting(settings.fitting, self.ntypes, self.descriptor.dim_out,
                                      tebd_dim=tebd_dim, name="fitting")
-
-    @classmethod
-    def from_config_dict(cls, model_cfg: dict) -> "EnergyModel":
-        """The model of a normalised `model` section (DeePMD-kit input script)."""
-        if "type_map" not in model_cfg or model_cfg["type_map"] is None:
-            raise ValueError("model.type_map is required")
-        return cls(model_cfg["type_map"], model_cfg["descriptor"], model_cfg["fitting_net"],
-                   model_cfg.get("type_embedding"))
 
     # -- weights ---------------------------------------------------------------------------
 
@@ -111,15 +64,14 @@ class EnergyModel(keras.layers.Layer):
         self.descriptor.build()
         self.fitting.build()
 
-    def set_statistics(self, davg, dstd, bias_atom_e, fparam_avg=None, fparam_istd=None,
-                       aparam_avg=None, aparam_istd=None) -> None:
-        """Assigns the non-trainable statistics: davg, dstd [ntypes, ndescrpt] (or per component
-        [ntypes, 4]), bias_atom_e [ntypes], fparam/aparam avg and inverse std."""
+    def set_statistics(self, stats: ModelStatistics) -> None:
+        """Assigns the non-trainable statistics of the data: davg, dstd, the energy bias and
+        the fparam/aparam normalisation."""
         if not self.built:
             self.build()
-        self.descriptor.set_statistics(davg, dstd)
-        self.fitting.set_statistics(bias_atom_e, fparam_avg, fparam_istd, aparam_avg,
-                                    aparam_istd)
+        self.descriptor.set_statistics(stats.davg, stats.dstd)
+        self.fitting.set_statistics(stats.bias_atom_e, stats.fparam_avg, stats.fparam_istd,
+                                    stats.aparam_avg, stats.aparam_istd)
 
     def graph_variables(self) -> dict:
         """Every variable under its DeePMD-kit v2.2.5 graph name (`type_embed_net/matrix_1`,
@@ -173,11 +125,4 @@ class EnergyModel(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "type_map": list(self.type_map),
-            "descriptor": dict(self.descriptor_config),
-            "fitting_net": dict(self.fitting_config),
-            "type_embedding": None if self.type_embedding_config is None else dict(
-                self.type_embedding_config),
-        }
+        return {"name": self.name, "settings": self.settings}

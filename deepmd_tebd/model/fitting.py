@@ -16,12 +16,11 @@ with type embedding to every atom as soon as atom_ener is non-empty (DeePMD-kit'
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
-
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ..config.objects import FittingConfig
 from ..precision import ENERGY_DTYPE, dtype_of
 from .network import MLP
 
@@ -34,9 +33,9 @@ _INTERFACE_DTYPE = dtype_of("default")
 class EnergyFitting(keras.layers.Layer):
     """Energy fitting layer.
 
-    ntypes: number of types; dim_descrpt: width of the descriptor (M1*M2); tebd_dim: width of the
-    type embedding (0: one net per type); other arguments as in the input script's `fitting_net`
-    section (trainable: a bool or len(neuron)+1 bools).
+    settings: the `fitting_net` section (trainable: a bool or len(neuron)+1 bools); ntypes:
+    number of types; dim_descrpt: width of the descriptor (M1*M2); tebd_dim: width of the type
+    embedding (0: one net per type).
 
     Non-trainable variables: bias_atom_e [ntypes] (`fitting_attr/t_bias_atom_e`), and with
     numb_fparam / numb_aparam > 0 fparam_avg, fparam_istd / aparam_avg, aparam_istd.
@@ -46,65 +45,43 @@ class EnergyFitting(keras.layers.Layer):
     aparam [nf, nloc*numb_aparam] or None) -> atomic energies [nf, nloc] (float64).
     """
 
-    def __init__(
-        self,
-        ntypes: int,
-        dim_descrpt: int,
-        neuron: Sequence[int] = (120, 120, 120),
-        resnet_dt: bool = True,
-        activation_function: Optional[str] = "tanh",
-        precision: str = "default",
-        trainable: Union[bool, Sequence[bool]] = True,
-        seed: Optional[int] = None,
-        numb_fparam: int = 0,
-        numb_aparam: int = 0,
-        atom_ener: Sequence[Optional[float]] = (),
-        tebd_dim: int = 0,
-        name: str = "fitting",
-        **kwargs,
-    ):
+    def __init__(self, settings: FittingConfig, ntypes: int, dim_descrpt: int,
+                 tebd_dim: int = 0, name: str = "fitting", **kwargs):
         kwargs.pop("dtype", None)
-        layer_trainable = trainable if isinstance(trainable, (list, tuple)) else [trainable]
-        super().__init__(name=name, dtype=dtype_of(precision).name,
-                         trainable=any(bool(t) for t in layer_trainable), **kwargs)
+        trainable = settings.trainable
+        layer_trainable = trainable if isinstance(trainable, tuple) else (trainable,)
+        super().__init__(name=name, dtype=dtype_of(settings.precision).name,
+                         trainable=any(layer_trainable), **kwargs)
+        self.settings = settings
         self.ntypes = int(ntypes)
         self.dim_descrpt = int(dim_descrpt)
-        self.neuron = [int(n) for n in neuron]
-        self.resnet_dt = bool(resnet_dt)
-        self.activation_function = activation_function
-        self.precision = precision
-        self._trainable_arg = list(trainable) if isinstance(trainable, (list, tuple)) else bool(
-            trainable)
-        self.seed = seed
-        self.numb_fparam = int(numb_fparam)
-        self.numb_aparam = int(numb_aparam)
-        self.atom_ener = [None if e is None else float(e) for e in (atom_ener or [])]
-        if len(self.atom_ener) > self.ntypes:
-            raise ValueError(f"atom_ener has {len(self.atom_ener)} entries for {self.ntypes} types")
+        self.numb_fparam = settings.numb_fparam
+        self.numb_aparam = settings.numb_aparam
+        self.atom_ener = settings.atom_ener
         self.tebd_dim = int(tebd_dim)
-        if isinstance(trainable, (list, tuple)) and len(trainable) != len(self.neuron) + 1:
-            raise ValueError(f"fitting_net trainable must have len(neuron) + 1 = "
-                             f"{len(self.neuron) + 1} entries; got {len(trainable)}")
 
         nets_count = 1 if self.tebd_dim > 0 else self.ntypes
         # the seed runs on across the per-type nets: 3 per layer, final layer included
-        shift = 3 * (len(self.neuron) + 1)
+        shift = 3 * (len(settings.neuron) + 1)
         self._net_names: list[str] = []
         for t in range(nets_count):
             suffix = "" if self.tebd_dim > 0 else f"_type_{t}"
             name_t = "fitting_net" + suffix
-            mlp = MLP(self.neuron, activation=activation_function, resnet_dt=resnet_dt,
-                      precision=precision, trainable=trainable,
-                      seed=None if seed is None else int(seed) + shift * t, kind="fitting",
-                      final_width=1, suffix=suffix, name=name_t)
+            mlp = MLP(settings.neuron, activation=settings.activation_function,
+                      resnet_dt=settings.resnet_dt, precision=settings.precision,
+                      trainable=list(trainable) if isinstance(trainable, tuple) else trainable,
+                      seed=None if settings.seed is None else int(settings.seed) + shift * t,
+                      kind="fitting", final_width=1, suffix=suffix, name=name_t)
             setattr(self, name_t, mlp)
             self._net_names.append(name_t)
 
     @property
     def input_width(self) -> int:
+        """Width of the net input: descriptor, type embedding, fparam, aparam."""
         return self.dim_descrpt + self.tebd_dim + self.numb_fparam + self.numb_aparam
 
     def nets(self) -> list[MLP]:
+        """The fitting nets: one with type embedding, else one per type."""
         return [getattr(self, name) for name in self._net_names]
 
     # -- weights ---------------------------------------------------------------------------
@@ -127,16 +104,13 @@ class EnergyFitting(keras.layers.Layer):
 
     def set_statistics(self, bias_atom_e, fparam_avg=None, fparam_istd=None, aparam_avg=None,
                        aparam_istd=None) -> None:
-        """Assigns the energy bias [ntypes] (entries with an atom_ener value are replaced by that
-        value) and the fparam/aparam normalisation (avg and inverse std)."""
+        """Assigns the energy bias [ntypes] (with the atom_ener values already in it, see
+        `data/stats.py`) and the fparam/aparam normalisation (avg and inverse std)."""
         if not self.built:
             self.build()
         bias = np.array(bias_atom_e, dtype=np.float64).reshape(-1)
         if bias.shape != (self.ntypes,):
             raise ValueError(f"bias_atom_e must have {self.ntypes} entries; got {bias.shape}")
-        for t, value in enumerate(self.atom_ener):
-            if value is not None:
-                bias[t] = value
         self.bias_atom_e.assign(bias)
         for kind, n, avg, istd in (("fparam", self.numb_fparam, fparam_avg, fparam_istd),
                                    ("aparam", self.numb_aparam, aparam_avg, aparam_istd)):
@@ -151,6 +125,7 @@ class EnergyFitting(keras.layers.Layer):
                 getattr(self, f"{kind}_{what}").assign(value)
 
     def graph_variables(self) -> dict:
+        """Every variable under its DeePMD-kit graph name."""
         names = {"fitting_attr/t_bias_atom_e": self.bias_atom_e}
         for kind in ("fparam", "aparam"):
             if getattr(self, f"numb_{kind}") > 0:
@@ -218,21 +193,8 @@ class EnergyFitting(keras.layers.Layer):
         return (atom_e + bias) * real
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "ntypes": self.ntypes,
-            "dim_descrpt": self.dim_descrpt,
-            "neuron": list(self.neuron),
-            "resnet_dt": self.resnet_dt,
-            "activation_function": self.activation_function,
-            "precision": self.precision,
-            "trainable": self._trainable_arg,
-            "seed": self.seed,
-            "numb_fparam": self.numb_fparam,
-            "numb_aparam": self.numb_aparam,
-            "atom_ener": list(self.atom_ener),
-            "tebd_dim": self.tebd_dim,
-        }
+        return {"name": self.name, "settings": self.settings, "ntypes": self.ntypes,
+                "dim_descrpt": self.dim_descrpt, "tebd_dim": self.tebd_dim}
 
 
 def slice_atoms(x, start, count):

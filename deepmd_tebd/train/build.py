@@ -1,11 +1,11 @@
-"""Objects of a training run from the normalised script: data, statistics, model, trainer."""
+"""Objects of a training run from the typed settings: data, statistics, model, trainer."""
 from __future__ import annotations
 
 import logging
 
+from ..config.objects import Config
 from ..data.data_system import DataSystem
-from ..data.stats import (collect_stat_batches, compute_aparam_stats, compute_descriptor_stats,
-                          compute_energy_bias, compute_fparam_stats)
+from ..data.stats import collect_stat_batches, compute_model_statistics
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from ..model import EnergyModel
@@ -14,46 +14,34 @@ from .trainer import Trainer
 log = logging.getLogger("deepmd_tebd")
 
 
-def build_trainer(config: dict, restart: str | None = None, init_model: str | None = None,
+def build_trainer(config: Config, restart: str | None = None, init_model: str | None = None,
                   min_nbor_dist: float | None = None) -> Trainer:
-    model_cfg, training = config["model"], config["training"]
-    type_map = model_cfg["type_map"]
-    fitting = model_cfg["fitting_net"]
-    lr = ExpDecayLR.from_config(config["learning_rate"], training["numb_steps"])
-    loss = EnergyLoss(config.get("loss"), lr.start_lr)
+    """The trainer of `config` (sel resolved): from scratch with the data statistics, or with
+    the weights and statistics of a checkpoint (restart: also its step and optimizer state)."""
+    model_settings, training = config.model, config.training
+    type_map = list(model_settings.type_map)
+    fitting = model_settings.fitting
+    lr = ExpDecayLR.from_config(config.learning_rate, training.numb_steps)
+    loss = EnergyLoss(config.loss, lr.start_lr)
     labels = loss.labels
     # labels of the active loss terms must exist (a missing force.npy is an error, not a
     # silently disabled force term)
-    data_args = dict(labels=labels, required=labels, numb_fparam=fitting["numb_fparam"],
-                     numb_aparam=fitting["numb_aparam"])
-    train_data = DataSystem.from_config(training["training_data"], type_map,
-                                        seed=training.get("seed"), **data_args)
+    data_args = dict(labels=labels, required=labels, numb_fparam=fitting.numb_fparam,
+                     numb_aparam=fitting.numb_aparam)
+    train_data = DataSystem.from_config(training.training_data, type_map, seed=training.seed,
+                                        **data_args)
     train_data.log_summary("training")
     valid_data = None
-    if training["validation_data"] is not None:
-        valid_data = DataSystem.from_config(training["validation_data"], type_map,
+    if training.validation_data is not None:
+        valid_data = DataSystem.from_config(training.validation_data, type_map,
                                             rng=train_data.rng, **data_args)
         valid_data.log_summary("validation")
 
-    model = EnergyModel.from_config_dict(model_cfg)
+    model = EnergyModel(model_settings)
     if restart is None and init_model is None:
         log.info("data stating... (this step may take long time)")
-        stat_batches = collect_stat_batches(train_data, model_cfg["data_stat_nbatch"])
-        descriptor = model_cfg["descriptor"]
-        davg, dstd = compute_descriptor_stats(stat_batches, len(type_map), descriptor["sel"],
-                                              descriptor["rcut"], descriptor["rcut_smth"],
-                                              descriptor["set_davg_zero"])
-        bias = compute_energy_bias(stat_batches, len(type_map), fitting["rcond"],
-                                   fitting["atom_ener"] or None)
-        params = {}
-        protect = model_cfg["data_stat_protect"]
-        if fitting["numb_fparam"] > 0:
-            params["fparam_avg"], params["fparam_istd"] = compute_fparam_stats(
-                stat_batches, fitting["numb_fparam"], protect)
-        if fitting["numb_aparam"] > 0:
-            params["aparam_avg"], params["aparam_istd"] = compute_aparam_stats(
-                stat_batches, fitting["numb_aparam"], protect)
-        model.set_statistics(davg=davg, dstd=dstd, bias_atom_e=bias, **params)
+        stat_batches = collect_stat_batches(train_data, model_settings.data_stat_nbatch)
+        model.set_statistics(compute_model_statistics(stat_batches, model_settings))
         log.info("initialize model from scratch")
     else:
         model.build()
@@ -63,4 +51,3 @@ def build_trainer(config: dict, restart: str | None = None, init_model: str | No
     elif init_model is not None:
         trainer.init_model(init_model)
     return trainer
-

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from ..config.objects import Config
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from .adam import Adam
@@ -45,9 +46,9 @@ class TrainingAttributes(tf.Module):
     with every checkpoint (`train_attr/training_script`, `train_attr/min_nbor_dist` of a frozen
     model)."""
 
-    def __init__(self, config: dict, min_nbor_dist: float | None = None):
+    def __init__(self, script: dict, min_nbor_dist: float | None = None):
         super().__init__(name="train_attr")
-        self.training_script = tf.Variable(json.dumps(config, separators=(",", ":")),
+        self.training_script = tf.Variable(json.dumps(script, separators=(",", ":")),
                                            dtype=tf.string, trainable=False,
                                            name="training_script")
         self.min_nbor_dist = tf.Variable(-1.0 if min_nbor_dist is None else float(min_nbor_dist),
@@ -59,16 +60,16 @@ class Trainer:
 
     model: an EnergyModel whose variables exist and whose statistics are set; train_data /
     valid_data: DataSystem objects (valid_data may be None); lr, loss: the schedule and the loss;
-    config: the normalised script."""
+    config: the settings (config/objects.py), whose script the checkpoints keep."""
 
-    def __init__(self, config: dict, model, train_data, valid_data, lr: ExpDecayLR,
+    def __init__(self, config: Config, model, train_data, valid_data, lr: ExpDecayLR,
                  loss: EnergyLoss, min_nbor_dist: float | None = None):
-        training = config["training"]
+        training = config.training
         self.training = training
         self.model = model
         self.train_data = train_data
         self.valid_data = valid_data
-        self.numb_btch = training["validation_data"]["numb_btch"] if valid_data else 0
+        self.numb_btch = training.validation_data.numb_btch if valid_data else 0
         self.lr = lr
         self.loss = loss
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -78,22 +79,22 @@ class Trainer:
         self.data_state = tf.Variable("", dtype=tf.string, trainable=False, name="data_state")
         # what `dp freeze` needs besides the weights: the script that builds the model, and the
         # training data's minimal neighbour distance (-1: not computed)
-        self.attrs = TrainingAttributes(config, min_nbor_dist)
-        self.checkpointer = Checkpointer(training["save_ckpt"], training["max_ckpt_keep"],
+        self.attrs = TrainingAttributes(config.script, min_nbor_dist)
+        self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep,
                                          model=model, optimizer=self.optimizer, step=self.step,
                                          data_state=self.data_state, attrs=self.attrs)
         self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
                                                     self.step, self.loss.labels)
         self._signal = None
         self.summary = None
-        if training["tensorboard"]:
+        if training.tensorboard:
             try:
                 import tensorboard  # noqa: F401  (tf.summary writes through it)
             except ImportError:
                 raise RuntimeError("training/tensorboard is true, but the tensorboard package "
                                    "is not installed: pip install tensorboard (or the "
                                    "package's [tensorboard] extra)") from None
-            self.summary = tf.summary.create_file_writer(training["tensorboard_log_dir"])
+            self.summary = tf.summary.create_file_writer(training.tensorboard_log_dir)
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
@@ -112,6 +113,7 @@ class Trainer:
         log.info(f"restart from checkpoint {prefix} at step {int(self.step)}")
 
     def _sampling(self) -> dict:
+        """The data sampling state now: cheap snapshots, serialised only by `_save`."""
         return {"train": self.train_data.get_state(),
                 "valid": self.valid_data.get_state() if self.valid_data else None}
 
@@ -122,7 +124,8 @@ class Trainer:
 
     def _save(self, step: int, sampling: dict) -> None:
         """A checkpoint of this step; `sampling`: the data sampling state a restart starts from."""
-        self.data_state.assign(json.dumps(sampling))
+        self.data_state.assign(json.dumps({name: None if state is None else state.to_json()
+                                           for name, state in sampling.items()}))
         self.checkpointer.save(step)
 
     def init_model(self, prefix: str) -> None:
@@ -167,14 +170,14 @@ class Trainer:
 
     def run(self, restarted: bool = False) -> None:
         training = self.training
-        numb_steps = training["numb_steps"]
-        disp_freq, save_freq = training["disp_freq"], training["save_freq"]
-        displaying = training["disp_training"]
+        numb_steps = training.numb_steps
+        disp_freq, save_freq = training.disp_freq, training.save_freq
+        displaying = training.disp_training
         start = int(self.step)
         log.info("start training at lr %.2e (== %.2e), decay_step %d, decay_rate %f, final lr "
                  "will be %.2e", self.lr.value(start), self.lr.value(start), self.lr.decay_steps,
                  self.lr.decay_rate, self.lr.value(numb_steps))
-        lcurve = (LearningCurve(training["disp_file"], self.loss.error_names,
+        lcurve = (LearningCurve(training.disp_file, self.loss.error_names,
                                 self.valid_data is not None, restarted) if displaying else None)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -187,7 +190,7 @@ class Trainer:
                 lcurve.close()
 
     def _loop(self, lcurve, start, numb_steps, disp_freq, save_freq, displaying, restarted):
-        # The data RNG is used in DeePMD-kit's order (SPEC 3.5): a fresh run drops one prefetched
+        # The data RNG is used in DeePMD-kit's order (deepmd/train/trainer.py: DPTrainer.train): a fresh run drops one prefetched
         # batch, then draws the first training batch and the step-0 validation batches; each
         # step draws the next batch before its display's validation batches. A checkpoint
         # keeps the sampling state from before its step's prefetch, so that a restarted run
@@ -219,7 +222,7 @@ class Trainer:
             interval_steps += 1
             before_next = self._sampling()
             next_batch = self._batch(self.train_data)
-            if self.summary is not None and step % self.training["tensorboard_freq"] == 0:
+            if self.summary is not None and step % self.training.tensorboard_freq == 0:
                 self._write_summary(step, batch)
             if displaying and step % disp_freq == 0:
                 t = time.perf_counter()
@@ -227,7 +230,7 @@ class Trainer:
                 test_time += time.perf_counter() - t
                 now = time.perf_counter()
                 rate = interval_steps / (now - last)
-                if self.training["time_training"]:
+                if self.training.time_training:
                     log.info("batch %7d training time %.2f s, testing time %.2f s, total wall "
                              "time %.2f s", step, train_time, test_time, now - wall0)
                 log.info("step %d/%d (%.1f%%), %.1f steps/s, ETA %s", step, numb_steps,
@@ -243,7 +246,7 @@ class Trainer:
             batch = next_batch
         if last_saved != step:
             self._save(step, before_next)
-        if self.training["time_training"] and step_times:
+        if self.training.time_training and step_times:
             skip = disp_freq if len(step_times) >= 2 * disp_freq else 0
             mean = float(np.mean(step_times[skip:]))
             if skip:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from deepmd_tebd.config import ConfigError, load_config
+from deepmd_tebd.config import ConfigError, load_settings
 from deepmd_tebd.config.against_data import check_against_data
 from deepmd_tebd.data.neighbor_stat import auto_sel, neighbor_stat
 from shared_paths import WATER, INPUTS
@@ -34,7 +34,7 @@ def write(workdir, mutate=None, name="input.json"):
 
 
 def problems_of(path, **kw):
-    config = load_config(path)
+    config = load_settings(path)
     with pytest.raises(ConfigError) as err:
         check_against_data(config, path, **kw)
     return [(p.path, p.message) for p in err.value.problems]
@@ -42,10 +42,11 @@ def problems_of(path, **kw):
 
 def test_example_passes_and_reports_min_neighbor_distance(workdir):
     path = write(workdir)
-    config = load_config(path)
-    min_dist = check_against_data(config, path)
+    config = load_settings(path)
+    checked, min_dist = check_against_data(config, path)
     assert 0.5 < min_dist < 1.5  # an O-H bond
-    assert config["model"]["descriptor"]["sel"] == [46, 92]
+    assert checked.model.descriptor.sel == (46, 92)
+    assert checked.script["model"]["descriptor"]["sel"] == [46, 92]
 
 
 @pytest.mark.parametrize("sel,factor", [("auto", 1.1), ("auto:1.5", 1.5)])
@@ -54,13 +55,13 @@ def test_auto_sel_resolved_from_training_data(workdir, sel, factor):
         d["model"]["descriptor"]["sel"] = sel
 
     path = write(workdir, set_sel)
-    config = load_config(path)
-    check_against_data(config, path)
+    config, _ = check_against_data(load_settings(path), path)
     _, max_size = neighbor_stat(["../data/data_0/", "../data/data_1/", "../data/data_2/"], 6.0,
                                 ["O", "H"])
-    assert config["model"]["descriptor"]["sel"] == auto_sel(max_size, factor)
+    assert config.script["model"]["descriptor"]["sel"] == auto_sel(max_size, factor)
+    assert config.model.descriptor.sel == tuple(auto_sel(max_size, factor))
     assert all(s % 4 == 0 and s >= m * factor - 4 for s, m in zip(
-        config["model"]["descriptor"]["sel"], max_size))
+        config.model.descriptor.sel, max_size))
 
 
 def test_type_map_shorter_than_data_types_is_refused_at_type_map(workdir):

@@ -229,6 +229,33 @@ def test_water_bias_is_the_minimum_norm_solution_for_equal_compositions():
     np.testing.assert_allclose(bias, np.mean(means) * n / np.dot(n, n), rtol=1e-10)
 
 
+@needs_water
+@pytest.mark.parametrize("set_davg_zero", [False, True])
+def test_model_statistics_apply_set_davg_zero_and_atom_ener_once(set_davg_zero):
+    from deepmd_tebd.config import build_config, normalize
+    from deepmd_tebd.data.stats import compute_model_statistics
+
+    script = {"model": {"type_map": ["O", "H"],
+                        "descriptor": {"type": "se_e2_a", "sel": [46, 92],
+                                       "set_davg_zero": set_davg_zero},
+                        "fitting_net": {"atom_ener": [-90.0, None]}},
+              "learning_rate": {"type": "exp"},
+              "training": {"training_data": {"systems": ["unused"]}, "numb_steps": 1}}
+    settings = build_config(normalize(script, "stats.json")).model
+    data = DataSystem([WATER / f"data_{k}" for k in range(2)], 1, ["O", "H"], seed=2,
+                      labels=["energy"])
+    stat = collect_stat_batches(data, 2)
+    stats = compute_model_statistics(stat, settings)
+    davg, dstd = compute_descriptor_stats(stat, 2, [46, 92], 6.0, 0.5)
+    np.testing.assert_array_equal(stats.davg, np.zeros_like(davg) if set_davg_zero else davg)
+    np.testing.assert_array_equal(stats.dstd, dstd)
+    assert davg.any()
+    assert stats.bias_atom_e[0] == -90.0
+    np.testing.assert_array_equal(stats.bias_atom_e,
+                                  compute_energy_bias(stat, 2, None, [-90.0, None]))
+    assert stats.fparam_avg is None and stats.aparam_avg is None
+
+
 # --------------------------------------------------------------------------------------------
 # DeePMD-kit 3.2 on the same frames
 

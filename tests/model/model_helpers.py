@@ -3,6 +3,9 @@ random statistics, batched evaluation of many frames of one system, finite diffe
 NumPy evaluation of an MLP from its weights."""
 import numpy as np
 
+from deepmd_tebd.config import build_config, normalize
+from deepmd_tebd.data.stats import (ModelStatistics, descriptor_stats_from_sums,
+                                   energy_bias_from_means)
 from deepmd_tebd.model import EnergyModel
 from reference.env_mat import max_neighbors_per_type, random_system
 
@@ -43,16 +46,44 @@ def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=
     return cfg
 
 
+def model_settings(cfg):
+    """The typed settings (config.objects.ModelConfig) of a `model` section, through the one
+    normalisation and conversion a script goes through."""
+    script = {"model": cfg, "learning_rate": {"type": "exp"},
+              "training": {"training_data": {"systems": ["unused"]}, "numb_steps": 1}}
+    return build_config(normalize(script, "model_config")).model
+
+
+def descriptor_settings(sel, **kwargs):
+    """The descriptor settings of `model_config(sel, **kwargs)`."""
+    return model_settings(model_config(sel, **kwargs)).descriptor
+
+
+def fitting_settings(ntypes, **kwargs):
+    """The fitting settings of `model_config` with ntypes types and `kwargs`."""
+    return model_settings(model_config([1] * ntypes, **kwargs)).fitting
+
+
 def random_statistics(model, seed=0):
     """davg/dstd per centre type shaped as the statistics are: davg (d_r, 0, 0, 0), dstd
     (s_r, s_a, s_a, s_a), tiled over the slots (so that the energy depends neither on the order of
-    equidistant neighbours nor on the orientation); random bias."""
+    equidistant neighbours nor on the orientation); the energy bias fitted to random systems
+    (with the model's atom_ener values)."""
     rng = np.random.default_rng(seed)
     ntypes = model.ntypes
-    davg = np.zeros((ntypes, 4))
-    davg[:, 0] = rng.normal(0.0, 0.05, ntypes)
-    dstd = np.repeat(rng.uniform(0.5, 1.5, (ntypes, 2)), [1, 3], axis=1)
-    bias = rng.normal(0.0, 1.0, ntypes)
+    # davg/dstd as the statistics make them (set_davg_zero applied there), from sums of n rows
+    # with random means of s and spreads of s and of the angular components
+    n = 100.0
+    mean = rng.normal(0.0, 0.05, ntypes)
+    spread_r, spread_a = rng.uniform(0.5, 1.5, (2, ntypes))
+    sums = np.column_stack([mean * n, n * (spread_r ** 2 + mean ** 2), np.zeros(ntypes),
+                            n * spread_a ** 2, np.full(ntypes, n)])
+    davg, dstd = descriptor_stats_from_sums(sums, model.descriptor.nnei, RCUT,
+                                            model.settings.descriptor.set_davg_zero)
+    # the bias as the statistics make it: least squares over random systems, atom_ener given
+    counts = rng.integers(1, 10, size=(ntypes + 2, ntypes))
+    energies = counts @ rng.normal(0.0, 1.0, ntypes)
+    bias = energy_bias_from_means(energies, counts, None, model.fitting.atom_ener)
     fit = model.fitting
     extra = {}
     if fit.numb_fparam:
@@ -61,7 +92,7 @@ def random_statistics(model, seed=0):
     if fit.numb_aparam:
         extra["aparam_avg"] = rng.normal(size=fit.numb_aparam)
         extra["aparam_istd"] = rng.uniform(0.5, 2.0, fit.numb_aparam)
-    model.set_statistics(davg, dstd, bias, **extra)
+    model.set_statistics(ModelStatistics(davg, dstd, bias, **extra))
 
 
 class Frame:
@@ -115,7 +146,8 @@ class Frame:
 
 
 def build_model(cfg, stats_seed=0):
-    model = EnergyModel.from_config_dict(cfg)
+    """The model of a `model` section, built, with random statistics."""
+    model = EnergyModel(model_settings(cfg))
     model.build()
     random_statistics(model, stats_seed)
     return model

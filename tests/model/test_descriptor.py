@@ -6,7 +6,10 @@ import tensorflow as tf
 
 from deepmd_tebd.model import DescriptorSeA
 from deepmd_tebd.model.descriptor import exclusion_mask, slot_types
-from model_helpers import Frame, build_model, model_config, numpy_mlp
+from deepmd_tebd.model.embedding_blocks import live_counts
+from deepmd_tebd.config import ConfigError
+from model_helpers import (Frame, build_model, descriptor_settings, model_config, model_settings,
+                           numpy_mlp)
 
 
 def numpy_descriptor(model, frame, rmat):
@@ -67,10 +70,11 @@ def test_layer_call_gives_the_model_descriptor_and_env_mat():
 
 
 def test_embedding_input_width_with_and_without_centre_type():
-    common = dict(sel=[3, 5], neuron=[4, 8], axis_neuron=2)
-    assert DescriptorSeA(**common, type_one_side=True, tebd_dim=6).embedding_input_width == 7
-    assert DescriptorSeA(**common, type_one_side=False, tebd_dim=6).embedding_input_width == 13
-    assert DescriptorSeA(**common, type_one_side=False).embedding_input_width == 1
+    one_side = descriptor_settings([3, 5], neuron=[4, 8], axis_neuron=2, type_one_side=True)
+    two_side = descriptor_settings([3, 5], neuron=[4, 8], axis_neuron=2, type_one_side=False)
+    assert DescriptorSeA(one_side, tebd_dim=6).embedding_input_width == 7
+    assert DescriptorSeA(two_side, tebd_dim=6).embedding_input_width == 13
+    assert DescriptorSeA(two_side).embedding_input_width == 1
 
 
 def test_exclusion_mask_is_symmetric_and_per_slot_block():
@@ -99,38 +103,42 @@ def test_excluded_types_do_not_see_each_other(tebd, type_one_side):
 
 
 def test_per_type_nets_without_type_embedding_skip_excluded_pairs():
-    desc = DescriptorSeA(sel=[2, 2, 2], neuron=[4], axis_neuron=2, type_one_side=False,
-                         exclude_types=[[0, 1]])
+    desc = DescriptorSeA(descriptor_settings([2, 2, 2], neuron=[4], axis_neuron=2,
+                                             type_one_side=False, exclude_types=[[0, 1]]))
     names = {net.name for net in desc.nets()}
     assert "filter_type_0_1" not in names and "filter_type_1_0" not in names
     assert len(names) == 7
 
 
 def test_statistics_are_non_trainable_and_tiled_per_component():
-    desc = DescriptorSeA(sel=[2, 3], neuron=[4], axis_neuron=2, tebd_dim=2)
+    desc = DescriptorSeA(descriptor_settings([2, 3], neuron=[4], axis_neuron=2), tebd_dim=2)
     desc.build()
     assert {v.name for v in desc.non_trainable_variables} == {"t_avg", "t_std"}
     desc.set_statistics([[1, 0, 0, 0], [2, 0, 0, 0]], [[3, 4, 4, 4], [5, 6, 6, 6]])
     assert desc.davg.shape == (2, 20)
     np.testing.assert_array_equal(desc.davg.numpy()[1, 4:8], [2, 0, 0, 0])
     np.testing.assert_array_equal(desc.dstd.numpy()[0, -4:], [3, 4, 4, 4])
-    zero = DescriptorSeA(sel=[2, 3], neuron=[4], axis_neuron=2, set_davg_zero=True)
-    zero.set_statistics(np.ones((2, 20)), np.ones((2, 20)))
-    assert not zero.davg.numpy().any()
     with pytest.raises(ValueError, match="davg must have shape"):
         desc.set_statistics(np.ones((2, 7)), np.ones((2, 20)))
 
 
-@pytest.mark.parametrize("kwargs, message", [
+@pytest.mark.parametrize("change, message", [
     (dict(rcut=3.0, rcut_smth=4.0), "rcut_smth"),
     (dict(axis_neuron=9), "axis_neuron"),
     (dict(exclude_types=[[0, 5]]), "exclude_types"),
 ])
-def test_inconsistent_descriptor_arguments_are_rejected(kwargs, message):
-    args = dict(sel=[2, 3], neuron=[4, 8], axis_neuron=2)
-    args.update(kwargs)
-    with pytest.raises(ValueError, match=message):
-        DescriptorSeA(**args)
+def test_inconsistent_descriptor_settings_are_rejected(change, message):
+    cfg = model_config([2, 3], neuron=[4, 8], axis_neuron=2)
+    cfg["descriptor"].update(change)
+    with pytest.raises(ConfigError, match=message):
+        model_settings(cfg)
+
+
+def test_unresolved_sel_is_rejected_by_the_layer():
+    cfg = model_config([2, 3])
+    cfg["descriptor"]["sel"] = "auto"
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        DescriptorSeA(model_settings(cfg).descriptor)
 
 
 @pytest.mark.parametrize("type_one_side, neuron", [(True, (5, 10)), (False, (9, 18))])
@@ -171,7 +179,7 @@ def test_slots_empty_for_the_whole_batch_skip_the_nets_without_changing_d_or_its
             total = tf.reduce_sum(tf.sin(d))
         return d.numpy(), tape.gradient(total, rmat).numpy().reshape(frame.nat, desc.nnei, 4)
 
-    live = [int(c) for c in desc._live_counts(nlist)]
+    live = [int(c) for c in live_counts(nlist, desc.sel, desc._offsets)]
     assert all(c < s for c, s in zip(live, desc.sel))
     d_all, g_all = d_and_grad(False)
     d_live, g_live = d_and_grad(True)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from deepmd_tebd.model import EnergyFitting
-from model_helpers import Frame, build_model, model_config
+from deepmd_tebd.config import ConfigError
+from model_helpers import Frame, build_model, fitting_settings, model_config, model_settings
 
 
 def isolated_atoms(ntypes=2, per_type=2, spacing=10.0):
@@ -64,7 +65,8 @@ def test_fparam_and_aparam_enter_normalised(tebd):
 
 
 def test_statistics_are_non_trainable():
-    fit = EnergyFitting(2, 8, neuron=[4], numb_fparam=1, numb_aparam=3, tebd_dim=2)
+    fit = EnergyFitting(fitting_settings(2, fitting=[4], numb_fparam=1, numb_aparam=3), 2, 8,
+                        tebd_dim=2)
     fit.build()
     assert {v.name for v in fit.non_trainable_variables} == {
         "t_bias_atom_e", "t_fparam_avg", "t_fparam_istd", "t_aparam_avg", "t_aparam_istd"}
@@ -74,7 +76,7 @@ def test_statistics_are_non_trainable():
 
 
 def test_one_net_per_type_without_type_embedding():
-    fit = EnergyFitting(3, 8, neuron=[4, 4])
+    fit = EnergyFitting(fitting_settings(3, fitting=[4, 4]), 3, 8)
     assert [n.name for n in fit.nets()] == ["fitting_net_type_0", "fitting_net_type_1",
                                            "fitting_net_type_2"]
     fit.build()
@@ -83,6 +85,10 @@ def test_one_net_per_type_without_type_embedding():
 
 
 def test_trainable_list_must_cover_every_layer():
-    EnergyFitting(2, 8, neuron=[4, 4], trainable=[True, False, True])
-    with pytest.raises(ValueError, match="len\\(neuron\\) \\+ 1 = 3"):
-        EnergyFitting(2, 8, neuron=[4, 4], trainable=[True, False])
+    cfg = model_config([2, 2], fitting=[4, 4])
+    cfg["fitting_net"]["trainable"] = [True, False, True]
+    EnergyFitting(model_settings(cfg).fitting, 2, 8)
+    cfg["fitting_net"]["trainable"] = [True, False]
+    with pytest.raises(ConfigError, match="expected 3 entries \\(one per hidden layer and the "
+                                          "output layer\\)"):
+        model_settings(cfg)

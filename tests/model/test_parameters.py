@@ -6,13 +6,15 @@ import pytest
 import tensorflow as tf
 
 from deepmd_tebd.model import EnergyModel, count_parameters
-from model_helpers import Frame, build_model, model_config
+from deepmd_tebd.config import ConfigError
+from deepmd_tebd.data.stats import ModelStatistics
+from model_helpers import Frame, build_model, model_config, model_settings
 
 
 def parameter_counts(ntypes, tebd, type_one_side):
     cfg = model_config([4] * ntypes, tebd=tebd, type_one_side=type_one_side, neuron=(8, 16),
                        axis_neuron=4, fitting=(16, 16))
-    model = EnergyModel.from_config_dict(cfg)
+    model = EnergyModel(model_settings(cfg))
     model.build()
     return {
         "embedding": count_parameters(sum((n.trainable_variables
@@ -59,7 +61,7 @@ def test_checkpoint_holds_every_variable(tmp_path):
     assert len(saved) == len(model.variables)
     cfg["descriptor"]["seed"] = cfg["fitting_net"]["seed"] = None
     cfg["type_embedding"]["seed"] = None
-    fresh = EnergyModel.from_config_dict(cfg)
+    fresh = EnergyModel(model_settings(cfg))
     fresh.build()
     tf.train.Checkpoint(model=fresh).read(path).assert_existing_objects_matched()
     np.testing.assert_array_equal(frame.evaluate(fresh)["energy"],
@@ -71,23 +73,34 @@ def test_model_rebuilds_from_its_config():
     model = build_model(model_config(frame.sel(), tebd=True))
     again = EnergyModel.from_config(model.get_config())
     again.build()
-    again.set_statistics(model.descriptor.davg.numpy(), model.descriptor.dstd.numpy(),
-                         model.fitting.bias_atom_e.numpy())
+    again.set_statistics(ModelStatistics(model.descriptor.davg.numpy(),
+                                         model.descriptor.dstd.numpy(),
+                                         model.fitting.bias_atom_e.numpy()))
     assert again.get_config() == model.get_config()
     np.testing.assert_array_equal(frame.evaluate(again)["energy"],
                                   frame.evaluate(model)["energy"])
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda c: c["descriptor"].update(type="se_e2_r"), "descriptor type"),
-    (lambda c: c["descriptor"].update(sel="auto"), "resolve 'auto'"),
-    (lambda c: c["descriptor"].update(sel=[4, 4, 4]), "sel has 3 entries"),
-    (lambda c: c["fitting_net"].update(type="dipole"), "fitting_net type"),
-    (lambda c: c["fitting_net"].update(activation_function="linear"), "valid activation"),
-    (lambda c: c["descriptor"].update(precision="float8"), "valid precision"),
+    (lambda c: c["descriptor"].update(type="se_e2_r"), "model/descriptor/type: .*not implemented"),
+    (lambda c: c["descriptor"].update(sel=[4, 4, 4]), "model/descriptor/sel: expected one entry "
+                                                      "per type"),
+    (lambda c: c["fitting_net"].update(type="dipole"), "model/fitting_net/type: .*not "
+                                                       "implemented"),
+    (lambda c: c["fitting_net"].update(activation_function="linear"),
+     "model/fitting_net/activation_function: expected one of"),
+    (lambda c: c["descriptor"].update(precision="float8"), "model/descriptor/precision: "
+                                                           "expected one of"),
 ])
 def test_unsupported_model_sections_are_rejected(change, message):
     cfg = model_config([4, 4])
     change(cfg)
-    with pytest.raises(ValueError, match=message):
-        EnergyModel.from_config_dict(cfg)
+    with pytest.raises(ConfigError, match=message):
+        model_settings(cfg)
+
+
+def test_model_with_unresolved_sel_is_rejected():
+    cfg = model_config([4, 4])
+    cfg["descriptor"]["sel"] = "auto"
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        EnergyModel(model_settings(cfg))

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 
-from deepmd_tebd.config import load_config
+from deepmd_tebd.config import build_config, load_config
 from deepmd_tebd.model import EnergyModel
 from model_helpers import Frame
 from shared_paths import INPUTS
@@ -18,7 +18,13 @@ pytestmark = pytest.mark.skipif(not (INPUTS.is_dir() and WATER.is_dir()),
 
 
 def model_section(script):
-    return load_config(INPUTS / script)["model"]
+    """The normalised script (a dict) of an example input."""
+    return load_config(INPUTS / script)
+
+
+def model_of(script):
+    """The model of a normalised script."""
+    return EnergyModel(build_config(script).model)
 
 
 def water_frame():
@@ -48,7 +54,7 @@ def run_and_check_directional_derivative(model, frame):
 
 
 def test_water_type_embedding_example_has_observed_shapes():
-    model = EnergyModel.from_config_dict(model_section("water_se_e2_a_tebd.json"))
+    model = model_of(model_section("water_se_e2_a_tebd.json"))
     got = shapes(model)
     assert got["type_embed_net/matrix_1"] == (2, 2)
     assert got["filter_type_all/matrix_1"] == (9, 25)  # 1 + te, type_one_side true
@@ -61,13 +67,13 @@ def test_water_type_embedding_example_has_observed_shapes():
 
 def test_water_type_embedding_two_side_embedding_input():
     section = copy.deepcopy(model_section("water_se_e2_a_tebd.json"))
-    section["descriptor"]["type_one_side"] = False
-    model = EnergyModel.from_config_dict(section)
+    section["model"]["descriptor"]["type_one_side"] = False
+    model = model_of(section)
     assert shapes(model)["filter_type_all/matrix_1"] == (17, 25)  # 1 + 2 te
 
 
 def test_water_per_type_example_has_observed_shapes():
-    model = EnergyModel.from_config_dict(model_section("water_se_e2_a.json"))
+    model = model_of(model_section("water_se_e2_a.json"))
     got = shapes(model)
     assert not any(name.startswith("type_embed_net") for name in got)
     assert got["filter_type_0/matrix_1_0"] == (1, 25)

@@ -9,7 +9,7 @@ import numpy as np
 from reference.deepmd_oracle import run_oracle_script
 from shared_paths import WATER, needs_water
 
-from deepmd_tebd.config.normalize import normalize
+from deepmd_tebd.config import build_config, normalize
 from deepmd_tebd.data.data_system import DataSystem
 from deepmd_tebd.train.build import build_trainer
 
@@ -51,7 +51,7 @@ DEEPMD_ORDER = textwrap.dedent("""
 
 
 def small_script():
-    return normalize({
+    return build_config(normalize({
         "model": {
             "type_map": ["O", "H"],
             "type_embedding": {"neuron": [2], "seed": 1},
@@ -69,7 +69,7 @@ def small_script():
                                 "numb_btch": NUMB_BTCH},
             "numb_steps": STEPS, "disp_freq": DISP, "save_freq": 1000, "seed": SEED,
         },
-    })
+    }))
 
 
 @needs_water

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from deepmd_tebd.config.objects import LearningRateConfig
 from deepmd_tebd.learning_rate import ExpDecayLR, loss_prefactor
 from reference.deepmd_oracle import require_oracle
 
@@ -29,7 +30,7 @@ def deepmd_schedule(start_lr, stop_lr, decay_steps, numb_steps, steps):
 @pytest.mark.parametrize("start,stop,decay,nsteps", CASES)
 def test_schedule_matches_deepmd(start, stop, decay, nsteps):
     steps = sorted({0, 1, decay - 1, decay, decay + 1, 3 * decay, nsteps // 2, nsteps - 1})
-    lr = ExpDecayLR.from_config({"start_lr": start, "stop_lr": stop, "decay_steps": decay},
+    lr = ExpDecayLR.from_config(LearningRateConfig(start, stop, decay, "linear"),
                                 nsteps)
     ours = np.array([lr.value(s) for s in steps])
     np.testing.assert_allclose(ours, deepmd_schedule(start, stop, decay, nsteps, steps),
@@ -37,7 +38,7 @@ def test_schedule_matches_deepmd(start, stop, decay, nsteps):
 
 
 def test_schedule_reaches_stop_lr_and_is_a_staircase():
-    lr = ExpDecayLR.from_config({"start_lr": 1e-3, "stop_lr": 3.51e-8, "decay_steps": 5000},
+    lr = ExpDecayLR.from_config(LearningRateConfig(1e-3, 3.51e-8, 5000, "linear"),
                                 1000000)
     assert lr.value(0) == 1e-3 and lr.value(4999) == 1e-3 and lr.value(5000) < 1e-3
     assert lr.value(1000000) == pytest.approx(3.51e-8, rel=1e-12)
@@ -46,7 +47,7 @@ def test_schedule_reaches_stop_lr_and_is_a_staircase():
 @pytest.mark.parametrize("nsteps,expected_decay", [(200, 200 // 100 + 1), (1000, 1000 // 100 + 1),
                                                    (20000, 100)])
 def test_long_decay_steps_replaced_by_deepmd_rule(nsteps, expected_decay):
-    lr = ExpDecayLR.from_config({"start_lr": 1e-3, "stop_lr": 1e-8, "decay_steps": 10 ** 7},
+    lr = ExpDecayLR.from_config(LearningRateConfig(1e-3, 1e-8, 10 ** 7, "linear"),
                                 nsteps)
     assert lr.decay_steps == expected_decay
     assert lr.value(nsteps) == pytest.approx(1e-8 * (1e-3 / 1e-8) ** (
@@ -54,7 +55,7 @@ def test_long_decay_steps_replaced_by_deepmd_rule(nsteps, expected_decay):
 
 
 def test_int_numpy_and_tensor_steps_agree():
-    lr = ExpDecayLR.from_config({"start_lr": 1e-3, "stop_lr": 1e-8, "decay_steps": 50}, 1000)
+    lr = ExpDecayLR.from_config(LearningRateConfig(1e-3, 1e-8, 50, "linear"), 1000)
     steps = np.arange(0, 1000, 37)
     as_int = np.array([lr.value(int(s)) for s in steps])
     np.testing.assert_allclose(lr.value(steps), as_int, rtol=1e-14)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from deepmd_tebd.config import ConfigError, build_config, normalize
 from deepmd_tebd.learning_rate import loss_prefactor
 from deepmd_tebd.loss import EnergyLoss
 
@@ -53,7 +54,7 @@ ALL_TERMS = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0,
 @pytest.mark.parametrize("lr", [1e-3, 3e-5])
 def test_loss_matches_formula(cfg, lr):
     pred, label = batch(np.random.default_rng(0))
-    loss = EnergyLoss(cfg, start_lr=1e-3)
+    loss = EnergyLoss(loss_settings(cfg), start_lr=1e-3)
     value, errors = loss(tf.constant(lr, tf.float64), pred, label, np.array([NATOMS, NATOMS, 2, 4]))
     expected, expected_errors = numpy_loss(cfg, lr, 1e-3, pred, label)
     assert float(value) == pytest.approx(expected, rel=1e-12)
@@ -64,17 +65,31 @@ def test_loss_matches_formula(cfg, lr):
 
 
 def test_inactive_terms_are_not_reported():
-    loss = EnergyLoss({"start_pref_v": 0, "limit_pref_v": 0}, start_lr=1e-3)
+    loss = EnergyLoss(loss_settings({"start_pref_v": 0, "limit_pref_v": 0}), start_lr=1e-3)
     assert loss.error_names == ["rmse", "rmse_e", "rmse_f"]
     assert loss.labels == ["energy", "force"]
 
 
 def test_missing_label_switches_its_term_off():
     pred, label = batch(np.random.default_rng(1), find=0.0)
-    value, _ = EnergyLoss(ALL_TERMS, 1e-3)(1e-3, pred, label, np.array([NATOMS, NATOMS, 6]))
+    value, _ = EnergyLoss(loss_settings(ALL_TERMS), 1e-3)(1e-3, pred, label, np.array([NATOMS, NATOMS, 6]))
     assert float(value) == 0.0
 
 
 def test_generalised_force_loss_is_refused():
-    with pytest.raises(ValueError, match="generalised-force"):
-        EnergyLoss({"start_pref_gf": 1.0}, 1e-3)
+    with pytest.raises(ConfigError, match="loss/start_pref_gf: the generalised-force loss"):
+        loss_settings({"start_pref_gf": 1.0, "numb_generalized_coord": 2})
+
+
+def test_atom_energy_coefficients_are_refused():
+    with pytest.raises(ConfigError, match="loss/enable_atom_ener_coeff"):
+        loss_settings({"enable_atom_ener_coeff": True})
+
+
+def loss_settings(section):
+    """The typed `loss` settings of a loss section (defaults filled by the normaliser)."""
+    script = {"model": {"type_map": ["A"], "descriptor": {"type": "se_e2_a"},
+                        "fitting_net": {}},
+              "learning_rate": {"type": "exp"}, "loss": {"type": "ener", **section},
+              "training": {"training_data": {"systems": ["unused"]}, "numb_steps": 1}}
+    return build_config(normalize(script, "loss.json")).loss
