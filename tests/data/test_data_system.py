@@ -1,6 +1,7 @@
 """Batches from several systems (deepmd_tebd/data/data_system.py): epochs over shuffled sets,
-set cycling, the skipped tail, batch-size rules, system probabilities, the one seeded RNG, labels
-with find_* flags, and the batch sequence of DeePMD-kit 3.2 on the water data."""
+set cycling, the skipped tail, per-system batch sizes, system draws, the one seeded RNG, labels
+with find_* flags, the sampling state of a restart, and the batch sequence of DeePMD-kit 3.2 on
+the water data. The rules alone are tested in test_sampling.py."""
 from __future__ import annotations
 
 import json
@@ -11,19 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepmd_tebd.data.data_system import (
-    DataRequirement,
-    DataSystem,
-    label_requirements,
-    make_data_rng,
-    resolve_batch_size,
-    system_probabilities,
-)
+from deepmd_tebd.data.data_system import DataSystem
+from deepmd_tebd.data.sampling import (DataRequirement, label_requirements, make_data_rng,
+                                       resolve_batch_size)
 from deepmd_tebd.data.system import DataError
 from reference.deepmd_oracle import run_oracle_script
 from shared_paths import WATER, needs_water
-
-
 
 
 def write_system(path: Path, atype, set_sizes, labels=("energy",), nopbc=False, type_map=None,
@@ -117,16 +111,6 @@ def test_numb_copy_repeats_frames_in_the_shuffle(tmp_path):
 # Batch sizes and probabilities
 
 
-@pytest.mark.parametrize("natoms", [1, 5, 8, 31, 33, 192])
-@pytest.mark.parametrize("rule", ["auto", "auto:32", "auto:100"])
-def test_auto_batch_size_gives_at_least_n_atoms_per_batch(rule, natoms):
-    target = int(rule.split(":")[1]) if ":" in rule else 32
-    (bs,) = resolve_batch_size(rule, [natoms])
-    # the smallest batch with at least `target` atoms
-    assert bs * natoms >= target and (bs - 1) * natoms < target
-    assert bs == -(-target // natoms)
-
-
 def test_list_batch_size_is_per_system(tmp_path):
     write_system(tmp_path / "a", [0, 1], [10])
     write_system(tmp_path / "b", [0, 1, 1], [10])
@@ -137,47 +121,6 @@ def test_list_batch_size_is_per_system(tmp_path):
     assert len(frame_ids(data.get_batch(1))) == 5
     with pytest.raises(DataError, match="one batch size per system"):
         DataSystem([tmp_path / "a", tmp_path / "b"], [2], seed=0)
-
-
-@pytest.mark.parametrize("bad", ["big", "auto:x", "auto:0", 0, -1, True, 2.5, "mixed:4"])
-def test_invalid_batch_size_is_refused(bad):
-    with pytest.raises(DataError, match="batch_size"):
-        resolve_batch_size(bad, [3, 4])
-
-
-def test_sys_size_probabilities_follow_batch_counts():
-    nbatches = [3, 1, 4]
-    np.testing.assert_allclose(system_probabilities(nbatches), np.array(nbatches) / 8)
-    np.testing.assert_allclose(system_probabilities(nbatches, auto_prob="prob_uniform"),
-                               [1 / 3] * 3)
-
-
-def test_block_probabilities_split_weights_then_batch_counts():
-    nbatches = [1, 3, 2, 2, 4]
-    probs = system_probabilities(nbatches, auto_prob="prob_sys_size;0:2:1;2:5:3")
-    expected = np.concatenate([0.25 * np.array([1, 3]) / 4, 0.75 * np.array([2, 2, 4]) / 8])
-    np.testing.assert_allclose(probs, expected)
-
-
-def test_negative_sys_probs_share_the_rest_by_batch_counts():
-    nbatches = [5, 1, 3, 7]
-    probs = system_probabilities(nbatches, sys_probs=[0.2, -1, -1, 0.4])
-    rest = 1 - 0.2 - 0.4
-    np.testing.assert_allclose(probs, [0.2, rest * 1 / 4, rest * 3 / 4, 0.4])
-    np.testing.assert_allclose(system_probabilities(nbatches, [0.25, 0.25, 0.25, 0.25]), 0.25)
-
-
-@pytest.mark.parametrize("sys_probs, style, message", [
-    (None, "prob_by_magic", "prob_by_magic"),
-    (None, "prob_sys_size;0:9:1", "0:9:1"),
-    (None, "prob_sys_size;0:1", "0:1"),
-    ([0.7, 0.6, -1], "prob_sys_size", "more than 1"),
-    ([0.2, 0.3, 0.1], "prob_sys_size", "less than 1"),
-    ([0.5, 0.5], "prob_sys_size", "2 entries for 3"),
-])
-def test_invalid_probabilities_are_refused(sys_probs, style, message):
-    with pytest.raises(DataError, match=message):
-        system_probabilities([1, 2, 3], sys_probs, style)
 
 
 def test_system_draws_follow_the_probabilities(tmp_path):
@@ -196,7 +139,8 @@ def test_system_draws_follow_the_probabilities(tmp_path):
 
 
 def replay(seed, systems_frames, batch_size, probs, ndraws):
-    """The frame sequence the rules of SPEC 3.3/3.5 give, replayed with a bare RandomState:
+    """The frame sequence DeePMD-kit's rules give (DeepmdDataSystem.get_batch_standard, then
+    DeepmdData.get_batch), replayed with a bare RandomState:
     draw the system, then (if the set is exhausted) shuffle its frames, single-set systems."""
     rng = np.random.RandomState(seed)
     order = [None] * len(systems_frames)
@@ -249,12 +193,6 @@ def test_validation_shares_the_training_random_state(tmp_path):
     assert len(batches) == 4 and all(len(frame_ids(b)) == 2 for b in batches)
     with pytest.raises(ValueError, match="seed or rng"):
         DataSystem([tmp_path / "a"], 2, seed=1, rng=rng)
-
-
-def test_seed_is_offset_by_rank_modulo_2_32():
-    a = make_data_rng(2 ** 32 - 1, rank=2).randint(1 << 30, size=4)
-    b = np.random.RandomState(1).randint(1 << 30, size=4)
-    np.testing.assert_array_equal(a, b)
 
 
 # --------------------------------------------------------------------------------------------
