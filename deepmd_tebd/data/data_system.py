@@ -39,12 +39,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .sampling import (DEFAULT_LABELS, DataRequirement, label_requirements, make_data_rng,
                        resolve_batch_size, system_probabilities)
 from .system import DataError, System, find_systems
+
+if TYPE_CHECKING:
+    from ..config.objects import DataConfig
 
 __all__ = ["DataSystem"]
 
@@ -233,12 +237,12 @@ class DataSystem:
                         break
 
     @classmethod
-    def from_config(cls, section: Mapping, type_map: Sequence[str] | None = None, **kwargs):
-        """From a normalised ``training_data``/``validation_data`` dict (``systems``,
-        ``batch_size``, ``auto_prob``, ``sys_probs``); keyword arguments as the constructor."""
-        return cls(section["systems"], section.get("batch_size", "auto"), type_map,
-                   sys_probs=section.get("sys_probs"),
-                   auto_prob=section.get("auto_prob", "prob_sys_size"), **kwargs)
+    def from_config(cls, config: DataConfig, type_map: Sequence[str] | None = None,
+                    **kwargs) -> "DataSystem":
+        """From the settings of a ``training_data``/``validation_data`` section (systems,
+        batch_size, auto_prob, sys_probs); keyword arguments as the constructor."""
+        return cls(config.systems, config.batch_size, type_map, sys_probs=config.sys_probs,
+                   auto_prob=config.auto_prob, **kwargs)
 
     def __repr__(self) -> str:
         return f"DataSystem({[str(p) for p in self.paths]}, batch_size={self.batch_size})"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from ..config.objects import build_config
 from ..data.data_system import DataSystem
 from ..data.stats import (collect_stat_batches, compute_aparam_stats, compute_descriptor_stats,
                           compute_energy_bias, compute_fparam_stats)
@@ -26,12 +27,13 @@ def build_trainer(config: dict, restart: str | None = None, init_model: str | No
     # silently disabled force term)
     data_args = dict(labels=labels, required=labels, numb_fparam=fitting["numb_fparam"],
                      numb_aparam=fitting["numb_aparam"])
-    train_data = DataSystem.from_config(training["training_data"], type_map,
+    data_config = build_config(config).training  # the data sections as DataConfig objects
+    train_data = DataSystem.from_config(data_config.training_data, type_map,
                                         seed=training.get("seed"), **data_args)
     train_data.log_summary("training")
     valid_data = None
-    if training["validation_data"] is not None:
-        valid_data = DataSystem.from_config(training["validation_data"], type_map,
+    if data_config.validation_data is not None:
+        valid_data = DataSystem.from_config(data_config.validation_data, type_map,
                                             rng=train_data.rng, **data_args)
         valid_data.log_summary("validation")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepmd_tebd.config.normalize import normalize
+from deepmd_tebd.config.objects import DataConfig, build_config
 from deepmd_tebd.data.data_system import DataSystem
 from deepmd_tebd.data.sampling import (DataRequirement, label_requirements, make_data_rng,
                                        resolve_batch_size)
@@ -379,15 +381,40 @@ def test_batch_sequence_matches_deepmd_kit(tmp_path, batch_size, auto_prob, sys_
                     batch[key].shape), err_msg=f"batch {i}, {key}")
 
 
-def test_from_config_reads_a_normalised_data_section(tmp_path):
+def test_from_config_takes_the_data_settings(tmp_path):
     write_system(tmp_path / "root/a", [0, 1], [4])
     write_system(tmp_path / "root/b", [0, 1, 1], [6], seed=1)
-    section = {"systems": str(tmp_path / "root"), "batch_size": "auto:4",
-               "auto_prob": "prob_uniform", "sys_probs": None, "set_prefix": "set"}
-    data = DataSystem.from_config(section, seed=0, labels=["energy"])
+    config = DataConfig(systems=str(tmp_path / "root"), batch_size="auto:4",
+                        auto_prob="prob_uniform", sys_probs=None, numb_btch=1)
+    data = DataSystem.from_config(config, seed=0, labels=["energy"])
     assert sorted(p.name for p in data.paths) == ["a", "b"]
     assert data.batch_size == resolve_batch_size("auto:4", data.natoms)
     np.testing.assert_array_equal(data.sys_probs, [0.5, 0.5])
+
+
+def test_settings_tuples_draw_the_batches_of_the_script_lists(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [5, 4])
+    write_system(tmp_path / "b", [0, 1, 1], [7], seed=1)
+    systems = [str(tmp_path / "a"), str(tmp_path / "b")]
+    script = normalize({
+        "model": {"type_map": ["O", "H"], "fitting_net": {},
+                  "descriptor": {"type": "se_e2_a", "sel": [4, 4], "rcut": 6.0,
+                                 "rcut_smth": 0.5}},
+        "learning_rate": {},
+        "training": {"training_data": {"systems": systems, "batch_size": [2, 3],
+                                       "sys_probs": [0.3, -1]},
+                     "numb_steps": 10}})
+    config = build_config(script).training.training_data
+    assert (config.systems, config.batch_size, config.sys_probs) == (tuple(systems), (2, 3),
+                                                                      (0.3, -1.0))
+    ours = DataSystem.from_config(config, ["O", "H"], seed=4, labels=["energy"])
+    lists = DataSystem(systems, [2, 3], ["O", "H"], seed=4, sys_probs=[0.3, -1],
+                       labels=["energy"])
+    assert ours.paths == lists.paths and ours.batch_size == lists.batch_size == [2, 3]
+    np.testing.assert_array_equal(ours.sys_probs, lists.sys_probs)
+    for _ in range(30):
+        a, b = ours.get_batch(), lists.get_batch()
+        assert (frame_ids(a), a["natoms_vec"].tolist()) == (frame_ids(b), b["natoms_vec"].tolist())
 
 
 def test_sampling_state_round_trip_continues_the_same_batches():

@@ -64,3 +64,12 @@ def test_seed_is_offset_by_rank_modulo_2_32():
     a = make_data_rng(2 ** 32 - 1, rank=2).randint(1 << 30, size=4)
     b = np.random.RandomState(1).randint(1 << 30, size=4)
     np.testing.assert_array_equal(a, b)
+
+
+def test_tuples_are_taken_as_lists():
+    # the settings objects (config/objects.py: DataConfig) hold tuples where the script has lists
+    assert resolve_batch_size((2, 5), [3, 4]) == resolve_batch_size([2, 5], [3, 4]) == [2, 5]
+    with pytest.raises(DataError, match="one batch size per system"):
+        resolve_batch_size((2,), [3, 4])
+    np.testing.assert_array_equal(system_probabilities([5, 1, 3], (0.2, -1, -1)),
+                                  system_probabilities([5, 1, 3], [0.2, -1, -1]))
