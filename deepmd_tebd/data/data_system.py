@@ -8,6 +8,7 @@ A :class:`DataSystem` holds the training (or validation) systems of one input se
     data = DataSystem(["data_0", "data_1"], batch_size="auto", type_map=["O", "H"], seed=1)
     batch = data.get_batch()              # system drawn with the probabilities
     batch = data.get_batch(sys_idx=1)     # a batch of system 1 (no system draw)
+    state = data.get_state()              # cheap snapshot; state.to_json() for a checkpoint
 
 Per system an iterator runs through the frames of the current set in a shuffled order. When the
 next batch would run past the end of the set (``it + bs > set_size``) the next set, in sorted
@@ -36,6 +37,7 @@ Only the labels asked for are present. Only NumPy is used here.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -50,9 +52,53 @@ from .system import DataError, System, find_systems
 if TYPE_CHECKING:
     from ..config.objects import DataConfig
 
-__all__ = ["DataSystem"]
+__all__ = ["DataSystem", "SamplingState"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SamplingState:
+    """Where the sampling of a DataSystem stands; taken every step, made JSON only on demand.
+
+    rng      ``RandomState.get_state()``: (name, keys [624] uint32, pos, has_gauss, cached)
+    systems  per system (set_count, iterator, order): sets loaded, position of the next batch,
+             frame indices of the current set in shuffled order (None before the first batch)
+
+    ``order`` is the system's own array, not a copy: an order array is never changed after it is
+    assigned (a new set or reshuffle assigns a new array, and it is made read-only), so a snapshot
+    stays valid however many batches are drawn after it.
+    """
+
+    rng: tuple
+    systems: tuple[tuple[int, int, np.ndarray | None], ...]
+
+    def to_json(self) -> dict:
+        """The state as JSON-able lists and numbers (the layout checkpoints hold)."""
+        name, keys, pos, has_gauss, cached = self.rng
+        return {"rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+                "systems": [{"set_count": set_count, "iterator": iterator,
+                             "order": None if order is None else order.tolist()}
+                            for set_count, iterator, order in self.systems]}
+
+    @classmethod
+    def from_json(cls, state: Mapping) -> "SamplingState":
+        """The state of a ``to_json()`` dict (e.g. read back from a checkpoint)."""
+        name, keys, pos, has_gauss, cached = state["rng"]
+        rng = (name, _read_only(np.array(keys, dtype=np.uint32)), pos, has_gauss, cached)
+        systems = []
+        for sub in state["systems"]:
+            order = sub["order"]
+            if order is not None:
+                order = _read_only(np.array(order, dtype=np.int64))
+            systems.append((sub["set_count"], sub["iterator"], order))
+        return cls(rng, tuple(systems))
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """The array, made read-only: what lets a SamplingState share arrays instead of copying."""
+    array.flags.writeable = False
+    return array
 
 
 class _SystemBatches:
@@ -70,7 +116,9 @@ class _SystemBatches:
         self._set_count = 0     # sets loaded so far
         self._iterator = 0      # position of the next batch in the shuffled order
         self._data = None       # the current set: arrays in stored frame order, find_* flags
-        self._order = None      # frame indices of the current set in shuffled order
+        # frame indices of the current set in shuffled order; read-only, replaced, never changed
+        # in place (SamplingState keeps references to it)
+        self._order = None
 
     def _check_set(self, set_dir: Path) -> int:
         """Frames of a set, after checking the shapes of its files (headers only)."""
@@ -127,31 +175,30 @@ class _SystemBatches:
         if self._data is None or len(sets) > 1:
             self._data, frames = self._load(set_dir)
             rng.shuffle(frames)
-            self._order = frames
+            self._order = _read_only(frames)
         else:
             # the new order is a shuffle of the previous one, as DeePMD-kit reshuffles the set it
             # holds (the same random draws as a fresh shuffle of a list of that length); frames
             # keep their numb_copy repeats once, where DeePMD-kit would repeat them again
             perm = np.arange(self._order.size)
             rng.shuffle(perm)
-            self._order = self._order[perm]
+            self._order = _read_only(self._order[perm])
         self._iterator = 0
 
-    def get_state(self) -> dict:
-        """Where the iteration stands: sets loaded, position, shuffled order of the current set."""
-        return {"set_count": self._set_count, "iterator": self._iterator,
-                "order": None if self._order is None else self._order.tolist()}
+    def get_state(self) -> tuple[int, int, np.ndarray | None]:
+        """Where the iteration stands: sets loaded, position, shuffled order (not copied)."""
+        return self._set_count, self._iterator, self._order
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, set_count: int, iterator: int, order: np.ndarray | None) -> None:
         """Continue from a state of get_state (the current set is read again from disk)."""
-        self._set_count = state["set_count"]
-        self._iterator = state["iterator"]
-        if state["order"] is None:
+        self._set_count = set_count
+        self._iterator = iterator
+        if order is None:
             self._data, self._order = None, None
         else:
             sets = self.system.sets
             self._data, _ = self._load(sets[(self._set_count - 1) % len(sets)])
-            self._order = np.array(state["order"], dtype=np.int64)
+            self._order = _read_only(order)
 
     def next_batch(self, rng: np.random.RandomState) -> dict:
         """The next batch of this system, moving to the next set (shuffled by rng) when due."""
@@ -267,21 +314,24 @@ class DataSystem:
             raise IndexError(f"system index {sys_idx} out of range 0..{self.nsystems - 1}")
         return self._iters[sys_idx].next_batch(self.rng)
 
-    def get_state(self) -> dict:
-        """The sampling state: the random generator and every system's iteration (JSON-able),
-        so that a restarted run draws the same batches as an uninterrupted one."""
-        name, keys, pos, has_gauss, cached = self.rng.get_state()
-        return {"rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-                "systems": [it.get_state() for it in self._iters]}
+    def get_state(self) -> SamplingState:
+        """The sampling state: the random generator and every system's iteration, so that a
+        restarted run draws the same batches as an uninterrupted one. Cheap enough for every
+        step (nothing is converted; ``to_json()`` converts)."""
+        name, keys, pos, has_gauss, cached = self.rng.get_state()  # keys: a fresh copy
+        return SamplingState((name, _read_only(keys), pos, has_gauss, cached),
+                             tuple(it.get_state() for it in self._iters))
 
-    def set_state(self, state: dict) -> None:
-        name, keys, pos, has_gauss, cached = state["rng"]
-        self.rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-        if len(state["systems"]) != len(self._iters):
-            raise DataError(f"the saved sampling state has {len(state['systems'])} systems, the "
+    def set_state(self, state: SamplingState | Mapping) -> None:
+        """Continue from a get_state snapshot or its ``to_json()`` dict."""
+        if not isinstance(state, SamplingState):
+            state = SamplingState.from_json(state)
+        self.rng.set_state(state.rng)
+        if len(state.systems) != len(self._iters):
+            raise DataError(f"the saved sampling state has {len(state.systems)} systems, the "
                             f"data {len(self._iters)}")
-        for it, sub in zip(self._iters, state["systems"]):
-            it.set_state(sub)
+        for it, sub in zip(self._iters, state.systems):
+            it.set_state(*sub)
 
     def get_test_batches(self, numb_btch: int) -> list[dict]:
         """``numb_btch`` batches, each from a drawn system (the validation draws of

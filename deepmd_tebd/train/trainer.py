@@ -122,7 +122,8 @@ class Trainer:
 
     def _save(self, step: int, sampling: dict) -> None:
         """A checkpoint of this step; `sampling`: the data sampling state a restart starts from."""
-        self.data_state.assign(json.dumps(sampling))
+        self.data_state.assign(json.dumps({name: None if state is None else state.to_json()
+                                           for name, state in sampling.items()}))
         self.checkpointer.save(step)
 
     def init_model(self, prefix: str) -> None:

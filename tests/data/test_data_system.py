@@ -14,7 +14,7 @@ import pytest
 
 from deepmd_tebd.config.normalize import normalize
 from deepmd_tebd.config.objects import DataConfig, build_config
-from deepmd_tebd.data.data_system import DataSystem
+from deepmd_tebd.data.data_system import DataSystem, SamplingState
 from deepmd_tebd.data.sampling import (DataRequirement, label_requirements, make_data_rng,
                                        resolve_batch_size)
 from deepmd_tebd.data.system import DataError
@@ -417,16 +417,25 @@ def test_settings_tuples_draw_the_batches_of_the_script_lists(tmp_path):
         assert (frame_ids(a), a["natoms_vec"].tolist()) == (frame_ids(b), b["natoms_vec"].tolist())
 
 
+# --------------------------------------------------------------------------------------------
+# The sampling state of a restart
+
+
+def assert_same_batches(got, expected):
+    assert len(got) == len(expected)
+    for k, (g, want) in enumerate(zip(got, expected)):
+        assert g.keys() == want.keys()
+        for key in want:
+            np.testing.assert_array_equal(g[key], want[key], err_msg=f"batch {k}, {key}")
+
+
+@needs_water
 def test_sampling_state_round_trip_continues_the_same_batches():
-    import json
-
-    from deepmd_tebd.data.data_system import DataSystem
-
     water = sorted(str(p) for p in WATER.glob("data_*"))[:3]
     first = DataSystem(water, batch_size=3, type_map=["O", "H"], seed=7)
     for _ in range(40):
         first.get_batch()
-    state = json.loads(json.dumps(first.get_state()))
+    state = json.loads(json.dumps(first.get_state().to_json()))
     expected = [first.get_batch() for _ in range(60)]
     second = DataSystem(water, batch_size=3, type_map=["O", "H"], seed=99)
     second.set_state(state)
@@ -434,3 +443,44 @@ def test_sampling_state_round_trip_continues_the_same_batches():
         got = second.get_batch()
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_snapshot_restores_the_batches_drawn_after_it(tmp_path):
+    # one single-set system (reshuffled in place of a reload), one with three sets, one whose
+    # first batch comes after the snapshot (no order yet)
+    write_system(tmp_path / "a", [0, 1], [5], seed=0)
+    write_system(tmp_path / "b", [0, 1, 1], [4, 6, 3], seed=1)
+    write_system(tmp_path / "c", [0, 0, 1], [4], seed=2)
+    data = DataSystem([tmp_path / n for n in "abc"], 2, seed=3, sys_probs=[0.5, 0.5, 0.0])
+    for _ in range(17):
+        data.get_batch()
+    snapshot = data.get_state()
+    assert isinstance(snapshot, SamplingState)
+    assert snapshot.systems[2] == (0, 0, None)
+    # the orders are shared, not copied, and nothing may change them in place
+    assert not any(order.flags.writeable for _, _, order in snapshot.systems[:2])
+    saved = json.dumps(snapshot.to_json())
+    expected = [data.get_batch() for _ in range(40)] + [data.get_batch(sys_idx=2)
+                                                       for _ in range(5)]
+    # drawing on (new sets, reshuffles) left the snapshot as it was
+    assert json.dumps(snapshot.to_json()) == saved
+    for state in (snapshot, json.loads(saved)):
+        data.set_state(state)
+        again = [data.get_batch() for _ in range(40)] + [data.get_batch(sys_idx=2)
+                                                        for _ in range(5)]
+        assert_same_batches(again, expected)
+
+
+def test_snapshot_json_is_the_checkpoint_layout(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [5])
+    data = DataSystem([tmp_path / "a"], 2, seed=3)
+    data.get_batch()
+    state = data.get_state().to_json()
+    name, keys, pos, has_gauss, cached = data.rng.get_state()
+    assert state["rng"] == [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    (sub,) = state["systems"]
+    assert sub.keys() == {"set_count", "iterator", "order"}
+    assert (sub["set_count"], sub["iterator"], sorted(sub["order"])) == (1, 2, list(range(5)))
+    assert all(type(i) is int for i in sub["order"])
+    with pytest.raises(DataError, match="has 2 systems, the data 1"):
+        data.set_state({"rng": state["rng"], "systems": [sub, sub]})
