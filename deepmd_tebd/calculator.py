@@ -26,6 +26,9 @@ from .infer import DeepPot
 
 
 class DP(Calculator):
+    """ASE calculator of a frozen model (a path or a DeepPot); type_dict maps element names to
+    the model's type indices (default: its type map)."""
+
     implemented_properties = ["energy", "free_energy", "forces", "virial", "stress"]
 
     def __init__(self, model, label: str = "DP", type_dict: dict | None = None, **kwargs):
@@ -44,6 +47,7 @@ class DP(Calculator):
 
     def calculate(self, atoms=None, properties=("energy", "forces"),
                   system_changes=all_changes):
+        """Energy, free energy, forces, virial and (periodic cells) stress of `atoms`."""
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         pbc = atoms.get_pbc()

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem of an input script, at a key path."""
+
     path: str  # key path, e.g. "model/descriptor/neuron"; "" for the whole script
     message: str
 
     def line(self, source: str) -> str:
+        """The problem as `file: key/path: message`."""
         where = f"{source}: {self.path}" if self.path else source
         return f"{where}: {self.message}"
 

@@ -1,22 +1,28 @@
-"""Batches drawn from several systems with DeePMD-kit's sampling rules (SPEC 3.3-3.5).
+"""Batches drawn from several systems as DeePMD-kit draws them
+(``deepmd/utils/data_system.py: DeepmdDataSystem.get_batch``, per system
+``deepmd/utils/data.py: DeepmdData.get_batch``); the rules that choose (RNG, batch sizes, system
+probabilities, labels) are in :mod:`.sampling`.
 
 A :class:`DataSystem` holds the training (or validation) systems of one input section::
 
     data = DataSystem(["data_0", "data_1"], batch_size="auto", type_map=["O", "H"], seed=1)
     batch = data.get_batch()              # system drawn with the probabilities
     batch = data.get_batch(sys_idx=1)     # a batch of system 1 (no system draw)
+    state = data.get_state()              # cheap snapshot; state.to_json() for a checkpoint
 
 Per system an iterator runs through the frames of the current set in a shuffled order. When the
 next batch would run past the end of the set (``it + bs > set_size``) the next set, in sorted
 cyclic order, is loaded and shuffled, and the iterator restarts; so a short tail is never used and
 a set smaller than the batch size gives batches of the whole set. Frames are repeated
-``numb_copy.npy`` times in the shuffled order. A set is read from disk and shuffled when the
-system's first batch is drawn, not at construction (the construction only checks the files), so
-that the random stream is consumed exactly as DeePMD-kit consumes it.
+``numb_copy.npy`` times in the shuffled order (``DeepmdData._load_batch_set``,
+``DeepmdData._shuffle_data``). A set is read from disk and shuffled when the system's first batch
+is drawn, not at construction (the construction only checks the files), so that the random
+stream is consumed exactly as DeePMD-kit consumes it.
 
-One ``numpy.random.RandomState`` (MT19937) drives the system draws
-(``rng.choice(arange(nsys), p=probs)``) and the shuffles; training and validation data share it
-(pass ``rng=``). The draw comes before the shuffle it may trigger.
+One ``numpy.random.RandomState`` (MT19937, :func:`.sampling.make_data_rng`) drives the system
+draws (``rng.choice(arange(nsys), p=probs)``) and the shuffles; training and validation data
+share it (pass ``rng=``). The draw comes before the shuffle it may trigger
+(``DeepmdDataSystem.get_batch_standard``).
 
 A batch is a dict of NumPy arrays, atoms sorted by type::
 
@@ -35,217 +41,68 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .sampling import (DEFAULT_LABELS, DataRequirement, label_requirements, make_data_rng,
+                       resolve_batch_size, system_probabilities)
 from .system import DataError, System, find_systems
 
-__all__ = [
-    "DataRequirement",
-    "DataSystem",
-    "DEFAULT_LABELS",
-    "label_requirements",
-    "make_data_rng",
-    "resolve_batch_size",
-    "system_probabilities",
-]
+if TYPE_CHECKING:
+    from ..config.objects import DataConfig
+
+__all__ = ["DataSystem", "SamplingState"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class DataRequirement:
-    """One array read from ``set.*/<key>.npy``.
+@dataclasses.dataclass(frozen=True, eq=False)
+class SamplingState:
+    """Where the sampling of a DataSystem stands; taken every step, made JSON only on demand.
 
-    ndof     values per frame, or per atom when ``atomic``
-    atomic   [nframes, natoms*ndof], permuted into the sorted atom order
-    must     the file must exist in every set (else DataError); otherwise a missing file gives
-             ``default`` everywhere and ``find_<key> = 0``
-    repeat   every value repeated this many times in place (DeePMD-kit's ``repeat``)
+    rng      ``RandomState.get_state()``: (name, keys [624] uint32, pos, has_gauss, cached)
+    systems  per system (set_count, iterator, order): sets loaded, position of the next batch,
+             frame indices of the current set in shuffled order (None before the first batch)
+
+    ``order`` is the system's own array, not a copy: an order array is never changed after it is
+    assigned (a new set or reshuffle assigns a new array, and it is made read-only), so a snapshot
+    stays valid however many batches are drawn after it.
     """
 
-    key: str
-    ndof: int
-    atomic: bool = False
-    must: bool = False
-    repeat: int = 1
-    default: float = 0.0
+    rng: tuple
+    systems: tuple[tuple[int, int, np.ndarray | None], ...]
+
+    def to_json(self) -> dict:
+        """The state as JSON-able lists and numbers (the layout checkpoints hold)."""
+        name, keys, pos, has_gauss, cached = self.rng
+        return {"rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+                "systems": [{"set_count": set_count, "iterator": iterator,
+                             "order": None if order is None else order.tolist()}
+                            for set_count, iterator, order in self.systems]}
+
+    @classmethod
+    def from_json(cls, state: Mapping) -> "SamplingState":
+        """The state of a ``to_json()`` dict (e.g. read back from a checkpoint)."""
+        name, keys, pos, has_gauss, cached = state["rng"]
+        rng = (name, _read_only(np.array(keys, dtype=np.uint32)), pos, has_gauss, cached)
+        systems = []
+        for sub in state["systems"]:
+            order = sub["order"]
+            if order is not None:
+                order = _read_only(np.array(order, dtype=np.int64))
+            systems.append((sub["set_count"], sub["iterator"], order))
+        return cls(rng, tuple(systems))
 
 
-# The labels of the energy model (SPEC 3.1): key -> (ndof, atomic, default)
-_LABELS = {
-    "energy": (1, False, 0.0),
-    "force": (3, True, 0.0),
-    "virial": (9, False, 0.0),
-    "atom_ener": (1, True, 0.0),
-    "atom_pref": (1, True, 0.0),
-    "atom_ener_coeff": (1, True, 1.0),
-}
-DEFAULT_LABELS = ("energy", "force", "virial", "atom_ener", "atom_pref")
-
-
-def label_requirements(labels: Sequence[str | DataRequirement] = DEFAULT_LABELS,
-                       numb_fparam: int = 0, numb_aparam: int = 0,
-                       required: Sequence[str] = ()) -> list[DataRequirement]:
-    """The arrays a DataSystem reads besides coord and box.
-
-    ``labels`` names labels of the energy model (energy, force, virial, atom_ener, atom_pref,
-    atom_ener_coeff) or gives DataRequirement objects; all are optional unless named in
-    ``required``. ``fparam`` [numb_fparam per frame] and ``aparam`` [numb_aparam per atom] are
-    required when their number is positive, as in DeePMD-kit. ``atom_pref`` is one value per atom
-    (not repeated per force component).
-    """
-    reqs = []
-    for label in labels:
-        if isinstance(label, DataRequirement):
-            reqs.append(label)
-            continue
-        if label not in _LABELS:
-            raise DataError(f"unknown label {label!r}; known labels: {sorted(_LABELS)}")
-        ndof, atomic, default = _LABELS[label]
-        reqs.append(DataRequirement(label, ndof, atomic, must=label in required,
-                                    default=default))
-    if numb_fparam > 0:
-        reqs.append(DataRequirement("fparam", int(numb_fparam), atomic=False, must=True))
-    if numb_aparam > 0:
-        reqs.append(DataRequirement("aparam", int(numb_aparam), atomic=True, must=True))
-    keys = [r.key for r in reqs]
-    if len(set(keys)) != len(keys):
-        raise DataError(f"a label is requested twice: {keys}")
-    unknown = set(required) - set(keys)
-    if unknown:
-        raise DataError(f"required labels {sorted(unknown)} are not among the labels {keys}")
-    return reqs
-
-
-def make_data_rng(seed: int | None, rank: int = 0) -> np.random.RandomState:
-    """The data RNG: MT19937 seeded with ``(seed + rank) mod 2**32``; unseeded when seed is None."""
-    if seed is None:
-        return np.random.RandomState()
-    return np.random.RandomState((int(seed) + int(rank)) % (2 ** 32))
-
-
-def resolve_batch_size(batch_size, natoms: Sequence[int]) -> list[int]:
-    """Frames per batch of each system (SPEC 3.4).
-
-    An int applies to every system; a list gives one per system; ``"auto"`` is ``"auto:32"``;
-    ``"auto:N"`` gives ``N // natoms``, plus one when that holds fewer than N atoms.
-    """
-    nsys = len(natoms)
-    if isinstance(batch_size, (bool, np.bool_)):
-        raise DataError(f"batch_size {batch_size!r}: expected an integer, a list of integers, "
-                        "\"auto\" or \"auto:N\"")
-    if isinstance(batch_size, (int, np.integer)):
-        sizes = [int(batch_size)] * nsys
-    elif isinstance(batch_size, str):
-        rule, colon, arg = batch_size.partition(":")
-        if rule == "mixed":
-            raise DataError(f"batch_size {batch_size!r}: mixed batches are for the mixed-type "
-                            "data format (se_atten), which is not supported")
-        if rule != "auto" or (colon and not arg.isdigit()):
-            raise DataError(f"unknown batch_size rule {batch_size!r}: expected an integer, a "
-                            "list of integers, \"auto\" or \"auto:N\" (N a positive integer)")
-        target = int(arg) if arg else 32
-        if target < 1:
-            raise DataError(f"batch_size {batch_size!r}: N must be at least 1")
-        sizes = []
-        for n in natoms:
-            bs = target // n
-            if bs * n < target:
-                bs += 1
-            sizes.append(bs)
-    elif isinstance(batch_size, (list, tuple, np.ndarray)):
-        sizes = list(batch_size)
-        if len(sizes) != nsys:
-            raise DataError(f"batch_size lists {len(sizes)} value(s) for {nsys} system(s); "
-                            "a list needs one batch size per system")
-        if not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) for b in sizes):
-            raise DataError(f"batch_size {sizes}: a list must hold integers")
-        sizes = [int(b) for b in sizes]
-    else:
-        raise DataError(f"batch_size {batch_size!r}: expected an integer, a list of integers, "
-                        "\"auto\" or \"auto:N\"")
-    for k, bs in enumerate(sizes):
-        if bs < 1:
-            raise DataError(f"batch_size of system {k} is {bs}; it must be at least 1")
-    return sizes
-
-
-def system_probabilities(nbatches: Sequence[int], sys_probs: Sequence[float] | None = None,
-                         auto_prob: str = "prob_sys_size") -> np.ndarray:
-    """Probability of drawing each system (SPEC 3.5), float64 [nsys].
-
-    ``sys_probs``: entries >= 0 are kept; the mass left (1 - their sum) is shared by the systems
-    with negative entries in proportion to their batch counts. Otherwise ``auto_prob``:
-    ``prob_uniform``; ``prob_sys_size`` (proportional to the batch counts);
-    ``prob_sys_size;a:b:w;...`` (systems a <= k < b form a block of weight w, weights normalised
-    over the blocks, proportional to the batch counts inside a block).
-    """
-    nsys = len(nbatches)
-    counts = np.asarray(nbatches, dtype=np.float64)
-    if sys_probs is not None:
-        probs = np.asarray(sys_probs, dtype=np.float64).reshape(-1)
-        if probs.size != nsys:
-            raise DataError(f"sys_probs has {probs.size} entries for {nsys} system(s)")
-        fixed = probs >= 0
-        assigned = float(np.sum(probs[fixed]))
-        if assigned > 1.0 + 1e-8:
-            raise DataError(f"sys_probs: the non-negative entries sum to {assigned}, more than 1")
-        rest = 1.0 - assigned
-        if np.isclose(rest, 0):
-            out = np.where(fixed, probs, 0.0)
-        else:
-            rest_batches = np.where(fixed, 0.0, counts)
-            if not np.any(~fixed):
-                raise DataError(f"sys_probs {probs.tolist()} sum to {assigned}, less than 1, and "
-                                "no entry is negative to take the remaining probability")
-            out = rest * rest_batches / np.sum(rest_batches) + np.where(fixed, probs, 0.0)
-    elif auto_prob == "prob_uniform":
-        out = np.full(nsys, 1.0 / float(nsys))
-    elif auto_prob == "prob_sys_size":
-        out = counts / np.sum(counts)
-    elif auto_prob.startswith("prob_sys_size;"):
-        out = _block_probabilities(auto_prob, counts)
-    else:
-        raise DataError(f"unknown auto_prob style {auto_prob!r}: expected prob_uniform, "
-                        "prob_sys_size or prob_sys_size;a:b:w;...")
-    if not np.isclose(np.sum(out), 1.0):
-        raise DataError(f"the system probabilities {out.tolist()} do not sum to 1")
-    return out
-
-
-def _block_probabilities(style: str, counts: np.ndarray) -> np.ndarray:
-    nsys = counts.size
-    blocks = []
-    for text in style.split(";")[1:]:
-        parts = text.split(":")
-        try:
-            start, end, weight = int(parts[0]), int(parts[1]), float(parts[2])
-            if len(parts) != 3:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise DataError(f"auto_prob {style!r}: block {text!r} is not "
-                            "start:end:weight") from None
-        if weight < 0:
-            raise DataError(f"auto_prob {style!r}: block {text!r} has a negative weight")
-        if not 0 <= start < end <= nsys:
-            raise DataError(f"auto_prob {style!r}: block {text!r} does not select systems among "
-                            f"0..{nsys - 1} (start < end <= {nsys} needed)")
-        blocks.append((start, end, weight))
-    if not blocks:
-        raise DataError(f"auto_prob {style!r} names no block start:end:weight")
-    total = sum(w for _, _, w in blocks)
-    if total <= 0:
-        raise DataError(f"auto_prob {style!r}: the block weights sum to zero")
-    probs = np.zeros(nsys)
-    for start, end, weight in blocks:
-        inside = counts[start:end]
-        probs[start:end] = inside / np.sum(inside) * (weight / total)
-    return probs
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """The array, made read-only: what lets a SamplingState share arrays instead of copying."""
+    array.flags.writeable = False
+    return array
 
 
 class _SystemBatches:
-    """The batch iterator of one system over its sets (SPEC 3.3)."""
+    """The batch iterator of one system over its sets (``DeepmdData.get_batch``)."""
 
     def __init__(self, system: System, batch_size: int, requirements: list[DataRequirement],
                  ntypes: int):
@@ -259,7 +116,9 @@ class _SystemBatches:
         self._set_count = 0     # sets loaded so far
         self._iterator = 0      # position of the next batch in the shuffled order
         self._data = None       # the current set: arrays in stored frame order, find_* flags
-        self._order = None      # frame indices of the current set in shuffled order
+        # frame indices of the current set in shuffled order; read-only, replaced, never changed
+        # in place (SamplingState keeps references to it)
+        self._order = None
 
     def _check_set(self, set_dir: Path) -> int:
         """Frames of a set, after checking the shapes of its files (headers only)."""
@@ -316,33 +175,33 @@ class _SystemBatches:
         if self._data is None or len(sets) > 1:
             self._data, frames = self._load(set_dir)
             rng.shuffle(frames)
-            self._order = frames
+            self._order = _read_only(frames)
         else:
             # the new order is a shuffle of the previous one, as DeePMD-kit reshuffles the set it
             # holds (the same random draws as a fresh shuffle of a list of that length); frames
             # keep their numb_copy repeats once, where DeePMD-kit would repeat them again
             perm = np.arange(self._order.size)
             rng.shuffle(perm)
-            self._order = self._order[perm]
+            self._order = _read_only(self._order[perm])
         self._iterator = 0
 
-    def get_state(self) -> dict:
-        """Where the iteration stands: sets loaded, position, shuffled order of the current set."""
-        return {"set_count": self._set_count, "iterator": self._iterator,
-                "order": None if self._order is None else self._order.tolist()}
+    def get_state(self) -> tuple[int, int, np.ndarray | None]:
+        """Where the iteration stands: sets loaded, position, shuffled order (not copied)."""
+        return self._set_count, self._iterator, self._order
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, set_count: int, iterator: int, order: np.ndarray | None) -> None:
         """Continue from a state of get_state (the current set is read again from disk)."""
-        self._set_count = state["set_count"]
-        self._iterator = state["iterator"]
-        if state["order"] is None:
+        self._set_count = set_count
+        self._iterator = iterator
+        if order is None:
             self._data, self._order = None, None
         else:
             sets = self.system.sets
             self._data, _ = self._load(sets[(self._set_count - 1) % len(sets)])
-            self._order = np.array(state["order"], dtype=np.int64)
+            self._order = _read_only(order)
 
     def next_batch(self, rng: np.random.RandomState) -> dict:
+        """The next batch of this system, moving to the next set (shuffled by rng) when due."""
         set_size = 0 if self._order is None else self._order.size
         if self._iterator + self.batch_size > set_size:
             self._next_set(rng)
@@ -370,18 +229,22 @@ class _SystemBatches:
 class DataSystem:
     """The systems of a ``training_data`` or ``validation_data`` section and their batches.
 
-    systems     list of system directories, or one root searched recursively (SPEC 1.7)
-    batch_size  int, list (one per system), "auto" or "auto:N" (SPEC 3.4)
-    type_map    the model's type names; system types are remapped by name (SPEC 3.2)
+    systems     list (or tuple) of system directories, or one root searched recursively
+                (:func:`.system.find_systems`)
+    batch_size  int, list or tuple (one per system), "auto" or "auto:N"
+                (:func:`.sampling.resolve_batch_size`)
+    type_map    the model's type names; system types are remapped by name (:class:`.System`)
     rcut        kept for the caller (DeePMD-kit takes it too); batching does not use it
-    seed / rng  the data RNG: a RandomState to share, or a seed for a new one (SPEC 3.5)
-    sys_probs, auto_prob   system probabilities (SPEC 3.5)
-    labels, numb_fparam, numb_aparam, required   the arrays to read (:func:`label_requirements`)
+    seed / rng  the data RNG: a RandomState to share, or a seed for a new one
+                (:func:`.sampling.make_data_rng`)
+    sys_probs, auto_prob   system probabilities (:func:`.sampling.system_probabilities`)
+    labels, numb_fparam, numb_aparam, required   the arrays to read
+                (:func:`.sampling.label_requirements`)
 
     Attributes: ``systems`` (System), ``paths``, ``nsystems``, ``ntypes`` (natoms_vec has
     2 + ntypes entries: len(type_map) when a type_map is given), ``type_map``, ``natoms``,
-    ``batch_size``, ``nbatches`` (per system, SPEC 3.3), ``sys_probs``, ``pbc``, ``rng``,
-    ``requirements``.
+    ``batch_size``, ``nbatches`` (per system, max(1, nframes // bs) summed over the sets as
+    ``DeepmdData.get_sys_numb_batch``), ``sys_probs``, ``pbc``, ``rng``, ``requirements``.
     """
 
     def __init__(self, systems, batch_size="auto", type_map: Sequence[str] | None = None, *,
@@ -421,22 +284,22 @@ class DataSystem:
                         break
 
     @classmethod
-    def from_config(cls, section: Mapping, type_map: Sequence[str] | None = None, **kwargs):
-        """From a normalised ``training_data``/``validation_data`` dict (``systems``,
-        ``batch_size``, ``auto_prob``, ``sys_probs``); keyword arguments as the constructor."""
-        systems = section.systems if isinstance(section.systems, str) else list(section.systems)
-        batch_size = (list(section.batch_size) if isinstance(section.batch_size, tuple)
-                      else section.batch_size)
-        return cls(systems, batch_size, type_map, sys_probs=section.sys_probs,
-                   auto_prob=section.auto_prob, **kwargs)
+    def from_config(cls, config: DataConfig, type_map: Sequence[str] | None = None,
+                    **kwargs) -> "DataSystem":
+        """From the settings of a ``training_data``/``validation_data`` section (systems,
+        batch_size, auto_prob, sys_probs); keyword arguments as the constructor."""
+        return cls(config.systems, config.batch_size, type_map, sys_probs=config.sys_probs,
+                   auto_prob=config.auto_prob, **kwargs)
 
     def __repr__(self) -> str:
         return f"DataSystem({[str(p) for p in self.paths]}, batch_size={self.batch_size})"
 
     def natoms_vec(self, sys_idx: int) -> np.ndarray:
+        """natoms_vec [2+ntypes] int32 of system ``sys_idx``."""
         return self._iters[sys_idx].natoms_vec.copy()
 
     def default_mesh(self, sys_idx: int) -> np.ndarray:
+        """default_mesh of system ``sys_idx``: zeros(6), or zeros(0) without PBC."""
         return self._iters[sys_idx].default_mesh.copy()
 
     def pick_system(self) -> int:
@@ -451,24 +314,28 @@ class DataSystem:
             raise IndexError(f"system index {sys_idx} out of range 0..{self.nsystems - 1}")
         return self._iters[sys_idx].next_batch(self.rng)
 
-    def get_state(self) -> "_JsonState":
-        """The sampling state: the random generator and every system's iteration,
-        so that a restarted run draws the same batches as an uninterrupted one."""
-        name, keys, pos, has_gauss, cached = self.rng.get_state()
-        return _JsonState({"rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-                           "systems": [it.get_state() for it in self._iters]})
+    def get_state(self) -> SamplingState:
+        """The sampling state: the random generator and every system's iteration, so that a
+        restarted run draws the same batches as an uninterrupted one. Cheap enough for every
+        step (nothing is converted; ``to_json()`` converts)."""
+        name, keys, pos, has_gauss, cached = self.rng.get_state()  # keys: a fresh copy
+        return SamplingState((name, _read_only(keys), pos, has_gauss, cached),
+                             tuple(it.get_state() for it in self._iters))
 
-    def set_state(self, state: dict) -> None:
-        name, keys, pos, has_gauss, cached = state["rng"]
-        self.rng.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-        if len(state["systems"]) != len(self._iters):
-            raise DataError(f"the saved sampling state has {len(state['systems'])} systems, the "
+    def set_state(self, state: SamplingState | Mapping) -> None:
+        """Continue from a get_state snapshot or its ``to_json()`` dict."""
+        if not isinstance(state, SamplingState):
+            state = SamplingState.from_json(state)
+        self.rng.set_state(state.rng)
+        if len(state.systems) != len(self._iters):
+            raise DataError(f"the saved sampling state has {len(state.systems)} systems, the "
                             f"data {len(self._iters)}")
-        for it, sub in zip(self._iters, state["systems"]):
-            it.set_state(sub)
+        for it, sub in zip(self._iters, state.systems):
+            it.set_state(*sub)
 
     def get_test_batches(self, numb_btch: int) -> list[dict]:
-        """``numb_btch`` batches, each from a drawn system (the validation draws, SPEC 2.3)."""
+        """``numb_btch`` batches, each from a drawn system (the validation draws of
+        ``deepmd/tf/train/trainer.py: DPTrainer.train``)."""
         return [self.get_batch() for _ in range(numb_btch)]
 
     def summary_lines(self, name: str) -> list[str]:
@@ -488,15 +355,9 @@ class DataSystem:
         return lines
 
     def log_summary(self, name: str, logger: logging.Logger | None = None) -> None:
+        """Log summary_lines(name) at INFO level."""
         for line in self.summary_lines(name):
             (logger or log).info(line)
-
-
-class _JsonState(dict):
-    """A sampling state that is already JSON-able."""
-
-    def to_json(self) -> dict:
-        return dict(self)
 
 
 def _fit_name(name: str, width: int) -> str:

@@ -245,6 +245,7 @@ class MLP(keras.layers.Layer):
 
     @property
     def out_width(self) -> int:
+        """Width of the net's output."""
         if self.final_width is not None:
             return self.final_width
         return self.widths[-1] if self.widths else self.in_width

@@ -34,6 +34,7 @@ class TypeEmbedding(keras.layers.Layer):
 
     @property
     def dim_out(self) -> int:
+        """Width of a type's embedding vector."""
         return self.settings.dim_out
 
     def build(self, input_shape=None):
@@ -48,6 +49,7 @@ class TypeEmbedding(keras.layers.Layer):
         return self(tf.range(self.ntypes))
 
     def graph_variables(self) -> dict:
+        """Every variable under its DeePMD-kit graph name."""
         return self.net.graph_variables()
 
     def get_config(self):

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 
 class Adam(tf.Module):
+    """Adam with the moments and beta powers as checkpointed variables."""
+
     def __init__(self, variables, beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam"):
         super().__init__(name=name)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
@@ -22,6 +24,7 @@ class Adam(tf.Module):
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False, name="v") for v in variables]
 
     def apply(self, gradients, variables, lr) -> None:
+        """One update of `variables` with `gradients` at learning rate lr."""
         for g, var, m, v in zip(gradients, variables, self.m, self.v):
             if g is None:
                 continue

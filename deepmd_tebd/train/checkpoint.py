@@ -17,6 +17,8 @@ SUFFIXES = (".index", ".data-00000-of-00001")
 
 
 class Checkpointer:
+    """Numbered checkpoints of the tracked objects under `prefix`, the newest max_keep kept."""
+
     def __init__(self, prefix: str, max_keep: int, **trackables):
         path = Path(prefix)
         self.prefix = path
@@ -26,6 +28,7 @@ class Checkpointer:
             checkpoint_name=path.name)
 
     def save(self, step: int) -> str:
+        """Writes the checkpoint of `step` and points the prefix links at it."""
         saved = self.manager.save(checkpoint_number=step)
         for suffix in SUFFIXES:
             link = Path(str(self.prefix) + suffix)

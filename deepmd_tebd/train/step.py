@@ -20,6 +20,7 @@ BATCH_SPEC = {
 
 
 def batch_signature(labels: list[str]) -> dict:
+    """The TensorSpec of every batch array the step takes (with these labels)."""
     keys = ["coord", "box", "type", "natoms_vec", "default_mesh"] + labels
     spec = {k: tf.TensorSpec(BATCH_SPEC[k][1], BATCH_SPEC[k][0], name=k) for k in keys}
     spec.update({f"find_{k}": tf.TensorSpec([], tf.float64, name=f"find_{k}") for k in labels})

@@ -169,6 +169,7 @@ class Trainer:
         self._signal = signum
 
     def run(self, restarted: bool = False) -> None:
+        """Trains to numb_steps; SIGINT/SIGTERM stop it with a checkpoint (Interrupted)."""
         training = self.training
         numb_steps = training.numb_steps
         disp_freq, save_freq = training.disp_freq, training.save_freq

@@ -1,6 +1,7 @@
 """Batches from several systems (deepmd_tebd/data/data_system.py): epochs over shuffled sets,
-set cycling, the skipped tail, batch-size rules, system probabilities, the one seeded RNG, labels
-with find_* flags, and the batch sequence of DeePMD-kit 3.2 on the water data."""
+set cycling, the skipped tail, per-system batch sizes, system draws, the one seeded RNG, labels
+with find_* flags, the sampling state of a restart, and the batch sequence of DeePMD-kit 3.2 on
+the water data. The rules alone are tested in test_sampling.py."""
 from __future__ import annotations
 
 import json
@@ -11,19 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepmd_tebd.data.data_system import (
-    DataRequirement,
-    DataSystem,
-    label_requirements,
-    make_data_rng,
-    resolve_batch_size,
-    system_probabilities,
-)
+from deepmd_tebd.config.normalize import normalize
+from deepmd_tebd.config.objects import DataConfig, build_config
+from deepmd_tebd.data.data_system import DataSystem, SamplingState
+from deepmd_tebd.data.sampling import (DataRequirement, label_requirements, make_data_rng,
+                                       resolve_batch_size)
 from deepmd_tebd.data.system import DataError
 from reference.deepmd_oracle import run_oracle_script
 from shared_paths import WATER, needs_water
-
-
 
 
 def write_system(path: Path, atype, set_sizes, labels=("energy",), nopbc=False, type_map=None,
@@ -117,16 +113,6 @@ def test_numb_copy_repeats_frames_in_the_shuffle(tmp_path):
 # Batch sizes and probabilities
 
 
-@pytest.mark.parametrize("natoms", [1, 5, 8, 31, 33, 192])
-@pytest.mark.parametrize("rule", ["auto", "auto:32", "auto:100"])
-def test_auto_batch_size_gives_at_least_n_atoms_per_batch(rule, natoms):
-    target = int(rule.split(":")[1]) if ":" in rule else 32
-    (bs,) = resolve_batch_size(rule, [natoms])
-    # the smallest batch with at least `target` atoms
-    assert bs * natoms >= target and (bs - 1) * natoms < target
-    assert bs == -(-target // natoms)
-
-
 def test_list_batch_size_is_per_system(tmp_path):
     write_system(tmp_path / "a", [0, 1], [10])
     write_system(tmp_path / "b", [0, 1, 1], [10])
@@ -137,47 +123,6 @@ def test_list_batch_size_is_per_system(tmp_path):
     assert len(frame_ids(data.get_batch(1))) == 5
     with pytest.raises(DataError, match="one batch size per system"):
         DataSystem([tmp_path / "a", tmp_path / "b"], [2], seed=0)
-
-
-@pytest.mark.parametrize("bad", ["big", "auto:x", "auto:0", 0, -1, True, 2.5, "mixed:4"])
-def test_invalid_batch_size_is_refused(bad):
-    with pytest.raises(DataError, match="batch_size"):
-        resolve_batch_size(bad, [3, 4])
-
-
-def test_sys_size_probabilities_follow_batch_counts():
-    nbatches = [3, 1, 4]
-    np.testing.assert_allclose(system_probabilities(nbatches), np.array(nbatches) / 8)
-    np.testing.assert_allclose(system_probabilities(nbatches, auto_prob="prob_uniform"),
-                               [1 / 3] * 3)
-
-
-def test_block_probabilities_split_weights_then_batch_counts():
-    nbatches = [1, 3, 2, 2, 4]
-    probs = system_probabilities(nbatches, auto_prob="prob_sys_size;0:2:1;2:5:3")
-    expected = np.concatenate([0.25 * np.array([1, 3]) / 4, 0.75 * np.array([2, 2, 4]) / 8])
-    np.testing.assert_allclose(probs, expected)
-
-
-def test_negative_sys_probs_share_the_rest_by_batch_counts():
-    nbatches = [5, 1, 3, 7]
-    probs = system_probabilities(nbatches, sys_probs=[0.2, -1, -1, 0.4])
-    rest = 1 - 0.2 - 0.4
-    np.testing.assert_allclose(probs, [0.2, rest * 1 / 4, rest * 3 / 4, 0.4])
-    np.testing.assert_allclose(system_probabilities(nbatches, [0.25, 0.25, 0.25, 0.25]), 0.25)
-
-
-@pytest.mark.parametrize("sys_probs, style, message", [
-    (None, "prob_by_magic", "prob_by_magic"),
-    (None, "prob_sys_size;0:9:1", "0:9:1"),
-    (None, "prob_sys_size;0:1", "0:1"),
-    ([0.7, 0.6, -1], "prob_sys_size", "more than 1"),
-    ([0.2, 0.3, 0.1], "prob_sys_size", "less than 1"),
-    ([0.5, 0.5], "prob_sys_size", "2 entries for 3"),
-])
-def test_invalid_probabilities_are_refused(sys_probs, style, message):
-    with pytest.raises(DataError, match=message):
-        system_probabilities([1, 2, 3], sys_probs, style)
 
 
 def test_system_draws_follow_the_probabilities(tmp_path):
@@ -196,7 +141,8 @@ def test_system_draws_follow_the_probabilities(tmp_path):
 
 
 def replay(seed, systems_frames, batch_size, probs, ndraws):
-    """The frame sequence the rules of SPEC 3.3/3.5 give, replayed with a bare RandomState:
+    """The frame sequence DeePMD-kit's rules give (DeepmdDataSystem.get_batch_standard, then
+    DeepmdData.get_batch), replayed with a bare RandomState:
     draw the system, then (if the set is exhausted) shuffle its frames, single-set systems."""
     rng = np.random.RandomState(seed)
     order = [None] * len(systems_frames)
@@ -249,12 +195,6 @@ def test_validation_shares_the_training_random_state(tmp_path):
     assert len(batches) == 4 and all(len(frame_ids(b)) == 2 for b in batches)
     with pytest.raises(ValueError, match="seed or rng"):
         DataSystem([tmp_path / "a"], 2, seed=1, rng=rng)
-
-
-def test_seed_is_offset_by_rank_modulo_2_32():
-    a = make_data_rng(2 ** 32 - 1, rank=2).randint(1 << 30, size=4)
-    b = np.random.RandomState(1).randint(1 << 30, size=4)
-    np.testing.assert_array_equal(a, b)
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,27 +381,61 @@ def test_batch_sequence_matches_deepmd_kit(tmp_path, batch_size, auto_prob, sys_
                     batch[key].shape), err_msg=f"batch {i}, {key}")
 
 
-def test_from_config_reads_a_normalised_data_section(tmp_path):
+def test_from_config_takes_the_data_settings(tmp_path):
     write_system(tmp_path / "root/a", [0, 1], [4])
     write_system(tmp_path / "root/b", [0, 1, 1], [6], seed=1)
-    section = {"systems": str(tmp_path / "root"), "batch_size": "auto:4",
-               "auto_prob": "prob_uniform", "sys_probs": None, "set_prefix": "set"}
-    data = DataSystem.from_config(section, seed=0, labels=["energy"])
+    config = DataConfig(systems=str(tmp_path / "root"), batch_size="auto:4",
+                        auto_prob="prob_uniform", sys_probs=None, numb_btch=1)
+    data = DataSystem.from_config(config, seed=0, labels=["energy"])
     assert sorted(p.name for p in data.paths) == ["a", "b"]
     assert data.batch_size == resolve_batch_size("auto:4", data.natoms)
     np.testing.assert_array_equal(data.sys_probs, [0.5, 0.5])
 
 
+def test_settings_tuples_draw_the_batches_of_the_script_lists(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [5, 4])
+    write_system(tmp_path / "b", [0, 1, 1], [7], seed=1)
+    systems = [str(tmp_path / "a"), str(tmp_path / "b")]
+    script = normalize({
+        "model": {"type_map": ["O", "H"], "fitting_net": {},
+                  "descriptor": {"type": "se_e2_a", "sel": [4, 4], "rcut": 6.0,
+                                 "rcut_smth": 0.5}},
+        "learning_rate": {},
+        "training": {"training_data": {"systems": systems, "batch_size": [2, 3],
+                                       "sys_probs": [0.3, -1]},
+                     "numb_steps": 10}})
+    config = build_config(script).training.training_data
+    assert (config.systems, config.batch_size, config.sys_probs) == (tuple(systems), (2, 3),
+                                                                      (0.3, -1.0))
+    ours = DataSystem.from_config(config, ["O", "H"], seed=4, labels=["energy"])
+    lists = DataSystem(systems, [2, 3], ["O", "H"], seed=4, sys_probs=[0.3, -1],
+                       labels=["energy"])
+    assert ours.paths == lists.paths and ours.batch_size == lists.batch_size == [2, 3]
+    np.testing.assert_array_equal(ours.sys_probs, lists.sys_probs)
+    for _ in range(30):
+        a, b = ours.get_batch(), lists.get_batch()
+        assert (frame_ids(a), a["natoms_vec"].tolist()) == (frame_ids(b), b["natoms_vec"].tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# The sampling state of a restart
+
+
+def assert_same_batches(got, expected):
+    assert len(got) == len(expected)
+    for k, (g, want) in enumerate(zip(got, expected)):
+        assert g.keys() == want.keys()
+        for key in want:
+            np.testing.assert_array_equal(g[key], want[key], err_msg=f"batch {k}, {key}")
+
+
+@needs_water
 def test_sampling_state_round_trip_continues_the_same_batches():
-    import json
-
-    from deepmd_tebd.data.data_system import DataSystem
-
     water = sorted(str(p) for p in WATER.glob("data_*"))[:3]
     first = DataSystem(water, batch_size=3, type_map=["O", "H"], seed=7)
     for _ in range(40):
         first.get_batch()
-    state = json.loads(json.dumps(first.get_state()))
+    state = json.loads(json.dumps(first.get_state().to_json()))
     expected = [first.get_batch() for _ in range(60)]
     second = DataSystem(water, batch_size=3, type_map=["O", "H"], seed=99)
     second.set_state(state)
@@ -469,3 +443,44 @@ def test_sampling_state_round_trip_continues_the_same_batches():
         got = second.get_batch()
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_snapshot_restores_the_batches_drawn_after_it(tmp_path):
+    # one single-set system (reshuffled in place of a reload), one with three sets, one whose
+    # first batch comes after the snapshot (no order yet)
+    write_system(tmp_path / "a", [0, 1], [5], seed=0)
+    write_system(tmp_path / "b", [0, 1, 1], [4, 6, 3], seed=1)
+    write_system(tmp_path / "c", [0, 0, 1], [4], seed=2)
+    data = DataSystem([tmp_path / n for n in "abc"], 2, seed=3, sys_probs=[0.5, 0.5, 0.0])
+    for _ in range(17):
+        data.get_batch()
+    snapshot = data.get_state()
+    assert isinstance(snapshot, SamplingState)
+    assert snapshot.systems[2] == (0, 0, None)
+    # the orders are shared, not copied, and nothing may change them in place
+    assert not any(order.flags.writeable for _, _, order in snapshot.systems[:2])
+    saved = json.dumps(snapshot.to_json())
+    expected = [data.get_batch() for _ in range(40)] + [data.get_batch(sys_idx=2)
+                                                       for _ in range(5)]
+    # drawing on (new sets, reshuffles) left the snapshot as it was
+    assert json.dumps(snapshot.to_json()) == saved
+    for state in (snapshot, json.loads(saved)):
+        data.set_state(state)
+        again = [data.get_batch() for _ in range(40)] + [data.get_batch(sys_idx=2)
+                                                        for _ in range(5)]
+        assert_same_batches(again, expected)
+
+
+def test_snapshot_json_is_the_checkpoint_layout(tmp_path):
+    write_system(tmp_path / "a", [0, 1], [5])
+    data = DataSystem([tmp_path / "a"], 2, seed=3)
+    data.get_batch()
+    state = data.get_state().to_json()
+    name, keys, pos, has_gauss, cached = data.rng.get_state()
+    assert state["rng"] == [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    (sub,) = state["systems"]
+    assert sub.keys() == {"set_count", "iterator", "order"}
+    assert (sub["set_count"], sub["iterator"], sorted(sub["order"])) == (1, 2, list(range(5)))
+    assert all(type(i) is int for i in sub["order"])
+    with pytest.raises(DataError, match="has 2 systems, the data 1"):
+        data.set_state({"rng": state["rng"], "systems": [sub, sub]})
