@@ -16,6 +16,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from ..infer.node_names import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_MODEL, CKPT_OPTIMIZER,
+                                CKPT_STEP)
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from .adam import Adam
@@ -79,9 +81,9 @@ class Trainer:
         # what `dp freeze` needs besides the weights: the script that builds the model, and the
         # training data's minimal neighbour distance (-1: not computed)
         self.attrs = TrainingAttributes(config, min_nbor_dist)
-        self.checkpointer = Checkpointer(training["save_ckpt"], training["max_ckpt_keep"],
-                                         model=model, optimizer=self.optimizer, step=self.step,
-                                         data_state=self.data_state, attrs=self.attrs)
+        self.checkpointer = Checkpointer(training["save_ckpt"], training["max_ckpt_keep"], **{
+            CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
+            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs})
         self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
                                                     self.step, self.loss.labels)
         self._signal = None
