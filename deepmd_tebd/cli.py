@@ -24,6 +24,7 @@ def _logging_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `dp` parser with all its subcommands."""
     parser = argparse.ArgumentParser(
         prog="dp",
         description="deepmd_tebd: train, freeze and test Deep Potential models with type "
@@ -166,6 +167,7 @@ def _dispatch(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs `dp` with `argv` (default: the process's arguments); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
