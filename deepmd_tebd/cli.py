@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     if args.command in ("freeze", "test", "compress"):
-        from .entrypoints.compress import CompressionRefused
+        from .infer.compression import CompressionRefused
         from .infer.frozen import CheckpointError, ModelFileError
 
         input_errors += (CheckpointError, ModelFileError, CompressionRefused)

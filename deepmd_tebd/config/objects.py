@@ -27,6 +27,7 @@ __all__ = [
     "TrainingConfig",
     "TypeEmbeddingConfig",
     "build_config",
+    "names_type_embedding",
     "LOSS_TERMS",
 ]
 
@@ -280,6 +281,12 @@ def _training(section: Mapping) -> TrainingConfig:
         time_training=section["time_training"], tensorboard=section["tensorboard"],
         tensorboard_log_dir=section["tensorboard_log_dir"],
         tensorboard_freq=int(section["tensorboard_freq"]))
+
+
+def names_type_embedding(script: Mapping) -> bool:
+    """Whether a script, normalised or as written, has a `model/type_embedding` section."""
+    model = script.get("model")
+    return isinstance(model, Mapping) and model.get("type_embedding") is not None
 
 
 def build_config(script: Mapping) -> Config:

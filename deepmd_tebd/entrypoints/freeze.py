@@ -4,6 +4,8 @@ from __future__ import annotations
 
 def run(checkpoint_folder: str = ".", output: str = "frozen_model.pb",
         node_names: str | None = None) -> int:
+    """Freezes the newest checkpoint in `checkpoint_folder` to `output`, keeping `node_names`
+    (comma-separated; default: the model's outputs and attributes)."""
     from ..infer.frozen import freeze
 
     nodes = None if node_names is None else [n.strip() for n in node_names.split(",")

@@ -1,4 +1,5 @@
-"""`dp neighbor-stat`: neighbour statistics of the systems under a directory (SPEC 8.5)."""
+"""`dp neighbor-stat`: neighbour statistics of the systems under a directory, logged as
+DeePMD-kit's `deepmd/entrypoints/neighbor_stat.py: neighbor_stat` logs them."""
 from __future__ import annotations
 
 import logging

@@ -1,50 +1,11 @@
-"""`dp plot lcurve.out [-o lcurve.png]`: the learning curve as a picture (matplotlib)."""
+"""`dp plot lcurve.out [-o lcurve.png]`: the learning curve as a picture (train/lcurve_plot.py)."""
 from __future__ import annotations
-
-import numpy as np
-
-
-def read_lcurve(path: str) -> tuple[list[str], np.ndarray]:
-    """Column names and values of lcurve.out (the last header wins after a --restart)."""
-    names, rows = None, []
-    with open(path) as f:
-        for line in f:
-            if line.startswith("#"):
-                names = line[1:].split()
-            elif line.strip():
-                rows.append([float(v) for v in line.split()])
-    if names is None or not rows:
-        raise ValueError(f"{path} holds no learning curve (expected a header and rows)")
-    return names, np.array(rows)
 
 
 def run(lcurve: str, output: str = "lcurve.png") -> int:
-    try:
-        import matplotlib
+    """Draws the learning curve file `lcurve` to `output` (PNG; needs matplotlib)."""
+    from ..train.lcurve_plot import plot_lcurve
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("dp plot needs matplotlib: pip install matplotlib "
-                         "(or the package's [plot] extra)") from None
-    names, data = read_lcurve(lcurve)
-    step = data[:, names.index("step")]
-    errors = sorted({n.rsplit("_", 1)[0] for n in names if n.endswith(("_trn", "_val"))},
-                    key=lambda n: [k.rsplit("_", 1)[0] for k in names].index(n))
-    fig, axes = plt.subplots(1, len(errors) + 1, figsize=(4 * (len(errors) + 1), 3.5))
-    for ax, error in zip(axes, errors):
-        for kind, style in (("trn", "-"), ("val", "--")):
-            key = f"{error}_{kind}"
-            if key in names:
-                ax.loglog(np.maximum(step, 1), data[:, names.index(key)], style,
-                          label="training" if kind == "trn" else "validation")
-        ax.set_xlabel("step")
-        ax.set_title(error)
-        ax.legend()
-    axes[-1].semilogy(step, data[:, names.index("lr")])
-    axes[-1].set_xlabel("step")
-    axes[-1].set_title("learning rate")
-    fig.tight_layout()
-    fig.savefig(output, dpi=120)
+    plot_lcurve(lcurve, output)
     print(f"wrote {output}")
     return 0

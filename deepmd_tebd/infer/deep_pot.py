@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..op import op_module  # noqa: F401  (registers the custom ops the graph uses)
+from . import node_names as nn
 from .frozen import ModelFileError, check_version, read_graph_def
 
 DEFAULT_BATCH_ATOMS = 1024
@@ -61,35 +62,34 @@ class DeepPot:
         def constant(name):
             return self.session.run(self.graph.get_tensor_by_name(name + ":0"))
 
-        model_type = constant("model_attr/model_type").decode()
-        if model_type != "ener":
+        model_type = constant(nn.MODEL_ATTR_MODEL_TYPE).decode()
+        if model_type != nn.ENERGY_MODEL:
             raise ModelFileError(f"{self.model_file}: a {model_type!r} model, not an energy "
-                                 "model ('ener')")
-        version = (constant("model_attr/model_version").decode()
-                   if "model_attr/model_version" in names else "0.0")
+                                 f"model ({nn.ENERGY_MODEL!r})")
+        version = (constant(nn.MODEL_ATTR_MODEL_VERSION).decode()
+                   if nn.MODEL_ATTR_MODEL_VERSION in names else "0.0")
         check_version(self.model_file, version)
         self.model_version = version
-        self.type_map = constant("model_attr/tmap").decode().split()
-        self.ntypes = int(constant("descrpt_attr/ntypes"))
-        self.rcut = float(constant("descrpt_attr/rcut"))
-        self.dim_fparam = max(0, int(constant("fitting_attr/dfparam"))) if (
-            "fitting_attr/dfparam" in names) else 0
-        self.dim_aparam = max(0, int(constant("fitting_attr/daparam"))) if (
-            "fitting_attr/daparam" in names) else 0
+        self.type_map = constant(nn.MODEL_ATTR_TMAP).decode().split()
+        self.ntypes = int(constant(nn.DESCRPT_ATTR_NTYPES))
+        self.rcut = float(constant(nn.DESCRPT_ATTR_RCUT))
+        self.dim_fparam = max(0, int(constant(nn.FITTING_ATTR_DFPARAM))) if (
+            nn.FITTING_ATTR_DFPARAM in names) else 0
+        self.dim_aparam = max(0, int(constant(nn.FITTING_ATTR_DAPARAM))) if (
+            nn.FITTING_ATTR_DAPARAM in names) else 0
         if len(self.type_map) != self.ntypes:
             raise ModelFileError(f"{self.model_file}: its type map {self.type_map} does not "
                                  f"name its {self.ntypes} types")
         self._in = {name: self.graph.get_tensor_by_name(name + ":0")
-                    for name in ("t_coord", "t_type", "t_natoms", "t_box", "t_mesh",
-                                 "t_fparam", "t_aparam") if name in names}
-        if self.dim_fparam and "t_fparam" not in self._in:
+                    for name in nn.INPUTS + (nn.T_FPARAM, nn.T_APARAM) if name in names}
+        if self.dim_fparam and nn.T_FPARAM not in self._in:
             raise ModelFileError(f"{self.model_file}: dfparam is {self.dim_fparam}, but the "
-                                 "graph has no t_fparam input")
-        if self.dim_aparam and "t_aparam" not in self._in:
+                                 f"graph has no {nn.T_FPARAM} input")
+        if self.dim_aparam and nn.T_APARAM not in self._in:
             raise ModelFileError(f"{self.model_file}: daparam is {self.dim_aparam}, but the "
-                                 "graph has no t_aparam input")
-        self._out = {name: self.graph.get_tensor_by_name(f"o_{name}:0")
-                     for name in ("energy", "force", "virial", "atom_energy", "atom_virial")}
+                                 f"graph has no {nn.T_APARAM} input")
+        self._out = {key: self.graph.get_tensor_by_name(nn.OUTPUT_NODES[key] + ":0")
+                     for key in ("energy", "force", "virial", "atom_energy", "atom_virial")}
         if batch_atoms is None:
             batch_atoms = int(os.environ.get("DP_INFER_BATCH_SIZE") or DEFAULT_BATCH_ATOMS)
         if batch_atoms < 1:
@@ -99,21 +99,27 @@ class DeepPot:
     # -- attributes ------------------------------------------------------------------------
 
     def get_type_map(self) -> list[str]:
+        """The element name of each type index."""
         return list(self.type_map)
 
     def get_ntypes(self) -> int:
+        """The number of atom types of the model."""
         return self.ntypes
 
     def get_rcut(self) -> float:
+        """The cutoff radius (Angstrom)."""
         return self.rcut
 
     def get_dim_fparam(self) -> int:
+        """Frame parameters per frame (0: none)."""
         return self.dim_fparam
 
     def get_dim_aparam(self) -> int:
+        """Atomic parameters per atom (0: none)."""
         return self.dim_aparam
 
     def close(self) -> None:
+        """Releases the TensorFlow session."""
         self.session.close()
 
     # -- evaluation ------------------------------------------------------------------------
@@ -180,19 +186,19 @@ class DeepPot:
         for start in range(0, nf, per_run):
             stop = min(nf, start + per_run)
             k = stop - start
-            feed = {self._in["t_coord"]: coords[start:stop, order].reshape(-1),
-                    self._in["t_type"]: np.tile(atom_types[order], k).astype(np.int32),
-                    self._in["t_natoms"]: natoms.astype(np.int32)}
+            feed = {self._in[nn.T_COORD]: coords[start:stop, order].reshape(-1),
+                    self._in[nn.T_TYPE]: np.tile(atom_types[order], k).astype(np.int32),
+                    self._in[nn.T_NATOMS]: natoms.astype(np.int32)}
             if cells is None:
-                feed[self._in["t_box"]] = np.tile(np.eye(3).reshape(-1), k)
-                feed[self._in["t_mesh"]] = np.zeros(0, np.int32)
+                feed[self._in[nn.T_BOX]] = np.tile(np.eye(3).reshape(-1), k)
+                feed[self._in[nn.T_MESH]] = np.zeros(0, np.int32)
             else:
-                feed[self._in["t_box"]] = cells[start:stop].reshape(-1)
-                feed[self._in["t_mesh"]] = np.zeros(6, np.int32)
+                feed[self._in[nn.T_BOX]] = cells[start:stop].reshape(-1)
+                feed[self._in[nn.T_MESH]] = np.zeros(6, np.int32)
             if self.dim_fparam:
-                feed[self._in["t_fparam"]] = fparam[start:stop].reshape(-1)
+                feed[self._in[nn.T_FPARAM]] = fparam[start:stop].reshape(-1)
             if self.dim_aparam:
-                feed[self._in["t_aparam"]] = aparam[start:stop, order].reshape(-1)
+                feed[self._in[nn.T_APARAM]] = aparam[start:stop, order].reshape(-1)
             values = self.session.run({key: self._out[key] for key in keys}, feed_dict=feed)
             for key in keys:
                 parts[key].append(values[key])

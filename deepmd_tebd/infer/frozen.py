@@ -15,9 +15,9 @@ Interface of the graph (DeePMD-kit model version 1.1):
   `descrpt_attr/{rcut,ntypes,sel,original_sel}`, `fitting_attr/{dfparam,daparam}`,
   `train_attr/{training_script,min_nbor_dist}`.
 
-The graph's only custom ops are ProdEnvMatA, ProdForceSeA and ProdVirialSeA, registered with
-DeePMD-kit's names and signatures, so DeePMD-kit's runtimes (Python, C++, LAMMPS) execute it with
-their own kernels.
+The names are those of node_names.py. The graph's only custom ops are ProdEnvMatA,
+ProdForceSeA and ProdVirialSeA, registered with DeePMD-kit's names and signatures, so DeePMD-kit's
+runtimes (Python, C++, LAMMPS) execute it with their own kernels.
 """
 from __future__ import annotations
 
@@ -31,23 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.objects import Config, build_config
+from . import node_names as nn
 
 log = logging.getLogger("deepmd_tebd")
-
-MODEL_VERSION = "1.1"
-
-# what `dp freeze` keeps unless told otherwise (-n)
-DEFAULT_NODES = (
-    "model_type", "descrpt_attr/rcut", "descrpt_attr/ntypes", "model_attr/tmap",
-    "model_attr/model_type", "model_attr/model_version", "train_attr/min_nbor_dist",
-    "train_attr/training_script", "t_mesh", "o_energy", "o_force", "o_virial", "o_atom_energy",
-    "o_atom_virial", "spin_attr/ntypes_spin", "fitting_attr/dfparam", "fitting_attr/daparam",
-    "fitting_attr/aparam_nall",
-)
-INPUTS = ("t_coord", "t_type", "t_natoms", "t_box", "t_mesh")
-OUTPUTS = ("o_energy", "o_force", "o_virial", "o_atom_energy", "o_atom_virial")
-ATTRIBUTES = ("model_attr/model_type", "descrpt_attr/rcut", "descrpt_attr/ntypes",
-              "model_attr/tmap")
 
 
 class ModelFileError(Exception):
@@ -66,38 +52,39 @@ def _attribute_constants(config: Config, min_nbor_dist: float | None) -> list:
     descriptor, fitting = model.descriptor, model.fitting
     sel = np.asarray(descriptor.sel, np.int32)
     values = [
-        ("model_type", "original_model", tf.string),
-        ("model_attr/tmap", " ".join(model.type_map), tf.string),
-        ("model_attr/model_type", "ener", tf.string),
-        ("model_attr/model_version", MODEL_VERSION, tf.string),
-        ("descrpt_attr/rcut", float(descriptor.rcut), tf.float64),
-        ("descrpt_attr/ntypes", model.ntypes, tf.int32),
-        ("descrpt_attr/sel", sel, tf.int32),
-        ("descrpt_attr/original_sel", sel, tf.int32),
-        ("fitting_attr/dfparam", fitting.numb_fparam, tf.int32),
-        ("fitting_attr/daparam", fitting.numb_aparam, tf.int32),
-        ("train_attr/training_script", json.dumps(config.script, separators=(",", ":")),
+        (nn.MODEL_TYPE, nn.ORIGINAL_MODEL, tf.string),
+        (nn.MODEL_ATTR_TMAP, " ".join(model.type_map), tf.string),
+        (nn.MODEL_ATTR_MODEL_TYPE, nn.ENERGY_MODEL, tf.string),
+        (nn.MODEL_ATTR_MODEL_VERSION, nn.MODEL_VERSION, tf.string),
+        (nn.DESCRPT_ATTR_RCUT, float(descriptor.rcut), tf.float64),
+        (nn.DESCRPT_ATTR_NTYPES, model.ntypes, tf.int32),
+        (nn.DESCRPT_ATTR_SEL, sel, tf.int32),
+        (nn.DESCRPT_ATTR_ORIGINAL_SEL, sel, tf.int32),
+        (nn.FITTING_ATTR_DFPARAM, fitting.numb_fparam, tf.int32),
+        (nn.FITTING_ATTR_DAPARAM, fitting.numb_aparam, tf.int32),
+        (nn.TRAIN_ATTR_TRAINING_SCRIPT, json.dumps(config.script, separators=(",", ":")),
          tf.string),
     ]
     if min_nbor_dist is not None and min_nbor_dist >= 0:
-        values.append(("train_attr/min_nbor_dist", float(min_nbor_dist), tf.float64))
+        values.append((nn.TRAIN_ATTR_MIN_NBOR_DIST, float(min_nbor_dist), tf.float64))
     return [tf.constant(value, dtype=dtype, name=name) for name, value, dtype in values]
 
 
-def model_graph_def(model, config: Config, min_nbor_dist: float | None = None) -> tf.compat.v1.GraphDef:
+def model_graph_def(model, config: Config,
+                    min_nbor_dist: float | None = None) -> tf.compat.v1.GraphDef:
     """The whole inference graph of `model` with its variables as constants (not pruned)."""
     ntypes = model.ntypes
     numb_fparam = model.fitting.numb_fparam
     numb_aparam = model.fitting.numb_aparam
-    signature = [tf.TensorSpec([None], tf.float64, name="t_coord"),
-                 tf.TensorSpec([None], tf.int32, name="t_type"),
-                 tf.TensorSpec([ntypes + 2], tf.int32, name="t_natoms"),
-                 tf.TensorSpec([None], tf.float64, name="t_box"),
-                 tf.TensorSpec([None], tf.int32, name="t_mesh")]
+    signature = [tf.TensorSpec([None], tf.float64, name=nn.T_COORD),
+                 tf.TensorSpec([None], tf.int32, name=nn.T_TYPE),
+                 tf.TensorSpec([ntypes + 2], tf.int32, name=nn.T_NATOMS),
+                 tf.TensorSpec([None], tf.float64, name=nn.T_BOX),
+                 tf.TensorSpec([None], tf.int32, name=nn.T_MESH)]
     if numb_fparam:
-        signature.append(tf.TensorSpec([None], tf.float64, name="t_fparam"))
+        signature.append(tf.TensorSpec([None], tf.float64, name=nn.T_FPARAM))
     if numb_aparam:
-        signature.append(tf.TensorSpec([None], tf.float64, name="t_aparam"))
+        signature.append(tf.TensorSpec([None], tf.float64, name=nn.T_APARAM))
 
     def graph(t_coord, t_type, t_natoms, t_box, t_mesh, *params):
         params = list(params)
@@ -106,12 +93,8 @@ def model_graph_def(model, config: Config, min_nbor_dist: float | None = None) -
                   else None)
         out = model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
         attributes = _attribute_constants(config, min_nbor_dist)
-        names = {"energy": "o_energy", "force": "o_force", "virial": "o_virial",
-                 "atom_energy": "o_atom_energy", "atom_virial": "o_atom_virial",
-                 "descriptor": "o_descriptor", "rmat": "o_rmat", "rmat_deriv": "o_rmat_deriv",
-                 "rij": "o_rij", "nlist": "o_nlist", "type_embedding": "t_typeebd"}
-        outputs = {key: tf.identity(out[key], name=name) for key, name in names.items()
-                   if key in out}
+        outputs = {key: tf.identity(out[key], name=name)
+                   for key, name in nn.OUTPUT_NODES.items() if key in out}
         outputs.update({f"attribute_{i}": value for i, value in enumerate(attributes)})
         return outputs
 
@@ -124,10 +107,10 @@ def model_graph_def(model, config: Config, min_nbor_dist: float | None = None) -
 
 
 def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:
-    """The subgraph that `node_names` (default DEFAULT_NODES) depend on; names absent from the
-    graph are left out with a warning, as DeePMD-kit does."""
+    """The subgraph that `node_names` (default node_names.DEFAULT_NODES) depend on; names absent
+    from the graph are left out with a warning, as DeePMD-kit does."""
     present = {node.name for node in graph_def.node}
-    wanted = list(DEFAULT_NODES if node_names is None else node_names)
+    wanted = list(nn.DEFAULT_NODES if node_names is None else node_names)
     missing = [name for name in wanted if name not in present]
     if missing:
         log.warning(f"The following nodes are not in the graph: {missing}; they are left "
@@ -172,18 +155,18 @@ def load_checkpoint_model(checkpoint_folder: str | os.PathLike):
     keys = reader.get_variable_to_shape_map()
 
     def value(name):
-        key = f"attrs/{name}/.ATTRIBUTES/VARIABLE_VALUE"
+        key = nn.checkpoint_variable_key(nn.CKPT_ATTRS, name)
         if key not in keys:
             raise CheckpointError(f"{prefix}: the checkpoint has no {name}; it was not written "
                                   "by deepmd_tebd's `dp train`")
         return reader.get_tensor(key)
 
-    raw = value("training_script")
+    raw = value(nn.CKPT_TRAINING_SCRIPT)
     config = build_config(json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)))
-    min_dist = float(value("min_nbor_dist"))
+    min_dist = float(value(nn.CKPT_MIN_NBOR_DIST))
     model = EnergyModel(config.model)
     model.build()
-    status = tf.train.Checkpoint(model=model).read(prefix)
+    status = tf.train.Checkpoint(**{nn.CKPT_MODEL: model}).read(prefix)
     status.expect_partial()
     try:
         status.assert_existing_objects_matched()
@@ -223,7 +206,7 @@ def read_graph_def(path: str | os.PathLike) -> tf.compat.v1.GraphDef:
     names = {node.name for node in graph_def.node}
     if not names:
         raise ModelFileError(f"{path}: the file holds no graph")
-    missing = [n for n in INPUTS + OUTPUTS + ATTRIBUTES if n not in names]
+    missing = [n for n in nn.INPUTS + nn.OUTPUTS + nn.ATTRIBUTES if n not in names]
     if missing:
         raise ModelFileError(f"{path}: not a DeePMD-kit energy model: the nodes {missing} are "
                              "missing")
@@ -236,8 +219,8 @@ def check_version(path, version: str) -> None:
         major, minor = (int(x) for x in version.split("."))
     except ValueError:
         raise ModelFileError(f"{path}: invalid model version string {version!r}") from None
-    want_major, want_minor = (int(x) for x in MODEL_VERSION.split("."))
+    want_major, want_minor = (int(x) for x in nn.MODEL_VERSION.split("."))
     if major != want_major or minor > want_minor:
         raise ModelFileError(f"{path}: model version {version} is not supported (this package "
-                             f"reads version {MODEL_VERSION} and older 1.x); convert it with "
+                             f"reads version {nn.MODEL_VERSION} and older 1.x); convert it with "
                              "DeePMD-kit's `dp convert-from`")

@@ -1,13 +1,18 @@
-"""The learning curve file (lcurve.out) in DeePMD-kit's exact format.
+"""The learning curve file (lcurve.out) in DeePMD-kit's exact format: written during training,
+read back for `dp plot`.
 
 Header: "# %5s" % "step", then per error name "   %11s %11s" % (name_val, name_trn) (only
 "   %11s" % name_trn without validation data), then "   %8s" % "lr". Rows: "%7d" step, the
-errors as "   %11.2e %11.2e" (or "   %11.2e"), then "   %8.1e" lr.
+errors as "   %11.2e %11.2e" (or "   %11.2e"), then "   %8.1e" lr (DeePMD-kit's
+`deepmd/tf/train/trainer.py: DPTrainer.print_header, print_on_training`).
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 def header(names: list[str], with_validation: bool) -> str:
+    """The header line naming the columns."""
     line = "# %5s" % "step"
     for name in names:
         line += ("   %11s %11s" % (name + "_val", name + "_trn") if with_validation
@@ -16,6 +21,7 @@ def header(names: list[str], with_validation: bool) -> str:
 
 
 def row(step: int, train: dict, valid: dict | None, names: list[str], lr: float) -> str:
+    """One row: the step, the errors (validation first) and the learning rate."""
     line = "%7d" % step
     for name in names:
         line += ("   %11.2e %11.2e" % (valid[name], train[name]) if valid is not None
@@ -35,8 +41,24 @@ class LearningCurve:
         self.file.flush()
 
     def write(self, step: int, train: dict, valid: dict | None, lr: float) -> None:
+        """Appends the row of `step` and flushes it."""
         self.file.write(row(step, train, valid if self.with_validation else None, self.names, lr))
         self.file.flush()
 
     def close(self) -> None:
+        """Closes the file."""
         self.file.close()
+
+
+def read_lcurve(path: str) -> tuple[list[str], np.ndarray]:
+    """Column names and values of lcurve.out (the last header wins after a --restart)."""
+    names, rows = None, []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#"):
+                names = line[1:].split()
+            elif line.strip():
+                rows.append([float(v) for v in line.split()])
+    if names is None or not rows:
+        raise ValueError(f"{path} holds no learning curve (expected a header and rows)")
+    return names, np.array(rows)

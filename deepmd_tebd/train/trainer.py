@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.objects import Config
+from ..infer.node_names import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_MIN_NBOR_DIST, CKPT_MODEL,
+                                CKPT_OPTIMIZER, CKPT_STEP, CKPT_TRAINING_SCRIPT)
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from .adam import Adam
@@ -48,11 +50,23 @@ class TrainingAttributes(tf.Module):
 
     def __init__(self, script: dict, min_nbor_dist: float | None = None):
         super().__init__(name="train_attr")
-        self.training_script = tf.Variable(json.dumps(script, separators=(",", ":")),
-                                           dtype=tf.string, trainable=False,
-                                           name="training_script")
-        self.min_nbor_dist = tf.Variable(-1.0 if min_nbor_dist is None else float(min_nbor_dist),
-                                         dtype=tf.float64, trainable=False, name="min_nbor_dist")
+        # tf.Module tracks each variable under its attribute's name: the checkpoint keys
+        setattr(self, CKPT_TRAINING_SCRIPT, tf.Variable(
+            json.dumps(script, separators=(",", ":")), dtype=tf.string, trainable=False,
+            name="training_script"))
+        setattr(self, CKPT_MIN_NBOR_DIST, tf.Variable(
+            -1.0 if min_nbor_dist is None else float(min_nbor_dist), dtype=tf.float64,
+            trainable=False, name="min_nbor_dist"))
+
+    @property
+    def script_variable(self) -> tf.Variable:
+        """The training script (compact JSON)."""
+        return getattr(self, CKPT_TRAINING_SCRIPT)
+
+    @property
+    def distance_variable(self) -> tf.Variable:
+        """The minimal neighbour distance (-1: not computed)."""
+        return getattr(self, CKPT_MIN_NBOR_DIST)
 
 
 class Trainer:
@@ -80,9 +94,9 @@ class Trainer:
         # what `dp freeze` needs besides the weights: the script that builds the model, and the
         # training data's minimal neighbour distance (-1: not computed)
         self.attrs = TrainingAttributes(config.script, min_nbor_dist)
-        self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep,
-                                         model=model, optimizer=self.optimizer, step=self.step,
-                                         data_state=self.data_state, attrs=self.attrs)
+        self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep, **{
+            CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
+            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs})
         self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
                                                     self.step, self.loss.labels)
         self._signal = None
@@ -100,13 +114,13 @@ class Trainer:
     def restart(self, prefix: str) -> None:
         """Everything from a checkpoint: weights, statistics, optimizer state, step and the
         data sampling state."""
-        script, min_dist = self.attrs.training_script.numpy(), float(self.attrs.min_nbor_dist)
+        script, min_dist = self.attrs.script_variable.numpy(), float(self.attrs.distance_variable)
         self.checkpointer.restore(prefix)
         # the script of this run (numb_steps may have grown); the checkpoint's distance unless
         # this run computed one
-        self.attrs.training_script.assign(script)
+        self.attrs.script_variable.assign(script)
         if min_dist >= 0:
-            self.attrs.min_nbor_dist.assign(min_dist)
+            self.attrs.distance_variable.assign(min_dist)
         state = self.data_state.numpy().decode()
         if state:
             self._set_sampling(json.loads(state))
@@ -130,7 +144,7 @@ class Trainer:
 
     def init_model(self, prefix: str) -> None:
         """Weights and statistics from a checkpoint; step and optimizer state start afresh."""
-        tf.train.Checkpoint(model=self.model).read(prefix).expect_partial()
+        tf.train.Checkpoint(**{CKPT_MODEL: self.model}).read(prefix).expect_partial()
         log.info(f"initialize model from checkpoint {prefix}")
 
     # -- the loop --------------------------------------------------------------------------

@@ -11,6 +11,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "deepmd_tebd"
 # the atom types of a batch, `atom_ener` the atomic-energy label. Reading them from a batch is not
 # reading the script.
 BATCH_KEYS = {"type", "atom_ener"}
+# Dicts of the package's own that share a key with the schema, by module and key
+OWN_KEYS = {
+    ("data/data_system.py", "systems"),  # the sampling state's per-system list (checkpoints)
+    ("model/energy_model.py", "type_embedding"),  # the model's output of the embedding table
+}
 
 
 def schema_keys() -> set:
@@ -54,7 +59,10 @@ def test_no_module_outside_config_reads_raw_script_keys():
     for path in sorted(PACKAGE.rglob("*.py")):
         if "config" in path.relative_to(PACKAGE).parts[:1]:
             continue
+        module = path.relative_to(PACKAGE).as_posix()
         for number, key in raw_key_reads(path.read_text(), keys):
+            if (module, key) in OWN_KEYS:
+                continue
             offenders.append(f"{path.relative_to(PACKAGE)}:{number}: {key!r}")
     assert offenders == []
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 from conftest import dp, water_frames
 
 from deepmd_tebd.infer import DeepPot, ModelFileError
+from deepmd_tebd.infer.node_names import MODEL_ATTR_MODEL_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_bad_model_files_are_named(ours_graph, tmp_path):
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(ours_graph.read_bytes())
     for node in graph_def.node:
-        if node.name == "model_attr/model_version":
+        if node.name == MODEL_ATTR_MODEL_VERSION:
             node.attr["value"].tensor.string_val[0] = b"2.0"
     with pytest.raises(ModelFileError, match=r"future\.pb: model version 2\.0 is not supported"):
         DeepPot(_write(tmp_path / "future.pb", graph_def))

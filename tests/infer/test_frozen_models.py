@@ -9,6 +9,7 @@ import tensorflow as tf
 from conftest import deepmd_eval, dp, oracle_dp, water_frames
 
 from deepmd_tebd.infer import DeepPot
+from deepmd_tebd.infer import node_names as nn
 
 KEYS = ("energy", "force", "virial", "atom_energy", "atom_virial")
 
@@ -48,9 +49,9 @@ def test_frozen_graph_has_deepmd_kit_inputs_outputs_and_attributes(ours_graph):
     nodes = {node.name: node for node in graph_def.node}
     placeholders = {name: tf.dtypes.as_dtype(node.attr["dtype"].type)
                     for name, node in nodes.items() if node.op == "Placeholder"}
-    assert placeholders == {"t_coord": tf.float64, "t_type": tf.int32, "t_natoms": tf.int32,
-                            "t_box": tf.float64, "t_mesh": tf.int32}
-    for name in ("o_energy", "o_force", "o_virial", "o_atom_energy", "o_atom_virial"):
+    assert placeholders == {nn.T_COORD: tf.float64, nn.T_TYPE: tf.int32, nn.T_NATOMS: tf.int32,
+                            nn.T_BOX: tf.float64, nn.T_MESH: tf.int32}
+    for name in nn.OUTPUTS:
         assert name in nodes
     from deepmd_tebd.data.neighbor_stat import neighbor_stat
     from shared_paths import WATER
@@ -63,19 +64,19 @@ def test_frozen_graph_has_deepmd_kit_inputs_outputs_and_attributes(ours_graph):
         def value(name):
             return sess.run(graph.get_tensor_by_name(name + ":0"))
 
-        assert value("model_attr/tmap") == b"O H"
-        assert value("model_attr/model_type") == b"ener"
-        assert value("model_attr/model_version") == b"1.1"
-        assert value("model_type") == b"original_model"
-        rcut = graph.get_tensor_by_name("descrpt_attr/rcut:0")
-        assert rcut.dtype == tf.float64 and value("descrpt_attr/rcut") == 6.0
-        for name, expected in (("descrpt_attr/ntypes", 2), ("fitting_attr/dfparam", 0),
-                               ("fitting_attr/daparam", 0)):
+        assert value(nn.MODEL_ATTR_TMAP) == b"O H"
+        assert value(nn.MODEL_ATTR_MODEL_TYPE) == b"ener"
+        assert value(nn.MODEL_ATTR_MODEL_VERSION) == b"1.1"
+        assert value(nn.MODEL_TYPE) == b"original_model"
+        rcut = graph.get_tensor_by_name(nn.DESCRPT_ATTR_RCUT + ":0")
+        assert rcut.dtype == tf.float64 and value(nn.DESCRPT_ATTR_RCUT) == 6.0
+        for name, expected in ((nn.DESCRPT_ATTR_NTYPES, 2), (nn.FITTING_ATTR_DFPARAM, 0),
+                               (nn.FITTING_ATTR_DAPARAM, 0)):
             assert graph.get_tensor_by_name(name + ":0").dtype == tf.int32
             assert value(name) == expected
-        script = json.loads(value("train_attr/training_script"))
+        script = json.loads(value(nn.TRAIN_ATTR_TRAINING_SCRIPT))
         assert script["model"]["type_embedding"]["neuron"] == [2, 4, 8]
-        assert value("train_attr/min_nbor_dist") == pytest.approx(min_dist, rel=1e-12)
+        assert value(nn.TRAIN_ATTR_MIN_NBOR_DIST) == pytest.approx(min_dist, rel=1e-12)
     # the only custom ops are DeePMD-kit's
     custom = {node.op for node in graph_def.node} - set(tf.raw_ops.__dict__)
     assert custom == {"ProdEnvMatA", "ProdForceSeA", "ProdVirialSeA"}

@@ -1,4 +1,5 @@
-"""The flexible-water reference model and sampler of deepmd_tebd.tools.water (seeded, fast)."""
+"""The flexible-water reference model (water_forcefield), its sampler (water_dynamics) and the
+command line of deepmd_tebd.tools.water (seeded, fast)."""
 import math
 import os
 
@@ -6,6 +7,8 @@ import numpy as np
 import pytest
 
 from deepmd_tebd.tools import water
+from deepmd_tebd.tools import water_dynamics as dynamics
+from deepmd_tebd.tools import water_forcefield as forcefield
 
 
 def _skewed(coord, box, skew):
@@ -20,14 +23,14 @@ def _configuration(kind):
     in a 6.2 Å box (shorter than rcut: atoms see their own images), 8 in a triclinic box."""
     rng = np.random.default_rng({"cubic64": 11, "small8": 12, "triclinic8": 13}[kind])
     n = 64 if kind == "cubic64" else 8
-    coord, box = water.random_water_box(n, rng)
+    coord, box = dynamics.random_water_box(n, rng)
     if kind == "triclinic8":
         edge = box[0, 0]
         skew = np.array([[edge, 0.0, 0.0], [0.3 * edge, edge, 0.0],
                          [-0.2 * edge, 0.25 * edge, edge]])
         coord, box = _skewed(coord, box, skew), skew
     coord = coord + rng.normal(scale=0.03, size=coord.shape)  # off the reference geometry
-    return water.WaterModel(n), coord, box
+    return forcefield.WaterModel(n), coord, box
 
 
 KINDS = ["cubic64", "small8", "triclinic8"]
@@ -37,7 +40,7 @@ def _two_molecules(rng, o_distance, centre=20.0):
     """Two randomly oriented molecules with their O atoms o_distance apart around ``centre``."""
     molecules = []
     for _ in range(2):
-        one, _ = water.random_water_box(1, rng)
+        one, _ = dynamics.random_water_box(1, rng)
         molecules.append(one - one[0])
     direction = rng.standard_normal(3)
     direction /= np.linalg.norm(direction)
@@ -47,20 +50,20 @@ def _two_molecules(rng, o_distance, centre=20.0):
 
 def test_erfc_matches_math_erfc():
     x = np.linspace(0.0, 3.0, 3001)
-    values, gauss = water.erfc_gauss(x)
+    values, gauss = forcefield.erfc_gauss(x)
     expected = np.array([math.erfc(v) for v in x])
     assert np.max(np.abs(values - expected)) < 2e-15
     np.testing.assert_allclose(gauss, np.exp(-x * x), rtol=1e-15)
 
 
 def test_units_and_parameters():
-    p = water.WaterParameters()
-    assert water.COULOMB == pytest.approx(14.399645, rel=1e-7)
-    assert water.KCAL_PER_MOL == pytest.approx(0.0433641, rel=1e-6)
-    assert water.AMU_A2_FS2 == pytest.approx(103.6427, rel=1e-6)
+    p = forcefield.WaterParameters()
+    assert forcefield.COULOMB == pytest.approx(14.399645, rel=1e-7)
+    assert forcefield.KCAL_PER_MOL == pytest.approx(0.0433641, rel=1e-6)
+    assert forcefield.AMU_A2_FS2 == pytest.approx(103.6427, rel=1e-6)
     assert p.charge_o + 2 * p.charge_h == 0.0
     # 64 molecules at 1 g/cm^3: a 12.42 Å cube.
-    assert water.box_edge(64) == pytest.approx(12.417, abs=1e-3)
+    assert dynamics.box_edge(64) == pytest.approx(12.417, abs=1e-3)
 
 
 @pytest.mark.parametrize("kind", ["small8", "triclinic8"])
@@ -133,7 +136,7 @@ def test_virial_is_minus_strain_derivative(kind):
 def test_virial_of_open_cluster_is_sum_of_r_outer_f():
     """Two molecules in a box far larger than the cutoff behave as an open system, where the
     virial is sum_i r_i (x) f_i (element [a, b] = r_ia f_ib) with unwrapped coordinates."""
-    model = water.WaterModel(2)
+    model = forcefield.WaterModel(2)
     coord = _two_molecules(np.random.default_rng(5), 3.0)  # in the middle of a 40 Å box
     box = np.eye(3) * 40.0
     energy, force, virial = model.evaluate(coord, box)
@@ -175,7 +178,7 @@ def test_pair_list_with_skin_gives_the_exact_model():
 
 
 def test_dsf_coulomb_and_lennard_jones_continuous_at_cutoff():
-    model = water.WaterModel(1)
+    model = forcefield.WaterModel(1)
     rc = model.params.rcut
     qq = model.params.charge_o * model.params.charge_h
     for pair in (lambda r: model.coulomb_pair(r, qq), model.lennard_jones_pair):
@@ -190,7 +193,7 @@ def test_dsf_coulomb_and_lennard_jones_continuous_at_cutoff():
     # Two molecules pulled apart across the cutoff: energy and forces change smoothly.
     base = _two_molecules(np.random.default_rng(9), 5.0, centre=25.0)
     box = np.eye(3) * 50.0
-    pair_model = water.WaterModel(2)
+    pair_model = forcefield.WaterModel(2)
     o_distance = np.linalg.norm(base[3] - base[0])
     direction = (base[3] - base[0]) / o_distance
     results = []
@@ -205,9 +208,9 @@ def test_dsf_coulomb_and_lennard_jones_continuous_at_cutoff():
 
 def test_md_conserves_energy_without_thermostat():
     rng = np.random.default_rng(4)
-    model = water.WaterModel(32)
-    coord, box = water.random_water_box(32, rng)
-    md = water.WaterMD(model, coord, box, dt=0.5)
+    model = forcefield.WaterModel(32)
+    coord, box = dynamics.random_water_box(32, rng)
+    md = dynamics.WaterMD(model, coord, box, dt=0.5)
     md.minimise(fmax=0.1, max_steps=500)
     md.set_velocities(300.0, rng)
     md.run(100, temperature=300.0, tau=20.0, rng=rng)
@@ -232,11 +235,11 @@ def test_bussi_thermostat_samples_canonical_kinetic_energy():
     """The rescaling alone, applied to a kinetic energy, gives the gamma distribution of
     ndof/2 kT: mean ndof kT/2 and variance ndof (kT)^2 / 2."""
     rng = np.random.default_rng(2)
-    ndof, kt = 60, water.BOLTZMANN * 300.0
+    ndof, kt = 60, forcefield.BOLTZMANN * 300.0
     target, c = 0.5 * ndof * kt, math.exp(-0.5 / 20.0)
     kinetic, samples = target, []
     for _ in range(40000):
-        kinetic *= water._bussi_scale(kinetic, target, ndof, c, rng) ** 2
+        kinetic *= dynamics._bussi_scale(kinetic, target, ndof, c, rng) ** 2
         samples.append(kinetic)
     samples = np.array(samples[1000:])
     assert samples.mean() == pytest.approx(target, rel=0.03)
@@ -244,7 +247,7 @@ def test_bussi_thermostat_samples_canonical_kinetic_energy():
 
 
 def test_sampling_is_seeded():
-    runs = [water.sample_system(2, np.random.default_rng([1, 0]), n_molecules=8, stride=3,
+    runs = [dynamics.sample_system(2, np.random.default_rng([1, 0]), n_molecules=8, stride=3,
                                 equilibration=10) for _ in range(2)]
     for key in ("coord", "energy", "force", "virial"):
         np.testing.assert_array_equal(runs[0][key], runs[1][key])
@@ -269,11 +272,11 @@ def test_generation_writes_deepmd_npy_system(tmp_path, capsys):
         data[key] = np.load(system / "set.000" / f"{key}.npy")
         assert data[key].shape == shape and data[key].dtype == np.float64, key
         assert np.all(np.isfinite(data[key])), key
-    edge = water.box_edge(64)
+    edge = dynamics.box_edge(64)
     np.testing.assert_allclose(data["box"], np.tile((np.eye(3) * edge).reshape(-1), (3, 1)))
     assert data["coord"].min() >= 0.0 and data["coord"].max() <= edge
     # The stored labels are the model's for the stored coordinates.
-    model = water.WaterModel(64)
+    model = forcefield.WaterModel(64)
     energy, force, virial = model.evaluate(data["coord"][-1].reshape(-1, 3), data["box"][-1])
     assert energy == pytest.approx(data["energy"][-1], abs=1e-9)
     np.testing.assert_allclose(force.reshape(-1), data["force"][-1], atol=1e-9)

@@ -4,8 +4,7 @@ import sys
 
 import pytest
 
-from deepmd_tebd.entrypoints.plot import read_lcurve
-from deepmd_tebd.train.lcurve import LearningCurve
+from deepmd_tebd.train.lcurve import LearningCurve, read_lcurve
 
 NAMES = ["rmse", "rmse_e", "rmse_f"]
 
