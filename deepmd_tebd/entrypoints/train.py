@@ -14,6 +14,7 @@ log = logging.getLogger("deepmd_tebd")
 
 
 def write_json_atomic(path: str, data: dict) -> None:
+    """Writes `data` as indented JSON to `path` through a temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".out.json.")
     with os.fdopen(fd, "w") as f:
@@ -36,6 +37,7 @@ def _check_tensorboard(config: Config, source: str) -> None:
 
 def run(input_path: str, restart: str | None = None, init_model: str | None = None,
         skip_neighbor_stat: bool = False, output: str = "out.json") -> int:
+    """`dp train`: returns 0, or 128 + the signal number when a signal stopped training."""
     config = load_settings(input_path)
     _check_tensorboard(config, input_path)
     config, min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
