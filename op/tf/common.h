@@ -1,11 +1,44 @@
-// Input checks shared by the op kernels.
+// Input checks and small helpers shared by the op kernels.
 #pragma once
 #include <string>
+#include <type_traits>
 
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 
 namespace deepmd_tebd {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using CPUDevice = Eigen::ThreadPoolDevice;
+using GPUDevice = Eigen::GpuDevice;
+
+// Whether an op kernel instantiated for Device runs on the GPU (only CUDA builds register any).
+template <typename Device>
+inline constexpr bool kOnGpu = !std::is_same<Device, CPUDevice>::value;
+
+// Calls the kernel library's function NAME_cpu, or its CUDA twin NAME_gpu (same signature) when
+// DEVICE is the GPU; CPU-only builds never instantiate the GPU branch.
+#define DTK_CALL_ON(DEVICE, NAME, ...)          \
+  do {                                          \
+    if constexpr (::deepmd_tebd::kOnGpu<DEVICE>) \
+      NAME##_gpu(__VA_ARGS__);                  \
+    else                                        \
+      NAME##_cpu(__VA_ARGS__);                  \
+  } while (false)
+
+// Frame f of a [nframes, width] tensor: a pointer to its row.
+template <typename T>
+const T* frame_row(const Tensor& t, int64_t f) {
+  return t.matrix<T>().data() + f * t.dim_size(1);
+}
+template <typename T>
+T* frame_row(Tensor* t, int64_t f) {
+  return t->matrix<T>().data() + f * t->dim_size(1);
+}
 
 // natoms = [nloc, nall, count of type 0, ...]: at least 3 entries, host memory.
 struct AtomCounts {
@@ -14,6 +47,7 @@ struct AtomCounts {
   int ntypes = 0;
 };
 
+// Reads natoms into `out`; false (with the status set) when it is malformed.
 inline bool read_natoms(tensorflow::OpKernelContext* ctx, const tensorflow::Tensor& natoms,
                         AtomCounts* out) {
   if (natoms.dims() != 1 || natoms.NumElements() < 3) {
@@ -45,6 +79,22 @@ inline bool check_matrix(tensorflow::OpKernelContext* ctx, const tensorflow::Ten
   }
   return true;
 }
+
+// The first five inputs of the neighbour-search ops (ProdEnvMatA, TebdNeighborStat): coord, type,
+// natoms, box, mesh.
+struct SearchInputs {
+  explicit SearchInputs(OpKernelContext* ctx)
+      : coord(ctx->input(0)),
+        type(ctx->input(1)),
+        natoms(ctx->input(2)),
+        box(ctx->input(3)),
+        mesh(ctx->input(4)) {}
+  const Tensor& coord;
+  const Tensor& type;
+  const Tensor& natoms;
+  const Tensor& box;
+  const Tensor& mesh;
+};
 
 // Checks the per-frame inputs of a neighbour search: coord [nframes, nall*3], type [nframes, nall],
 // box [nframes, 9]; nframes is taken from coord.

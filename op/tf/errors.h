@@ -8,6 +8,7 @@
 
 namespace deepmd_tebd {
 
+// Runs f(), which calls the kernel library, and turns its exceptions into the op's status.
 template <class F>
 void run_kernel(tensorflow::OpKernelContext* ctx, F&& f) {
   try {

@@ -11,12 +11,7 @@
 
 namespace deepmd_tebd {
 
-using tensorflow::OpKernel;
-using tensorflow::OpKernelConstruction;
-using tensorflow::OpKernelContext;
-using tensorflow::Tensor;
-using tensorflow::TensorShape;
-
+// TebdNeighborStat on the CPU: neighbor_stat_cpu frame by frame.
 template <typename T>
 class NeighborStatOp : public OpKernel {
  public:
@@ -26,24 +21,21 @@ class NeighborStatOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& coord = ctx->input(0);
-    const Tensor& type = ctx->input(1);
-    const Tensor& natoms = ctx->input(2);
-    const Tensor& box = ctx->input(3);
-    const Tensor& mesh = ctx->input(4);
+    SearchInputs in(ctx);
     AtomCounts n;
-    if (!read_natoms(ctx, natoms, &n)) return;
+    if (!read_natoms(ctx, in.natoms, &n)) return;
     OP_REQUIRES(ctx, n.nloc == n.nall,
                 tensorflow::errors::InvalidArgument(
                     "neighbor statistics take no ghost atoms: nloc must equal nall, got ", n.nloc,
                     " and ", n.nall));
     int64_t nframes;
-    if (!check_frames(ctx, coord, type, box, n.nloc, &nframes)) return;
-    OP_REQUIRES(ctx, mesh.dims() == 1 && (mesh.NumElements() == 0 || mesh.NumElements() == 6),
+    if (!check_frames(ctx, in.coord, in.type, in.box, n.nloc, &nframes)) return;
+    OP_REQUIRES(ctx,
+                in.mesh.dims() == 1 && (in.mesh.NumElements() == 0 || in.mesh.NumElements() == 6),
                 tensorflow::errors::InvalidArgument(
                     "mesh must have length 0 (open boundaries) or 6 (periodic box), got shape ",
-                    mesh.shape().DebugString()));
-    const bool periodic = mesh.NumElements() == 6;
+                    in.mesh.shape().DebugString()));
+    const bool periodic = in.mesh.NumElements() == 6;
 
     Tensor *max_nbor_size, *min_nbor_dist;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({nframes, n.ntypes}), &max_nbor_size));
@@ -52,11 +44,10 @@ class NeighborStatOp : public OpKernel {
     run_kernel(ctx, [&] {
       try {
         for (frame = 0; frame < nframes; ++frame)
-          neighbor_stat_cpu(max_nbor_size->matrix<int>().data() + frame * n.ntypes,
+          neighbor_stat_cpu(frame_row<int>(max_nbor_size, frame),
                             min_nbor_dist->flat<T>().data() + frame,
-                            coord.matrix<T>().data() + frame * coord.dim_size(1),
-                            type.matrix<int>().data() + frame * n.nloc, n.nloc, n.ntypes,
-                            periodic ? box.matrix<T>().data() + frame * 9 : nullptr,
+                            frame_row<T>(in.coord, frame), frame_row<int>(in.type, frame), n.nloc,
+                            n.ntypes, periodic ? frame_row<T>(in.box, frame) : nullptr,
                             static_cast<double>(rcut_));
       } catch (const InvalidArgument& e) {
         // the kernel sees one frame: say which one

@@ -21,6 +21,7 @@ DimensionHandle nloc_dim(InferenceContext* c, int natoms_input) {
   return c->MakeDim(natoms->flat<int>()(0));
 }
 
+// nall from a constant natoms input, or unknown.
 DimensionHandle nall_dim(InferenceContext* c, int natoms_input) {
   const tensorflow::Tensor* natoms = c->input_tensor(natoms_input);
   if (natoms == nullptr || natoms->NumElements() < 2) return c->UnknownDim();
@@ -36,19 +37,36 @@ Status per_atom_output(InferenceContext* c, DimensionHandle nframes, DimensionHa
   return Status();
 }
 
-Status prod_env_mat_a_shape(InferenceContext* c) {
-  ShapeHandle coord, type, natoms, box, mesh, davg, dstd;
+// Ranks of the inputs shared by the neighbour-search ops (coord, type, natoms, box, mesh) and
+// their common frame count; box must be [nframes, 9]. Unknown dimensions stay unknown.
+Status search_inputs_shape(InferenceContext* c, DimensionHandle* nframes, ShapeHandle* natoms) {
+  ShapeHandle coord, type, box, mesh;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &coord));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &type));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &natoms));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, natoms));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 2, &box));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &mesh));
+  *nframes = c->Dim(coord, 0);
+  TF_RETURN_IF_ERROR(c->Merge(*nframes, c->Dim(type, 0), nframes));
+  TF_RETURN_IF_ERROR(c->Merge(*nframes, c->Dim(box, 0), nframes));
+  DimensionHandle nine;
+  return c->WithValue(c->Dim(box, 1), 9, &nine);
+}
+
+// ProdEnvMatA: descrpt, descrpt_deriv, rij, nlist of [nframes, nloc * (4, 12, 3, 1) * nnei].
+// davg and dstd are [ntypes, 4 * nnei] with nnei = sum(sel_a), and agree with each other.
+Status prod_env_mat_a_shape(InferenceContext* c) {
+  DimensionHandle nframes;
+  ShapeHandle natoms, davg, dstd;
+  TF_RETURN_IF_ERROR(search_inputs_shape(c, &nframes, &natoms));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(5), 2, &davg));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(6), 2, &dstd));
   std::vector<int> sel_a;
   TF_RETURN_IF_ERROR(c->GetAttr("sel_a", &sel_a));
   const int64_t nnei = std::accumulate(sel_a.begin(), sel_a.end(), int64_t(0));
-  DimensionHandle nframes = c->Dim(coord, 0);
+  TF_RETURN_IF_ERROR(c->Merge(davg, dstd, &davg));
+  DimensionHandle ndescrpt;
+  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(davg, 1), nnei * 4, &ndescrpt));
   DimensionHandle nloc = nloc_dim(c, 2);
   ShapeHandle out;
   TF_RETURN_IF_ERROR(per_atom_output(c, nframes, nloc, nnei * 4, &out));
@@ -92,13 +110,18 @@ Status like_net_deriv_shape(InferenceContext* c) {
 
 }  // namespace
 
+// The inputs shared by the neighbour-search ops (ProdEnvMatA, TebdNeighborStat), in the order of
+// DeePMD-kit's ProdEnvMatA (source/op/prod_env_mat_multi_device.cc, REGISTER_OP).
+#define DTK_SEARCH_INPUTS         \
+  .Input("coord: T")              \
+  .Input("type: int32")           \
+  .Input("natoms: int32")         \
+  .Input("box: T")                \
+  .Input("mesh: int32")
+
 REGISTER_OP("ProdEnvMatA")
     .Attr("T: {float, double} = DT_DOUBLE")
-    .Input("coord: T")
-    .Input("type: int32")
-    .Input("natoms: int32")
-    .Input("box: T")
-    .Input("mesh: int32")
+    DTK_SEARCH_INPUTS
     .Input("davg: T")
     .Input("dstd: T")
     .Attr("rcut_a: float")
@@ -118,26 +141,28 @@ the centre coordinate (descrpt_deriv), relative neighbour positions (rij) and th
 6 periodic box, 16 a caller's list by pointer, >16 a caller's list inside the tensor.
 )doc");
 
+// The inputs and attributes of DeePMD-kit's four product ops after the gradient ops' leading
+// `grad` input, as in DeePMD-kit's source/op/prod_force_multi_device.cc and
+// source/op/prod_virial_multi_device.cc (REGISTER_OP): net_deriv, in_deriv, [rij,] nlist, natoms;
+// n_a_sel + n_r_sel is the number of neighbour slots per atom (checked by the kernels).
+#define DTK_PRODUCT_INPUTS(RIJ)   \
+  .Input("net_deriv: T")          \
+  .Input("in_deriv: T")           \
+  RIJ                             \
+  .Input("nlist: int32")          \
+  .Input("natoms: int32")         \
+  .Attr("n_a_sel: int")           \
+  .Attr("n_r_sel: int")
+
 REGISTER_OP("ProdForceSeA")
     .Attr("T: {float, double} = DT_DOUBLE")
-    .Input("net_deriv: T")
-    .Input("in_deriv: T")
-    .Input("nlist: int32")
-    .Input("natoms: int32")
-    .Attr("n_a_sel: int")
-    .Attr("n_r_sel: int")
+    DTK_PRODUCT_INPUTS()
     .Output("force: T")
     .SetShapeFn(prod_force_shape);
 
 REGISTER_OP("ProdVirialSeA")
     .Attr("T: {float, double} = DT_DOUBLE")
-    .Input("net_deriv: T")
-    .Input("in_deriv: T")
-    .Input("rij: T")
-    .Input("nlist: int32")
-    .Input("natoms: int32")
-    .Attr("n_a_sel: int")
-    .Attr("n_r_sel: int")
+    DTK_PRODUCT_INPUTS(.Input("rij: T"))
     .Output("virial: T")
     .Output("atom_virial: T")
     .SetShapeFn(prod_virial_shape);
@@ -145,44 +170,27 @@ REGISTER_OP("ProdVirialSeA")
 REGISTER_OP("ProdForceSeAGrad")
     .Attr("T: {float, double} = DT_DOUBLE")
     .Input("grad: T")
-    .Input("net_deriv: T")
-    .Input("in_deriv: T")
-    .Input("nlist: int32")
-    .Input("natoms: int32")
-    .Attr("n_a_sel: int")
-    .Attr("n_r_sel: int")
+    DTK_PRODUCT_INPUTS()
     .Output("grad_net: T")
     .SetShapeFn(like_net_deriv_shape);
 
 REGISTER_OP("ProdVirialSeAGrad")
     .Attr("T: {float, double} = DT_DOUBLE")
     .Input("grad: T")
-    .Input("net_deriv: T")
-    .Input("in_deriv: T")
-    .Input("rij: T")
-    .Input("nlist: int32")
-    .Input("natoms: int32")
-    .Attr("n_a_sel: int")
-    .Attr("n_r_sel: int")
+    DTK_PRODUCT_INPUTS(.Input("rij: T"))
     .Output("grad_net: T")
     .SetShapeFn(like_net_deriv_shape);
+
+#undef DTK_PRODUCT_INPUTS
 
 // Our own op (never in frozen graphs): neighbour statistics of training data.
 namespace {
 
 // max_nbor_size [nframes, ntypes], min_nbor_dist [nframes]; ntypes = len(natoms) - 2.
 Status neighbor_stat_shape(InferenceContext* c) {
-  ShapeHandle coord, type, natoms, box, mesh;
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &coord));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &type));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &natoms));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 2, &box));
-  TF_RETURN_IF_ERROR(c->WithRank(c->input(4), 1, &mesh));
-  DimensionHandle nframes = c->Dim(coord, 0);
-  TF_RETURN_IF_ERROR(c->Merge(nframes, c->Dim(type, 0), &nframes));
-  TF_RETURN_IF_ERROR(c->Merge(nframes, c->Dim(box, 0), &nframes));
-  DimensionHandle nine;
-  TF_RETURN_IF_ERROR(c->WithValue(c->Dim(box, 1), 9, &nine));
+  DimensionHandle nframes;
+  ShapeHandle natoms;
+  TF_RETURN_IF_ERROR(search_inputs_shape(c, &nframes, &natoms));
   DimensionHandle ntypes = c->UnknownDim();
   if (c->ValueKnown(c->Dim(natoms, 0))) {
     const int64_t len = c->Value(c->Dim(natoms, 0));
@@ -200,11 +208,7 @@ Status neighbor_stat_shape(InferenceContext* c) {
 
 REGISTER_OP("TebdNeighborStat")
     .Attr("T: {float, double} = DT_DOUBLE")
-    .Input("coord: T")
-    .Input("type: int32")
-    .Input("natoms: int32")
-    .Input("box: T")
-    .Input("mesh: int32")
+    DTK_SEARCH_INPUTS
     .Attr("rcut: float")
     .Output("max_nbor_size: int32")
     .Output("min_nbor_dist: T")
@@ -216,3 +220,5 @@ min_nbor_dist[f] the shortest distance between two atoms within rcut (+inf if no
 close). Atoms of negative type are skipped. mesh of length 0 means open boundaries, 6 a periodic
 box. Two atoms at distance 0 are an InvalidArgument error naming the frame and the atoms.
 )doc");
+
+#undef DTK_SEARCH_INPUTS

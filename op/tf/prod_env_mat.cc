@@ -12,17 +12,10 @@
 
 namespace deepmd_tebd {
 
-using tensorflow::OpKernel;
-using tensorflow::OpKernelConstruction;
-using tensorflow::OpKernelContext;
-using tensorflow::Tensor;
-using tensorflow::TensorShape;
-using CPUDevice = Eigen::ThreadPoolDevice;
-using GPUDevice = Eigen::GpuDevice;
-
 // How the neighbours are found, from the length of mesh.
 enum class NeighborMode { kOpen, kPeriodic, kPointerList, kTensorList };
 
+// Calls prod_env_mat_a_cpu or its CUDA twin for one frame.
 template <typename Device, typename T>
 struct EnvMatLauncher;
 
@@ -50,6 +43,7 @@ struct EnvMatLauncher<GPUDevice, T> {
 };
 #endif
 
+// ProdEnvMatA: attributes read once; inputs checked per call, then the kernel frame by frame.
 template <typename Device, typename T>
 class ProdEnvMatAOp : public OpKernel {
  public:
@@ -73,17 +67,14 @@ class ProdEnvMatAOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    const Tensor& coord = ctx->input(0);
-    const Tensor& type = ctx->input(1);
-    const Tensor& natoms = ctx->input(2);
-    const Tensor& box = ctx->input(3);
-    const Tensor& mesh = ctx->input(4);
+    SearchInputs in(ctx);
+    const Tensor& mesh = in.mesh;
     const Tensor& davg = ctx->input(5);
     const Tensor& dstd = ctx->input(6);
     AtomCounts n;
-    if (!read_natoms(ctx, natoms, &n)) return;
+    if (!read_natoms(ctx, in.natoms, &n)) return;
     int64_t nframes;
-    if (!check_frames(ctx, coord, type, box, n.nall, &nframes)) return;
+    if (!check_frames(ctx, in.coord, in.type, in.box, n.nall, &nframes)) return;
     const int ndescrpt = nnei_ * 4;
     OP_REQUIRES(ctx, n.ntypes == static_cast<int>(sel_a_.size()),
                 tensorflow::errors::InvalidArgument("natoms describes ", n.ntypes,
@@ -159,13 +150,9 @@ class ProdEnvMatAOp : public OpKernel {
     run_kernel(ctx, [&] {
       for (int64_t f = 0; f < nframes; ++f) {
         EnvMatLauncher<Device, T>::run(
-            em->matrix<T>().data() + f * em->dim_size(1),
-            em_deriv->matrix<T>().data() + f * em_deriv->dim_size(1),
-            rij->matrix<T>().data() + f * rij->dim_size(1),
-            nlist->matrix<int>().data() + f * nlist->dim_size(1),
-            coord.matrix<T>().data() + f * coord.dim_size(1),
-            type.matrix<int>().data() + f * type.dim_size(1), n.nloc, n.nall,
-            periodic ? box.matrix<T>().data() + f * 9 : nullptr,
+            frame_row<T>(em, f), frame_row<T>(em_deriv, f), frame_row<T>(rij, f),
+            frame_row<int>(nlist, f), frame_row<T>(in.coord, f), frame_row<int>(in.type, f),
+            n.nloc, n.nall, periodic ? frame_row<T>(in.box, f) : nullptr,
             use_external ? &external : nullptr, davg.matrix<T>().data(), dstd.matrix<T>().data(),
             params);
       }

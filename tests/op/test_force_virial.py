@@ -172,3 +172,38 @@ def test_net_force_vanishes():
     coord, atype, box = random_system(np.random.default_rng(16), "triclinic", rcut=RCUT)
     force, _, _ = Energy(coord, atype, box).force_virial()
     assert np.abs(force.sum(0)).max() < 1e-10 * np.abs(force).max()
+
+
+def _product_op_calls(model, n_a_sel, n_r_sel):
+    """The four product ops (ProdForceSeA, ProdVirialSeA and their gradient ops) on the env mat
+    of `model`, with the given n_a_sel / n_r_sel attributes."""
+    _, deriv, rij, nlist = model.descriptor(tf.constant(model.coord), model.box)
+    nloc = len(model.coord)
+    g = tf.zeros([1, nloc * model.nnei * 4], tf.float64)
+    sel = dict(n_a_sel=n_a_sel, n_r_sel=n_r_sel)
+    return {
+        "ProdForceSeA": lambda: op_module.prod_force_se_a(g, deriv, nlist, model.natoms, **sel),
+        "ProdVirialSeA": lambda: op_module.prod_virial_se_a(g, deriv, rij, nlist, model.natoms,
+                                                            **sel),
+        "ProdForceSeAGrad": lambda: op_module.prod_force_se_a_grad(
+            tf.zeros([1, nloc * 3], tf.float64), g, deriv, nlist, model.natoms, **sel),
+        "ProdVirialSeAGrad": lambda: op_module.prod_virial_se_a_grad(
+            tf.zeros([1, 9], tf.float64), g, deriv, rij, nlist, model.natoms, **sel),
+    }
+
+
+@pytest.mark.parametrize("op", ["ProdForceSeA", "ProdVirialSeA", "ProdForceSeAGrad",
+                                "ProdVirialSeAGrad"])
+def test_product_ops_refuse_sel_attrs_that_differ_from_nlist_width(op):
+    """As in DeePMD-kit, n_a_sel + n_r_sel must equal the neighbour slots per atom of nlist; the
+    message names both numbers. Any split with the right sum is accepted."""
+    coord, atype, box = random_system(np.random.default_rng(17), "orthorhombic", rcut=RCUT)
+    model = Energy(coord, atype, box)
+    nnei = model.nnei
+    _product_op_calls(model, nnei, 0)[op]()
+    _product_op_calls(model, nnei - 3, 3)[op]()
+    message = rf"nlist has {nnei} neighbours per atom .* n_a_sel \+ n_r_sel = {nnei - 1} \+ 0"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        _product_op_calls(model, nnei - 1, 0)[op]()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"= {nnei} \+ 2 = {nnei + 2}"):
+        _product_op_calls(model, nnei, 2)[op]()

@@ -184,3 +184,50 @@ def bad_call(**overrides):
 def test_bad_input_is_refused_with_a_clear_message(overrides, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         bad_call(**overrides)
+
+
+def traced_env_mat_shapes(coord, atype, box, davg, dstd, sel=SEL):
+    """Static output shapes of ProdEnvMatA traced with the given input shapes (None: unknown);
+    natoms is a constant with nloc = nall = 20."""
+    natoms = np.array([20, 20, 8, 12], np.int32)
+
+    @tf.function(input_signature=[tf.TensorSpec(coord, tf.float64), tf.TensorSpec(atype, tf.int32),
+                                  tf.TensorSpec(box, tf.float64), tf.TensorSpec(davg, tf.float64),
+                                  tf.TensorSpec(dstd, tf.float64)])
+    def env_mat_op(c, t, b, avg, std):
+        return op_module.prod_env_mat_a(c, t, natoms, b, np.zeros(6, np.int32), avg, std,
+                                        rcut_a=-1.0, rcut_r=RCUT, rcut_r_smth=RCUT_SMTH,
+                                        sel_a=sel, sel_r=[0] * len(sel))
+
+    outputs = env_mat_op.get_concrete_function().structured_outputs
+    return [o.shape.as_list() for o in outputs]
+
+
+def test_env_mat_static_shapes_keep_unknown_dims_unknown():
+    nd = 4 * sum(SEL)
+    shapes = traced_env_mat_shapes([None, None], [None, None], [None, None], [None, None],
+                                   [None, None])
+    assert shapes == [[None, 20 * nd], [None, 20 * nd * 3], [None, 20 * sum(SEL) * 3],
+                      [None, 20 * sum(SEL)]]
+    # a frame count known from any of coord, type, box reaches the outputs
+    shapes = traced_env_mat_shapes([None, 60], [None, 20], [3, 9], [2, nd], [2, None])
+    assert [s[0] for s in shapes] == [3, 3, 3, 3]
+
+
+@pytest.mark.parametrize("shapes,message", [
+    (dict(coord=[2, 60], atype=[3, 20]), "must be equal, but are 2 and 3"),
+    (dict(coord=[2, 60], box=[3, 9]), "must be equal, but are 2 and 3"),
+    (dict(box=[None, 6]), "must be 9"),
+    (dict(davg=[2, 4 * sum(SEL) + 4]), f"must be {4 * sum(SEL)}"),
+    (dict(dstd=[2, 8]), f"must be {4 * sum(SEL)}"),
+    (dict(davg=[2, 4 * sum(SEL)], dstd=[3, 4 * sum(SEL)]), "must be equal, but are 2 and 3"),
+    (dict(davg=[2, None], dstd=[3, None]), "must be equal, but are 2 and 3"),
+])
+def test_env_mat_shape_function_refuses_inconsistent_static_shapes(shapes, message):
+    """Frame counts of coord, type and box agree; davg and dstd agree and are 4 * sum(sel_a)
+    wide, whenever these dimensions are known when the op is traced."""
+    args = dict(coord=[None, None], atype=[None, None], box=[None, None], davg=[None, None],
+                dstd=[None, None])
+    args.update(shapes)
+    with pytest.raises(ValueError, match=message):
+        traced_env_mat_shapes(**args)

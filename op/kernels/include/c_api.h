@@ -9,7 +9,9 @@
 extern "C" {
 #endif
 
+// The message of the last failed call on this thread ("" after a successful call).
 const char* dtk_last_error(void);
+// 1 in the CUDA build of the library (the _gpu functions exist), else 0.
 int dtk_has_cuda(void);
 
 #define DTK_DECLARE(SUFFIX, T)                                                                   \

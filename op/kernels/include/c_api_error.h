@@ -5,8 +5,10 @@
 
 namespace deepmd_tebd {
 
+// The message behind dtk_last_error(), per thread.
 extern thread_local std::string last_error;
 
+// Runs f(): 0 on success, 1 with last_error set when it throws.
 template <class F>
 int guarded(F&& f) {
   try {

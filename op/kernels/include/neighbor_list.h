@@ -59,4 +59,45 @@ class CellList {
   std::vector<int> atoms_;  // atom indices grouped by bin
 };
 
+// One frame prepared for a neighbour search: the one setup of the periodic images and the cell
+// list, shared by ProdEnvMatA (env_mat.cc) and the neighbour statistics (neighbor_stat.cc).
+// box == nullptr: open boundaries; the searched positions are the natoms atoms themselves.
+// Otherwise periodic: the natoms atoms are local, and the searched positions are those atoms
+// wrapped into the cell followed by their periodic images within rcut (extend_periodic). Position
+// k < natoms is atom k in either case. Throws InvalidArgument when the box is singular.
+template <typename T>
+class NeighborSearch {
+ public:
+  NeighborSearch(const T* coord, const int* type, int natoms, const T* box, double rcut);
+  NeighborSearch(const NeighborSearch&) = delete;
+  NeighborSearch& operator=(const NeighborSearch&) = delete;
+
+  int size() const { return size_; }                  // number of searched positions
+  const T* coord() const { return coord_; }           // [size()*3]
+  const int* type() const { return type_; }           // [size()]
+  // Local atom of each searched position; nullptr for open boundaries (the identity).
+  const int* mapping() const { return mapping_.empty() ? nullptr : mapping_.data(); }
+  // DeePMD-kit's order of the searched positions (extend_periodic); nullptr for open boundaries.
+  const long long* rank() const { return rank_.empty() ? nullptr : rank_.data(); }
+  // Calls f(j) for every searched position j in the bins around position i (a superset of the
+  // positions within rcut of it; j == i included).
+  template <class F>
+  void for_each_candidate(int i, F&& f) const {
+    cells_.for_each_candidate(coord_ + 3 * static_cast<long long>(i), f);
+  }
+
+ private:
+  // Fills the periodic extension (when box is set) and the views, then bins the searched
+  // positions (called once, from the constructor, before any other member is used).
+  CellList<T> extend_and_bin(const T* coord, const int* type, int natoms, const T* box,
+                             double rcut);
+  std::vector<T> ext_coord_;
+  std::vector<int> ext_type_, mapping_;
+  std::vector<long long> rank_;
+  const T* coord_ = nullptr;
+  const int* type_ = nullptr;
+  int size_ = 0;
+  CellList<T> cells_;  // built last, over the searched positions
+};
+
 }  // namespace deepmd_tebd

@@ -7,6 +7,7 @@
 
 namespace deepmd_tebd {
 
+// A cell with its inverse, face distances and volume, filled by init_region.
 template <typename T>
 struct Region {
   T box[9];      // rows a, b, c
@@ -48,12 +49,14 @@ DTK_HD bool init_region(Region<T>& region, const T* box) {
   return true;
 }
 
+// Fractional coordinates f of the position r.
 template <typename T>
 DTK_HD void phys_to_frac(const Region<T>& region, const T* r, T* f) {
   for (int k = 0; k < 3; ++k)
     f[k] = r[0] * region.inv[0 * 3 + k] + r[1] * region.inv[1 * 3 + k] + r[2] * region.inv[2 * 3 + k];
 }
 
+// Position r of the fractional coordinates f.
 template <typename T>
 DTK_HD void frac_to_phys(const Region<T>& region, const T* f, T* r) {
   for (int d = 0; d < 3; ++d)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,23 +118,6 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
       throw InvalidArgument("atom " + std::to_string(i) + " has type " + std::to_string(type[i]) +
                             " but the descriptor knows " + std::to_string(p.ntypes) + " types");
 
-  // The positions searched: the frame itself, or the frame wrapped and extended by images.
-  std::vector<T> ext_coord;
-  std::vector<int> ext_type, mapping;
-  std::vector<long long> rank;
-  const T* pos = coord;
-  const int* typ = type;
-  const int* map = nullptr;
-  int npos = nall;
-  if (box && !external) {
-    Region<T> region;
-    if (!init_region(region, box)) throw InvalidArgument("the simulation box is singular");
-    extend_periodic(ext_coord, ext_type, mapping, rank, coord, type, nloc, region, p.rcut);
-    pos = ext_coord.data();
-    typ = ext_type.data();
-    map = mapping.data();
-    npos = static_cast<int>(mapping.size());
-  }
   // The caller's list, indexed by local atom.
   std::vector<int> ext_row;
   if (external) {
@@ -152,9 +136,13 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
       }
     }
   }
-  const CellList<T>* cells = nullptr;
-  CellList<T> cell_list(pos, external ? 0 : npos, p.rcut);
-  if (!external) cells = &cell_list;
+  // Otherwise our own search: the frame itself, or the frame wrapped and extended by images.
+  std::optional<NeighborSearch<T>> search;
+  if (!external) search.emplace(coord, type, nall, box, p.rcut);
+  const T* pos = search ? search->coord() : coord;
+  const int* typ = search ? search->type() : type;
+  const int* map = search ? search->mapping() : nullptr;
+  const long long* rank = search ? search->rank() : nullptr;
 
   const int nnei = p.nnei;
 #pragma omp parallel
@@ -165,16 +153,16 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
 #pragma omp for schedule(dynamic, 32)
     for (int i = 0; i < nloc; ++i) {
       s.candidates.clear();
-      if (cells) {
-        cells->for_each_candidate(pos + 3 * i, [&](int j) { s.candidates.push_back(j); });
+      if (search) {
+        search->for_each_candidate(i, [&](int j) { s.candidates.push_back(j); });
       } else if (ext_row[i] >= 0) {
         const int ii = ext_row[i];
         s.candidates.assign(external->firstneigh[ii],
                             external->firstneigh[ii] + external->numneigh[ii]);
       }
       const size_t o = static_cast<size_t>(i) * nnei;
-      fill_centre(em + o * 4, em_deriv + o * 12, rij + o * 3, nlist + o, i, pos, typ, map,
-                  map ? rank.data() : nullptr, davg, dstd, p, s);
+      fill_centre(em + o * 4, em_deriv + o * 12, rij + o * 3, nlist + o, i, pos, typ, map, rank,
+                  davg, dstd, p, s);
     }
   }
 }

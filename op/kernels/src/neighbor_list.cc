@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "errors.h"
+
 namespace deepmd_tebd {
 
 template <typename T>
@@ -123,6 +125,28 @@ void CellList<T>::bin_of(const T* r, int* c) const {
   }
 }
 
+template <typename T>
+NeighborSearch<T>::NeighborSearch(const T* coord, const int* type, int natoms, const T* box,
+                                  double rcut)
+    : cells_(extend_and_bin(coord, type, natoms, box, rcut)) {}
+
+template <typename T>
+CellList<T> NeighborSearch<T>::extend_and_bin(const T* coord, const int* type, int natoms,
+                                              const T* box, double rcut) {
+  coord_ = coord;
+  type_ = type;
+  size_ = natoms;
+  if (box) {
+    Region<T> region;
+    if (!init_region(region, box)) throw InvalidArgument("the simulation box is singular");
+    extend_periodic(ext_coord_, ext_type_, mapping_, rank_, coord, type, natoms, region, rcut);
+    coord_ = ext_coord_.data();
+    type_ = ext_type_.data();
+    size_ = static_cast<int>(mapping_.size());
+  }
+  return CellList<T>(coord_, size_, rcut);
+}
+
 template void extend_periodic<float>(std::vector<float>&, std::vector<int>&, std::vector<int>&,
                                      std::vector<long long>&, const float*, const int*, int,
                                      const Region<float>&, double);
@@ -131,5 +155,7 @@ template void extend_periodic<double>(std::vector<double>&, std::vector<int>&, s
                                       const Region<double>&, double);
 template class CellList<float>;
 template class CellList<double>;
+template class NeighborSearch<float>;
+template class NeighborSearch<double>;
 
 }  // namespace deepmd_tebd

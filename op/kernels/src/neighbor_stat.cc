@@ -9,7 +9,6 @@
 
 #include "errors.h"
 #include "neighbor_list.h"
-#include "region.h"
 
 namespace deepmd_tebd {
 
@@ -29,23 +28,10 @@ void neighbor_stat_cpu(int* max_nbor_size, T* min_nbor_dist, const T* coord, con
 
   // The positions searched: the frame itself, or the frame wrapped and extended by the images
   // that can lie within rcut of the cell. map[k] is the local atom that position k belongs to.
-  std::vector<T> ext_coord;
-  std::vector<int> ext_type, mapping;
-  std::vector<long long> rank;  // DeePMD-kit's ordering of the images; unused here
-  const T* pos = coord;
-  const int* typ = type;
-  const int* map = nullptr;
-  int npos = nloc;
-  if (box) {
-    Region<T> region;
-    if (!init_region(region, box)) throw InvalidArgument("the simulation box is singular");
-    extend_periodic(ext_coord, ext_type, mapping, rank, coord, type, nloc, region, rcut);
-    pos = ext_coord.data();
-    typ = ext_type.data();
-    map = mapping.data();
-    npos = static_cast<int>(mapping.size());
-  }
-  const CellList<T> cells(pos, npos, rcut);
+  const NeighborSearch<T> search(coord, type, nloc, box, rcut);
+  const T* pos = search.coord();
+  const int* typ = search.type();
+  const int* map = search.mapping();
   const double rcut2 = rcut * rcut;
 
   std::fill(max_nbor_size, max_nbor_size + ntypes, 0);
@@ -64,7 +50,7 @@ void neighbor_stat_cpu(int* max_nbor_size, T* min_nbor_dist, const T* coord, con
       if (type[i] < 0) continue;
       std::fill(count.begin(), count.end(), 0);
       const T* ri = pos + 3 * i;
-      cells.for_each_candidate(ri, [&](int j) {
+      search.for_each_candidate(i, [&](int j) {
         if (j == i || typ[j] < 0) return;
         const T* rj = pos + 3 * j;
         double d2 = 0;

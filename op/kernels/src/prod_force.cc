@@ -1,5 +1,6 @@
 #include "prod_force.h"
 
+#include "product_slot.h"
 #include "scatter.h"
 
 namespace deepmd_tebd {
@@ -14,9 +15,8 @@ void prod_force_a_cpu(T* force, const T* net_deriv, const T* in_deriv, const int
       const T* dd = in_deriv + i * ndescrpt * 3;
       const int* nl = nlist + static_cast<long long>(i) * nnei;
       for (int jj = 0; jj < nnei; ++jj) {
-        T c[3] = {T(0), T(0), T(0)};
-        for (int a = 4 * jj; a < 4 * jj + 4; ++a)
-          for (int d = 0; d < 3; ++d) c[d] += g[a] * dd[3 * a + d];
+        T c[3];
+        slot_force(c, g + 4 * jj, dd + 12 * jj);
         for (int d = 0; d < 3; ++d) f[3 * i + d] -= c[d];
         const int j = nl[jj];
         if (j < 0) continue;
@@ -37,19 +37,12 @@ void prod_force_grad_a_cpu(T* grad_net, const T* grad, const T* in_deriv, const 
     T* out = grad_net + i * ndescrpt;
     for (int jj = 0; jj < nnei; ++jj) {
       const int j = nl[jj];
-      T w[3];
-      for (int d = 0; d < 3; ++d) w[d] = -grad[3 * i + d] + (j >= 0 ? grad[3 * j + d] : T(0));
-      for (int a = 4 * jj; a < 4 * jj + 4; ++a)
-        out[a] = w[0] * dd[3 * a] + w[1] * dd[3 * a + 1] + w[2] * dd[3 * a + 2];
+      slot_force_grad(out + 4 * jj, grad + 3 * i, j >= 0 ? grad + 3 * j : nullptr, dd + 12 * jj);
     }
   }
 }
 
-template void prod_force_a_cpu<float>(float*, const float*, const float*, const int*, int, int, int);
-template void prod_force_a_cpu<double>(double*, const double*, const double*, const int*, int, int,
-                                       int);
-template void prod_force_grad_a_cpu<float>(float*, const float*, const float*, const int*, int, int);
-template void prod_force_grad_a_cpu<double>(double*, const double*, const double*, const int*, int,
-                                            int);
+DTK_PROD_FORCE_KERNELS(template, cpu, float)
+DTK_PROD_FORCE_KERNELS(template, cpu, double)
 
 }  // namespace deepmd_tebd

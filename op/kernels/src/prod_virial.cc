@@ -1,7 +1,6 @@
 #include "prod_virial.h"
 
-#include <vector>
-
+#include "product_slot.h"
 #include "scatter.h"
 
 namespace deepmd_tebd {
@@ -19,9 +18,8 @@ void prod_virial_a_cpu(T* virial, T* atom_virial, const T* net_deriv, const T* i
       for (int jj = 0; jj < nnei; ++jj) {
         const int j = nl[jj];
         if (j < 0) continue;
-        T c[3] = {T(0), T(0), T(0)};  // sum_a g_a * in_deriv[a, d0]
-        for (int a = 4 * jj; a < 4 * jj + 4; ++a)
-          for (int d = 0; d < 3; ++d) c[d] += g[a] * dd[3 * a + d];
+        T c[3];  // sum_a g_a * in_deriv[a, d0]
+        slot_force(c, g + 4 * jj, dd + 12 * jj);
         for (int d0 = 0; d0 < 3; ++d0)
           for (int d1 = 0; d1 < 3; ++d1) av[9 * j + 3 * d0 + d1] += c[d0] * rr[3 * jj + d1];
       }
@@ -42,25 +40,12 @@ void prod_virial_grad_a_cpu(T* grad_net, const T* grad, const T* in_deriv, const
     const T* rr = rij + static_cast<long long>(i) * nnei * 3;
     const int* nl = nlist + static_cast<long long>(i) * nnei;
     T* out = grad_net + i * ndescrpt;
-    for (int jj = 0; jj < nnei; ++jj) {
-      T w[3];  // w[d0] = sum_d1 grad[d0][d1] * rij[d1]
-      for (int d0 = 0; d0 < 3; ++d0)
-        w[d0] = grad[3 * d0] * rr[3 * jj] + grad[3 * d0 + 1] * rr[3 * jj + 1] +
-                grad[3 * d0 + 2] * rr[3 * jj + 2];
-      const bool filled = nl[jj] >= 0;
-      for (int a = 4 * jj; a < 4 * jj + 4; ++a)
-        out[a] = filled ? w[0] * dd[3 * a] + w[1] * dd[3 * a + 1] + w[2] * dd[3 * a + 2] : T(0);
-    }
+    for (int jj = 0; jj < nnei; ++jj)
+      slot_virial_grad(out + 4 * jj, grad, rr + 3 * jj, nl[jj] >= 0, dd + 12 * jj);
   }
 }
 
-template void prod_virial_a_cpu<float>(float*, float*, const float*, const float*, const float*,
-                                       const int*, int, int, int);
-template void prod_virial_a_cpu<double>(double*, double*, const double*, const double*,
-                                        const double*, const int*, int, int, int);
-template void prod_virial_grad_a_cpu<float>(float*, const float*, const float*, const float*,
-                                            const int*, int, int);
-template void prod_virial_grad_a_cpu<double>(double*, const double*, const double*, const double*,
-                                             const int*, int, int);
+DTK_PROD_VIRIAL_KERNELS(template, cpu, float)
+DTK_PROD_VIRIAL_KERNELS(template, cpu, double)
 
 }  // namespace deepmd_tebd

@@ -60,14 +60,17 @@ class EventTimer {
   cudaEvent_t stop_ = nullptr;
 };
 
+// Throws InvalidArgument(message) unless ok.
 void require(bool ok, const std::string& message) {
   if (!ok) throw InvalidArgument(message);
 }
 
+// a * b * c as an element count.
 size_t count_of(long long a, long long b = 1, long long c = 1) {
   return static_cast<size_t>(a) * static_cast<size_t>(b) * static_cast<size_t>(c);
 }
 
+// Allocates d and copies n elements of host memory into it.
 template <typename T>
 void to_device(DeviceBuffer<T>& d, const T* host, size_t n) {
   d.resize(n);
@@ -77,6 +80,7 @@ void to_device(DeviceBuffer<T>& d, const T* host, size_t n) {
   }
 }
 
+// Copies n elements of d to host memory.
 template <typename T>
 void to_host(T* host, const DeviceBuffer<T>& d, size_t n) {
   if (n > 0) {
@@ -85,6 +89,7 @@ void to_host(T* host, const DeviceBuffer<T>& d, size_t n) {
   }
 }
 
+// prod_env_mat_a_gpu on host arrays: copies in, runs and times the kernels, copies out.
 template <typename T>
 void env_mat(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type, int nloc,
              int nall, const T* box, const T* davg, const T* dstd, int ntypes, const int* sel,
@@ -122,6 +127,7 @@ void env_mat(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* 
   if (elapsed_ms) *elapsed_ms = ms;
 }
 
+// prod_force_a_gpu on host arrays.
 template <typename T>
 void force(T* f, const T* net_deriv, const T* in_deriv, const int* nlist, int nloc, int nall,
            int nnei, float* elapsed_ms) {
@@ -140,6 +146,7 @@ void force(T* f, const T* net_deriv, const T* in_deriv, const int* nlist, int nl
   if (elapsed_ms) *elapsed_ms = ms;
 }
 
+// prod_virial_a_gpu on host arrays.
 template <typename T>
 void virial(T* v, T* atom_virial, const T* net_deriv, const T* in_deriv, const T* rij,
             const int* nlist, int nloc, int nall, int nnei, float* elapsed_ms) {
@@ -161,6 +168,7 @@ void virial(T* v, T* atom_virial, const T* net_deriv, const T* in_deriv, const T
   if (elapsed_ms) *elapsed_ms = ms;
 }
 
+// prod_force_grad_a_gpu on host arrays.
 template <typename T>
 void force_grad(T* grad_net, const T* grad, const T* in_deriv, const int* nlist, int nloc,
                 int nall, int nnei, float* elapsed_ms) {
@@ -179,6 +187,7 @@ void force_grad(T* grad_net, const T* grad, const T* in_deriv, const int* nlist,
   if (elapsed_ms) *elapsed_ms = ms;
 }
 
+// prod_virial_grad_a_gpu on host arrays.
 template <typename T>
 void virial_grad(T* grad_net, const T* grad, const T* in_deriv, const T* rij, const int* nlist,
                  int nloc, int nnei, float* elapsed_ms) {

@@ -153,6 +153,22 @@ __global__ void collect_kernel(float* cand_d2, long long* cand_rank, int* cand_j
   }
 }
 
+// Sort key of a candidate: type, then (d2, rank).
+struct CandidateKey {
+  float d2;
+  long long rank;
+  int type;
+};
+
+// Key of candidate k of a segment that ends at `end`; k >= end gets d2 0, rank -1 and the type
+// `absent_type`.
+__device__ inline CandidateKey candidate_key(const float* cand_d2, const long long* cand_rank,
+                                             const int* cand_t, long long k, long long end,
+                                             int absent_type) {
+  if (k < end) return {cand_d2[k], cand_rank[k], cand_t[k]};
+  return {0.0f, -1, absent_type};
+}
+
 // Places the candidates of centre i into nlist (extended indices; the row was set to -1).
 // Candidate e of type t goes to slot block_start[t] + q, q = the number of candidates of type t
 // before e in the order (d2, rank); dropped when q >= sel[t]. Ranks are unique, so the q of one
@@ -173,25 +189,20 @@ __global__ void select_kernel(int* nlist, const float* cand_d2, const long long*
     for (long long e0 = begin; e0 < end; e0 += 32) {
       const long long e = e0 + lane;
       const bool mine = e < end;
-      const float de = mine ? cand_d2[e] : 0.0f;
-      const long long re = mine ? cand_rank[e] : -1;
-      const int te = mine ? cand_t[e] : -1;
+      const CandidateKey ke = candidate_key(cand_d2, cand_rank, cand_t, e, end, -1);
       int q = 0;
       for (long long f0 = begin; f0 < end; f0 += 32) {
-        const long long f = f0 + lane;
-        const bool has = f < end;
-        const float df_l = has ? cand_d2[f] : 0.0f;
-        const long long rf_l = has ? cand_rank[f] : -1;
-        const int tf_l = has ? cand_t[f] : -2;
+        // lanes past the end carry type -2, which matches neither a candidate nor an absent e
+        const CandidateKey kf = candidate_key(cand_d2, cand_rank, cand_t, f0 + lane, end, -2);
         const int nf = static_cast<int>(end - f0 < 32 ? end - f0 : 32);
         for (int src = 0; src < nf; ++src) {
-          const float df = __shfl_sync(kFullMask, df_l, src);
-          const long long rf = __shfl_sync(kFullMask, rf_l, src);
-          const int tf = __shfl_sync(kFullMask, tf_l, src);
-          q += (tf == te && (df < de || (df == de && rf < re))) ? 1 : 0;
+          const float df = __shfl_sync(kFullMask, kf.d2, src);
+          const long long rf = __shfl_sync(kFullMask, kf.rank, src);
+          const int tf = __shfl_sync(kFullMask, kf.type, src);
+          q += (tf == ke.type && (df < ke.d2 || (df == ke.d2 && rf < ke.rank))) ? 1 : 0;
         }
       }
-      if (mine && q < sel[te]) row[block_start[te] + q] = cand_j[e];
+      if (mine && q < sel[ke.type]) row[block_start[ke.type] + q] = cand_j[e];
     }
   }
 }

@@ -1,6 +1,7 @@
 // CUDA twins of prod_force_a_cpu and prod_force_grad_a_cpu (prod_force.cc). Device pointers.
 #include "device_utils.cuh"
 #include "prod_force.h"
+#include "product_slot.h"
 
 namespace deepmd_tebd {
 namespace gpu {
@@ -22,9 +23,8 @@ __global__ void force_kernel(T* force, const T* net_deriv, const T* in_deriv, co
     const int* nl = nlist + i * nnei;
     T fi[3] = {T(0), T(0), T(0)};
     for (int jj = lane; jj < nnei; jj += 32) {
-      T c[3] = {T(0), T(0), T(0)};
-      for (int a = 4 * jj; a < 4 * jj + 4; ++a)
-        for (int d = 0; d < 3; ++d) c[d] += g[a] * dd[3 * a + d];
+      T c[3];
+      slot_force(c, g + 4 * jj, dd + 12 * jj);
       for (int d = 0; d < 3; ++d) fi[d] += c[d];
       const int j = nl[jj];
       if (j >= 0)
@@ -36,7 +36,7 @@ __global__ void force_kernel(T* force, const T* net_deriv, const T* in_deriv, co
   }
 }
 
-// One thread per (centre, slot): the same arithmetic as prod_force_grad_a_cpu.
+// One thread per (centre, slot): the same arithmetic (slot_force_grad) as prod_force_grad_a_cpu.
 template <typename T>
 __global__ void force_grad_kernel(T* grad_net, const T* grad, const T* in_deriv,
                                   const int* nlist, int nloc, int nnei) {
@@ -45,12 +45,8 @@ __global__ void force_grad_kernel(T* grad_net, const T* grad, const T* in_deriv,
        idx < total; idx += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long i = idx / nnei;
     const int j = nlist[idx];
-    const T* dd = in_deriv + 12 * idx;
-    T* out = grad_net + 4 * idx;
-    T w[3];
-    for (int d = 0; d < 3; ++d)
-      w[d] = -grad[3 * i + d] + (j >= 0 ? grad[3 * static_cast<long long>(j) + d] : T(0));
-    for (int a = 0; a < 4; ++a) out[a] = w[0] * dd[3 * a] + w[1] * dd[3 * a + 1] + w[2] * dd[3 * a + 2];
+    slot_force_grad(grad_net + 4 * idx, grad + 3 * i,
+                    j >= 0 ? grad + 3 * static_cast<long long>(j) : nullptr, in_deriv + 12 * idx);
   }
 }
 
@@ -79,11 +75,7 @@ void prod_force_grad_a_gpu(T* grad_net, const T* grad, const T* in_deriv, const 
   check_launch("force_grad_kernel");
 }
 
-template void prod_force_a_gpu<float>(float*, const float*, const float*, const int*, int, int, int);
-template void prod_force_a_gpu<double>(double*, const double*, const double*, const int*, int, int,
-                                       int);
-template void prod_force_grad_a_gpu<float>(float*, const float*, const float*, const int*, int, int);
-template void prod_force_grad_a_gpu<double>(double*, const double*, const double*, const int*, int,
-                                            int);
+DTK_PROD_FORCE_KERNELS(template, gpu, float)
+DTK_PROD_FORCE_KERNELS(template, gpu, double)
 
 }  // namespace deepmd_tebd

@@ -3,13 +3,14 @@
 
 #include "device_utils.cuh"
 #include "prod_virial.h"
+#include "product_slot.h"
 
 namespace deepmd_tebd {
 namespace gpu {
 namespace {
 
 // One thread per (centre, slot) with a neighbour j: atom_virial[j] += c (x) rij, where
-// c = sum_a g[a] * in_deriv[a, :] over the slot's four entries, in the CPU's order.
+// c = sum_a g[a] * in_deriv[a, :] over the slot's four entries (slot_force, as on the CPU).
 template <typename T>
 __global__ void atom_virial_kernel(T* atom_virial, const T* net_deriv, const T* in_deriv,
                                    const T* rij, const int* nlist, int nloc, int nnei) {
@@ -21,9 +22,8 @@ __global__ void atom_virial_kernel(T* atom_virial, const T* net_deriv, const T* 
     const T* g = net_deriv + 4 * idx;
     const T* dd = in_deriv + 12 * idx;
     const T* rr = rij + 3 * idx;
-    T c[3] = {T(0), T(0), T(0)};
-    for (int a = 0; a < 4; ++a)
-      for (int d = 0; d < 3; ++d) c[d] += g[a] * dd[3 * a + d];
+    T c[3];
+    slot_force(c, g, dd);
     T* av = atom_virial + 9 * static_cast<long long>(j);
     for (int d0 = 0; d0 < 3; ++d0)
       for (int d1 = 0; d1 < 3; ++d1) atomicAdd(av + 3 * d0 + d1, c[d0] * rr[d1]);
@@ -53,22 +53,15 @@ __global__ void sum_rows9_kernel(T* out, const T* rows, long long nrows) {
   }
 }
 
-// One thread per (centre, slot): the same arithmetic as prod_virial_grad_a_cpu.
+// One thread per (centre, slot): the same arithmetic (slot_virial_grad) as prod_virial_grad_a_cpu.
 template <typename T>
 __global__ void virial_grad_kernel(T* grad_net, const T* grad, const T* in_deriv, const T* rij,
                                    const int* nlist, int nloc, int nnei) {
   const long long total = static_cast<long long>(nloc) * nnei;
   for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
        idx < total; idx += static_cast<long long>(gridDim.x) * blockDim.x) {
-    const T* dd = in_deriv + 12 * idx;
-    const T* rr = rij + 3 * idx;
-    T* out = grad_net + 4 * idx;
-    T w[3];  // w[d0] = sum_d1 grad[d0][d1] * rij[d1]
-    for (int d0 = 0; d0 < 3; ++d0)
-      w[d0] = grad[3 * d0] * rr[0] + grad[3 * d0 + 1] * rr[1] + grad[3 * d0 + 2] * rr[2];
-    const bool filled = nlist[idx] >= 0;
-    for (int a = 0; a < 4; ++a)
-      out[a] = filled ? w[0] * dd[3 * a] + w[1] * dd[3 * a + 1] + w[2] * dd[3 * a + 2] : T(0);
+    slot_virial_grad(grad_net + 4 * idx, grad, rij + 3 * idx, nlist[idx] >= 0,
+                     in_deriv + 12 * idx);
   }
 }
 
@@ -108,13 +101,7 @@ void prod_virial_grad_a_gpu(T* grad_net, const T* grad, const T* in_deriv, const
   check_launch("virial_grad_kernel");
 }
 
-template void prod_virial_a_gpu<float>(float*, float*, const float*, const float*, const float*,
-                                       const int*, int, int, int);
-template void prod_virial_a_gpu<double>(double*, double*, const double*, const double*,
-                                        const double*, const int*, int, int, int);
-template void prod_virial_grad_a_gpu<float>(float*, const float*, const float*, const float*,
-                                            const int*, int, int);
-template void prod_virial_grad_a_gpu<double>(double*, const double*, const double*, const double*,
-                                             const int*, int, int);
+DTK_PROD_VIRIAL_KERNELS(template, gpu, float)
+DTK_PROD_VIRIAL_KERNELS(template, gpu, double)
 
 }  // namespace deepmd_tebd
