@@ -20,8 +20,8 @@ Seeds: with --seeds K every input runs K times on each side, run r (0..K-1) with
 input moved by r (the model's type_embedding, descriptor and fitting_net seeds 1 + r, the
 training seed 10 + r; run 0 is the upstream input). From the same model seeds both programs start
 from the same initial weights. The training seed drives the data RNG, which DeePMD-kit 2.x (and
-this package, SPEC 3.5) seeds with seed + rank and DeePMD-kit 3.x with the pair [rank, seed]: the
-two programs see different batches and validation frames, and with decay_steps 100 the first few
+this package, data/sampling.py: make_data_rng) seeds with seed + rank and DeePMD-kit 3.x with
+the pair [rank, seed]: the two programs see different batches and validation frames, and with decay_steps 100 the first few
 hundred steps decide where a run ends, so one run per side compares two draws more than two
 programs. The RMSE ratios are of the means over the K runs.
 

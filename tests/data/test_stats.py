@@ -45,7 +45,7 @@ def frames_batch(seed, kind, nframes, sel_types=2, natoms=None):
 
 
 def direct_stats(batches_with_boxes, ntypes, sel):
-    """SPEC 2.4 written out: per centre type, the mean and population std of s over all slots,
+    """DeePMD-kit's descriptor statistics (deepmd/descriptor/se_a.py) written out: per centre type, the mean and population std of s over all slots,
     and the std of all three angular components together, from the NumPy reference matrix."""
     nnei = sum(sel)
     s_values = [[] for _ in range(ntypes)]

@@ -1,5 +1,5 @@
 """DeePMD-kit's water example architectures build, run on a frame of the water data and have the
-parameter shapes of DeePMD-kit v2.2.5's graph (SPEC 4.8, "Observed")."""
+parameter shapes of DeePMD-kit v2.2.5's graph."""
 import copy
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The training loop draws its batches in DeePMD-kit's order (SPEC 3.5): statistics batches, one
+"""The training loop draws its batches in DeePMD-kit's order (deepmd/train/trainer.py: DPTrainer.train): statistics batches, one
 dropped prefetch, the first training batch, the step-0 validation batches, then per step the
 next training batch before that step's validation batches. The reference sequence comes from
 DeePMD-kit 3.2's own data classes driven in that order."""

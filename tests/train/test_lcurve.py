@@ -1,4 +1,5 @@
-"""lcurve.out has DeePMD-kit's column layout (SPEC 7.1)."""
+"""lcurve.out has DeePMD-kit's column layout (deepmd/train/trainer.py:
+DPTrainer.print_header and print_on_training)."""
 from deepmd_tebd.train.lcurve import LearningCurve, header, row
 
 NAMES = ["rmse", "rmse_e", "rmse_f"]
