@@ -101,13 +101,7 @@ class Trainer:
                                                     self.step, self.loss.labels)
         self._signal = None
         self.summary = None
-        if training.tensorboard:
-            try:
-                import tensorboard  # noqa: F401  (tf.summary writes through it)
-            except ImportError:
-                raise RuntimeError("training/tensorboard is true, but the tensorboard package "
-                                   "is not installed: pip install tensorboard (or the "
-                                   "package's [tensorboard] extra)") from None
+        if training.tensorboard:  # its package was checked with the script
             self.summary = tf.summary.create_file_writer(training.tensorboard_log_dir)
 
     # -- restoring -------------------------------------------------------------------------
