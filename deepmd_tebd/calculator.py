@@ -8,8 +8,8 @@ forces and stress (and the virial in `results["virial"]`) of an `ase.Atoms`.
     atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
 
 Atoms are mapped to the model's types by their chemical symbols (`type_dict` overrides it:
-symbol -> type index). Periodic along all three directions or along none (a cell is then
-ignored); stress needs a periodic cell. `ase` is an optional dependency (the package's `[ase]`
+symbol -> type index; required for a model trained without a type map). Periodic along all
+three directions or along none (a cell is then ignored); stress needs a periodic cell. `ase` is an optional dependency (the package's `[ase]`
 extra).
 """
 from __future__ import annotations
@@ -34,6 +34,12 @@ class DP(Calculator):
     def __init__(self, model, label: str = "DP", type_dict: dict | None = None, **kwargs):
         super().__init__(label=label, **kwargs)
         self.dp = model if isinstance(model, DeepPot) else DeepPot(model)
+        if type_dict is None and not self.dp.get_type_map():
+            # DeePMD-kit's calculator fails here too (deepmd/calculator.py: DP.__init__)
+            raise ValueError(f"{getattr(self.dp, 'model_file', 'the model')} has no type map (it "
+                             "was trained without model/type_map): pass type_dict, e.g. "
+                             "type_dict={'O': 0, 'H': 1}, to map element symbols to its "
+                             f"{self.dp.get_ntypes()} type indices")
         self.type_dict = dict(type_dict) if type_dict is not None else {
             name: i for i, name in enumerate(self.dp.get_type_map())}
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from ..data.system import DataError, System, find_systems
+from ..data.data_system import merged_type_map
+from ..data.system import DataError, System, count_types, find_systems, load_systems
 from .errors import ConfigError, Problem
-from .objects import Config
+from .normalize import normalize
+from .objects import Config, build_config
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -25,6 +27,7 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
             problems += _system_problems(section.systems, type_map, f"training/{name}/systems")
     if problems:
         raise ConfigError(source, problems)
+    data_ntypes = None if type_map else _count_data_types(config, source)
 
     descriptor = config.model.descriptor
     sel = descriptor.sel
@@ -40,18 +43,62 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
     min_dist, max_size = neighbor_stat(list(training.training_data.systems), descriptor.rcut,
                                        type_map)
     if not descriptor.sel_resolved:
-        return config.with_sel(auto_sel(max_size, parse_auto_sel(sel))), min_dist
+        config = config.with_sel(auto_sel(max_size, parse_auto_sel(sel)))
+        if data_ntypes is not None:  # ntypes was open until now: the checks that count types
+            config = build_config(normalize(dict(config.script), source))
+        return config, min_dist
     for t, (m, s) in enumerate(zip(max_size, sel)):
         if s != 0 and m > s:
-            log.warning(f"sel of type {type_map[t]} is {s}, but the training data has atoms "
+            name = type_map[t] if type_map else str(t)
+            log.warning(f"sel of type {name} is {s}, but the training data has atoms "
                         f"with {m} neighbours of that type within rcut: the farthest are "
                         "dropped")
     return config, min_dist
 
 
+def _count_data_types(config: Config, source: str) -> int:
+    """Without model/type_map: the number of types of the training data, which must equal sel's
+    length (when sel is a list) and that of the validation data (DeePMD-kit's
+    deepmd/tf/train/trainer.py: DPTrainer.build refuses data with more types than the model;
+    with fewer, its first feed of t_natoms fails). The training systems' type_map.raw must
+    agree; validation systems are mapped by name to theirs (deepmd/tf/entrypoints/train.py:
+    _do_work passes train_data.type_map to the validation data)."""
+    training = config.training
+    try:
+        systems = load_systems(_listed(training.training_data.systems))
+        names = merged_type_map(systems)
+    except DataError as err:
+        raise ConfigError(source, [Problem("training/training_data/systems", str(err))]) from None
+    ntypes = count_types(systems)
+    counts = {"training/training_data/systems": ntypes}
+    if training.validation_data is not None:
+        try:
+            valid = load_systems(_listed(training.validation_data.systems), names)
+        except DataError as err:
+            raise ConfigError(source, [Problem("training/validation_data/systems",
+                                               str(err))]) from None
+        counts["training/validation_data/systems"] = len(names) if names else count_types(valid)
+    sel = config.model.descriptor.sel
+    expected = len(sel) if config.model.descriptor.sel_resolved else ntypes
+    how = (f"sel has {len(sel)} entries" if config.model.descriptor.sel_resolved
+           else "as many as the training data have")
+    problems = [Problem(path, f"the data have {n} atom types (the length of type_map.raw, or "
+                              f"the largest index in type.raw + 1), but without model/type_map "
+                              f"the model has {expected} ({how}): give model/type_map, or one "
+                              "sel entry per type of the data")
+                for path, n in counts.items() if n != expected]
+    if problems:
+        raise ConfigError(source, problems)
+    return ntypes
+
+
+def _listed(systems):
+    return systems if isinstance(systems, str) else list(systems)
+
+
 def _system_problems(systems, type_map, path: str) -> list[Problem]:
     try:
-        paths = find_systems(systems if isinstance(systems, str) else list(systems))
+        paths = find_systems(_listed(systems))
     except DataError as err:
         return [Problem(path, str(err))]
     problems = []

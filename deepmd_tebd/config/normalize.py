@@ -233,17 +233,29 @@ def _describe(error) -> list[Problem]:
 # Checks across keys
 
 
+def _ntypes(model: dict) -> tuple[int | None, str]:
+    """(number of types, where it comes from): len(type_map), or without a type_map len(sel)
+    (DeePMD-kit's deepmd/tf/descriptor/se_a.py: DescrptSeA.__init__ counts the types of sel);
+    None while sel is "auto" and no type_map is given (the data decide, check_against_data)."""
+    if "type_map" in model:
+        return len(model["type_map"]), "as in model/type_map"
+    sel = model["descriptor"]["sel"]
+    if isinstance(sel, list):
+        return len(sel), "the length of model/descriptor/sel, as no model/type_map is given"
+    return None, ""
+
+
 def _cross_check(data: dict, problems: list[Problem]) -> None:
     model = data["model"]
-    type_map = model["type_map"]
-    ntypes = len(type_map)
-    if len(set(type_map)) != ntypes:
+    desc, fit = model["descriptor"], model["fitting_net"]
+    ntypes, origin = _ntypes(model)
+    type_map = model.get("type_map", [])
+    if len(set(type_map)) != len(type_map):
         dup = sorted({t for t in type_map if type_map.count(t) > 1})
         problems.append(Problem("model/type_map", f"element names must be unique, {dup} repeat"))
     if model["type"] not in S.MODEL_TYPES:
         problems.append(Problem("model/type", f"{_show(model['type'])} is not implemented by "
                                 "deepmd_tebd; implemented: standard"))
-    desc, fit = model["descriptor"], model["fitting_net"]
     if desc["rcut_smth"] > desc["rcut"]:
         problems.append(Problem("model/descriptor/rcut_smth", f"must not exceed rcut "
                                 f"({desc['rcut']}), got {_show(desc['rcut_smth'])}"))
@@ -255,16 +267,17 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
         problems.append(Problem("model/descriptor/sel", f"expected one entry per type "
                                 f"({ntypes}, as in model/type_map), got {_show(desc['sel'])}"))
     for k, pair in enumerate(desc["exclude_types"]):
-        if any(t >= ntypes for t in pair):
+        if ntypes is not None and any(t >= ntypes for t in pair):
             problems.append(Problem(f"model/descriptor/exclude_types/{k}", f"types must be below "
-                                    f"{ntypes}, got {_show(pair)}"))
+                                    f"{ntypes} ({origin}), got {_show(pair)}"))
     if isinstance(fit["trainable"], list) and len(fit["trainable"]) != len(fit["neuron"]) + 1:
         problems.append(Problem("model/fitting_net/trainable", f"expected "
                                 f"{len(fit['neuron']) + 1} entries (one per hidden layer and the "
                                 f"output layer), got {_show(fit['trainable'])}"))
-    if len(fit["atom_ener"]) > ntypes:
+    if ntypes is not None and len(fit["atom_ener"]) > ntypes:
         problems.append(Problem("model/fitting_net/atom_ener", f"expected at most {ntypes} "
-                                f"entries (one per type), got {_show(fit['atom_ener'])}"))
+                                f"entries (one per type, {origin}), got "
+                                f"{_show(fit['atom_ener'])}"))
     if fit["use_aparam_as_mask"]:
         problems.append(Problem("model/fitting_net/use_aparam_as_mask", "aparam as a mask is not "
                                 "supported: must be false"))

@@ -106,7 +106,8 @@ class FittingConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The `model` section: type map, sub-sections and the statistics settings."""
+    """The `model` section: type map (empty when the script gives none), sub-sections and the
+    statistics settings."""
 
     type_map: tuple[str, ...]
     descriptor: DescriptorConfig
@@ -117,8 +118,14 @@ class ModelConfig:
 
     @property
     def ntypes(self) -> int:
-        """Number of atom types, len(type_map)."""
-        return len(self.type_map)
+        """Number of atom types: len(type_map), or without a type map len(sel) (DeePMD-kit's
+        deepmd/tf/descriptor/se_a.py: DescrptSeA.__init__); sel must then be resolved."""
+        if self.type_map:
+            return len(self.type_map)
+        if not self.descriptor.sel_resolved:
+            raise ValueError("without a type_map the number of types is sel's length, and sel "
+                             f"{self.descriptor.sel!r} is not resolved yet")
+        return len(self.descriptor.sel)
 
     @property
     def tebd_dim(self) -> int:
@@ -236,7 +243,7 @@ def _fitting(section: Mapping) -> FittingConfig:
 def _model(section: Mapping) -> ModelConfig:
     tebd = section.get("type_embedding")  # optional: its presence enables type embedding
     return ModelConfig(
-        type_map=tuple(section["type_map"]), descriptor=_descriptor(section["descriptor"]),
+        type_map=tuple(section.get("type_map", ())), descriptor=_descriptor(section["descriptor"]),
         fitting=_fitting(section["fitting_net"]),
         type_embedding=None if tebd is None else _type_embedding(tebd),
         data_stat_nbatch=int(section["data_stat_nbatch"]),

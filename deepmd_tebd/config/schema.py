@@ -144,7 +144,11 @@ FITTING_ENER = _section({
 }, doc="the energy fitting net")
 
 MODEL = _section({
-    "type_map": _key("array", ..., "element names of the atom types, in type-index order",
+    # optional (DeePMD-kit's deepmd/utils/argcheck.py: model_args): without it the data's type
+    # indices are used as they are and sel's length gives the number of types
+    "type_map": _key("array", ..., "element names of the atom types, in type-index order; "
+                     "without it the systems' type.raw indices are used as they are (type_map.raw "
+                     "is not applied) and the number of types is the length of descriptor/sel",
                      items={"type": "string"}, minItems=1,
                      **{"x-expect": "a non-empty list of element names"}),
     "data_stat_nbatch": _int(10, "batches per system used for the data statistics", 1),
@@ -170,7 +174,7 @@ MODEL = _section({
     "type": _str("standard", "model type: standard"),
     **_v3("info", "atom_exclude_types", "pair_exclude_types", "preset_out_bias", "bridging_method",
           "bridging_r_inner", "bridging_r_outer", "model_branch_alias"),
-}, required=["type_map", "descriptor", "fitting_net"], doc="the model")
+}, required=["descriptor", "fitting_net"], doc="the model")
 
 LEARNING_RATE_EXP = _section({
     "type": _str("exp", "learning-rate schedule: exp"),

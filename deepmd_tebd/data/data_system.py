@@ -47,12 +47,12 @@ import numpy as np
 
 from .sampling import (DEFAULT_LABELS, DataRequirement, label_requirements, make_data_rng,
                        resolve_batch_size, system_probabilities)
-from .system import DataError, System, find_systems
+from .system import DataError, System, count_types, find_systems
 
 if TYPE_CHECKING:
     from ..config.objects import DataConfig
 
-__all__ = ["DataSystem", "SamplingState"]
+__all__ = ["DataSystem", "SamplingState", "merged_type_map"]
 
 log = logging.getLogger(__name__)
 
@@ -260,12 +260,12 @@ class DataSystem:
         self.paths = find_systems(systems)
         self.systems = [System(path, type_map) for path in self.paths]
         self.nsystems = len(self.systems)
-        self.type_map = list(type_map) if type_map is not None else _merged_type_map(self.systems)
-        if type_map is not None:
+        if type_map:
+            self.type_map = list(type_map)
             self.ntypes = len(type_map)
-        else:
-            self.ntypes = max(len(s.type_map) if s.type_map is not None
-                              else int(s.atype.max()) + 1 for s in self.systems)
+        else:  # an empty type map is no type map (DeePMD-kit's DeepmdData)
+            self.type_map = merged_type_map(self.systems)
+            self.ntypes = count_types(self.systems)
         self.natoms = [s.natoms for s in self.systems]
         self.pbc = [s.pbc for s in self.systems]
         self.requirements = label_requirements(labels, numb_fparam, numb_aparam, required)
@@ -367,8 +367,9 @@ def _fit_name(name: str, width: int) -> str:
     return "-- " + name[-(width - 3):]
 
 
-def _merged_type_map(systems: list[System]) -> list[str] | None:
-    """The longest type_map.raw of the systems; they must agree where they overlap."""
+def merged_type_map(systems: list[System]) -> list[str] | None:
+    """The longest type_map.raw of the systems; they must agree where they overlap (DeePMD-kit's
+    deepmd/utils/data_system.py: DeepmdDataSystem._check_type_map_consistency)."""
     merged: list[str] = []
     for system in systems:
         names = system.type_map
@@ -377,7 +378,9 @@ def _merged_type_map(systems: list[System]) -> list[str] | None:
         common = min(len(names), len(merged))
         if names[:common] != merged[:common]:
             raise DataError(f"inconsistent type map: {merged} and {names} "
-                            f"({system.path / 'type_map.raw'})")
+                            f"({system.path / 'type_map.raw'}); without model/type_map the "
+                            "systems must use the same type indices: set model/type_map to map "
+                            "their types by name")
         if len(names) > len(merged):
             merged = list(names)
     return merged or None

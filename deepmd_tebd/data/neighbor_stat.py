@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .system import DataError, System, load_systems
+from .system import DataError, System, count_types, load_systems
 
 __all__ = ["OverlappingAtomsError", "neighbor_stat", "auto_sel", "parse_auto_sel"]
 
@@ -43,23 +43,25 @@ class OverlappingAtomsError(DataError, RuntimeError):
     """Two atoms of a frame at distance 0 (DeePMD-kit raises RuntimeError)."""
 
 
-def neighbor_stat(systems, rcut: float, type_map: Sequence[str],
+def neighbor_stat(systems, rcut: float, type_map: Sequence[str] | None,
                   one_type: bool = False) -> tuple[float, np.ndarray]:
     """``(min_nbor_dist, max_nbor_size)`` of the systems named by ``systems``.
 
     systems: a root directory (searched recursively) or a list of system directories, as in
     ``training.training_data.systems``. type_map: the model's type names; the systems' types are
-    mapped to it by name. one_type: count every atom as type 0, so max_nbor_size has one entry.
+    mapped to it by name; None or empty: the systems' indices as they are, as many types as the
+    data have (DeePMD-kit's deepmd/utils/update_sel.py: UpdateSel.get_nbor_stat). one_type: count every atom as type 0, so max_nbor_size has one entry.
     Logs the two "training data with ..." lines of DeePMD-kit.
     """
     import tensorflow as tf
 
     from ..op import op_module
 
-    ntypes = 1 if one_type else len(type_map)
+    loaded = load_systems(systems, type_map)
+    ntypes = 1 if one_type else len(type_map) if type_map else count_types(loaded)
     min_dist = _MIN_DIST_START
     max_size = np.zeros(ntypes, dtype=np.int32)
-    for system in load_systems(systems, type_map):
+    for system in loaded:
         natoms = system.natoms
         if one_type:
             atype = np.zeros(natoms, dtype=np.int32)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "SystemNotFoundError", "System", "find_systems", "load_systems"]
+__all__ = ["DataError", "SystemNotFoundError", "System", "count_types", "find_systems",
+           "load_systems"]
 
 
 class DataError(ValueError):
@@ -103,6 +104,14 @@ def find_systems(systems: str | Path | Sequence[str | Path]) -> list[Path]:
 def load_systems(systems, type_map: Sequence[str] | None = None) -> list["System"]:
     """:class:`System` objects for every system ``find_systems(systems)`` names."""
     return [System(path, type_map) for path in find_systems(systems)]
+
+
+def count_types(systems: Sequence["System"]) -> int:
+    """Number of types of systems read without a model type map: the longest type_map.raw, or
+    the largest index + 1 of a system without one (DeePMD-kit's deepmd/utils/data.py:
+    DeepmdData.get_ntypes, and the maximum over the systems in DeepmdDataSystem)."""
+    return max(len(s.type_map) if s.type_map is not None else int(s.atype.max()) + 1
+               for s in systems)
 
 
 class System:
@@ -282,14 +291,15 @@ def _remap_types(atype: np.ndarray, system_map: list[str] | None,
 
     With both maps, index k becomes model_map.index(system_map[k]); every name of the system's map
     must be known to the model. Without type_map.raw the indices are kept and must be below the
-    model's number of types.
+    model's number of types. Without a model map (None or empty: a script without
+    model/type_map) the indices are kept as they are, type_map.raw or not.
     """
     top = int(atype.max())
     if system_map is not None and top >= len(system_map):
         raise DataError(f"{root / 'type.raw'} uses type index {top}, but "
                         f"{root / 'type_map.raw'} names only {len(system_map)} types "
                         f"{system_map}")
-    if model_map is None:
+    if not model_map:  # DeePMD-kit's DeepmdData.__init__ remaps only for a non-empty type_map
         return atype
     model_map = list(model_map)
     if system_map is None:

@@ -77,7 +77,8 @@ class DeepPot:
             nn.FITTING_ATTR_DFPARAM in names) else 0
         self.dim_aparam = max(0, int(constant(nn.FITTING_ATTR_DAPARAM))) if (
             nn.FITTING_ATTR_DAPARAM in names) else 0
-        if len(self.type_map) != self.ntypes:
+        # an empty type map: trained without model/type_map (DeePMD-kit writes "" then)
+        if self.type_map and len(self.type_map) != self.ntypes:
             raise ModelFileError(f"{self.model_file}: its type map {self.type_map} does not "
                                  f"name its {self.ntypes} types")
         self._in = {name: self.graph.get_tensor_by_name(name + ":0")
@@ -99,7 +100,7 @@ class DeepPot:
     # -- attributes ------------------------------------------------------------------------
 
     def get_type_map(self) -> list[str]:
-        """The element name of each type index."""
+        """The element name of each type index; empty for a model trained without a type map."""
         return list(self.type_map)
 
     def get_ntypes(self) -> int:

@@ -33,7 +33,10 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
     train_data.log_summary("training")
     valid_data = None
     if training.validation_data is not None:
-        valid_data = DataSystem.from_config(training.validation_data, type_map,
+        # without model/type_map the validation systems are mapped to the training data's
+        # type_map.raw names (DeePMD-kit's deepmd/tf/entrypoints/train.py: _do_work)
+        valid_data = DataSystem.from_config(training.validation_data,
+                                            type_map or train_data.type_map,
                                             rng=train_data.rng, **data_args)
         valid_data.log_summary("validation")
 

@@ -86,9 +86,12 @@ def write_data(path: Path, coords: np.ndarray, cell: np.ndarray, types: np.ndarr
 
 def run_lammps(workdir: Path, graph: Path, coords, cell, types, type_map, nve_steps: int = 0,
                timestep_ps: float = 0.00025, temperature: float = 50.0, thermo_every: int = 10,
-               threads: int | None = None, timeout: float = 1800) -> dict:
+               threads: int | None = None, timeout: float = 1800,
+               name_elements: bool = True) -> dict:
     """Runs pair_style deepmd on one frame: step 0 (energy, forces, virial), then `nve_steps`
-    of NVE from velocities at `temperature`. Returns {"energy", "forces" [nat, 3] in the input
+    of NVE from velocities at `temperature`. type_map names the LAMMPS types (masses) and, with
+    name_elements, `pair_coeff * * O H`; without, a bare `pair_coeff * *` (LAMMPS type k is
+    the model's type k - 1, for a graph without a type map). Returns {"energy", "forces" [nat, 3] in the input
     order, "virial" [9] (eV, xx xy xz yx ... as DeePMD-kit orders it), "thermo" (rows of step,
     pe, ke, etotal), "wall_s", "loop_s"}."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +102,7 @@ atom_style atomic
 atom_modify map yes
 read_data data.lmp
 pair_style deepmd {Path(graph).resolve()}
-pair_coeff * * {' '.join(type_map)}
+pair_coeff * * {' '.join(type_map) if name_elements else ''}
 neighbor 1.0 bin
 compute vir all pressure NULL virial
 thermo_style custom step pe ke etotal c_vir[1] c_vir[2] c_vir[3] c_vir[4] c_vir[5] c_vir[6] vol
