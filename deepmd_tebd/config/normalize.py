@@ -273,6 +273,10 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
     if fit["use_aparam_as_mask"]:
         problems.append(Problem("model/fitting_net/use_aparam_as_mask", "aparam as a mask is not "
                                 "supported: must be false"))
+    if desc.get("smooth_type_embedding") and desc["rcut_smth"] == 0:
+        problems.append(Problem("model/descriptor/smooth_type_embedding", "needs rcut_smth > 0: "
+                                "the type net's weight clip(1 - (1 - rcut_smth s)^3, 0, 1) is "
+                                "zero everywhere with rcut_smth 0"))
     if "compress" in model:
         if desc["type"] == "se_a_ebd_v2":
             problems.append(Problem("model/compress", "model compression is not supported for "

@@ -27,6 +27,7 @@ __all__ = [
     "TrainingConfig",
     "TypeEmbeddingConfig",
     "build_config",
+    "names_stripped_type_embedding",
     "names_type_embedding",
     "LOSS_TERMS",
 ]
@@ -309,6 +310,14 @@ def names_type_embedding(script: Mapping) -> bool:
     """Whether a script, normalised or as written, has a `model/type_embedding` section."""
     model = script.get("model")
     return isinstance(model, Mapping) and model.get("type_embedding") is not None
+
+
+def names_stripped_type_embedding(script: Mapping) -> bool:
+    """Whether a script, normalised or as written, has a se_a_ebd_v2 (se_a_tpe_v2) descriptor."""
+    model = script.get("model")
+    descriptor = model.get("descriptor") if isinstance(model, Mapping) else None
+    return isinstance(descriptor, Mapping) and descriptor.get("type") in ("se_a_ebd_v2",
+                                                                          "se_a_tpe_v2")
 
 
 def build_config(script: Mapping) -> Config:
