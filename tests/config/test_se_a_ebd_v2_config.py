@@ -78,3 +78,9 @@ def test_compress_section_with_se_a_ebd_v2_is_refused_with_the_reason(tebd):
     found = problems(copy.deepcopy(data))
     assert [p for p, _ in found] == ["model/compress"]
     assert "se_a_ebd_v2" in found[0][1] and "type embedding" in found[0][1]
+
+
+def test_smooth_type_embedding_with_rcut_smth_zero_is_refused():
+    found = problems(script({"type": "se_a_ebd_v2", "rcut_smth": 0.0,
+                             "smooth_type_embedding": True}))
+    assert [p for p, _ in found] == ["model/descriptor/smooth_type_embedding"]
