@@ -114,8 +114,13 @@ def _document_schema(data: dict, problems: list[Problem]) -> dict:
             continue  # absent (loss is optional) or not a mapping: the validation reports it
         tag = section.get("type", S.VARIANT_DEFAULT_TYPE.get(path))
         where = _join("/".join(path), "type")
-        names = sorted({S.VARIANT_ALIASES.get(t, t) for t in implemented})
-        listing = ", ".join(names) + (" (alias se_a)" if "se_e2_a" in names else "")
+        names = list(dict.fromkeys(S.VARIANT_ALIASES.get(t, t) for t in implemented))
+        aliases = {}
+        for alias, name in S.VARIANT_ALIASES.items():
+            if alias in implemented:
+                aliases.setdefault(name, []).append(alias)
+        listing = ", ".join(n + (f" (alias {', '.join(aliases[n])})" if n in aliases else "")
+                            for n in names)
         if tag is None:
             problems.append(Problem(where, f"required key is missing; implemented: {listing}"))
             parent["properties"][key] = {"type": "object"}
@@ -281,8 +286,17 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
     if fit["use_aparam_as_mask"]:
         problems.append(Problem("model/fitting_net/use_aparam_as_mask", "aparam as a mask is not "
                                 "supported: must be false"))
+    if desc.get("smooth_type_embedding") and desc["rcut_smth"] == 0:
+        problems.append(Problem("model/descriptor/smooth_type_embedding", "needs rcut_smth > 0: "
+                                "the type net's weight clip(1 - (1 - rcut_smth s)^3, 0, 1) is "
+                                "zero everywhere with rcut_smth 0"))
     if "compress" in model:
-        if "type_embedding" in model:
+        if desc["type"] == "se_a_ebd_v2":
+            problems.append(Problem("model/compress", "model compression is not supported for "
+                                    "se_a_ebd_v2: deepmd_tebd compresses no model with type "
+                                    "embedding (DeePMD-kit >= 2.2.6 tabulates this one; "
+                                    "deepmd_tebd does not)"))
+        elif "type_embedding" in model:
             problems.append(Problem("model/compress", "model compression is not supported for "
                                     "se_e2_a with type_embedding: the type embedding cannot be "
                                     "tabulated (DeePMD-kit 2.2.5 cannot compress it either)"))

@@ -27,6 +27,7 @@ __all__ = [
     "TrainingConfig",
     "TypeEmbeddingConfig",
     "build_config",
+    "names_stripped_type_embedding",
     "names_type_embedding",
     "LOSS_TERMS",
 ]
@@ -55,7 +56,8 @@ class TypeEmbeddingConfig:
 
 @dataclass(frozen=True)
 class DescriptorConfig:
-    """The `model/descriptor` section (se_e2_a); sel is a tuple once resolved, else "auto..."."""
+    """The `model/descriptor` section (se_e2_a or se_a_ebd_v2); sel is a tuple once resolved,
+    else "auto..."."""
 
     type: str
     sel: Union[tuple[int, ...], str]
@@ -71,6 +73,12 @@ class DescriptorConfig:
     seed: Optional[int]
     exclude_types: tuple[tuple[int, int], ...]
     set_davg_zero: bool
+    smooth_type_embedding: bool
+
+    @property
+    def stripped_type_embedding(self) -> bool:
+        """Whether the type embedding enters through its own net (se_a_ebd_v2), not the input."""
+        return self.type == "se_a_ebd_v2"
 
     @property
     def sel_resolved(self) -> bool:
@@ -226,7 +234,9 @@ def _descriptor(section: Mapping) -> DescriptorConfig:
         type_one_side=section["type_one_side"], precision=section["precision"],
         trainable=section["trainable"], seed=section.get("seed"),  # optional, no default
         exclude_types=tuple((int(a), int(b)) for a, b in section["exclude_types"]),
-        set_davg_zero=section["set_davg_zero"])
+        set_davg_zero=section["set_davg_zero"],
+        # se_a_ebd_v2 only, this package's extension: absent (never written by default) is false
+        smooth_type_embedding=bool(section.get("smooth_type_embedding", False)))
 
 
 def _fitting(section: Mapping) -> FittingConfig:
@@ -240,12 +250,25 @@ def _fitting(section: Mapping) -> FittingConfig:
         atom_ener=tuple(None if e is None else float(e) for e in section["atom_ener"]))
 
 
+# se_a_ebd_v2 without a type_embedding section: DeePMD-kit builds one with the section's defaults
+# and no activation (deepmd/tf/model/model.py: StandardModel.__init__, `explicit_ntypes`)
+_DEFAULT_STRIPPED_TYPE_EMBEDDING = TypeEmbeddingConfig(
+    neuron=(8,), activation_function="none", resnet_dt=False, precision="default",
+    trainable=True, seed=None)
+
+
 def _model(section: Mapping) -> ModelConfig:
     tebd = section.get("type_embedding")  # optional: its presence enables type embedding
+    descriptor = _descriptor(section["descriptor"])
+    if tebd is not None:
+        type_embedding = _type_embedding(tebd)
+    elif descriptor.stripped_type_embedding:
+        type_embedding = _DEFAULT_STRIPPED_TYPE_EMBEDDING
+    else:
+        type_embedding = None
     return ModelConfig(
-        type_map=tuple(section.get("type_map", ())), descriptor=_descriptor(section["descriptor"]),
-        fitting=_fitting(section["fitting_net"]),
-        type_embedding=None if tebd is None else _type_embedding(tebd),
+        type_map=tuple(section.get("type_map", ())), descriptor=descriptor,
+        fitting=_fitting(section["fitting_net"]), type_embedding=type_embedding,
         data_stat_nbatch=int(section["data_stat_nbatch"]),
         data_stat_protect=float(section["data_stat_protect"]))
 
@@ -294,6 +317,14 @@ def names_type_embedding(script: Mapping) -> bool:
     """Whether a script, normalised or as written, has a `model/type_embedding` section."""
     model = script.get("model")
     return isinstance(model, Mapping) and model.get("type_embedding") is not None
+
+
+def names_stripped_type_embedding(script: Mapping) -> bool:
+    """Whether a script, normalised or as written, has a se_a_ebd_v2 (se_a_tpe_v2) descriptor."""
+    model = script.get("model")
+    descriptor = model.get("descriptor") if isinstance(model, Mapping) else None
+    return isinstance(descriptor, Mapping) and descriptor.get("type") in ("se_a_ebd_v2",
+                                                                          "se_a_tpe_v2")
 
 
 def build_config(script: Mapping) -> Config:

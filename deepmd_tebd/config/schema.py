@@ -119,6 +119,20 @@ SE_E2_A = _section({
     **_v3("env_protection"),
 }, required=["type"], doc="the se_e2_a descriptor")
 
+# DeePMD-kit >= 2.2.6 (deepmd/utils/argcheck.py: descrpt_se_a_ebd_v2_args) declares se_a_ebd_v2
+# with se_e2_a's keys and defaults (type_one_side false); its 3.x env_protection only as 0
+SE_A_EBD_V2 = _section({
+    **SE_E2_A["properties"],
+    "type": _str(doc="descriptor type: se_a_ebd_v2 (alias se_a_tpe_v2), the stripped type "
+                     "embedding"),
+    "env_protection": _num(doc="a DeePMD-kit 3.x option; deepmd_tebd implements only 0",
+                           enum=[0], **{"x-expect": "0 (the only value deepmd_tebd implements)"}),
+    "smooth_type_embedding": _bool(doc="an extension of deepmd_tebd (absent: false, DeePMD-kit's "
+                                       "model): weight the type net's output by the switched "
+                                       "s(r), so that the energy is continuous when an atom "
+                                       "crosses the cutoff"),
+}, required=["type"], doc="the se_a_ebd_v2 descriptor (stripped type embedding)")
+
 FITTING_ENER = _section({
     "type": _str("ener", "fitting type: ener"),
     "numb_fparam": _int(0, "number of frame parameters (fparam.npy)", 0),
@@ -290,18 +304,19 @@ ROOT = _section({
 
 # Variant sections: where they sit, their implemented types (with aliases) and their schema.
 VARIANTS = {
-    ("model", "descriptor"): {"se_e2_a": SE_E2_A, "se_a": SE_E2_A},
+    ("model", "descriptor"): {"se_e2_a": SE_E2_A, "se_a": SE_E2_A, "se_a_ebd_v2": SE_A_EBD_V2,
+                              "se_a_tpe_v2": SE_A_EBD_V2},
     ("model", "fitting_net"): {"ener": FITTING_ENER},
     ("loss",): {"ener": LOSS_ENER},
     ("learning_rate",): {"exp": LEARNING_RATE_EXP},
 }
-VARIANT_ALIASES = {"se_a": "se_e2_a"}
+VARIANT_ALIASES = {"se_a": "se_e2_a", "se_a_tpe_v2": "se_a_ebd_v2"}
 VARIANT_DEFAULT_TYPE = {("model", "fitting_net"): "ener", ("loss",): "ener",
                         ("learning_rate",): "exp"}
 UNSUPPORTED_VARIANTS = {
     ("model", "descriptor"): ["loc_frame", "se_e2_r", "se_r", "se_e3", "se_at", "se_a_3be",
                               "se_a_tpe", "se_a_ebd", "se_atten", "se_atten_v2", "se_a_mask",
-                              "hybrid", "se_a_ebd_v2", "se_a_tpe_v2", "se_e3_tebd", "dpa1",
+                              "hybrid", "se_e3_tebd", "dpa1",
                               "dpa2", "dpa3"],
     ("model", "fitting_net"): ["dos", "dipole", "polar", "property"],
     ("loss",): ["ener_spin", "dos", "tensor", "property"],

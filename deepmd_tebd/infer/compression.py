@@ -1,6 +1,6 @@
 """Model compression (`dp compress`): refused, with the reason, and nothing written.
 
-A model with type embedding cannot be compressed: compression tabulates each embedding net as a
+A model with type embedding (se_e2_a with type_embedding, se_a_ebd_v2) is not compressed: compression tabulates each embedding net as a
 function of the scalar s(r) alone, but with type embedding the one shared net also takes the
 neighbour's (and centre's) type embedding as input. Tabulating the per-type nets of a model
 without type embedding is not implemented in this package.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config.objects import names_type_embedding
+from ..config.objects import names_stripped_type_embedding, names_type_embedding
 from . import node_names as nn
 from .frozen import read_graph_def
 
@@ -24,6 +24,15 @@ def uses_type_embedding(graph_def, script: dict | None) -> bool:
     if script is not None and names_type_embedding(script):
         return True
     return any(node.name == nn.T_TYPEEBD or node.name.startswith(nn.TYPE_EMBED_NET + "/")
+               for node in graph_def.node)
+
+
+def is_stripped_type_embedding(graph_def, script: dict | None) -> bool:
+    """Whether the training script's descriptor or the graph's type-net variables
+    (`filter_type_all/*_side_ebd`) show a se_a_ebd_v2 model."""
+    if script is not None and names_stripped_type_embedding(script):
+        return True
+    return any(node.name.startswith("filter_type_all/") and node.name.endswith("_side_ebd")
                for node in graph_def.node)
 
 
@@ -47,6 +56,12 @@ def compress(input: str, output: str, training_script: str | None = None) -> Non
     if any(node.name == nn.MODEL_TYPE and node.attr["value"].tensor.string_val[:1] ==
            [nn.COMPRESSED_MODEL.encode()] for node in graph_def.node):
         raise CompressionRefused(f"{input}: the model is already compressed")
+    if is_stripped_type_embedding(graph_def, script):
+        raise CompressionRefused(
+            f"{input}: model compression is not supported for se_a_ebd_v2: deepmd_tebd "
+            "compresses no model with type embedding (DeePMD-kit >= 2.2.6 tabulates this "
+            "descriptor's radial net and precomputes its type net; deepmd_tebd does not). The "
+            f"uncompressed model runs as it is; nothing was written to {output}.")
     if uses_type_embedding(graph_def, script):
         raise CompressionRefused(
             f"{input}: model compression is not supported for se_e2_a with type_embedding: "

@@ -15,6 +15,10 @@ G comes from embedding nets applied to s~ = R~[:, 0]:
   per (centre type i, neighbour type j) pair (Nt^2 nets, centres sliced by the natoms counts);
   excluded pairs have no net and contribute nothing.
 
+* se_a_ebd_v2 (stripped type embedding): G = N_s(s~) * (1 + T), a radial net N_s on s~ alone and
+  a type net on the neighbour's type embedding (type_one_side) or on [neighbour's, centre's], the
+  table padded with a zero row that empty slots take (`a_with_stripped_type_embedding`).
+
 `exclude_types` pairs (symmetric) zero the rows of R~ between those types. Local atoms must be
 sorted by type (the natoms vector gives the blocks). How the nets meet the blocks of R~ is in
 `embedding_blocks.py`.
@@ -30,8 +34,8 @@ import tensorflow as tf
 from ..config.objects import DescriptorConfig
 from ..op import op_module
 from ..precision import dtype_of
-from .embedding_blocks import (a_of_blocks, a_per_centre_type, a_with_type_embedding, empty_rows,
-                               live_counts)
+from .embedding_blocks import (a_of_blocks, a_per_centre_type, a_with_stripped_type_embedding,
+                               a_with_type_embedding, empty_rows, live_counts)
 from .network import MLP, embedding_net_rand_seed_shift
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "descriptor_of_embedding",
     "exclusion_mask",
     "slot_types",
+    "type_embedding_switch",
 ]
 
 # davg/dstd and the environment matrix are kept in the interface precision
@@ -65,6 +70,20 @@ def centre_types(natoms, ntypes: int):
     return tf.repeat(tf.range(ntypes, dtype=tf.int32), natoms[2:2 + ntypes])
 
 
+def type_embedding_switch(s_raw, rcut_smth: float):
+    """The weight of the type net's output with smooth_type_embedding (se_a_ebd_v2), a function
+    of the raw s(r) (R~[:, 0] dstd + davg): clip(1 - (1 - rcut_smth s)^3, 0, 1).
+
+    It is 0 where s is, at r >= rcut and on empty slots, so a neighbour leaving the cutoff has
+    the empty slot's G, N_s(-davg/dstd), and the energy stays continuous (DeePMD-kit's own model,
+    weight 1, jumps by N_s(-davg/dstd) T unless davg is 0); it is 1 for r <= rcut_smth, and as
+    smooth as s at rcut (its derivatives vanish there with those of s). The same weight as
+    DeePMD-kit's se_atten smooth_type_embedding (deepmd/tf/descriptor/se_atten.py:
+    `recovered_switch`), so that the option means the same in both descriptors."""
+    u = 1.0 - rcut_smth * s_raw
+    return tf.clip_by_value(1.0 - u * u * u, 0.0, 1.0)
+
+
 def descriptor_of_embedding(a_mat, axis_neuron: int):
     """D = A^T A[:, :M2] from A = R~^T G / nnei [..., 4, M1]; returns [..., M1 * M2]."""
     m1 = a_mat.shape[-1]
@@ -82,7 +101,7 @@ class DescriptorSeA(keras.layers.Layer):
     `t_std`), set by `set_statistics`.
 
     call(coord [nf, nall*3], atype [nf, nall], natoms [2+ntypes], box [nf, 9], mesh,
-    type_embedding [ntypes, te] or None) -> dict with descriptor [nf, nloc, M1*M2] and the
+    type_embedding [ntypes, te] (se_a_ebd_v2: [ntypes + 1, te], zero row last) or None) -> dict with descriptor [nf, nloc, M1*M2] and the
     environment matrix outputs rmat [nf, nloc*ndescrpt], rmat_deriv [nf, nloc*ndescrpt*3],
     rij [nf, nloc*nnei*3], nlist [nf, nloc*nnei]. A model that needs forces calls the two halves,
     `env_mat` and `descriptor_of_env_mat`, and differentiates the second with respect to rmat.
@@ -127,7 +146,17 @@ class DescriptorSeA(keras.layers.Layer):
                        suffix=suffix, name=name)
 
         self._net_names: list[str] = []
-        if self.tebd_dim > 0:
+        self.stripped = settings.stripped_type_embedding
+        if self.stripped:
+            if self.tebd_dim <= 0:
+                raise ValueError("se_a_ebd_v2 needs a type embedding (tebd_dim > 0)")
+            # the type net first, then the radial net, seeds in that order (DeePMD-kit's
+            # deepmd/tf/descriptor/se_a.py: DescrptSeA._filter_lower, tebd_input_mode "strip")
+            side = "one_side" if self.type_one_side else "two_side"
+            self._add_net("type_net", net("filter_type_all", f"_{side}_ebd",
+                                          f"filter_type_all_{side}_ebd"))
+            self._add_net("filter_type_all", net("filter_type_all", "", "filter_type_all"))
+        elif self.tebd_dim > 0:
             self._add_net("filter_type_all", net("filter_type_all", "", "filter_type_all"))
         elif self.type_one_side:
             for j in range(self.ntypes):
@@ -154,9 +183,15 @@ class DescriptorSeA(keras.layers.Layer):
     @property
     def embedding_input_width(self) -> int:
         """Width of the embedding nets' input: s~, and the type embeddings with tebd_dim > 0."""
-        if self.tebd_dim == 0:
+        if self.tebd_dim == 0 or self.stripped:
             return 1
         return 1 + self.tebd_dim * (1 if self.type_one_side else 2)
+
+    def net_input_widths(self) -> list[int]:
+        """The input width of each net of `nets()`."""
+        if self.stripped:
+            return [self.tebd_dim * (1 if self.type_one_side else 2), 1]
+        return [self.embedding_input_width] * len(self._net_names)
 
     def nets(self) -> list[MLP]:
         """The embedding nets in build (and seed) order."""
@@ -169,8 +204,8 @@ class DescriptorSeA(keras.layers.Layer):
                                     initializer="zeros", dtype=_INTERFACE_DTYPE, trainable=False)
         self.dstd = self.add_weight(name="t_std", shape=(self.ntypes, self.ndescrpt),
                                     initializer="ones", dtype=_INTERFACE_DTYPE, trainable=False)
-        for mlp in self.nets():
-            mlp.build((None, self.embedding_input_width))
+        for mlp, width in zip(self.nets(), self.net_input_widths()):
+            mlp.build((None, width))
 
     def set_statistics(self, davg, dstd) -> None:
         """Assigns davg and dstd, each [ntypes, ndescrpt] or per component [ntypes, 4] (tiled
@@ -235,7 +270,15 @@ class DescriptorSeA(keras.layers.Layer):
                                                       self.nnei, prec, self._mask)
         centres = centre_types(natoms, self.ntypes)
         m1 = self.neuron[-1]
-        if self.tebd_dim > 0:
+        if self.stripped:
+            if type_embedding is None or nlist is None:
+                raise ValueError(f"{self.name} (se_a_ebd_v2) needs the padded type_embedding "
+                                 "table and the neighbour list")
+            a_mat = a_with_stripped_type_embedding(
+                self.filter_type_all, self.type_net, rmat, nlist, live, empty, centres,
+                tf.cast(type_embedding, prec), self._offsets, self.type_one_side,
+                *self._smooth_weights(rmat, empty, centres))
+        elif self.tebd_dim > 0:
             if type_embedding is None:
                 raise ValueError(f"{self.name} was built for type embedding: pass the "
                                  "type_embedding table")
@@ -253,6 +296,19 @@ class DescriptorSeA(keras.layers.Layer):
                                       m1)
         d = descriptor_of_embedding(a_mat / self.nnei, self.axis_neuron)
         return tf.cast(d, _INTERFACE_DTYPE)
+
+    def _smooth_weights(self, rmat, empty, centres):
+        """With smooth_type_embedding, the weights of T on the slots [nf, nloc, nnei] and on the
+        empty rows [ntypes, nnei] (`type_embedding_switch` of the raw s); else (None, None)."""
+        if not self.settings.smooth_type_embedding:
+            return None, None
+        prec = rmat.dtype
+        davg = tf.cast(tf.reshape(self.davg, [self.ntypes, self.nnei, 4])[..., 0], prec)
+        dstd = tf.cast(tf.reshape(self.dstd, [self.ntypes, self.nnei, 4])[..., 0], prec)
+        s_raw = rmat[..., 0] * tf.gather(dstd, centres) + tf.gather(davg, centres)
+        s_empty = empty[..., 0] * dstd + davg
+        return (type_embedding_switch(s_raw, self.rcut_smth),
+                type_embedding_switch(s_empty, self.rcut_smth))
 
     def call(self, coord, atype, natoms, box, mesh, type_embedding=None):
         rmat, rmat_deriv, rij, nlist = self.env_mat(coord, atype, natoms, box, mesh)

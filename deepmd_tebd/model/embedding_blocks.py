@@ -3,6 +3,8 @@
 Each function returns A * nnei = R~^T G [nf, nloc, 4, M1] for one strategy:
 
 * `a_with_type_embedding`: ONE net on [s~, tebd[slot type] (, tebd[centre type])];
+* `a_with_stripped_type_embedding` (se_a_ebd_v2): a radial net on s~ alone times (1 + a type
+  net's output on the neighbour's (and centre's) type embedding);
 * `a_of_blocks`: one net per neighbour type j on its sel block (type_one_side; also the per-centre
   type case on one centre block);
 * `a_per_centre_type`: one set of nets per centre type, on its contiguous block of local atoms.
@@ -21,10 +23,12 @@ import tensorflow as tf
 __all__ = [
     "a_of_blocks",
     "a_per_centre_type",
+    "a_with_stripped_type_embedding",
     "a_with_type_embedding",
     "block_heads",
     "block_tails",
     "empty_rows",
+    "stripped_type_table",
     "live_counts",
 ]
 
@@ -100,6 +104,60 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
             pre = pre + centre[None, :, None, :]
         g = net(None, first_preactivation=pre)  # [nf, nc, n, M1]
     return tf.matmul(rows, g, transpose_a=True)
+
+
+def stripped_type_table(type_net, tebd, type_one_side: bool):
+    """The type net's output per neighbour type, [ntypes + 1, M1] (one side), or per (centre,
+    neighbour) pair at centre * (ntypes + 1) + neighbour, [(ntypes + 1)^2, M1], its input then
+    [tebd[neighbour], tebd[centre]]; tebd [ntypes + 1, te] has the zero row of empty slots last
+    (deepmd/tf/descriptor/se_a.py: DescrptSeA._filter_lower, tebd_input_mode "strip")."""
+    if type_one_side:
+        return type_net(tebd)
+    n = tf.shape(tebd)[0]
+    te = tebd.shape[-1]
+    neighbour = tf.broadcast_to(tebd[None, :, :], [n, n, te])
+    centre = tf.broadcast_to(tebd[:, None, :], [n, n, te])
+    return type_net(tf.reshape(tf.concat([neighbour, centre], axis=-1), [-1, 2 * te]))
+
+
+def _stripped_term(radial, rows, type_rows, weight):
+    """rows^T G with G = N_s(s~) * (1 + w T): rows [..., n, 4], type_rows T [..., n, M1], the
+    weights w [..., n] or None (1)."""
+    if weight is not None:
+        type_rows = type_rows * weight[..., None]
+    g = radial(rows[..., :1])
+    return tf.matmul(rows, g * type_rows + g, transpose_a=True)
+
+
+def a_with_stripped_type_embedding(radial, type_net, rmat, nlist, live, empty, centres, tebd,
+                                   offsets: Sequence[int], type_one_side: bool, weight=None,
+                                   empty_weight=None):
+    """R~^T G for se_a_ebd_v2: G = N_s(s~) * (1 + T), T the type net's output on the neighbour's
+    padded type embedding tebd [ntypes + 1, te] (and the centre's): [nf, nloc, 4, M1].
+
+    An empty slot (nlist -1) takes the zero row, type ntypes, whatever its sel block; the
+    slots of the other ones hold neighbours of their block's type (ProdEnvMatA sorts by type).
+    The always-empty tails are therefore the same for every atom of a centre type: computed
+    once per centre type (`empty` [ntypes, nnei, 4]). weight [nf, nloc, nnei] / empty_weight
+    [ntypes, nnei] scale T (smooth_type_embedding); None: 1."""
+    ntypes = len(offsets) - 1
+    table = stripped_type_table(type_net, tebd, type_one_side)
+    heads = tf.concat(block_heads(rmat, live, offsets), axis=2)
+    nlist = tf.reshape(nlist, tf.shape(rmat)[:3])
+    slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), tf.stack(live))
+    nei_type = tf.where(tf.concat(block_heads(nlist, live, offsets), axis=2) >= 0, slots, ntypes)
+    if not type_one_side:
+        nei_type = nei_type + (centres * (ntypes + 1))[None, :, None]
+    head_weight = None if weight is None else tf.concat(block_heads(weight, live, offsets), 2)
+    a_mat = _stripped_term(radial, heads, tf.gather(table, nei_type), head_weight)
+    tails = tf.concat(block_tails(empty, live, offsets), axis=1)  # [ntypes, ntail, 4]
+    pad = tf.range(ntypes, dtype=tf.int32) * (0 if type_one_side else ntypes + 1) + ntypes
+    tail_types = tf.broadcast_to(tf.gather(table, pad)[:, None, :],
+                                 tf.concat([tf.shape(tails)[:2], [table.shape[-1]]], axis=0))
+    tail_weight = None if empty_weight is None else tf.concat(
+        block_tails(empty_weight[..., None], live, offsets), axis=1)[..., 0]
+    per_type = _stripped_term(radial, tails, tail_types, tail_weight)  # [ntypes, 4, M1]
+    return a_mat + tf.gather(per_type, centres)[None]
 
 
 def a_of_blocks(rmat, nets: Sequence[Optional[object]], live, empty, centres,

@@ -36,7 +36,7 @@ class EnergyModel(keras.layers.Layer):
         energy [nf], force [nf, nall*3], virial [nf, 9], atom_energy [nf, nloc],
         atom_virial [nf, nall*9] (all float64), descriptor [nf, nloc, M1*M2], rmat
         [nf, nloc*ndescrpt], rmat_deriv, rij, nlist (ProdEnvMatA's outputs), and with type
-        embedding type_embedding [ntypes, te].
+        embedding type_embedding [ntypes, te] ([ntypes + 1, te] with se_a_ebd_v2).
     Local atoms must be sorted by type; natoms = [nloc, nall, count of each type].
     """
 
@@ -87,13 +87,24 @@ class EnergyModel(keras.layers.Layer):
 
     # -- computation -----------------------------------------------------------------------
 
+    def type_embedding_table(self):
+        """The type embedding table [ntypes, te], or None; with se_a_ebd_v2 a zero row (the
+        type of empty neighbour slots) appended, [ntypes + 1, te], as DeePMD-kit's `t_typeebd`
+        (deepmd/tf/utils/type_embed.py: TypeEmbedNet.build, padding)."""
+        if self.type_embedding is None:
+            return None
+        table = self.type_embedding.table()
+        if self.descriptor.stripped:
+            table = tf.concat([table, tf.zeros([1, table.shape[-1]], table.dtype)], axis=0)
+        return table
+
     def call(self, coord, atype, natoms, box, mesh, fparam=None, aparam=None):
         natoms = tf.cast(natoms, tf.int32)
         nall = natoms[1]
         coord = tf.reshape(tf.cast(coord, ENERGY_DTYPE), [-1, nall * 3])
         atype = tf.reshape(tf.cast(atype, tf.int32), [-1, nall])
         box = tf.reshape(tf.cast(box, ENERGY_DTYPE), [-1, 9])
-        tebd = self.type_embedding.table() if self.type_embedding is not None else None
+        tebd = self.type_embedding_table()
 
         rmat, rmat_deriv, rij, nlist = self.descriptor.env_mat(coord, atype, natoms, box, mesh)
         with tf.GradientTape(watch_accessed_variables=False) as tape:

@@ -123,3 +123,27 @@ def test_dp_check_prints_resolved_sel_and_refuses_bad_data(workdir):
                              text=True, timeout=300, env=env)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "bad.json: model/type_map:" in refused.stderr
+
+
+EBD_V2_EXAMPLE = INPUTS / "water_se_a_ebd_v2.json"
+
+
+@pytest.mark.parametrize("extra, warned", [({}, True), ({"smooth_type_embedding": True}, False),
+                                           ({"set_davg_zero": True}, False)])
+def test_discontinuous_se_a_ebd_v2_is_warned_once_naming_the_key(workdir, caplog, extra, warned):
+    data = json.loads(EBD_V2_EXAMPLE.read_text())
+    data["model"]["descriptor"].update(extra)
+    path = workdir / "input.json"
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="deepmd_tebd"):
+        check_against_data(load_settings(path), str(path), skip_neighbor_stat=True)
+    found = [r.getMessage() for r in caplog.records if "discontinuous" in r.getMessage()]
+    assert len(found) == (1 if warned else 0)
+    if warned:
+        assert "smooth_type_embedding" in found[0] and "set_davg_zero" in found[0]
+
+
+def test_se_e2_a_tebd_is_not_warned_discontinuous(workdir, caplog):
+    with caplog.at_level("WARNING", logger="deepmd_tebd"):
+        check_against_data(load_settings(write(workdir)), "input.json", skip_neighbor_stat=True)
+    assert not [r for r in caplog.records if "discontinuous" in r.getMessage()]

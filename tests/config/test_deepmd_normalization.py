@@ -22,7 +22,9 @@ from reference.deepmd_oracle import require_oracle
 from shared_paths import INPUTS
 
 # DeePMD-kit's example inputs, in ../shared beside the checkout
-EXAMPLES = ["water_se_e2_a.json", "water_se_e2_a_tebd.json"]
+EXAMPLES = ["water_se_e2_a.json", "water_se_e2_a_tebd.json", "water_se_a_ebd_v2.json"]
+# ... those with a model/type_embedding section
+TEBD_EXAMPLES = {"water_se_e2_a_tebd.json", "water_se_a_ebd_v2.json"}
 
 # Normalises each script of a JSON list with DeePMD-kit; one result per script.
 _ORACLE_SCRIPT = r"""
@@ -274,7 +276,7 @@ def test_example_input_loads_unchanged(name):
     raw = example(name)
     config = load_config(INPUTS / name)
     assert config["model"]["type_map"] == raw["model"]["type_map"]
-    assert ("type_embedding" in config["model"]) == ("tebd" in name)
+    assert ("type_embedding" in config["model"]) == (name in TEBD_EXAMPLES)
     assert not [p for p in key_paths(config) if p.rsplit("/", 1)[-1].startswith("_")]
     assert json.loads((INPUTS / name).read_text()) == raw  # the file is only read
 
@@ -282,7 +284,7 @@ def test_example_input_loads_unchanged(name):
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_named_keys_of_example_equal_deepmd_normalization(deepmd_normalize, name):
     ours, theirs = normalized_by_both(deepmd_normalize, name)
-    keys = COMPARED_KEYS + (COMPARED_TEBD_KEYS if "tebd" in name else [])
+    keys = COMPARED_KEYS + (COMPARED_TEBD_KEYS if name in TEBD_EXAMPLES else [])
     for path in keys:
         mine, dp = at(ours, path), at(theirs, path)
         assert type(mine) is type(dp) and mine == dp, f"{path}: ours {mine!r}, DeePMD-kit {dp!r}"
@@ -304,7 +306,8 @@ def test_shared_keys_of_example_keep_deepmd_key_order(deepmd_normalize, name):
 def test_keys_only_one_side_writes_are_the_2_2_vs_3x_differences(deepmd_normalize, name):
     ours, theirs = normalized_by_both(deepmd_normalize, name)
     only_ours, only_theirs = one_side_keys(ours, theirs)
-    expected = DEEPMD_3X_ADDITIONS | (DEEPMD_3X_TEBD_ADDITIONS if "tebd" in name else set())
+    tebd_keys = DEEPMD_3X_TEBD_ADDITIONS if name in TEBD_EXAMPLES else set()
+    expected = DEEPMD_3X_ADDITIONS | tebd_keys
     assert only_ours == OUR_ONLY_KEYS
     assert only_theirs == expected
 

@@ -1,7 +1,7 @@
 """Frozen models for the inference tests, made once per session: ours trained by `dp train`
 (the upstream se_e2_a_tebd water input, 100 steps) and frozen by `dp freeze`; DeePMD-kit's trained
 and frozen from the same input by DeePMD-kit 3.2 (in the oracle venv); a small model without
-type embedding."""
+type embedding; both sides' se_a_ebd_v2 models of DeePMD-kit's current example (20 steps)."""
 import json
 import os
 import subprocess
@@ -88,6 +88,28 @@ def plain_graph(tmp_path_factory) -> Path:
     run = make_workdir(tmp_path_factory.mktemp("plain"),
                        water_input("water_se_e2_a.json", numb_steps=2, small=True))
     return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "plain.pb"]) / "plain.pb"
+
+
+EBD_V2_INPUT = "water_se_a_ebd_v2.json"  # DeePMD-kit's current type-embedding example
+EBD_V2_STEPS = 20
+
+
+@pytest.fixture(scope="session")
+def ours_ebd_v2_graph(tmp_path_factory) -> Path:
+    """Our se_a_ebd_v2 model of DeePMD-kit's example (20 steps), frozen by `dp freeze`."""
+    run = make_workdir(tmp_path_factory.mktemp("ours_ebd_v2"),
+                       water_input(EBD_V2_INPUT, numb_steps=EBD_V2_STEPS))
+    return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "v2.pb"]) / "v2.pb"
+
+
+@pytest.fixture(scope="session")
+def theirs_ebd_v2_graph(tmp_path_factory) -> Path:
+    """DeePMD-kit 3.2's frozen se_a_ebd_v2 model of the same input (TensorFlow backend)."""
+    require_oracle()
+    run = make_workdir(tmp_path_factory.mktemp("theirs_ebd_v2"),
+                       water_input(EBD_V2_INPUT, numb_steps=EBD_V2_STEPS))
+    return _frozen(run, oracle_dp, ["--tf", "train", "input.json"],
+                   ["--tf", "freeze", "-o", "theirs_v2.pb"]) / "theirs_v2.pb"
 
 
 def water_frames(nframes=4, system="data_3"):

@@ -132,6 +132,18 @@ def test_compress_refuses_type_embedding_and_writes_nothing(ours_graph, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("which", ["ours", "theirs"])
+def test_compress_refuses_se_a_ebd_v2_and_writes_nothing(which, request, tmp_path):
+    """Ours (the training script names se_a_ebd_v2) and DeePMD-kit's graph (its type-net
+    variables `filter_type_all/*_side_ebd` show it)."""
+    graph = request.getfixturevalue(f"{which}_ebd_v2_graph")
+    result = dp(tmp_path, "compress", "-i", str(graph), "-o", "out.pb")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not supported for se_a_ebd_v2" in result.stderr
+    assert "compresses no model with type embedding" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_compress_without_type_embedding_is_not_implemented(plain_graph, tmp_path):
     result = dp(tmp_path, "compress", "-i", str(plain_graph), "-o", "out.pb")
     assert result.returncode == 1 and "Traceback" not in result.stderr

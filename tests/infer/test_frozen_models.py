@@ -43,6 +43,22 @@ def test_deepmd_kit_graph_in_ours_gives_their_numbers(theirs_graph, tmp_path):
     assert_same(dp_.eval(coords, cells, types, atomic=True), theirs)
 
 
+@pytest.mark.parametrize("periodic", [True, False])
+def test_our_se_a_ebd_v2_graph_in_deepmd_kit_gives_our_numbers(ours_ebd_v2_graph, tmp_path,
+                                                               periodic):
+    coords, cells, types = water_frames(4)
+    if not periodic:
+        cells = None
+    theirs = deepmd_eval(ours_ebd_v2_graph, coords, cells, types, tmp_path)
+    assert_same(DeepPot(ours_ebd_v2_graph).eval(coords, cells, types, atomic=True), theirs)
+
+
+def test_deepmd_kit_se_a_ebd_v2_graph_in_ours_gives_their_numbers(theirs_ebd_v2_graph, tmp_path):
+    coords, cells, types = water_frames(4)
+    theirs = deepmd_eval(theirs_ebd_v2_graph, coords, cells, types, tmp_path)
+    assert_same(DeepPot(theirs_ebd_v2_graph).eval(coords, cells, types, atomic=True), theirs)
+
+
 def test_frozen_graph_has_deepmd_kit_inputs_outputs_and_attributes(ours_graph):
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(ours_graph.read_bytes())

@@ -35,3 +35,12 @@ def test_nve_conserves_the_total_energy(lammps_run):
     drift = np.abs(thermo[:, 3] - thermo[0, 3]).max()
     assert pe_swing > 0.05  # the atoms moved
     assert drift <= 0.01 * pe_swing, (drift, pe_swing)
+
+
+def test_se_a_ebd_v2_step_zero_equals_deep_pot(ours_ebd_v2_graph, tmp_path):
+    coords, cells, types = water_frames(1)
+    run = run_lammps(tmp_path, ours_ebd_v2_graph, coords[0], cells[0], types, ["O", "H"])
+    e, f, v = DeepPot(ours_ebd_v2_graph).eval(coords, cells, types)
+    assert run["energy"] == pytest.approx(e[0, 0], rel=1e-10)
+    assert np.abs(run["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
+    assert np.abs(run["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()

@@ -10,7 +10,8 @@ and, per case i, the frame arrays "c{i}/in/coord" [nf, nall*3], "c{i}/in/atype" 
 "c{i}/var/<graph name>" (e.g. "c0/var/filter_type_all/matrix_1"). Each case is built in a graph of
 its own; every variable with a given value is loaded (reshaped to DeePMD-kit's shape). OUTPUT.npz
 holds "c{i}/<key>" for energy, force, virial, atom_energy, atom_virial (descriptor and rmat when
-the graph names them), "c{i}/missing": the names of the variables that kept their random initial
+the graph names them), "c{i}/init/<graph name>": each variable's initial (seeded) value,
+"c{i}/missing": the names of the variables that kept their random initial
 values, and "c{i}/unmatched": the given names that no variable of the graph has.
 """
 import json
@@ -44,6 +45,7 @@ def run_case(tf, Model, meta, arrays):
                 pass
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
+            initial = sess.run({v.name.split(":")[0]: v for v in tf.global_variables()})
             missing, matched = [], set()
             for var in tf.global_variables():
                 name = var.name.split(":")[0]
@@ -57,6 +59,7 @@ def run_case(tf, Model, meta, arrays):
                     t_type: arrays["in/atype"].reshape(-1), t_natoms: arrays["in/natoms"],
                     t_box: arrays["in/box"].reshape(-1), t_mesh: arrays["in/mesh"], **feed_extra}
             result = sess.run(fetch, feed_dict=feed)
+    result.update({"init/" + name: value for name, value in initial.items()})
     result["missing"] = np.array(missing, dtype=str)
     result["unmatched"] = np.array(sorted(k[4:] for k in arrays
                                           if k.startswith("var/") and k not in matched), dtype=str)

@@ -19,14 +19,16 @@ def natoms_vector(atype, ntypes):
 
 def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=2,
                  fitting=(8, 8), exclude_types=(), numb_fparam=0, numb_aparam=0, atom_ener=(),
-                 set_davg_zero=False, activation="tanh", seed=1, rcut_smth=RCUT_SMTH):
+                 set_davg_zero=False, activation="tanh", seed=1, rcut_smth=RCUT_SMTH,
+                 descriptor="se_e2_a", smooth_type_embedding=None):
     """A `model` section as the config normaliser writes it, with small nets; resnet_dt on, so
-    that the timestep variables take part in every test."""
+    that the timestep variables take part in every test. descriptor: se_e2_a or se_a_ebd_v2
+    (then smooth_type_embedding, None: not written)."""
     ntypes = len(sel)
     cfg = {
         "type_map": [f"T{t}" for t in range(ntypes)],
         "descriptor": {
-            "type": "se_e2_a", "sel": list(sel), "rcut": RCUT, "rcut_smth": rcut_smth,
+            "type": descriptor, "sel": list(sel), "rcut": RCUT, "rcut_smth": rcut_smth,
             "neuron": list(neuron), "axis_neuron": axis_neuron, "resnet_dt": True,
             "type_one_side": type_one_side, "precision": "float64", "seed": seed,
             "activation_function": activation, "trainable": True,
@@ -39,11 +41,26 @@ def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=
             "atom_ener": list(atom_ener), "use_aparam_as_mask": False,
         },
     }
+    if smooth_type_embedding is not None:
+        cfg["descriptor"]["smooth_type_embedding"] = smooth_type_embedding
     if tebd:
         cfg["type_embedding"] = {"neuron": [2, 4], "resnet_dt": True, "precision": "float64",
                                  "seed": seed + 200, "activation_function": "tanh",
                                  "trainable": True}
     return cfg
+
+
+# the descriptor variants of the batteries: se_e2_a with (True) or without (False) type
+# embedding, se_a_ebd_v2 as DeePMD-kit's and with smooth_type_embedding
+EBD_V2 = {"ebd_v2": {"descriptor": "se_a_ebd_v2"},
+          "ebd_v2_smooth": {"descriptor": "se_a_ebd_v2", "smooth_type_embedding": True}}
+
+
+def variant_config(sel, tebd, type_one_side, **cfg):
+    """`model_config` of a battery variant: tebd True, False, "ebd_v2" or "ebd_v2_smooth"."""
+    if isinstance(tebd, str):
+        return model_config(sel, tebd=True, type_one_side=type_one_side, **EBD_V2[tebd], **cfg)
+    return model_config(sel, tebd=tebd, type_one_side=type_one_side, **cfg)
 
 
 def model_settings(cfg):

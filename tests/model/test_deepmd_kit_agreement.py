@@ -75,7 +75,25 @@ def cases():
         out.append(case(f"parameters-atom_ener-{'tebd' if tebd else 'per_type'}", tebd, tebd,
                         "triclinic", numb_fparam=2, numb_aparam=1, atom_ener=[0.5, None]))
     out.append(case("inexact_switch_width", True, True, "open", rcut_smth=0.8))
+    out += [case(ebd_v2_name(side, kind, ntypes), True, side, kind, ntypes=ntypes,
+                 descriptor="se_a_ebd_v2", exclude_types=[[0, 2]] if ntypes == 3 else [])
+            for side, kind, ntypes in EBD_V2_CASES]
+    name, cfg, model, frame, coords = case("ebd_v2-default_type_embedding", False, False,
+                                           "triclinic", descriptor="se_a_ebd_v2")
+    # DeePMD-kit 3.x builds this default type embedding without biases; ours has them: zero
+    model.type_embedding.net.bias_1.assign(np.zeros(model.type_embedding.net.bias_1.shape))
+    out.append((name, cfg, model, frame, coords))
     return out
+
+
+# se_a_ebd_v2 (type_one_side, boundary, ntypes): three types with the excluded pair (0, 2)
+EBD_V2_CASES = [(True, "triclinic", 2), (False, "triclinic", 2), (True, "open", 2),
+                (False, "open", 2), (True, "triclinic", 3), (False, "triclinic", 3)]
+
+
+def ebd_v2_name(type_one_side, kind, ntypes):
+    return (f"ebd_v2-{'one_side' if type_one_side else 'two_side'}-{kind}"
+            + ("-excluded" if ntypes == 3 else ""))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +114,9 @@ def agreement(tmp_path_factory):
         arrays.update({f"c{i}/in/{k}": v for k, v in inputs.items()})
         arrays.update({f"c{i}/var/{k}": v.numpy() for k, v in model.graph_variables().items()})
         meta.append({"model": deepmd_model_section(cfg)})
-        ours.append((name, frame.evaluate(model, coords)))
+        out = frame.evaluate(model, coords)
+        out["weights"] = {k: v.numpy() for k, v in model.graph_variables().items()}
+        ours.append((name, out))
     np.savez(tmp / "in.npz", meta=json.dumps(meta), **arrays)
     proc = subprocess.run([python, str(RUNNER), str(tmp / "in.npz"), str(tmp / "out.npz")],
                           capture_output=True, text=True, timeout=600, env=_clean_env())
@@ -151,3 +171,34 @@ def test_switch_width_is_rounded_to_single_precision_as_deepmd_kit_does(agreemen
     ours, theirs = agreement["inexact_switch_width"]
     expected = theirs["energy"]
     np.testing.assert_allclose(ours["energy"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", [ebd_v2_name(*c) for c in EBD_V2_CASES])
+def test_se_a_ebd_v2_matches_deepmd_kit(agreement, case):
+    """Stripped type embedding, type_one_side true and false, periodic and open, three types
+    with an excluded pair; resnet_dt on (the one-side type net's first layer is residual)."""
+    ours, theirs = agreement[case]
+    assert_agree(ours, theirs)
+    assert list(theirs["unmatched"]) == []
+    assert all("/idt_1" in str(n) or "/t_out_" in str(n) for n in theirs["missing"])
+
+
+def test_se_a_ebd_v2_without_type_embedding_section_matches_deepmd_kits_default(agreement):
+    """Without model/type_embedding DeePMD-kit builds a linear one (no activation); with its
+    biases zero ours is the same model."""
+    ours, theirs = agreement["ebd_v2-default_type_embedding"]
+    assert_agree(ours, theirs)
+    assert list(theirs["unmatched"]) == ["type_embed_net/bias_1"]
+
+
+@pytest.mark.parametrize("case", [ebd_v2_name(*c) for c in EBD_V2_CASES[:2]])
+def test_se_a_ebd_v2_seeds_give_deepmd_kits_initial_weights(agreement, case):
+    """The same seeds give DeePMD-kit's initial weights, exactly, for every seeded variable
+    (type embedding, radial and type nets, fitting)."""
+    ours, theirs = agreement[case]
+    seeded = [n for n in ours["weights"] if not n.startswith(("descrpt_attr/", "fitting_attr/"))]
+    assert any(n.endswith("_side_ebd") for n in seeded)
+    for name in seeded:
+        np.testing.assert_array_equal(ours["weights"][name],
+                                      theirs["init/" + name].reshape(ours["weights"][name].shape),
+                                      err_msg=name)

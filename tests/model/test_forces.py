@@ -6,15 +6,17 @@ import pytest
 import tensorflow as tf
 
 from model_helpers import (Frame, build_model, finite_difference_force,
-                           finite_difference_virial, model_config, relative_error)
+                           finite_difference_virial, relative_error, variant_config)
 
-VARIANTS = [(True, True), (True, False), (False, True), (False, False)]
-IDS = ["tebd-one_side", "tebd-two_side", "per_type-one_side", "per_type-two_side"]
+VARIANTS = [(True, True), (True, False), (False, True), (False, False), ("ebd_v2", True),
+            ("ebd_v2", False), ("ebd_v2_smooth", True), ("ebd_v2_smooth", False)]
+IDS = ["tebd-one_side", "tebd-two_side", "per_type-one_side", "per_type-two_side",
+       "ebd_v2-one_side", "ebd_v2-two_side", "ebd_v2_smooth-one_side", "ebd_v2_smooth-two_side"]
 
 
 def setup(kind, tebd, type_one_side, seed=21, ntypes=2, **cfg):
     frame = Frame.random(seed, kind, ntypes=ntypes)
-    model = build_model(model_config(frame.sel(), tebd=tebd, type_one_side=type_one_side, **cfg))
+    model = build_model(variant_config(frame.sel(), tebd, type_one_side, **cfg))
     return frame, model
 
 
@@ -79,7 +81,8 @@ def test_energy_is_sum_of_atomic_energies():
     assert out["energy"].dtype == np.float64 and out["force"].dtype == np.float64
 
 
-@pytest.mark.parametrize("tebd", [True, False], ids=["tebd", "per_type"])
+@pytest.mark.parametrize("tebd", [True, False, "ebd_v2_smooth"],
+                         ids=["tebd", "per_type", "ebd_v2_smooth"])
 def test_force_loss_gradient_matches_weight_finite_difference(tebd):
     """A force loss is differentiable with respect to the weights (through the tape in call and
     the registered gradients of ProdForceSeA and ProdVirialSeA): <dL/dw, v> equals the central

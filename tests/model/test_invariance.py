@@ -5,15 +5,17 @@ import pytest
 import tensorflow as tf
 from scipy.spatial.transform import Rotation
 
-from model_helpers import Frame, build_model, model_config
+from model_helpers import Frame, build_model, variant_config
 
-VARIANTS = [(True, True), (True, False), (False, True), (False, False)]
-IDS = ["tebd-one_side", "tebd-two_side", "per_type-one_side", "per_type-two_side"]
+VARIANTS = [(True, True), (True, False), (False, True), (False, False), ("ebd_v2", True),
+            ("ebd_v2", False), ("ebd_v2_smooth", True), ("ebd_v2_smooth", False)]
+IDS = ["tebd-one_side", "tebd-two_side", "per_type-one_side", "per_type-two_side",
+       "ebd_v2-one_side", "ebd_v2-two_side", "ebd_v2_smooth-one_side", "ebd_v2_smooth-two_side"]
 
 
 def setup(kind, tebd, type_one_side, seed=31):
     frame = Frame.random(seed, kind)
-    return frame, build_model(model_config(frame.sel(), tebd=tebd, type_one_side=type_one_side))
+    return frame, build_model(variant_config(frame.sel(), tebd, type_one_side))
 
 
 def assert_same_energy(a, b):
