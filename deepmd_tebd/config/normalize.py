@@ -215,7 +215,8 @@ def _describe(error) -> list[Problem]:
                 for k in error.validator_value if k not in value]
     if kind == "enum":
         options = ", ".join(repr(o) for o in error.validator_value)
-        return [Problem(path, f"expected one of {options}, got {_show(value)}"
+        why = f" ({sch['x-why']})" if "x-why" in sch else ""
+        return [Problem(path, f"expected one of {options}, got {_show(value)}{why}"
                         f"{_suggest(value, [str(o) for o in error.validator_value])}")]
     if kind == "minimum":
         return [Problem(path, f"expected a value >= {error.validator_value}, got {_show(value)}")]

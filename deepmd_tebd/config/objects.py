@@ -23,6 +23,7 @@ __all__ = [
     "FittingConfig",
     "LearningRateConfig",
     "LossConfig",
+    "MixedPrecisionConfig",
     "ModelConfig",
     "TrainingConfig",
     "TypeEmbeddingConfig",
@@ -174,6 +175,15 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class MixedPrecisionConfig:
+    """The `training/mixed_precision` section: weights and outputs in output_prec, the nets'
+    hidden matmuls in compute_prec (DeePMD-kit 2.2, deepmd/tf/utils/network.py)."""
+
+    output_prec: str
+    compute_prec: str
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     """The `training` section."""
 
@@ -191,6 +201,7 @@ class TrainingConfig:
     tensorboard: bool
     tensorboard_log_dir: str
     tensorboard_freq: int
+    mixed_precision: Optional[MixedPrecisionConfig] = None
 
 
 @dataclass(frozen=True)
@@ -310,7 +321,15 @@ def _training(section: Mapping) -> TrainingConfig:
         max_ckpt_keep=int(section["max_ckpt_keep"]), disp_training=section["disp_training"],
         time_training=section["time_training"], tensorboard=section["tensorboard"],
         tensorboard_log_dir=section["tensorboard_log_dir"],
-        tensorboard_freq=int(section["tensorboard_freq"]))
+        tensorboard_freq=int(section["tensorboard_freq"]),
+        mixed_precision=_mixed_precision(section.get("mixed_precision")))  # optional section
+
+
+def _mixed_precision(section: Optional[Mapping]) -> Optional[MixedPrecisionConfig]:
+    if section is None:
+        return None
+    return MixedPrecisionConfig(output_prec=section["output_prec"],
+                                compute_prec=section["compute_prec"])
 
 
 def names_type_embedding(script: Mapping) -> bool:

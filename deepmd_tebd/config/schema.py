@@ -8,6 +8,7 @@ normaliser and the documentation read:
   x-alias         other names accepted for the key (renamed to the canonical name)
   x-expect        how an error message describes a valid value
   x-unsupported   DeePMD-kit knows this key, this package refuses it; the value is the reason
+  x-why           why only the values of an enum are accepted (added to the error message)
 
 Variant sections (descriptor, fitting_net, loss, learning_rate, model) carry a `type` tag; the
 tags this package implements are in VARIANTS, those DeePMD-kit knows but this package does not in
@@ -262,8 +263,16 @@ VALIDATION_DATA = {**VALIDATION_DATA, "type": ["object", "null"], "default": Non
 TRAINING = _section({
     "training_data": TRAINING_DATA,
     "validation_data": VALIDATION_DATA,
-    "mixed_precision": _unsupported("mixed precision training (mixed_precision) is not "
-                                    "supported"),
+    "mixed_precision": _section({
+        # DeePMD-kit (deepmd/tf/train/trainer.py, DPTrainer._init_param) refuses any other pair
+        "output_prec": _str("float32", "precision of the trainable variables, the last fitting "
+                            "layer and the descriptor's contractions", enum=["float32"],
+                            **{"x-why": "DeePMD-kit's trainer supports output_prec float32 only"}),
+        "compute_prec": _str(..., "precision of the embedding and hidden fitting layers' "
+                             "matmuls", enum=["float16", "bfloat16"],
+                             **{"x-why": "DeePMD-kit's trainer supports compute_prec float16 or "
+                                         "bfloat16 only"}),
+    }, required=["compute_prec"], doc="mixed precision training (DeePMD-kit 2.2)"),
     "numb_steps": _int(..., "number of training steps", 0, **{"x-alias": ["stop_batch"]}),
     "seed": _seed("seed of the data sampling"),
     "disp_file": _str("lcurve.out", "file of the learning curve"),

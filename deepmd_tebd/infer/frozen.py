@@ -164,7 +164,7 @@ def load_checkpoint_model(checkpoint_folder: str | os.PathLike):
     raw = value(nn.CKPT_TRAINING_SCRIPT)
     config = build_config(json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)))
     min_dist = float(value(nn.CKPT_MIN_NBOR_DIST))
-    model = EnergyModel(config.model)
+    model = EnergyModel(config.model, mixed_precision=config.training.mixed_precision)
     model.build()
     status = tf.train.Checkpoint(**{nn.CKPT_MODEL: model}).read(prefix)
     status.expect_partial()

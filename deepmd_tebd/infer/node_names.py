@@ -85,6 +85,7 @@ CKPT_OPTIMIZER = "optimizer"
 CKPT_STEP = "step"
 CKPT_DATA_STATE = "data_state"  # the data sampling state, JSON
 CKPT_ATTRS = "attrs"  # train/trainer.py: TrainingAttributes
+CKPT_LOSS_SCALE = "loss_scale"  # mixed precision: train/loss_scale.py
 # the variables of TrainingAttributes, named by its attributes (a tf.Module tracks them so)
 CKPT_TRAINING_SCRIPT = "training_script"
 CKPT_MIN_NBOR_DIST = "min_nbor_dist"

@@ -25,13 +25,13 @@ sorted by type (the natoms vector gives the blocks). How the nets meet the block
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config.objects import DescriptorConfig
+from ..config.objects import DescriptorConfig, MixedPrecisionConfig
 from ..op import op_module
 from ..precision import dtype_of
 from .embedding_blocks import (a_of_blocks, a_per_centre_type, a_with_stripped_type_embedding,
@@ -95,7 +95,11 @@ class DescriptorSeA(keras.layers.Layer):
     """se_e2_a descriptor layer.
 
     settings: the `model/descriptor` section (sel resolved: its length is ntypes); tebd_dim:
-    width of the type embedding (0: per-type nets).
+    width of the type embedding (0: per-type nets); mixed_precision: the
+    `training/mixed_precision` settings or None. With them the nets' weights and the
+    contractions R~^T G and A^T A are in output_prec and the embedding nets compute in
+    compute_prec (DeePMD-kit's DescrptSeA.enable_mixed_precision sets filter_precision to
+    output_prec whatever `precision` says).
 
     Non-trainable variables davg, dstd [ntypes, ndescrpt] (DeePMD-kit's `descrpt_attr/t_avg`,
     `t_std`), set by `set_statistics`.
@@ -108,12 +112,15 @@ class DescriptorSeA(keras.layers.Layer):
     """
 
     def __init__(self, settings: DescriptorConfig, tebd_dim: int = 0, name: str = "descriptor",
-                 **kwargs):
+                 mixed_precision: Optional[MixedPrecisionConfig] = None, **kwargs):
         if not settings.sel_resolved:
             raise ValueError(f"descriptor sel must be a list of integers (resolve {settings.sel!r} "
                              "from the neighbour statistics first)")
         kwargs.pop("dtype", None)
-        super().__init__(name=name, dtype=dtype_of(settings.precision).name,
+        precision = settings.precision if mixed_precision is None else mixed_precision.output_prec
+        compute = None if mixed_precision is None else mixed_precision.compute_prec
+        self.mixed_precision = mixed_precision
+        super().__init__(name=name, dtype=dtype_of(precision).name,
                          trainable=settings.trainable, **kwargs)
         self.settings = settings
         self.sel = list(settings.sel)
@@ -141,9 +148,9 @@ class DescriptorSeA(keras.layers.Layer):
             s = None if settings.seed is None else int(settings.seed) + shift * count
             count += 1
             return MLP(self.neuron, activation=settings.activation_function,
-                       resnet_dt=settings.resnet_dt, precision=settings.precision,
+                       resnet_dt=settings.resnet_dt, precision=precision,
                        trainable=settings.trainable, seed=s, kind="embedding", scope=scope,
-                       suffix=suffix, name=name)
+                       suffix=suffix, name=name, compute_precision=compute)
 
         self._net_names: list[str] = []
         self.stripped = settings.stripped_type_embedding
@@ -317,4 +324,5 @@ class DescriptorSeA(keras.layers.Layer):
                 "nlist": nlist}
 
     def get_config(self):
-        return {"name": self.name, "settings": self.settings, "tebd_dim": self.tebd_dim}
+        return {"name": self.name, "settings": self.settings, "tebd_dim": self.tebd_dim,
+                "mixed_precision": self.mixed_precision}

@@ -97,7 +97,8 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
         # first layer on [s, tebd_j (, tebd_i)] = s W_s + (tebd W_j)[j] (+ (tebd W_i)[i]):
         # the type rows are multiplied once per type, not once per neighbour slot
         blocks = [1, te] if type_one_side else [1, te, te]
-        w, b = net.split_first_layer(blocks)
+        w, b = net.split_first_layer(blocks)  # in the net's matmul dtype (mixed precision)
+        s, tebd = tf.cast(s, b.dtype), tf.cast(tebd, b.dtype)
         pre = s * w[0][0] + (tf.gather(tf.matmul(tebd, w[1]), slots) + b)
         if not type_one_side:
             centre = tf.gather(tf.matmul(tebd, w[2]), centres)

@@ -10,10 +10,12 @@ The model takes the typed `model` settings (config/objects.py); it reads no raw 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 import tensorflow as tf
 
-from ..config.objects import ModelConfig
+from ..config.objects import MixedPrecisionConfig, ModelConfig
 from ..data.stats import ModelStatistics
 from ..op import op_module
 from ..precision import ENERGY_DTYPE
@@ -28,7 +30,9 @@ class EnergyModel(keras.layers.Layer):
     """Energy model of the input script's `model` section.
 
     settings: the `model` section as typed settings (config/objects.py); the presence of its
-    type_embedding enables the type-embedding approach. Statistics enter through
+    type_embedding enables the type-embedding approach. mixed_precision: the
+    `training/mixed_precision` settings (descriptor and fitting nets; the type embedding net,
+    the environment matrix and the energy sums keep their precision, as in DeePMD-kit) or None. Statistics enter through
     `set_statistics(ModelStatistics)` (data/stats.py).
 
     call(coord [nf, nall*3], atype [nf, nall] int32, natoms [2+ntypes] int32, box [nf, 9],
@@ -40,7 +44,8 @@ class EnergyModel(keras.layers.Layer):
     Local atoms must be sorted by type; natoms = [nloc, nall, count of each type].
     """
 
-    def __init__(self, settings: ModelConfig, name: str = "energy_model", **kwargs):
+    def __init__(self, settings: ModelConfig, name: str = "energy_model",
+                 mixed_precision: Optional[MixedPrecisionConfig] = None, **kwargs):
         kwargs.pop("dtype", None)
         super().__init__(name=name, dtype=ENERGY_DTYPE.name, **kwargs)
         self.settings = settings
@@ -52,9 +57,12 @@ class EnergyModel(keras.layers.Layer):
         else:
             self.type_embedding = None
         tebd_dim = settings.tebd_dim
-        self.descriptor = DescriptorSeA(settings.descriptor, tebd_dim=tebd_dim, name="descriptor")
+        self.mixed_precision = mixed_precision
+        self.descriptor = DescriptorSeA(settings.descriptor, tebd_dim=tebd_dim, name="descriptor",
+                                        mixed_precision=mixed_precision)
         self.fitting = EnergyFitting(settings.fitting, self.ntypes, self.descriptor.dim_out,
-                                     tebd_dim=tebd_dim, name="fitting")
+                                     tebd_dim=tebd_dim, name="fitting",
+                                     mixed_precision=mixed_precision)
 
     # -- weights ---------------------------------------------------------------------------
 
@@ -136,4 +144,5 @@ class EnergyModel(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {"name": self.name, "settings": self.settings}
+        return {"name": self.name, "settings": self.settings,
+                "mixed_precision": self.mixed_precision}

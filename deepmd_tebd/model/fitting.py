@@ -16,11 +16,13 @@ with type embedding to every atom as soon as atom_ener is non-empty (DeePMD-kit'
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ..config.objects import FittingConfig
+from ..config.objects import FittingConfig, MixedPrecisionConfig
 from ..precision import ENERGY_DTYPE, dtype_of
 from .network import MLP
 
@@ -46,11 +48,17 @@ class EnergyFitting(keras.layers.Layer):
     """
 
     def __init__(self, settings: FittingConfig, ntypes: int, dim_descrpt: int,
-                 tebd_dim: int = 0, name: str = "fitting", **kwargs):
+                 tebd_dim: int = 0, name: str = "fitting",
+                 mixed_precision: Optional[MixedPrecisionConfig] = None, **kwargs):
         kwargs.pop("dtype", None)
         trainable = settings.trainable
         layer_trainable = trainable if isinstance(trainable, tuple) else (trainable,)
-        super().__init__(name=name, dtype=dtype_of(settings.precision).name,
+        # mixed precision: DeePMD-kit's EnerFitting.enable_mixed_precision sets
+        # fitting_precision to output_prec; one_layer computes the hidden layers in compute_prec
+        precision = settings.precision if mixed_precision is None else mixed_precision.output_prec
+        compute = None if mixed_precision is None else mixed_precision.compute_prec
+        self.mixed_precision = mixed_precision
+        super().__init__(name=name, dtype=dtype_of(precision).name,
                          trainable=any(layer_trainable), **kwargs)
         self.settings = settings
         self.ntypes = int(ntypes)
@@ -68,7 +76,8 @@ class EnergyFitting(keras.layers.Layer):
             suffix = "" if self.tebd_dim > 0 else f"_type_{t}"
             name_t = "fitting_net" + suffix
             mlp = MLP(settings.neuron, activation=settings.activation_function,
-                      resnet_dt=settings.resnet_dt, precision=settings.precision,
+                      resnet_dt=settings.resnet_dt, precision=precision,
+                      compute_precision=compute,
                       trainable=list(trainable) if isinstance(trainable, tuple) else trainable,
                       seed=None if settings.seed is None else int(settings.seed) + shift * t,
                       kind="fitting", final_width=1, suffix=suffix, name=name_t)
@@ -194,7 +203,8 @@ class EnergyFitting(keras.layers.Layer):
 
     def get_config(self):
         return {"name": self.name, "settings": self.settings, "ntypes": self.ntypes,
-                "dim_descrpt": self.dim_descrpt, "tebd_dim": self.tebd_dim}
+                "dim_descrpt": self.dim_descrpt, "tebd_dim": self.tebd_dim,
+                "mixed_precision": self.mixed_precision}
 
 
 def slice_atoms(x, start, count):

@@ -21,6 +21,12 @@ generator):
 * embedding layer k (1-based): seeds of W, b, idt are seed + 3k, seed + 3k + 1, seed + 3k + 2;
 * fitting layer ii (0-based; the final layer counts as the last one): seed + 3ii, + 1, + 2.
 
+Mixed precision (``compute_precision``; DeePMD-kit 2.2, deepmd/tf/utils/network.py
+``embedding_net`` and ``one_layer``): the weights stay in ``precision`` and are cast for the
+matmuls. An embedding net runs all its layers, residuals included, in compute_precision and casts
+its output back; a fitting net casts each hidden layer's input and weights to compute_precision
+and its output back, so its residual sums and the final layer stay in ``precision``.
+
 Every variable is held by an attribute of its own (``matrix_1``, ``bias_1`` ...), so that
 ``tf.train.Checkpoint`` finds it.
 """
@@ -124,6 +130,14 @@ def _normal(mean: float, stddev: float, seed: Optional[int]):
     return init
 
 
+def _matmul(x, w):
+    """x w; in float16 as a batch of one, which grappler's remapper does not fuse with the bias
+    add: TensorFlow's CPU _FusedMatMul kernel for float16 runs about 1000x slower than MatMul."""
+    if x.dtype != tf.float16:
+        return tf.matmul(x, w)
+    return tf.matmul(x[None], w[None])[0]
+
+
 class MLP(keras.layers.Layer):
     """A stack of dense layers with the resnet rule of its `kind`.
 
@@ -136,6 +150,8 @@ class MLP(keras.layers.Layer):
     kind: "embedding" or "fitting".
     final_width: width of a final linear layer (no activation, no residual), or None.
     scope, suffix: the DeePMD-kit graph names of the variables (`graph_variables`).
+    compute_precision: a precision name for the hidden layers' matmuls (mixed precision; the
+    weights and the output keep `precision`), or None.
 
     call(x [..., n]) -> [..., widths[-1]] (or [..., final_width]).
     """
@@ -152,6 +168,7 @@ class MLP(keras.layers.Layer):
         final_width: Optional[int] = None,
         scope: str = "",
         suffix: str = "",
+        compute_precision: Optional[str] = None,
         **kwargs,
     ):
         kwargs.pop("dtype", None)
@@ -181,6 +198,7 @@ class MLP(keras.layers.Layer):
         self.final_width = None if final_width is None else int(final_width)
         self.scope = scope
         self.suffix = suffix
+        self.compute_precision = compute_precision
         self.rules: list[Optional[str]] = []
         self.in_width: Optional[int] = None
 
@@ -236,12 +254,25 @@ class MLP(keras.layers.Layer):
             raise ValueError(f"{self.name}: blocks {list(widths)} do not add up to the input "
                              f"width {self.in_width}")
         w, b, _ = self.layer_variables()[0][0]
-        w = tf.convert_to_tensor(w)
+        w, b = tf.cast(w, self.matmul_dtype), tf.cast(b, self.matmul_dtype)
         blocks, start = [], 0
         for width in widths:
             blocks.append(w[start:start + width])
             start += width
-        return blocks, tf.convert_to_tensor(b)
+        return blocks, b
+
+    @property
+    def matmul_dtype(self) -> tf.DType:
+        """The dtype of the hidden layers' matmuls: compute_precision's, else the weights'."""
+        if self.compute_precision is None:
+            return tf.as_dtype(self.compute_dtype)
+        return dtype_of(self.compute_precision)
+
+    @property
+    def _stack_dtype(self) -> tf.DType:
+        """The dtype of the hidden activations between layers: an embedding net keeps them in
+        the matmul dtype, a fitting net casts each layer's output back (`one_layer`)."""
+        return self.matmul_dtype if self.kind == "embedding" else tf.as_dtype(self.compute_dtype)
 
     @property
     def out_width(self) -> int:
@@ -290,22 +321,24 @@ class MLP(keras.layers.Layer):
         `split_first_layer`); x is then not used and may be None."""
         hidden, final = self.layer_variables()
         rules = self.rules
+        mm, stack = self.matmul_dtype, self._stack_dtype  # casts to the same dtype are no-ops
         if first_preactivation is not None:
             if rules[0] is not None:
                 raise ValueError(f"{self.name}: the first layer has a residual connection, so "
                                  "it needs its input, not only its pre-activation")
-            pre = tf.cast(first_preactivation, self.compute_dtype)
+            pre = tf.cast(first_preactivation, mm)
             lead = tf.shape(pre)[:-1]
-            x = self._act(tf.reshape(pre, [-1, self.widths[0]]))
+            x = tf.cast(self._act(tf.reshape(pre, [-1, self.widths[0]])), stack)
             hidden, rules = hidden[1:], rules[1:]
         else:
-            x = tf.cast(x, self.compute_dtype)
+            x = tf.cast(x, stack)
             lead = tf.shape(x)[:-1]
             x = tf.reshape(x, [-1, self.in_width])
         for rule, (w, b, idt) in zip(rules, hidden):
-            h = self._act(tf.matmul(x, w) + b)
+            h = self._act(_matmul(tf.cast(x, mm), tf.cast(w, mm)) + tf.cast(b, mm))
             if idt is not None:
-                h = h * idt
+                h = h * tf.cast(idt, mm)
+            h = tf.cast(h, stack)
             if rule == "skip":
                 x = x + h
             elif rule == "concat":
@@ -315,6 +348,7 @@ class MLP(keras.layers.Layer):
                 x = tf.reshape(tf.reshape(h, [-1, 2, width]) + tf.expand_dims(x, 1), [-1, 2 * width])
             else:
                 x = h
+        x = tf.cast(x, self.compute_dtype)
         if final is not None:
             x = tf.matmul(x, final[0]) + final[1]
         return tf.reshape(x, tf.concat([lead, [self.out_width]], axis=0))
@@ -332,4 +366,5 @@ class MLP(keras.layers.Layer):
             "final_width": self.final_width,
             "scope": self.scope,
             "suffix": self.suffix,
+            "compute_precision": self.compute_precision,
         }

@@ -40,7 +40,7 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
                                             rng=train_data.rng, **data_args)
         valid_data.log_summary("validation")
 
-    model = EnergyModel(model_settings)
+    model = EnergyModel(model_settings, mixed_precision=training.mixed_precision)
     if restart is None and init_model is None:
         log.info("data stating... (this step may take long time)")
         stat_batches = collect_stat_batches(train_data, model_settings.data_stat_nbatch)

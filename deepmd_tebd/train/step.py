@@ -27,9 +27,14 @@ def batch_signature(labels: list[str]) -> dict:
     return spec
 
 
-def make_steps(model, loss, optimizer, lr_schedule, step_var, labels):
+def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale=None,
+               loss_dtype=None):
     """(train_step, evaluate): train_step(batch) applies one update and returns nothing;
-    evaluate(batch) returns the loss's reported errors for the current weights."""
+    evaluate(batch) returns the loss's reported errors for the current weights.
+
+    Mixed precision (DeePMD-kit's DPTrainer._build_loss and _build_optimizer): the loss is cast
+    to loss_dtype (output_prec) and scaled by `loss_scale` (train/loss_scale.py); a step whose
+    gradients are not all finite applies no update and does not advance the step."""
     signature = [batch_signature(labels)]
     variables = model.trainable_variables
 
@@ -37,13 +42,25 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels):
         return model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
                      batch["default_mesh"])
 
+    def apply(gradients, lr):
+        optimizer.apply(gradients, variables, lr)
+        step_var.assign_add(1)
+        return tf.constant(True)
+
     @tf.function(input_signature=signature)
     def train_step(batch):
         lr = lr_schedule.value(step_var)
         with tf.GradientTape() as tape:
             value, _ = loss(lr, predict(batch), batch, batch["natoms_vec"])
-        optimizer.apply(tape.gradient(value, variables), variables, lr)
-        step_var.assign_add(1)
+            if loss_scale is not None:
+                value = loss_scale.scaled(tf.cast(value, loss_dtype))
+        gradients = tape.gradient(value, variables)
+        if loss_scale is None:
+            apply(gradients, lr)
+        else:
+            gradients = loss_scale.unscaled(gradients)
+            tf.cond(loss_scale.update(gradients), lambda: apply(gradients, lr),
+                    lambda: tf.constant(False))
 
     @tf.function(input_signature=signature)
     def evaluate(batch):

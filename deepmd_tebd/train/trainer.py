@@ -17,13 +17,16 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.objects import Config
-from ..infer.node_names import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_MIN_NBOR_DIST, CKPT_MODEL,
-                                CKPT_OPTIMIZER, CKPT_STEP, CKPT_TRAINING_SCRIPT)
+from ..infer.node_names import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_LOSS_SCALE,
+                                CKPT_MIN_NBOR_DIST, CKPT_MODEL, CKPT_OPTIMIZER, CKPT_STEP,
+                                CKPT_TRAINING_SCRIPT)
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
+from ..precision import dtype_of
 from .adam import Adam
 from .checkpoint import Checkpointer
 from .lcurve import LearningCurve
+from .loss_scale import DynamicLossScale
 from .step import make_steps
 
 log = logging.getLogger("deepmd_tebd")
@@ -88,6 +91,8 @@ class Trainer:
         self.loss = loss
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.optimizer = Adam(model.trainable_variables)
+        mixed = training.mixed_precision
+        self.loss_scale = DynamicLossScale() if mixed is not None else None
         # the data sampling state (JSON), so that --restart draws the batches an uninterrupted
         # run would have drawn
         self.data_state = tf.Variable("", dtype=tf.string, trainable=False, name="data_state")
@@ -96,9 +101,11 @@ class Trainer:
         self.attrs = TrainingAttributes(config.script, min_nbor_dist)
         self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep, **{
             CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
-            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs})
-        self.train_step, self.evaluate = make_steps(model, self.loss, self.optimizer, self.lr,
-                                                    self.step, self.loss.labels)
+            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs,
+            **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {})})
+        self.train_step, self.evaluate = make_steps(
+            model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
+            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec))
         self._signal = None
         self.summary = None
         if training.tensorboard:  # its package was checked with the script

@@ -331,8 +331,6 @@ UNSUPPORTED = [
     ("multi_task_data_dict", "training/data_dict", {}, "multi-task"),
     ("multi_task_loss_dict", "loss_dict", {}, "multi-task"),
     ("spin", "model/spin", {}, "not supported"),
-    ("mixed_precision", "training/mixed_precision", {"compute_prec": "float16"},
-     "not supported"),
     ("aparam_as_mask", "model/fitting_net/use_aparam_as_mask", True, "not supported"),
 ]
 

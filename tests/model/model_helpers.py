@@ -226,12 +226,16 @@ def numpy_mlp(mlp, x, rules):
         h = act(x @ w.numpy() + b.numpy())
         if idt is not None:
             h = h * idt.numpy().reshape(-1)
-        if rule == "skip":
-            x = x + h
-        elif rule == "concat":
-            x = np.concatenate([x, x], axis=-1) + h
-        else:
-            x = h
+        x = numpy_residual(rule, x, h)
     if final is not None:
         x = x @ final[0].numpy() + final[1].numpy()
     return x
+
+
+def numpy_residual(rule, x, h):
+    """A layer's output from its input x and branch h by its rule ("skip", "concat", None)."""
+    if rule == "skip":
+        return x + h
+    if rule == "concat":
+        return np.concatenate([x, x], axis=-1) + h
+    return h
