@@ -41,7 +41,7 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
     from ..data.neighbor_stat import auto_sel, neighbor_stat, parse_auto_sel
 
     log.info("Calculate neighbor statistics... (add --skip-neighbor-stat to skip this step)")
-    min_dist, max_size = neighbor_stat(list(training.training_data.systems), descriptor.rcut,
+    min_dist, max_size = neighbor_stat(training.training_data.systems, descriptor.rcut,
                                        type_map)
     if not descriptor.sel_resolved:
         config = config.with_sel(auto_sel(max_size, parse_auto_sel(sel)))
@@ -66,7 +66,7 @@ def _count_data_types(config: Config, source: str) -> int:
     _do_work passes train_data.type_map to the validation data)."""
     training = config.training
     try:
-        systems = load_systems(_listed(training.training_data.systems))
+        systems = load_systems(training.training_data.systems)
         names = merged_type_map(systems)
     except DataError as err:
         raise ConfigError(source, [Problem("training/training_data/systems", str(err))]) from None
@@ -74,7 +74,7 @@ def _count_data_types(config: Config, source: str) -> int:
     counts = {"training/training_data/systems": ntypes}
     if training.validation_data is not None:
         try:
-            valid = load_systems(_listed(training.validation_data.systems), names)
+            valid = load_systems(training.validation_data.systems, names)
         except DataError as err:
             raise ConfigError(source, [Problem("training/validation_data/systems",
                                                str(err))]) from None
@@ -91,10 +91,6 @@ def _count_data_types(config: Config, source: str) -> int:
     if problems:
         raise ConfigError(source, problems)
     return ntypes
-
-
-def _listed(systems):
-    return systems if isinstance(systems, str) else list(systems)
 
 
 def warn_discontinuous_type_embedding(config: Config, source: str) -> bool:
@@ -116,7 +112,7 @@ def warn_discontinuous_type_embedding(config: Config, source: str) -> bool:
 
 def _system_problems(systems, type_map, path: str) -> list[Problem]:
     try:
-        paths = find_systems(_listed(systems))
+        paths = find_systems(systems)
     except DataError as err:
         return [Problem(path, str(err))]
     problems = []

@@ -147,3 +147,14 @@ def test_se_e2_a_tebd_is_not_warned_discontinuous(workdir, caplog):
     with caplog.at_level("WARNING", logger="deepmd_tebd"):
         check_against_data(load_settings(write(workdir)), "input.json", skip_neighbor_stat=True)
     assert not [r for r in caplog.records if "discontinuous" in r.getMessage()]
+
+
+def test_a_root_searched_recursively_is_checked_like_a_list(workdir):
+    def root(d):
+        d["training"]["training_data"]["systems"] = "../data"
+
+    path = write(workdir, root, "root.json")
+    config, min_dist = check_against_data(load_settings(path), path)
+    assert config.training.training_data.systems == "../data"
+    every_system = [f"../data/data_{k}" for k in range(4)]  # what the root search finds
+    assert min_dist == neighbor_stat(every_system, 6.0, ["O", "H"])[0]
