@@ -243,7 +243,7 @@ def _ntypes(model: dict) -> tuple[int | None, str]:
     """(number of types, where it comes from): len(type_map), or without a type_map len(sel)
     (DeePMD-kit's deepmd/tf/descriptor/se_a.py: DescrptSeA.__init__ counts the types of sel);
     None while sel is "auto" and no type_map is given (the data decide, check_against_data)."""
-    if "type_map" in model:
+    if model.get("type_map"):
         return len(model["type_map"]), "as in model/type_map"
     sel = model["descriptor"]["sel"]
     if isinstance(sel, list):

@@ -163,9 +163,10 @@ MODEL = _section({
     # indices are used as they are and sel's length gives the number of types
     "type_map": _key("array", ..., "element names of the atom types, in type-index order; "
                      "without it the systems' type.raw indices are used as they are (type_map.raw "
-                     "is not applied) and the number of types is the length of descriptor/sel",
-                     items={"type": "string"}, minItems=1,
-                     **{"x-expect": "a non-empty list of element names"}),
+                     "is not applied) and the number of types is the length of descriptor/sel; "
+                     "an empty list means the same (DeePMD-kit's deepmd/tf/entrypoints/train.py: "
+                     "an empty type map is no type map)",
+                     items={"type": "string"}, **{"x-expect": "a list of element names"}),
     "data_stat_nbatch": _int(10, "batches per system used for the data statistics", 1),
     "data_stat_protect": _num(1e-2, "floor of the fparam/aparam standard deviation"),
     "data_bias_nsample": _int(10, "frames used to fit the energy bias when fine-tuning", 1),

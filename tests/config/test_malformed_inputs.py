@@ -212,7 +212,6 @@ INCONSISTENT = [
      "model/descriptor/rcut_smth", "must not exceed rcut"),
     ("axis_neuron_above_last_neuron", set_("model/descriptor/axis_neuron", 101),
      "model/descriptor/axis_neuron", "must not exceed the last embedding width (100)"),
-    ("empty_type_map", set_("model/type_map", []), "model/type_map", "non-empty list"),
     ("duplicate_type_map_names", set_("model/type_map", ["O", "O"]), "model/type_map",
      "unique"),
     ("sel_shorter_than_type_map", set_("model/descriptor/sel", [46]), "model/descriptor/sel",

@@ -54,12 +54,17 @@ def test_without_type_map_exclude_types_are_checked_against_sel_length():
     assert "model/descriptor/sel" in problem.message
 
 
-def test_empty_type_map_is_still_refused_as_not_a_type_map():
+def test_empty_type_map_is_read_as_no_type_map(deepmd_normalize):
+    """DeePMD-kit 3.2 accepts `type_map: []` and trains as without a type map
+    (deepmd/tf/entrypoints/train.py: an empty model type map gives the data none)."""
     script = v1_water_se_a()
     script["model"]["type_map"] = []
-    with pytest.raises(ConfigError) as info:
-        normalize(script, "v1.json")
-    assert [p.path for p in info.value.problems] == ["model/type_map"]
+    ours = normalize(copy.deepcopy(script), "v1.json")
+    theirs = deepmd_ok(deepmd_normalize, script)
+    assert ours["model"]["type_map"] == theirs["model"]["type_map"] == []
+    assert differences(ours, theirs) == []
+    model = build_config(ours).model
+    assert model.type_map == () and model.ntypes == len(model.descriptor.sel) == 2
 
 
 # ---------------------------------------------------------------------------------------------
