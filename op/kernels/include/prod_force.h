@@ -16,7 +16,7 @@ namespace deepmd_tebd {
 //   prod_force_grad_a_DEV  gradient of a scalar L through the force: grad [nall*3] = dL/dF
 //                          -> grad_net [nloc, nnei*4].
 #define DTK_PROD_FORCE_KERNELS(PREFIX, DEV, LEAD, T)                                            \
-  PREFIX void prod_force_a_##DEV(LEAD T* force, const T* net_deriv, const T* in_deriv,              \
+  PREFIX void prod_force_a_##DEV(LEAD T* force, const T* net_deriv, const T* in_deriv,             \
                                  const int* nlist, int nloc, int nall, int nnei);               \
   PREFIX void prod_force_grad_a_##DEV(LEAD T* grad_net, const T* grad, const T* in_deriv,      \
                                       const int* nlist, int nloc, int nall, int nnei);

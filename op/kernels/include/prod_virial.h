@@ -17,10 +17,10 @@ namespace deepmd_tebd {
 //   prod_virial_grad_a_DEV  gradient of a scalar L through the virial: grad [9] = dL/dV
 //                           -> grad_net [nloc, nnei*4].
 #define DTK_PROD_VIRIAL_KERNELS(PREFIX, DEV, LEAD, T)                                           \
-  PREFIX void prod_virial_a_##DEV(LEAD T* virial, T* atom_virial, const T* net_deriv,               \
+  PREFIX void prod_virial_a_##DEV(LEAD T* virial, T* atom_virial, const T* net_deriv,              \
                                   const T* in_deriv, const T* rij, const int* nlist, int nloc,  \
                                   int nall, int nnei);                                          \
-  PREFIX void prod_virial_grad_a_##DEV(LEAD T* grad_net, const T* grad, const T* in_deriv,          \
+  PREFIX void prod_virial_grad_a_##DEV(LEAD T* grad_net, const T* grad, const T* in_deriv,         \
                                        const T* rij, const int* nlist, int nloc, int nnei);
 
 // prod_virial_a_cpu, prod_virial_grad_a_cpu

@@ -56,13 +56,43 @@ void read_back(const dtk_gpu_context& ctx, T* host, const T* device, size_t n) {
   check(cudaStreamSynchronize(ctx.stream), "cudaStreamSynchronize");
 }
 
-// Runs a CUB device algorithm on ctx.stream: the first call sizes the temporary storage, the
-// second runs it. f(void* temp, size_t& bytes, cudaStream_t stream) -> cudaError_t.
+// Device buffers reused by the frames of one kernel-function call: slot k is reallocated from the
+// caller's allocator only when a frame needs more than it already holds. Safe because the work
+// of all frames is ordered on the one stream.
+class Scratch {
+ public:
+  static constexpr int kSlots = 16;
+  explicit Scratch(const dtk_gpu_context& ctx) : ctx_(ctx) {}
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  // n elements in slot `slot` (0 <= slot < kSlots), valid until the slot is asked for more.
+  template <typename T>
+  T* get(int slot, size_t n, const char* what) {
+    const size_t bytes = (n > 0 ? n : 1) * sizeof(T);
+    if (bytes > capacity_[slot]) {
+      buffer_[slot] = device_alloc<unsigned char>(ctx_, bytes, what);
+      capacity_[slot] = bytes;
+    }
+    return reinterpret_cast<T*>(buffer_[slot]);
+  }
+
+ private:
+  const dtk_gpu_context& ctx_;
+  unsigned char* buffer_[kSlots] = {};
+  size_t capacity_[kSlots] = {};
+};
+
+// Runs a CUB device algorithm on ctx.stream: the first call sizes the temporary storage (from
+// `scratch` slot `slot` when given, else a fresh allocation), the second runs it.
+// f(void* temp, size_t& bytes, cudaStream_t stream) -> cudaError_t.
 template <class F>
-void run_cub(const dtk_gpu_context& ctx, F&& f, const char* what) {
+void run_cub(const dtk_gpu_context& ctx, F&& f, const char* what, Scratch* scratch = nullptr,
+             int slot = 0) {
   size_t bytes = 0;
   check(f(nullptr, bytes, ctx.stream), what);
-  void* temp = device_alloc<unsigned char>(ctx, bytes, what);
+  void* temp = scratch ? scratch->get<unsigned char>(slot, bytes, what)
+                       : device_alloc<unsigned char>(ctx, bytes, what);
   check(f(temp, bytes, ctx.stream), what);
 }
 

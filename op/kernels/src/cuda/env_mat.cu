@@ -5,7 +5,7 @@
 // frames); periodic frames are wrapped and their images numbered (neighbor_list.cu), open frames
 // get their coordinate bounds. Then the one read-back of the call: the first bad atom, the image
 // count of every periodic frame and the bounds of every open frame.
-// Phase 2, per frame:
+// Phase 2, per frame, in buffers reused from frame to frame (Scratch):
 //   1. periodic: the extended frame (same extended atoms, order and DeePMD-kit ranks as the CPU);
 //   2. cell list over the searched positions (bins >= rcut / 2);
 //   3. select_kernel: one warp per centre stages the neighbours within the cutoff (fill_centre's
@@ -305,6 +305,7 @@ void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, 
   int* layout_dev = device_alloc<int>(ctx, layout.size(), "sel layout");
   copy_async(ctx, layout_dev, layout.data(), layout.size(), cudaMemcpyHostToDevice);
   fill_bytes_async(ctx, nlist, 0xff, nslot * nframes);  // -1 everywhere
+  Scratch scratch(ctx);  // the extended frame and the cell list, reused frame after frame
   for (int f = 0; f < nframes; ++f) {
     const T* pos = coord + 3LL * nall * f;
     const int* typ = type + static_cast<long long>(nall) * f;
@@ -319,10 +320,11 @@ void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, 
         throw InvalidArgument("periodic extension: " + std::to_string(nloc + n) +
                               " extended atoms exceed 2^31");
       npos = static_cast<int>(nloc + n);
-      T* ext_coord = device_alloc<T>(ctx, 3 * static_cast<size_t>(npos), "extended coordinates");
-      int* ext_type = device_alloc<int>(ctx, npos, "extended types");
-      int* ext_map = device_alloc<int>(ctx, npos, "extended mapping");
-      long long* ext_rank = device_alloc<long long>(ctx, npos, "extended ranks");
+      T* ext_coord = scratch.get<T>(kCellListSlots, 3 * static_cast<size_t>(npos),
+                                    "extended coordinates");
+      int* ext_type = scratch.get<int>(kCellListSlots + 1, npos, "extended types");
+      int* ext_map = scratch.get<int>(kCellListSlots + 2, npos, "extended mapping");
+      long long* ext_rank = scratch.get<long long>(kCellListSlots + 3, npos, "extended ranks");
       place_images(ctx, images[f], typ, nloc, ext_coord, ext_type, ext_map, ext_rank);
       image_bounds(images[f], lo, hi);
       pos = ext_coord;
@@ -334,7 +336,8 @@ void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, 
       std::memcpy(hi, &host[1 + nframes + 6 * f + 3], 3 * sizeof(double));
     }
     CellList<T> cell_list;
-    build_cell_list(ctx, cell_list, pos, typ, npos, make_cell_grid(lo, hi, npos, p.rcut));
+    build_cell_list(ctx, scratch, cell_list, pos, typ, npos,
+                    make_cell_grid(lo, hi, npos, p.rcut));
     const CellView<T> cells{cell_list.grid, cell_list.start, cell_list.atom, cell_list.coord,
                             cell_list.type};
     int* frame_nlist = nlist + nslot * f;

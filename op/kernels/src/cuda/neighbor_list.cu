@@ -309,18 +309,18 @@ CellGrid make_cell_grid(const double* lo, const double* hi, int natoms, double r
 }
 
 template <typename T>
-void build_cell_list(const dtk_gpu_context& ctx, CellList<T>& cells, const T* coord,
-                     const int* type, int natoms, const CellGrid& grid) {
+void build_cell_list(const dtk_gpu_context& ctx, Scratch& scratch, CellList<T>& cells,
+                     const T* coord, const int* type, int natoms, const CellGrid& grid) {
   cells.grid = grid;
   const long long ncell = static_cast<long long>(grid.n[0]) * grid.n[1] * grid.n[2];
   cells.ncell = ncell;
 
   // Counting sort by bin: populations -> exclusive scan -> bin starts; a stable radix sort of
   // (bin, index) gives the atoms of each bin in ascending index, as the CPU fills them.
-  unsigned* cell_of = device_alloc<unsigned>(ctx, natoms, "cell list keys");
-  unsigned* sorted_cell = device_alloc<unsigned>(ctx, natoms, "cell list keys");
-  int* index = device_alloc<int>(ctx, natoms, "cell list index");
-  cells.start = device_alloc<int>(ctx, ncell + 1, "cell list starts");
+  unsigned* cell_of = scratch.get<unsigned>(0, natoms, "cell list keys");
+  unsigned* sorted_cell = scratch.get<unsigned>(1, natoms, "cell list keys");
+  int* index = scratch.get<int>(2, natoms, "cell list index");
+  cells.start = scratch.get<int>(3, ncell + 1, "cell list starts");
   fill_bytes_async(ctx, cells.start, 0, ncell + 1);
   bin_kernel<T><<<grid_for(natoms), kBlock, 0, ctx.stream>>>(cell_of, cells.start, index, coord,
                                                              natoms, grid);
@@ -332,11 +332,11 @@ void build_cell_list(const dtk_gpu_context& ctx, CellList<T>& cells, const T* co
       [&](void* temp, size_t& bytes, cudaStream_t stream) {
         return cub::DeviceScan::ExclusiveSum(temp, bytes, start, nstart, stream);
       },
-      "cub::DeviceScan::ExclusiveSum (cell starts)");
+      "cub::DeviceScan::ExclusiveSum (cell starts)", &scratch, 4);
 
   int end_bit = 1;
   while (end_bit < 31 && (1LL << end_bit) < ncell) ++end_bit;  // bins are < 2^end_bit
-  cells.atom = device_alloc<int>(ctx, natoms, "cell list atoms");
+  cells.atom = scratch.get<int>(5, natoms, "cell list atoms");
   int* values_out = cells.atom;
   run_cub(
       ctx,
@@ -344,10 +344,10 @@ void build_cell_list(const dtk_gpu_context& ctx, CellList<T>& cells, const T* co
         return cub::DeviceRadixSort::SortPairs(temp, bytes, cell_of, sorted_cell, index,
                                                values_out, natoms, 0, end_bit, stream);
       },
-      "cub::DeviceRadixSort::SortPairs (cell list)");
+      "cub::DeviceRadixSort::SortPairs (cell list)", &scratch, 6);
 
-  cells.coord = device_alloc<T>(ctx, 3 * static_cast<size_t>(natoms), "cell list coordinates");
-  cells.type = device_alloc<int>(ctx, natoms, "cell list types");
+  cells.coord = scratch.get<T>(7, 3 * static_cast<size_t>(natoms), "cell list coordinates");
+  cells.type = scratch.get<int>(8, natoms, "cell list types");
   gather_kernel<T><<<grid_for(natoms), kBlock, 0, ctx.stream>>>(cells.coord, cells.type,
                                                                 cells.atom, coord, type, natoms);
   check_launch("gather_kernel");
@@ -360,8 +360,8 @@ void build_cell_list(const dtk_gpu_context& ctx, CellList<T>& cells, const T* co
                                 int, T*, int*, int*, long long*);                                \
   template void image_bounds<T>(const PeriodicImages<T>&, double*, double*);                     \
   template void coord_bounds<T>(const dtk_gpu_context&, const T*, int, double*);                 \
-  template void build_cell_list<T>(const dtk_gpu_context&, CellList<T>&, const T*, const int*,   \
-                                   int, const CellGrid&);
+  template void build_cell_list<T>(const dtk_gpu_context&, Scratch&, CellList<T>&, const T*,     \
+                                   const int*, int, const CellGrid&);
 DTK_INSTANTIATE(float)
 DTK_INSTANTIATE(double)
 #undef DTK_INSTANTIATE

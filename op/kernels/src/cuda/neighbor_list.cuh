@@ -110,10 +110,14 @@ struct CellList {
   int* type = nullptr;   // [natoms] type of atom[k]
 };
 
-// Builds the cell list of `coord`/`type` (device pointers, natoms > 0) on `grid`.
+// Slots of a Scratch (device_utils.cuh) used by build_cell_list; callers use the others.
+constexpr int kCellListSlots = 9;
+
+// Builds the cell list of `coord`/`type` (device pointers, natoms > 0) on `grid`, in the slots
+// [0, kCellListSlots) of `scratch`: the list lives until the next build in the same scratch.
 template <typename T>
-void build_cell_list(const dtk_gpu_context& ctx, CellList<T>& cells, const T* coord,
-                     const int* type, int natoms, const CellGrid& grid);
+void build_cell_list(const dtk_gpu_context& ctx, Scratch& scratch, CellList<T>& cells,
+                     const T* coord, const int* type, int natoms, const CellGrid& grid);
 
 }  // namespace gpu
 }  // namespace deepmd_tebd
