@@ -689,18 +689,22 @@ def compare_gpu_cpu(k, rep, rng, name, coord, types, box, sel, dtype, davg=None,
         rep.close(tag + " virial grad", gg, gc, tol["env"])
 
 
-def check_batched_frames(k, rep, rng, systems):
+def check_batched_frames(k, rep, rng, systems, frames=None):
     """Several frames in one GPU call (as the TF GPU kernels make it) == the CPU frame by frame:
-    three periodic frames (the triclinic cell, jittered, and strained) and two open frames."""
+    three periodic frames (the triclinic cell, jittered, and strained) and two open frames, or
+    the given {name: (coords [nf, n, 3], types, boxes [nf, 3, 3])}."""
     cases = []
-    coord, types, box, sel = systems["periodic triclinic"]
-    strain = np.eye(3) + rng.uniform(-0.02, 0.02, size=(3, 3))
-    cases.append(("periodic triclinic", types, sel,
-                  [coord, coord + rng.uniform(-0.05, 0.05, coord.shape), coord @ strain],
-                  [box, box, box @ strain]))
-    coord, types, _, sel = systems["open boundaries"]
-    cases.append(("open boundaries", types, sel,
-                  [coord, coord + rng.uniform(-0.05, 0.05, coord.shape)], [None, None]))
+    if frames is None:
+        coord, types, box, sel = systems["periodic triclinic"]
+        strain = np.eye(3) + rng.uniform(-0.02, 0.02, size=(3, 3))
+        cases.append(("periodic triclinic", types, sel,
+                      [coord, coord + rng.uniform(-0.05, 0.05, coord.shape), coord @ strain],
+                      [box, box, box @ strain]))
+        coord, types, _, sel = systems["open boundaries"]
+        cases.append(("open boundaries", types, sel,
+                      [coord, coord + rng.uniform(-0.05, 0.05, coord.shape)], [None, None]))
+    else:
+        cases = [(name, t, SEL, list(c), list(b)) for name, (c, t, b) in frames.items()]
     for name, types, sel, coords, boxes in cases:
         nf, n, nnei = len(coords), len(types), sum(sel)
         davg, dstd = random_stats(rng, sel)
@@ -736,6 +740,29 @@ def check_batched_frames(k, rep, rng, systems):
         rep.close(tag + " atom_virial", av, np.stack([r[1][1] for r in ref]), 1e-12)
         rep.close(tag + " force grad", gf, np.stack([r[2] for r in ref]), 1e-12)
         rep.close(tag + " virial grad", gv, np.stack([r[3] for r in ref]), 1e-12)
+
+
+def default_water_data():
+    """DeePMD-kit's water system beside the checkout (../shared/data/water/data_0) or under
+    $DEEPMD_TEBD_WATER, as the package's tests find it."""
+    root = os.environ.get("DEEPMD_TEBD_WATER") or os.path.join(HERE, "..", "..", "..", "shared",
+                                                                "data", "water")
+    return os.path.join(root, "data_0")
+
+
+def check_water_data(k, rep, rng, path, nframes=4):
+    """GPU == CPU on the first frames of a DeePMD-kit water system (DFT frames, 192 atoms), all
+    frames in one GPU call, double precision."""
+    if not os.path.isfile(os.path.join(path, "type.raw")):
+        print("INFO  no DeePMD-kit water data at %s (--water-data): check skipped" % path)
+        return
+    types = np.loadtxt(os.path.join(path, "type.raw"), dtype=np.int32, ndmin=1)
+    coords = np.load(os.path.join(path, "set.000", "coord.npy"))[:nframes]
+    coords = coords.astype(np.float64).reshape(-1, len(types), 3)
+    boxes = np.load(os.path.join(path, "set.000", "box.npy"))[:nframes]
+    boxes = boxes.astype(np.float64).reshape(-1, 3, 3)
+    cases = {"water data": (coords, types, boxes)}
+    check_batched_frames(k, rep, rng, {}, cases)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -880,6 +907,9 @@ def main():
     ap.add_argument("--peak-gbs", type=float, default=None,
                     help="the GPU's peak memory bandwidth in GB/s (default: from the memory clock "
                          "and bus width the runtime reports)")
+    ap.add_argument("--water-data", default=default_water_data(),
+                    help="a DeePMD-kit water system (type.raw, set.000/coord.npy, box.npy) whose "
+                         "first frames are compared GPU vs CPU (default: %(default)s)")
     ap.add_argument("--hold-timeout", type=float, default=900.0,
                     help="seconds after which the kernel holding the legacy stream gives up")
     args = ap.parse_args()
@@ -919,6 +949,7 @@ def main():
                 for dtype in (np.float64, np.float32):
                     compare_gpu_cpu(k, rep, rng, name, coord, types, box, sel, dtype)
             check_batched_frames(k, rep, rng, systems)
+            check_water_data(k, rep, rng, args.water_data)
             check_newton(k, rep, rng, systems, "gpu")
             check_grad_identity(k, rep, rng, systems, "gpu")
             if not args.no_bench:
