@@ -11,6 +11,7 @@ CUDA_STREAM_NON_BLOCKING = 1
 CUDA_STREAM_LEGACY = ctypes.c_void_p(1)  # (cudaStream_t)0x1
 H2D, D2H = 1, 2  # cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost
 HOST_ALLOC_MAPPED = 2
+STAGING_BYTES = 64 << 20  # pinned host buffer through which all copies go, chunk by chunk
 ATTR_MEMORY_CLOCK_KHZ, ATTR_BUS_WIDTH_BITS = 36, 37
 ALIGN = 256
 
@@ -51,6 +52,13 @@ class Cuda:
         self.check(self.rt.cudaMalloc(ctypes.byref(self.base), ctypes.c_size_t(self.arena_bytes)),
                    "arena of %d bytes" % self.arena_bytes)
         self.top = 0
+        # Pinned staging: copies never touch pageable memory, whose transfers the driver may
+        # stage in ways that wait for other streams.
+        self.staging = ctypes.c_void_p()
+        self.check(self.rt.cudaHostAlloc(ctypes.byref(self.staging), ctypes.c_size_t(STAGING_BYTES),
+                                         0), "pinned staging")
+        self.staged = np.ctypeslib.as_array(
+            ctypes.cast(self.staging, ctypes.POINTER(ctypes.c_uint8)), shape=(STAGING_BYTES,))
         self._alloc = ALLOC_FN(self._allocate)  # kept alive with the context
         self.context = GpuContext(self.stream, self._alloc, None)
 
@@ -77,21 +85,31 @@ class Cuda:
             raise CudaError("arena of %d bytes exhausted" % self.arena_bytes)
         return p
 
+    def _copy(self, dst, src, nbytes, kind):
+        self.check(self.rt.cudaMemcpyAsync(ctypes.c_void_p(dst), ctypes.c_void_p(src),
+                                           ctypes.c_size_t(nbytes), kind, self.stream),
+                   "copy on the stream")
+        self.sync()
+
     def upload(self, array):
-        """Device copy of a host array, enqueued on the stream."""
-        a = np.ascontiguousarray(array)
-        d = self.alloc(a.nbytes)
-        self.check(self.rt.cudaMemcpyAsync(ctypes.c_void_p(d), a.ctypes.data_as(ctypes.c_void_p),
-                                           ctypes.c_size_t(a.nbytes), H2D, self.stream), "H2D")
-        self.sync()  # `a` may be a temporary
+        """Device copy of a host array, through the pinned staging buffer on the stream."""
+        raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        d = self.alloc(raw.nbytes)
+        for k in range(0, raw.nbytes, STAGING_BYTES):
+            part = raw[k:k + STAGING_BYTES]
+            self.staged[:part.nbytes] = part
+            self._copy(d + k, self.staging.value, part.nbytes, H2D)
         return d
 
     def download(self, out, device_ptr):
-        """Copies device memory into the host array `out` on the stream and waits for it."""
-        self.check(self.rt.cudaMemcpyAsync(out.ctypes.data_as(ctypes.c_void_p),
-                                           ctypes.c_void_p(device_ptr), ctypes.c_size_t(out.nbytes),
-                                           D2H, self.stream), "D2H")
-        self.sync()
+        """Copies device memory into the contiguous host array `out`, through the pinned staging
+        buffer on the stream, and waits for it."""
+        assert out.flags.c_contiguous
+        raw = out.reshape(-1).view(np.uint8)
+        for k in range(0, raw.nbytes, STAGING_BYTES):
+            n = min(STAGING_BYTES, raw.nbytes - k)
+            self._copy(self.staging.value, device_ptr + k, n, D2H)
+            raw[k:k + n] = self.staged[:n]
         return out
 
     def sync(self):
