@@ -7,7 +7,8 @@ installed first and the build must see it: install with
     pip install --no-build-isolation -e .
 
 The CUDA kernels (op/kernels/src/cuda) are added when TensorFlow is a CUDA build and nvcc is on the
-PATH (set DEEPMD_TEBD_NO_CUDA=1 to skip them). The CPU build never depends on them.
+PATH (set DEEPMD_TEBD_NO_CUDA=1 to skip them), compiled with the nvcc flags of op/cuda.mk, which
+op/Makefile uses too. The CPU build never depends on them.
 """
 import json
 import os
@@ -20,6 +21,9 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "op"))
+from cuda_flags import cuda_make_variables  # noqa: E402  (op/cuda.mk, shared with op/Makefile)
+
 VERSION = "0.1.0"
 CPU_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src").glob("*.cc"))
 TF_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/tf").glob("*.cc"))
@@ -53,7 +57,11 @@ class BuildOps(build_ext):
         )
         if use_cuda:
             ext.extra_objects += self._compile_cuda(tf)
-            ext.define_macros += [("GOOGLE_CUDA", "1"), ("DTK_WITH_CUDA", "1")]
+            cuda_home = Path(shutil.which("nvcc")).resolve().parent.parent
+            ext.define_macros += [("GOOGLE_CUDA", "1"), ("EIGEN_USE_GPU", "1"),
+                                  ("DTK_WITH_CUDA", "1")]
+            ext.include_dirs += [str(cuda_home / "include")]
+            ext.library_dirs += [str(cuda_home / "lib64")]
             ext.libraries += ["cudart"]
         super().build_extensions()
         info = {"tensorflow": tf.__version__, "cuda": bool(use_cuda), "version": VERSION}
@@ -72,14 +80,13 @@ class BuildOps(build_ext):
         objects = []
         build = Path(self.build_temp) / "cuda"
         build.mkdir(parents=True, exist_ok=True)
-        arch = os.environ.get(
-            "DEEPMD_TEBD_CUDA_ARCH",
-            "-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90",
-        ).split()
+        flags = cuda_make_variables()
+        arch = os.environ.get("DEEPMD_TEBD_CUDA_ARCH")
+        arch = arch.split() if arch else flags["CUDA_ARCH"]
         for src in CUDA_SOURCES:
             obj = build / (Path(src).name + ".o")
-            cmd = ["nvcc", "-std=c++17", "-O3", "-fmad=false", "-Xcompiler", "-fPIC",
-                   "-Iop/kernels/include", *arch, "-c", src, "-o", str(obj)]
+            cmd = ["nvcc", *flags["NVCC_FLAGS"], *arch, "-Iop/kernels/include", "-c", src,
+                   "-o", str(obj)]
             print(" ".join(cmd))
             subprocess.check_call(cmd, cwd=ROOT)
             objects.append(str(obj))

@@ -4,6 +4,9 @@
     make -C op cuda && python3 op/tests/harness.py      # GPU == CPU checks + 1M-atom timings
     make -C op && python3 op/tests/harness.py --cpu-only  # CPU self-consistency checks
 
+The GPU entry points are the kernel functions the TensorFlow GPU kernels call: the harness runs
+them on a non-blocking stream of its own, with device memory from an arena as their allocation
+callback, while a kernel holds the legacy default stream (cuda_runtime.py).
 Prints one line per check and exits non-zero when any check fails. See op/tests/README.md.
 """
 import argparse
@@ -13,6 +16,8 @@ import sys
 import time
 
 import numpy as np
+
+from cuda_runtime import Cuda, LegacyStreamHold, Scope
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.normpath(os.path.join(HERE, "..", "build"))
@@ -55,14 +60,14 @@ class Kernels:
             "prod_env_mat_a_cpu": [vp] * 6 + [i, i] + [vp] * 3 + [i, vp, f, f],
             "prod_force_a_cpu": [vp] * 4 + [i, i, i],
             "prod_virial_a_cpu": [vp] * 6 + [i, i, i],
-            "prod_env_mat_a_gpu": [vp] * 6 + [i, i] + [vp] * 3 + [i, vp, f, f, fp],
-            "prod_force_a_gpu": [vp] * 4 + [i, i, i, fp],
-            "prod_virial_a_gpu": [vp] * 6 + [i, i, i, fp],
-            # exported by the CUDA build only (c_api_gpu.cu)
             "prod_force_grad_a_cpu": [vp] * 4 + [i, i, i],
-            "prod_force_grad_a_gpu": [vp] * 4 + [i, i, i, fp],
             "prod_virial_grad_a_cpu": [vp] * 5 + [i, i],
-            "prod_virial_grad_a_gpu": [vp] * 5 + [i, i, fp],
+            # CUDA build only (c_api_gpu.cu): context, device pointers, nframes
+            "prod_env_mat_a_gpu": [vp] * 7 + [i, i, i] + [vp] * 3 + [i, vp, f, f],
+            "prod_force_a_gpu": [vp, i] + [vp] * 4 + [i, i, i],
+            "prod_virial_a_gpu": [vp, i] + [vp] * 6 + [i, i, i],
+            "prod_force_grad_a_gpu": [vp, i] + [vp] * 4 + [i, i, i],
+            "prod_virial_grad_a_gpu": [vp, i] + [vp] * 5 + [i, i],
         }
         self.fn = {}
         for name, args in sigs.items():
@@ -74,19 +79,51 @@ class Kernels:
                     fn.restype = ctypes.c_int
                     self.fn[full] = fn
         self.has_grads = "dtk_prod_force_grad_a_cpu_d" in self.fn
+        self.cuda = None  # Cuda (cuda_runtime.py), attached for the GPU checks
 
     def _call(self, name, dtype, device, *args):
-        full = "dtk_%s_%s_%s" % (name, device, "d" if dtype == np.float64 else "f")
-        ms = ctypes.c_float(0.0)
+        """CPU: the call on host arrays, its wall time. GPU: one frame through gpu_call."""
         if device == "gpu":
-            args = args + (ctypes.byref(ms),)
+            return self.gpu_call(name, dtype, 1, *args)
+        full = "dtk_%s_cpu_%s" % (name, "d" if dtype == np.float64 else "f")
         t0 = time.perf_counter()
         rc = self.fn[full](*args)
         wall = (time.perf_counter() - t0) * 1e3
         if rc != 0:
             raise KernelError("%s: %s" % (full, self.lib.dtk_last_error().decode()))
-        # GPU: device time of the kernels (CUDA events); CPU: wall time of the call.
-        return ms.value if device == "gpu" else wall
+        return wall
+
+    def gpu_call(self, name, dtype, nframes, *args):
+        """Runs dtk_NAME_gpu on the harness's stream: Out(a) arguments are device outputs copied
+        into the host array a afterwards, Host(a) host pointers, other arrays uploaded first.
+        Returns the device time of the call (CUDA events on the stream, copies excluded)."""
+        cuda = self.cuda
+        full = "dtk_%s_gpu_%s" % (name, "d" if dtype == np.float64 else "f")
+        env = name == "prod_env_mat_a"  # the env mat takes nframes after its pointers
+        with Scope(cuda):
+            conv, outs = [], []
+            for a in args:
+                if isinstance(a, Out):
+                    d = cuda.alloc(a.array.nbytes)
+                    outs.append((a.array, d))
+                    conv.append(d)
+                elif isinstance(a, Host):
+                    conv.append(_p(a.array))
+                elif isinstance(a, np.ndarray):
+                    conv.append(cuda.upload(a))
+                else:
+                    conv.append(a)
+            if env:
+                conv = conv[:6] + [nframes] + conv[6:]
+            else:
+                conv = [nframes] + conv
+            rc = []
+            ms = cuda.timed(lambda: rc.append(self.fn[full](ctypes.addressof(cuda.context), *conv)))
+            if rc[0] != 0:
+                raise KernelError("%s: %s" % (full, self.lib.dtk_last_error().decode()))
+            for host, d in outs:
+                cuda.download(host, d)
+        return ms
 
     def env_mat(self, device, coord, types, box, davg, dstd, sel, rcut=RCUT, rcut_smth=RCUT_SMTH,
                 out=None):
@@ -106,18 +143,31 @@ class Kernels:
         davg = np.ascontiguousarray(davg, dtype)
         dstd = np.ascontiguousarray(dstd, dtype)
         sel_a = np.ascontiguousarray(sel, np.int32)
+        if device == "gpu":
+            out["ms"] = self._call(
+                "prod_env_mat_a", dtype, device, Out(out["em"]), Out(out["em_deriv"]),
+                Out(out["rij"]), Out(out["nlist"]), coord, types, nloc, nall, Host(box), davg,
+                dstd, len(sel), Host(sel_a), rcut, rcut_smth)
+            return out
         out["ms"] = self._call(
             "prod_env_mat_a", dtype, device, _p(out["em"]), _p(out["em_deriv"]), _p(out["rij"]),
             _p(out["nlist"]), _p(coord), _p(types), nloc, nall, _p(box), _p(davg), _p(dstd),
             len(sel), _p(sel_a), rcut, rcut_smth)
         return out
 
+    @staticmethod
+    def _ptrs(device, outputs, inputs):
+        """Pointer arguments: host pointers on the CPU; Out() outputs and arrays on the GPU."""
+        if device == "gpu":
+            return [Out(o) for o in outputs] + [np.ascontiguousarray(a) for a in inputs]
+        return [_p(a) for a in outputs + inputs]
+
     def force(self, device, net_deriv, in_deriv, nlist, nall):
         dtype = net_deriv.dtype.type
         nloc, nnei = nlist.shape
         f = np.empty((nall, 3), dtype)
-        ms = self._call("prod_force_a", dtype, device, _p(f), _p(net_deriv), _p(in_deriv),
-                        _p(nlist), nloc, nall, nnei)
+        args = self._ptrs(device, [f], [net_deriv, in_deriv, nlist])
+        ms = self._call("prod_force_a", dtype, device, *args, nloc, nall, nnei)
         return f, ms
 
     def virial(self, device, net_deriv, in_deriv, rij, nlist, nall):
@@ -125,29 +175,43 @@ class Kernels:
         nloc, nnei = nlist.shape
         v = np.empty(9, dtype)
         av = np.empty((nall, 9), dtype)
-        ms = self._call("prod_virial_a", dtype, device, _p(v), _p(av), _p(net_deriv),
-                        _p(in_deriv), _p(rij), _p(nlist), nloc, nall, nnei)
+        args = self._ptrs(device, [v, av], [net_deriv, in_deriv, rij, nlist])
+        ms = self._call("prod_virial_a", dtype, device, *args, nloc, nall, nnei)
         return v, av, ms
 
     def force_grad(self, device, grad, in_deriv, nlist):
         dtype = grad.dtype.type
         nloc, nnei = nlist.shape
         g = np.empty((nloc, nnei * 4), dtype)
-        ms = self._call("prod_force_grad_a", dtype, device, _p(g), _p(grad), _p(in_deriv),
-                        _p(nlist), nloc, grad.shape[0], nnei)
+        args = self._ptrs(device, [g], [grad, in_deriv, nlist])
+        ms = self._call("prod_force_grad_a", dtype, device, *args, nloc, grad.shape[0], nnei)
         return g, ms
 
     def virial_grad(self, device, grad, in_deriv, rij, nlist):
         dtype = grad.dtype.type
         nloc, nnei = nlist.shape
         g = np.empty((nloc, nnei * 4), dtype)
-        ms = self._call("prod_virial_grad_a", dtype, device, _p(g), _p(grad), _p(in_deriv),
-                        _p(rij), _p(nlist), nloc, nnei)
+        args = self._ptrs(device, [g], [grad, in_deriv, rij, nlist])
+        ms = self._call("prod_virial_grad_a", dtype, device, *args, nloc, nnei)
         return g, ms
 
 
 class KernelError(RuntimeError):
     pass
+
+
+class Out:
+    """A device output of gpu_call, copied into `array` after the call."""
+
+    def __init__(self, array):
+        self.array = array
+
+
+class Host:
+    """A host-pointer argument of gpu_call (box, sel)."""
+
+    def __init__(self, array):
+        self.array = array
 
 
 # ----------------------------------------------------------------------------------------------
@@ -625,6 +689,82 @@ def compare_gpu_cpu(k, rep, rng, name, coord, types, box, sel, dtype, davg=None,
         rep.close(tag + " virial grad", gg, gc, tol["env"])
 
 
+def check_batched_frames(k, rep, rng, systems, frames=None):
+    """Several frames in one GPU call (as the TF GPU kernels make it) == the CPU frame by frame:
+    three periodic frames (the triclinic cell, jittered, and strained) and two open frames, or
+    the given {name: (coords [nf, n, 3], types, boxes [nf, 3, 3])}."""
+    cases = []
+    if frames is None:
+        coord, types, box, sel = systems["periodic triclinic"]
+        strain = np.eye(3) + rng.uniform(-0.02, 0.02, size=(3, 3))
+        cases.append(("periodic triclinic", types, sel,
+                      [coord, coord + rng.uniform(-0.05, 0.05, coord.shape), coord @ strain],
+                      [box, box, box @ strain]))
+        coord, types, _, sel = systems["open boundaries"]
+        cases.append(("open boundaries", types, sel,
+                      [coord, coord + rng.uniform(-0.05, 0.05, coord.shape)], [None, None]))
+    else:
+        cases = [(name, t, SEL, list(c), list(b)) for name, (c, t, b) in frames.items()]
+    for name, types, sel, coords, boxes in cases:
+        nf, n, nnei = len(coords), len(types), sum(sel)
+        davg, dstd = random_stats(rng, sel)
+        tag = "gpu %d frames in one call == cpu per frame [%s, float64]" % (nf, name)
+        cpu = [k.env_mat("cpu", c, types, b, davg, dstd, sel) for c, b in zip(coords, boxes)]
+        out = {"em": np.empty((nf, n, nnei * 4)), "em_deriv": np.empty((nf, n, nnei * 12)),
+               "rij": np.empty((nf, n, nnei * 3)), "nlist": np.empty((nf, n, nnei), np.int32)}
+        box = None if boxes[0] is None else np.stack(boxes).reshape(nf * 9)
+        k.gpu_call("prod_env_mat_a", np.float64, nf, Out(out["em"]), Out(out["em_deriv"]),
+                   Out(out["rij"]), Out(out["nlist"]), np.stack(coords), np.tile(types, nf),
+                   n, n, Host(box), davg, dstd, len(sel), Host(np.array(sel, np.int32)),
+                   RCUT, RCUT_SMTH)
+        rep.equal(tag + " nlist", out["nlist"], np.stack([c["nlist"] for c in cpu]))
+        for key in ("em", "em_deriv", "rij"):
+            rep.close(tag + " " + key, out[key], np.stack([c[key] for c in cpu]), 1e-12)
+        net = rng.standard_normal((nf, n, nnei * 4))
+        ed = np.stack([c["em_deriv"] for c in cpu])
+        rij = np.stack([c["rij"] for c in cpu])
+        nl = np.stack([c["nlist"] for c in cpu])
+        f, v, av = np.empty((nf, n, 3)), np.empty((nf, 9)), np.empty((nf, n, 9))
+        k.gpu_call("prod_force_a", np.float64, nf, Out(f), net, ed, nl, n, n, nnei)
+        k.gpu_call("prod_virial_a", np.float64, nf, Out(v), Out(av), net, ed, rij, nl, n, n, nnei)
+        grad, grad9 = rng.standard_normal((nf, n, 3)), rng.standard_normal((nf, 9))
+        gf, gv = np.empty_like(net), np.empty_like(net)
+        k.gpu_call("prod_force_grad_a", np.float64, nf, Out(gf), grad, ed, nl, n, n, nnei)
+        k.gpu_call("prod_virial_grad_a", np.float64, nf, Out(gv), grad9, ed, rij, nl, n, nnei)
+        ref = [(k.force("cpu", net[q], ed[q], nl[q], n)[0],
+                k.virial("cpu", net[q], ed[q], rij[q], nl[q], n)[:2],
+                k.force_grad("cpu", grad[q], ed[q], nl[q])[0],
+                k.virial_grad("cpu", grad9[q], ed[q], rij[q], nl[q])[0]) for q in range(nf)]
+        rep.close(tag + " force", f, np.stack([r[0] for r in ref]), 1e-12)
+        rep.close(tag + " virial", v, np.stack([r[1][0] for r in ref]), 1e-12)
+        rep.close(tag + " atom_virial", av, np.stack([r[1][1] for r in ref]), 1e-12)
+        rep.close(tag + " force grad", gf, np.stack([r[2] for r in ref]), 1e-12)
+        rep.close(tag + " virial grad", gv, np.stack([r[3] for r in ref]), 1e-12)
+
+
+def default_water_data():
+    """DeePMD-kit's water system beside the checkout (../shared/data/water/data_0) or under
+    $DEEPMD_TEBD_WATER, as the package's tests find it."""
+    root = os.environ.get("DEEPMD_TEBD_WATER") or os.path.join(HERE, "..", "..", "..", "shared",
+                                                                "data", "water")
+    return os.path.join(root, "data_0")
+
+
+def check_water_data(k, rep, rng, path, nframes=4):
+    """GPU == CPU on the first frames of a DeePMD-kit water system (DFT frames, 192 atoms), all
+    frames in one GPU call, double precision."""
+    if not os.path.isfile(os.path.join(path, "type.raw")):
+        print("INFO  no DeePMD-kit water data at %s (--water-data): check skipped" % path)
+        return
+    types = np.loadtxt(os.path.join(path, "type.raw"), dtype=np.int32, ndmin=1)
+    coords = np.load(os.path.join(path, "set.000", "coord.npy"))[:nframes]
+    coords = coords.astype(np.float64).reshape(-1, len(types), 3)
+    boxes = np.load(os.path.join(path, "set.000", "box.npy"))[:nframes]
+    boxes = boxes.astype(np.float64).reshape(-1, 3, 3)
+    cases = {"water data": (coords, types, boxes)}
+    check_batched_frames(k, rep, rng, {}, cases)
+
+
 # ----------------------------------------------------------------------------------------------
 # Timings
 
@@ -656,10 +796,62 @@ def time_device(k, device, coord, types, box, sel, dtype, reps, rng):
     return (float(np.median(t_env)), float(np.median(t_f)), float(np.median(t_v))), out
 
 
+def time_gpu_resident(k, coord, types, box, sel, dtype, reps, rng):
+    """Env mat, force and virial of one frame with every array resident on the device (no host
+    copies): median device times (ms) and the bytes each kernel must move at least (its outputs
+    written, its per-slot inputs read once), and the nlist for the neighbour statistics. The
+    env mat's em serves as net_deriv."""
+    cuda = k.cuda
+    sfx = "d" if dtype == np.float64 else "f"
+    it = np.dtype(dtype).itemsize
+    n, nnei = len(types), sum(sel)
+    nslot = n * nnei
+    davg, dstd = random_stats(rng, sel)
+    ctx = ctypes.addressof(cuda.context)
+    box9 = np.ascontiguousarray(box, dtype).reshape(9)
+    sel_a = np.array(sel, np.int32)
+    with Scope(cuda):
+        d_coord = cuda.upload(coord.astype(dtype))
+        d_type = cuda.upload(types.astype(np.int32))
+        d_avg, d_std = cuda.upload(davg.astype(dtype)), cuda.upload(dstd.astype(dtype))
+        em, ed = cuda.alloc(nslot * 4 * it), cuda.alloc(nslot * 12 * it)
+        rij, nl = cuda.alloc(nslot * 3 * it), cuda.alloc(nslot * 4)
+        force, vir, av = cuda.alloc(n * 3 * it), cuda.alloc(9 * it), cuda.alloc(n * 9 * it)
+        calls = {
+            "env_mat": lambda: k.fn["dtk_prod_env_mat_a_gpu_" + sfx](
+                ctx, em, ed, rij, nl, d_coord, d_type, 1, n, n, _p(box9), d_avg, d_std, len(sel),
+                _p(sel_a), RCUT, RCUT_SMTH),
+            "force": lambda: k.fn["dtk_prod_force_a_gpu_" + sfx](ctx, 1, force, em, ed, nl, n, n,
+                                                                 nnei),
+            "virial": lambda: k.fn["dtk_prod_virial_a_gpu_" + sfx](ctx, 1, vir, av, em, ed, rij,
+                                                                   nl, n, n, nnei),
+        }
+        times = {}
+        for name, call in calls.items():
+            t = []
+            for _ in range(reps):
+                rc = []
+                with Scope(cuda):  # the call's temporaries are reclaimed after each repetition
+                    t.append(cuda.timed(lambda: rc.append(call())))
+                if rc[0] != 0:
+                    raise KernelError("%s: %s" % (name, k.lib.dtk_last_error().decode()))
+            times[name] = float(np.median(t))
+        nlist = cuda.download(np.empty((n, nnei), np.int32), nl)
+    moved = {"env_mat": nslot * (19 * it + 4) + n * (3 * it + 4),
+             "force": nslot * (16 * it + 4) + n * 3 * it,
+             "virial": nslot * (19 * it + 4) + n * 9 * it}
+    return times, moved, nlist
+
+
 def benchmark(k, rep, rng, args, gpu):
     sel = SEL
     small = water_box(np.random.default_rng(7), 8, tuple(args.small_reps))
     big = water_box(np.random.default_rng(7), 8, tuple(args.water_reps)) if gpu else None
+    if gpu:
+        peak = args.peak_gbs or k.cuda.peak_bandwidth()
+        print("INFO  device %s, peak memory bandwidth %.0f GB/s%s" % (
+            k.cuda.device_name(), peak, " (given)" if args.peak_gbs else
+            " (2 x memory clock x bus width)"), flush=True)
     for dtype in (np.float64, np.float32):
         name = np.dtype(dtype).name
         coord, types, box = small
@@ -669,21 +861,25 @@ def benchmark(k, rep, rng, args, gpu):
                                                    os.cpu_count() or 0), flush=True)
         if not gpu:
             continue
-        compare_gpu_cpu(k, rep, rng, "water %d atoms" % len(types), coord, types, box, sel, dtype)
-        (te, tf, tv), _ = time_device(k, "gpu", coord, types, box, sel, dtype, args.reps, rng)
-        print("TIME  gpu  %-7s water %8d atoms: env_mat %9.2f ms  force %9.2f ms  virial %9.2f ms"
-              % (name, len(types), te, tf, tv), flush=True)
-        coord, types, box = big
-        (te, tf, tv), res = time_device(k, "gpu", coord, types, box, sel, dtype, args.reps, rng)
-        print("TIME  gpu  %-7s water %8d atoms: env_mat %9.2f ms  force %9.2f ms  virial %9.2f ms"
-              "  (kernel time, median of %d)" % (name, len(types), te, tf, tv, args.reps),
-              flush=True)
-        print("INFO  water %d atoms neighbours: %s" % (len(types), neighbour_stats(res["nlist"], sel)),
+        for coord, types, box in ((small[0], small[1], small[2]), big):
+            times, moved, nlist = time_gpu_resident(k, coord, types, box, sel, dtype, args.reps,
+                                                    rng)
+            parts = "  ".join("%s %8.2f ms %6.0f GB/s" % (key, times[key],
+                                                          moved[key] / times[key] / 1e6)
+                              for key in times)
+            total_ms = sum(times.values())
+            achieved = sum(moved.values()) / total_ms / 1e6
+            print("TIME  gpu  %-7s water %8d atoms: %s  (device time, median of %d)"
+                  % (name, len(types), parts, args.reps), flush=True)
+            print("BW    gpu  %-7s water %8d atoms: env mat + force + virial %.2f ms, %.1f GB "
+                  "moved at least, %.0f GB/s = %.1f%% of the peak %.0f GB/s"
+                  % (name, len(types), total_ms, sum(moved.values()) / 1e9, achieved,
+                     100 * achieved / peak, peak), flush=True)
+        print("INFO  water %d atoms neighbours: %s" % (len(types), neighbour_stats(nlist, sel)),
               flush=True)
         if args.full_cpu:
             compare_gpu_cpu(k, rep, rng, "water %d atoms" % len(types), coord, types, box, sel,
                             dtype)
-        del res
 
 
 # ----------------------------------------------------------------------------------------------
@@ -705,6 +901,17 @@ def main():
     ap.add_argument("--no-bench", action="store_true", help="skip the timings")
     ap.add_argument("--full-cpu", action="store_true",
                     help="also compare GPU and CPU on the large water box (slow on the CPU)")
+    ap.add_argument("--arena-gb", type=float, default=48.0,
+                    help="device memory handed to the kernels as their allocator (at most 80%% "
+                         "of the free memory; default 48)")
+    ap.add_argument("--peak-gbs", type=float, default=None,
+                    help="the GPU's peak memory bandwidth in GB/s (default: from the memory clock "
+                         "and bus width the runtime reports)")
+    ap.add_argument("--water-data", default=default_water_data(),
+                    help="a DeePMD-kit water system (type.raw, set.000/coord.npy, box.npy) whose "
+                         "first frames are compared GPU vs CPU (default: %(default)s)")
+    ap.add_argument("--hold-timeout", type=float, default=900.0,
+                    help="seconds after which the kernel holding the legacy stream gives up")
     args = ap.parse_args()
 
     path = args.lib or (CPU_LIB if args.cpu_only else CUDA_LIB)
@@ -732,12 +939,29 @@ def main():
     if k.has_grads:
         check_grad_identity(k, rep, rng, systems, "cpu")
     if gpu:
-        check_errors(k, rep, "gpu")
-        for name, (coord, types, box, sel) in systems.items():
-            for dtype in (np.float64, np.float32):
-                compare_gpu_cpu(k, rep, rng, name, coord, types, box, sel, dtype)
-        check_newton(k, rep, rng, systems, "gpu")
-        check_grad_identity(k, rep, rng, systems, "gpu")
+        k.cuda = Cuda(int(args.arena_gb * 2**30))
+        print("INFO  arena %.1f GB on a non-blocking stream; the legacy default stream is held"
+              % (k.cuda.arena_bytes / 2**30), flush=True)
+        hold = LegacyStreamHold(k.cuda, k.lib, args.hold_timeout)
+        try:
+            check_errors(k, rep, "gpu")
+            for name, (coord, types, box, sel) in systems.items():
+                for dtype in (np.float64, np.float32):
+                    compare_gpu_cpu(k, rep, rng, name, coord, types, box, sel, dtype)
+            check_batched_frames(k, rep, rng, systems)
+            check_water_data(k, rep, rng, args.water_data)
+            check_newton(k, rep, rng, systems, "gpu")
+            check_grad_identity(k, rep, rng, systems, "gpu")
+            if not args.no_bench:
+                coord, types, box = water_box(np.random.default_rng(7), 8, tuple(args.small_reps))
+                for dtype in (np.float64, np.float32):
+                    compare_gpu_cpu(k, rep, rng, "water %d atoms" % len(types), coord, types, box,
+                                    SEL, dtype)
+            held = hold.still_held()
+        finally:
+            hold.release()
+        rep.check("the legacy default stream stayed held during the GPU checks "
+                  "(no work of the kernels waited there)", held)
     if not args.no_bench:
         benchmark(k, rep, rng, args, gpu)
 

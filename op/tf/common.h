@@ -20,16 +20,6 @@ using GPUDevice = Eigen::GpuDevice;
 template <typename Device>
 inline constexpr bool kOnGpu = !std::is_same<Device, CPUDevice>::value;
 
-// Calls the kernel library's function NAME_cpu, or its CUDA twin NAME_gpu (same signature) when
-// DEVICE is the GPU; CPU-only builds never instantiate the GPU branch.
-#define DTK_CALL_ON(DEVICE, NAME, ...)          \
-  do {                                          \
-    if constexpr (::deepmd_tebd::kOnGpu<DEVICE>) \
-      NAME##_gpu(__VA_ARGS__);                  \
-    else                                        \
-      NAME##_cpu(__VA_ARGS__);                  \
-  } while (false)
-
 // Frame f of a [nframes, width] tensor: a pointer to its row.
 template <typename T>
 const T* frame_row(const Tensor& t, int64_t f) {

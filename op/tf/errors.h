@@ -15,6 +15,8 @@ void run_kernel(tensorflow::OpKernelContext* ctx, F&& f) {
     f();
   } catch (const InvalidArgument& e) {
     ctx->SetStatus(tensorflow::errors::InvalidArgument(e.what()));
+  } catch (const DeviceOutOfMemory& e) {
+    ctx->SetStatus(tensorflow::errors::ResourceExhausted(e.what()));
   } catch (const DeviceError& e) {
     ctx->SetStatus(tensorflow::errors::Internal(e.what()));
   } catch (const std::bad_alloc&) {

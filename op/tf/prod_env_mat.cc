@@ -1,11 +1,14 @@
 // ProdEnvMatA kernel: validates inputs, reads the neighbour mode from mesh, allocates the four
-// outputs and calls the kernel library frame by frame.
+// outputs and calls the kernel library: frame by frame on the CPU, all frames in one call on the
+// GPU (on the op context's stream, temporaries from allocate_temp: device_context.h).
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "device_context.h"
 #include "env_mat.h"
 #include "errors.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -14,34 +17,6 @@ namespace deepmd_tebd {
 
 // How the neighbours are found, from the length of mesh.
 enum class NeighborMode { kOpen, kPeriodic, kPointerList, kTensorList };
-
-// Calls prod_env_mat_a_cpu or its CUDA twin for one frame.
-template <typename Device, typename T>
-struct EnvMatLauncher;
-
-template <typename T>
-struct EnvMatLauncher<CPUDevice, T> {
-  static void run(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
-                  int nloc, int nall, const T* box, const ExternalNeighborList* external,
-                  const T* davg, const T* dstd, const EnvMatParams& p) {
-    prod_env_mat_a_cpu(em, em_deriv, rij, nlist, coord, type, nloc, nall, box, external, davg,
-                       dstd, p);
-  }
-};
-
-#if GOOGLE_CUDA
-template <typename T>
-struct EnvMatLauncher<GPUDevice, T> {
-  static void run(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
-                  int nloc, int nall, const T* box, const ExternalNeighborList* external,
-                  const T* davg, const T* dstd, const EnvMatParams& p) {
-    if (external)
-      throw InvalidArgument("a caller-supplied neighbour list (mesh length >= 16) is only "
-                            "supported by the CPU kernel");
-    prod_env_mat_a_gpu(em, em_deriv, rij, nlist, coord, type, nloc, nall, box, davg, dstd, p);
-  }
-};
-#endif
 
 // ProdEnvMatA: attributes read once; inputs checked per call, then the kernel frame by frame.
 template <typename Device, typename T>
@@ -148,13 +123,28 @@ class ProdEnvMatAOp : public OpKernel {
     const bool periodic = mode == NeighborMode::kPeriodic;
     const bool use_external = mode == NeighborMode::kPointerList || mode == NeighborMode::kTensorList;
     run_kernel(ctx, [&] {
-      for (int64_t f = 0; f < nframes; ++f) {
-        EnvMatLauncher<Device, T>::run(
-            frame_row<T>(em, f), frame_row<T>(em_deriv, f), frame_row<T>(rij, f),
-            frame_row<int>(nlist, f), frame_row<T>(in.coord, f), frame_row<int>(in.type, f),
-            n.nloc, n.nall, periodic ? frame_row<T>(in.box, f) : nullptr,
-            use_external ? &external : nullptr, davg.matrix<T>().data(), dstd.matrix<T>().data(),
-            params);
+      if constexpr (kOnGpu<Device>) {
+        // box is in host memory (HostMemory("box") in the GPU registration)
+        if (use_external)
+          throw InvalidArgument("a caller-supplied neighbour list (mesh length >= 16) is only "
+                                "supported by the CPU kernel");
+        if (nframes > std::numeric_limits<int>::max())
+          throw InvalidArgument("more than 2^31 frames in one call");
+        OpGpuContext gpu(ctx);
+        prod_env_mat_a_gpu(gpu.get(), frame_row<T>(em, 0), frame_row<T>(em_deriv, 0),
+                           frame_row<T>(rij, 0), frame_row<int>(nlist, 0),
+                           frame_row<T>(in.coord, 0), frame_row<int>(in.type, 0),
+                           static_cast<int>(nframes), n.nloc, n.nall,
+                           periodic ? frame_row<T>(in.box, 0) : nullptr, davg.matrix<T>().data(),
+                           dstd.matrix<T>().data(), params);
+      } else {
+        for (int64_t f = 0; f < nframes; ++f)
+          prod_env_mat_a_cpu(frame_row<T>(em, f), frame_row<T>(em_deriv, f), frame_row<T>(rij, f),
+                             frame_row<int>(nlist, f), frame_row<T>(in.coord, f),
+                             frame_row<int>(in.type, f), n.nloc, n.nall,
+                             periodic ? frame_row<T>(in.box, f) : nullptr,
+                             use_external ? &external : nullptr, davg.matrix<T>().data(),
+                             dstd.matrix<T>().data(), params);
       }
     });
   }
@@ -179,6 +169,7 @@ REGISTER_CPU(double);
                               .Device(tensorflow::DEVICE_GPU)                           \
                               .TypeConstraint<T>("T")                                   \
                               .HostMemory("natoms")                                     \
+                              .HostMemory("box")                                        \
                               .HostMemory("mesh"),                                      \
                           ProdEnvMatAOp<GPUDevice, T>);
 REGISTER_GPU(float);

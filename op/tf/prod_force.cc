@@ -11,11 +11,8 @@ struct ProdForceSpec {
   static constexpr bool kGrad = false;
   static constexpr bool kRij = false;
   static std::vector<int64_t> output_widths(const ProductShapes& s) { return {3LL * s.nall}; }
-  template <typename Device, typename T>
-  static void run(const ProductFrame<T>& p) {
-    DTK_CALL_ON(Device, prod_force_a, p.out[0], p.net_deriv, p.in_deriv, p.nlist, p.nloc, p.nall,
-                p.nnei);
-  }
+  DTK_PRODUCT_CALLS(prod_force_a, p.out[0], p.net_deriv, p.in_deriv, p.nlist, p.nloc, p.nall,
+                    p.nnei)
 };
 
 // ProdForceSeAGrad: grad_net (shaped like net_deriv) from grad = dL/dforce [nframes, 3*nall].
@@ -23,10 +20,8 @@ struct ProdForceGradSpec {
   static constexpr bool kGrad = true;
   static constexpr bool kRij = false;
   static int64_t grad_width(const ProductShapes& s) { return 3LL * s.nall; }
-  template <typename Device, typename T>
-  static void run(const ProductFrame<T>& p) {
-    DTK_CALL_ON(Device, prod_force_grad_a, p.out[0], p.grad, p.in_deriv, p.nlist, p.nloc, p.nnei);
-  }
+  DTK_PRODUCT_CALLS(prod_force_grad_a, p.out[0], p.grad, p.in_deriv, p.nlist, p.nloc, p.nall,
+                    p.nnei)
 };
 
 DTK_REGISTER_PRODUCT_OP("ProdForceSeA", ProdForceSpec)

@@ -12,11 +12,8 @@ struct ProdVirialSpec {
   static constexpr bool kGrad = false;
   static constexpr bool kRij = true;
   static std::vector<int64_t> output_widths(const ProductShapes& s) { return {9, 9LL * s.nall}; }
-  template <typename Device, typename T>
-  static void run(const ProductFrame<T>& p) {
-    DTK_CALL_ON(Device, prod_virial_a, p.out[0], p.out[1], p.net_deriv, p.in_deriv, p.rij,
-                p.nlist, p.nloc, p.nall, p.nnei);
-  }
+  DTK_PRODUCT_CALLS(prod_virial_a, p.out[0], p.out[1], p.net_deriv, p.in_deriv, p.rij, p.nlist,
+                    p.nloc, p.nall, p.nnei)
 };
 
 // ProdVirialSeAGrad: grad_net (shaped like net_deriv) from grad = dL/dvirial [nframes, 9].
@@ -24,11 +21,8 @@ struct ProdVirialGradSpec {
   static constexpr bool kGrad = true;
   static constexpr bool kRij = true;
   static int64_t grad_width(const ProductShapes&) { return 9; }
-  template <typename Device, typename T>
-  static void run(const ProductFrame<T>& p) {
-    DTK_CALL_ON(Device, prod_virial_grad_a, p.out[0], p.grad, p.in_deriv, p.rij, p.nlist, p.nloc,
-                p.nnei);
-  }
+  DTK_PRODUCT_CALLS(prod_virial_grad_a, p.out[0], p.grad, p.in_deriv, p.rij, p.nlist, p.nloc,
+                    p.nnei)
 };
 
 DTK_REGISTER_PRODUCT_OP("ProdVirialSeA", ProdVirialSpec)

@@ -1,12 +1,15 @@
 // The one kernel class of DeePMD-kit's four product ops (ProdForceSeA, ProdVirialSeA and their
 // gradients ProdForceSeAGrad, ProdVirialSeAGrad): the inputs are read and checked, the outputs
-// allocated and the frames looped over here, once. Each op is described by a small Spec struct
-// (prod_force.cc, prod_virial.cc) that names its optional inputs, its outputs and the kernel
-// library call for one frame.
+// allocated and the kernel library called here, once: frame by frame on the CPU, all frames in
+// one call on the GPU (on the op context's stream, temporaries from allocate_temp:
+// device_context.h). Each op is described by a small Spec struct (prod_force.cc,
+// prod_virial.cc) that names its optional inputs, its outputs and the kernel library calls.
 #pragma once
+#include <limits>
 #include <vector>
 
 #include "common.h"
+#include "device_context.h"
 #include "errors.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
@@ -57,7 +60,8 @@ inline bool read_product_shapes(OpKernelContext* ctx, const Tensor& net_deriv,
          check_matrix(ctx, in_deriv, "in_deriv", s->nframes, s->nloc * ndescrpt * 3);
 }
 
-// One frame of a product op call, as the kernel library takes it.
+// One frame of a product op call, as the kernel library takes it; on the GPU, the first of
+// nframes frames stored one after the other.
 template <typename T>
 struct ProductFrame {
   T* out[2];           // the op's outputs (force | virial, atom_virial | grad_net)
@@ -69,6 +73,18 @@ struct ProductFrame {
   int nloc, nall, nnei;
 };
 
+// Defines a Spec's kernel library calls: NAME_cpu(ARGS...) for one frame p and
+// NAME_gpu(c, nframes, ARGS...) for nframes frames from p on; ARGS name fields of p.
+#define DTK_PRODUCT_CALLS(NAME, ...)                                                         \
+  template <typename T>                                                                      \
+  static void cpu(const ProductFrame<T>& p) {                                                \
+    NAME##_cpu(__VA_ARGS__);                                                                 \
+  }                                                                                          \
+  template <typename T>                                                                      \
+  static void gpu(const dtk_gpu_context& c, int nframes, const ProductFrame<T>& p) {         \
+    NAME##_gpu(c, nframes, __VA_ARGS__);                                                     \
+  }
+
 // Kernel of one product op. The inputs are [grad,] net_deriv, in_deriv, [rij,] nlist, natoms.
 // Spec provides
 //   kGrad, kRij                  whether the op takes grad (first input) and rij (after in_deriv)
@@ -76,7 +92,9 @@ struct ProductFrame {
 //                                net_deriv
 //   output_widths(s)             (!kGrad) columns of each output (one or two), all
 //                                [nframes, width]
-//   run<Device, T>(frame)        the kernel library call for one frame
+//   cpu<T>(frame), gpu<T>(context, nframes, frame0)
+//                                the kernel library calls, one frame on the CPU and all frames
+//                                on the GPU (DTK_PRODUCT_CALLS)
 template <typename Device, typename T, class Spec>
 class ProductOp : public OpKernel {
  public:
@@ -109,15 +127,23 @@ class ProductOp : public OpKernel {
         OP_REQUIRES_OK(ctx, ctx->allocate_output(static_cast<int>(o),
                                                  TensorShape({s.nframes, widths[o]}), &out[o]));
     }
+    auto frame = [&](int64_t f) {
+      ProductFrame<T> p{{nullptr, nullptr}, nullptr, frame_row<T>(net_deriv, f),
+                        frame_row<T>(in_deriv, f), nullptr, frame_row<int>(nlist, f),
+                        s.nloc, s.nall, s.nnei};
+      for (size_t o = 0; o < nout; ++o) p.out[o] = frame_row<T>(out[o], f);
+      if (grad) p.grad = frame_row<T>(*grad, f);
+      if (rij) p.rij = frame_row<T>(*rij, f);
+      return p;
+    };
     run_kernel(ctx, [&] {
-      for (int64_t f = 0; f < s.nframes; ++f) {
-        ProductFrame<T> p{{nullptr, nullptr}, nullptr, frame_row<T>(net_deriv, f),
-                          frame_row<T>(in_deriv, f), nullptr, frame_row<int>(nlist, f),
-                          s.nloc, s.nall, s.nnei};
-        for (size_t o = 0; o < nout; ++o) p.out[o] = frame_row<T>(out[o], f);
-        if (grad) p.grad = frame_row<T>(*grad, f);
-        if (rij) p.rij = frame_row<T>(*rij, f);
-        Spec::template run<Device, T>(p);
+      if constexpr (kOnGpu<Device>) {
+        if (s.nframes > std::numeric_limits<int>::max())
+          throw InvalidArgument("more than 2^31 frames in one call");
+        OpGpuContext gpu(ctx);
+        Spec::template gpu<T>(gpu.get(), static_cast<int>(s.nframes), frame(0));
+      } else {
+        for (int64_t f = 0; f < s.nframes; ++f) Spec::template cpu<T>(frame(f));
       }
     });
   }

@@ -1,6 +1,6 @@
 """The kernel library stands without TensorFlow: it builds alone, passes its harness's CPU checks,
 its CUDA kernels compile with the nvcc on this machine, and the TF op sources compile with their
-GPU kernel registrations enabled."""
+GPU kernel registrations enabled. setup.py and op/Makefile take the nvcc flags from one list."""
 import os
 import shutil
 import subprocess
@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OP = ROOT / "op"
+sys.path.insert(0, str(OP))
+from cuda_flags import cuda_make_variables  # noqa: E402
 
 
 def make(target, build_dir, timeout):
@@ -64,3 +66,16 @@ def test_tf_gpu_kernel_registrations_compile():
              "-I/usr/local/cuda/include", f"-I{OP / 'kernels/include'}", f"-I{OP / 'tf'}",
              str(source)], capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"{source.name}:\n{result.stderr[-4000:]}"
+
+
+def test_setup_and_makefile_take_the_nvcc_flags_from_one_list(tmp_path):
+    flags = cuda_make_variables()
+    wanted = " ".join(flags["NVCC_FLAGS"] + flags["CUDA_ARCH"])
+    dry = subprocess.run(["make", "-n", "-C", str(OP), f"BUILD={tmp_path}", "cuda"],
+                         capture_output=True, text=True, timeout=60).stdout
+    nvcc = [line for line in dry.splitlines() if " -c " in line and "nvcc" in line]
+    assert nvcc and all(wanted in line for line in nvcc)
+    setup = (ROOT / "setup.py").read_text()
+    assert 'flags["NVCC_FLAGS"]' in setup and 'flags["CUDA_ARCH"]' in setup
+    for flag in ("-fmad", "-prec-div", "-gencode", "-ftz"):  # written in op/cuda.mk only
+        assert flag not in setup and flag not in (OP / "Makefile").read_text()

@@ -1,6 +1,7 @@
 // ProdEnvMatA: the normalised se_e2_a environment matrix of every local atom, its derivative with
 // respect to the centre coordinate, the relative positions and the formatted neighbour list.
 #pragma once
+#include "gpu_context.h"
 #include "region.h"
 
 namespace deepmd_tebd {
@@ -39,11 +40,15 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
                         int nloc, int nall, const T* box, const ExternalNeighborList* external,
                         const T* davg, const T* dstd, const EnvMatParams& params);
 
-// CUDA twin: the same contract on device pointers (coord, type, box, davg, dstd, outputs);
-// `params.sel` and `external` stay on the host. External lists are not supported on the device.
+// CUDA twin for nframes frames at once, on ctx.stream with temporaries from ctx.alloc
+// (gpu_context.h): the same contract per frame on device pointers (coord [nframes, nall*3], type
+// [nframes, nall], davg, dstd and the outputs, [nframes, ...] each); `box` ([nframes*9], or null
+// for open boundaries) and `params.sel` stay on the HOST. External lists are not supported on the
+// device. Reads back from the device once per call (the type check and the image counts or
+// coordinate bounds of all frames).
 template <typename T>
-void prod_env_mat_a_gpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
-                        int nloc, int nall, const T* box, const T* davg, const T* dstd,
-                        const EnvMatParams& params);
+void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, int* nlist,
+                        const T* coord, const int* type, int nframes, int nloc, int nall,
+                        const T* box, const T* davg, const T* dstd, const EnvMatParams& params);
 
 }  // namespace deepmd_tebd

@@ -12,9 +12,14 @@ struct InvalidArgument : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// A CUDA runtime failure (launch, copy, allocation).
+// A CUDA runtime failure (launch, copy).
 struct DeviceError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// The caller's allocation callback (gpu_context.h) had no device memory left.
+struct DeviceOutOfMemory : DeviceError {
+  using DeviceError::DeviceError;
 };
 
 }  // namespace deepmd_tebd

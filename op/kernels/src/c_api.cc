@@ -54,8 +54,8 @@ extern "C" int dtk_has_cuda(void) {
   extern "C" int dtk_prod_force_grad_a_cpu_##SUFFIX(T* grad_net, const T* grad,                  \
                                                     const T* in_deriv, const int* nlist,         \
                                                     int nloc, int nall, int nnei) {              \
-    (void)nall;                                                                                  \
-    return guarded([&] { prod_force_grad_a_cpu(grad_net, grad, in_deriv, nlist, nloc, nnei); }); \
+    return guarded(                                                                              \
+        [&] { prod_force_grad_a_cpu(grad_net, grad, in_deriv, nlist, nloc, nall, nnei); });      \
   }                                                                                              \
   extern "C" int dtk_prod_virial_grad_a_cpu_##SUFFIX(T* grad_net, const T* grad,                 \
                                                      const T* in_deriv, const T* rij,            \

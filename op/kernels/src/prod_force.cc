@@ -28,7 +28,7 @@ void prod_force_a_cpu(T* force, const T* net_deriv, const T* in_deriv, const int
 
 template <typename T>
 void prod_force_grad_a_cpu(T* grad_net, const T* grad, const T* in_deriv, const int* nlist,
-                           int nloc, int nnei) {
+                           int nloc, int /*nall*/, int nnei) {
   const long long ndescrpt = static_cast<long long>(nnei) * 4;
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < nloc; ++i) {
@@ -42,7 +42,7 @@ void prod_force_grad_a_cpu(T* grad_net, const T* grad, const T* in_deriv, const 
   }
 }
 
-DTK_PROD_FORCE_KERNELS(template, cpu, float)
-DTK_PROD_FORCE_KERNELS(template, cpu, double)
+DTK_PROD_FORCE_KERNELS(template, cpu, DTK_CPU_LEAD, float)
+DTK_PROD_FORCE_KERNELS(template, cpu, DTK_CPU_LEAD, double)
 
 }  // namespace deepmd_tebd

@@ -45,7 +45,7 @@ void prod_virial_grad_a_cpu(T* grad_net, const T* grad, const T* in_deriv, const
   }
 }
 
-DTK_PROD_VIRIAL_KERNELS(template, cpu, float)
-DTK_PROD_VIRIAL_KERNELS(template, cpu, double)
+DTK_PROD_VIRIAL_KERNELS(template, cpu, DTK_CPU_LEAD, float)
+DTK_PROD_VIRIAL_KERNELS(template, cpu, DTK_CPU_LEAD, double)
 
 }  // namespace deepmd_tebd

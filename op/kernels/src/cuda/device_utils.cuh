@@ -1,5 +1,6 @@
-// Small helpers shared by the CUDA kernels: error checking, an owning device buffer, launch
-// geometry for grid-stride loops and warp reductions. CUDA runtime API only.
+// Small helpers shared by the CUDA kernels: error checking, temporaries from the caller's
+// allocator, stream-ordered copies, launch geometry for grid-stride loops and warp reductions.
+// CUDA runtime API only; every operation takes the stream of a dtk_gpu_context.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "errors.h"
+#include "gpu_context.h"
 
 namespace deepmd_tebd {
 namespace gpu {
@@ -21,59 +23,77 @@ inline void check(cudaError_t status, const char* what) {
 // Checks the launch of the kernel just enqueued (configuration errors, earlier sticky errors).
 inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
 
-// Owning device allocation of n elements (no allocation for n == 0). Not copyable.
+// n elements of device memory from the caller's allocator (gpu_context.h), valid for the work
+// enqueued on ctx.stream during the current kernel-function call. At least one element is
+// allocated, so the pointer is never null.
 template <typename T>
-class DeviceBuffer {
+T* device_alloc(const dtk_gpu_context& ctx, size_t n, const char* what) {
+  const size_t bytes = (n > 0 ? n : 1) * sizeof(T);
+  void* p = ctx.alloc ? ctx.alloc(ctx.user, bytes) : nullptr;
+  if (!p)
+    throw DeviceOutOfMemory(std::string("no device memory for ") + what + " (" +
+                            std::to_string(bytes) + " bytes)");
+  return static_cast<T*>(p);
+}
+
+// Copies n elements between host and device on ctx.stream (no-op for n == 0).
+template <typename T>
+void copy_async(const dtk_gpu_context& ctx, T* dst, const T* src, size_t n, cudaMemcpyKind kind) {
+  if (n > 0) check(cudaMemcpyAsync(dst, src, n * sizeof(T), kind, ctx.stream), "cudaMemcpyAsync");
+}
+
+// Sets n elements to the byte `value` on ctx.stream (no-op for n == 0).
+template <typename T>
+void fill_bytes_async(const dtk_gpu_context& ctx, T* dst, int value, size_t n) {
+  if (n > 0) check(cudaMemsetAsync(dst, value, n * sizeof(T), ctx.stream), "cudaMemsetAsync");
+}
+
+// The one host read-back of a kernel function: copies n elements to host memory and waits for
+// ctx.stream to reach the copy.
+template <typename T>
+void read_back(const dtk_gpu_context& ctx, T* host, const T* device, size_t n) {
+  copy_async(ctx, host, device, n, cudaMemcpyDeviceToHost);
+  check(cudaStreamSynchronize(ctx.stream), "cudaStreamSynchronize");
+}
+
+// Device buffers reused by the frames of one kernel-function call: slot k is reallocated from the
+// caller's allocator only when a frame needs more than it already holds. Safe because the work
+// of all frames is ordered on the one stream.
+class Scratch {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t n) { resize(n); }
-  ~DeviceBuffer() { release(); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  static constexpr int kSlots = 16;
+  explicit Scratch(const dtk_gpu_context& ctx) : ctx_(ctx) {}
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
 
-  // Discards the contents and allocates n elements.
-  void resize(size_t n) {
-    release();
-    if (n > 0) check(cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T)), "cudaMalloc");
-    size_ = n;
-  }
-  T* get() const { return ptr_; }
-  size_t size() const { return size_; }
-
-  void upload(const T* host, size_t n) {
-    if (n > 0) check(cudaMemcpy(ptr_, host, n * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-  }
-  void download(T* host, size_t n) const {
-    if (n > 0) check(cudaMemcpy(host, ptr_, n * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+  // n elements in slot `slot` (0 <= slot < kSlots), valid until the slot is asked for more.
+  template <typename T>
+  T* get(int slot, size_t n, const char* what) {
+    const size_t bytes = (n > 0 ? n : 1) * sizeof(T);
+    if (bytes > capacity_[slot]) {
+      buffer_[slot] = device_alloc<unsigned char>(ctx_, bytes, what);
+      capacity_[slot] = bytes;
+    }
+    return reinterpret_cast<T*>(buffer_[slot]);
   }
 
  private:
-  void release() {
-    // Errors of cudaFree are ignored: a destructor may run while an exception propagates.
-    if (ptr_) cudaFree(ptr_);
-    ptr_ = nullptr;
-    size_ = 0;
-  }
-  T* ptr_ = nullptr;
-  size_t size_ = 0;
+  const dtk_gpu_context& ctx_;
+  unsigned char* buffer_[kSlots] = {};
+  size_t capacity_[kSlots] = {};
 };
 
-// Copies one value from device memory (synchronous).
-template <typename T>
-T read_device_value(const T* device_ptr) {
-  T value;
-  check(cudaMemcpy(&value, device_ptr, sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
-  return value;
-}
-
-// Runs a CUB device algorithm: first call sizes the temporary storage, second call runs it.
-// f(void* temp, size_t& bytes) -> cudaError_t.
+// Runs a CUB device algorithm on ctx.stream: the first call sizes the temporary storage (from
+// `scratch` slot `slot` when given, else a fresh allocation), the second runs it.
+// f(void* temp, size_t& bytes, cudaStream_t stream) -> cudaError_t.
 template <class F>
-void run_cub(F&& f, const char* what) {
+void run_cub(const dtk_gpu_context& ctx, F&& f, const char* what, Scratch* scratch = nullptr,
+             int slot = 0) {
   size_t bytes = 0;
-  check(f(nullptr, bytes), what);
-  DeviceBuffer<unsigned char> temp(bytes > 0 ? bytes : 1);
-  check(f(temp.get(), bytes), what);
+  check(f(nullptr, bytes, ctx.stream), what);
+  void* temp = scratch ? scratch->get<unsigned char>(slot, bytes, what)
+                       : device_alloc<unsigned char>(ctx, bytes, what);
+  check(f(temp, bytes, ctx.stream), what);
 }
 
 constexpr int kBlock = 256;      // threads per block of the element-wise kernels

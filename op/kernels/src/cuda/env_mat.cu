@@ -1,22 +1,24 @@
 // CUDA twin of prod_env_mat_a_cpu (env_mat.cc): same neighbours in the same slots, same
-// arithmetic per slot.
+// arithmetic per slot, for nframes frames per call.
 //
-// Pipeline for one frame:
-//   1. periodic: wrap and extend by images (neighbor_list.cu): same extended atoms, order and
-//      DeePMD-kit ranks as the CPU;
-//   2. cell list over the searched positions, same grid as the CPU's CellList;
-//   3. count_kernel: per centre, the number of neighbours that pass fill_centre's cutoff tests
-//      (warp per centre);
-//   4. exclusive scan of the counts -> per-centre segments of a candidate buffer;
-//   5. collect_kernel: writes (d2, rank, index, type) of those neighbours into the segment;
-//   6. select_kernel: the position of each candidate among the candidates of its type, ordered
-//      by (d2, rank), is its slot in the type's block; positions >= sel[t] are dropped. This
-//      equals the CPU's sort by (type, d2, rank) followed by truncation to sel[t] per type;
-//   7. fill_slots_kernel: one thread per (centre, slot) computes the slot with env_mat_a_slot
+// Phase 1, every frame enqueued without waiting: the atom types are checked (one launch over all
+// frames); periodic frames are wrapped and their images numbered (neighbor_list.cu), open frames
+// get their coordinate bounds. Then the one read-back of the call: the first bad atom, the image
+// count of every periodic frame and the bounds of every open frame.
+// Phase 2, per frame, in buffers reused from frame to frame (Scratch):
+//   1. periodic: the extended frame (same extended atoms, order and DeePMD-kit ranks as the CPU);
+//   2. cell list over the searched positions (bins >= rcut / 2);
+//   3. select_kernel: one warp per centre stages the neighbours within the cutoff (fill_centre's
+//      tests), 32 at a time, and gives each its position among the neighbours of its type in the
+//      order (d2, rank), found by a second visit of the centre's bins; that position is its slot
+//      in the type's block, dropped when >= sel[t]. This equals the CPU's sort by (type, d2,
+//      rank) followed by truncation to sel[t] per type, and needs no buffer sized by a count;
+//   4. fill_slots_kernel: one thread per (centre, slot) computes the slot with env_mat_a_slot
 //      and normalises it, and maps extended indices back to local atoms.
-#include <cub/device/device_scan.cuh>
-
+// Every launch, copy and temporary goes through the caller's dtk_gpu_context.
+#include <climits>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -29,11 +31,15 @@ namespace deepmd_tebd {
 namespace gpu {
 namespace {
 
-// Lowest index of an atom whose type is >= ntypes (stays nall when there is none).
-__global__ void first_bad_type_kernel(int* first, const int* type, int nall, int ntypes) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < nall;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
-    if (type[i] >= ntypes) atomicMin(first, static_cast<int>(i));
+// status[0] = min over atoms k (flattened over frames) with type >= ntypes of (k << 32 | type):
+// the first bad atom and its type (all ones when there is none).
+__global__ void first_bad_type_kernel(unsigned long long* status, const int* type, long long n,
+                                      int ntypes) {
+  for (long long k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; k < n;
+       k += static_cast<long long>(gridDim.x) * blockDim.x)
+    if (type[k] >= ntypes)
+      atomicMin(status, (static_cast<unsigned long long>(k) << 32) |
+                            static_cast<unsigned>(type[k]));
 }
 
 // Device view of a cell list.
@@ -98,112 +104,95 @@ __device__ void for_each_candidate_batch(const CellView<T>& cells, int i, const 
   }
 }
 
-// count[i] = number of neighbours of centre i within the cutoff (0 for centres of negative
-// type). One warp per centre.
-template <typename T>
-__global__ void count_kernel(long long* count, CellView<T> cells, const T* pos, const int* typ,
-                             int nloc, float rcut2) {
-  const int lane = threadIdx.x & 31;
-  const long long nwarps = static_cast<long long>(gridDim.x) * kWarpsPerBlock;
-  for (long long w = static_cast<long long>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-       w < nloc; w += nwarps) {
-    const int i = static_cast<int>(w);
-    int n = 0;
-    if (typ[i] >= 0) {
-      const T ri[3] = {pos[3 * w], pos[3 * w + 1], pos[3 * w + 2]};
-      for_each_candidate_batch(cells, i, ri, rcut2,
-                               [&](bool keep, float, int, int) { n += keep ? 1 : 0; });
-    }
-    n = warp_sum(n);
-    if (lane == 0) count[w] = n;
-  }
-}
+// Places the neighbours of each centre into its nlist row (extended indices; the row was set
+// to -1). Neighbour e of type t goes to slot block_start[t] + q, q = the number of neighbours of
+// type t before e in the order (d2, rank); dropped when q >= sel[t]. Ranks are unique, so the q
+// of one type are distinct. One warp per centre: the neighbours are staged in shared memory as
+// the bins are visited; each full batch of 32 (and the last one) is ranked by a second visit of
+// the bins, which broadcasts every neighbour's key with shuffles. rank is the extended atom's
+// DeePMD-kit rank (periodic) or null (open boundaries: the index).
+constexpr int kStage = 64;  // staged neighbours per warp: up to 31 pending + a batch of 32
 
-// Writes the neighbours of centre i into its segment [offset[i], offset[i+1]) of the candidate
-// buffer: sort key (d2, rank), extended index and type; rank is the extended atom's DeePMD-kit
-// rank (periodic) or its index (open boundaries). Same visit as count_kernel, so the segment is
-// filled exactly. One warp per centre.
 template <typename T>
-__global__ void collect_kernel(float* cand_d2, long long* cand_rank, int* cand_j, int* cand_t,
-                               const long long* offset, CellView<T> cells, const T* pos,
-                               const int* typ, const long long* rank, int nloc, float rcut2) {
+__global__ void select_kernel(int* nlist, CellView<T> cells, const T* pos, const int* typ,
+                              const long long* rank, int nloc, int nnei, float rcut2,
+                              const int* sel, const int* block_start) {
+  __shared__ float st_d2[kWarpsPerBlock][kStage];
+  __shared__ long long st_rank[kWarpsPerBlock][kStage];
+  __shared__ int st_j[kWarpsPerBlock][kStage];
+  __shared__ int st_t[kWarpsPerBlock][kStage];
   const int lane = threadIdx.x & 31;
+  const int wib = threadIdx.x >> 5;
   const unsigned below = (1u << lane) - 1u;  // lanes with a smaller id
   const long long nwarps = static_cast<long long>(gridDim.x) * kWarpsPerBlock;
-  for (long long w = static_cast<long long>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-       w < nloc; w += nwarps) {
+  for (long long w = static_cast<long long>(blockIdx.x) * kWarpsPerBlock + wib; w < nloc;
+       w += nwarps) {
     const int i = static_cast<int>(w);
     if (typ[i] < 0) continue;  // uniform across the warp
     const T ri[3] = {pos[3 * w], pos[3 * w + 1], pos[3 * w + 2]};
-    long long next = offset[w];
-    const long long end = offset[w + 1];
+    int* row = nlist + w * nnei;
+    int pending = 0;  // staged neighbours, the same in every lane
+
+    // Ranks the first n (<= 32) staged neighbours, writes their slots, drops them from the stage.
+    auto place_batch = [&](int n) {
+      __syncwarp();
+      float kd2 = 0.0f;
+      long long kr = 0;
+      int kj = -1, kt = -1;
+      if (lane < n) {
+        kd2 = st_d2[wib][lane];
+        kr = st_rank[wib][lane];
+        kj = st_j[wib][lane];
+        kt = st_t[wib][lane];
+      }
+      int q = 0;
+      for_each_candidate_batch(cells, i, ri, rcut2, [&](bool keep, float d2, int j, int tj) {
+        unsigned kept = __ballot_sync(kFullMask, keep);
+        const long long r = keep ? (rank ? rank[j] : j) : 0;
+        while (kept) {
+          const int src = __ffs(kept) - 1;
+          kept &= kept - 1;
+          const float df = __shfl_sync(kFullMask, d2, src);
+          const long long rf = __shfl_sync(kFullMask, r, src);
+          const int tf = __shfl_sync(kFullMask, tj, src);
+          q += (tf == kt && (df < kd2 || (df == kd2 && rf < kr))) ? 1 : 0;
+        }
+      });
+      if (lane < n && q < sel[kt]) row[block_start[kt] + q] = kj;
+      const int rest = pending - n;  // < 32
+      float md2 = 0.0f;
+      long long mr = 0;
+      int mj = 0, mt = 0;
+      if (lane < rest) {
+        md2 = st_d2[wib][n + lane];
+        mr = st_rank[wib][n + lane];
+        mj = st_j[wib][n + lane];
+        mt = st_t[wib][n + lane];
+      }
+      __syncwarp();
+      if (lane < rest) {
+        st_d2[wib][lane] = md2;
+        st_rank[wib][lane] = mr;
+        st_j[wib][lane] = mj;
+        st_t[wib][lane] = mt;
+      }
+      pending = rest;
+    };
+
     for_each_candidate_batch(cells, i, ri, rcut2, [&](bool keep, float d2, int j, int tj) {
       const unsigned kept = __ballot_sync(kFullMask, keep);
       if (keep) {
-        const long long e = next + __popc(kept & below);
-        if (e < end) {  // always true: the count pass saw the same candidates
-          cand_d2[e] = d2;
-          cand_rank[e] = rank ? rank[j] : j;
-          cand_j[e] = j;
-          cand_t[e] = tj;
-        }
+        const int e = pending + __popc(kept & below);
+        st_d2[wib][e] = d2;
+        st_rank[wib][e] = rank ? rank[j] : j;
+        st_j[wib][e] = j;
+        st_t[wib][e] = tj;
       }
-      next += __popc(kept);
+      pending += __popc(kept);
+      if (pending >= 32) place_batch(32);
     });
-  }
-}
-
-// Sort key of a candidate: type, then (d2, rank).
-struct CandidateKey {
-  float d2;
-  long long rank;
-  int type;
-};
-
-// Key of candidate k of a segment that ends at `end`; k >= end gets d2 0, rank -1 and the type
-// `absent_type`.
-__device__ inline CandidateKey candidate_key(const float* cand_d2, const long long* cand_rank,
-                                             const int* cand_t, long long k, long long end,
-                                             int absent_type) {
-  if (k < end) return {cand_d2[k], cand_rank[k], cand_t[k]};
-  return {0.0f, -1, absent_type};
-}
-
-// Places the candidates of centre i into nlist (extended indices; the row was set to -1).
-// Candidate e of type t goes to slot block_start[t] + q, q = the number of candidates of type t
-// before e in the order (d2, rank); dropped when q >= sel[t]. Ranks are unique, so the q of one
-// type are distinct. This equals fill_centre's sort by (type, d2, rank) and truncation to sel[t]
-// per type. One warp per centre; each lane places one candidate of the current batch, comparing
-// it with all candidates of the segment, which are loaded 32 at a time and broadcast with
-// shuffles.
-__global__ void select_kernel(int* nlist, const float* cand_d2, const long long* cand_rank,
-                              const int* cand_j, const int* cand_t, const long long* offset,
-                              const int* sel, const int* block_start, int nloc, int nnei) {
-  const int lane = threadIdx.x & 31;
-  const long long nwarps = static_cast<long long>(gridDim.x) * kWarpsPerBlock;
-  for (long long w = static_cast<long long>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-       w < nloc; w += nwarps) {
-    const long long begin = offset[w];
-    const long long end = offset[w + 1];
-    int* row = nlist + w * nnei;
-    for (long long e0 = begin; e0 < end; e0 += 32) {
-      const long long e = e0 + lane;
-      const bool mine = e < end;
-      const CandidateKey ke = candidate_key(cand_d2, cand_rank, cand_t, e, end, -1);
-      int q = 0;
-      for (long long f0 = begin; f0 < end; f0 += 32) {
-        // lanes past the end carry type -2, which matches neither a candidate nor an absent e
-        const CandidateKey kf = candidate_key(cand_d2, cand_rank, cand_t, f0 + lane, end, -2);
-        const int nf = static_cast<int>(end - f0 < 32 ? end - f0 : 32);
-        for (int src = 0; src < nf; ++src) {
-          const float df = __shfl_sync(kFullMask, kf.d2, src);
-          const long long rf = __shfl_sync(kFullMask, kf.rank, src);
-          const int tf = __shfl_sync(kFullMask, kf.type, src);
-          q += (tf == ke.type && (df < ke.d2 || (df == ke.d2 && rf < ke.rank))) ? 1 : 0;
-        }
-      }
-      if (mine && q < sel[ke.type]) row[block_start[ke.type] + q] = cand_j[e];
-    }
+    while (pending > 0) place_batch(pending < 32 ? pending : 32);
+    __syncwarp();  // the stage is reused by the warp's next centre
   }
 }
 
@@ -252,14 +241,14 @@ __global__ void fill_slots_kernel(T* em, T* em_deriv, T* rij, int* nlist, const 
 }  // namespace gpu
 
 template <typename T>
-void prod_env_mat_a_gpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
-                        int nloc, int nall, const T* box, const T* davg, const T* dstd,
-                        const EnvMatParams& p) {
+void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, int* nlist,
+                        const T* coord, const int* type, int nframes, int nloc, int nall,
+                        const T* box, const T* davg, const T* dstd, const EnvMatParams& p) {
   using namespace gpu;
   if (nloc != nall)
     throw InvalidArgument("without an external neighbour list nloc must equal nall (got nloc " +
                           std::to_string(nloc) + ", nall " + std::to_string(nall) + ")");
-  if (p.ntypes < 0) throw InvalidArgument("ntypes must not be negative");
+  if (p.ntypes < 0 || nframes < 0) throw InvalidArgument("ntypes and nframes must not be negative");
   std::vector<int> layout(2 * static_cast<size_t>(p.ntypes));  // sel, then block starts
   long long nsel = 0;
   for (int t = 0; t < p.ntypes; ++t) {
@@ -271,100 +260,106 @@ void prod_env_mat_a_gpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
   if (nsel != p.nnei)
     throw InvalidArgument("nnei (" + std::to_string(p.nnei) + ") differs from the sum of sel (" +
                           std::to_string(nsel) + ")");
-  if (nloc <= 0) return;
+  if (nloc <= 0 || nframes == 0) return;
+  std::vector<Region<T>> regions(box ? nframes : 0);
+  for (int f = 0; box && f < nframes; ++f)
+    if (!init_region(regions[f], box + 9LL * f))
+      throw InvalidArgument("the simulation box is singular");
 
-  {
-    DeviceBuffer<int> first(1);
-    first.upload(&nall, 1);
-    first_bad_type_kernel<<<grid_for(nall), kBlock>>>(first.get(), type, nall, p.ntypes);
-    check_launch("first_bad_type_kernel");
-    const int i = read_device_value(first.get());
-    if (i < nall) {
-      const int ti = read_device_value(type + i);
-      throw InvalidArgument("atom " + std::to_string(i) + " has type " + std::to_string(ti) +
-                            " but the descriptor knows " + std::to_string(p.ntypes) + " types");
-    }
+  // Phase 1. status: [0] the first bad atom (first_bad_type_kernel), [1 + f] the image count of
+  // periodic frame f, then 6 doubles of bounds per open frame.
+  const size_t nstatus = 1 + static_cast<size_t>(nframes) * 7;
+  unsigned long long* status = device_alloc<unsigned long long>(ctx, nstatus, "status");
+  long long* nimages = reinterpret_cast<long long*>(status + 1);
+  double* bounds = reinterpret_cast<double*>(status + 1 + nframes);
+  fill_bytes_async(ctx, status, 0xff, 1);
+  fill_bytes_async(ctx, status + 1, 0, nstatus - 1);
+  const long long ntotal = static_cast<long long>(nframes) * nall;
+  first_bad_type_kernel<<<grid_for(ntotal), kBlock, 0, ctx.stream>>>(status, type, ntotal,
+                                                                      p.ntypes);
+  check_launch("first_bad_type_kernel");
+  std::vector<PeriodicImages<T>> images(box ? nframes : 0);
+  for (int f = 0; f < nframes; ++f) {
+    const T* frame_coord = coord + 3LL * nall * f;
+    if (box)
+      find_images(ctx, images[f], frame_coord, nloc, regions[f], p.rcut, nimages + f);
+    else
+      coord_bounds(ctx, frame_coord, nall, bounds + 6LL * f);
+  }
+  std::vector<unsigned long long> host(nstatus);
+  read_back(ctx, host.data(), status, nstatus);
+  if (host[0] != ~0ULL) {
+    const long long k = static_cast<long long>(host[0] >> 32);
+    const int tk = static_cast<int>(static_cast<unsigned>(host[0] & 0xffffffffULL));
+    throw InvalidArgument("atom " + std::to_string(k % nall) + " has type " + std::to_string(tk) +
+                          " but the descriptor knows " + std::to_string(p.ntypes) + " types" +
+                          (nframes > 1 ? " (frame " + std::to_string(k / nall) + ")" : ""));
   }
 
-  // The positions searched: the frame itself, or the frame wrapped and extended by images.
-  const T* pos = coord;
-  const int* typ = type;
-  const int* map = nullptr;
-  const long long* rank = nullptr;  // null: open boundaries, ties broken by index
-  int npos = nall;
-  ExtendedFrame<T> ext;
-  if (box) {
-    T host_box[9];
-    check(cudaMemcpy(host_box, box, sizeof(host_box), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
-    Region<T> region;
-    if (!init_region(region, host_box)) throw InvalidArgument("the simulation box is singular");
-    extend_periodic(ext, coord, type, nloc, region, p.rcut);
-    pos = ext.coord.get();
-    typ = ext.type.get();
-    map = ext.mapping.get();
-    rank = ext.rank.get();
-    npos = ext.n;
-  }
-  CellList<T> cell_list;
-  build_cell_list(cell_list, pos, typ, npos, p.rcut);
-  const CellView<T> cells{cell_list.grid, cell_list.start.get(), cell_list.atom.get(),
-                          cell_list.coord.get(), cell_list.type.get()};
-
-  const float rcut = p.rcut;       // the switch takes the op's single-precision attributes
+  // Phase 2.
+  const float rcut = p.rcut;  // the switch takes the op's single-precision attributes
   const float rmin = p.rcut_smth;
   const float rcut2 = p.rcut * p.rcut;  // single precision, as in fill_centre
   const int nnei = p.nnei;
-
-  // Candidates within the cutoff per centre, and their segments.
-  DeviceBuffer<long long> offset(static_cast<size_t>(nloc) + 1);
-  check(cudaMemsetAsync(offset.get(), 0, (static_cast<size_t>(nloc) + 1) * sizeof(long long)),
-        "cudaMemsetAsync");
-  count_kernel<T><<<grid_for_warps(nloc), kWarpBlock>>>(offset.get(), cells, pos, typ, nloc,
-                                                        rcut2);
-  check_launch("count_kernel");
-  long long* offsets = offset.get();
-  const long long noffset = static_cast<long long>(nloc) + 1;
-  run_cub(
-      [&](void* temp, size_t& bytes) {
-        return cub::DeviceScan::ExclusiveSum(temp, bytes, offsets, noffset);
-      },
-      "cub::DeviceScan::ExclusiveSum (candidate segments)");
-  const long long ncand = read_device_value(offset.get() + nloc);
-
-  const size_t ncand_alloc = ncand > 0 ? static_cast<size_t>(ncand) : 1;
-  DeviceBuffer<float> cand_d2(ncand_alloc);
-  DeviceBuffer<long long> cand_rank(ncand_alloc);
-  DeviceBuffer<int> cand_j(ncand_alloc), cand_t(ncand_alloc);
-  collect_kernel<T><<<grid_for_warps(nloc), kWarpBlock>>>(
-      cand_d2.get(), cand_rank.get(), cand_j.get(), cand_t.get(), offset.get(), cells, pos, typ,
-      rank, nloc, rcut2);
-  check_launch("collect_kernel");
-
-  // Slots: -1 everywhere (all bytes 0xff), then the selected neighbours.
   const size_t nslot = static_cast<size_t>(nloc) * nnei;
-  if (nslot > 0) check(cudaMemsetAsync(nlist, 0xff, nslot * sizeof(int)), "cudaMemsetAsync");
-  DeviceBuffer<int> layout_dev(layout.size() > 0 ? layout.size() : 1);
-  layout_dev.upload(layout.data(), layout.size());
-  select_kernel<<<grid_for_warps(nloc), kWarpBlock>>>(
-      nlist, cand_d2.get(), cand_rank.get(), cand_j.get(), cand_t.get(), offset.get(),
-      layout_dev.get(), layout_dev.get() + p.ntypes, nloc, nnei);
-  check_launch("select_kernel");
-
-  if (nslot > 0) {
-    fill_slots_kernel<T><<<grid_for(static_cast<long long>(nslot)), kBlock>>>(
-        em, em_deriv, rij, nlist, pos, typ, map, davg, dstd, nloc, nnei, rmin, rcut);
-    check_launch("fill_slots_kernel");
+  int* layout_dev = device_alloc<int>(ctx, layout.size(), "sel layout");
+  copy_async(ctx, layout_dev, layout.data(), layout.size(), cudaMemcpyHostToDevice);
+  fill_bytes_async(ctx, nlist, 0xff, nslot * nframes);  // -1 everywhere
+  Scratch scratch(ctx);  // the extended frame and the cell list, reused frame after frame
+  for (int f = 0; f < nframes; ++f) {
+    const T* pos = coord + 3LL * nall * f;
+    const int* typ = type + static_cast<long long>(nall) * f;
+    const int* map = nullptr;
+    const long long* rank = nullptr;  // null: open boundaries, ties broken by index
+    int npos = nall;
+    double lo[3], hi[3];
+    if (box) {
+      long long n = 0;
+      std::memcpy(&n, &host[1 + f], sizeof(n));
+      if (nloc + n > INT_MAX)
+        throw InvalidArgument("periodic extension: " + std::to_string(nloc + n) +
+                              " extended atoms exceed 2^31");
+      npos = static_cast<int>(nloc + n);
+      T* ext_coord = scratch.get<T>(kCellListSlots, 3 * static_cast<size_t>(npos),
+                                    "extended coordinates");
+      int* ext_type = scratch.get<int>(kCellListSlots + 1, npos, "extended types");
+      int* ext_map = scratch.get<int>(kCellListSlots + 2, npos, "extended mapping");
+      long long* ext_rank = scratch.get<long long>(kCellListSlots + 3, npos, "extended ranks");
+      place_images(ctx, images[f], typ, nloc, ext_coord, ext_type, ext_map, ext_rank);
+      image_bounds(images[f], lo, hi);
+      pos = ext_coord;
+      typ = ext_type;
+      map = ext_map;
+      rank = ext_rank;
+    } else {
+      std::memcpy(lo, &host[1 + nframes + 6 * f], 3 * sizeof(double));
+      std::memcpy(hi, &host[1 + nframes + 6 * f + 3], 3 * sizeof(double));
+    }
+    CellList<T> cell_list;
+    build_cell_list(ctx, scratch, cell_list, pos, typ, npos,
+                    make_cell_grid(lo, hi, npos, p.rcut));
+    const CellView<T> cells{cell_list.grid, cell_list.start, cell_list.atom, cell_list.coord,
+                            cell_list.type};
+    int* frame_nlist = nlist + nslot * f;
+    select_kernel<T><<<grid_for_warps(nloc), kWarpBlock, 0, ctx.stream>>>(
+        frame_nlist, cells, pos, typ, rank, nloc, nnei, rcut2, layout_dev,
+        layout_dev + p.ntypes);
+    check_launch("select_kernel");
+    if (nslot > 0) {
+      fill_slots_kernel<T><<<grid_for(static_cast<long long>(nslot)), kBlock, 0, ctx.stream>>>(
+          em + 4 * nslot * f, em_deriv + 12 * nslot * f, rij + 3 * nslot * f, frame_nlist, pos,
+          typ, map, davg, dstd, nloc, nnei, rmin, rcut);
+      check_launch("fill_slots_kernel");
+    }
   }
-  // The temporaries are freed on return (cudaFree waits for the kernels that use them); report
-  // execution errors of this call here.
-  check(cudaDeviceSynchronize(), "prod_env_mat_a_gpu");
 }
 
-template void prod_env_mat_a_gpu<float>(float*, float*, float*, int*, const float*, const int*,
-                                         int, int, const float*, const float*, const float*,
-                                         const EnvMatParams&);
-template void prod_env_mat_a_gpu<double>(double*, double*, double*, int*, const double*,
-                                          const int*, int, int, const double*, const double*,
-                                          const double*, const EnvMatParams&);
+#define DTK_INSTANTIATE(T)                                                                     \
+  template void prod_env_mat_a_gpu<T>(const dtk_gpu_context&, T*, T*, T*, int*, const T*,      \
+                                      const int*, int, int, int, const T*, const T*, const T*, \
+                                      const EnvMatParams&);
+DTK_INSTANTIATE(float)
+DTK_INSTANTIATE(double)
+#undef DTK_INSTANTIATE
 
 }  // namespace deepmd_tebd

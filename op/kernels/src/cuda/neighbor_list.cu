@@ -1,7 +1,7 @@
-// Periodic extension and cell list on the device. Host-side decisions (image counts, margins,
-// the ghost-cell grid, the bin grid) use the same code as neighbor_list.cc, and the per-atom
-// arithmetic is the same, so the extended atoms, their order and ranks, and the bins are
-// identical to the CPU's.
+// Periodic extension and cell list on the device (see neighbor_list.cuh). Host-side decisions
+// (image counts, margins, the ghost-cell grid) use the same code as neighbor_list.cc, and the
+// per-atom arithmetic is the same, so the extended atoms, their order and ranks are identical to
+// the CPU's. Every launch, copy and temporary goes through the dtk_gpu_context.
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 
@@ -16,27 +16,6 @@
 namespace deepmd_tebd {
 namespace gpu {
 namespace {
-
-// The periodic shifts searched: every (n_a, n_b, n_c) with |n_k| <= nimg[k] except (0,0,0),
-// numbered lexicographically from the most negative (n_a slowest), as the CPU loops visit them;
-// and DeePMD-kit's ghost-cell grid used to rank the images.
-struct ImageShifts {
-  int nimg[3];
-  double margin[3];   // fractional margin per direction, padded as in extend_periodic
-  int nshift;         // (2 nimg_a + 1)(2 nimg_b + 1)(2 nimg_c + 1) - 1
-  int ncell[3];       // DeePMD-kit cells per direction: max(1, floor(face / rcut))
-  long long offset[3];  // (nimg + 1) * ncell
-  long long width[3];   // 2 * offset + ncell
-
-  __device__ void decode(int s, int* n) const {
-    const int l1 = 2 * nimg[1] + 1, l2 = 2 * nimg[2] + 1;
-    const int zero = (nimg[0] * l1 + nimg[1]) * l2 + nimg[2];  // number of (0,0,0)
-    const int q = s < zero ? s : s + 1;                         // skip (0,0,0)
-    n[2] = q % l2 - nimg[2];
-    n[1] = (q / l2) % l1 - nimg[1];
-    n[0] = q / (l1 * l2) - nimg[0];
-  }
-};
 
 // Local atoms wrapped into the cell (in T, with the T region), the fractional coordinates of
 // the wrapped positions (in double, with the double region built from the T box) and the
@@ -199,99 +178,120 @@ __global__ void gather_kernel(T* sorted_coord, int* sorted_type, const int* atom
   }
 }
 
+// *count = *last (the image total at the end of the scan), widened to long long.
+__global__ void copy_count_kernel(long long* count, const int* last) { *count = *last; }
+
 }  // namespace
 
 template <typename T>
-void extend_periodic(ExtendedFrame<T>& ext, const T* coord, const int* type, int nloc,
-                     const Region<T>& region, double rcut) {
+void find_images(const dtk_gpu_context& ctx, PeriodicImages<T>& img, const T* coord, int nloc,
+                 const Region<T>& region, double rcut, long long* nimages) {
   // Image counts, margins and the ghost-cell grid: the same host computation as
   // extend_periodic (CPU), on the double-precision region of the T box.
+  img.region = region;
   double box64[9];
   for (int k = 0; k < 9; ++k) box64[k] = region.box[k];
-  Region<double> region64;
-  init_region(region64, box64);
-  ImageShifts shifts;
+  init_region(img.region64, box64);
+  ImageShifts& shifts = img.shifts;
   for (int k = 0; k < 3; ++k) {
-    shifts.margin[k] = rcut / region64.face[k];
+    shifts.margin[k] = rcut / img.region64.face[k];
     shifts.nimg[k] = static_cast<int>(std::ceil(shifts.margin[k]));
     shifts.margin[k] = shifts.margin[k] * (1.0 + 1e-10) + 1e-12;
-    shifts.ncell[k] = std::max(1, static_cast<int>(region64.face[k] / rcut));
+    shifts.ncell[k] = std::max(1, static_cast<int>(img.region64.face[k] / rcut));
     shifts.offset[k] = static_cast<long long>(shifts.nimg[k] + 1) * shifts.ncell[k];
     shifts.width[k] = 2 * shifts.offset[k] + shifts.ncell[k];
   }
   const long long nshift = (2LL * shifts.nimg[0] + 1) * (2LL * shifts.nimg[1] + 1) *
                                (2LL * shifts.nimg[2] + 1) - 1;
-  const long long nflat = nshift * nloc;
+  img.nflat = nshift * nloc;
   // The flags and their scan are int: the candidate images must stay below 2^31.
-  if (nflat >= INT_MAX)
+  if (img.nflat >= INT_MAX)
     throw InvalidArgument("periodic extension: " + std::to_string(nshift) + " shifts of " +
                           std::to_string(nloc) +
                           " atoms exceed the 2^31 candidate images supported on the device");
   shifts.nshift = static_cast<int>(nshift);
+  const long long nflat = img.nflat;
 
-  DeviceBuffer<T> wrapped(3 * static_cast<size_t>(nloc));
-  DeviceBuffer<double> frac(3 * static_cast<size_t>(nloc));
-  DeviceBuffer<int> cell(3 * static_cast<size_t>(nloc));
-  wrap_kernel<T><<<grid_for(nloc), kBlock>>>(wrapped.get(), frac.get(), cell.get(), coord, nloc,
-                                             region, region64, shifts);
+  img.wrapped = device_alloc<T>(ctx, 3 * static_cast<size_t>(nloc), "wrapped coordinates");
+  double* frac = device_alloc<double>(ctx, 3 * static_cast<size_t>(nloc), "fractional coordinates");
+  img.cell = device_alloc<int>(ctx, 3 * static_cast<size_t>(nloc), "ghost cells");
+  wrap_kernel<T><<<grid_for(nloc), kBlock, 0, ctx.stream>>>(img.wrapped, frac, img.cell, coord,
+                                                            nloc, img.region, img.region64, shifts);
   check_launch("wrap_kernel");
 
-  DeviceBuffer<int> offsets(static_cast<size_t>(nflat) + 1);
-  image_flag_kernel<<<grid_for(nflat + 1), kBlock>>>(offsets.get(), frac.get(), nloc, nflat,
-                                                     shifts);
+  img.offsets = device_alloc<int>(ctx, static_cast<size_t>(nflat) + 1, "image offsets");
+  image_flag_kernel<<<grid_for(nflat + 1), kBlock, 0, ctx.stream>>>(img.offsets, frac, nloc, nflat,
+                                                                    shifts);
   check_launch("image_flag_kernel");
-  int* flags = offsets.get();
+  int* flags = img.offsets;
   const long long nscan = nflat + 1;
   run_cub(
-      [&](void* temp, size_t& bytes) {
-        return cub::DeviceScan::ExclusiveSum(temp, bytes, flags, nscan);
+      ctx,
+      [&](void* temp, size_t& bytes, cudaStream_t stream) {
+        return cub::DeviceScan::ExclusiveSum(temp, bytes, flags, nscan, stream);
       },
       "cub::DeviceScan::ExclusiveSum (periodic images)");
-  const long long nimages = read_device_value(offsets.get() + nflat);
-  if (nloc + nimages > INT_MAX)
-    throw InvalidArgument("periodic extension: " + std::to_string(nloc + nimages) +
-                          " extended atoms exceed 2^31");
+  copy_count_kernel<<<1, 1, 0, ctx.stream>>>(nimages, img.offsets + nflat);
+  check_launch("copy_count_kernel");
+}
 
-  ext.n = static_cast<int>(nloc + nimages);
-  ext.coord.resize(3 * static_cast<size_t>(ext.n));
-  ext.type.resize(ext.n);
-  ext.mapping.resize(ext.n);
-  ext.rank.resize(ext.n);
-  place_locals_kernel<T><<<grid_for(nloc), kBlock>>>(ext.coord.get(), ext.type.get(),
-                                                     ext.mapping.get(), ext.rank.get(),
-                                                     wrapped.get(), type, nloc);
+template <typename T>
+void place_images(const dtk_gpu_context& ctx, const PeriodicImages<T>& img, const int* type,
+                  int nloc, T* ext_coord, int* ext_type, int* mapping, long long* rank) {
+  place_locals_kernel<T><<<grid_for(nloc), kBlock, 0, ctx.stream>>>(ext_coord, ext_type, mapping,
+                                                                    rank, img.wrapped, type, nloc);
   check_launch("place_locals_kernel");
-  if (nflat > 0) {
-    place_images_kernel<T><<<grid_for(nflat), kBlock>>>(
-        ext.coord.get(), ext.type.get(), ext.mapping.get(), ext.rank.get(), wrapped.get(),
-        cell.get(), type, offsets.get(), nloc, nflat, shifts, region64);
+  if (img.nflat > 0) {
+    place_images_kernel<T><<<grid_for(img.nflat), kBlock, 0, ctx.stream>>>(
+        ext_coord, ext_type, mapping, rank, img.wrapped, img.cell, type, img.offsets, nloc,
+        img.nflat, img.shifts, img.region64);
     check_launch("place_images_kernel");
   }
 }
 
 template <typename T>
-void build_cell_list(CellList<T>& cells, const T* coord, const int* type, int natoms, double rcut) {
-  // Bounding box (min and max are exact, so any reduction order gives the CPU's values).
-  const unsigned nparts = std::min(grid_for(natoms), 1024u);
-  DeviceBuffer<double> partial(6 * static_cast<size_t>(nparts));
-  DeviceBuffer<double> bounds(6);
-  bounds_kernel<T><<<nparts, kBlock>>>(partial.get(), coord, natoms);
-  check_launch("bounds_kernel");
-  bounds_finish_kernel<<<1, kBlock>>>(bounds.get(), partial.get(), static_cast<int>(nparts));
-  check_launch("bounds_finish_kernel");
-  double b[6];
-  bounds.download(b, 6);
-
-  // The grid: the same host computation as CellList<T>::CellList.
-  CellGrid& g = cells.grid;
-  double hi[3];
+void image_bounds(const PeriodicImages<T>& img, double* lo, double* hi) {
   for (int d = 0; d < 3; ++d) {
-    g.lo[d] = b[d];
-    hi[d] = b[3 + d];
+    lo[d] = INFINITY;
+    hi[d] = -INFINITY;
   }
+  const double* box = img.region64.box;
+  for (int corner = 0; corner < 8; ++corner) {
+    double f[3];
+    for (int k = 0; k < 3; ++k)
+      f[k] = (corner >> k) & 1 ? 1.0 + img.shifts.margin[k] : -img.shifts.margin[k];
+    for (int d = 0; d < 3; ++d) {
+      const double x = f[0] * box[d] + f[1] * box[3 + d] + f[2] * box[6 + d];
+      lo[d] = std::min(lo[d], x);
+      hi[d] = std::max(hi[d], x);
+    }
+  }
+  // positions are rounded to T after the shift: pad by a relative 1e-5 of the extent
   for (int d = 0; d < 3; ++d) {
-    const double extent = hi[d] - g.lo[d];
-    g.n[d] = std::max(1, static_cast<int>(std::floor(extent * kCellReach / rcut)));
+    const double pad = 1e-5 * (hi[d] - lo[d]) + 1e-6;
+    lo[d] -= pad;
+    hi[d] += pad;
+  }
+}
+
+template <typename T>
+void coord_bounds(const dtk_gpu_context& ctx, const T* coord, int natoms, double* out) {
+  // min and max are exact, so any reduction order gives the same values
+  const unsigned nparts = std::min(grid_for(natoms), 1024u);
+  double* partial = device_alloc<double>(ctx, 6 * static_cast<size_t>(nparts), "bounds");
+  bounds_kernel<T><<<nparts, kBlock, 0, ctx.stream>>>(partial, coord, natoms);
+  check_launch("bounds_kernel");
+  bounds_finish_kernel<<<1, kBlock, 0, ctx.stream>>>(out, partial, static_cast<int>(nparts));
+  check_launch("bounds_finish_kernel");
+}
+
+CellGrid make_cell_grid(const double* lo, const double* hi, int natoms, double rcut) {
+  CellGrid g;
+  const double min_bin = rcut / kCellReach * (1.0 + 1e-5);
+  for (int d = 0; d < 3; ++d) {
+    g.lo[d] = lo[d];
+    const double extent = hi[d] - lo[d];
+    g.n[d] = std::max(1, static_cast<int>(std::floor(extent / min_bin)));
   }
   const long long max_cells = 4LL * natoms + 64;
   while (static_cast<long long>(g.n[0]) * g.n[1] * g.n[2] > max_cells) {
@@ -300,57 +300,71 @@ void build_cell_list(CellList<T>& cells, const T* coord, const int* type, int na
     widest = std::max(1, widest / 2);
   }
   for (int d = 0; d < 3; ++d) {
-    const double extent = hi[d] - g.lo[d];
-    g.size[d] = g.n[d] > 1 ? extent / g.n[d] : std::max(extent, rcut / kCellReach);
+    const double extent = hi[d] - lo[d];
+    g.size[d] = g.n[d] > 1 ? extent / g.n[d] : std::max(extent, min_bin);
   }
-  const long long ncell = static_cast<long long>(g.n[0]) * g.n[1] * g.n[2];
-  if (ncell >= INT_MAX) throw InvalidArgument("cell list: too many bins");
+  if (static_cast<long long>(g.n[0]) * g.n[1] * g.n[2] >= INT_MAX)
+    throw InvalidArgument("cell list: too many bins");
+  return g;
+}
+
+template <typename T>
+void build_cell_list(const dtk_gpu_context& ctx, Scratch& scratch, CellList<T>& cells,
+                     const T* coord, const int* type, int natoms, const CellGrid& grid) {
+  cells.grid = grid;
+  const long long ncell = static_cast<long long>(grid.n[0]) * grid.n[1] * grid.n[2];
   cells.ncell = ncell;
 
   // Counting sort by bin: populations -> exclusive scan -> bin starts; a stable radix sort of
   // (bin, index) gives the atoms of each bin in ascending index, as the CPU fills them.
-  DeviceBuffer<unsigned> cell_of(natoms), sorted_cell(natoms);
-  DeviceBuffer<int> index(natoms);
-  cells.start.resize(ncell + 1);
-  check(cudaMemsetAsync(cells.start.get(), 0, (ncell + 1) * sizeof(int)), "cudaMemsetAsync");
-  bin_kernel<T><<<grid_for(natoms), kBlock>>>(cell_of.get(), cells.start.get(), index.get(), coord,
-                                              natoms, g);
+  unsigned* cell_of = scratch.get<unsigned>(0, natoms, "cell list keys");
+  unsigned* sorted_cell = scratch.get<unsigned>(1, natoms, "cell list keys");
+  int* index = scratch.get<int>(2, natoms, "cell list index");
+  cells.start = scratch.get<int>(3, ncell + 1, "cell list starts");
+  fill_bytes_async(ctx, cells.start, 0, ncell + 1);
+  bin_kernel<T><<<grid_for(natoms), kBlock, 0, ctx.stream>>>(cell_of, cells.start, index, coord,
+                                                             natoms, grid);
   check_launch("bin_kernel");
-  int* start = cells.start.get();
+  int* start = cells.start;
   const long long nstart = ncell + 1;
   run_cub(
-      [&](void* temp, size_t& bytes) {
-        return cub::DeviceScan::ExclusiveSum(temp, bytes, start, nstart);
+      ctx,
+      [&](void* temp, size_t& bytes, cudaStream_t stream) {
+        return cub::DeviceScan::ExclusiveSum(temp, bytes, start, nstart, stream);
       },
-      "cub::DeviceScan::ExclusiveSum (cell starts)");
+      "cub::DeviceScan::ExclusiveSum (cell starts)", &scratch, 4);
 
   int end_bit = 1;
   while (end_bit < 31 && (1LL << end_bit) < ncell) ++end_bit;  // bins are < 2^end_bit
-  cells.atom.resize(natoms);
-  unsigned* keys_in = cell_of.get();
-  unsigned* keys_out = sorted_cell.get();
-  int* values_in = index.get();
-  int* values_out = cells.atom.get();
+  cells.atom = scratch.get<int>(5, natoms, "cell list atoms");
+  int* values_out = cells.atom;
   run_cub(
-      [&](void* temp, size_t& bytes) {
-        return cub::DeviceRadixSort::SortPairs(temp, bytes, keys_in, keys_out, values_in,
-                                               values_out, natoms, 0, end_bit);
+      ctx,
+      [&](void* temp, size_t& bytes, cudaStream_t stream) {
+        return cub::DeviceRadixSort::SortPairs(temp, bytes, cell_of, sorted_cell, index,
+                                               values_out, natoms, 0, end_bit, stream);
       },
-      "cub::DeviceRadixSort::SortPairs (cell list)");
+      "cub::DeviceRadixSort::SortPairs (cell list)", &scratch, 6);
 
-  cells.coord.resize(3 * static_cast<size_t>(natoms));
-  cells.type.resize(natoms);
-  gather_kernel<T><<<grid_for(natoms), kBlock>>>(cells.coord.get(), cells.type.get(),
-                                                 cells.atom.get(), coord, type, natoms);
+  cells.coord = scratch.get<T>(7, 3 * static_cast<size_t>(natoms), "cell list coordinates");
+  cells.type = scratch.get<int>(8, natoms, "cell list types");
+  gather_kernel<T><<<grid_for(natoms), kBlock, 0, ctx.stream>>>(cells.coord, cells.type,
+                                                                cells.atom, coord, type, natoms);
   check_launch("gather_kernel");
 }
 
-template void extend_periodic<float>(ExtendedFrame<float>&, const float*, const int*, int,
-                                     const Region<float>&, double);
-template void extend_periodic<double>(ExtendedFrame<double>&, const double*, const int*, int,
-                                      const Region<double>&, double);
-template void build_cell_list<float>(CellList<float>&, const float*, const int*, int, double);
-template void build_cell_list<double>(CellList<double>&, const double*, const int*, int, double);
+#define DTK_INSTANTIATE(T)                                                                       \
+  template void find_images<T>(const dtk_gpu_context&, PeriodicImages<T>&, const T*, int,        \
+                               const Region<T>&, double, long long*);                            \
+  template void place_images<T>(const dtk_gpu_context&, const PeriodicImages<T>&, const int*,    \
+                                int, T*, int*, int*, long long*);                                \
+  template void image_bounds<T>(const PeriodicImages<T>&, double*, double*);                     \
+  template void coord_bounds<T>(const dtk_gpu_context&, const T*, int, double*);                 \
+  template void build_cell_list<T>(const dtk_gpu_context&, Scratch&, CellList<T>&, const T*,     \
+                                   const int*, int, const CellGrid&);
+DTK_INSTANTIATE(float)
+DTK_INSTANTIATE(double)
+#undef DTK_INSTANTIATE
 
 }  // namespace gpu
 }  // namespace deepmd_tebd
