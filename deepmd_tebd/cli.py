@@ -75,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("-a", "--atomic", action="store_true",
                       help="also compare atomic energies (atom_ener.npy)")
 
+    devi = sub.add_parser("model-devi", parents=[common], help="deviation of several frozen "
+                          "models on the frames of some systems (active learning)")
+    devi.add_argument("-m", "--models", nargs="+",
+                      default=[f"graph.{i:03d}.pb" for i in range(4)], help="frozen models (.pb)")
+    devi.add_argument("-s", "--system", default=".", help="system directory, searched "
+                      "recursively for systems")
+    devi.add_argument("-S", "--set-prefix", default=None, help="ignored (as DeePMD-kit 3.2)")
+    devi.add_argument("-o", "--output", default="model_devi.out",
+                      help="the output file (appended to)")
+    devi.add_argument("-f", "--frequency", type=int, default=1,
+                      help="steps between frames: the step column is frame index x this")
+    devi.add_argument("--real_error", action="store_true",
+                      help="the RMS error against the systems' labels instead of the deviation")
+    devi.add_argument("--atomic", action="store_true",
+                      help="append each atom's force deviation to its row")
+    devi.add_argument("--relative", type=float, default=None, metavar="LEVEL",
+                      help="relative force deviation: divided by |mean force| + LEVEL")
+    devi.add_argument("--relative_v", type=float, default=None, metavar="LEVEL",
+                      help="relative virial deviation: divided by |mean virial| + LEVEL")
+
     compress = sub.add_parser("compress", parents=[common],
                               help="compress a model (refused for type embedding; see help)")
     compress.add_argument("-i", "--input", default="frozen_model.pb")
@@ -142,6 +162,11 @@ def _dispatch(args) -> int:
         return test.run(args.model, None if args.datafile else args.system, args.datafile,
                         args.set_prefix, args.numb_test, args.rand_seed, args.shuffle_test,
                         args.detail_file, args.atomic)
+    if args.command == "model-devi":
+        from .entrypoints import model_devi
+
+        return model_devi.run(args.models, args.system, args.output, args.frequency,
+                              args.real_error, args.atomic, args.relative, args.relative_v)
     if args.command == "compress":
         from .entrypoints import compress
 
@@ -183,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         input_errors += (DataError,)
     except ImportError:
         pass
-    if args.command in ("freeze", "test", "compress"):
+    if args.command in ("freeze", "test", "compress", "model-devi"):
         from .infer.compression import CompressionRefused
         from .infer.frozen import CheckpointError, ModelFileError
 
