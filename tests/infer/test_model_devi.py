@@ -1,14 +1,17 @@
 """`dp model-devi` against DeePMD-kit 3.2's `deepmd.infer.model_devi.make_model_devi` on the same
-three frozen graphs (two of ours, one of DeePMD-kit's) and systems, for every option."""
+three frozen graphs (two of ours, one of DeePMD-kit's) and systems, for every option; and against
+the deviation file LAMMPS's pair_style deepmd writes during MD with three of our graphs."""
+import subprocess
 import types
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import _frozen, dp, make_workdir, water_input
+from conftest import _frozen, dp, make_workdir, water_frames, water_input
 from shared_paths import WATER, needs_water
 
-from reference.deepmd_oracle import run_oracle_script
+from reference.deepmd_oracle import _clean_env, run_oracle_script
+from reference.lammps import require_lammps, write_data
 
 pytestmark = needs_water
 
@@ -93,6 +96,14 @@ def ours_small_tebd(tmp_path_factory) -> Path:
     return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "tebd.pb"]) / "tebd.pb"
 
 
+@pytest.fixture(scope="module")
+def ours_small_tebd_2(tmp_path_factory) -> Path:
+    """The same model after 2 steps: other weights."""
+    run = make_workdir(tmp_path_factory.mktemp("devi_tebd_2"),
+                       water_input(numb_steps=2, small=True))
+    return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "tebd2.pb"]) / "tebd2.pb"
+
+
 def _parse(path: Path) -> tuple[list[str], np.ndarray]:
     lines = path.read_text().splitlines()
     comments = [line for line in lines if line.startswith("#")]
@@ -156,3 +167,86 @@ def test_models_with_different_cutoffs_are_refused():
 
     with pytest.raises(ModelFileError, match="same cutoff.*g1.pb has rcut 5.0"):
         check_models([_stub("g0.pb", ["O", "H"], 6.0), _stub("g1.pb", ["O", "H"], 5.0)])
+
+
+def test_relative_virial_deviation_of_several_frames_is_that_of_each_frame():
+    """Several frames at once give each frame's own row (DeePMD-kit 3.2 compares one-frame sets
+    only: its --relative_v does not broadcast over frames)."""
+    from deepmd_tebd.infer.model_devi import deviation_table
+
+    rng = np.random.RandomState(0)
+    e, f, v = rng.normal(size=(3, 4, 1)), rng.normal(size=(3, 4, 5, 3)), rng.normal(size=(3, 4, 9))
+    real = {"energy": rng.normal(size=(4, 1)), "force": rng.normal(size=(4, 5, 3)),
+            "virial": rng.normal(size=(4, 9))}
+    for labels in (None, real):
+        table, _ = deviation_table(e, f, v, 5, labels, relative=0.3, relative_v=0.7)
+        for i in range(4):
+            one = None if labels is None else {k: x[i:i + 1] for k, x in labels.items()}
+            row, _ = deviation_table(e[:, i:i + 1], f[:, i:i + 1], v[:, i:i + 1], 5, one,
+                                     relative=0.3, relative_v=0.7)
+            np.testing.assert_allclose(table[i], row[0], rtol=1e-14)
+
+
+LAMMPS_DEVI = """units metal
+boundary p p p
+atom_style atomic
+atom_modify map yes
+read_data data.lmp
+pair_style deepmd {graphs} out_freq 10 out_file md.out
+pair_coeff * * O H
+neighbor 1.0 bin
+velocity all create 300 4321 mom yes rot yes dist gaussian
+timestep 0.0005
+fix integrate all nve
+dump frames all custom 10 frames.dump id x y z
+dump_modify frames format float %.16e sort id
+run 30
+"""
+
+
+def _dumped_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The positions [nf, nat, 3] and orthogonal cells [nf, 9] of a LAMMPS custom dump."""
+    lines = path.read_text().splitlines()
+    coords, cells = [], []
+    for i, line in enumerate(lines):
+        if line.startswith("ITEM: BOX BOUNDS"):
+            bounds = [[float(x) for x in lines[i + k].split()[:2]] for k in (1, 2, 3)]
+            cells.append(np.diag([hi - lo for lo, hi in bounds]).reshape(-1))
+        if line.startswith("ITEM: NUMBER OF ATOMS"):
+            nat = int(lines[i + 1])
+        if line.startswith("ITEM: ATOMS"):
+            rows = lines[i + 1:i + 1 + nat]
+            coords.append([[float(x) for x in row.split()[1:4]] for row in rows])
+    return np.array(coords), np.array(cells)
+
+
+def test_lammps_model_deviation_file_equals_dp_model_devi(tmp_path, plain_graph, ours_small_tebd,
+                                                          ours_small_tebd_2):
+    """LAMMPS's own deviation file (pair_style deepmd with three graphs) on its NVE run equals
+    `dp model-devi` on the frames it dumped, in its 7 columns."""
+    from deepmd_tebd.infer.model_devi import make_model_devi
+
+    coords, cells, types = water_frames(1)
+    assert np.allclose(cells[0].reshape(3, 3), np.diag(np.diag(cells[0].reshape(3, 3))))
+    graphs = [plain_graph, ours_small_tebd, ours_small_tebd_2]
+    write_data(tmp_path / "data.lmp", coords[0], cells[0], types, ["O", "H"])
+    (tmp_path / "in.lammps").write_text(LAMMPS_DEVI.format(
+        graphs=" ".join(str(Path(g).resolve()) for g in graphs)))
+    proc = subprocess.run([require_lammps(), "-in", "in.lammps", "-log", "log.lammps"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          env=_clean_env({"TF_CPP_MIN_LOG_LEVEL": "3"}))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    frame_coords, frame_cells = _dumped_frames(tmp_path / "frames.dump")
+    system = tmp_path / "dumped"
+    (system / "set.000").mkdir(parents=True)
+    np.savetxt(system / "type.raw", types, fmt="%d")
+    (system / "type_map.raw").write_text("O H\n")
+    np.save(system / "set.000/coord.npy", frame_coords.reshape(len(frame_coords), -1))
+    np.save(system / "set.000/box.npy", frame_cells)
+    ours = make_model_devi([str(g) for g in graphs], str(system), str(tmp_path / "ours.out"),
+                           frequency=10)[0]
+    lammps = np.loadtxt(tmp_path / "md.out", ndmin=2)
+    assert lammps.shape == (4, 7) and np.array_equal(lammps[:, 0], [0, 10, 20, 30])
+    assert np.all(lammps[:, 4] > 0)
+    # md.out prints 7 significant digits (%.6e); positions came back at 17
+    np.testing.assert_allclose(ours[:, :7], lammps, rtol=2e-6, atol=0)
