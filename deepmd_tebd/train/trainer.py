@@ -28,6 +28,7 @@ from .checkpoint import Checkpointer
 from .lcurve import LearningCurve
 from .loss_scale import DynamicLossScale
 from .step import make_steps
+from .validation import WholeValidationRun
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -99,17 +100,23 @@ class Trainer:
         # what `dp freeze` needs besides the weights: the script that builds the model, and the
         # training data's minimal neighbour distance (-1: not computed)
         self.attrs = TrainingAttributes(config.script, min_nbor_dist)
-        self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep, **{
-            CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
-            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs,
-            **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {})})
-        self.train_step, self.evaluate = make_steps(
-            model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
-            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec))
         self._signal = None
         self.summary = None
         if training.tensorboard:  # its package was checked with the script
             self.summary = tf.summary.create_file_writer(training.tensorboard_log_dir)
+        self.whole = None  # training/whole_validation (validation.py)
+        if training.whole_validation is not None and valid_data is not None:
+            self.whole = WholeValidationRun(training.whole_validation, training, model, loss,
+                                            lr, valid_data, self.summary)
+        self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep, **{
+            CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
+            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs,
+            **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {}),
+            **(self.whole.trackables() if self.whole is not None else {})})
+        self.train_step, self.evaluate = make_steps(
+            model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
+            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec))
+        self._stop = False  # early stopping (whole validation) asked to stop
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
@@ -141,6 +148,8 @@ class Trainer:
         """A checkpoint of this step; `sampling`: the data sampling state a restart starts from."""
         self.data_state.assign(json.dumps({name: None if state is None else state.to_json()
                                            for name, state in sampling.items()}))
+        if self.whole is not None:
+            self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
         self.checkpointer.save(step)
 
     def init_model(self, prefix: str) -> None:
@@ -196,6 +205,8 @@ class Trainer:
         lcurve = (LearningCurve(training.disp_file, self.loss.error_names,
                                 self.valid_data is not None, restarted) if displaying else None)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if self.whole is not None:
+            self.whole.open(restarted)
         try:
             self._loop(lcurve, start, numb_steps, disp_freq, save_freq, displaying,
                        restarted)
@@ -204,6 +215,8 @@ class Trainer:
                 signal.signal(s, handler)
             if lcurve:
                 lcurve.close()
+            if self.whole is not None:
+                self.whole.close()
 
     def _loop(self, lcurve, start, numb_steps, disp_freq, save_freq, displaying, restarted):
         # The data RNG is used in DeePMD-kit's order (deepmd/train/trainer.py: DPTrainer.train): a fresh run drops one prefetched
@@ -256,9 +269,13 @@ class Trainer:
                 if save_freq > 0 and step % save_freq == 0:
                     self._save(step, before_next)
                     last_saved = step
+            if self.whole is not None and self.whole.due(step):
+                self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
             if self._signal is not None:
                 self._save(step, before_next)
                 raise Interrupted(self._signal)
+            if self._stop:  # early stopping: the checkpoint below, then the end
+                break
             batch = next_batch
         if last_saved != step:
             self._save(step, before_next)
