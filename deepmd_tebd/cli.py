@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     freeze.add_argument("-n", "--node-names", default=None,
                         help="comma-separated nodes to keep (default: the model's outputs and "
                         "attributes)")
+    freeze.add_argument("--best", action="store_true", help="freeze the best model "
+                        "(<save_ckpt>-best, kept by training/whole_validation) instead of the "
+                        "newest checkpoint")
 
     test = sub.add_parser("test", parents=[common], help="errors of a frozen model on "
                           "labelled systems")
@@ -155,7 +158,7 @@ def _dispatch(args) -> int:
     if args.command == "freeze":
         from .entrypoints import freeze
 
-        return freeze.run(args.checkpoint_folder, args.output, args.node_names)
+        return freeze.run(args.checkpoint_folder, args.output, args.node_names, args.best)
     if args.command == "test":
         from .entrypoints import test
 

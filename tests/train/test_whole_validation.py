@@ -111,3 +111,67 @@ def test_scripts_without_whole_validation_write_no_valid_file(tmp_path):
     assert not (run / "valid.out").exists() and "whole validation" not in result.stderr
     assert not list(run.glob("model.ckpt-best*"))
     assert "whole_validation" not in json.loads((run / "out.json").read_text())["training"]
+
+
+def test_best_model_is_the_lowest_recorded_error_through_rotation_and_restart(tmp_path):
+    """Two steps of ordinary training, then a restart whose huge learning rate ruins the model:
+    the best model stays the checkpoint of the lowest loss_final in valid.out, though
+    max_ckpt_keep 1 rotated its numbered checkpoint away, and `dp freeze --best` freezes it."""
+    run = _workdir(tmp_path, 2, 1, {}, max_ckpt_keep=1)
+    _dp(run, "train", "input.json")
+    script = json.loads((run / "input.json").read_text())
+    script["training"]["numb_steps"] = 5
+    script["learning_rate"].update(start_lr=0.5, stop_lr=0.1)
+    (run / "input.json").write_text(json.dumps(script))
+    _dp(run, "train", "input.json", "--restart", "model.ckpt")
+    names, rows = _rows(run / "valid.out")
+    assert rows[:, 0].tolist() == [1, 2, 3, 4, 5]
+    best = rows[np.argmin(rows[:, names.index("loss_final")])]
+    assert best[0] <= 2 < rows[-1, 0]
+    assert sorted(p.name for p in run.glob("model.ckpt-[0-9]*.index")) == ["model.ckpt-5.index"]
+    _dp(run, "freeze", "--best", "-o", "best.pb")
+    theirs = _dp_test_figures(run / "best.pb", tmp_path / "valid")
+    assert best[names.index("rmse_f")] == pytest.approx(theirs["rmse_f"], rel=1e-8)
+    assert best[names.index("rmse_e")] == pytest.approx(theirs["rmse_ea"], rel=1e-8)
+
+
+def test_freeze_best_without_a_best_model_is_refused(tmp_path):
+    run = _workdir(tmp_path, 1, 1, None)
+    script = json.loads((run / "input.json").read_text())
+    del script["training"]["whole_validation"]
+    (run / "input.json").write_text(json.dumps(script))
+    _dp(run, "train", "input.json")
+    result = _dp(run, "freeze", "--best", check=False)
+    assert result.returncode == 1 and "no best model" in result.stderr
+
+
+STOPPING = {"freq": 1, "save_best": False,
+            "early_stopping": {"patience": 2, "min_delta": 1e-6, "metric": "loss_final"}}
+
+
+def _stalled(tmp_path, numb_steps):
+    """A run whose learning rate is too small for the validation error to improve by min_delta."""
+    run = _workdir(tmp_path, numb_steps, 2, STOPPING)
+    script = json.loads((run / "input.json").read_text())
+    script["learning_rate"].update(start_lr=1e-12, stop_lr=1e-12)
+    (run / "input.json").write_text(json.dumps(script))
+    return run
+
+
+def test_early_stopping_stops_after_its_patience(tmp_path):
+    run = _stalled(tmp_path, 10)
+    result = _dp(run, "train", "input.json")
+    assert "early stopping at step 3" in result.stderr
+    assert _rows(run / "valid.out")[1][:, 0].tolist() == [1, 2, 3]
+    assert (run / "model.ckpt-3.index").exists() and not list(run.glob("model.ckpt-best*"))
+
+
+def test_early_stopping_count_survives_restart(tmp_path):
+    run = _stalled(tmp_path, 2)
+    assert "early stopping" not in _dp(run, "train", "input.json").stderr
+    script = json.loads((run / "input.json").read_text())
+    script["training"]["numb_steps"] = 10
+    (run / "input.json").write_text(json.dumps(script))
+    result = _dp(run, "train", "input.json", "--restart", "model.ckpt")
+    assert "early stopping at step 3" in result.stderr  # a fresh count would stop at step 5
+    assert (run / "model.ckpt-3.index").exists()
