@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "to a PNG (needs matplotlib)")
     plot.add_argument("LCURVE", nargs="?", default="lcurve.out")
     plot.add_argument("-o", "--output", default="lcurve.png")
+    plot.add_argument("--valid", default=None, help="whole-validation file drawn beside the "
+                      "lcurve (default: valid.out beside LCURVE, if there)")
 
     check = sub.add_parser("check", parents=[common], help="validate an input script and print "
                            "it normalised (defaults filled, aliases resolved)")
@@ -177,7 +179,7 @@ def _dispatch(args) -> int:
     if args.command == "plot":
         from .entrypoints import plot
 
-        return plot.run(args.LCURVE, args.output)
+        return plot.run(args.LCURVE, args.output, args.valid)
     if args.command == "check":
         from .entrypoints import check
 

@@ -15,6 +15,7 @@ Rows go to `file` ("%7d" step, then "%18.10e" columns, then the learning rate), 
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -169,10 +170,11 @@ class ValidationCurve:
         self.file.close()
 
 
-def log_figures(step: int, figures: dict, nframes: int) -> None:
+def log_figures(step: int, figures: dict, nframes: int, seconds: float) -> None:
     """The log line of one whole-validation evaluation."""
-    log.info("whole validation at step %d (%d frames): rmse_e %.3e, rmse_f %.3e, rmse_v %.3e, "
-             "loss %.3e, loss_final %.3e", step, nframes, *(figures[n] for n in FIGURES))
+    log.info("whole validation at step %d (%d frames, %.2f s): rmse_e %.3e, rmse_f %.3e, "
+             "rmse_v %.3e, loss %.3e, loss_final %.3e", step, nframes, seconds,
+             *(figures[n] for n in FIGURES))
 
 
 def write_summary(writer, step: int, figures: dict) -> None:
@@ -225,9 +227,10 @@ class WholeValidationRun:
         if self.last_step == step:
             return False
         self.last_step = step
+        start = time.perf_counter()
         figures = self.evaluator.figures(step)
         self.curve.write(step, figures, float(self.lr.value(step)))
-        log_figures(step, figures, self.evaluator.nframes)
+        log_figures(step, figures, self.evaluator.nframes, time.perf_counter() - start)
         if self.summary is not None:
             write_summary(self.summary, step, figures)
         new_best, stop = self.tracker.update(step, figures)

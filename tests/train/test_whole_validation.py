@@ -79,7 +79,7 @@ def _dp_test_figures(graph: Path, root: Path) -> dict:
 def test_whole_validation_equals_dp_test_of_the_frozen_checkpoint(tmp_path):
     run = _workdir(tmp_path, 4, 2, {"batch_atoms": 400})  # two frames per chunk
     result = _dp(run, "train", "input.json")
-    assert "whole validation at step 4 (5 frames)" in result.stderr
+    assert "whole validation at step 4 (5 frames, " in result.stderr
     _dp(run, "freeze", "-o", "graph.pb")
     names, rows = _rows(run / "valid.out")
     assert names == ["step", "rmse_e", "rmse_f", "rmse_v", "loss", "loss_final", "lr"]
