@@ -77,7 +77,7 @@ def _dp_test_figures(graph: Path, root: Path) -> dict:
 
 
 def test_whole_validation_equals_dp_test_of_the_frozen_checkpoint(tmp_path):
-    run = _workdir(tmp_path, 4, 2, {"batch_atoms": 400})  # two frames per chunk
+    run = _workdir(tmp_path, 4, 2, {"batch_atoms": 400}, tensorboard=True)  # 2 frames a chunk
     result = _dp(run, "train", "input.json")
     assert "whole validation at step 4 (5 frames, " in result.stderr
     _dp(run, "freeze", "-o", "graph.pb")
@@ -100,6 +100,16 @@ def test_whole_validation_equals_dp_test_of_the_frozen_checkpoint(tmp_path):
     assert figures["loss"] == pytest.approx(expected, rel=1e-8)
     assert figures["loss_final"] == pytest.approx(expected, rel=1e-8)
     assert rows[0, 4] != rows[0, 5]  # at step 2 the current prefactors are not the final ones
+    import tensorflow as tf
+
+    scalars = {}
+    for event_file in (run / "log").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                if value.tag.startswith("whole_validation/"):
+                    scalars[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    assert scalars[("whole_validation/rmse_f", 4)] == pytest.approx(figures["rmse_f"], rel=1e-6)
+    assert scalars[("whole_validation/loss_final", 2)] == pytest.approx(rows[0, 5], rel=1e-6)
 
 
 def test_scripts_without_whole_validation_write_no_valid_file(tmp_path):
