@@ -4,7 +4,9 @@ Per step one traced update; on display steps (step % disp_freq == 0) the batch j
 numb_btch validation batches are evaluated and a row goes to lcurve.out, with a progress line
 (rate, ETA) in the log; checkpoints are written on display steps that are multiples of save_freq,
 and once more at the end unless the last step already saved. SIGINT or SIGTERM stop the loop after
-the current step with a checkpoint that --restart accepts.
+the current step with a checkpoint that --restart accepts. With training/whole_validation, every
+checkpoint but a signal's (and every freq steps) first evaluates the whole validation set
+(validation.py: figures, best model, early stopping, which ends the loop with a checkpoint).
 """
 from __future__ import annotations
 
@@ -144,11 +146,12 @@ class Trainer:
         if self.valid_data is not None and state["valid"] is not None:
             self.valid_data.set_state(state["valid"])
 
-    def _save(self, step: int, sampling: dict) -> None:
-        """A checkpoint of this step; `sampling`: the data sampling state a restart starts from."""
+    def _save(self, step: int, sampling: dict, validate: bool = True) -> None:
+        """A checkpoint of this step; `sampling`: the data sampling state a restart starts from;
+        `validate`: the whole-validation evaluation first (when configured)."""
         self.data_state.assign(json.dumps({name: None if state is None else state.to_json()
                                            for name, state in sampling.items()}))
-        if self.whole is not None:
+        if self.whole is not None and validate:
             self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
         self.checkpointer.save(step)
 
@@ -271,8 +274,8 @@ class Trainer:
                     last_saved = step
             if self.whole is not None and self.whole.due(step):
                 self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
-            if self._signal is not None:
-                self._save(step, before_next)
+            if self._signal is not None:  # stop soon: no whole-validation evaluation
+                self._save(step, before_next, validate=False)
                 raise Interrupted(self._signal)
             if self._stop:  # early stopping: the checkpoint below, then the end
                 break
