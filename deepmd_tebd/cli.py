@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     freeze.add_argument("-n", "--node-names", default=None,
                         help="comma-separated nodes to keep (default: the model's outputs and "
                         "attributes)")
+    freeze.add_argument("--best", action="store_true", help="freeze the best model "
+                        "(<save_ckpt>-best, kept by training/whole_validation) instead of the "
+                        "newest checkpoint")
 
     test = sub.add_parser("test", parents=[common], help="errors of a frozen model on "
                           "labelled systems")
@@ -75,6 +78,26 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("-a", "--atomic", action="store_true",
                       help="also compare atomic energies (atom_ener.npy)")
 
+    devi = sub.add_parser("model-devi", parents=[common], help="deviation of several frozen "
+                          "models on the frames of some systems (active learning)")
+    devi.add_argument("-m", "--models", nargs="+",
+                      default=[f"graph.{i:03d}.pb" for i in range(4)], help="frozen models (.pb)")
+    devi.add_argument("-s", "--system", default=".", help="system directory, searched "
+                      "recursively for systems")
+    devi.add_argument("-S", "--set-prefix", default=None, help="ignored (as DeePMD-kit 3.2)")
+    devi.add_argument("-o", "--output", default="model_devi.out",
+                      help="the output file (appended to)")
+    devi.add_argument("-f", "--frequency", type=int, default=1,
+                      help="steps between frames: the step column is frame index x this")
+    devi.add_argument("--real_error", action="store_true",
+                      help="the RMS error against the systems' labels instead of the deviation")
+    devi.add_argument("--atomic", action="store_true",
+                      help="append each atom's force deviation to its row")
+    devi.add_argument("--relative", type=float, default=None, metavar="LEVEL",
+                      help="relative force deviation: divided by |mean force| + LEVEL")
+    devi.add_argument("--relative_v", type=float, default=None, metavar="LEVEL",
+                      help="relative virial deviation: divided by |mean virial| + LEVEL")
+
     compress = sub.add_parser("compress", parents=[common],
                               help="compress a model (refused for type embedding; see help)")
     compress.add_argument("-i", "--input", default="frozen_model.pb")
@@ -89,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "to a PNG (needs matplotlib)")
     plot.add_argument("LCURVE", nargs="?", default="lcurve.out")
     plot.add_argument("-o", "--output", default="lcurve.png")
+    plot.add_argument("--valid", default=None, help="whole-validation file drawn beside the "
+                      "lcurve (default: valid.out beside LCURVE, if there)")
 
     check = sub.add_parser("check", parents=[common], help="validate an input script and print "
                            "it normalised (defaults filled, aliases resolved)")
@@ -135,13 +160,18 @@ def _dispatch(args) -> int:
     if args.command == "freeze":
         from .entrypoints import freeze
 
-        return freeze.run(args.checkpoint_folder, args.output, args.node_names)
+        return freeze.run(args.checkpoint_folder, args.output, args.node_names, args.best)
     if args.command == "test":
         from .entrypoints import test
 
         return test.run(args.model, None if args.datafile else args.system, args.datafile,
                         args.set_prefix, args.numb_test, args.rand_seed, args.shuffle_test,
                         args.detail_file, args.atomic)
+    if args.command == "model-devi":
+        from .entrypoints import model_devi
+
+        return model_devi.run(args.models, args.system, args.output, args.frequency,
+                              args.real_error, args.atomic, args.relative, args.relative_v)
     if args.command == "compress":
         from .entrypoints import compress
 
@@ -149,7 +179,7 @@ def _dispatch(args) -> int:
     if args.command == "plot":
         from .entrypoints import plot
 
-        return plot.run(args.LCURVE, args.output)
+        return plot.run(args.LCURVE, args.output, args.valid)
     if args.command == "check":
         from .entrypoints import check
 
@@ -183,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         input_errors += (DataError,)
     except ImportError:
         pass
-    if args.command in ("freeze", "test", "compress"):
+    if args.command in ("freeze", "test", "compress", "model-devi"):
         from .infer.compression import CompressionRefused
         from .infer.frozen import CheckpointError, ModelFileError
 

@@ -324,3 +324,7 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
             if isinstance(section[key], list) and len(section[key]) != nsys:
                 problems.append(Problem(f"training/{name}/{key}", f"expected one entry per "
                                         f"system ({nsys}), got {_show(section[key])}"))
+    training = data["training"]
+    if training.get("whole_validation") is not None and training["validation_data"] is None:
+        problems.append(Problem("training/whole_validation", "needs training/validation_data: "
+                                "the frames it evaluates"))

@@ -24,6 +24,8 @@ __all__ = [
     "LearningRateConfig",
     "LossConfig",
     "MixedPrecisionConfig",
+    "EarlyStoppingConfig",
+    "WholeValidationConfig",
     "ModelConfig",
     "TrainingConfig",
     "TypeEmbeddingConfig",
@@ -184,6 +186,28 @@ class MixedPrecisionConfig:
 
 
 @dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """`training/whole_validation/early_stopping`: stop after `patience` evaluations whose
+    `metric` did not fall below the best by more than `min_delta`."""
+
+    patience: int
+    min_delta: float
+    metric: str
+
+
+@dataclass(frozen=True)
+class WholeValidationConfig:
+    """`training/whole_validation`: every validation frame evaluated at each checkpoint (and
+    every `freq` steps when not 0), `batch_atoms` atoms at a time, written to `file`."""
+
+    freq: int
+    file: str
+    batch_atoms: int
+    save_best: bool
+    early_stopping: Optional[EarlyStoppingConfig] = None
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     """The `training` section."""
 
@@ -202,6 +226,7 @@ class TrainingConfig:
     tensorboard_log_dir: str
     tensorboard_freq: int
     mixed_precision: Optional[MixedPrecisionConfig] = None
+    whole_validation: Optional[WholeValidationConfig] = None
 
 
 @dataclass(frozen=True)
@@ -322,7 +347,8 @@ def _training(section: Mapping) -> TrainingConfig:
         time_training=section["time_training"], tensorboard=section["tensorboard"],
         tensorboard_log_dir=section["tensorboard_log_dir"],
         tensorboard_freq=int(section["tensorboard_freq"]),
-        mixed_precision=_mixed_precision(section.get("mixed_precision")))  # optional section
+        mixed_precision=_mixed_precision(section.get("mixed_precision")),  # optional sections
+        whole_validation=_whole_validation(section.get("whole_validation")))
 
 
 def _mixed_precision(section: Optional[Mapping]) -> Optional[MixedPrecisionConfig]:
@@ -330,6 +356,18 @@ def _mixed_precision(section: Optional[Mapping]) -> Optional[MixedPrecisionConfi
         return None
     return MixedPrecisionConfig(output_prec=section["output_prec"],
                                 compute_prec=section["compute_prec"])
+
+
+def _whole_validation(section: Optional[Mapping]) -> Optional[WholeValidationConfig]:
+    if section is None:
+        return None
+    stop = section.get("early_stopping")  # optional
+    return WholeValidationConfig(
+        freq=int(section["freq"]), file=section["file"], batch_atoms=int(section["batch_atoms"]),
+        save_best=section["save_best"],
+        early_stopping=None if stop is None else EarlyStoppingConfig(
+            patience=int(stop["patience"]), min_delta=float(stop["min_delta"]),
+            metric=stop["metric"]))
 
 
 def names_type_embedding(script: Mapping) -> bool:

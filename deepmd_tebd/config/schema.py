@@ -17,6 +17,7 @@ UNSUPPORTED_VARIANTS. Defaults follow DeePMD-kit 2.2.5 (where 3.x differs, the k
 from __future__ import annotations
 
 ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
+EARLY_STOPPING_METRICS = ["loss_final", "loss", "rmse_e", "rmse_f", "rmse_v"]
 PRECISIONS = ["default", "float16", "float32", "float64", "bfloat16"]
 
 
@@ -274,6 +275,22 @@ TRAINING = _section({
                              **{"x-why": "DeePMD-kit's trainer supports compute_prec float16 or "
                                          "bfloat16 only"}),
     }, required=["compute_prec"], doc="mixed precision training (DeePMD-kit 2.2)"),
+    # deepmd_tebd's own section (DeePMD-kit has none): absent, training is as DeePMD-kit's
+    "whole_validation": _section({
+        "freq": _int(0, "also evaluate every freq steps (0: only at the checkpoints)", 0),
+        "file": _str("valid.out", "file of the whole-validation curve (beside disp_file)"),
+        "batch_atoms": _int(2048, "atoms evaluated together (frames x atoms per frame, at least "
+                            "one frame)", 1),
+        "save_best": _bool(True, "keep the checkpoint of the lowest loss_final as its own "
+                           "prefix <save_ckpt>-best"),
+        "early_stopping": _section({
+            "patience": _int(..., "evaluations without improvement before training stops", 1),
+            "min_delta": _num(0.0, "the least decrease of the error that counts as an "
+                              "improvement", minimum=0),
+            "metric": _str("loss_final", "the error watched", enum=EARLY_STOPPING_METRICS),
+        }, required=["patience"], doc="stop when the whole-validation error stops improving"),
+    }, doc="evaluate every frame of the validation systems at each checkpoint (needs "
+           "validation_data); errors written to file, TensorBoard and the log"),
     "numb_steps": _int(..., "number of training steps", 0, **{"x-alias": ["stop_batch"]}),
     "seed": _seed("seed of the data sampling"),
     "disp_file": _str("lcurve.out", "file of the learning curve"),

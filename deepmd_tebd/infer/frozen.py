@@ -138,9 +138,10 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def load_checkpoint_model(checkpoint_folder: str | os.PathLike):
+def load_checkpoint_model(checkpoint_folder: str | os.PathLike, best: bool = False):
     """(model with restored weights, training script, min_nbor_dist or None) from the newest
-    checkpoint of a `dp train` folder (its `checkpoint` file names it)."""
+    checkpoint of a `dp train` folder (its `checkpoint` file names it), or with `best` from the
+    best model's checkpoint beside it (`<save_ckpt>-best`, train/best_model.py)."""
     from ..model import EnergyModel
 
     folder = Path(checkpoint_folder)
@@ -151,6 +152,11 @@ def load_checkpoint_model(checkpoint_folder: str | os.PathLike):
     prefix = tf.train.latest_checkpoint(str(folder))
     if prefix is None or not Path(prefix + ".index").exists():
         raise CheckpointError(f"{state} names no checkpoint that exists in {folder}")
+    if best:  # <save_ckpt>-<step> -> <save_ckpt>-best
+        prefix = prefix.rsplit("-", 1)[0] + "-best"
+        if not Path(prefix + ".index").exists():
+            raise CheckpointError(f"{folder}: no best model {prefix}; it is written by training "
+                                  "with training/whole_validation (save_best true)")
     reader = tf.train.load_checkpoint(prefix)
     keys = reader.get_variable_to_shape_map()
 
@@ -178,10 +184,10 @@ def load_checkpoint_model(checkpoint_folder: str | os.PathLike):
 
 
 def freeze(checkpoint_folder: str | os.PathLike = ".", output: str | os.PathLike =
-           "frozen_model.pb", node_names=None) -> int:
-    """`dp freeze`: the newest checkpoint of `checkpoint_folder` as a frozen graph in `output`,
-    written atomically. Returns the number of ops in the graph."""
-    model, config, min_dist = load_checkpoint_model(checkpoint_folder)
+           "frozen_model.pb", node_names=None, best: bool = False) -> int:
+    """`dp freeze`: the newest checkpoint of `checkpoint_folder` (with `best`: the best model's)
+    as a frozen graph in `output`, written atomically. Returns the number of ops in the graph."""
+    model, config, min_dist = load_checkpoint_model(checkpoint_folder, best)
     graph_def = freeze_graph_def(model_graph_def(model, config, min_dist), node_names)
     write_atomic(output, graph_def.SerializeToString())
     log.info(f"{len(graph_def.node)} ops in the final graph.")

@@ -4,7 +4,9 @@ Per step one traced update; on display steps (step % disp_freq == 0) the batch j
 numb_btch validation batches are evaluated and a row goes to lcurve.out, with a progress line
 (rate, ETA) in the log; checkpoints are written on display steps that are multiples of save_freq,
 and once more at the end unless the last step already saved. SIGINT or SIGTERM stop the loop after
-the current step with a checkpoint that --restart accepts.
+the current step with a checkpoint that --restart accepts. With training/whole_validation, every
+checkpoint but a signal's (and every freq steps) first evaluates the whole validation set
+(validation.py: figures, best model, early stopping, which ends the loop with a checkpoint).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .checkpoint import Checkpointer
 from .lcurve import LearningCurve
 from .loss_scale import DynamicLossScale
 from .step import make_steps
+from .validation import WholeValidationRun
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -99,17 +102,23 @@ class Trainer:
         # what `dp freeze` needs besides the weights: the script that builds the model, and the
         # training data's minimal neighbour distance (-1: not computed)
         self.attrs = TrainingAttributes(config.script, min_nbor_dist)
-        self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep, **{
-            CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
-            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs,
-            **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {})})
-        self.train_step, self.evaluate = make_steps(
-            model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
-            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec))
         self._signal = None
         self.summary = None
         if training.tensorboard:  # its package was checked with the script
             self.summary = tf.summary.create_file_writer(training.tensorboard_log_dir)
+        self.whole = None  # training/whole_validation (validation.py)
+        if training.whole_validation is not None and valid_data is not None:
+            self.whole = WholeValidationRun(training.whole_validation, training, model, loss,
+                                            lr, valid_data, self.summary)
+        self.checkpointer = Checkpointer(training.save_ckpt, training.max_ckpt_keep, **{
+            CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
+            CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs,
+            **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {}),
+            **(self.whole.trackables() if self.whole is not None else {})})
+        self.train_step, self.evaluate = make_steps(
+            model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
+            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec))
+        self._stop = False  # early stopping (whole validation) asked to stop
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
@@ -137,10 +146,13 @@ class Trainer:
         if self.valid_data is not None and state["valid"] is not None:
             self.valid_data.set_state(state["valid"])
 
-    def _save(self, step: int, sampling: dict) -> None:
-        """A checkpoint of this step; `sampling`: the data sampling state a restart starts from."""
+    def _save(self, step: int, sampling: dict, validate: bool = True) -> None:
+        """A checkpoint of this step; `sampling`: the data sampling state a restart starts from;
+        `validate`: the whole-validation evaluation first (when configured)."""
         self.data_state.assign(json.dumps({name: None if state is None else state.to_json()
                                            for name, state in sampling.items()}))
+        if self.whole is not None and validate:
+            self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
         self.checkpointer.save(step)
 
     def init_model(self, prefix: str) -> None:
@@ -196,6 +208,8 @@ class Trainer:
         lcurve = (LearningCurve(training.disp_file, self.loss.error_names,
                                 self.valid_data is not None, restarted) if displaying else None)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if self.whole is not None:
+            self.whole.open(restarted)
         try:
             self._loop(lcurve, start, numb_steps, disp_freq, save_freq, displaying,
                        restarted)
@@ -204,6 +218,8 @@ class Trainer:
                 signal.signal(s, handler)
             if lcurve:
                 lcurve.close()
+            if self.whole is not None:
+                self.whole.close()
 
     def _loop(self, lcurve, start, numb_steps, disp_freq, save_freq, displaying, restarted):
         # The data RNG is used in DeePMD-kit's order (deepmd/train/trainer.py: DPTrainer.train): a fresh run drops one prefetched
@@ -256,9 +272,13 @@ class Trainer:
                 if save_freq > 0 and step % save_freq == 0:
                     self._save(step, before_next)
                     last_saved = step
-            if self._signal is not None:
-                self._save(step, before_next)
+            if self.whole is not None and self.whole.due(step):
+                self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
+            if self._signal is not None:  # stop soon: no whole-validation evaluation
+                self._save(step, before_next, validate=False)
                 raise Interrupted(self._signal)
+            if self._stop:  # early stopping: the checkpoint below, then the end
+                break
             batch = next_batch
         if last_saved != step:
             self._save(step, before_next)
