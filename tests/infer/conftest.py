@@ -1,7 +1,8 @@
 """Frozen models for the inference tests, made once per session: ours trained by `dp train`
 (the upstream se_e2_a_tebd water input, 100 steps) and frozen by `dp freeze`; DeePMD-kit's trained
 and frozen from the same input by DeePMD-kit 3.2 (in the oracle venv); a small model without
-type embedding; both sides' se_a_ebd_v2 models of DeePMD-kit's current example (20 steps)."""
+type embedding; both sides' se_a_ebd_v2 models of DeePMD-kit's current example (20 steps), and
+ours with smooth_type_embedding (100 steps)."""
 import json
 import os
 import subprocess
@@ -100,6 +101,15 @@ def ours_ebd_v2_graph(tmp_path_factory) -> Path:
     run = make_workdir(tmp_path_factory.mktemp("ours_ebd_v2"),
                        water_input(EBD_V2_INPUT, numb_steps=EBD_V2_STEPS))
     return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "v2.pb"]) / "v2.pb"
+
+
+@pytest.fixture(scope="session")
+def ours_ebd_v2_smooth_graph(tmp_path_factory) -> Path:
+    """Our se_a_ebd_v2 model with smooth_type_embedding true (100 steps), frozen."""
+    script = water_input(EBD_V2_INPUT)
+    script["model"]["descriptor"]["smooth_type_embedding"] = True
+    run = make_workdir(tmp_path_factory.mktemp("ours_ebd_v2_smooth"), script)
+    return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "v2s.pb"]) / "v2s.pb"
 
 
 @pytest.fixture(scope="session")
