@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from ..config.objects import Config, build_config
 from . import node_names as nn
+from .weight_names import name_weight_constants
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -103,7 +104,8 @@ def model_graph_def(model, config: Config,
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
 
-    return convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    return name_weight_constants(graph_def, concrete, model.graph_variables())
 
 
 def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:
