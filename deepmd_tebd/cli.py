@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also compare atomic energies (atom_ener.npy)")
 
     compress = sub.add_parser("compress", parents=[common],
-                              help="compress a model (refused for type embedding; see help)")
+                              help="compress a se_e2_a model without type embedding")
     compress.add_argument("-i", "--input", default="frozen_model.pb")
     compress.add_argument("-o", "--output", default="frozen_model_compressed.pb")
     compress.add_argument("-s", "--step", type=float, default=0.01)
@@ -145,7 +145,8 @@ def _dispatch(args) -> int:
     if args.command == "compress":
         from .entrypoints import compress
 
-        return compress.run(args.input, args.output, args.training_script)
+        return compress.run(args.input, args.output, args.step, args.extrapolate,
+                            args.frequency, args.training_script)
     if args.command == "plot":
         from .entrypoints import plot
 

@@ -53,7 +53,8 @@ def _attribute_constants(config: Config, min_nbor_dist: float | None) -> list:
     descriptor, fitting = model.descriptor, model.fitting
     sel = np.asarray(descriptor.sel, np.int32)
     values = [
-        (nn.MODEL_TYPE, nn.ORIGINAL_MODEL, tf.string),
+        (nn.MODEL_TYPE, nn.ORIGINAL_MODEL if model.compress is None else nn.COMPRESSED_MODEL,
+         tf.string),
         (nn.MODEL_ATTR_TMAP, " ".join(model.type_map), tf.string),
         (nn.MODEL_ATTR_MODEL_TYPE, nn.ENERGY_MODEL, tf.string),
         (nn.MODEL_ATTR_MODEL_VERSION, nn.MODEL_VERSION, tf.string),
