@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="initialise the weights from this checkpoint (step starts at 0)")
     start.add_argument("-r", "--restart", default=None,
                        help="continue training from this checkpoint")
+    start.add_argument("-f", "--init-frz-model", default=None,
+                       help="initialise the weights and statistics from this frozen model "
+                            "(.pb, ours or DeePMD-kit's; step starts at 0)")
     train.add_argument("-o", "--output", default="out.json",
                        help="where the normalised input script is written")
     train.add_argument("--skip-neighbor-stat", action="store_true",
@@ -131,7 +134,7 @@ def _dispatch(args) -> int:
         from .entrypoints import train
 
         return train.run(args.INPUT, args.restart, args.init_model, args.skip_neighbor_stat,
-                         args.output)
+                         args.output, args.init_frz_model)
     if args.command == "freeze":
         from .entrypoints import freeze
 
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         input_errors += (DataError,)
     except ImportError:
         pass
-    if args.command in ("freeze", "test", "compress"):
+    if args.command in ("freeze", "test", "compress", "train"):
         from .infer.compression import CompressionRefused
         from .infer.frozen import CheckpointError, ModelFileError
 
