@@ -2,7 +2,7 @@
 graph of the same architecture, and LAMMPS (`pair_style deepmd`) running each graph.
 
     python bench/infer.py [--repeats 5] [--lammps-steps 200] [--threads N] [--skip-large]
-                          [--keep DIR]
+                          [--keep DIR] [--compressed-only]
 
 Graphs: both programs train DeePMD-kit's se_e2_a_tebd water input (../shared/inputs) for 10 steps
 on ../shared/data/water and freeze it: ours with `dp train` / `dp freeze` of this venv, DeePMD-kit's
@@ -23,6 +23,12 @@ shows the graphs are interchangeable; the timing compares each program on its ow
 LAMMPS: DeePMD-kit's `lmp` (its `lmp` extra, installed into the oracle venv on first use) runs
 --lammps-steps NVE steps (0.25 fs, 50 K) of the 192-atom frame and of the frame replicated 2x2x2
 (1,536 atoms) with each graph; timesteps per second from LAMMPS's own loop time.
+
+Compressed graphs (first): DeePMD-kit's se_e2_a water example without type embedding, trained
+10 steps and frozen by each program; ours compressed by our `dp compress` and by DeePMD-kit's
+(the same model), DeePMD-kit's by its own; LAMMPS timesteps per second of each and of our
+uncompressed graph, 192 and 1,536 atoms. Targets: ours compressed / DeePMD-kit compressed of the
+same model >= 1.0.
 
 Threads: OMP_NUM_THREADS, TF/DP intra- and inter-op threads = --threads (default: usable cores)
 on every side. Targets: DeepPot time ratio (ours / DeePMD-kit) <= 1.0; LAMMPS timesteps per
@@ -64,13 +70,13 @@ def _progress(message: str) -> None:
     print(f"[bench/infer] {message}", file=sys.stderr, flush=True)
 
 
-def _input(ours: bool) -> dict:
-    config = json.loads((_SHARED / "inputs" / "water_se_e2_a_tebd.json").read_text())
+def _input(ours: bool, name: str = "water_se_e2_a_tebd.json") -> dict:
+    config = json.loads((_SHARED / "inputs" / name).read_text())
     training = config["training"]
     training.update(numb_steps=10, disp_freq=10, save_freq=10)
     training["training_data"]["systems"] = [f"../data/data_{i}" for i in range(3)]
     training["validation_data"]["systems"] = ["../data/data_3"]
-    if not ours:
+    if not ours and "type_embedding" in config["model"]:
         config["model"]["type_embedding"]["use_tebd_bias"] = True
     return config
 
@@ -81,13 +87,14 @@ def _run(argv, cwd, env, what):
         raise RuntimeError(f"{what} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
-def _frozen(work: Path, ours: bool, env: dict, python_oracle: str | None) -> Path:
-    root = work / ("ours" if ours else "deepmd")
+def _frozen(work: Path, ours: bool, env: dict, python_oracle: str | None,
+            name: str = "water_se_e2_a_tebd.json") -> Path:
+    root = work / (("ours" if ours else "deepmd") + ("" if "tebd" in name else "-plain"))
     root.mkdir(parents=True)
     (root / "data").symlink_to(WATER, target_is_directory=True)
     run = root / "run"
     run.mkdir()
-    (run / "input.json").write_text(json.dumps(_input(ours), indent=1))
+    (run / "input.json").write_text(json.dumps(_input(ours, name), indent=1))
     if ours:
         dp = [sys.executable, "-m", "deepmd_tebd.cli"]
         _run(dp + ["train", "input.json"], run, env, "our dp train")
@@ -151,6 +158,49 @@ def _time_theirs(python: str, graph: Path, frame, repeats: int, env: dict,
                        "DeePMD-kit's DeepPot")
 
 
+def _compressed_graphs(work: Path, ours_env: dict, theirs_env: dict, python: str) -> dict:
+    """DeePMD-kit's se_e2_a water example (no type embedding, 10 steps) trained and frozen by
+    both programs; {label: graph}: ours uncompressed, ours compressed by our `dp compress`, ours
+    compressed by DeePMD-kit's `dp compress` (the same model), DeePMD-kit's compressed by its
+    own."""
+    ours = _frozen(work, True, ours_env, None, "water_se_e2_a.json")
+    theirs = _frozen(work, False, theirs_env, python, "water_se_e2_a.json")
+    dp = [sys.executable, "-m", "deepmd_tebd.cli", "compress"]
+    oracle = [str(Path(python).parent / "dp"), "--tf", "compress"]
+    _run(dp + ["-i", "graph.pb", "-o", "ours_c.pb"], ours.parent, ours_env, "our dp compress")
+    _run(oracle + ["-i", "graph.pb", "-o", "theirs_c.pb"], ours.parent, theirs_env,
+         "DeePMD-kit's dp compress of our graph")
+    _run(oracle + ["-i", "graph.pb", "-o", "theirs_c.pb"], theirs.parent, theirs_env,
+         "DeePMD-kit's dp compress of its graph")
+    return {"ours, uncompressed": ours, "ours, compressed by deepmd_tebd": ours.parent /
+            "ours_c.pb", "ours, compressed by DeePMD-kit": ours.parent / "theirs_c.pb",
+            "DeePMD-kit's, compressed by DeePMD-kit": theirs.parent / "theirs_c.pb"}
+
+
+def _lammps_compressed(work: Path, graphs: dict, steps: int, threads: int) -> list[str]:
+    """LAMMPS timesteps per second of each graph of `_compressed_graphs`, 192 and 1,536 atoms;
+    ratios against the same model compressed by DeePMD-kit."""
+    lines = ["", f"LAMMPS, se_e2_a without type embedding, compressed (step 0.01, extrapolate 5), "
+             f"{steps} NVE steps, {threads} threads", "",
+             "| case | " + " | ".join(graphs) + " | ours compressed / DeePMD-kit compressed "
+             "(same model) | compressed / uncompressed (ours) |",
+             "|---" * (len(graphs) + 3) + "|"]
+    for label, replicas in (("192 atoms", (1, 1, 1)), ("1,536 atoms (2x2x2)", (2, 2, 2))):
+        coords, cell, types = water_frame(replicas)
+        rates = {}
+        for k, (name, graph) in enumerate(graphs.items()):
+            _progress(f"LAMMPS {label}: {name}")
+            out = run_lammps(work / f"lammps-c{k}-{replicas[0]}", graph, coords[0], cell[0],
+                             types, ["O", "H"], nve_steps=steps, threads=threads)
+            rates[name] = steps / out["loop_s"]
+        names = list(graphs)
+        lines.append(f"| {label} | " + " | ".join(f"{rates[n]:.2f}" for n in names) +
+                     f" | {rates[names[1]] / rates[names[2]]:.2f} "
+                     f"| {rates[names[1]] / rates[names[0]]:.2f} |")
+        _progress(lines[-1])
+    return lines
+
+
 def _max_rel(a, b) -> float:
     return max(float(np.abs(x - y).max() / max(np.abs(y).max(), 1e-300)) for x, y in zip(a, b))
 
@@ -166,6 +216,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=usable_cores())
     parser.add_argument("--skip-large", action="store_true", help="leave out 24,576 atoms")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    parser.add_argument("--compressed-only", action="store_true",
+                        help="only the compressed-graph LAMMPS comparison")
     args = parser.parse_args(argv)
 
     python, reason = oracle_python()
@@ -189,6 +241,13 @@ def main(argv=None) -> int:
         work = Path(cleanup.name)
     lines = []
     try:
+        lmp, why = lammps_executable()
+        if lmp is not None:
+            _progress("compressed graphs: training, freezing and compressing (10 steps)")
+            compressed = _compressed_graphs(work, ours_env, theirs_env, python)
+            lines += _lammps_compressed(work, compressed, args.lammps_steps, args.threads)
+        if args.compressed_only:
+            return _report(lines)
         _progress("training and freezing both graphs (10 steps each)")
         ours_graph = _frozen(work, True, ours_env, None)
         theirs_graph = _frozen(work, False, theirs_env, python)
@@ -212,7 +271,6 @@ def main(argv=None) -> int:
             lines.append(f"| {label} | {1e3 * ours_s:.1f} | {1e3 * theirs_s:.1f} "
                          f"| {ours_s / theirs_s:.2f} | max rel diff {check:.1e} |")
             _progress(lines[-1])
-        lmp, why = lammps_executable()
         lines += ["", f"LAMMPS pair_style deepmd (DeePMD-kit 3.2 plugin), {args.lammps_steps} NVE "
                   f"steps, {args.threads} threads", ""]
         if lmp is None:
@@ -235,7 +293,12 @@ def main(argv=None) -> int:
     finally:
         if cleanup is not None:
             cleanup.cleanup()
-    lines += ["", "Targets: DeepPot ratio <= 1.0; LAMMPS ratio (ours / DeePMD-kit) >= 1.0"]
+    return _report(lines)
+
+
+def _report(lines: list[str]) -> int:
+    lines = lines + ["", "Targets: DeepPot ratio <= 1.0; LAMMPS ratio (ours / DeePMD-kit) >= 1.0, "
+                     "also for the same model compressed by each program"]
     print("\n".join(lines))
     return 0
 

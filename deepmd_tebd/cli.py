@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="initialise the weights from this checkpoint (step starts at 0)")
     start.add_argument("-r", "--restart", default=None,
                        help="continue training from this checkpoint")
+    start.add_argument("-f", "--init-frz-model", default=None,
+                       help="initialise the weights and statistics from this frozen model "
+                            "(.pb, ours or DeePMD-kit's; step starts at 0)")
     train.add_argument("-o", "--output", default="out.json",
                        help="where the normalised input script is written")
     train.add_argument("--skip-neighbor-stat", action="store_true",
@@ -99,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="relative virial deviation: divided by |mean virial| + LEVEL")
 
     compress = sub.add_parser("compress", parents=[common],
-                              help="compress a model (refused for type embedding; see help)")
+                              help="compress a se_e2_a model without type embedding")
     compress.add_argument("-i", "--input", default="frozen_model.pb")
     compress.add_argument("-o", "--output", default="frozen_model_compressed.pb")
     compress.add_argument("-s", "--step", type=float, default=0.01)
@@ -156,7 +159,7 @@ def _dispatch(args) -> int:
         from .entrypoints import train
 
         return train.run(args.INPUT, args.restart, args.init_model, args.skip_neighbor_stat,
-                         args.output)
+                         args.output, args.init_frz_model)
     if args.command == "freeze":
         from .entrypoints import freeze
 
@@ -175,7 +178,8 @@ def _dispatch(args) -> int:
     if args.command == "compress":
         from .entrypoints import compress
 
-        return compress.run(args.input, args.output, args.training_script)
+        return compress.run(args.input, args.output, args.step, args.extrapolate,
+                            args.frequency, args.training_script)
     if args.command == "plot":
         from .entrypoints import plot
 
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         input_errors += (DataError,)
     except ImportError:
         pass
-    if args.command in ("freeze", "test", "compress", "model-devi"):
+    if args.command in ("freeze", "test", "compress", "model-devi", "train"):
         from .infer.compression import CompressionRefused
         from .infer.frozen import CheckpointError, ModelFileError
 

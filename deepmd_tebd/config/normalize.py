@@ -301,9 +301,10 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
             problems.append(Problem("model/compress", "model compression is not supported for "
                                     "se_e2_a with type_embedding: the type embedding cannot be "
                                     "tabulated (DeePMD-kit 2.2.5 cannot compress it either)"))
-        else:
-            problems.append(Problem("model/compress", "model compression is not implemented by "
-                                    "deepmd_tebd"))
+        elif desc["resnet_dt"]:
+            problems.append(Problem("model/compress", "model compression needs "
+                                    "model/descriptor/resnet_dt false (DeePMD-kit's "
+                                    "DescrptSeA.enable_compression)"))
     loss = data.get("loss")
     if loss and (loss["start_pref_gf"] or loss["limit_pref_gf"]):
         if loss["numb_generalized_coord"] < 1:

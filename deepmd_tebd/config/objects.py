@@ -116,6 +116,16 @@ class FittingConfig:
 
 
 @dataclass(frozen=True)
+class CompressConfig:
+    """The `model/compress` section `dp compress` writes: the frozen model it tabulated, the
+    minimum neighbour distance and table_config [extrapolate, stride1, stride2, check_freq]."""
+
+    model_file: str
+    min_nbor_dist: Optional[float]
+    table_config: tuple[float, float, float, int]
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The `model` section: type map (empty when the script gives none), sub-sections and the
     statistics settings."""
@@ -126,6 +136,7 @@ class ModelConfig:
     type_embedding: Optional[TypeEmbeddingConfig]
     data_stat_nbatch: int
     data_stat_protect: float
+    compress: Optional[CompressConfig] = None
 
     @property
     def ntypes(self) -> int:
@@ -306,7 +317,16 @@ def _model(section: Mapping) -> ModelConfig:
         type_map=tuple(section.get("type_map", ())), descriptor=descriptor,
         fitting=_fitting(section["fitting_net"]), type_embedding=type_embedding,
         data_stat_nbatch=int(section["data_stat_nbatch"]),
-        data_stat_protect=float(section["data_stat_protect"]))
+        data_stat_protect=float(section["data_stat_protect"]),
+        compress=_compress(section["compress"]) if "compress" in section else None)
+
+
+def _compress(section: Mapping) -> CompressConfig:
+    e, s1, s2, f = section["table_config"]
+    dist = section.get("min_nbor_dist")
+    return CompressConfig(model_file=section["model_file"],
+                          min_nbor_dist=None if dist is None else float(dist),
+                          table_config=(float(e), float(s1), float(s2), int(f)))
 
 
 def _learning_rate(section: Mapping) -> LearningRateConfig:

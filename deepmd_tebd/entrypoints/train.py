@@ -23,7 +23,9 @@ def write_json_atomic(path: str, data: dict) -> None:
 
 
 def _check_tensorboard(config: Config, source: str) -> None:
-    """training/tensorboard needs the tensorboard package (tf.summary writes through it)."""
+    """tensorboard needs its package; model/compress (dp compress writes it) is not trained."""
+    if config.model.compress is not None:
+        raise ConfigError(source, [Problem("model/compress", "not trained here: dp compress")])
     if not config.training.tensorboard:
         return
     try:
@@ -36,7 +38,8 @@ def _check_tensorboard(config: Config, source: str) -> None:
 
 
 def run(input_path: str, restart: str | None = None, init_model: str | None = None,
-        skip_neighbor_stat: bool = False, output: str = "out.json") -> int:
+        skip_neighbor_stat: bool = False, output: str = "out.json",
+        init_frz_model: str | None = None) -> int:
     """`dp train`: returns 0, or 128 + the signal number when a signal stopped training."""
     config = load_settings(input_path)
     _check_tensorboard(config, input_path)
@@ -46,7 +49,7 @@ def run(input_path: str, restart: str | None = None, init_model: str | None = No
     from ..train.trainer import Interrupted
 
     trainer = build_trainer(config, restart=restart, init_model=init_model,
-                            min_nbor_dist=min_nbor_dist)
+                            min_nbor_dist=min_nbor_dist, init_frz_model=init_frz_model)
     try:
         trainer.run(restarted=restart is not None)
     except Interrupted as stop:

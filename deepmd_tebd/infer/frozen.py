@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from ..config.objects import Config, build_config
 from . import node_names as nn
+from .weight_names import name_weight_constants
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -52,7 +53,8 @@ def _attribute_constants(config: Config, min_nbor_dist: float | None) -> list:
     descriptor, fitting = model.descriptor, model.fitting
     sel = np.asarray(descriptor.sel, np.int32)
     values = [
-        (nn.MODEL_TYPE, nn.ORIGINAL_MODEL, tf.string),
+        (nn.MODEL_TYPE, nn.ORIGINAL_MODEL if model.compress is None else nn.COMPRESSED_MODEL,
+         tf.string),
         (nn.MODEL_ATTR_TMAP, " ".join(model.type_map), tf.string),
         (nn.MODEL_ATTR_MODEL_TYPE, nn.ENERGY_MODEL, tf.string),
         (nn.MODEL_ATTR_MODEL_VERSION, nn.MODEL_VERSION, tf.string),
@@ -103,7 +105,8 @@ def model_graph_def(model, config: Config,
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
 
-    return convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    return name_weight_constants(graph_def, concrete, model.graph_variables())
 
 
 def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:

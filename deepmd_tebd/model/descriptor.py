@@ -34,8 +34,9 @@ import tensorflow as tf
 from ..config.objects import DescriptorConfig, MixedPrecisionConfig
 from ..op import op_module
 from ..precision import dtype_of
-from .embedding_blocks import (a_of_blocks, a_per_centre_type, a_with_stripped_type_embedding,
-                               a_with_type_embedding, empty_rows, live_counts)
+from .embedding_blocks import (a_of_blocks, a_of_tables, a_per_centre_type,
+                               a_with_stripped_type_embedding, a_with_type_embedding, empty_rows,
+                               live_counts)
 from .network import MLP, embedding_net_rand_seed_shift
 
 __all__ = [
@@ -153,6 +154,7 @@ class DescriptorSeA(keras.layers.Layer):
                        suffix=suffix, name=name, compute_precision=compute)
 
         self._net_names: list[str] = []
+        self.tables = None  # compressed: NetTable per net (enable_compression)
         self.stripped = settings.stripped_type_embedding
         if self.stripped:
             if self.tebd_dim <= 0:
@@ -175,6 +177,18 @@ class DescriptorSeA(keras.layers.Layer):
                     if (i, j) not in self._excluded:
                         self._add_net(f"filter_type_{i}_{j}", net(f"filter_type_{i}", f"_{j}",
                                                                   f"filter_type_{i}_{j}"))
+
+    def enable_compression(self, tables: dict) -> None:
+        """Replaces the embedding nets by their tables {net attribute name: NetTable}
+        (model/tabulation.py), as DeePMD-kit's DescrptSeA.enable_compression; excluded pairs
+        have none. Only models without type embedding."""
+        if self.tebd_dim > 0:
+            raise ValueError("compression of a type-embedding descriptor is not supported")
+        if self.type_one_side:
+            self.tables = [tables.get(f"filter_type_all_{j}") for j in range(self.ntypes)]
+        else:
+            self.tables = [[tables.get(f"filter_type_{i}_{j}") for j in range(self.ntypes)]
+                           for i in range(self.ntypes)]
 
     def _add_net(self, attr: str, mlp: MLP) -> None:
         setattr(self, attr, mlp)
@@ -285,6 +299,8 @@ class DescriptorSeA(keras.layers.Layer):
                 self.filter_type_all, self.type_net, rmat, nlist, live, empty, centres,
                 tf.cast(type_embedding, prec), self._offsets, self.type_one_side,
                 *self._smooth_weights(rmat, empty, centres))
+        elif self.tables is not None:
+            a_mat = a_of_tables(rmat, natoms, self.tables, self._offsets, m1)
         elif self.tebd_dim > 0:
             if type_embedding is None:
                 raise ValueError(f"{self.name} was built for type embedding: pass the "

@@ -7,7 +7,9 @@ Each function returns A * nnei = R~^T G [nf, nloc, 4, M1] for one strategy:
   net's output on the neighbour's (and centre's) type embedding);
 * `a_of_blocks`: one net per neighbour type j on its sel block (type_one_side; also the per-centre
   type case on one centre block);
-* `a_per_centre_type`: one set of nets per centre type, on its contiguous block of local atoms.
+* `a_per_centre_type`: one set of nets per centre type, on its contiguous block of local atoms;
+* `a_of_tables` (compressed models): the same blocks, each net replaced by its table and the
+  TabulateFusionSeA op (which also does the contraction with R~).
 
 The rows of a sel block that are empty for every atom of the batch (the block's tail: neighbours
 come first) skip the nets: they all equal the centre type's (-davg/dstd) row, so their share of A
@@ -22,6 +24,7 @@ import tensorflow as tf
 
 __all__ = [
     "a_of_blocks",
+    "a_of_tables",
     "a_per_centre_type",
     "a_with_stripped_type_embedding",
     "a_with_type_embedding",
@@ -194,5 +197,47 @@ def a_per_centre_type(rmat, natoms, nets_of_centre, live, empty, offsets: Sequen
         rows = None if empty is None else empty[i:i + 1]
         out.append(a_of_blocks(block, nets, live, rows, tf.zeros([count], tf.int32), offsets,
                                m1))
+        start = start + count
+    return tf.concat(out, axis=1)
+
+
+def _tabulated_block(rows, table, m1: int):
+    """R~^T G of one block rows [nf, nc, n, 4] from a tabulated net (model/tabulation.py
+    NetTable) through TabulateFusionSeA, as DeePMD-kit's compressed DescrptSeA._filter_lower:
+    [nf, nc, 4, m1]."""
+    from ..op import op_module
+
+    prec = rows.dtype
+    em = tf.reshape(rows, [-1, tf.shape(rows)[2], 4])
+    out = op_module.tabulate_fusion_se_a(
+        tf.constant(table.table, prec), tf.constant(table.info, prec),
+        tf.reshape(em[..., 0], [-1, 1]), em, last_layer_size=m1)
+    return tf.reshape(out, tf.concat([tf.shape(rows)[:2], [4, m1]], axis=0))
+
+
+def a_of_tables(rmat, natoms, tables, offsets: Sequence[int], m1: int):
+    """A * nnei of a compressed model: tables [ntypes] (one side) or [ntypes][ntypes] (per
+    centre type, centres sliced by the natoms counts), NetTable or None (excluded), summed over
+    the neighbour-type blocks of rmat [nf, nloc, nnei, 4] (all slots: the op sums the sorted
+    padding itself)."""
+    per_centre = bool(tables) and isinstance(tables[0], (list, tuple))
+
+    def blocks(rows, row_tables):
+        a_mat = None
+        for j, table in enumerate(row_tables):
+            if table is None:
+                continue
+            term = _tabulated_block(rows[:, :, offsets[j]:offsets[j + 1]], table, m1)
+            a_mat = term if a_mat is None else a_mat + term
+        if a_mat is None:
+            a_mat = tf.zeros(tf.concat([tf.shape(rows)[:2], [4, m1]], axis=0), rows.dtype)
+        return a_mat
+
+    if not per_centre:
+        return blocks(rmat, tables)
+    out, start = [], tf.constant(0, tf.int32)
+    for i, row_tables in enumerate(tables):
+        count = natoms[2 + i]
+        out.append(blocks(tf.slice(rmat, [0, start, 0, 0], [-1, count, -1, -1]), row_tables))
         start = start + count
     return tf.concat(out, axis=1)

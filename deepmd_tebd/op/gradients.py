@@ -59,3 +59,20 @@ def _prod_env_mat_a_grad(op, grad_descrpt, grad_deriv, grad_rij, grad_nlist):
     # The box enters only with mesh of length 6 (periodic search inside the op).
     grad_box = tf.cond(tf.equal(tf.size(mesh), 6), box_gradient, lambda: tf.zeros_like(box))
     return [grad_coord, None, None, grad_box, None, None, None]
+
+
+@ops.RegisterGradient("TabulateFusionSeA")
+def _tabulate_fusion_se_a_grad(op, dy):
+    # DeePMD-kit: deepmd/tf/op/_tabulate_grad.py; the table and its grid are constants.
+    dy_dem_x, dy_dem = op_module.tabulate_fusion_se_a_grad(
+        op.inputs[0], op.inputs[1], op.inputs[2], op.inputs[3], dy, op.outputs[0])
+    return [None, None, dy_dem_x, dy_dem]
+
+
+@ops.RegisterGradient("TabulateFusionSeAGrad")
+def _tabulate_fusion_se_a_grad_grad(op, dz_dy_dem_x, dz_dy_dem):
+    # Only dy carries a second gradient (DeePMD-kit: deepmd/tf/op/_tabulate_grad.py).
+    dz_dy = op_module.tabulate_fusion_se_a_grad_grad(
+        op.inputs[0], op.inputs[1], op.inputs[2], op.inputs[3], dz_dy_dem_x, dz_dy_dem,
+        op.inputs[5], is_sorted=True)
+    return [None, None, None, None, dz_dy, None]

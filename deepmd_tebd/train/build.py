@@ -15,9 +15,11 @@ log = logging.getLogger("deepmd_tebd")
 
 
 def build_trainer(config: Config, restart: str | None = None, init_model: str | None = None,
-                  min_nbor_dist: float | None = None) -> Trainer:
+                  min_nbor_dist: float | None = None,
+                  init_frz_model: str | None = None) -> Trainer:
     """The trainer of `config` (sel resolved): from scratch with the data statistics, or with
-    the weights and statistics of a checkpoint (restart: also its step and optimizer state)."""
+    the weights and statistics of a checkpoint (restart: also its step and optimizer state) or
+    of a frozen model (init_frz_model)."""
     model_settings, training = config.model, config.training
     type_map = list(model_settings.type_map)
     fitting = model_settings.fitting
@@ -41,7 +43,12 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
         valid_data.log_summary("validation")
 
     model = EnergyModel(model_settings, mixed_precision=training.mixed_precision)
-    if restart is None and init_model is None:
+    if init_frz_model is not None:
+        from ..infer.frozen_init import init_from_frozen_model
+
+        model.build()
+        init_from_frozen_model(model, init_frz_model)
+    elif restart is None and init_model is None:
         log.info("data stating... (this step may take long time)")
         stat_batches = collect_stat_batches(train_data, model_settings.data_stat_nbatch)
         model.set_statistics(compute_model_statistics(stat_batches, model_settings))

@@ -300,12 +300,21 @@ def test_compress_with_type_embedding_is_refused_as_not_tabulable(tebd):
     assert_names(err, "model/compress", "type embedding cannot be tabulated")
 
 
-def test_compress_without_type_embedding_is_refused_as_not_implemented(tebd):
-    mutate = both(drop("model/type_embedding"),
+def test_compress_section_of_plain_se_e2_a_is_accepted_and_built(tebd):
+    from deepmd_tebd.config.objects import build_config
+
+    section = {"model_file": "frozen_model.pb", "min_nbor_dist": 0.9,
+               "table_config": [5, 0.01, 0.1, -1]}
+    script = apply(tebd, both(drop("model/type_embedding"), set_("model/compress", section)))
+    compress = build_config(normalize(script, "input.json")).model.compress
+    assert (compress.model_file, compress.min_nbor_dist, compress.table_config) == (
+        "frozen_model.pb", 0.9, (5.0, 0.01, 0.1, -1))
+
+
+def test_compress_with_descriptor_resnet_dt_is_refused(tebd):
+    mutate = both(drop("model/type_embedding"), set_("model/descriptor/resnet_dt", True),
                   set_("model/compress", {"model_file": "frozen_model.pb"}))
-    err = refused(apply(tebd, mutate))
-    assert_names(err, "model/compress", "not implemented")
-    assert not any("tabulated" in p.message for p in err.problems)
+    assert_names(refused(apply(tebd, mutate)), "model/compress", "resnet_dt false")
 
 
 V3_OPTIONS = [

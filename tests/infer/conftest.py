@@ -91,6 +91,24 @@ def plain_graph(tmp_path_factory) -> Path:
     return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "plain.pb"]) / "plain.pb"
 
 
+@pytest.fixture(scope="session")
+def theirs_plain_graph(tmp_path_factory) -> Path:
+    """DeePMD-kit 3.2's frozen model of the same small input without type embedding."""
+    require_oracle()
+    run = make_workdir(tmp_path_factory.mktemp("theirs_plain"),
+                       water_input("water_se_e2_a.json", numb_steps=2, small=True))
+    return _frozen(run, oracle_dp, ["--tf", "train", "input.json"],
+                   ["--tf", "freeze", "-o", "theirs_plain.pb"]) / "theirs_plain.pb"
+
+
+@pytest.fixture(scope="session")
+def ours_compressed_graph(plain_graph) -> Path:
+    """Our `dp compress` of our small model without type embedding."""
+    result = dp(plain_graph.parent, "compress", "-i", plain_graph.name, "-o", "compressed.pb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return plain_graph.parent / "compressed.pb"
+
+
 EBD_V2_INPUT = "water_se_a_ebd_v2.json"  # DeePMD-kit's current type-embedding example
 EBD_V2_STEPS = 20
 

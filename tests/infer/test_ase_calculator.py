@@ -49,3 +49,14 @@ def test_a_few_md_steps_run_and_keep_the_energy(ours_graph):
     VelocityVerlet(atoms, 0.1 * units.fs).run(5)
     assert np.all(np.isfinite(atoms.get_positions()))
     assert abs(atoms.get_total_energy() - start) < 1e-3 * len(atoms)
+
+
+def test_calculator_runs_a_compressed_graph(ours_compressed_graph, plain_graph):
+    atoms = water_atoms()
+    atoms.calc = DP(str(ours_compressed_graph))
+    reference = water_atoms()
+    reference.calc = DP(str(plain_graph))
+    assert atoms.get_potential_energy() == pytest.approx(reference.get_potential_energy(),
+                                                         rel=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), reference.get_forces(), rtol=0, atol=1e-10)
+    VelocityVerlet(atoms, timestep=0.5 * units.fs).run(2)

@@ -144,13 +144,6 @@ def test_compress_refuses_se_a_ebd_v2_and_writes_nothing(which, request, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compress_without_type_embedding_is_not_implemented(plain_graph, tmp_path):
-    result = dp(tmp_path, "compress", "-i", str(plain_graph), "-o", "out.pb")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "not implemented yet" in result.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_plain_model_freezes_and_evaluates(plain_graph):
     coords, cells, types = water_frames(2)
     e, f, v = DeepPot(plain_graph).eval(coords, cells, types)

@@ -58,3 +58,19 @@ def test_se_a_ebd_v2_step_zero_equals_deep_pot(ours_ebd_v2_graph, tmp_path):
     assert run["energy"] == pytest.approx(e[0, 0], rel=1e-10)
     assert np.abs(run["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
     assert np.abs(run["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()
+
+
+def test_compressed_graph_step_zero_equals_deep_pot_and_nve_conserves_energy(
+        ours_compressed_graph, tmp_path):
+    coords, cells, types = water_frames(1)
+    run = run_lammps(tmp_path, ours_compressed_graph, coords[0], cells[0], types, ["O", "H"],
+                     nve_steps=NVE_STEPS, timestep_ps=0.00025, temperature=50.0)
+    e, f, v = DeepPot(ours_compressed_graph).eval(coords, cells, types)
+    assert run["energy"] == pytest.approx(e[0, 0], rel=1e-10)
+    assert np.abs(run["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
+    assert np.abs(run["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()
+    thermo = run["thermo"]
+    drift = np.abs(thermo[:, 3] - thermo[0, 3]).max()
+    pe_swing = thermo[:, 1].max() - thermo[:, 1].min()
+    assert thermo[-1, 0] == NVE_STEPS and pe_swing > 0
+    assert drift <= 0.01 * pe_swing, (drift, pe_swing)

@@ -33,7 +33,8 @@ def test_kernel_library_builds_without_tensorflow(cpu_library):
     assert "tensorflow" not in deps
     symbols = subprocess.run(["nm", "-D", "--defined-only", str(cpu_library)],
                              capture_output=True, text=True).stdout
-    for name in ("dtk_prod_env_mat_a_cpu_d", "dtk_prod_force_a_cpu_f", "dtk_prod_virial_a_cpu_d"):
+    for name in ("dtk_prod_env_mat_a_cpu_d", "dtk_prod_force_a_cpu_f", "dtk_prod_virial_a_cpu_d",
+                 "dtk_tabulate_fusion_se_a_cpu_d", "dtk_tabulate_fusion_se_a_grad_grad_cpu_f"):
         assert name in symbols
 
 

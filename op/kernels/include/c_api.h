@@ -63,6 +63,30 @@ DTK_DECLARE(f, float)
 int dtk_gpu_hold_stream(cudaStream_t stream, const volatile int* release, volatile int* exited,
                         long long timeout_ns);
 
+/* Tabulation kernels of compressed se_e2_a models (tabulate.h): TabulateFusionSeA, its gradient
+ * and its second gradient, one frame per call. The _cpu functions take host pointers. The _gpu
+ * functions (CUDA build only) take DEVICE pointers except table_info (host, 6 values) and run
+ * asynchronously on `stream` (a cudaStream_t; NULL is the legacy default stream): they allocate
+ * nothing and do not synchronise. */
+#define DTK_DECLARE_TABULATE(SUFFIX, T, DEV, STREAM)                                             \
+  int dtk_tabulate_fusion_se_a_##DEV##_##SUFFIX(T* out, const T* table, const T* table_info,    \
+                                               const T* em_x, const T* em, int nloc, int nnei,  \
+                                               int last_layer_size STREAM);                     \
+  int dtk_tabulate_fusion_se_a_grad_##DEV##_##SUFFIX(                                           \
+      T* dy_dem_x, T* dy_dem, const T* table, const T* table_info, const T* em_x, const T* em,  \
+      const T* dy, int nloc, int nnei, int last_layer_size STREAM);                             \
+  int dtk_tabulate_fusion_se_a_grad_grad_##DEV##_##SUFFIX(                                      \
+      T* dz_dy, const T* table, const T* table_info, const T* em_x, const T* em,                \
+      const T* dz_dy_dem_x, const T* dz_dy_dem, int nloc, int nnei, int last_layer_size,        \
+      int is_sorted STREAM);
+#define DTK_TABULATE_NO_STREAM
+#define DTK_TABULATE_STREAM , void* stream
+DTK_DECLARE_TABULATE(d, double, cpu, DTK_TABULATE_NO_STREAM)
+DTK_DECLARE_TABULATE(f, float, cpu, DTK_TABULATE_NO_STREAM)
+DTK_DECLARE_TABULATE(d, double, gpu, DTK_TABULATE_STREAM)
+DTK_DECLARE_TABULATE(f, float, gpu, DTK_TABULATE_STREAM)
+#undef DTK_DECLARE_TABULATE
+
 #ifdef __cplusplus
 }
 #endif
