@@ -105,11 +105,16 @@ class Trainer:
             **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {})})
         self.train_step, self.evaluate = make_steps(
             model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
-            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec))
+            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec),
+            **self.step_options())
         self._signal = None
         self.summary = None
         if training.tensorboard:  # its package was checked with the script
             self.summary = tf.summary.create_file_writer(training.tensorboard_log_dir)
+
+    def step_options(self) -> dict:
+        """Extra options of the traced step (make_steps); none for one process."""
+        return {}
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
