@@ -26,6 +26,8 @@ import logging
 import math
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -90,6 +92,34 @@ def _configure_coordination(spec, timeout_s: int) -> None:
         shutdown_barrier_timeout_in_ms=timeout_s * 1000, coordinated_jobs=jobs)
 
 
+_WATCHDOG = """import os, signal, sys, time
+parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+time.sleep(seconds)
+if os.getppid() == parent:
+    print("DEEPMD ERROR   " + message, file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+def _watchdog(seconds: float, message: str) -> subprocess.Popen:
+    """A process that prints `message` and kills this one after `seconds` unless killed first."""
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds),
+                             message])
+
+
+def _barrier(strategy, timeout_s: int) -> None:
+    """Returns once every worker has joined (an all-reduce); DeadlineExceededError after
+    timeout_s (the coordination service alone lets the leader wait for ever)."""
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=timeout_s,
+        implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+
+    def join():
+        return tf.distribute.get_replica_context().all_reduce("sum", tf.ones([]), options)
+
+    tf.function(lambda: strategy.run(join))()
+
+
 def connect() -> Cluster | None:
     """The cluster the environment describes (TF_CONFIG, a Slurm job step), formed within
     CLUSTER_TIMEOUT_S; None for one process. ClusterError when it cannot be formed."""
@@ -109,16 +139,26 @@ def connect() -> Cluster | None:
     _configure_coordination(spec, CLUSTER_TIMEOUT_S)
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+
+    def failure(reason: str) -> str:
+        return (f"the cluster of {len(addresses)} workers {addresses} (from "
+                f"{'Slurm' if source == 'slurm' else 'TF_CONFIG'}) could not be formed within "
+                f"{CLUSTER_TIMEOUT_S} s: {reason}. Every worker must be started with the same "
+                "cluster, and each address must be reachable and its port free")
+
+    # the leader of the coordination service waits for its peers without a time limit, in
+    # TensorFlow's context initialisation and holding the GIL: a watchdog process ends it
+    watchdog = _watchdog(CLUSTER_TIMEOUT_S, failure("the other workers did not join"))
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver, communication_options=options)
+        _barrier(strategy, CLUSTER_TIMEOUT_S)
     except (tf.errors.OpError, RuntimeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ClusterError(
-            f"the cluster of {len(addresses)} workers {addresses} (from "
-            f"{'Slurm' if source == 'slurm' else 'TF_CONFIG'}) could not be formed within "
-            f"{CLUSTER_TIMEOUT_S} s: {reason}. Every worker must be started with the same "
-            "cluster, and each address must be reachable and its port free") from None
+        raise ClusterError(failure(reason)) from None
+    finally:
+        watchdog.kill()
+        watchdog.wait()
     rank = multi_worker_util.id_in_cluster(spec, resolver.task_type, resolver.task_id)
     cluster = Cluster(strategy, rank, len(addresses), tuple(strategy.extended.worker_devices),
                       source)
