@@ -2,7 +2,7 @@
 
 Each worker is `dp train` with a TF_CONFIG naming all N workers on 127.0.0.1 (free ports) and
 its own index, and its share of the cores (OMP_NUM_THREADS and DP_INTRA_OP_PARALLELISM_THREADS,
-unless already set). SIGINT and SIGTERM are passed on to every worker by pid (they stop together
+unless already set; TF_CPP_MIN_LOG_LEVEL 2 unless set). SIGINT and SIGTERM are passed on to every worker by pid (they stop together
 after the same step, with a checkpoint); when the chief has finished or a worker has failed,
 the others get GRACE_S to finish before they are killed. The exit status is the chief's.
 Imports no TensorFlow."""
@@ -57,6 +57,8 @@ def worker_environment(rank: int, addresses: list[str], threads: int,
     for name in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS"):
         if not env.get(name):
             env[name] = str(threads)
+    # TensorFlow's C++ errors only (not its INFO lines about the cluster, once per worker)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 
 
