@@ -13,7 +13,7 @@ semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/r
 - a SIGINT/SIGTERM received by any worker travels with that step's all-reduce, so that every
   worker stops after the same step and the chief writes a checkpoint; a worker that dies makes
   the others stop with a ClusterError within seconds (the coordination service's heartbeats),
-  a cluster that cannot be formed fails within CLUSTER_TIMEOUT_S.
+  a cluster that cannot be formed fails within $DP_CLUSTER_TIMEOUT s (default 60).
 
 The variables are ordinary (not mirrored) variables of each process: the strategy is used for
 its collectives. With one process and no cluster none of this runs and the traced step is
@@ -37,7 +37,7 @@ from .trainer import Trainer
 
 log = logging.getLogger("deepmd_tebd")
 
-CLUSTER_TIMEOUT_S = int(os.environ.get("DP_CLUSTER_TIMEOUT", "60"))
+DEFAULT_CLUSTER_TIMEOUT_S = 60
 HEARTBEAT_TIMEOUT_S = 10
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
                       tf.errors.DeadlineExceededError, tf.errors.InternalError,
@@ -122,8 +122,10 @@ def _barrier(strategy, timeout_s: int) -> None:
 
 def connect() -> Cluster | None:
     """The cluster the environment describes (TF_CONFIG, a Slurm job step), formed within
-    CLUSTER_TIMEOUT_S; None for one process. ClusterError when it cannot be formed."""
+    $DP_CLUSTER_TIMEOUT seconds (default 60); None for one process. ClusterError when it
+    cannot be formed."""
     source = cluster_source()
+    timeout_s = int(os.environ.get("DP_CLUSTER_TIMEOUT") or DEFAULT_CLUSTER_TIMEOUT_S)
     if source is None:
         if len(tf.config.list_physical_devices("GPU")) > 1:
             log.warning("this process sees several GPUs but trains on one; to train on all of "
@@ -136,23 +138,23 @@ def connect() -> Cluster | None:
     spec = resolver.cluster_spec()
     addresses = [a for job in ("chief", "worker") if job in spec.jobs
                  for a in spec.job_tasks(job)]
-    _configure_coordination(spec, CLUSTER_TIMEOUT_S)
+    _configure_coordination(spec, timeout_s)
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.RING)
 
     def failure(reason: str) -> str:
         return (f"the cluster of {len(addresses)} workers {addresses} (from "
                 f"{'Slurm' if source == 'slurm' else 'TF_CONFIG'}) could not be formed within "
-                f"{CLUSTER_TIMEOUT_S} s: {reason}. Every worker must be started with the same "
+                f"{timeout_s} s: {reason}. Every worker must be started with the same "
                 "cluster, and each address must be reachable and its port free")
 
     # the leader of the coordination service waits for its peers without a time limit, in
     # TensorFlow's context initialisation and holding the GIL: a watchdog process ends it
-    watchdog = _watchdog(CLUSTER_TIMEOUT_S, failure("the other workers did not join"))
+    watchdog = _watchdog(timeout_s, failure("the other workers did not join"))
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver, communication_options=options)
-        _barrier(strategy, CLUSTER_TIMEOUT_S)
+        _barrier(strategy, timeout_s)
     except (tf.errors.OpError, RuntimeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ClusterError(failure(reason)) from None
