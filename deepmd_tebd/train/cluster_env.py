@@ -2,9 +2,10 @@
 description (TF_CONFIG, a Slurm job step), launchers this package does not use (mpirun,
 horovodrun), the rank of this process and DeePMD-kit's thread settings.
 
-DeePMD-kit trains in parallel with Horovod (deepmd/tf/train/run_options.py: RunOptions._setup_horovod)
-and, when Horovod is missing, lets every rank train alone; here a process started by mpirun or
-horovodrun without a cluster description is refused with the ways to launch."""
+DeePMD-kit trains in parallel with Horovod (deepmd/tf/train/run_options.py:
+RunOptions._setup_horovod) and, when Horovod is missing, lets every rank train alone; here a
+process started by mpirun or horovodrun without a cluster description is refused with the ways
+to launch."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ LAUNCH_HELP = ("launch data-parallel training with one of: `dp train --workers N
                "`dp train INPUT` per worker with TF_CONFIG set (tf.distribute's cluster "
                "description)")
 # environment variables of MPI launchers and Horovod: (size variable, launcher)
-MPI_SIZES = (("OMPI_COMM_WORLD_SIZE", "mpirun (Open MPI)"), ("PMI_SIZE", "mpirun (MPICH/Intel MPI)"),
+MPI_SIZES = (("OMPI_COMM_WORLD_SIZE", "mpirun (Open MPI)"),
+             ("PMI_SIZE", "mpirun (MPICH/Intel MPI)"),
              ("PMIX_SIZE", "mpirun (PMIx)"), ("HOROVOD_SIZE", "horovodrun"),
              ("MV2_COMM_WORLD_SIZE", "mpirun (MVAPICH)"))
 
