@@ -4,8 +4,8 @@ Each worker is `dp train` with a TF_CONFIG naming all N workers on 127.0.0.1 (fr
 its own index, and its share of the cores (OMP_NUM_THREADS and DP_INTRA_OP_PARALLELISM_THREADS,
 unless already set; TF_CPP_MIN_LOG_LEVEL 2 unless set). SIGINT and SIGTERM are passed on to
 every worker by pid (they stop together after the same step, with a checkpoint); when the chief
-has finished or a worker has failed, the others get GRACE_S to finish before they are killed. The exit status is the chief's.
-Imports no TensorFlow."""
+has finished or a worker has failed, the others get GRACE_S to finish before they are killed.
+The exit status is the chief's. Imports no TensorFlow."""
 from __future__ import annotations
 
 import json
