@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the normalised input script is written")
     train.add_argument("--skip-neighbor-stat", action="store_true",
                        help="skip the neighbour statistics (sel must be a list)")
+    train.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="data-parallel training in N local worker processes (loopback)")
+    train.add_argument("-m", "--mpi-log", choices=["master", "collect", "workers"],
+                       default="master", help="data-parallel runs: master: only the chief "
+                       "logs; collect/workers: every worker logs (to -l FILE.rank<r>)")
 
     freeze = sub.add_parser("freeze", parents=[common],
                             help="freeze the newest checkpoint into a model file (.pb)")
@@ -142,19 +147,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(args) -> None:
     logger = logging.getLogger("deepmd_tebd")
-    logger.setLevel(LOG_LEVELS[args.log_level])
+    level, log_path, prefix = LOG_LEVELS[args.log_level], args.log_path, "DEEPMD"
+    if args.command == "train" and not args.workers:
+        from .train.cluster_env import process_rank
+
+        rank = process_rank()
+        if rank > 0:  # another worker than the chief of a data-parallel run
+            prefix = f"DEEPMD rank {rank}"
+            if args.mpi_log == "master":
+                level, log_path = max(level, logging.WARNING), None
+            elif log_path:
+                log_path = f"{log_path}.rank{rank}"
+    logger.setLevel(level)
     logger.propagate = False  # our handlers only (TensorFlow configures the root logger)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("DEEPMD %(levelname)-7s %(message)s"))
+    handler.setFormatter(logging.Formatter(prefix + " %(levelname)-7s %(message)s"))
     logger.addHandler(handler)
-    if args.log_path:
-        to_file = logging.FileHandler(args.log_path)
+    if log_path:
+        to_file = logging.FileHandler(log_path)
         to_file.setFormatter(logging.Formatter("[%(asctime)s] %(name)s %(levelname)-7s "
                                                "%(message)s"))
         logger.addHandler(to_file)
 
 
-def _dispatch(args) -> int:
+def _dispatch(args, argv: list[str]) -> int:
+    if args.command == "train" and args.workers:
+        from .train.launcher import launch, without_workers_option
+
+        return launch(args.workers, without_workers_option(argv))
     if args.command == "train":
         from .entrypoints import train
 
@@ -203,14 +223,16 @@ def _dispatch(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Runs `dp` with `argv`; input errors print one message and return 1."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     _setup_logging(args)
     from .config.errors import ConfigError
+    from .train.cluster_env import ClusterError
 
-    input_errors: tuple = (ConfigError,)
+    input_errors: tuple = (ConfigError, ClusterError)
     try:
         from .data.system import DataError
 
@@ -223,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
         input_errors += (CheckpointError, ModelFileError, CompressionRefused)
     try:
-        return _dispatch(args)
+        return _dispatch(args, argv)
     except input_errors as err:
         print(err, file=sys.stderr)
         return 1

@@ -16,6 +16,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
+from .whole_validation import (EarlyStoppingConfig, WholeValidationConfig,
+                               whole_validation_settings)
+
 __all__ = [
     "Config",
     "DataConfig",
@@ -197,28 +200,6 @@ class MixedPrecisionConfig:
 
 
 @dataclass(frozen=True)
-class EarlyStoppingConfig:
-    """`training/whole_validation/early_stopping`: stop after `patience` evaluations whose
-    `metric` did not fall below the best by more than `min_delta`."""
-
-    patience: int
-    min_delta: float
-    metric: str
-
-
-@dataclass(frozen=True)
-class WholeValidationConfig:
-    """`training/whole_validation`: every validation frame evaluated at each checkpoint (and
-    every `freq` steps when not 0), `batch_atoms` atoms at a time, written to `file`."""
-
-    freq: int
-    file: str
-    batch_atoms: int
-    save_best: bool
-    early_stopping: Optional[EarlyStoppingConfig] = None
-
-
-@dataclass(frozen=True)
 class TrainingConfig:
     """The `training` section."""
 
@@ -368,7 +349,7 @@ def _training(section: Mapping) -> TrainingConfig:
         tensorboard_log_dir=section["tensorboard_log_dir"],
         tensorboard_freq=int(section["tensorboard_freq"]),
         mixed_precision=_mixed_precision(section.get("mixed_precision")),  # optional sections
-        whole_validation=_whole_validation(section.get("whole_validation")))
+        whole_validation=whole_validation_settings(section.get("whole_validation")))
 
 
 def _mixed_precision(section: Optional[Mapping]) -> Optional[MixedPrecisionConfig]:
@@ -376,18 +357,6 @@ def _mixed_precision(section: Optional[Mapping]) -> Optional[MixedPrecisionConfi
         return None
     return MixedPrecisionConfig(output_prec=section["output_prec"],
                                 compute_prec=section["compute_prec"])
-
-
-def _whole_validation(section: Optional[Mapping]) -> Optional[WholeValidationConfig]:
-    if section is None:
-        return None
-    stop = section.get("early_stopping")  # optional
-    return WholeValidationConfig(
-        freq=int(section["freq"]), file=section["file"], batch_atoms=int(section["batch_atoms"]),
-        save_best=section["save_best"],
-        early_stopping=None if stop is None else EarlyStoppingConfig(
-            patience=int(stop["patience"]), min_delta=float(stop["min_delta"]),
-            metric=stop["metric"]))
 
 
 def names_type_embedding(script: Mapping) -> bool:

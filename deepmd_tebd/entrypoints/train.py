@@ -1,25 +1,13 @@
 """`dp train INPUT`: normalise and check the script, write out.json, train."""
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 
-from ..config import Config, load_settings
+from ..config import Config, load_settings, write_json_atomic
 from ..config.errors import ConfigError, Problem
 from ..config.against_data import check_against_data
 
 log = logging.getLogger("deepmd_tebd")
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Writes `data` as indented JSON to `path` through a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".out.json.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=4)
-    os.replace(tmp, path)
 
 
 def _check_tensorboard(config: Config, source: str) -> None:
@@ -32,24 +20,30 @@ def _check_tensorboard(config: Config, source: str) -> None:
         import tensorboard  # noqa: F401
     except ImportError:
         raise ConfigError(source, [Problem("training/tensorboard", "true, but the tensorboard "
-                                           "package is not installed: pip install tensorboard "
-                                           "(or the package's [tensorboard] extra), or set it "
-                                           "to false")]) from None
+                          "package is not installed: pip install tensorboard (or the package's "
+                          "[tensorboard] extra), or set it to false")]) from None
 
 
 def run(input_path: str, restart: str | None = None, init_model: str | None = None,
         skip_neighbor_stat: bool = False, output: str = "out.json",
         init_frz_model: str | None = None) -> int:
-    """`dp train`: returns 0, or 128 + the signal number when a signal stopped training."""
+    """`dp train`: 0, or 128 + the number of the signal that stopped training; under a cluster
+    description, one worker of a data-parallel run (the chief alone writes the outputs)."""
+    from ..train.build import build_trainer
+    from ..train.distributed import apply_thread_settings, check_supported, connect
+    from ..train.trainer import Interrupted
+
+    apply_thread_settings()
+    cluster = connect()  # first: a cluster that cannot be formed writes nothing
     config = load_settings(input_path)
     _check_tensorboard(config, input_path)
     config, min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
-    write_json_atomic(output, config.script)
-    from ..train.build import build_trainer
-    from ..train.trainer import Interrupted
-
-    trainer = build_trainer(config, restart=restart, init_model=init_model,
-                            min_nbor_dist=min_nbor_dist, init_frz_model=init_frz_model)
+    if cluster is not None:
+        check_supported(config, input_path)
+    if cluster is None or cluster.is_chief:
+        write_json_atomic(output, config.script)
+    trainer = build_trainer(config, restart, init_model, min_nbor_dist, cluster,
+                            init_frz_model)
     try:
         trainer.run(restarted=restart is not None)
     except Interrupted as stop:

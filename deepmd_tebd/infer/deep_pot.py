@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..op import op_module  # noqa: F401  (registers the custom ops the graph uses)
+from ..train.cluster_env import thread_counts
 from . import node_names as nn
 from .frozen import ModelFileError, check_version, read_graph_def
 
@@ -31,17 +32,9 @@ DEFAULT_BATCH_ATOMS = 1024
 
 
 def _session_config() -> tf.compat.v1.ConfigProto:
-    def threads(*names):
-        for name in names:
-            if os.environ.get(name):
-                return int(os.environ[name])
-        return 0
-
-    return tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=threads("DP_INTRA_OP_PARALLELISM_THREADS",
-                                             "TF_INTRA_OP_PARALLELISM_THREADS"),
-        inter_op_parallelism_threads=threads("DP_INTER_OP_PARALLELISM_THREADS",
-                                             "TF_INTER_OP_PARALLELISM_THREADS"))
+    intra, inter = thread_counts()
+    return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra,
+                                    inter_op_parallelism_threads=inter)
 
 
 class DeepPot:

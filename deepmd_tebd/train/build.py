@@ -5,21 +5,27 @@ import logging
 
 from ..config.objects import Config
 from ..data.data_system import DataSystem
+from ..data.sampling import make_data_rng
 from ..data.stats import collect_stat_batches, compute_model_statistics
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from ..model import EnergyModel
+from .distributed import DistributedTrainer
 from .trainer import Trainer
 
 log = logging.getLogger("deepmd_tebd")
 
 
 def build_trainer(config: Config, restart: str | None = None, init_model: str | None = None,
-                  min_nbor_dist: float | None = None,
+                  min_nbor_dist: float | None = None, cluster=None,
                   init_frz_model: str | None = None) -> Trainer:
     """The trainer of `config` (sel resolved): from scratch with the data statistics, or with
     the weights and statistics of a checkpoint (restart: also its step and optimizer state) or
-    of a frozen model (init_frz_model)."""
+    of a frozen model (init_frz_model).
+
+    cluster: a data-parallel run (train/distributed.py: connect): the data seed is
+    training.seed + rank, the statistics are computed on the chief and every worker starts
+    from the chief's state."""
     model_settings, training = config.model, config.training
     type_map = list(model_settings.type_map)
     fitting = model_settings.fitting
@@ -30,8 +36,9 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
     # silently disabled force term)
     data_args = dict(labels=labels, required=labels, numb_fparam=fitting.numb_fparam,
                      numb_aparam=fitting.numb_aparam)
-    train_data = DataSystem.from_config(training.training_data, type_map, seed=training.seed,
-                                        **data_args)
+    rank = 0 if cluster is None else cluster.rank
+    train_data = DataSystem.from_config(training.training_data, type_map,
+                                        rng=make_data_rng(training.seed, rank), **data_args)
     train_data.log_summary("training")
     valid_data = None
     if training.validation_data is not None:
@@ -48,16 +55,22 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
 
         model.build()
         init_from_frozen_model(model, init_frz_model)
-    elif restart is None and init_model is None:
+    elif restart is None and init_model is None and rank == 0:
         log.info("data stating... (this step may take long time)")
         stat_batches = collect_stat_batches(train_data, model_settings.data_stat_nbatch)
         model.set_statistics(compute_model_statistics(stat_batches, model_settings))
         log.info("initialize model from scratch")
     else:
         model.build()
-    trainer = Trainer(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
+    if cluster is None:
+        trainer = Trainer(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
+    else:
+        trainer = DistributedTrainer(cluster, config, model, train_data, valid_data, lr, loss,
+                                     min_nbor_dist)
     if restart is not None:
         trainer.restart(restart)
     elif init_model is not None:
         trainer.init_model(init_model)
+    if cluster is not None:
+        trainer.synchronize()
     return trainer

@@ -28,9 +28,14 @@ def batch_signature(labels: list[str]) -> dict:
 
 
 def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale=None,
-               loss_dtype=None):
+               loss_dtype=None, reduce_gradients=None, lr_factor=None, replicate=None):
     """(train_step, evaluate): train_step(batch) applies one update and returns nothing;
     evaluate(batch) returns the loss's reported errors for the current weights.
+
+    Data-parallel training (train/distributed.py): `replicate(update, batch)` runs the update
+    under the distribution strategy, `reduce_gradients(gradients)` averages the gradients over
+    the workers and the optimizer's rate is lr * lr_factor (the loss keeps lr); None: one
+    process, the graph unchanged.
 
     Mixed precision (DeePMD-kit's DPTrainer._build_loss and _build_optimizer): the loss is cast
     to loss_dtype (output_prec) and scaled by `loss_scale` (train/loss_scale.py); a step whose
@@ -43,24 +48,32 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
                      batch["default_mesh"])
 
     def apply(gradients, lr):
-        optimizer.apply(gradients, variables, lr)
+        optimizer.apply(gradients, variables, lr if lr_factor is None else lr * lr_factor)
         step_var.assign_add(1)
         return tf.constant(True)
 
-    @tf.function(input_signature=signature)
-    def train_step(batch):
+    def update(batch):
         lr = lr_schedule.value(step_var)
         with tf.GradientTape() as tape:
             value, _ = loss(lr, predict(batch), batch, batch["natoms_vec"])
             if loss_scale is not None:
                 value = loss_scale.scaled(tf.cast(value, loss_dtype))
         gradients = tape.gradient(value, variables)
+        if reduce_gradients is not None:
+            gradients = reduce_gradients(gradients)
         if loss_scale is None:
             apply(gradients, lr)
         else:
             gradients = loss_scale.unscaled(gradients)
             tf.cond(loss_scale.update(gradients), lambda: apply(gradients, lr),
                     lambda: tf.constant(False))
+
+    @tf.function(input_signature=signature)
+    def train_step(batch):
+        if replicate is None:
+            update(batch)
+        else:
+            replicate(update, batch)
 
     @tf.function(input_signature=signature)
     def evaluate(batch):

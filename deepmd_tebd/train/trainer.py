@@ -4,9 +4,11 @@ Per step one traced update; on display steps (step % disp_freq == 0) the batch j
 numb_btch validation batches are evaluated and a row goes to lcurve.out, with a progress line
 (rate, ETA) in the log; checkpoints are written on display steps that are multiples of save_freq,
 and once more at the end unless the last step already saved. SIGINT or SIGTERM stop the loop after
-the current step with a checkpoint that --restart accepts. With training/whole_validation, every
-checkpoint but a signal's (and every freq steps) first evaluates the whole validation set
-(validation.py: figures, best model, early stopping, which ends the loop with a checkpoint).
+the current step with a checkpoint that --restart accepts. The next training batch is drawn
+while the step runs (a thread runs the step; the data generator is used in the same order). With
+training/whole_validation, every checkpoint but a signal's (and every freq steps) first evaluates
+the whole validation set (validation.py: figures, best model, early stopping, which ends the loop
+with a checkpoint).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
@@ -117,8 +120,13 @@ class Trainer:
             **(self.whole.trackables() if self.whole is not None else {})})
         self.train_step, self.evaluate = make_steps(
             model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
-            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec))
+            self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec),
+            **self.step_options())
         self._stop = False  # early stopping (whole validation) asked to stop
+
+    def step_options(self) -> dict:
+        """Extra options of the traced step (make_steps); none for one process."""
+        return {}
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
@@ -210,10 +218,12 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         if self.whole is not None:
             self.whole.open(restarted)
+        self._stepper = ThreadPoolExecutor(1, thread_name_prefix="train_step")
         try:
             self._loop(lcurve, start, numb_steps, disp_freq, save_freq, displaying,
                        restarted)
         finally:
+            self._stepper.shutdown()
             for s, handler in previous.items():
                 signal.signal(s, handler)
             if lcurve:
@@ -246,14 +256,16 @@ class Trainer:
         step = start
         while step < numb_steps:
             t = time.perf_counter()
-            self.train_step(batch)
+            running = self._stepper.submit(self.train_step, batch)
+            # the next batch is drawn while the step runs: the same draws in the same order
+            before_next = self._sampling()
+            next_batch = self._batch(self.train_data)
+            running.result()
             elapsed = time.perf_counter() - t
             train_time += elapsed
             step_times.append(elapsed)
             step += 1
             interval_steps += 1
-            before_next = self._sampling()
-            next_batch = self._batch(self.train_data)
             if self.summary is not None and step % self.training.tensorboard_freq == 0:
                 self._write_summary(step, batch)
             if displaying and step % disp_freq == 0:

@@ -1,0 +1,152 @@
+"""Data-parallel training against threads on one node: frames trained per second and the wall
+time to reach the same whole-validation force RMSE.
+
+    python bench/parallel.py [--steps 1000] [--save-every 100] [--keep DIR] [--out DIR]
+
+Input: the water example (examples/water/se_e2_a_tebd/input.json) with numb_steps --steps and a
+checkpoint every --save-every steps (all kept), training systems data_0..data_2 of
+../shared/data/water. Three runs, one after the other, each with its own work dir:
+
+    1w x 1t   `dp train`              OMP/DP_INTRA/DP_INTER threads 1
+    2w x 1t   `dp train --workers 2`  1 thread per worker (2 x the frames per step)
+    1p x 2t   `dp train`              threads 2
+
+Frames per second: frames per step (batch size x workers) x steps between the first and the
+last checkpoint / the time between their writes (startup, statistics and tracing excluded).
+Whole-validation force RMSE: every checkpoint frozen and evaluated on all frames of data_3
+(DeepPot); the target is the largest final RMSE of the three runs (one all of them reach), and
+each run's time to target is the write time of its first checkpoint at or below it, counted from
+the run's first step. Printed: the table, parallel efficiency (2w frames/s / (2 x 1w
+frames/s)) and 2w / 1p frames/s; written to OUT/results.json. Run it on an idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", ROOT.parent / "shared/data/water"))
+sys.path.insert(0, str(ROOT))  # this checkout's package for the evaluation
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+RUNS = {"1w x 1t": (1, 1), "2w x 1t": (2, 1), "1p x 2t": (1, 2)}  # name: (workers, threads)
+
+
+def _script(steps: int, save_every: int) -> dict:
+    script = json.loads((ROOT / "examples/water/se_e2_a_tebd/input.json").read_text())
+    training = script["training"]
+    training.update(numb_steps=steps, disp_freq=save_every, save_freq=save_every,
+                    max_ckpt_keep=steps // save_every + 2)
+    return script
+
+
+def _env(threads: int) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    for name in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
+                 "DP_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS",
+                 "TF_INTER_OP_PARALLELISM_THREADS"):
+        env[name] = str(threads)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def train(name: str, workdir: Path, steps: int, save_every: int) -> dict:
+    """One run: its work dir, wall time, and the write time of every checkpoint by step."""
+    workers, threads = RUNS[name]
+    run = workdir / name.replace(" ", "")
+    run.mkdir(parents=True)
+    (run.parent / "data").exists() or (run.parent / "data").symlink_to(WATER)
+    (run / "input.json").write_text(json.dumps(_script(steps, save_every)))
+    argv = [sys.executable, "-m", "deepmd_tebd.cli", "train", "input.json"]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    t0 = time.time()
+    result = subprocess.run(argv, cwd=run, env=_env(threads), capture_output=True, text=True)
+    wall = time.time() - t0
+    if result.returncode:
+        raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
+    written = {int(p.name.split("-")[1].split(".")[0]): p.stat().st_mtime
+               for p in run.glob("model.ckpt-*.index")}
+    batch_size = json.loads((run / "out.json").read_text())["training"]["training_data"][
+        "batch_size"]
+    return {"run": str(run), "workers": workers, "threads": threads, "wall_s": wall,
+            "written": dict(sorted(written.items())), "batch_size": batch_size}
+
+
+def force_rmse(run: Path, step: int) -> float:
+    """Whole-validation force RMSE (all frames of data_3) of checkpoint model.ckpt-<step>."""
+    from deepmd_tebd.infer import DeepPot
+    from deepmd_tebd.infer.frozen import freeze
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "checkpoint").write_text(
+            f'model_checkpoint_path: "{run / f"model.ckpt-{step}"}"\n')
+        freeze(tmp, Path(tmp) / "graph.pb")
+        dp = DeepPot(Path(tmp) / "graph.pb")
+        errors = []
+        system = WATER / "data_3"
+        atype = np.loadtxt(system / "type.raw", dtype=int)
+        for set_dir in sorted(system.glob("set.*")):
+            coord, box = np.load(set_dir / "coord.npy"), np.load(set_dir / "box.npy")
+            force = np.load(set_dir / "force.npy")
+            _, f, _ = dp.eval(coord, box, atype)
+            errors.append((f.reshape(force.shape) - force).ravel())
+        return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+
+
+def summarise(results: dict) -> dict:
+    """Frames/s, RMSE per checkpoint, time to the common target and the ratios."""
+    for r in results.values():
+        steps = sorted(r["written"])
+        first, last = steps[0], steps[-1]
+        r["steps_per_s"] = (last - first) / (r["written"][last] - r["written"][first])
+        batch = int(r["batch_size"]) if str(r["batch_size"]).isdigit() else 1  # water: auto = 1
+        r["frames_per_s"] = r["steps_per_s"] * r["workers"] * batch
+        r["rmse_f"] = {s: force_rmse(Path(r["run"]), s) for s in steps}
+    target = max(r["rmse_f"][max(r["rmse_f"])] for r in results.values())
+    for r in results.values():
+        # step 0 is not checkpointed: its time extrapolated back from the first checkpoint
+        start = r["written"][min(r["written"])] - min(r["written"]) / r["steps_per_s"]
+        reached = [s for s in sorted(r["rmse_f"]) if r["rmse_f"][s] <= target]
+        r["time_to_target_s"] = r["written"][reached[0]] - start if reached else None
+    one, two, threads = (results[k]["frames_per_s"] for k in RUNS)
+    return {"target_rmse_f": target, "efficiency": two / (2 * one), "workers_vs_threads":
+            two / threads, "threads_vs_one": threads / one}
+
+
+def main() -> None:
+    """Runs the three trainings and prints the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--keep", default=None, help="work dir to keep (default: temporary)")
+    parser.add_argument("--out", default=".", help="where results.json goes")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.keep or tmp)
+        results = {name: train(name, workdir, args.steps, args.save_every) for name in RUNS}
+        ratios = summarise(results)
+    print(f"{'run':10s} {'frames/s':>9s} {'wall s':>8s} {'final rmse_f':>12s} "
+          f"{'s to target':>11s}")
+    for name, r in results.items():
+        final = r["rmse_f"][max(r["rmse_f"])]
+        reach = "-" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.1f}"
+        print(f"{name:10s} {r['frames_per_s']:9.2f} {r['wall_s']:8.1f} {final:12.4f} "
+              f"{reach:>11s}")
+    print(f"target rmse_f {ratios['target_rmse_f']:.4f}; parallel efficiency "
+          f"{ratios['efficiency']:.2f} (target >= 0.9); 2 workers / 1 process x 2 threads "
+          f"{ratios['workers_vs_threads']:.2f}x (target >= 1.2); threads alone "
+          f"{ratios['threads_vs_one']:.2f}x")
+    Path(args.out, "results.json").write_text(json.dumps({"runs": results, **ratios},
+                                                         indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""Data-parallel training on tf.distribute.MultiWorkerMirroredStrategy, with DeePMD-kit's
+semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/run_options.py):
+
+- every worker samples its own batches from the whole data set with the data seed
+  training.seed + rank (deepmd/tf/entrypoints/train.py: _do_work);
+- the statistics are computed on the chief alone, and the chief's weights, statistics and
+  optimizer state are copied to every worker before the first step (Horovod's
+  broadcast_global_variables);
+- per step the gradients are averaged over the workers (one all-reduce) and the optimizer's
+  rate is scaled by learning_rate/scale_by_worker (linear: x N, sqrt: x sqrt(N), none); the loss
+  prefactors and the lcurve keep the unscaled rate;
+- the chief alone validates and writes lcurve.out, checkpoints and TensorBoard;
+- a SIGINT/SIGTERM received by any worker travels with that step's all-reduce, so that every
+  worker stops after the same step and the chief writes a checkpoint; a worker that dies makes
+  the others stop with a ClusterError within seconds (the coordination service's heartbeats),
+  a cluster that cannot be formed fails within $DP_CLUSTER_TIMEOUT s (default 60).
+
+The variables are ordinary (not mirrored) variables of each process: the strategy is used for
+its collectives. With one process and no cluster none of this runs and the traced step is
+the single-process one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from .cluster_env import LAUNCH_HELP, ClusterError, cluster_source, thread_counts
+from .trainer import Trainer
+
+log = logging.getLogger("deepmd_tebd")
+
+DEFAULT_CLUSTER_TIMEOUT_S = 60
+HEARTBEAT_TIMEOUT_S = 10
+LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
+                      tf.errors.DeadlineExceededError, tf.errors.InternalError,
+                      tf.errors.AbortedError, tf.errors.FailedPreconditionError)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """The workers of a data-parallel run as this process sees them (rank 0: the chief)."""
+
+    strategy: tf.distribute.Strategy
+    rank: int
+    size: int
+    devices: tuple
+    source: str
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the outputs."""
+        return self.rank == 0
+
+
+def check_supported(config, source: str) -> None:
+    """Refuses what a data-parallel run cannot do: early stopping is decided by the chief's
+    whole-validation figures alone, and the other workers would not stop with it."""
+    whole = config.training.whole_validation
+    if whole is not None and whole.early_stopping is not None:
+        from ..config.errors import ConfigError, Problem
+
+        raise ConfigError(source, [Problem("training/whole_validation/early_stopping",
+                                           "not supported in a data-parallel run: remove it, "
+                                           "or train in one process")])
+
+
+def apply_thread_settings() -> None:
+    """Sets TensorFlow's thread pools from DP_INTRA_OP_PARALLELISM_THREADS and
+    DP_INTER_OP_PARALLELISM_THREADS (0 or unset: TensorFlow chooses; OMP_NUM_THREADS is read by
+    the OpenMP runtime of the ops), as DeePMD-kit's deepmd/env.py: get_tf_session_config."""
+    intra, inter = thread_counts()
+    if intra:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
+def lr_scale(rule: str, size: int) -> float:
+    """The factor of the optimizer's rate for `size` workers (learning_rate/scale_by_worker)."""
+    return {"linear": float(size), "sqrt": math.sqrt(size), "none": 1.0}[rule]
+
+
+def _configure_coordination(spec, timeout_s: int) -> None:
+    """The coordination service with bounded waits: registration of every worker within
+    timeout_s, peers declared dead after HEARTBEAT_TIMEOUT_S without heartbeats."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        cluster_register_timeout_in_ms=timeout_s * 1000,
+        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
+        shutdown_barrier_timeout_in_ms=timeout_s * 1000, coordinated_jobs=jobs)
+
+
+_WATCHDOG = """import os, signal, sys, time
+parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+time.sleep(seconds)
+if os.getppid() == parent:
+    print("DEEPMD ERROR   " + message, file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+def _watchdog(seconds: float, message: str) -> subprocess.Popen:
+    """A process that prints `message` and kills this one after `seconds` unless killed first."""
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds),
+                             message])
+
+
+def _barrier(strategy, timeout_s: int) -> None:
+    """Returns once every worker has joined (an all-reduce); DeadlineExceededError after
+    timeout_s (the coordination service alone lets the leader wait for ever)."""
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=timeout_s,
+        implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+
+    def join():
+        return tf.distribute.get_replica_context().all_reduce("sum", tf.ones([]), options)
+
+    tf.function(lambda: strategy.run(join))()
+
+
+def connect() -> Cluster | None:
+    """The cluster the environment describes (TF_CONFIG, a Slurm job step), formed within
+    $DP_CLUSTER_TIMEOUT seconds (default 60); None for one process. ClusterError when it
+    cannot be formed."""
+    source = cluster_source()
+    timeout_s = int(os.environ.get("DP_CLUSTER_TIMEOUT") or DEFAULT_CLUSTER_TIMEOUT_S)
+    if source is None:
+        if len(tf.config.list_physical_devices("GPU")) > 1:
+            log.warning("this process sees several GPUs but trains on one; to train on all of "
+                        "them: " + LAUNCH_HELP)
+        return None
+    from tensorflow.python.distribute import multi_worker_util
+
+    resolver = (tf.distribute.cluster_resolver.SlurmClusterResolver() if source == "slurm"
+                else tf.distribute.cluster_resolver.TFConfigClusterResolver())
+    spec = resolver.cluster_spec()
+    addresses = [a for job in ("chief", "worker") if job in spec.jobs
+                 for a in spec.job_tasks(job)]
+    _configure_coordination(spec, timeout_s)
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+
+    def failure(reason: str) -> str:
+        return (f"the cluster of {len(addresses)} workers {addresses} (from "
+                f"{'Slurm' if source == 'slurm' else 'TF_CONFIG'}) could not be formed within "
+                f"{timeout_s} s: {reason}. Every worker must be started with the same "
+                "cluster, and each address must be reachable and its port free")
+
+    # the leader of the coordination service waits for its peers without a time limit, in
+    # TensorFlow's context initialisation and holding the GIL: a watchdog process ends it
+    watchdog = _watchdog(timeout_s, failure("the other workers did not join"))
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver, communication_options=options)
+        _barrier(strategy, timeout_s)
+    except (tf.errors.OpError, RuntimeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ClusterError(failure(reason)) from None
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+    rank = multi_worker_util.id_in_cluster(spec, resolver.task_type, resolver.task_id)
+    cluster = Cluster(strategy, rank, len(addresses), tuple(strategy.extended.worker_devices),
+                      source)
+    log.info("distributed training: world size %d, my rank %d, workers %s, devices %s",
+             cluster.size, cluster.rank, addresses, list(cluster.devices))
+    return cluster
+
+
+def broadcast_from_chief(cluster: Cluster, variables) -> None:
+    """Gives every worker the chief's values of `variables` (an all-reduce of the chief's
+    values and the others' zeros: exact)."""
+    groups = {}
+    for variable in variables:
+        dtype = tf.as_dtype(variable.dtype)
+        if dtype != tf.string:
+            groups.setdefault(dtype, []).append(variable)
+
+    def copy():
+        context = tf.distribute.get_replica_context()
+        for group in groups.values():
+            values = [tf.identity(v) if cluster.is_chief else tf.zeros_like(v) for v in group]
+            for variable, value in zip(group, context.all_reduce("sum", values)):
+                variable.assign(value)
+
+    tf.function(lambda: cluster.strategy.run(copy))()
+
+
+class DistributedTrainer(Trainer):
+    """The Trainer of one worker of a data-parallel run (see the module docstring)."""
+
+    def __init__(self, cluster: Cluster, config, model, train_data, valid_data, lr, loss,
+                 min_nbor_dist=None):
+        self.cluster = cluster
+        self._signum = None
+        dtype = tf.as_dtype(model.trainable_variables[0].dtype)
+        # 1 once this worker received a signal; the sum over the workers after each step
+        self.stop_request = tf.Variable(tf.zeros([], dtype), trainable=False)
+        self.stop_votes = tf.Variable(tf.zeros([], dtype), trainable=False)
+        if not cluster.is_chief:  # no lcurve, validation, TensorBoard on the other workers
+            config = dataclasses.replace(config, training=dataclasses.replace(
+                config.training, disp_training=False, tensorboard=False, whole_validation=None))
+        factor = lr_scale(config.learning_rate.scale_by_worker, cluster.size)
+        log.info("scale learning rate by coef: %f (scale_by_worker %s, %d workers)", factor,
+                 config.learning_rate.scale_by_worker, cluster.size)
+        self._step_options = dict(reduce_gradients=self._reduce, lr_factor=factor,
+                                  replicate=self._replicate)
+        super().__init__(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
+        self._traced_step = self.train_step
+        self.train_step = self._step_with_stop
+
+    def step_options(self) -> dict:
+        """The data-parallel hooks of the traced step (train/step.py: make_steps)."""
+        return self._step_options
+
+    # -- the step --------------------------------------------------------------------------
+    def _replicate(self, update, batch):
+        self.cluster.strategy.run(update, args=(batch,))
+
+    def _reduce(self, gradients):
+        """The gradients averaged over the workers; the stop requests summed on the way."""
+        context = tf.distribute.get_replica_context()
+        groups = {}
+        for i, gradient in enumerate(gradients):
+            if gradient is not None:
+                groups.setdefault(tf.as_dtype(gradient.dtype), []).append(i)
+        flag_dtype = self.stop_request.dtype
+        groups.setdefault(flag_dtype, [])
+        reduced = list(gradients)
+        for dtype, indices in groups.items():
+            tensors = [tf.convert_to_tensor(gradients[i]) for i in indices]
+            if dtype == flag_dtype:
+                tensors.append(self.stop_request.read_value())
+            summed = context.all_reduce("sum", tensors)
+            if dtype == flag_dtype:
+                self.stop_votes.assign(summed.pop())
+            for i, value in zip(indices, summed):
+                reduced[i] = value / tf.cast(self.cluster.size, dtype)
+        return reduced
+
+    def _step_with_stop(self, batch):
+        if self._signum is not None and float(self.stop_request) == 0:
+            self.stop_request.assign(tf.ones_like(self.stop_request))
+        self._traced_step(batch)
+
+    @property
+    def _signal(self):
+        """The signal that stops every worker after this step (seen in the all-reduce)."""
+        if float(self.stop_votes) > 0:
+            return self._signum or signal.SIGTERM
+        return None
+
+    @_signal.setter
+    def _signal(self, signum):
+        self._signum = signum
+
+    # -- outputs and state -----------------------------------------------------------------
+    def _save(self, step, sampling, validate: bool = True) -> None:
+        if self.cluster.is_chief:
+            super()._save(step, sampling, validate)
+
+    def synchronize(self) -> None:
+        """Every worker takes the chief's weights, statistics, optimizer state and step."""
+        broadcast_from_chief(self.cluster, list(self.model.variables) +
+                             list(self.optimizer.variables) + [self.step])
+
+    def restart(self, prefix: str) -> None:
+        """As Trainer.restart; the other workers draw new batches (their sampling state is not
+        in the chief's checkpoint): data seed from (training.seed, rank, step)."""
+        super().restart(prefix)
+        if not self.cluster.is_chief:
+            seed = self.training.seed
+            entropy = None if seed is None else [int(seed), self.cluster.rank, int(self.step)]
+            self.train_data.rng.seed(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+    def run(self, restarted: bool = False) -> None:
+        """As Trainer.run; a lost worker stops this one with a ClusterError."""
+        try:
+            super().run(restarted)
+        except LOST_WORKER_ERRORS as err:
+            reason = str(err.message).strip().splitlines()
+            prefix = self.training.save_ckpt
+            raise ClusterError(
+                f"worker {self.cluster.rank} of {self.cluster.size}: the cluster lost a worker "
+                f"at step {int(self.step)} ({reason[0] if reason else type(err).__name__}); "
+                f"the last checkpoint {prefix} is intact: continue with dp train INPUT "
+                f"--restart {prefix} (with any number of workers)") from None
