@@ -13,7 +13,7 @@ semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/r
 - a SIGINT/SIGTERM received by any worker travels with that step's all-reduce, so that every
   worker stops after the same step and the chief writes a checkpoint; a worker that dies makes
   the others stop with a ClusterError within seconds (the coordination service's heartbeats),
-  a cluster that cannot be formed fails within $DP_CLUSTER_TIMEOUT s (default 60).
+  a cluster that cannot be formed fails within $DP_CLUSTER_TIMEOUT s (default 40).
 
 The variables are ordinary (not mirrored) variables of each process: the strategy is used for
 its collectives. With one process and no cluster none of this runs and the traced step is
@@ -37,7 +37,7 @@ from .trainer import Trainer
 
 log = logging.getLogger("deepmd_tebd")
 
-DEFAULT_CLUSTER_TIMEOUT_S = 60
+DEFAULT_CLUSTER_TIMEOUT_S = 40
 HEARTBEAT_TIMEOUT_S = 10
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
                       tf.errors.DeadlineExceededError, tf.errors.InternalError,
@@ -134,7 +134,7 @@ def _barrier(strategy, timeout_s: int) -> None:
 
 def connect() -> Cluster | None:
     """The cluster the environment describes (TF_CONFIG, a Slurm job step), formed within
-    $DP_CLUSTER_TIMEOUT seconds (default 60); None for one process. ClusterError when it
+    $DP_CLUSTER_TIMEOUT seconds (default 40); None for one process. ClusterError when it
     cannot be formed."""
     source = cluster_source()
     timeout_s = int(os.environ.get("DP_CLUSTER_TIMEOUT") or DEFAULT_CLUSTER_TIMEOUT_S)
