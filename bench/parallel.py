@@ -144,6 +144,7 @@ def main() -> None:
           f"{ratios['efficiency']:.2f} (target >= 0.9); 2 workers / 1 process x 2 threads "
           f"{ratios['workers_vs_threads']:.2f}x (target >= 1.2); threads alone "
           f"{ratios['threads_vs_one']:.2f}x")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, "results.json").write_text(json.dumps({"runs": results, **ratios},
                                                          indent=1, default=str))
 

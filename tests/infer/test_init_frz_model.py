@@ -1,12 +1,15 @@
 """`dp train --init-frz-model graph.pb`: the weights and statistics of a frozen model (ours or
 DeePMD-kit's) start the training; zero steps and `dp freeze` give back the same model. DeePMD-kit's
-own `dp train --init-frz-model` accepts our graph. A compressed graph is refused with the reason."""
+own `dp train --init-frz-model` accepts our graph and starts from the model we start from (the
+same step-0 lcurve row on a one-frame system, which both programs' data generators must draw). A
+compressed graph is refused with the reason."""
 import json
 import shutil
 
 import numpy as np
 import pytest
 from conftest import dp, make_workdir, oracle_dp, water_frames, water_input
+from shared_paths import WATER
 
 from deepmd_tebd.infer.deep_pot import DeepPot
 
@@ -36,6 +39,43 @@ def test_deepmd_kit_trains_from_our_frozen_model(plain_graph, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = np.loadtxt(run / "lcurve.out")
     assert rows.shape[0] == 2 and np.all(np.isfinite(rows))
+
+
+def one_frame_system(root, source=WATER / "data_3"):
+    """A copy of the first frame of a water system: every batch of size 1 is that frame."""
+    root.mkdir(parents=True)
+    for name in ("type.raw", "type_map.raw"):
+        shutil.copy(source / name, root / name)
+    (root / "set.000").mkdir()
+    for array in (source / "set.000").glob("*.npy"):
+        np.save(root / "set.000" / array.name, np.load(array)[:1])
+    return root
+
+
+def test_deepmd_kit_starts_from_our_frozen_model_where_we_start(plain_graph, tmp_path):
+    system = one_frame_system(tmp_path / "one_frame")
+    rows = {}
+    for side, runner, argv in (("ours", dp, ["train"]), ("theirs", oracle_dp, ["--tf", "train"])):
+        script = water_input("water_se_e2_a.json", numb_steps=1, small=True)
+        script["training"]["disp_freq"] = 1
+        script["training"]["training_data"].update(systems=[str(system)], batch_size=1)
+        script["training"]["validation_data"].update(systems=[str(system)], batch_size=1,
+                                                      numb_btch=1)
+        run = make_workdir(tmp_path / side, script)
+        result = runner(run, *argv, "input.json", "--init-frz-model", str(plain_graph))
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows[side] = first_row(run / "lcurve.out")
+    common = rows["ours"].keys() & rows["theirs"].keys()
+    assert {"rmse_e_val", "rmse_e_trn", "rmse_f_val", "rmse_f_trn", "lr"} <= common
+    assert {k: rows["ours"][k] for k in common} == {k: rows["theirs"][k] for k in common}
+
+
+def first_row(lcurve):
+    """{column name: printed value} of an lcurve's first row (header: the line "# step ...")."""
+    lines = lcurve.read_text().splitlines()
+    names = next(line[1:].split() for line in lines if line[1:].split()[:1] == ["step"])
+    values = next(line.split() for line in lines if line.strip() and not line.startswith("#"))
+    return dict(zip(names, values))
 
 
 def test_a_compressed_graph_is_refused_with_the_reason(ours_compressed_graph, tmp_path):
