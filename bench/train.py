@@ -79,6 +79,7 @@ _SHARED = _ROOT.parent / "shared"
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from deepmd_tebd.train.lcurve import read_lcurve  # noqa: E402
 from tests.reference.deepmd_oracle import _clean_env, oracle_python  # noqa: E402
 
 INPUTS = {"tebd": "water_se_e2_a_tebd.json", "se_e2_a": "water_se_e2_a.json",
@@ -267,20 +268,6 @@ def _whole_validation(run_dir: Path, program: str, commands: dict, timeout: floa
             "rmse_f_all": float(found["Force  RMSE"])}
 
 
-def read_lcurve(path: Path) -> tuple[list[str], list[list[float]]]:
-    """(column names, rows) of an lcurve.out; names from its (last) header line, the comment line
-    starting with "step" (DeePMD-kit 3.x writes a note line after it)."""
-    names, rows = [], []
-    for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            words = line[1:].split()
-            if words and words[0] == "step":
-                names = words
-        elif line.strip():
-            rows.append([float(x) for x in line.split()])
-    return names, rows
-
-
 def _per_step_median(intervals: list[tuple[int, float]]) -> float | None:
     """Median seconds per step of [(end step, interval seconds)], warm-up intervals left out
     (all but the first interval when the run is too short to have any after the warm-up)."""
@@ -323,7 +310,7 @@ def _metrics(job: dict) -> dict:
         metrics["error"] = "\n".join(text.splitlines()[-40:])
         return metrics
     metrics.update(parse_log(text))
-    names, rows = read_lcurve(job["lcurve"])
+    names, rows = read_lcurve(str(job["lcurve"]))
     last = dict(zip(names, rows[-1]))
     metrics.update(step=int(last["step"]), rmse_e_val=last["rmse_e_val"],
                    rmse_f_val=last["rmse_f_val"])

@@ -51,12 +51,16 @@ class LearningCurve:
 
 
 def read_lcurve(path: str) -> tuple[list[str], np.ndarray]:
-    """Column names and values of lcurve.out (the last header wins after a --restart)."""
+    """Column names and values of lcurve.out or valid.out, ours or DeePMD-kit's: the header is
+    the comment line starting with "step" (the last one wins after a --restart; DeePMD-kit 3.x
+    writes a note line after it)."""
     names, rows = None, []
     with open(path) as f:
         for line in f:
             if line.startswith("#"):
-                names = line[1:].split()
+                words = line[1:].split()
+                if words[:1] == ["step"]:
+                    names = words
             elif line.strip():
                 rows.append([float(v) for v in line.split()])
     if names is None or not rows:

@@ -12,6 +12,7 @@ from conftest import dp, make_workdir, oracle_dp, water_frames, water_input
 from shared_paths import WATER
 
 from deepmd_tebd.infer.deep_pot import DeepPot
+from deepmd_tebd.train.lcurve import read_lcurve
 
 
 def _workdir(tmp_path, numb_steps):
@@ -64,18 +65,12 @@ def test_deepmd_kit_starts_from_our_frozen_model_where_we_start(plain_graph, tmp
         run = make_workdir(tmp_path / side, script)
         result = runner(run, *argv, "input.json", "--init-frz-model", str(plain_graph))
         assert result.returncode == 0, result.stderr[-3000:]
-        rows[side] = first_row(run / "lcurve.out")
+        names, data = read_lcurve(str(run / "lcurve.out"))
+        rows[side] = dict(zip(names, data[0]))
     common = rows["ours"].keys() & rows["theirs"].keys()
     assert {"rmse_e_val", "rmse_e_trn", "rmse_f_val", "rmse_f_trn", "lr"} <= common
     assert {k: rows["ours"][k] for k in common} == {k: rows["theirs"][k] for k in common}
 
-
-def first_row(lcurve):
-    """{column name: printed value} of an lcurve's first row (header: the line "# step ...")."""
-    lines = lcurve.read_text().splitlines()
-    names = next(line[1:].split() for line in lines if line[1:].split()[:1] == ["step"])
-    values = next(line.split() for line in lines if line.strip() and not line.startswith("#"))
-    return dict(zip(names, values))
 
 
 def test_a_compressed_graph_is_refused_with_the_reason(ours_compressed_graph, tmp_path):

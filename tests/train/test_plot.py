@@ -29,6 +29,17 @@ def test_read_lcurve_skips_repeated_headers(tmp_path):
     assert data[:, 0].tolist() == [0, 100, 200, 300]
 
 
+def test_read_lcurve_takes_the_step_header_not_a_note_line_after_it(tmp_path):
+    """DeePMD-kit 3.x writes a comment line after its header."""
+    path = tmp_path / "lcurve.out"
+    path.write_text("#  step      rmse_val    rmse_trn        lr\n"
+                    "# If there is no available reference data, rmse_*_{val,trn} will print nan\n"
+                    "      0      1.0e+00      2.0e+00   1.0e-03\n")
+    names, data = read_lcurve(str(path))
+    assert names == ["step", "rmse_val", "rmse_trn", "lr"]
+    assert data.tolist() == [[0.0, 1.0, 2.0, 1e-3]]
+
+
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "lcurve.out"

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from shared_paths import INPUTS, WATER, needs_water
 
+from deepmd_tebd.train.lcurve import read_lcurve
+
 pytestmark = needs_water
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -54,9 +56,7 @@ def _workdir(tmp: Path, numb_steps: int, save_freq: int, whole: dict, **training
 
 
 def _rows(path: Path) -> tuple[list[str], np.ndarray]:
-    lines = path.read_text().splitlines()
-    names = [line for line in lines if line.startswith("#")][-1][1:].split()
-    return names, np.loadtxt(path, ndmin=2)
+    return read_lcurve(str(path))
 
 
 def _dp_test_figures(graph: Path, root: Path) -> dict:
