@@ -114,6 +114,11 @@ def count_types(systems: Sequence["System"]) -> int:
                for s in systems)
 
 
+# the energy model's label files: (values per frame, or per atom and frame when atomic)
+LABEL_SHAPES = {"energy": (1, False), "force": (3, True), "virial": (9, False),
+                "atom_ener": (1, True), "atom_pref": (1, True)}
+
+
 class System:
     """One system directory: atom types in the model's indices, periodicity and sets.
 
@@ -228,6 +233,20 @@ class System:
             data = data.reshape(data.shape[0], self.natoms, ndof)[:, self.idx_map]
             data = data.reshape(data.shape[0], width)
         return data
+
+    def load_labels_or_zeros(self, set_dir: Path, keys: Sequence[str],
+                             nframes: int) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+        """The labels `keys` (of LABEL_SHAPES) on all frames of a set, [nframes, width] each,
+        zeros where a label's file is missing; and which of them were found."""
+        values, found = {}, {}
+        for key in keys:
+            ndof, atomic = LABEL_SHAPES[key]
+            label = self.load_label(set_dir, key, ndof, atomic=atomic, nframes=nframes,
+                                    required=False)
+            found[key] = label is not None
+            width = ndof * self.natoms if atomic else ndof
+            values[key] = np.zeros((nframes, width)) if label is None else label
+        return values, found
 
     def load_label(self, set_dir: Path, key: str, ndof: int, atomic: bool = False,
                    nframes: int | None = None, required: bool = True,

@@ -91,14 +91,8 @@ def _evaluate(models, sys_: System, set_dir: Path, real_error: bool):
     outputs = [m.eval(data["coord"], cells, sys_.atype, **extra) for m in models]
     real = None
     if real_error:
-        nat = sys_.natoms
-        real = {}
-        for key, ndof, atomic in (("energy", 1, False), ("force", 3, True),
-                                  ("virial", 9, False)):
-            label = sys_.load_label(set_dir, key, ndof, atomic=atomic, nframes=nf,
-                                    required=False)
-            real[key] = np.zeros((nf, nat * ndof if atomic else ndof)) if label is None else label
-        real["force"] = real["force"].reshape(nf, nat, 3)
+        real, _ = sys_.load_labels_or_zeros(set_dir, ("energy", "force", "virial"), nf)
+        real["force"] = real["force"].reshape(nf, sys_.natoms, 3)
     return [np.array([out[i] for out in outputs]) for i in range(3)], real
 
 

@@ -49,17 +49,8 @@ def load_test_frames(sys_: System, set_prefix: str, numb_test: int, shuffle: boo
     set_dir = sets[-1]
     data = sys_.load_set(set_dir)
     nf = data["coord"].shape[0]
-    labels = {
-        "energy": sys_.load_label(set_dir, "energy", 1, nframes=nf, required=False),
-        "force": sys_.load_label(set_dir, "force", 3, atomic=True, nframes=nf, required=False),
-        "virial": sys_.load_label(set_dir, "virial", 9, nframes=nf, required=False),
-        "atom_ener": sys_.load_label(set_dir, "atom_ener", 1, atomic=True, nframes=nf,
-                                     required=False),
-    }
-    widths = {"energy": 1, "force": 3 * sys_.natoms, "virial": 9, "atom_ener": sys_.natoms}
-    for key, value in labels.items():
-        if value is None:
-            labels[key] = np.zeros((nf, widths[key]))
+    labels, _ = sys_.load_labels_or_zeros(set_dir, ("energy", "force", "virial", "atom_ener"),
+                                          nf)
     data.update(labels)
     order = np.arange(nf)
     if shuffle:

@@ -46,15 +46,8 @@ def whole_chunks(data, labels: list[str], batch_atoms: int) -> list[dict]:
         for set_dir in system.sets:
             frames = system.load_set(set_dir)
             nf = frames["coord"].shape[0]
-            values = {}
-            for key in labels:
-                ndof, atomic = {"energy": (1, False), "force": (3, True), "virial": (9, False),
-                                "atom_ener": (1, True), "atom_pref": (1, True)}[key]
-                label = system.load_label(set_dir, key, ndof, atomic=atomic, nframes=nf,
-                                          required=False)
-                values[f"find_{key}"] = np.float64(label is not None)
-                width = ndof * nat if atomic else ndof
-                values[key] = np.zeros((nf, width)) if label is None else label
+            values, found = system.load_labels_or_zeros(set_dir, labels, nf)
+            values.update({f"find_{key}": np.float64(found[key]) for key in labels})
             values["energy"] = values["energy"].reshape(nf)
             for start in range(0, nf, per_chunk):
                 part = slice(start, min(nf, start + per_chunk))
