@@ -1,11 +1,13 @@
 """Data-parallel training (train/distributed.py) on loopback: two workers equal one process
 trained on the union of their batches, the chief alone writes the outputs, and a cluster that
-cannot be formed or an MPI launch fail clearly, in bounded time, writing nothing.
+cannot be formed (a peer missing, a port in use, a bad TF_CONFIG) or an MPI launch fail
+clearly, in bounded time, writing nothing.
 
 Every process is started here and killed by pid in a finally."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -143,6 +145,32 @@ def test_unreachable_peer_fails_clearly_in_bounded_time_writing_nothing(tmp_path
     assert time.monotonic() - t0 < 60
     assert proc.returncode != 0  # 1, or SIGKILL by the watchdog of a waiting leader
     assert "could not be formed within 20 s" in err and "Traceback" not in err
+    assert sorted(p.name for p in run.iterdir()) == ["input.json"]
+
+
+@needs_water
+def test_a_port_in_use_fails_clearly_in_bounded_time_writing_nothing(tmp_path):
+    run = workdir(tmp_path, small_input())
+    ports = free_ports(2)
+    addresses = [f"127.0.0.1:{port}" for port in ports]
+    env = dict(ENV, DP_CLUSTER_TIMEOUT="20")
+    with socket.socket() as taken:  # the chief's port, held by another program
+        taken.bind(("127.0.0.1", ports[0]))
+        taken.listen(1)
+        t0 = time.monotonic()
+        procs = [subprocess.Popen(dp_train_argv(), cwd=run, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env=worker_environment(rank, addresses, 1, env))
+                 for rank in range(2)]
+        try:
+            codes, errs = finish(procs, timeout=90)
+        finally:
+            kill_all(procs)
+    assert time.monotonic() - t0 < 60
+    assert all(code != 0 for code in codes)  # 1, or SIGKILL by the watchdog of the leader
+    assert "Could not start gRPC server" in errs[0] and "its port free" in errs[0]
+    assert "could not be formed within 20 s" in errs[1]
+    assert not any("Traceback" in err for err in errs)
     assert sorted(p.name for p in run.iterdir()) == ["input.json"]
 
 
