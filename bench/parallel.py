@@ -1,11 +1,14 @@
 """Data-parallel training against threads on one node: frames trained per second and the wall
 time to reach the same whole-validation force RMSE.
 
-    python bench/parallel.py [--steps 1000] [--save-every 100] [--keep DIR] [--out DIR]
+    python bench/parallel.py [--steps 1000] [--save-every 100] [--rounds 1] [--keep DIR]
+                             [--out DIR]
 
 Input: the water example (examples/water/se_e2_a_tebd/input.json) with numb_steps --steps and a
 checkpoint every --save-every steps (all kept), training systems data_0..data_2 of
-../shared/data/water. Three runs, one after the other, each with its own work dir:
+../shared/data/water. Three runs, one after the other, each with its own work dir (--rounds R:
+R rounds of the three, interleaved so that a slow spell of the machine falls on all of them;
+each figure is the median over the rounds):
 
     1w x 1t   `dp train`              OMP/DP_INTRA/DP_INTER threads 1
     2w x 1t   `dp train --workers 2`  1 thread per worker (2 x the frames per step)
@@ -16,8 +19,10 @@ last checkpoint / the time between their writes (startup, statistics and tracing
 Whole-validation force RMSE: every checkpoint frozen and evaluated on all frames of data_3
 (DeepPot); the target is the largest final RMSE of the three runs (one all of them reach), and
 each run's time to target is the write time of its first checkpoint at or below it, counted from
-the run's first step. Printed: the table, parallel efficiency (2w frames/s / (2 x 1w
-frames/s)) and 2w / 1p frames/s; written to OUT/results.json. Run it on an idle machine.
+the run's first step (the training is seeded, so the RMSE of a checkpoint is the same in
+every round: it is evaluated in the first). Printed: each run's progress and frames/s, the table,
+parallel efficiency (2w frames/s / (2 x 1w frames/s)) and 2w / 1p frames/s; written to
+OUT/results.json. Run it on an idle machine.
 """
 from __future__ import annotations
 
@@ -57,8 +62,13 @@ def _env(threads: int) -> dict:
     return env
 
 
+def _progress(message: str) -> None:
+    print(f"[bench/parallel] {message}", flush=True)
+
+
 def train(name: str, workdir: Path, steps: int, save_every: int) -> dict:
-    """One run: its work dir, wall time, and the write time of every checkpoint by step."""
+    """One run: its work dir, wall time, and the write time of every checkpoint by step; the
+    trainer's progress lines are shown as they come."""
     workers, threads = RUNS[name]
     run = workdir / name.replace(" ", "")
     run.mkdir(parents=True)
@@ -68,10 +78,16 @@ def train(name: str, workdir: Path, steps: int, save_every: int) -> dict:
     if workers > 1:
         argv += ["--workers", str(workers)]
     t0 = time.time()
-    result = subprocess.run(argv, cwd=run, env=_env(threads), capture_output=True, text=True)
+    proc = subprocess.Popen(argv, cwd=run, env=_env(threads), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    tail = []
+    for line in proc.stderr:
+        tail = (tail + [line])[-60:]
+        if "steps/s, ETA" in line:
+            _progress(f"{name}: {line.split('INFO', 1)[-1].strip()}")
     wall = time.time() - t0
-    if result.returncode:
-        raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
+    if proc.wait():
+        raise SystemExit(f"{name} failed:\n{''.join(tail)}")
     written = {int(p.name.split("-")[1].split(".")[0]): p.stat().st_mtime
                for p in run.glob("model.ckpt-*.index")}
     batch_size = json.loads((run / "out.json").read_text())["training"]["training_data"][
@@ -101,24 +117,40 @@ def force_rmse(run: Path, step: int) -> float:
         return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
 
 
-def summarise(results: dict) -> dict:
-    """Frames/s, RMSE per checkpoint, time to the common target and the ratios."""
-    for r in results.values():
-        steps = sorted(r["written"])
-        first, last = steps[0], steps[-1]
-        r["steps_per_s"] = (last - first) / (r["written"][last] - r["written"][first])
-        batch = int(r["batch_size"]) if str(r["batch_size"]).isdigit() else 1  # water: auto = 1
-        r["frames_per_s"] = r["steps_per_s"] * r["workers"] * batch
-        r["rmse_f"] = {s: force_rmse(Path(r["run"]), s) for s in steps}
-    target = max(r["rmse_f"][max(r["rmse_f"])] for r in results.values())
-    for r in results.values():
-        # step 0 is not checkpointed: its time extrapolated back from the first checkpoint
-        start = r["written"][min(r["written"])] - min(r["written"]) / r["steps_per_s"]
-        reached = [s for s in sorted(r["rmse_f"]) if r["rmse_f"][s] <= target]
-        r["time_to_target_s"] = r["written"][reached[0]] - start if reached else None
-    one, two, threads = (results[k]["frames_per_s"] for k in RUNS)
-    return {"target_rmse_f": target, "efficiency": two / (2 * one), "workers_vs_threads":
-            two / threads, "threads_vs_one": threads / one}
+def _rates(r: dict) -> None:
+    steps = sorted(r["written"])
+    first, last = steps[0], steps[-1]
+    r["steps_per_s"] = (last - first) / (r["written"][last] - r["written"][first])
+    batch = int(r["batch_size"]) if str(r["batch_size"]).isdigit() else 1  # water: auto = 1
+    r["frames_per_s"] = r["steps_per_s"] * r["workers"] * batch
+
+
+def summarise(rounds: list[dict]) -> dict:
+    """Frames/s, RMSE per checkpoint, time to the common target, medians over the rounds and
+    the ratios; {name: per-configuration summary} under "runs"."""
+    first = rounds[0]
+    for name, r in first.items():
+        _progress(f"{name}: whole-validation force RMSE of {len(r['written'])} checkpoints")
+        r["rmse_f"] = {s: force_rmse(Path(r["run"]), s) for s in sorted(r["written"])}
+    target = max(r["rmse_f"][max(r["rmse_f"])] for r in first.values())
+    runs = {}
+    for name in RUNS:
+        frames, reach = [], []
+        for results in rounds:
+            r = results[name]
+            rmse = first[name]["rmse_f"]
+            # step 0 is not checkpointed: its time extrapolated back from the first checkpoint
+            start = r["written"][min(r["written"])] - min(r["written"]) / r["steps_per_s"]
+            reached = [s for s in sorted(rmse) if rmse[s] <= target]
+            frames.append(r["frames_per_s"])
+            reach.append(r["written"][reached[0]] - start if reached else None)
+        runs[name] = dict(first[name], frames_per_s=float(np.median(frames)),
+                          frames_per_s_rounds=frames, time_to_target_rounds=reach,
+                          time_to_target_s=(None if None in reach else float(np.median(reach))),
+                          wall_s=float(np.median([res[name]["wall_s"] for res in rounds])))
+    one, two, threads = (runs[k]["frames_per_s"] for k in RUNS)
+    return {"runs": runs, "target_rmse_f": target, "efficiency": two / (2 * one),
+            "workers_vs_threads": two / threads, "threads_vs_one": threads / one}
 
 
 def main() -> None:
@@ -126,27 +158,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="interleaved rounds of the three runs (medians)")
     parser.add_argument("--keep", default=None, help="work dir to keep (default: temporary)")
     parser.add_argument("--out", default=".", help="where results.json goes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.keep or tmp)
-        results = {name: train(name, workdir, args.steps, args.save_every) for name in RUNS}
-        ratios = summarise(results)
+        rounds = []
+        for k in range(args.rounds):
+            results = {}
+            for name in RUNS:
+                _progress(f"round {k + 1}/{args.rounds}: {name}, {args.steps} steps")
+                results[name] = train(name, workdir / f"round{k + 1}", args.steps,
+                                      args.save_every)
+                _rates(results[name])
+                _progress(f"{name}: {results[name]['frames_per_s']:.2f} frames/s")
+            rounds.append(results)
+        summary = summarise(rounds)
+    results = summary["runs"]
     print(f"{'run':10s} {'frames/s':>9s} {'wall s':>8s} {'final rmse_f':>12s} "
-          f"{'s to target':>11s}")
+          f"{'s to target':>11s}  frames/s per round")
     for name, r in results.items():
         final = r["rmse_f"][max(r["rmse_f"])]
         reach = "-" if r["time_to_target_s"] is None else f"{r['time_to_target_s']:.1f}"
+        per_round = ", ".join(f"{f:.2f}" for f in r["frames_per_s_rounds"])
         print(f"{name:10s} {r['frames_per_s']:9.2f} {r['wall_s']:8.1f} {final:12.4f} "
-              f"{reach:>11s}")
-    print(f"target rmse_f {ratios['target_rmse_f']:.4f}; parallel efficiency "
-          f"{ratios['efficiency']:.2f} (target >= 0.9); 2 workers / 1 process x 2 threads "
-          f"{ratios['workers_vs_threads']:.2f}x (target >= 1.2); threads alone "
-          f"{ratios['threads_vs_one']:.2f}x")
+              f"{reach:>11s}  {per_round}")
+    print(f"target rmse_f {summary['target_rmse_f']:.4f}; parallel efficiency "
+          f"{summary['efficiency']:.2f} (target >= 0.9); 2 workers / 1 process x 2 threads "
+          f"{summary['workers_vs_threads']:.2f}x (target >= 1.2); threads alone "
+          f"{summary['threads_vs_one']:.2f}x")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    Path(args.out, "results.json").write_text(json.dumps({"runs": results, **ratios},
-                                                         indent=1, default=str))
+    Path(args.out, "results.json").write_text(json.dumps(summary, indent=1, default=str))
 
 
 if __name__ == "__main__":
