@@ -7,7 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import deepmd_eval, dp, oracle_dp, water_frames
+from conftest import deepmd_eval, dp, make_workdir, oracle_dp, water_frames, water_input
+from reference.deepmd_oracle import require_oracle
 from shared_paths import WATER
 
 from deepmd_tebd.infer.deep_pot import DeepPot
@@ -107,3 +108,32 @@ def test_dp_test_runs_compressed_graphs(tool, compressed, plain_graph, tmp_path)
     reference = dp(tmp_path, "test", "-m", str(plain_graph), "-s", system, "-n", "2")
     line = [x for x in result.stderr.splitlines() if "Energy RMSE  " in x]
     assert line and line == [x for x in reference.stderr.splitlines() if "Energy RMSE  " in x]
+
+
+def test_float32_models_compress_as_deepmd_kit_compresses_them(tmp_path):
+    """A float32 model (descriptor and fitting precision float32): our compressed graph differs
+    from DeePMD-kit's compression of it by no more than float32 rounding, i.e. by less than
+    twice what either compression changes against the uncompressed graph; DeePMD-kit's runtime
+    gives our compressed graph's numbers."""
+    require_oracle()
+    script = water_input("water_se_e2_a.json", numb_steps=2, small=True)
+    for part in ("descriptor", "fitting_net"):
+        script["model"][part]["precision"] = "float32"
+    run = make_workdir(tmp_path / "f32", script)
+    for args in (["train", "input.json"], ["freeze", "-o", "plain.pb"],
+                 ["compress", "-i", "plain.pb", "-o", "ours.pb"]):
+        result = dp(run, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    result = oracle_dp(run, "--tf", "compress", "-i", "plain.pb", "-o", "theirs.pb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    coords, cells, types = water_frames(4)
+    plain, ours, theirs = (DeepPot(run / f"{name}.pb").eval(coords, cells, types)[:3]
+                           for name in ("plain", "ours", "theirs"))
+    by_deepmd = deepmd_eval(run / "ours.pb", coords, cells, types, tmp_path)
+    ours_err, theirs_err = _max_errors(ours, plain), _max_errors(theirs, plain)
+    print(f"\nfloat32, compressed vs uncompressed, max |dE|, |dF|, |dV|: deepmd_tebd {ours_err}, "
+          f"DeePMD-kit {theirs_err}")
+    for between, a, b in zip(_max_errors(ours, theirs), ours_err, theirs_err):
+        assert between <= 2 * (a + b)
+    for err in _max_errors(ours, [by_deepmd[k] for k in ("energy", "force", "virial")]):
+        assert err < 1e-10
