@@ -91,6 +91,40 @@ def process_rank(environ: Mapping[str, str] = os.environ) -> int:
     return 0
 
 
+def local_rank(environ: Mapping[str, str] = os.environ) -> int:
+    """This worker's index among the workers of its host (0 when there is no cluster): Slurm's
+    SLURM_LOCALID, or for TF_CONFIG the number of tasks before it (chief first) on the same
+    host name."""
+    try:
+        source = cluster_source(environ)
+    except ClusterError:
+        return 0
+    if source == "slurm":
+        return int(environ.get("SLURM_LOCALID", "0"))
+    if source == "tf_config":
+        config = json.loads(environ["TF_CONFIG"])
+        cluster = config["cluster"]
+        addresses = list(cluster.get("chief") or []) + list(cluster.get("worker") or [])
+        rank = process_rank(environ)
+        host = addresses[rank].rpartition(":")[0]
+        return sum(a.rpartition(":")[0] == host for a in addresses[:rank])
+    return 0
+
+
+def gpu_of_worker(environ: Mapping[str, str], gpus: int) -> int | None:
+    """The GPU (index among the `gpus` this process sees) a worker of a TF_CONFIG cluster trains
+    on: its local rank, as DeePMD-kit's deepmd/tf/train/run_options.py (_setup_horovod) picks
+    Horovod's local rank; None without GPUs. ClusterError when the host runs more workers than
+    it has GPUs."""
+    if gpus == 0:
+        return None
+    local = local_rank(environ)
+    if local >= gpus:
+        raise ClusterError(f"this host runs more workers than it has GPUs: worker {local + 1} "
+                           f"of this host sees {gpus} GPU(s); start one worker per GPU")
+    return local
+
+
 def thread_counts(environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
     """(intra-op, inter-op) threads: DP_*_PARALLELISM_THREADS, else TF_*, else 0 (TensorFlow
     chooses), as DeePMD-kit's deepmd/env.py: get_default_nthreads."""

@@ -10,6 +10,8 @@ semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/r
   rate is scaled by learning_rate/scale_by_worker (linear: x N, sqrt: x sqrt(N), none); the loss
   prefactors and the lcurve keep the unscaled rate;
 - the chief alone validates and writes lcurve.out, checkpoints and TensorBoard;
+- on a host with several GPUs each worker of a TF_CONFIG cluster trains on the GPU of its local
+  rank (deepmd/tf/train/run_options.py: _setup_horovod); under Slurm the resolver assigns them;
 - a SIGINT/SIGTERM received by any worker travels with that step's all-reduce, so that every
   worker stops after the same step and the chief writes a checkpoint; a worker that dies makes
   the others stop with a ClusterError within seconds (the coordination service's heartbeats),
@@ -32,7 +34,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from .cluster_env import LAUNCH_HELP, ClusterError, cluster_source, thread_counts
+from .cluster_env import (LAUNCH_HELP, ClusterError, cluster_source, gpu_of_worker,
+                          thread_counts)
 from .trainer import Trainer
 
 log = logging.getLogger("deepmd_tebd")
@@ -132,6 +135,16 @@ def _barrier(strategy, timeout_s: int) -> None:
     tf.function(lambda: strategy.run(join))()
 
 
+def _use_own_gpu() -> None:
+    """A worker of a TF_CONFIG cluster on a host with several GPUs trains on the GPU of its
+    local rank alone (cluster_env.gpu_of_worker); set before TensorFlow's devices start."""
+    gpus = tf.config.list_physical_devices("GPU")
+    index = gpu_of_worker(os.environ, len(gpus))
+    if index is not None:
+        tf.config.set_visible_devices(gpus[index], "GPU")
+        log.info("this worker trains on GPU %d of the %d of its host", index, len(gpus))
+
+
 def connect() -> Cluster | None:
     """The cluster the environment describes (TF_CONFIG, a Slurm job step), formed within
     $DP_CLUSTER_TIMEOUT seconds (default 40); None for one process. ClusterError when it
@@ -145,8 +158,11 @@ def connect() -> Cluster | None:
         return None
     from tensorflow.python.distribute import multi_worker_util
 
-    resolver = (tf.distribute.cluster_resolver.SlurmClusterResolver() if source == "slurm"
-                else tf.distribute.cluster_resolver.TFConfigClusterResolver())
+    if source == "slurm":  # the resolver gives each task of a node its own GPUs
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+    else:
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        _use_own_gpu()
     spec = resolver.cluster_spec()
     addresses = [a for job in ("chief", "worker") if job in spec.jobs
                  for a in spec.job_tasks(job)]

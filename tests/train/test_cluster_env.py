@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from deepmd_tebd.train.cluster_env import (ClusterError, cluster_source, process_rank,
-                                           thread_counts)
+from deepmd_tebd.train.cluster_env import (ClusterError, cluster_source, gpu_of_worker,
+                                           local_rank, process_rank, thread_counts)
 from deepmd_tebd.train.launcher import free_ports, without_workers_option, worker_environment
 
 
@@ -34,6 +34,27 @@ def test_a_slurm_job_step_of_several_tasks_is_a_cluster():
     env = {"SLURM_STEP_ID": "0", "SLURM_NTASKS": "4", "SLURM_PROCID": "3"}
     assert cluster_source(env) == "slurm" and process_rank(env) == 3
     assert cluster_source({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}) is None  # no srun
+
+
+def test_each_worker_of_a_host_takes_the_gpu_of_its_local_rank():
+    two_hosts = {"chief": ["a:1"], "worker": ["a:2", "b:1", "b:2", "a:3"]}
+
+    def env(job, index):
+        return {"TF_CONFIG": json.dumps({"cluster": two_hosts,
+                                         "task": {"type": job, "index": index}})}
+
+    assert [local_rank(env("chief", 0))] + [local_rank(env("worker", i)) for i in range(4)] == \
+        [0, 1, 0, 1, 2]
+    assert gpu_of_worker(env("worker", 3), gpus=4) == 2
+    assert [gpu_of_worker(tf_config(i, workers=3), gpus=3) for i in range(3)] == [0, 1, 2]
+    assert gpu_of_worker(tf_config(1), gpus=0) is None  # CPU only: nothing to choose
+    slurm = {"SLURM_STEP_ID": "0", "SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1"}
+    assert local_rank(slurm) == 1 and local_rank({}) == 0
+
+
+def test_more_workers_on_a_host_than_gpus_is_refused():
+    with pytest.raises(ClusterError, match="worker 3 of this host sees 2 GPU.*one worker per GPU"):
+        gpu_of_worker(tf_config(2, workers=3), gpus=2)
 
 
 def test_mpirun_without_a_cluster_description_is_refused_with_the_launches():
