@@ -74,41 +74,35 @@ def cluster_source(environ: Mapping[str, str] = os.environ) -> str | None:
     return None
 
 
-def process_rank(environ: Mapping[str, str] = os.environ) -> int:
-    """This process's worker rank as the environment gives it (0 when there is no cluster):
-    the chief first, then the workers (tf.distribute's id_in_cluster)."""
+def _ranks(environ: Mapping[str, str]) -> tuple[int, int]:
+    """(rank, local rank) of this process; (0, 0) without a (valid) cluster description."""
     try:
         source = cluster_source(environ)
     except ClusterError:
-        return 0
+        return 0, 0
     if source == "slurm":
-        return int(environ.get("SLURM_PROCID", "0"))
-    if source == "tf_config":
-        config = json.loads(environ["TF_CONFIG"])
-        task, cluster = config["task"], config["cluster"]
-        index = task.get("index", 0)
-        return index if task["type"] == "chief" else len(cluster.get("chief") or []) + index
-    return 0
+        return int(environ.get("SLURM_PROCID", "0")), int(environ.get("SLURM_LOCALID", "0"))
+    if source != "tf_config":
+        return 0, 0
+    config = json.loads(environ["TF_CONFIG"])
+    task, cluster = config["task"], config["cluster"]
+    index = task.get("index", 0)
+    rank = index if task["type"] == "chief" else len(cluster.get("chief") or []) + index
+    hosts = [a.rpartition(":")[0] for job in ("chief", "worker") for a in cluster.get(job) or []]
+    return rank, hosts[:rank].count(hosts[rank])
+
+
+def process_rank(environ: Mapping[str, str] = os.environ) -> int:
+    """This process's worker rank as the environment gives it (0 when there is no cluster):
+    the chief first, then the workers (tf.distribute's id_in_cluster)."""
+    return _ranks(environ)[0]
 
 
 def local_rank(environ: Mapping[str, str] = os.environ) -> int:
     """This worker's index among the workers of its host (0 when there is no cluster): Slurm's
     SLURM_LOCALID, or for TF_CONFIG the number of tasks before it (chief first) on the same
     host name."""
-    try:
-        source = cluster_source(environ)
-    except ClusterError:
-        return 0
-    if source == "slurm":
-        return int(environ.get("SLURM_LOCALID", "0"))
-    if source == "tf_config":
-        config = json.loads(environ["TF_CONFIG"])
-        cluster = config["cluster"]
-        addresses = list(cluster.get("chief") or []) + list(cluster.get("worker") or [])
-        rank = process_rank(environ)
-        host = addresses[rank].rpartition(":")[0]
-        return sum(a.rpartition(":")[0] == host for a in addresses[:rank])
-    return 0
+    return _ranks(environ)[1]
 
 
 def gpu_of_worker(environ: Mapping[str, str], gpus: int) -> int | None:
