@@ -108,13 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     compress = sub.add_parser("compress", parents=[common],
                               help="compress a se_e2_a model without type embedding")
-    compress.add_argument("-i", "--input", default="frozen_model.pb")
-    compress.add_argument("-o", "--output", default="frozen_model_compressed.pb")
-    compress.add_argument("-s", "--step", type=float, default=0.01)
-    compress.add_argument("-e", "--extrapolate", type=int, default=5)
-    compress.add_argument("-f", "--frequency", type=int, default=-1)
-    compress.add_argument("-c", "--checkpoint-folder", default="model-compression")
-    compress.add_argument("-t", "--training-script", default=None)
+    compress.add_argument("-i", "--input", default="frozen_model.pb",
+                          help="the frozen model to compress")
+    compress.add_argument("-o", "--output", default="frozen_model_compressed.pb",
+                          help="the compressed model (written atomically)")
+    compress.add_argument("-s", "--step", type=float, default=0.01,
+                          help="step of the first table (the second uses 10 x step)")
+    compress.add_argument("-e", "--extrapolate", type=int, default=5,
+                          help="the second table reaches EXTRAPOLATE x the upper bound")
+    compress.add_argument("-f", "--frequency", type=int, default=-1,
+                          help="overflow check frequency (-1: never), kept in the graph's script")
+    compress.add_argument("-c", "--checkpoint-folder", default="model-compression",
+                          help="accepted as DeePMD-kit's; nothing is written there (the "
+                          "compressed graph is built directly, without a training run)")
+    compress.add_argument("-t", "--training-script", default=None,
+                          help="the model's training script, for a graph without "
+                          "train_attr/training_script")
 
     plot = sub.add_parser("plot", parents=[common], help="draw a learning curve (lcurve.out) "
                           "to a PNG (needs matplotlib)")
