@@ -106,8 +106,8 @@ def local_rank(environ: Mapping[str, str] = os.environ) -> int:
 
 
 def gpu_of_worker(environ: Mapping[str, str], gpus: int) -> int | None:
-    """The GPU (index among the `gpus` this process sees) a worker of a TF_CONFIG cluster trains
-    on: its local rank, as DeePMD-kit's deepmd/tf/train/run_options.py (_setup_horovod) picks
+    """The GPU (index among the `gpus` this process sees) a worker of a cluster trains on: its
+    local rank, as DeePMD-kit's deepmd/tf/train/run_options.py (_setup_horovod) picks
     Horovod's local rank; None without GPUs. ClusterError when the host runs more workers than
     it has GPUs."""
     if gpus == 0:

@@ -10,8 +10,9 @@ semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/r
   rate is scaled by learning_rate/scale_by_worker (linear: x N, sqrt: x sqrt(N), none); the loss
   prefactors and the lcurve keep the unscaled rate;
 - the chief alone validates and writes lcurve.out, checkpoints and TensorBoard;
-- on a host with several GPUs each worker of a TF_CONFIG cluster trains on the GPU of its local
-  rank (deepmd/tf/train/run_options.py: _setup_horovod); under Slurm the resolver assigns them;
+- on a host with GPUs each worker trains on the GPU of its local rank (its index among the
+  workers of the host: TF_CONFIG's order, or SLURM_LOCALID), as deepmd/tf/train/run_options.py
+  (_setup_horovod) gives each Horovod rank the GPU of its local rank;
 - a SIGINT/SIGTERM received by any worker travels with that step's all-reduce, so that every
   worker stops after the same step and the chief writes a checkpoint; a worker that dies makes
   the others stop with a ClusterError within seconds (the coordination service's heartbeats),
@@ -135,14 +136,30 @@ def _barrier(strategy, timeout_s: int) -> None:
     tf.function(lambda: strategy.run(join))()
 
 
-def _use_own_gpu() -> None:
-    """A worker of a TF_CONFIG cluster on a host with several GPUs trains on the GPU of its
-    local rank alone (cluster_env.gpu_of_worker); set before TensorFlow's devices start."""
-    gpus = tf.config.list_physical_devices("GPU")
+def _use_own_gpu(gpus: list) -> None:
+    """A worker on a host with GPUs trains on the GPU of its local rank alone
+    (cluster_env.gpu_of_worker); set before TensorFlow's devices start."""
     index = gpu_of_worker(os.environ, len(gpus))
     if index is not None:
         tf.config.set_visible_devices(gpus[index], "GPU")
         log.info("this worker trains on GPU %d of the %d of its host", index, len(gpus))
+
+
+def _resolver(source: str):
+    """TensorFlow's cluster resolver of a TF_CONFIG cluster or a Slurm job step (ports from
+    $DP_SLURM_PORT_BASE, default 8888, one per task of a node)."""
+    if source != "slurm":
+        return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    # SlurmClusterResolver places at most gpus_per_node / gpus_per_task tasks on a node and,
+    # left to itself, counts GPUs with nvidia-smi: one slot per task of the step lets it place
+    # every task on CPU nodes too; the GPUs are chosen by _use_own_gpu, not by the resolver
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS") or 1)
+    try:
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=int(os.environ.get("DP_SLURM_PORT_BASE") or 8888),
+            gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False)
+    except (RuntimeError, ValueError) as err:
+        raise ClusterError(f"the Slurm job step cannot be read: {err}") from None
 
 
 def connect() -> Cluster | None:
@@ -158,11 +175,9 @@ def connect() -> Cluster | None:
         return None
     from tensorflow.python.distribute import multi_worker_util
 
-    if source == "slurm":  # the resolver gives each task of a node its own GPUs
-        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
-    else:
-        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-        _use_own_gpu()
+    gpus = tf.config.list_physical_devices("GPU")
+    resolver = _resolver(source)
+    _use_own_gpu(gpus)
     spec = resolver.cluster_spec()
     addresses = [a for job in ("chief", "worker") if job in spec.jobs
                  for a in spec.job_tasks(job)]

@@ -129,6 +129,56 @@ def test_two_workers_write_one_lcurve_one_out_json_one_checkpoint_series(tmp_pat
     assert "world size 2, my rank 0" in err
 
 
+def consecutive_free_ports(count):
+    """A first port p with p .. p + count - 1 free on 127.0.0.1 now."""
+    for _ in range(100):
+        first = free_ports(1)[0]
+        if first + count > 65535:
+            continue
+        try:
+            taken = []
+            for port in range(first, first + count):
+                s = socket.socket()
+                taken.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+    raise AssertionError("no consecutive free ports")
+
+
+@needs_water
+def test_a_slurm_job_step_trains_as_one_cluster_on_cpu_nodes(tmp_path):
+    """`srun -n 2 dp train` on one CPU node, as Slurm sets the environment of its tasks: the
+    two tasks form one cluster (SlurmClusterResolver, no nvidia-smi needed) and the chief alone
+    writes."""
+    run = workdir(tmp_path, small_input(numb_steps=4, disp_freq=2, save_freq=4))
+    slurm = dict(SLURM_JOB_ID="7", SLURM_STEP_ID="0", SLURM_NTASKS="2", SLURM_STEP_NUM_TASKS="2",
+                 SLURM_STEP_NODELIST="localhost", SLURM_STEP_TASKS_PER_NODE="2",
+                 DP_SLURM_PORT_BASE=str(consecutive_free_ports(2)))
+    env = {k: v for k, v in ENV.items() if k not in ("TF_CONFIG", "CUDA_VISIBLE_DEVICES")}
+    procs = [subprocess.Popen(dp_train_argv(), cwd=run, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env=dict(env, **slurm, SLURM_PROCID=str(rank),
+                                       SLURM_LOCALID=str(rank), OMP_NUM_THREADS="1"))
+             for rank in range(2)]
+    try:
+        codes, errs = finish(procs, timeout=400)
+    finally:
+        kill_all(procs)
+    assert codes == [0, 0], errs[0][-2000:] + errs[1][-2000:]
+    assert "world size 2, my rank 0" in errs[0]  # the other workers do not log
+    assert [r.split()[0] for r in rows(run / "lcurve.out")] == ["0", "2", "4"]
+    assert errs[0].count("finished training") == 1 and "finished training" not in errs[1]
+    assert sorted(p.name for p in run.iterdir()) == sorted([
+        "input.json", "out.json", "lcurve.out", "checkpoint", "model.ckpt.index",
+        "model.ckpt.data-00000-of-00001", "model.ckpt-4.index",
+        "model.ckpt-4.data-00000-of-00001"])
+
+
 @needs_water
 @pytest.mark.parametrize("lonely_rank", [0, 1])
 def test_unreachable_peer_fails_clearly_in_bounded_time_writing_nothing(tmp_path, lonely_rank):
