@@ -46,15 +46,16 @@ class CheckpointError(Exception):
     """A checkpoint folder that `dp freeze` cannot use; the message names it."""
 
 
-def _attribute_constants(config: Config, min_nbor_dist: float | None) -> list:
+def _attribute_constants(config: Config, min_nbor_dist: float | None,
+                         compressed: bool = False) -> list:
     """The constant attribute nodes, created in the graph being traced (returned, so that the
     freezing keeps them)."""
     model = config.model
     descriptor, fitting = model.descriptor, model.fitting
     sel = np.asarray(descriptor.sel, np.int32)
     values = [
-        (nn.MODEL_TYPE, nn.ORIGINAL_MODEL if model.compress is None else nn.COMPRESSED_MODEL,
-         tf.string),
+        (nn.MODEL_TYPE, nn.COMPRESSED_MODEL if compressed or model.compress is not None
+         else nn.ORIGINAL_MODEL, tf.string),
         (nn.MODEL_ATTR_TMAP, " ".join(model.type_map), tf.string),
         (nn.MODEL_ATTR_MODEL_TYPE, nn.ENERGY_MODEL, tf.string),
         (nn.MODEL_ATTR_MODEL_VERSION, nn.MODEL_VERSION, tf.string),
@@ -94,7 +95,9 @@ def model_graph_def(model, config: Config,
         aparam = (tf.reshape(params.pop(0), [-1, t_natoms[0] * numb_aparam]) if numb_aparam
                   else None)
         out = model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
-        attributes = _attribute_constants(config, min_nbor_dist)
+        # tables: `dp compress`, or trained from a compressed graph (frozen_init.py)
+        attributes = _attribute_constants(config, min_nbor_dist,
+                                          model.descriptor.tables is not None)
         outputs = {key: tf.identity(out[key], name=name)
                    for key, name in nn.OUTPUT_NODES.items() if key in out}
         outputs.update({f"attribute_{i}": value for i, value in enumerate(attributes)})
@@ -175,6 +178,9 @@ def load_checkpoint_model(checkpoint_folder: str | os.PathLike, best: bool = Fal
     min_dist = float(value(nn.CKPT_MIN_NBOR_DIST))
     model = EnergyModel(config.model, mixed_precision=config.training.mixed_precision)
     model.build()
+    from ..train.compressed_tables import compress_from_checkpoint
+
+    compress_from_checkpoint(model, prefix)
     status = tf.train.Checkpoint(**{nn.CKPT_MODEL: model}).read(prefix)
     status.expect_partial()
     try:
