@@ -10,7 +10,8 @@ Interface of the graph (DeePMD-kit model version 1.1):
   the model has frame / atomic parameters;
 * outputs: `o_energy` [nf], `o_force` [nf, nall*3], `o_virial` [nf, 9], `o_atom_energy`
   [nf, nloc], `o_atom_virial` [nf, nall*9], `o_descriptor`, `o_rmat`, `o_rmat_deriv`, `o_rij`,
-  `o_nlist`, and `t_typeebd` with type embedding;
+  `o_nlist`, and `t_typeebd` with type embedding; as in DeePMD-kit's graphs the descriptor's
+  consumers read `o_descriptor`, `o_rmat`, ... (route_through_outputs), so they are kept;
 * constant attributes: `model_type`, `model_attr/{tmap,model_type,model_version}`,
   `descrpt_attr/{rcut,ntypes,sel,original_sel}`, `fitting_attr/{dfparam,daparam}`,
   `train_attr/{training_script,min_nbor_dist}`.
@@ -109,7 +110,35 @@ def model_graph_def(model, config: Config,
         convert_variables_to_constants_v2)
 
     graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    graph_def = route_through_outputs(graph_def, [nn.OUTPUT_NODES[key] for key in ROUTED])
     return name_weight_constants(graph_def, concrete, model.graph_variables())
+
+
+# the descriptor's outputs that DeePMD-kit's graphs compute through (`o_rmat` feeds the
+# descriptor, ...): DeePMD-kit's `--init-frz-model` of a compressed graph imports the subgraph
+# from the inputs to them and differentiates o_descriptor with respect to o_rmat
+# (deepmd/tf/model/model.py: build_descrpt with frz_model)
+ROUTED = ("descriptor", "rmat", "rmat_deriv", "rij", "nlist")
+
+
+def route_through_outputs(graph_def, names) -> tf.compat.v1.GraphDef:
+    """The GraphDef with every other consumer of the input of each Identity node `names`
+    reading that node instead (the same values), so that the node is on the path."""
+    out = tf.compat.v1.GraphDef()
+    out.CopyFrom(graph_def)
+    by_name = {node.name: node for node in out.node}
+    for name in names:
+        node = by_name.get(name)
+        if node is None or node.op != "Identity":
+            continue
+        source = node.input[0]
+        for other in out.node:
+            if other.name == name:
+                continue
+            for k, inp in enumerate(other.input):
+                if inp == source or (":" not in source and inp == source + ":0"):
+                    other.input[k] = name
+    return out
 
 
 def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:
