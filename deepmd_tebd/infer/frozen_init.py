@@ -8,12 +8,12 @@ A compressed graph (`model_type = "compressed_model"`, ours or DeePMD-kit's `dp 
 holds tables instead of embedding nets. DeePMD-kit 3.2 then imports the graph's descriptor as it
 is (deepmd/tf/model/model.py: build_descrpt with frz_model; EnerModel.init_variables reads the
 fitting net only): the tables, their table_info (lower, upper, extrapolation, strides, check
-frequency) and davg/dstd come from the graph, not from the input's model/compress section, only
-the fitting net trains, and `dp freeze` writes a compressed graph again (trainer.py, build:
-model_type "compressed_model") whose training script is the input script. Here the descriptor is
-compressed with the graph's tables (`tables_of_graph`), its embedding nets are frozen
-(not trained, not frozen into graphs) and the tables travel in the checkpoints
-(train/compressed_tables.py).
+frequency) and davg/dstd come from the graph (an input's model/compress section is ignored
+there; `dp train` here refuses it, entrypoints/train.py), only the fitting net trains, and
+`dp freeze` writes a compressed graph again (trainer.py, build: model_type "compressed_model")
+whose training script is the input script. Here the descriptor is compressed with the graph's
+tables (`tables_of_graph`), its embedding nets are frozen (not trained, not frozen into graphs)
+and the tables travel in the checkpoints (train/compressed_tables.py).
 """
 from __future__ import annotations
 
