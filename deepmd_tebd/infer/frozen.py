@@ -10,7 +10,8 @@ Interface of the graph (DeePMD-kit model version 1.1):
   the model has frame / atomic parameters;
 * outputs: `o_energy` [nf], `o_force` [nf, nall*3], `o_virial` [nf, 9], `o_atom_energy`
   [nf, nloc], `o_atom_virial` [nf, nall*9], `o_descriptor`, `o_rmat`, `o_rmat_deriv`, `o_rij`,
-  `o_nlist`, and `t_typeebd` with type embedding;
+  `o_nlist`, and `t_typeebd` with type embedding; as in DeePMD-kit's graphs the descriptor's
+  consumers read `o_descriptor`, `o_rmat`, ... (route_through_outputs), so they are kept;
 * constant attributes: `model_type`, `model_attr/{tmap,model_type,model_version}`,
   `descrpt_attr/{rcut,ntypes,sel,original_sel}`, `fitting_attr/{dfparam,daparam}`,
   `train_attr/{training_script,min_nbor_dist}`.
@@ -46,15 +47,16 @@ class CheckpointError(Exception):
     """A checkpoint folder that `dp freeze` cannot use; the message names it."""
 
 
-def _attribute_constants(config: Config, min_nbor_dist: float | None) -> list:
+def _attribute_constants(config: Config, min_nbor_dist: float | None,
+                         compressed: bool = False) -> list:
     """The constant attribute nodes, created in the graph being traced (returned, so that the
     freezing keeps them)."""
     model = config.model
     descriptor, fitting = model.descriptor, model.fitting
     sel = np.asarray(descriptor.sel, np.int32)
     values = [
-        (nn.MODEL_TYPE, nn.ORIGINAL_MODEL if model.compress is None else nn.COMPRESSED_MODEL,
-         tf.string),
+        (nn.MODEL_TYPE, nn.COMPRESSED_MODEL if compressed or model.compress is not None
+         else nn.ORIGINAL_MODEL, tf.string),
         (nn.MODEL_ATTR_TMAP, " ".join(model.type_map), tf.string),
         (nn.MODEL_ATTR_MODEL_TYPE, nn.ENERGY_MODEL, tf.string),
         (nn.MODEL_ATTR_MODEL_VERSION, nn.MODEL_VERSION, tf.string),
@@ -94,7 +96,9 @@ def model_graph_def(model, config: Config,
         aparam = (tf.reshape(params.pop(0), [-1, t_natoms[0] * numb_aparam]) if numb_aparam
                   else None)
         out = model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
-        attributes = _attribute_constants(config, min_nbor_dist)
+        # tables: `dp compress`, or trained from a compressed graph (frozen_init.py)
+        attributes = _attribute_constants(config, min_nbor_dist,
+                                          model.descriptor.tables is not None)
         outputs = {key: tf.identity(out[key], name=name)
                    for key, name in nn.OUTPUT_NODES.items() if key in out}
         outputs.update({f"attribute_{i}": value for i, value in enumerate(attributes)})
@@ -106,7 +110,35 @@ def model_graph_def(model, config: Config,
         convert_variables_to_constants_v2)
 
     graph_def = convert_variables_to_constants_v2(concrete).graph.as_graph_def()
+    graph_def = route_through_outputs(graph_def, [nn.OUTPUT_NODES[key] for key in ROUTED])
     return name_weight_constants(graph_def, concrete, model.graph_variables())
+
+
+# the descriptor's outputs that DeePMD-kit's graphs compute through (`o_rmat` feeds the
+# descriptor, ...): DeePMD-kit's `--init-frz-model` of a compressed graph imports the subgraph
+# from the inputs to them and differentiates o_descriptor with respect to o_rmat
+# (deepmd/tf/model/model.py: build_descrpt with frz_model)
+ROUTED = ("descriptor", "rmat", "rmat_deriv", "rij", "nlist")
+
+
+def route_through_outputs(graph_def, names) -> tf.compat.v1.GraphDef:
+    """The GraphDef with every other consumer of the input of each Identity node `names`
+    reading that node instead (the same values), so that the node is on the path."""
+    out = tf.compat.v1.GraphDef()
+    out.CopyFrom(graph_def)
+    by_name = {node.name: node for node in out.node}
+    for name in names:
+        node = by_name.get(name)
+        if node is None or node.op != "Identity":
+            continue
+        source = node.input[0]
+        for other in out.node:
+            if other.name == name:
+                continue
+            for k, inp in enumerate(other.input):
+                if inp == source or (":" not in source and inp == source + ":0"):
+                    other.input[k] = name
+    return out
 
 
 def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:
@@ -175,6 +207,9 @@ def load_checkpoint_model(checkpoint_folder: str | os.PathLike, best: bool = Fal
     min_dist = float(value(nn.CKPT_MIN_NBOR_DIST))
     model = EnergyModel(config.model, mixed_precision=config.training.mixed_precision)
     model.build()
+    from ..train.compressed_tables import compress_from_checkpoint
+
+    compress_from_checkpoint(model, prefix)
     status = tf.train.Checkpoint(**{nn.CKPT_MODEL: model}).read(prefix)
     status.expect_partial()
     try:

@@ -155,6 +155,7 @@ class DescriptorSeA(keras.layers.Layer):
 
         self._net_names: list[str] = []
         self.tables = None  # compressed: NetTable per net (enable_compression)
+        self.net_tables = None  # compressed: {net attribute name: NetTable}
         self.stripped = settings.stripped_type_embedding
         if self.stripped:
             if self.tebd_dim <= 0:
@@ -184,11 +185,19 @@ class DescriptorSeA(keras.layers.Layer):
         have none. Only models without type embedding."""
         if self.tebd_dim > 0:
             raise ValueError("compression of a type-embedding descriptor is not supported")
+        self.net_tables = dict(tables)
         if self.type_one_side:
             self.tables = [tables.get(f"filter_type_all_{j}") for j in range(self.ntypes)]
         else:
             self.tables = [[tables.get(f"filter_type_{i}_{j}") for j in range(self.ntypes)]
                            for i in range(self.ntypes)]
+
+    def freeze_compressed(self, tables: dict) -> None:
+        """enable_compression with the tables of a compressed graph, the embedding nets no
+        longer trained (DeePMD-kit trains the fitting net only from a compressed graph)."""
+        self.enable_compression(tables)
+        for mlp in self.nets():
+            mlp.trainable = False
 
     def _add_net(self, attr: str, mlp: MLP) -> None:
         setattr(self, attr, mlp)

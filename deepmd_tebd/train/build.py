@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ..config.objects import Config
 from ..data.data_system import DataSystem
@@ -10,6 +11,7 @@ from ..data.stats import collect_stat_batches, compute_model_statistics
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from ..model import EnergyModel
+from .compressed_tables import compress_from_checkpoint
 from .distributed import DistributedTrainer
 from .trainer import Trainer
 
@@ -62,6 +64,10 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
         log.info("initialize model from scratch")
     else:
         model.build()
+        prefix = restart if restart is not None else init_model
+        if prefix is not None and Path(f"{prefix}.index").exists():
+            # trained from a compressed graph: the descriptor is its tables again
+            compress_from_checkpoint(model, prefix)
     if cluster is None:
         trainer = Trainer(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
     else:

@@ -30,6 +30,7 @@ from ..loss import EnergyLoss
 from ..precision import dtype_of
 from .adam import Adam
 from .checkpoint import Checkpointer
+from .compressed_tables import tables_trackables
 from .lcurve import LearningCurve
 from .loss_scale import DynamicLossScale
 from .step import make_steps
@@ -117,6 +118,7 @@ class Trainer:
             CKPT_MODEL: model, CKPT_OPTIMIZER: self.optimizer, CKPT_STEP: self.step,
             CKPT_DATA_STATE: self.data_state, CKPT_ATTRS: self.attrs,
             **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {}),
+            **tables_trackables(model),
             **(self.whole.trackables() if self.whole is not None else {})})
         self.train_step, self.evaluate = make_steps(
             model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,

@@ -1,10 +1,11 @@
 """Frozen models for the inference tests, made once per session: ours trained by `dp train`
 (the upstream se_e2_a_tebd water input, 100 steps) and frozen by `dp freeze`; DeePMD-kit's trained
 and frozen from the same input by DeePMD-kit 3.2 (in the oracle venv); a small model without
-type embedding; both sides' se_a_ebd_v2 models of DeePMD-kit's current example (20 steps), and
-ours with smooth_type_embedding (100 steps)."""
+type embedding (and each side's `dp compress` of it); both sides' se_a_ebd_v2 models of
+DeePMD-kit's current example (20 steps), and ours with smooth_type_embedding (100 steps)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,15 @@ def ours_compressed_graph(plain_graph) -> Path:
     return plain_graph.parent / "compressed.pb"
 
 
+@pytest.fixture(scope="session")
+def theirs_compressed_graph(theirs_plain_graph) -> Path:
+    """DeePMD-kit 3.2's `dp compress` of its small model without type embedding."""
+    result = oracle_dp(theirs_plain_graph.parent, "--tf", "compress", "-i",
+                       theirs_plain_graph.name, "-o", "theirs_compressed.pb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return theirs_plain_graph.parent / "theirs_compressed.pb"
+
+
 EBD_V2_INPUT = "water_se_a_ebd_v2.json"  # DeePMD-kit's current type-embedding example
 EBD_V2_STEPS = 20
 
@@ -147,6 +157,17 @@ def water_frames(nframes=4, system="data_3"):
     cells = np.load(base / "box.npy")[:nframes]
     types = np.loadtxt(WATER / system / "type.raw", dtype=int)
     return coords, cells, types
+
+
+def one_frame_system(root, source=WATER / "data_3"):
+    """A copy of the first frame of a water system: every batch of size 1 is that frame."""
+    root.mkdir(parents=True)
+    for name in ("type.raw", "type_map.raw"):
+        shutil.copy(source / name, root / name)
+    (root / "set.000").mkdir()
+    for array in (source / "set.000").glob("*.npy"):
+        np.save(root / "set.000" / array.name, np.load(array)[:1])
+    return root
 
 
 def deepmd_eval(model: Path, coords, cells, types, tmp: Path) -> dict:

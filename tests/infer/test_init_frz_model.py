@@ -1,15 +1,12 @@
 """`dp train --init-frz-model graph.pb`: the weights and statistics of a frozen model (ours or
 DeePMD-kit's) start the training; zero steps and `dp freeze` give back the same model. DeePMD-kit's
 own `dp train --init-frz-model` accepts our graph and starts from the model we start from (the
-same step-0 lcurve row on a one-frame system, which both programs' data generators must draw). A
-compressed graph is refused with the reason."""
-import json
-import shutil
+same step-0 lcurve row on a one-frame system, which both programs' data generators must draw).
+Compressed graphs: test_init_frz_compressed.py."""
 
 import numpy as np
 import pytest
-from conftest import dp, make_workdir, oracle_dp, water_frames, water_input
-from shared_paths import WATER
+from conftest import dp, make_workdir, one_frame_system, oracle_dp, water_frames, water_input
 
 from deepmd_tebd.infer.deep_pot import DeepPot
 from deepmd_tebd.train.lcurve import read_lcurve
@@ -42,17 +39,6 @@ def test_deepmd_kit_trains_from_our_frozen_model(plain_graph, tmp_path):
     assert rows.shape[0] == 2 and np.all(np.isfinite(rows))
 
 
-def one_frame_system(root, source=WATER / "data_3"):
-    """A copy of the first frame of a water system: every batch of size 1 is that frame."""
-    root.mkdir(parents=True)
-    for name in ("type.raw", "type_map.raw"):
-        shutil.copy(source / name, root / name)
-    (root / "set.000").mkdir()
-    for array in (source / "set.000").glob("*.npy"):
-        np.save(root / "set.000" / array.name, np.load(array)[:1])
-    return root
-
-
 def test_deepmd_kit_starts_from_our_frozen_model_where_we_start(plain_graph, tmp_path):
     system = one_frame_system(tmp_path / "one_frame")
     rows = {}
@@ -70,11 +56,3 @@ def test_deepmd_kit_starts_from_our_frozen_model_where_we_start(plain_graph, tmp
     common = rows["ours"].keys() & rows["theirs"].keys()
     assert {"rmse_e_val", "rmse_e_trn", "rmse_f_val", "rmse_f_trn", "lr"} <= common
     assert {k: rows["ours"][k] for k in common} == {k: rows["theirs"][k] for k in common}
-
-
-
-def test_a_compressed_graph_is_refused_with_the_reason(ours_compressed_graph, tmp_path):
-    run = _workdir(tmp_path, 1)
-    result = dp(run, "train", "input.json", "--init-frz-model", str(ours_compressed_graph))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "compressed model" in result.stderr
