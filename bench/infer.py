@@ -27,8 +27,8 @@ LAMMPS: DeePMD-kit's `lmp` (its `lmp` extra, installed into the oracle venv on f
 Compressed graphs (first): DeePMD-kit's se_e2_a water example without type embedding, trained
 10 steps and frozen by each program; ours compressed by our `dp compress` and by DeePMD-kit's
 (the same model), DeePMD-kit's by its own; LAMMPS timesteps per second of each and of our
-uncompressed graph, 192 and 1,536 atoms (--skip-large: 192), in --lammps-rounds rounds that run each graph once
-(interleaved), the median per graph. Targets: ours compressed / DeePMD-kit compressed of the
+uncompressed graph, 192 and 1,536 atoms (--skip-large: 192), in --lammps-rounds rounds that
+run each graph once (interleaved), the median per graph. Targets: ours compressed / DeePMD-kit compressed of the
 same model >= 1.0.
 
 Threads: OMP_NUM_THREADS, TF/DP intra- and inter-op threads = --threads (default: usable cores)
