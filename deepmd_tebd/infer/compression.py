@@ -103,7 +103,7 @@ def tabulate_model(model, min_nbor_dist: float, extrapolate: float, step: float,
     lower, upper = env_mat_range(descriptor.davg.numpy(), descriptor.dstd.numpy(), min_nbor_dist,
                                  descriptor.rcut_smth, descriptor.rcut)
     tables = {}
-    for name in descriptor._net_names:
+    for name in descriptor.net_names():
         if descriptor.type_one_side:  # filter_type_all_<j>: the centre types that use it
             j = int(name.rsplit("_", 1)[1])
             use = [(i, j) not in descriptor._excluded and descriptor.sel[i] > 0
@@ -140,7 +140,7 @@ def compress(input: str, output: str, step: float = 0.01, extrapolate: int = 5,
                                  f"written to {output}")
     model = EnergyModel(config.model)
     model.build()
-    if not model.descriptor._net_names:
+    if not model.descriptor.net_names():
         raise CompressionRefused(f"{input}: every pair of types is excluded, there is no "
                                  f"embedding net to tabulate; nothing was written to {output}")
     missing = assign_graph_weights(model.graph_variables(), constants)

@@ -98,7 +98,7 @@ def model_graph_def(model, config: Config,
         out = model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
         # tables: `dp compress`, or trained from a compressed graph (frozen_init.py)
         attributes = _attribute_constants(config, min_nbor_dist,
-                                          model.descriptor.tables is not None)
+                                          model.descriptor.net_tables is not None)
         outputs = {key: tf.identity(out[key], name=name)
                    for key, name in nn.OUTPUT_NODES.items() if key in out}
         outputs.update({f"attribute_{i}": value for i, value in enumerate(attributes)})

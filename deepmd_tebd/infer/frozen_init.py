@@ -88,7 +88,7 @@ def _init_compressed(model, constants: dict, graph_def, path) -> None:
     if rcut is not None and not np.isclose(float(rcut), descriptor.rcut, rtol=0, atol=1e-12):
         raise ModelFileError(f"{path}: the graph's descriptor rcut {float(rcut)} differs from "
                              f"the input script's model/descriptor/rcut {descriptor.rcut}")
-    tables = tables_of_graph(graph_def, list(descriptor._net_names), path)
+    tables = tables_of_graph(graph_def, descriptor.net_names(), path)
     width = 6 * descriptor.neuron[-1]
     for name, table in tables.items():
         if table.table.ndim != 2 or table.table.shape[1] != width:

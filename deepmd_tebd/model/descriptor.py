@@ -154,8 +154,7 @@ class DescriptorSeA(keras.layers.Layer):
                        suffix=suffix, name=name, compute_precision=compute)
 
         self._net_names: list[str] = []
-        self.tables = None  # compressed: NetTable per net (enable_compression)
-        self.net_tables = None  # compressed: {net attribute name: NetTable}
+        self.net_tables = None  # compressed: {net attribute name: NetTable} (enable_compression)
         self.stripped = settings.stripped_type_embedding
         if self.stripped:
             if self.tebd_dim <= 0:
@@ -186,11 +185,15 @@ class DescriptorSeA(keras.layers.Layer):
         if self.tebd_dim > 0:
             raise ValueError("compression of a type-embedding descriptor is not supported")
         self.net_tables = dict(tables)
+
+    def _pair_tables(self) -> list:
+        """The tables by neighbour type (type_one_side) or by centre and neighbour type, None
+        for an excluded pair, as model/embedding_blocks.py's a_of_tables takes them."""
+        tables = self.net_tables
         if self.type_one_side:
-            self.tables = [tables.get(f"filter_type_all_{j}") for j in range(self.ntypes)]
-        else:
-            self.tables = [[tables.get(f"filter_type_{i}_{j}") for j in range(self.ntypes)]
-                           for i in range(self.ntypes)]
+            return [tables.get(f"filter_type_all_{j}") for j in range(self.ntypes)]
+        return [[tables.get(f"filter_type_{i}_{j}") for j in range(self.ntypes)]
+                for i in range(self.ntypes)]
 
     def freeze_compressed(self, tables: dict) -> None:
         """enable_compression with the tables of a compressed graph, the embedding nets no
@@ -222,6 +225,11 @@ class DescriptorSeA(keras.layers.Layer):
         if self.stripped:
             return [self.tebd_dim * (1 if self.type_one_side else 2), 1]
         return [self.embedding_input_width] * len(self._net_names)
+
+    def net_names(self) -> list[str]:
+        """The embedding nets' attribute names (`filter_type_i_j`, `filter_type_all_j`, ...) in
+        build (and seed) order."""
+        return list(self._net_names)
 
     def nets(self) -> list[MLP]:
         """The embedding nets in build (and seed) order."""
@@ -308,8 +316,8 @@ class DescriptorSeA(keras.layers.Layer):
                 self.filter_type_all, self.type_net, rmat, nlist, live, empty, centres,
                 tf.cast(type_embedding, prec), self._offsets, self.type_one_side,
                 *self._smooth_weights(rmat, empty, centres))
-        elif self.tables is not None:
-            a_mat = a_of_tables(rmat, natoms, self.tables, self._offsets, m1)
+        elif self.net_tables is not None:
+            a_mat = a_of_tables(rmat, natoms, self._pair_tables(), self._offsets, m1)
         elif self.tebd_dim > 0:
             if type_embedding is None:
                 raise ValueError(f"{self.name} was built for type embedding: pass the "

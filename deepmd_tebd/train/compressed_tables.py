@@ -28,7 +28,7 @@ class CompressedTables(tf.Module):
 
 def tables_trackables(model) -> dict:
     """{CKPT_TABLES: CompressedTables} of a compressed model's descriptor, else {}."""
-    net_tables = getattr(model.descriptor, "net_tables", None)
+    net_tables = model.descriptor.net_tables
     return {} if not net_tables else {CKPT_TABLES: CompressedTables(net_tables)}
 
 
