@@ -26,8 +26,8 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
     of a frozen model (init_frz_model).
 
     cluster: a data-parallel run (train/distributed.py: connect): the data seed is
-    training.seed + rank, the statistics are computed on the chief and every worker starts
-    from the chief's state."""
+    training.seed + rank (+ the replica's index in a process of several replicas), the
+    statistics are computed on the chief and every worker starts from the chief's state."""
     model_settings, training = config.model, config.training
     type_map = list(model_settings.type_map)
     fitting = model_settings.fitting
@@ -42,6 +42,11 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
     train_data = DataSystem.from_config(training.training_data, type_map,
                                         rng=make_data_rng(training.seed, rank), **data_args)
     train_data.log_summary("training")
+    replicas = 1 if cluster is None else cluster.replicas
+    # the other replicas of this process sample the same systems with their own data seeds
+    replica_data = [DataSystem.from_config(training.training_data, type_map,
+                                           rng=make_data_rng(training.seed, rank + i),
+                                           **data_args) for i in range(1, replicas)]
     valid_data = None
     if training.validation_data is not None:
         # without model/type_map the validation systems are mapped to the training data's
@@ -72,7 +77,7 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
         trainer = Trainer(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
     else:
         trainer = DistributedTrainer(cluster, config, model, train_data, valid_data, lr, loss,
-                                     min_nbor_dist)
+                                     min_nbor_dist, replica_data)
     if restart is not None:
         trainer.restart(restart)
     elif init_model is not None:

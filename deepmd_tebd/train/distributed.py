@@ -19,8 +19,9 @@ semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/r
   a cluster that cannot be formed fails within $DP_CLUSTER_TIMEOUT s (default 40).
 
 The variables are ordinary (not mirrored) variables of each process: the strategy is used for
-its collectives. With one process and no cluster none of this runs and the traced step is
-the single-process one.
+its collectives. One process with several GPUs (or $DP_CPU_REPLICAS) trains one replica per
+device under MirroredStrategy (train/replicas.py); a process with one device and no cluster
+runs none of this, and its traced step is the single-process one.
 """
 from __future__ import annotations
 
@@ -35,8 +36,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from .cluster_env import (LAUNCH_HELP, ClusterError, cluster_source, gpu_of_worker,
-                          thread_counts)
+from .cluster_env import ClusterError, cluster_source, gpu_of_worker, thread_counts
 from .trainer import Trainer
 
 log = logging.getLogger("deepmd_tebd")
@@ -57,11 +57,17 @@ class Cluster:
     size: int
     devices: tuple
     source: str
+    replicas: int = 1  # replicas of this process (MirroredStrategy); size counts replicas
 
     @property
     def is_chief(self) -> bool:
         """Whether this process writes the outputs."""
         return self.rank == 0
+
+    @property
+    def processes(self) -> int:
+        """The number of worker processes."""
+        return self.size // self.replicas
 
 
 def check_supported(config, source: str) -> None:
@@ -169,10 +175,7 @@ def connect() -> Cluster | None:
     source = cluster_source()
     timeout_s = int(os.environ.get("DP_CLUSTER_TIMEOUT") or DEFAULT_CLUSTER_TIMEOUT_S)
     if source is None:
-        if len(tf.config.list_physical_devices("GPU")) > 1:
-            log.warning("this process sees several GPUs but trains on one; to train on all of "
-                        "them: " + LAUNCH_HELP)
-        return None
+        return _replicas_of_this_process()
     from tensorflow.python.distribute import multi_worker_util
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -212,6 +215,21 @@ def connect() -> Cluster | None:
     return cluster
 
 
+def _replicas_of_this_process() -> Cluster | None:
+    """One process training a replica on each of its devices (train/replicas.py); None for
+    one device."""
+    from .replicas import local_devices, mirrored_strategy
+
+    devices = local_devices()
+    if len(devices) == 1:
+        return None
+    cluster = Cluster(mirrored_strategy(devices), 0, len(devices), tuple(devices), "local",
+                      replicas=len(devices))
+    log.info("data-parallel training in one process: %d replicas on %s (MirroredStrategy)",
+             cluster.size, ", ".join(devices))
+    return cluster
+
+
 def broadcast_from_chief(cluster: Cluster, variables) -> None:
     """Gives every worker the chief's values of `variables` (an all-reduce of the chief's
     values and the others' zeros: exact)."""
@@ -232,11 +250,14 @@ def broadcast_from_chief(cluster: Cluster, variables) -> None:
 
 
 class DistributedTrainer(Trainer):
-    """The Trainer of one worker of a data-parallel run (see the module docstring)."""
+    """The Trainer of one worker of a data-parallel run (see the module docstring);
+    replica_data: the training data of this process's other replicas (cluster.replicas - 1,
+    each with its own data seed)."""
 
     def __init__(self, cluster: Cluster, config, model, train_data, valid_data, lr, loss,
-                 min_nbor_dist=None):
+                 min_nbor_dist=None, replica_data=()):
         self.cluster = cluster
+        self.replica_data = list(replica_data)
         self._signum = None
         dtype = tf.as_dtype(model.trainable_variables[0].dtype)
         # 1 once this worker received a signal; the sum over the workers after each step
@@ -246,10 +267,15 @@ class DistributedTrainer(Trainer):
             config = dataclasses.replace(config, training=dataclasses.replace(
                 config.training, disp_training=False, tensorboard=False, whole_validation=None))
         factor = lr_scale(config.learning_rate.scale_by_worker, cluster.size)
-        log.info("scale learning rate by coef: %f (scale_by_worker %s, %d workers)", factor,
-                 config.learning_rate.scale_by_worker, cluster.size)
+        log.info("scale learning rate by coef: %f (scale_by_worker %s, %d %s)", factor,
+                 config.learning_rate.scale_by_worker, cluster.size,
+                 "workers" if cluster.replicas == 1 else "replicas")
         self._step_options = dict(reduce_gradients=self._reduce, lr_factor=factor,
                                   replicate=self._replicate)
+        if cluster.replicas > 1:
+            from .replicas import apply_once
+
+            self._step_options.update(replicas=cluster.replicas, once=apply_once)
         super().__init__(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
         self._traced_step = self.train_step
         self.train_step = self._step_with_stop
@@ -260,6 +286,10 @@ class DistributedTrainer(Trainer):
 
     # -- the step --------------------------------------------------------------------------
     def _replicate(self, update, batch):
+        if self.cluster.replicas > 1:  # a tuple: one batch per replica
+            from .replicas import distribute_batches
+
+            batch = distribute_batches(self.cluster.strategy, batch)
         self.cluster.strategy.run(update, args=(batch,))
 
     def _reduce(self, gradients):
@@ -286,6 +316,8 @@ class DistributedTrainer(Trainer):
     def _step_with_stop(self, batch):
         if self._signum is not None and float(self.stop_request) == 0:
             self.stop_request.assign(tf.ones_like(self.stop_request))
+        if self.replica_data:  # the other replicas' batches, drawn in replica order
+            batch = (batch, *(self._batch(data) for data in self.replica_data))
         self._traced_step(batch)
 
     @property
@@ -305,7 +337,10 @@ class DistributedTrainer(Trainer):
             super()._save(step, sampling, validate)
 
     def synchronize(self) -> None:
-        """Every worker takes the chief's weights, statistics, optimizer state and step."""
+        """Every worker takes the chief's weights, statistics, optimizer state and step (one
+        process: nothing to do, its replicas share its variables)."""
+        if self.cluster.processes == 1:
+            return
         broadcast_from_chief(self.cluster, list(self.model.variables) +
                              list(self.optimizer.variables) + [self.step])
 
@@ -313,10 +348,14 @@ class DistributedTrainer(Trainer):
         """As Trainer.restart; the other workers draw new batches (their sampling state is not
         in the chief's checkpoint): data seed from (training.seed, rank, step)."""
         super().restart(prefix)
-        if not self.cluster.is_chief:
-            seed = self.training.seed
-            entropy = None if seed is None else [int(seed), self.cluster.rank, int(self.step)]
-            self.train_data.rng.seed(np.random.SeedSequence(entropy).generate_state(1)[0])
+        seed, step = self.training.seed, int(self.step)
+        first = self.cluster.rank * self.cluster.replicas
+        others = [] if self.cluster.is_chief else [(first, self.train_data)]
+        for replica, data in enumerate(self.replica_data, start=first + 1):
+            others.append((replica, data))
+        for replica, data in others:
+            entropy = None if seed is None else [int(seed), replica, step]
+            data.rng.seed(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def run(self, restarted: bool = False) -> None:
         """As Trainer.run; a lost worker stops this one with a ClusterError."""

@@ -28,14 +28,17 @@ def batch_signature(labels: list[str]) -> dict:
 
 
 def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale=None,
-               loss_dtype=None, reduce_gradients=None, lr_factor=None, replicate=None):
+               loss_dtype=None, reduce_gradients=None, lr_factor=None, replicate=None,
+               replicas=1, once=None):
     """(train_step, evaluate): train_step(batch) applies one update and returns nothing;
     evaluate(batch) returns the loss's reported errors for the current weights.
 
     Data-parallel training (train/distributed.py): `replicate(update, batch)` runs the update
     under the distribution strategy, `reduce_gradients(gradients)` averages the gradients over
     the workers and the optimizer's rate is lr * lr_factor (the loss keeps lr); None: one
-    process, the graph unchanged.
+    process, the graph unchanged. With `replicas` > 1 replicas in this process
+    (train/replicas.py), train_step takes a tuple of that many batches, one per replica, and
+    `once(finish, gradients, lr)` applies the update once for all of them.
 
     Mixed precision (DeePMD-kit's DPTrainer._build_loss and _build_optimizer): the loss is cast
     to loss_dtype (output_prec) and scaled by `loss_scale` (train/loss_scale.py); a step whose
@@ -61,6 +64,12 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
         gradients = tape.gradient(value, variables)
         if reduce_gradients is not None:
             gradients = reduce_gradients(gradients)
+        if once is None:
+            finish(gradients, lr)
+        else:
+            once(finish, gradients, lr)
+
+    def finish(gradients, lr):
         if loss_scale is None:
             apply(gradients, lr)
         else:
@@ -68,7 +77,9 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
             tf.cond(loss_scale.update(gradients), lambda: apply(gradients, lr),
                     lambda: tf.constant(False))
 
-    @tf.function(input_signature=signature)
+    train_signature = signature if replicas == 1 else [tuple(signature * replicas)]
+
+    @tf.function(input_signature=train_signature)
     def train_step(batch):
         if replicate is None:
             update(batch)

@@ -1,8 +1,9 @@
 """One worker of a data-parallel run, driven step by step for the tests: the cluster from
 TF_CONFIG and the trainer exactly as `dp train` builds them (train/distributed.py: connect,
 train/build.py: build_trainer), then `steps` training steps; saves to OUT (npz) the chief's
-starting variables (model and optimizer), every batch trained on and the trainable weights
-after every step.
+starting variables (model and optimizer), every batch trained on (`batch_<step>_<key>`; with
+several replicas in the process, replica r's as `batch<r>_<step>_<key>`) and the trainable
+weights after every step.
 
     python distributed_worker.py INPUT OUT STEPS
 """
@@ -23,11 +24,22 @@ def main(input_path: str, out: str, steps: int) -> None:
     model = trainer.model
     saved = {f"start_{i}": np.array(v) for i, v in enumerate(model.variables)}
     trainer._batch(trainer.train_data)  # the prefetch a fresh run discards (Trainer._loop)
+    draw = trainer._batch
+    drawn = []  # the batches of this process's other replicas, drawn by the step
+
+    def record(data):
+        batch = draw(data)
+        drawn.append(batch)
+        return batch
+
+    trainer._batch = record
     for step in range(steps):
-        batch = trainer._batch(trainer.train_data)
-        for key, value in batch.items():
-            saved[f"batch_{step}_{key}"] = np.asarray(value)
+        batch = draw(trainer.train_data)
+        drawn.clear()
         trainer.train_step(batch)
+        for r, replica_batch in enumerate([batch, *drawn]):
+            for key, value in replica_batch.items():
+                saved[f"batch{r or ''}_{step}_{key}"] = np.asarray(value)
         for i, v in enumerate(model.trainable_variables):
             saved[f"weights_{step}_{i}"] = np.array(v)
     np.savez(out, **saved)

@@ -59,6 +59,14 @@ def dp_train_argv(*args):
     return [sys.executable, "-m", "deepmd_tebd.cli", "train", "input.json", *args]
 
 
+def one_set_of_outputs(*steps):
+    """The files of one run's directory: input, out.json, lcurve.out, checkpoints of `steps`."""
+    names = ["input.json", "out.json", "lcurve.out", "checkpoint"]
+    for prefix in ["model.ckpt"] + [f"model.ckpt-{step}" for step in steps]:
+        names += [f"{prefix}.index", f"{prefix}.data-00000-of-00001"]
+    return sorted(names)
+
+
 def _union_batch(w0, w1, step, keys):
     batch = {}
     for key in keys:
@@ -120,11 +128,7 @@ def test_two_workers_write_one_lcurve_one_out_json_one_checkpoint_series(tmp_pat
         kill_all([proc])
     assert proc.returncode == 0, err[-3000:]
     assert [r.split()[0] for r in rows(run / "lcurve.out")] == ["0", "2", "4", "6"]
-    assert sorted(p.name for p in run.iterdir()) == sorted([
-        "input.json", "out.json", "lcurve.out", "checkpoint", "model.ckpt.index",
-        "model.ckpt.data-00000-of-00001", "model.ckpt-4.index",
-        "model.ckpt-4.data-00000-of-00001", "model.ckpt-6.index",
-        "model.ckpt-6.data-00000-of-00001"])
+    assert sorted(p.name for p in run.iterdir()) == one_set_of_outputs(4, 6)
     assert err.count("finished training") == 1 and err.count("step 6/6") == 1
     assert "world size 2, my rank 0" in err
 
