@@ -6,13 +6,15 @@ time to reach the same whole-validation force RMSE.
 
 Input: the water example (examples/water/se_e2_a_tebd/input.json) with numb_steps --steps and a
 checkpoint every --save-every steps (all kept), training systems data_0..data_2 of
-../shared/data/water. Three runs, one after the other, each with its own work dir (--rounds R:
-R rounds of the three, interleaved so that a slow spell of the machine falls on all of them;
+../shared/data/water. Four runs, one after the other, each with its own work dir (--rounds R:
+R rounds of the four, interleaved so that a slow spell of the machine falls on all of them;
 each figure is the median over the rounds):
 
     1w x 1t   `dp train`              OMP/DP_INTRA/DP_INTER threads 1
     2w x 1t   `dp train --workers 2`  1 thread per worker (2 x the frames per step)
     1p x 2t   `dp train`              threads 2
+    1p x 2r   DP_CPU_REPLICAS=2 `dp train`  one process, 2 replicas (MirroredStrategy on 2
+              logical CPU devices, the multi-GPU path), threads 2 (2 x the frames per step)
 
 Frames per second: frames per step (batch size x workers) x steps between the first and the
 last checkpoint / the time between their writes (startup, statistics and tracing excluded).
@@ -21,7 +23,8 @@ Whole-validation force RMSE: every checkpoint frozen and evaluated on all frames
 each run's time to target is the write time of its first checkpoint at or below it, counted from
 the run's first step (the training is seeded, so the RMSE of a checkpoint is the same in
 every round: it is evaluated in the first). Printed: each run's progress and frames/s, the table,
-parallel efficiency (2w frames/s / (2 x 1w frames/s)) and 2w / 1p frames/s; written to
+parallel efficiency (2w frames/s / (2 x 1w frames/s)), 2w / 1p x 2t and 1p x 2r / 1p x 2t
+frames/s; written to
 OUT/results.json. Run it on an idle machine.
 """
 from __future__ import annotations
@@ -41,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WATER = Path(os.environ.get("DEEPMD_TEBD_WATER", ROOT.parent / "shared/data/water"))
 sys.path.insert(0, str(ROOT))  # this checkout's package for the evaluation
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-RUNS = {"1w x 1t": (1, 1), "2w x 1t": (2, 1), "1p x 2t": (1, 2)}  # name: (workers, threads)
+# name: (workers, threads, replicas per process)
+RUNS = {"1w x 1t": (1, 1, 1), "2w x 1t": (2, 1, 1), "1p x 2t": (1, 2, 1), "1p x 2r": (1, 2, 2)}
 
 
 def _script(steps: int, save_every: int) -> dict:
@@ -52,8 +56,8 @@ def _script(steps: int, save_every: int) -> dict:
     return script
 
 
-def _env(threads: int) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def _env(threads: int, replicas: int = 1) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", DP_CPU_REPLICAS=str(replicas))
     for name in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
                  "DP_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS",
                  "TF_INTER_OP_PARALLELISM_THREADS"):
@@ -69,7 +73,7 @@ def _progress(message: str) -> None:
 def train(name: str, workdir: Path, steps: int, save_every: int) -> dict:
     """One run: its work dir, wall time, and the write time of every checkpoint by step; the
     trainer's progress lines are shown as they come."""
-    workers, threads = RUNS[name]
+    workers, threads, replicas = RUNS[name]
     run = workdir / name.replace(" ", "")
     run.mkdir(parents=True)
     (run.parent / "data").exists() or (run.parent / "data").symlink_to(WATER)
@@ -78,7 +82,7 @@ def train(name: str, workdir: Path, steps: int, save_every: int) -> dict:
     if workers > 1:
         argv += ["--workers", str(workers)]
     t0 = time.time()
-    proc = subprocess.Popen(argv, cwd=run, env=_env(threads), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(argv, cwd=run, env=_env(threads, replicas), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     tail = []
     for line in proc.stderr:
@@ -92,7 +96,8 @@ def train(name: str, workdir: Path, steps: int, save_every: int) -> dict:
                for p in run.glob("model.ckpt-*.index")}
     batch_size = json.loads((run / "out.json").read_text())["training"]["training_data"][
         "batch_size"]
-    return {"run": str(run), "workers": workers, "threads": threads, "wall_s": wall,
+    return {"run": str(run), "workers": workers, "replicas": replicas, "threads": threads,
+            "wall_s": wall,
             "written": dict(sorted(written.items())), "batch_size": batch_size}
 
 
@@ -122,7 +127,7 @@ def _rates(r: dict) -> None:
     first, last = steps[0], steps[-1]
     r["steps_per_s"] = (last - first) / (r["written"][last] - r["written"][first])
     batch = int(r["batch_size"]) if str(r["batch_size"]).isdigit() else 1  # water: auto = 1
-    r["frames_per_s"] = r["steps_per_s"] * r["workers"] * batch
+    r["frames_per_s"] = r["steps_per_s"] * r["workers"] * r["replicas"] * batch
 
 
 def summarise(rounds: list[dict]) -> dict:
@@ -148,18 +153,19 @@ def summarise(rounds: list[dict]) -> dict:
                           frames_per_s_rounds=frames, time_to_target_rounds=reach,
                           time_to_target_s=(None if None in reach else float(np.median(reach))),
                           wall_s=float(np.median([res[name]["wall_s"] for res in rounds])))
-    one, two, threads = (runs[k]["frames_per_s"] for k in RUNS)
+    one, two, threads, replicas = (runs[k]["frames_per_s"] for k in RUNS)
     return {"runs": runs, "target_rmse_f": target, "efficiency": two / (2 * one),
-            "workers_vs_threads": two / threads, "threads_vs_one": threads / one}
+            "workers_vs_threads": two / threads, "threads_vs_one": threads / one,
+            "replicas_vs_threads": replicas / threads}
 
 
 def main() -> None:
-    """Runs the three trainings and prints the comparison."""
+    """Runs the four trainings and prints the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=1,
-                        help="interleaved rounds of the three runs (medians)")
+                        help="interleaved rounds of the four runs (medians)")
     parser.add_argument("--keep", default=None, help="work dir to keep (default: temporary)")
     parser.add_argument("--out", default=".", help="where results.json goes")
     args = parser.parse_args()
@@ -188,7 +194,8 @@ def main() -> None:
     print(f"target rmse_f {summary['target_rmse_f']:.4f}; parallel efficiency "
           f"{summary['efficiency']:.2f} (target >= 0.9); 2 workers / 1 process x 2 threads "
           f"{summary['workers_vs_threads']:.2f}x (target >= 1.2); threads alone "
-          f"{summary['threads_vs_one']:.2f}x")
+          f"{summary['threads_vs_one']:.2f}x; 2 replicas in 1 process / 1 process x 2 threads "
+          f"{summary['replicas_vs_threads']:.2f}x")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, "results.json").write_text(json.dumps(summary, indent=1, default=str))
 
