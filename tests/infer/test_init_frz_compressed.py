@@ -134,16 +134,25 @@ def test_a_compressed_graph_of_another_descriptor_is_refused_naming_the_file(
     assert str(ours_compressed_graph) in result.stderr and reason in result.stderr
 
 
-def test_a_restart_of_a_run_from_a_compressed_graph_stays_compressed(ours_compressed_graph,
-                                                                     tmp_path):
+@pytest.mark.parametrize("option", ["--restart", "--init-model"])
+def test_a_run_continued_from_a_run_from_a_compressed_graph_stays_compressed(
+        option, ours_compressed_graph, tmp_path):
     script = _script(one_frame_system(tmp_path / "one_frame"), 1)
     run = make_workdir(tmp_path, script)
     result = dp(run, "train", "input.json", "--init-frz-model", str(ours_compressed_graph))
     assert result.returncode == 0, result.stderr[-3000:]
+    names, first = read_lcurve(run / "lcurve.out")
     script["training"]["numb_steps"] = 2
     (run / "input.json").write_text(json.dumps(script))
-    result = dp(run, "train", "input.json", "--restart", "model.ckpt")
+    result = dp(run, "train", "input.json", option, "model.ckpt")
     assert result.returncode == 0, result.stderr[-3000:]
+    if option == "--init-model":  # a new run whose step-0 model is the first run's last one
+        _, second = read_lcurve(run / "lcurve.out")
+        assert second[0, 0] == 0 and len(second) == 3
+        # the one frame is every batch: the errors of the same weights (the total loss
+        # differs, its prefactors follow the learning rate)
+        errors = [i for i, name in enumerate(names) if name.startswith(("rmse_e", "rmse_f"))]
+        np.testing.assert_array_equal(second[0, errors], first[-1, errors])
     assert dp(run, "freeze", "-o", "again.pb").returncode == 0
     again = read_graph_def(run / "again.pb")
     assert graph_constants(again)["model_type"].item() == b"compressed_model"
