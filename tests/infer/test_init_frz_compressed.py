@@ -159,3 +159,26 @@ def test_a_run_continued_from_a_run_from_a_compressed_graph_stays_compressed(
     before = tables_of_graph(read_graph_def(ours_compressed_graph), NETS, "")
     for net, table in tables_of_graph(again, NETS, "").items():
         np.testing.assert_array_equal(table.table, before[net].table)
+
+
+@pytest.mark.parametrize("change", [{"type_one_side": True}, {"exclude_types": [[0, 1]]}])
+def test_compressed_graphs_of_one_side_or_excluded_pairs_round_trip_through_init_frz_model(
+        change, tmp_path):
+    """Zero steps from the compressed graph of a descriptor with one net per neighbour type
+    (type_one_side) or with an excluded pair, then `dp freeze`: the same compressed model."""
+    system = one_frame_system(tmp_path / "one_frame")
+    script = _script(system, 1)
+    script["model"]["descriptor"].update(change)
+    first = make_workdir(tmp_path / "first", script)
+    assert dp(first, "train", "input.json").returncode == 0
+    assert dp(first, "freeze", "-o", "plain.pb").returncode == 0
+    result = dp(first, "compress", "-i", "plain.pb", "-o", "compressed.pb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    script["training"]["numb_steps"] = 0
+    run = make_workdir(tmp_path / "second", script)
+    result = dp(run, "train", "input.json", "--init-frz-model", str(first / "compressed.pb"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert dp(run, "freeze", "-o", "again.pb").returncode == 0
+    again = read_graph_def(run / "again.pb")
+    assert graph_constants(again)["model_type"].item() == b"compressed_model"
+    _same_outputs(DeepPot(run / "again.pb"), DeepPot(first / "compressed.pb"), 1e-12)
