@@ -15,7 +15,7 @@ from typing import Mapping
 from .normalize import normalize
 from .objects import Config, build_config
 
-__all__ = ["config_of_graph_script", "with_compress_section"]
+__all__ = ["config_of_graph_script", "with_compress_section", "without_compress_section"]
 
 # (path inside `model`, DeePMD-kit 3.2's default)
 # the sections normalize requires, at their defaults: compression trains nothing
@@ -65,4 +65,12 @@ def with_compress_section(config: Config, section: dict) -> Config:
                                        **copy.deepcopy(_NO_TRAINING)},
                                       "model/compress")).model.compress
     model = dataclasses.replace(config.model, compress=compress)
+    return dataclasses.replace(config, model=model, script=script)
+
+
+def without_compress_section(config: Config) -> Config:
+    """The config without `model/compress` (in its script and its model settings)."""
+    script = copy.deepcopy(dict(config.script))
+    script.get("model", {}).pop("compress", None)
+    model = dataclasses.replace(config.model, compress=None)
     return dataclasses.replace(config, model=model, script=script)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..config import Config, load_settings, write_json_atomic
+from ..config.compress import without_compress_section
 from ..config.errors import ConfigError, Problem
 from ..config.against_data import check_against_data
 
@@ -11,9 +12,7 @@ log = logging.getLogger("deepmd_tebd")
 
 
 def _check_tensorboard(config: Config, source: str) -> None:
-    """tensorboard needs its package; model/compress (dp compress writes it) is not trained."""
-    if config.model.compress is not None:
-        raise ConfigError(source, [Problem("model/compress", "not trained here: dp compress")])
+    """tensorboard needs its package."""
     if not config.training.tensorboard:
         return
     try:
@@ -36,6 +35,9 @@ def run(input_path: str, restart: str | None = None, init_model: str | None = No
     apply_thread_settings()
     cluster = connect()  # first: a cluster that cannot be formed writes nothing
     config = load_settings(input_path)
+    if config.model.compress is not None:  # as DeePMD-kit's DPTrainer outside dp compress
+        log.warning(f"{input_path}: model/compress is ignored by dp train (dp compress writes it)")
+        config = without_compress_section(config)
     _check_tensorboard(config, input_path)
     config, min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
     if cluster is not None:

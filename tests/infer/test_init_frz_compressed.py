@@ -182,3 +182,25 @@ def test_compressed_graphs_of_one_side_or_excluded_pairs_round_trip_through_init
     again = read_graph_def(run / "again.pb")
     assert graph_constants(again)["model_type"].item() == b"compressed_model"
     _same_outputs(DeepPot(run / "again.pb"), DeepPot(first / "compressed.pb"), 1e-12)
+
+
+def test_dp_train_ignores_an_inputs_compress_section_as_deepmd_kit_does(ours_compressed_graph,
+                                                                        tmp_path):
+    """The script inside a compressed graph has `model/compress`: `dp train` of it trains the
+    plain model (a warning here), and `dp freeze` writes an original_model, with both
+    programs."""
+    section = json.loads(graph_constants(read_graph_def(ours_compressed_graph))[
+        "train_attr/training_script"].item())["model"]["compress"]
+    script = _script(one_frame_system(tmp_path / "one_frame"), 1)
+    script["model"]["compress"] = section
+    for name, runner, prefix in [("ours", dp, []), ("theirs", oracle_dp, ["--tf"])]:
+        run = make_workdir(tmp_path / name, script)
+        result = runner(run, *prefix, "train", "input.json")
+        assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+        assert runner(run, *prefix, "freeze", "-o", "graph.pb").returncode == 0
+        graph = read_graph_def(run / "graph.pb")
+        assert graph_constants(graph)["model_type"].item() == b"original_model", name
+        assert not any(n.op.startswith("TabulateFusion") for n in graph.node), name
+        if name == "ours":
+            assert "model/compress is ignored by dp train" in result.stderr
+            assert "compress" not in json.loads((run / "out.json").read_text())["model"]
