@@ -40,7 +40,7 @@ def run(input_path: str, restart: str | None = None, init_model: str | None = No
         config = without_compress_section(config)
     _check_tensorboard(config, input_path)
     config, min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
-    if cluster is not None:
+    if cluster is not None and cluster.processes > 1:  # replicas of one process stop together
         check_supported(config, input_path)
     if cluster is None or cluster.is_chief:
         write_json_atomic(output, config.script)

@@ -71,8 +71,9 @@ class Cluster:
 
 
 def check_supported(config, source: str) -> None:
-    """Refuses what a data-parallel run cannot do: early stopping is decided by the chief's
-    whole-validation figures alone, and the other workers would not stop with it."""
+    """Refuses what a data-parallel run of several processes cannot do: early stopping is
+    decided by the chief's whole-validation figures alone, and the other workers would not
+    stop with it."""
     whole = config.training.whole_validation
     if whole is not None and whole.early_stopping is not None:
         from ..config.errors import ConfigError, Problem

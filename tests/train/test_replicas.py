@@ -82,3 +82,14 @@ def test_a_bad_replica_count_is_refused_writing_nothing(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     assert "DP_CPU_REPLICAS='two': expected a positive integer" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.json"]
+
+
+def test_early_stopping_stops_the_replicas_of_one_process_after_its_patience(tmp_path):
+    from test_whole_validation import _rows, _stalled
+
+    run = _stalled(tmp_path, 10)
+    result = subprocess.run(dp_train_argv(), cwd=run, capture_output=True, text=True,
+                            timeout=400, env=dict(ENV, DP_CPU_REPLICAS="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 replicas" in result.stderr and "early stopping at step 3" in result.stderr
+    assert _rows(run / "valid.out")[1][:, 0].tolist() == [1, 2, 3]
