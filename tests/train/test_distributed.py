@@ -252,3 +252,20 @@ def test_mpi_launch_without_cluster_description_says_how_to_launch(tmp_path, var
     assert result.returncode == 1
     assert "does not use MPI or Horovod" in result.stderr and "--workers N" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.json"]
+
+
+@needs_water
+def test_early_stopping_is_refused_for_several_workers_writing_nothing(tmp_path):
+    script = small_input()
+    script["training"]["whole_validation"] = {"freq": 1, "early_stopping": {"patience": 2}}
+    run = workdir(tmp_path, script)
+    procs = start_workers(2, lambda r: dp_train_argv(), run)
+    try:
+        codes, errors = finish(procs, 120)
+    finally:
+        kill_all(procs)
+    assert codes == [1, 1], errors[0][-3000:]
+    for err in errors:
+        assert "training/whole_validation/early_stopping" in err, err[-3000:]
+        assert "not supported in a data-parallel run" in err and "Traceback" not in err
+    assert sorted(p.name for p in run.iterdir()) == ["input.json"]
