@@ -86,9 +86,13 @@ def type_embedding_switch(s_raw, rcut_smth: float):
 
 
 def descriptor_of_embedding(a_mat, axis_neuron: int):
-    """D = A^T A[:, :M2] from A = R~^T G / nnei [..., 4, M1]; returns [..., M1 * M2]."""
+    """D = A^T A[:, :M2] from A = R~^T G / nnei [..., 4, M1]; returns [..., M1 * M2].
+    A[:, :M2] is cut with Slice: its gradient (Pad) is several times faster than a strided
+    slice's (StridedSliceGrad)."""
     m1 = a_mat.shape[-1]
-    d = tf.matmul(a_mat, a_mat[..., :axis_neuron], transpose_a=True)  # [..., M1, M2]
+    rank = a_mat.shape.rank
+    a_m2 = tf.slice(a_mat, [0] * rank, [-1] * (rank - 1) + [axis_neuron])
+    d = tf.matmul(a_mat, a_m2, transpose_a=True)  # [..., M1, M2]
     return tf.reshape(d, tf.concat([tf.shape(d)[:-2], [m1 * axis_neuron]], axis=0))
 
 

@@ -204,30 +204,37 @@ def a_per_centre_type(rmat, natoms, nets_of_centre, live, empty, offsets: Sequen
 def _tabulated_block(rows, table, m1: int):
     """R~^T G of one block rows [nf, nc, n, 4] from a tabulated net (model/tabulation.py
     NetTable) through TabulateFusionSeA, as DeePMD-kit's compressed DescrptSeA._filter_lower:
-    [nf, nc, 4, m1]."""
+    [nf, nc, 4, m1]. s~ is cut out with Slice (gradient: Pad), not a strided slice, whose
+    gradient StridedSliceGrad is several times slower."""
     from ..op import op_module
 
     prec = rows.dtype
     em = tf.reshape(rows, [-1, tf.shape(rows)[2], 4])
+    s = tf.reshape(tf.slice(em, [0, 0, 0], [-1, -1, 1]), [-1, 1])
     out = op_module.tabulate_fusion_se_a(
-        tf.constant(table.table, prec), tf.constant(table.info, prec),
-        tf.reshape(em[..., 0], [-1, 1]), em, last_layer_size=m1)
+        tf.constant(table.table, prec), tf.constant(table.info, prec), s, em,
+        last_layer_size=m1)
     return tf.reshape(out, tf.concat([tf.shape(rows)[:2], [4, m1]], axis=0))
 
 
 def a_of_tables(rmat, natoms, tables, offsets: Sequence[int], m1: int):
     """A * nnei of a compressed model: tables [ntypes] (one side) or [ntypes][ntypes] (per
-    centre type, centres sliced by the natoms counts), NetTable or None (excluded), summed over
+    centre type, centres split by the natoms counts), NetTable or None (excluded), summed over
     the neighbour-type blocks of rmat [nf, nloc, nnei, 4] (all slots: the op sums the sorted
-    padding itself)."""
+    padding itself).
+
+    The blocks are cut with tf.split, whose gradient is one ConcatV2 of the blocks' gradients;
+    slicing each block (DeePMD-kit's tf.slice) makes one zero-padded full-size gradient per
+    block and their sum, per centre type and per neighbour type."""
     per_centre = bool(tables) and isinstance(tables[0], (list, tuple))
+    sizes = [offsets[j + 1] - offsets[j] for j in range(len(offsets) - 1)]
 
     def blocks(rows, row_tables):
         a_mat = None
-        for j, table in enumerate(row_tables):
+        for block, table in zip(tf.split(rows, sizes, axis=2), row_tables):
             if table is None:
                 continue
-            term = _tabulated_block(rows[:, :, offsets[j]:offsets[j + 1]], table, m1)
+            term = _tabulated_block(block, table, m1)
             a_mat = term if a_mat is None else a_mat + term
         if a_mat is None:
             a_mat = tf.zeros(tf.concat([tf.shape(rows)[:2], [4, m1]], axis=0), rows.dtype)
@@ -235,9 +242,7 @@ def a_of_tables(rmat, natoms, tables, offsets: Sequence[int], m1: int):
 
     if not per_centre:
         return blocks(rmat, tables)
-    out, start = [], tf.constant(0, tf.int32)
-    for i, row_tables in enumerate(tables):
-        count = natoms[2 + i]
-        out.append(blocks(tf.slice(rmat, [0, start, 0, 0], [-1, count, -1, -1]), row_tables))
-        start = start + count
-    return tf.concat(out, axis=1)
+    ntypes = len(tables)
+    centres = tf.split(rmat, natoms[2:2 + ntypes], axis=1, num=ntypes)
+    return tf.concat([blocks(rows, row_tables) for rows, row_tables in zip(centres, tables)],
+                     axis=1)
