@@ -190,15 +190,19 @@ def a_per_centre_type(rmat, natoms, nets_of_centre, live, empty, offsets: Sequen
     """One set of nets per centre type i (nets_of_centre[i], a list over neighbour types), on
     that type's contiguous block of local atoms (natoms [2+ntypes] gives the blocks)."""
     out = []
-    start = tf.constant(0, tf.int32)
-    for i, nets in enumerate(nets_of_centre):
-        count = natoms[2 + i]
-        block = tf.slice(rmat, [0, start, 0, 0], [-1, count, -1, -1])
+    for i, (block, nets) in enumerate(zip(centre_blocks(rmat, natoms, len(nets_of_centre)),
+                                          nets_of_centre)):
         rows = None if empty is None else empty[i:i + 1]
-        out.append(a_of_blocks(block, nets, live, rows, tf.zeros([count], tf.int32), offsets,
-                               m1))
-        start = start + count
+        out.append(a_of_blocks(block, nets, live, rows, tf.zeros([natoms[2 + i]], tf.int32),
+                               offsets, m1))
     return tf.concat(out, axis=1)
+
+
+def centre_blocks(rmat, natoms, ntypes: int) -> list:
+    """rmat [nf, nloc, ...] cut into the contiguous blocks of local atoms of each centre type
+    (natoms [2+ntypes]) with tf.split, whose gradient is one ConcatV2 (a slice per block
+    would give one zero-padded full-size gradient per block, then their sum)."""
+    return tf.split(rmat, natoms[2:2 + ntypes], axis=1, num=ntypes)
 
 
 def _tabulated_block(rows, table, m1: int):
@@ -242,7 +246,6 @@ def a_of_tables(rmat, natoms, tables, offsets: Sequence[int], m1: int):
 
     if not per_centre:
         return blocks(rmat, tables)
-    ntypes = len(tables)
-    centres = tf.split(rmat, natoms[2:2 + ntypes], axis=1, num=ntypes)
+    centres = centre_blocks(rmat, natoms, len(tables))
     return tf.concat([blocks(rows, row_tables) for rows, row_tables in zip(centres, tables)],
                      axis=1)
