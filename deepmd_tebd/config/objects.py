@@ -16,12 +16,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
+from .descriptors import (DESCRIPTOR_SETTINGS, DescriptorConfig, SeAConfig, SeAEbdV2Config,
+                          int_tuple)
 from .whole_validation import (EarlyStoppingConfig, WholeValidationConfig,
                                whole_validation_settings)
 
 __all__ = [
     "Config",
     "DataConfig",
+    "DESCRIPTOR_SETTINGS",
     "DescriptorConfig",
     "FittingConfig",
     "LearningRateConfig",
@@ -30,6 +33,8 @@ __all__ = [
     "EarlyStoppingConfig",
     "WholeValidationConfig",
     "ModelConfig",
+    "SeAConfig",
+    "SeAEbdV2Config",
     "TrainingConfig",
     "TypeEmbeddingConfig",
     "build_config",
@@ -58,48 +63,6 @@ class TypeEmbeddingConfig:
     def dim_out(self) -> int:
         """Width of a type's embedding vector."""
         return self.neuron[-1]
-
-
-@dataclass(frozen=True)
-class DescriptorConfig:
-    """The `model/descriptor` section (se_e2_a or se_a_ebd_v2); sel is a tuple once resolved,
-    else "auto..."."""
-
-    type: str
-    sel: Union[tuple[int, ...], str]
-    rcut: float
-    rcut_smth: float
-    neuron: tuple[int, ...]
-    axis_neuron: int
-    activation_function: str
-    resnet_dt: bool
-    type_one_side: bool
-    precision: str
-    trainable: bool
-    seed: Optional[int]
-    exclude_types: tuple[tuple[int, int], ...]
-    set_davg_zero: bool
-    smooth_type_embedding: bool
-
-    @property
-    def stripped_type_embedding(self) -> bool:
-        """Whether the type embedding enters through its own net (se_a_ebd_v2), not the input."""
-        return self.type == "se_a_ebd_v2"
-
-    @property
-    def sel_resolved(self) -> bool:
-        """Whether sel is a list of numbers (not "auto" waiting for the neighbour statistics)."""
-        return not isinstance(self.sel, str)
-
-    @property
-    def nnei(self) -> int:
-        """Neighbour slots per atom, sum(sel)."""
-        return sum(self.sel)
-
-    @property
-    def dim_out(self) -> int:
-        """Width of the descriptor, M1 * M2."""
-        return self.neuron[-1] * self.axis_neuron
 
 
 @dataclass(frozen=True)
@@ -241,36 +204,21 @@ class Config:
         return dataclasses.replace(self, model=model, script=script)
 
 
-def _ints(values) -> tuple[int, ...]:
-    return tuple(int(v) for v in values)
-
-
 def _type_embedding(section: Mapping) -> TypeEmbeddingConfig:
     return TypeEmbeddingConfig(
-        neuron=_ints(section["neuron"]), activation_function=section["activation_function"],
+        neuron=int_tuple(section["neuron"]), activation_function=section["activation_function"],
         resnet_dt=section["resnet_dt"], precision=section["precision"],
         trainable=section["trainable"], seed=section["seed"])
 
 
 def _descriptor(section: Mapping) -> DescriptorConfig:
-    sel = section["sel"]
-    return DescriptorConfig(
-        type=section["type"], sel=sel if isinstance(sel, str) else _ints(sel),
-        rcut=float(section["rcut"]), rcut_smth=float(section["rcut_smth"]),
-        neuron=_ints(section["neuron"]), axis_neuron=int(section["axis_neuron"]),
-        activation_function=section["activation_function"], resnet_dt=section["resnet_dt"],
-        type_one_side=section["type_one_side"], precision=section["precision"],
-        trainable=section["trainable"], seed=section.get("seed"),  # optional, no default
-        exclude_types=tuple((int(a), int(b)) for a, b in section["exclude_types"]),
-        set_davg_zero=section["set_davg_zero"],
-        # se_a_ebd_v2 only, this package's extension: absent (never written by default) is false
-        smooth_type_embedding=bool(section.get("smooth_type_embedding", False)))
+    return DESCRIPTOR_SETTINGS[section["type"]].from_section(section)
 
 
 def _fitting(section: Mapping) -> FittingConfig:
     trainable = section["trainable"]
     return FittingConfig(
-        neuron=_ints(section["neuron"]), activation_function=section["activation_function"],
+        neuron=int_tuple(section["neuron"]), activation_function=section["activation_function"],
         precision=section["precision"], resnet_dt=section["resnet_dt"],
         trainable=tuple(trainable) if isinstance(trainable, list) else trainable,
         rcond=section["rcond"], seed=section.get("seed"), numb_fparam=int(section["numb_fparam"]),
@@ -278,9 +226,10 @@ def _fitting(section: Mapping) -> FittingConfig:
         atom_ener=tuple(None if e is None else float(e) for e in section["atom_ener"]))
 
 
-# se_a_ebd_v2 without a type_embedding section: DeePMD-kit builds one with the section's defaults
-# and no activation (deepmd/tf/model/model.py: StandardModel.__init__, `explicit_ntypes`)
-_DEFAULT_STRIPPED_TYPE_EMBEDDING = TypeEmbeddingConfig(
+# a descriptor that needs a type embedding (se_a_ebd_v2) without a type_embedding section:
+# DeePMD-kit builds one with the section's defaults and no activation
+# (deepmd/tf/model/model.py: StandardModel.__init__, `explicit_ntypes`)
+_DEFAULT_TYPE_EMBEDDING = TypeEmbeddingConfig(
     neuron=(8,), activation_function="none", resnet_dt=False, precision="default",
     trainable=True, seed=None)
 
@@ -290,8 +239,8 @@ def _model(section: Mapping) -> ModelConfig:
     descriptor = _descriptor(section["descriptor"])
     if tebd is not None:
         type_embedding = _type_embedding(tebd)
-    elif descriptor.stripped_type_embedding:
-        type_embedding = _DEFAULT_STRIPPED_TYPE_EMBEDDING
+    elif descriptor.needs_type_embedding:
+        type_embedding = _DEFAULT_TYPE_EMBEDDING
     else:
         type_embedding = None
     return ModelConfig(

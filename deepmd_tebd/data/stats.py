@@ -1,16 +1,17 @@
 """Statistics of the training data that the model receives as constants.
 
     stat = collect_stat_batches(train_data, data_stat_nbatch)     # per system, its batches
-    stats = compute_model_statistics(stat, settings.model)        # ModelStatistics, all below
-    davg, dstd = compute_descriptor_stats(stat, ntypes, sel, rcut, rcut_smth, set_davg_zero)
+    stats = compute_model_statistics(stat, settings.model, env_mat)   # ModelStatistics, all below
+    davg, dstd = compute_descriptor_stats(stat, env_mat, ntypes, nnei, rcut, set_davg_zero)
     bias = compute_energy_bias(stat, ntypes, rcond, atom_ener)
     fparam_avg, fparam_istd = compute_fparam_stats(stat, numb_fparam, data_stat_protect)
     aparam_avg, aparam_istd = compute_aparam_stats(stat, numb_aparam, data_stat_protect)
 
-Everything is NumPy in float64; the only TensorFlow call is the ProdEnvMatA op that builds the raw
-environment matrix (davg 0, dstd 1), made by :func:`raw_env_mat` (TensorFlow is imported there,
-not with this module). Batches are dicts as :class:`~deepmd_tebd.data.data_system.DataSystem`
-returns them; the functions taking batches accept a flat list or a list of per-system lists.
+Everything is NumPy in float64. The descriptor's environment matrix with davg 0 and dstd 1 comes
+from `env_mat(batch)` -> [nframes, natoms, 4*nnei], the descriptor's statistics input
+(model/descriptor.py: Descriptor.stat_env_mat); this module calls no op itself. Batches are
+dicts as :class:`~deepmd_tebd.data.data_system.DataSystem` returns them; the functions taking
+batches accept a flat list or a list of per-system lists.
 """
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ __all__ = [
     "descriptor_stats_from_sums",
     "energy_bias_from_means",
     "env_mat_sums",
-    "raw_env_mat",
 ]
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +49,13 @@ class ModelStatistics:
     aparam_istd: Optional[np.ndarray] = None
 
 
-def compute_model_statistics(stat_batches, settings) -> ModelStatistics:
+def compute_model_statistics(stat_batches, settings, env_mat) -> ModelStatistics:
     """Every statistic of the model with `settings` (config.objects.ModelConfig, sel resolved)
-    from per-system lists of batches (`collect_stat_batches`)."""
+    from per-system lists of batches (`collect_stat_batches`); env_mat(batch): the descriptor's
+    environment matrix with davg 0 and dstd 1, [nframes, natoms, 4*nnei]."""
     desc, fit = settings.descriptor, settings.fitting
-    davg, dstd = compute_descriptor_stats(stat_batches, settings.ntypes, desc.sel, desc.rcut,
-                                          desc.rcut_smth, desc.set_davg_zero)
+    davg, dstd = compute_descriptor_stats(stat_batches, env_mat, settings.ntypes, desc.nnei,
+                                          desc.rcut, desc.set_davg_zero)
     bias = compute_energy_bias(stat_batches, settings.ntypes, fit.rcond, fit.atom_ener or None)
     params = {}
     if fit.numb_fparam > 0:
@@ -90,42 +91,6 @@ def _flat(batches) -> list[Mapping]:
         else:
             out.extend(_flat(item))
     return out
-
-
-def raw_env_mat(batch: Mapping, sel: Sequence[int], rcut: float, rcut_smth: float) -> np.ndarray:
-    """The environment matrix of a batch before normalisation (davg 0, dstd 1).
-
-    Runs ProdEnvMatA in float64 on the batch's coord, type, natoms_vec (padded with zero counts to
-    2 + len(sel)), box and default_mesh. Returns [nframes, natoms, 4*nnei], nnei = sum(sel).
-    """
-    import tensorflow as tf  # noqa: PLC0415  (this module is imported without TensorFlow)
-
-    from deepmd_tebd.op import op_module  # noqa: PLC0415
-
-    ntypes = len(sel)
-    nnei = int(sum(sel))
-    coord = np.asarray(batch["coord"], dtype=np.float64)
-    nframes = coord.shape[0]
-    atype = np.asarray(batch["type"], dtype=np.int32).reshape(nframes, -1)
-    natoms = atype.shape[1]
-    natoms_vec = np.zeros(2 + ntypes, dtype=np.int32)
-    given = np.asarray(batch["natoms_vec"], dtype=np.int32)
-    if given.size > 2 + ntypes and np.any(given[2 + ntypes:]):
-        raise ValueError(f"the batch has atoms of type >= {ntypes}, but sel names only "
-                         f"{ntypes} types")
-    natoms_vec[:min(given.size, 2 + ntypes)] = given[:2 + ntypes]
-    descrpt = op_module.prod_env_mat_a(
-        tf.constant(coord, tf.float64),
-        tf.constant(atype, tf.int32),
-        tf.constant(natoms_vec, tf.int32),
-        tf.constant(np.asarray(batch["box"], dtype=np.float64).reshape(nframes, 9), tf.float64),
-        tf.constant(np.asarray(batch["default_mesh"], dtype=np.int32), tf.int32),
-        tf.zeros([ntypes, 4 * nnei], tf.float64),
-        tf.ones([ntypes, 4 * nnei], tf.float64),
-        rcut_a=-1.0, rcut_r=float(rcut), rcut_r_smth=float(rcut_smth),
-        sel_a=[int(s) for s in sel], sel_r=[0] * ntypes,
-    )[0]
-    return descrpt.numpy().reshape(nframes, natoms, 4 * nnei)
 
 
 def env_mat_sums(raw: np.ndarray, atype: np.ndarray, ntypes: int) -> np.ndarray:
@@ -179,20 +144,20 @@ def descriptor_stats_from_sums(sums: np.ndarray, nnei: int, rcut: float,
     return davg, dstd
 
 
-def compute_descriptor_stats(batches, ntypes: int, sel: Sequence[int], rcut: float,
-                             rcut_smth: float, set_davg_zero: bool = False
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """davg, dstd [ntypes, 4*nnei] of the se_e2_a descriptor over the given batches.
+def compute_descriptor_stats(batches, env_mat, ntypes: int, nnei: int, rcut: float,
+                             set_davg_zero: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """davg, dstd [ntypes, 4*nnei] of a descriptor over the given batches.
 
-    Each batch's raw environment matrix (ProdEnvMatA, davg 0, dstd 1) is summed per centre type
-    over all centres and slots; the sums over all batches give the mean and standard deviation.
+    Each batch's raw environment matrix env_mat(batch) ([nframes, natoms, 4*nnei], davg 0,
+    dstd 1) is summed per centre type over all centres and slots; the sums over all batches
+    give the mean and standard deviation.
     """
-    if len(sel) != ntypes:
-        raise ValueError(f"sel has {len(sel)} entries for {ntypes} types")
-    nnei = int(sum(sel))
     total = np.zeros((ntypes, 5))
     for batch in _flat(batches):
-        raw = raw_env_mat(batch, sel, rcut, rcut_smth)
+        raw = np.asarray(env_mat(batch))
+        if raw.shape[-1] != 4 * nnei:
+            raise ValueError(f"the environment matrix has {raw.shape[-1]} columns per atom, "
+                             f"expected 4 x nnei = {4 * nnei}")
         total += env_mat_sums(raw, batch["type"], ntypes)
     return descriptor_stats_from_sums(total, nnei, rcut, set_davg_zero)
 

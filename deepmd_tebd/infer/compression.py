@@ -6,9 +6,10 @@ TabulateFusionSeA op; the graph is frozen again with `model_type = "compressed_m
 script's `model/compress` section, as DeePMD-kit's deepmd/tf/entrypoints/compress.py does (it
 trains zero steps from the frozen model and freezes; here no checkpoint is written).
 
-Refused, with the reason and nothing written: a compressed graph, type embedding (se_e2_a with
-type_embedding, se_a_ebd_v2), descriptor resnet_dt true, every pair excluded, activations other
-than tanh.
+Refused, with the reason and nothing written: a compressed graph, and every descriptor that says
+it cannot be tabulated (model/descriptor.py: Descriptor.tabulation_refusal; se_e2_a refuses type
+embedding, resnet_dt true, every pair excluded and activations other than tanh; se_a_ebd_v2 and
+other descriptors refuse always).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import logging
 from pathlib import Path
 
 from ..config.compress import config_of_graph_script, with_compress_section
-from ..config.objects import names_stripped_type_embedding, names_type_embedding
+from ..config.errors import ConfigError
 from . import node_names as nn
 from .frozen import freeze_graph_def, model_graph_def, read_graph_def, write_atomic
 from .weight_names import assign_graph_weights, graph_constants
@@ -29,20 +30,9 @@ class CompressionRefused(Exception):
     """`dp compress` cannot compress this model; the message says why."""
 
 
-def uses_type_embedding(graph_def, script: dict | None) -> bool:
-    """Whether the training script or the graph shows a type embedding."""
-    if script is not None and names_type_embedding(script):
-        return True
+def _graph_has_type_embedding(graph_def) -> bool:
+    """Whether the graph holds a type embedding (its table, or type-embedding net weights)."""
     return any(node.name == nn.T_TYPEEBD or node.name.startswith(nn.TYPE_EMBED_NET + "/")
-               for node in graph_def.node)
-
-
-def is_stripped_type_embedding(graph_def, script: dict | None) -> bool:
-    """Whether the training script's descriptor or the graph's type-net variables
-    (`filter_type_all/*_side_ebd`) show a se_a_ebd_v2 model."""
-    if script is not None and names_stripped_type_embedding(script):
-        return True
-    return any(node.name.startswith("filter_type_all/") and node.name.endswith("_side_ebd")
                for node in graph_def.node)
 
 
@@ -60,25 +50,26 @@ def _script(graph_def, constants, training_script, input):
         "trained with by -t")
 
 
-def _refuse_unsupported(graph_def, constants, script, input, output):
-    """Compressed already, or type embedding: refused before the script is read further."""
+def _refuse_compressed(constants, input, output) -> None:
+    """A compressed graph is refused before its script is read."""
     model_type = constants.get(nn.MODEL_TYPE)
     if model_type is not None and model_type.item() == nn.COMPRESSED_MODEL.encode():
         raise CompressionRefused(f"{input}: the model is already compressed; nothing was "
                                  f"written to {output}")
-    if is_stripped_type_embedding(graph_def, script):
-        raise CompressionRefused(
-            f"{input}: model compression is not supported for se_a_ebd_v2: deepmd_tebd "
-            "compresses no model with type embedding (DeePMD-kit >= 2.2.6 tabulates this "
-            "descriptor's radial net and precomputes its type net; deepmd_tebd does not). The "
-            f"uncompressed model runs as it is; nothing was written to {output}.")
-    if uses_type_embedding(graph_def, script):
-        raise CompressionRefused(
-            f"{input}: model compression is not supported for se_e2_a with type_embedding: "
-            "compression tabulates each embedding net as a function of s(r) alone, and the "
-            "shared embedding net of a type-embedding model also takes the atom types' "
-            "embeddings as input, so it cannot be tabulated. The uncompressed model runs "
-            f"as it is; nothing was written to {output}.")
+
+
+def _config(script, graph_def, source: str, input, output):
+    """The settings of the graph's script; a script this package cannot read, of a graph with
+    a type embedding, is refused as such (no type-embedding model is compressed here)."""
+    try:
+        return config_of_graph_script(script, source)
+    except ConfigError:
+        if _graph_has_type_embedding(graph_def):
+            raise CompressionRefused(
+                f"{input}: model compression is not supported for a model with type "
+                "embedding: deepmd_tebd compresses no model with type embedding. The "
+                f"uncompressed model runs as it is; nothing was written to {output}") from None
+        raise
 
 
 def _min_nbor_dist(constants, config, input) -> float:
@@ -93,66 +84,34 @@ def _min_nbor_dist(constants, config, input) -> float:
                                config.model.type_map or None)[0])
 
 
-def tabulate_model(model, min_nbor_dist: float, extrapolate: float, step: float,
-                   frequency: int) -> dict:
-    """{net attribute name: NetTable} of every embedding net of `model`'s descriptor
-    (DeePMD-kit's DPTabulate.build with stride1 = 10 step)."""
-    from ..model.tabulation import embedding_table, env_mat_range
-
-    descriptor = model.descriptor
-    lower, upper = env_mat_range(descriptor.davg.numpy(), descriptor.dstd.numpy(), min_nbor_dist,
-                                 descriptor.rcut_smth, descriptor.rcut)
-    tables = {}
-    for name in descriptor.net_names():
-        if descriptor.type_one_side:  # filter_type_all_<j>: the centre types that use it
-            j = int(name.rsplit("_", 1)[1])
-            use = [(i, j) not in descriptor._excluded and descriptor.sel[i] > 0
-                   for i in range(descriptor.ntypes)]
-            ll, uu = lower[use].min(), upper[use].max()
-        else:  # filter_type_<i>_<j>
-            i = int(name.split("_")[2])
-            ll, uu = lower[i], upper[i]
-        hidden, _ = getattr(descriptor, name).layer_variables()
-        layers = [(w.numpy(), b.numpy()) for w, b, _ in hidden]
-        tables[name] = embedding_table(layers, ll, uu, extrapolate, step, 10 * step, frequency)
-    return tables
-
-
 def compress(input: str, output: str, step: float = 0.01, extrapolate: int = 5,
              frequency: int = -1, training_script: str | None = None) -> None:
-    """`dp compress`: the frozen se_e2_a model `input` with tabulated embedding nets, written
-    atomically to `output`; CompressionRefused (nothing written) when it cannot be."""
+    """`dp compress`: the frozen model `input` with tabulated embedding nets, written atomically
+    to `output`; CompressionRefused (nothing written) when its descriptor cannot be tabulated
+    (the descriptor says why: model/descriptor.py, Descriptor.tabulation_refusal)."""
     from ..model import EnergyModel
 
     graph_def = read_graph_def(input)
     constants = graph_constants(graph_def)
+    _refuse_compressed(constants, input, output)
     script = _script(graph_def, constants, training_script, input)
-    _refuse_unsupported(graph_def, constants, script, input, output)
-    config = config_of_graph_script(script, str(training_script or input))
-    descriptor = config.model.descriptor
-    if descriptor.resnet_dt:
-        raise CompressionRefused(f"{input}: model compression needs descriptor resnet_dt "
-                                 "false (DeePMD-kit's DescrptSeA.enable_compression refuses it "
-                                 f"too); nothing was written to {output}")
-    if descriptor.activation_function != "tanh":
-        raise CompressionRefused(f"{input}: deepmd_tebd tabulates tanh embedding nets only "
-                                 f"(activation {descriptor.activation_function}); nothing was "
-                                 f"written to {output}")
+    config = _config(script, graph_def, str(training_script or input), input, output)
     model = EnergyModel(config.model)
     model.build()
-    if not model.descriptor.net_names():
-        raise CompressionRefused(f"{input}: every pair of types is excluded, there is no "
-                                 f"embedding net to tabulate; nothing was written to {output}")
+    reason = model.descriptor.tabulation_refusal()
+    if reason is not None:
+        raise CompressionRefused(f"{input}: {reason}; nothing was written to {output}")
     missing = assign_graph_weights(model.graph_variables(), constants)
     if missing:
         raise CompressionRefused(f"{input}: the graph lacks the weights {missing[:4]}... under "
                                  "DeePMD-kit's variable names; freeze it again with `dp freeze`")
     min_dist = _min_nbor_dist(constants, config, input)
-    model.descriptor.enable_compression(tabulate_model(model, min_dist, extrapolate, step,
-                                                       frequency))
+    model.descriptor.enable_compression(
+        model.descriptor.tabulate(min_dist, extrapolate, step, frequency))
     config = with_compress_section(config, {
         "model_file": str(input), "min_nbor_dist": min_dist,
-        "table_config": [extrapolate, step, 10 * step, int(frequency)], "type": "se_e2_a"})
+        "table_config": [extrapolate, step, 10 * step, int(frequency)],
+        "type": config.model.descriptor.type})
     graph = freeze_graph_def(model_graph_def(model, config, min_dist))
     write_atomic(output, graph.SerializeToString())
     log.info(f"{len(graph.node)} ops in the compressed graph {output}")

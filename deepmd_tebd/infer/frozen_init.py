@@ -80,10 +80,10 @@ def tables_of_graph(graph_def, net_names: list[str], path) -> dict:
 
 def _init_compressed(model, constants: dict, graph_def, path) -> None:
     descriptor = model.descriptor
-    if descriptor.tebd_dim > 0:
-        raise ModelFileError(f"{path}: a compressed graph, and the input script's model uses a "
-                             "type embedding; deepmd_tebd starts from compressed se_e2_a "
-                             "graphs without type embedding only")
+    reason = descriptor.tabulation_refusal(from_nets=False)
+    if reason is not None:
+        raise ModelFileError(f"{path}: a compressed graph, and the descriptor of the input "
+                             f"script cannot run on its tables: {reason}")
     rcut = constants.get(nn.DESCRPT_ATTR_RCUT)
     if rcut is not None and not np.isclose(float(rcut), descriptor.rcut, rtol=0, atol=1e-12):
         raise ModelFileError(f"{path}: the graph's descriptor rcut {float(rcut)} differs from "

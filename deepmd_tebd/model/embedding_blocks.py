@@ -3,8 +3,6 @@
 Each function returns A * nnei = R~^T G [nf, nloc, 4, M1] for one strategy:
 
 * `a_with_type_embedding`: ONE net on [s~, tebd[slot type] (, tebd[centre type])];
-* `a_with_stripped_type_embedding` (se_a_ebd_v2): a radial net on s~ alone times (1 + a type
-  net's output on the neighbour's (and centre's) type embedding);
 * `a_of_blocks`: one net per neighbour type j on its sel block (type_one_side; also the per-centre
   type case on one centre block);
 * `a_per_centre_type`: one set of nets per centre type, on its contiguous block of local atoms;
@@ -13,8 +11,11 @@ Each function returns A * nnei = R~^T G [nf, nloc, 4, M1] for one strategy:
 
 The rows of a sel block that are empty for every atom of the batch (the block's tail: neighbours
 come first) skip the nets: they all equal the centre type's (-davg/dstd) row, so their share of A
-is computed once per centre type (`empty_rows`, `block_tails`) and gathered per atom. Without a
-neighbour list (live = sel) every slot goes through the nets.
+is computed once per centre type (`empty_rows`, `block_tails`) and gathered per atom by its
+type (`centres` [nf, nloc], from the atom types: the atoms may come in any order). Without a
+neighbour list (live = sel) every slot goes through the nets. The per-type nets without type
+embedding (`a_per_centre_type`, per-centre tables) work on contiguous blocks of centres and so
+need the local atoms sorted by type (natoms gives the blocks).
 """
 from __future__ import annotations
 
@@ -26,12 +27,11 @@ __all__ = [
     "a_of_blocks",
     "a_of_tables",
     "a_per_centre_type",
-    "a_with_stripped_type_embedding",
     "a_with_type_embedding",
     "block_heads",
     "block_tails",
+    "centre_blocks",
     "empty_rows",
-    "stripped_type_table",
     "live_counts",
 ]
 
@@ -79,22 +79,23 @@ def a_with_type_embedding(net, rmat, live, empty, centres, tebd, sel: Sequence[i
         tails = tf.concat(block_tails(empty, live, offsets), axis=1)
         slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), tf.constant(sel, tf.int32) - counts)
         per_type = _type_embedding_term(net, tails[None], slots,
-                                        tf.range(ntypes, dtype=tf.int32), tebd, type_one_side)
-        a_mat = a_mat + tf.gather(per_type, centres, axis=1)
+                                        tf.range(ntypes, dtype=tf.int32)[None], tebd,
+                                        type_one_side)
+        a_mat = a_mat + tf.gather(tf.squeeze(per_type, 0), centres)
     return a_mat
 
 
 def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
     """rows^T G for rows [nf, nc, n, 4] whose slot types are slots [n] and centre types
-    centres [nc]: [nf, nc, 4, M1]."""
+    centres [nf or 1, nc]: [nf, nc, 4, M1]."""
     te = tebd.shape[-1]
     s = rows[..., :1]
     if net.rules[0] is not None:  # the first layer is residual: it needs the whole input
         shape = tf.concat([tf.shape(rows)[:3], [te]], axis=0)  # [nf, nc, n, te]
         parts = [s, tf.broadcast_to(tf.gather(tebd, slots)[None, None], shape)]
         if not type_one_side:
-            centre = tf.gather(tebd, centres)  # [nc, te]
-            parts.append(tf.broadcast_to(centre[None, :, None, :], shape))
+            centre = tf.gather(tebd, centres)  # [nf, nc, te]
+            parts.append(tf.broadcast_to(centre[:, :, None, :], shape))
         g = net(tf.concat(parts, axis=-1))
     else:
         # first layer on [s, tebd_j (, tebd_i)] = s W_s + (tebd W_j)[j] (+ (tebd W_i)[i]):
@@ -105,69 +106,16 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
         pre = s * w[0][0] + (tf.gather(tf.matmul(tebd, w[1]), slots) + b)
         if not type_one_side:
             centre = tf.gather(tf.matmul(tebd, w[2]), centres)
-            pre = pre + centre[None, :, None, :]
+            pre = pre + centre[:, :, None, :]
         g = net(None, first_preactivation=pre)  # [nf, nc, n, M1]
     return tf.matmul(rows, g, transpose_a=True)
-
-
-def stripped_type_table(type_net, tebd, type_one_side: bool):
-    """The type net's output per neighbour type, [ntypes + 1, M1] (one side), or per (centre,
-    neighbour) pair at centre * (ntypes + 1) + neighbour, [(ntypes + 1)^2, M1], its input then
-    [tebd[neighbour], tebd[centre]]; tebd [ntypes + 1, te] has the zero row of empty slots last
-    (deepmd/tf/descriptor/se_a.py: DescrptSeA._filter_lower, tebd_input_mode "strip")."""
-    if type_one_side:
-        return type_net(tebd)
-    n = tf.shape(tebd)[0]
-    te = tebd.shape[-1]
-    neighbour = tf.broadcast_to(tebd[None, :, :], [n, n, te])
-    centre = tf.broadcast_to(tebd[:, None, :], [n, n, te])
-    return type_net(tf.reshape(tf.concat([neighbour, centre], axis=-1), [-1, 2 * te]))
-
-
-def _stripped_term(radial, rows, type_rows, weight):
-    """rows^T G with G = N_s(s~) * (1 + w T): rows [..., n, 4], type_rows T [..., n, M1], the
-    weights w [..., n] or None (1)."""
-    if weight is not None:
-        type_rows = type_rows * weight[..., None]
-    g = radial(rows[..., :1])
-    return tf.matmul(rows, g * type_rows + g, transpose_a=True)
-
-
-def a_with_stripped_type_embedding(radial, type_net, rmat, nlist, live, empty, centres, tebd,
-                                   offsets: Sequence[int], type_one_side: bool, weight=None,
-                                   empty_weight=None):
-    """R~^T G for se_a_ebd_v2: G = N_s(s~) * (1 + T), T the type net's output on the neighbour's
-    padded type embedding tebd [ntypes + 1, te] (and the centre's): [nf, nloc, 4, M1].
-
-    An empty slot (nlist -1) takes the zero row, type ntypes, whatever its sel block; the
-    slots of the other ones hold neighbours of their block's type (ProdEnvMatA sorts by type).
-    The always-empty tails are therefore the same for every atom of a centre type: computed
-    once per centre type (`empty` [ntypes, nnei, 4]). weight [nf, nloc, nnei] / empty_weight
-    [ntypes, nnei] scale T (smooth_type_embedding); None: 1."""
-    ntypes = len(offsets) - 1
-    table = stripped_type_table(type_net, tebd, type_one_side)
-    heads = tf.concat(block_heads(rmat, live, offsets), axis=2)
-    nlist = tf.reshape(nlist, tf.shape(rmat)[:3])
-    slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), tf.stack(live))
-    nei_type = tf.where(tf.concat(block_heads(nlist, live, offsets), axis=2) >= 0, slots, ntypes)
-    if not type_one_side:
-        nei_type = nei_type + (centres * (ntypes + 1))[None, :, None]
-    head_weight = None if weight is None else tf.concat(block_heads(weight, live, offsets), 2)
-    a_mat = _stripped_term(radial, heads, tf.gather(table, nei_type), head_weight)
-    tails = tf.concat(block_tails(empty, live, offsets), axis=1)  # [ntypes, ntail, 4]
-    pad = tf.range(ntypes, dtype=tf.int32) * (0 if type_one_side else ntypes + 1) + ntypes
-    tail_types = tf.broadcast_to(tf.gather(table, pad)[:, None, :],
-                                 tf.concat([tf.shape(tails)[:2], [table.shape[-1]]], axis=0))
-    tail_weight = None if empty_weight is None else tf.concat(
-        block_tails(empty_weight[..., None], live, offsets), axis=1)[..., 0]
-    per_type = _stripped_term(radial, tails, tail_types, tail_weight)  # [ntypes, 4, M1]
-    return a_mat + tf.gather(per_type, centres)[None]
 
 
 def a_of_blocks(rmat, nets: Sequence[Optional[object]], live, empty, centres,
                 offsets: Sequence[int], m1: int):
     """Sum over neighbour types j of R~_j^T G_j, G_j = nets[j](s~_j) (None: excluded);
-    `centres` [nloc] index the rows of `empty` [nc, nnei, 4] for the always-empty tails."""
+    `centres` [nf or 1, nloc] index the rows of `empty` [nc, nnei, 4] for the always-empty
+    tails."""
     a_mat = None
     heads = block_heads(rmat, live, offsets)
     tails = block_tails(empty, live, offsets) if empty is not None else [None] * len(nets)
@@ -193,8 +141,8 @@ def a_per_centre_type(rmat, natoms, nets_of_centre, live, empty, offsets: Sequen
     for i, (block, nets) in enumerate(zip(centre_blocks(rmat, natoms, len(nets_of_centre)),
                                           nets_of_centre)):
         rows = None if empty is None else empty[i:i + 1]
-        out.append(a_of_blocks(block, nets, live, rows, tf.zeros([natoms[2 + i]], tf.int32),
-                               offsets, m1))
+        out.append(a_of_blocks(block, nets, live, rows,
+                               tf.zeros([1, natoms[2 + i]], tf.int32), offsets, m1))
     return tf.concat(out, axis=1)
 
 

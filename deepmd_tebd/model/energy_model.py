@@ -1,5 +1,6 @@
-"""The energy model: type embedding (optional) -> se_e2_a descriptor -> energy fitting, with
-forces and virials from the environment-matrix derivatives.
+"""The energy model: type embedding (optional) -> descriptor -> energy fitting, with forces and
+virials from the environment-matrix derivatives. The descriptor class comes from DESCRIPTORS,
+keyed by the descriptor type; the model uses it through the protocol of descriptor.py alone.
 
 Forces follow DeePMD-kit: g = d(sum of atomic energies)/d(rmat) by a gradient tape inside `call`,
 then ProdForceSeA(g, rmat_deriv, nlist) and ProdVirialSeA(g, rmat_deriv, rij, nlist). Both ops have
@@ -19,11 +20,16 @@ from ..config.objects import MixedPrecisionConfig, ModelConfig
 from ..data.stats import ModelStatistics
 from ..op import op_module
 from ..precision import ENERGY_DTYPE
-from .descriptor import DescriptorSeA
 from .fitting import EnergyFitting
+from .se_a_ebd_v2 import DescriptorSeAEbdV2
+from .se_e2_a import DescriptorSeA
 from .type_embedding import TypeEmbedding
 
-__all__ = ["EnergyModel"]
+__all__ = ["DESCRIPTORS", "EnergyModel"]
+
+# the descriptor layer of each (normalised) descriptor type; its settings class is
+# config/descriptors.py's DESCRIPTOR_SETTINGS[type]
+DESCRIPTORS = {"se_e2_a": DescriptorSeA, "se_a_ebd_v2": DescriptorSeAEbdV2}
 
 
 class EnergyModel(keras.layers.Layer):
@@ -39,9 +45,11 @@ class EnergyModel(keras.layers.Layer):
     mesh int32, fparam [nf, numb_fparam] = None, aparam [nf, nloc*numb_aparam] = None) -> dict:
         energy [nf], force [nf, nall*3], virial [nf, 9], atom_energy [nf, nloc],
         atom_virial [nf, nall*9] (all float64), descriptor [nf, nloc, M1*M2], rmat
-        [nf, nloc*ndescrpt], rmat_deriv, rij, nlist (ProdEnvMatA's outputs), and with type
-        embedding type_embedding [ntypes, te] ([ntypes + 1, te] with se_a_ebd_v2).
-    Local atoms must be sorted by type; natoms = [nloc, nall, count of each type].
+        [nf, nloc*ndescrpt], rmat_deriv, rij, nlist (the environment matrix op's outputs), and
+        with type embedding type_embedding (as the descriptor takes it: [ntypes + 1, te] with
+        se_a_ebd_v2's zero row). natoms = [nloc, nall, count of each type]; with type embedding
+        the local atoms may come in any order, the per-type nets without it need them sorted by
+        type.
     """
 
     def __init__(self, settings: ModelConfig, name: str = "energy_model",
@@ -58,8 +66,9 @@ class EnergyModel(keras.layers.Layer):
             self.type_embedding = None
         tebd_dim = settings.tebd_dim
         self.mixed_precision = mixed_precision
-        self.descriptor = DescriptorSeA(settings.descriptor, tebd_dim=tebd_dim, name="descriptor",
-                                        mixed_precision=mixed_precision)
+        descriptor = DESCRIPTORS[settings.descriptor.type]
+        self.descriptor = descriptor(settings.descriptor, tebd_dim=tebd_dim, name="descriptor",
+                                     mixed_precision=mixed_precision)
         self.fitting = EnergyFitting(settings.fitting, self.ntypes, self.descriptor.dim_out,
                                      tebd_dim=tebd_dim, name="fitting",
                                      mixed_precision=mixed_precision)
@@ -96,15 +105,11 @@ class EnergyModel(keras.layers.Layer):
     # -- computation -----------------------------------------------------------------------
 
     def type_embedding_table(self):
-        """The type embedding table [ntypes, te], or None; with se_a_ebd_v2 a zero row (the
-        type of empty neighbour slots) appended, [ntypes + 1, te], as DeePMD-kit's `t_typeebd`
-        (deepmd/tf/utils/type_embed.py: TypeEmbedNet.build, padding)."""
+        """The type embedding table as the descriptor takes it ([ntypes, te]; se_a_ebd_v2 appends
+        the zero row of empty slots), or None."""
         if self.type_embedding is None:
             return None
-        table = self.type_embedding.table()
-        if self.descriptor.stripped:
-            table = tf.concat([table, tf.zeros([1, table.shape[-1]], table.dtype)], axis=0)
-        return table
+        return self.descriptor.type_embedding_input(self.type_embedding.table())
 
     def call(self, coord, atype, natoms, box, mesh, fparam=None, aparam=None):
         natoms = tf.cast(natoms, tf.int32)

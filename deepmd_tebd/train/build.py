@@ -65,7 +65,8 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
     elif restart is None and init_model is None and rank == 0:
         log.info("data stating... (this step may take long time)")
         stat_batches = collect_stat_batches(train_data, model_settings.data_stat_nbatch)
-        model.set_statistics(compute_model_statistics(stat_batches, model_settings))
+        model.set_statistics(compute_model_statistics(stat_batches, model_settings,
+                                                      model.descriptor.stat_env_mat))
         log.info("initialize model from scratch")
     else:
         model.build()

@@ -20,12 +20,21 @@ from deepmd_tebd.data.stats import (
     energy_bias_from_means,
     env_mat_sums,
 )
+from deepmd_tebd.model.env_mat import raw_env_mat
 from reference.deepmd_oracle import require_oracle, run_oracle_script
 from reference.env_mat import prod_env_mat_a_ref, random_system
 from shared_paths import WATER, needs_water
 
 
 RCUT, RCUT_SMTH = 6.0, 0.5
+
+
+def se_a_stats(batches, ntypes, sel, rcut, rcut_smth, set_davg_zero=False):
+    """davg, dstd of the batches with the environment matrix of ProdEnvMatA (the se_e2_a
+    family's statistics input)."""
+    assert len(sel) == ntypes
+    return compute_descriptor_stats(batches, lambda b: raw_env_mat(b, sel, rcut, rcut_smth),
+                                    ntypes, sum(sel), rcut, set_davg_zero)
 
 
 def frames_batch(seed, kind, nframes, sel_types=2, natoms=None):
@@ -81,7 +90,7 @@ def test_descriptor_stats_equal_direct_numpy_evaluation():
     batches = [frames_batch(1, "orthorhombic", 2, natoms=30),
                frames_batch(2, "triclinic", 1, natoms=24),
                frames_batch(3, "open", 2, natoms=12)]
-    davg, dstd = compute_descriptor_stats([b for b, _ in batches], 2, sel, RCUT, RCUT_SMTH)
+    davg, dstd = se_a_stats([b for b, _ in batches], 2, sel, RCUT, RCUT_SMTH)
     ref_avg, ref_std = direct_stats(batches, 2, sel)
     np.testing.assert_allclose(davg, ref_avg, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(dstd, ref_std, rtol=1e-10)
@@ -91,7 +100,7 @@ def test_type_without_atoms_gets_zero_avg_and_inverse_rcut_std():
     batch, box = frames_batch(4, "orthorhombic", 1, natoms=20)   # types 0 and 1 only
     batch["natoms_vec"] = np.append(batch["natoms_vec"], 0).astype(np.int32)
     sel = [10, 20, 5]
-    davg, dstd = compute_descriptor_stats([batch], 3, sel, RCUT, RCUT_SMTH)
+    davg, dstd = se_a_stats([batch], 3, sel, RCUT, RCUT_SMTH)
     np.testing.assert_array_equal(davg[2], 0.0)
     np.testing.assert_array_equal(dstd[2], 1.0 / RCUT)
     ref_avg, ref_std = direct_stats([(batch, box)], 3, sel)
@@ -111,9 +120,8 @@ def test_constant_environment_std_is_floored_at_0_01():
 
 def test_set_davg_zero_zeroes_avg_and_keeps_std():
     batch, _ = frames_batch(5, "orthorhombic", 1, natoms=20)
-    davg, dstd = compute_descriptor_stats([batch], 2, [10, 20], RCUT, RCUT_SMTH)
-    zavg, zstd = compute_descriptor_stats([batch], 2, [10, 20], RCUT, RCUT_SMTH,
-                                          set_davg_zero=True)
+    davg, dstd = se_a_stats([batch], 2, [10, 20], RCUT, RCUT_SMTH)
+    zavg, zstd = se_a_stats([batch], 2, [10, 20], RCUT, RCUT_SMTH, set_davg_zero=True)
     assert np.any(davg != 0)
     np.testing.assert_array_equal(zavg, 0.0)
     np.testing.assert_array_equal(zstd, dstd)
@@ -234,6 +242,7 @@ def test_water_bias_is_the_minimum_norm_solution_for_equal_compositions():
 def test_model_statistics_apply_set_davg_zero_and_atom_ener_once(set_davg_zero):
     from deepmd_tebd.config import build_config, normalize
     from deepmd_tebd.data.stats import compute_model_statistics
+    from deepmd_tebd.model import EnergyModel
 
     script = {"model": {"type_map": ["O", "H"],
                         "descriptor": {"type": "se_e2_a", "sel": [46, 92],
@@ -245,8 +254,8 @@ def test_model_statistics_apply_set_davg_zero_and_atom_ener_once(set_davg_zero):
     data = DataSystem([WATER / f"data_{k}" for k in range(2)], 1, ["O", "H"], seed=2,
                       labels=["energy"])
     stat = collect_stat_batches(data, 2)
-    stats = compute_model_statistics(stat, settings)
-    davg, dstd = compute_descriptor_stats(stat, 2, [46, 92], 6.0, 0.5)
+    stats = compute_model_statistics(stat, settings, EnergyModel(settings).descriptor.stat_env_mat)
+    davg, dstd = se_a_stats(stat, 2, [46, 92], 6.0, 0.5)
     np.testing.assert_array_equal(stats.davg, np.zeros_like(davg) if set_davg_zero else davg)
     np.testing.assert_array_equal(stats.dstd, dstd)
     assert davg.any()
@@ -330,8 +339,7 @@ def deepmd_water_stats(tmp_path_factory):
 
 
 def test_descriptor_stats_match_deepmd_kit_on_water(deepmd_water_stats):
-    davg, dstd = compute_descriptor_stats(deepmd_water_stats["flat"], 2, [46, 92], RCUT,
-                                          RCUT_SMTH)
+    davg, dstd = se_a_stats(deepmd_water_stats["flat"], 2, [46, 92], RCUT, RCUT_SMTH)
     theirs = deepmd_water_stats["theirs"]
     np.testing.assert_allclose(davg, theirs["davg"], rtol=1e-10, atol=0)
     np.testing.assert_allclose(dstd, theirs["dstd"], rtol=1e-10, atol=0)
