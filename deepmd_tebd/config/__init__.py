@@ -3,8 +3,6 @@ against the one schema in `schema.py`; every problem is a ConfigError naming fil
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from .errors import ConfigError, Problem
@@ -12,7 +10,7 @@ from .normalize import normalize
 from .objects import Config, build_config
 
 __all__ = ["Config", "ConfigError", "Problem", "build_config", "load_config", "load_settings",
-           "normalize", "read_script", "write_json_atomic"]
+           "normalize", "read_script"]
 
 
 def read_script(path) -> dict:
@@ -52,12 +50,3 @@ def load_config(path) -> dict:
 def load_settings(path) -> Config:
     """The typed settings of the script at `path` (normalised and validated)."""
     return build_config(load_config(path))
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Writes `data` as indented JSON to `path` through a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".out.json.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=4)
-    os.replace(tmp, path)

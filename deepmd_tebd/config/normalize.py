@@ -265,7 +265,7 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
     if desc["rcut_smth"] > desc["rcut"]:
         problems.append(Problem("model/descriptor/rcut_smth", f"must not exceed rcut "
                                 f"({desc['rcut']}), got {_show(desc['rcut_smth'])}"))
-    if desc["axis_neuron"] > desc["neuron"][-1]:
+    if "axis_neuron" in desc and desc["axis_neuron"] > desc["neuron"][-1]:
         problems.append(Problem("model/descriptor/axis_neuron", "must not exceed the last "
                                 f"embedding width ({desc['neuron'][-1]}), got "
                                 f"{_show(desc['axis_neuron'])}"))

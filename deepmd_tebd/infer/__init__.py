@@ -5,7 +5,7 @@ The names below are imported when first used, so that node_names.py is importabl
 TensorFlow."""
 from importlib import import_module
 
-_WHERE = {"DeepPot": ".deep_pot", "CheckpointError": ".frozen", "ModelFileError": ".frozen",
+_WHERE = {"DeepPot": ".deep_pot", "CheckpointError": ".frozen", "ModelFileError": ".graph_file",
           "freeze": ".frozen"}
 
 __all__ = ["CheckpointError", "DeepPot", "ModelFileError", "freeze"]

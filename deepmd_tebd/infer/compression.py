@@ -20,7 +20,9 @@ from pathlib import Path
 from ..config.compress import config_of_graph_script, with_compress_section
 from ..config.errors import ConfigError
 from . import node_names as nn
-from .frozen import freeze_graph_def, model_graph_def, read_graph_def, write_atomic
+from ..store.atomic import write_atomic
+from .frozen import freeze_graph_def, model_graph_def
+from .graph_file import read_graph_def
 from .weight_names import assign_graph_weights, graph_constants
 
 log = logging.getLogger("deepmd_tebd")

@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from ..op import op_module  # noqa: F401  (registers the custom ops the graph uses)
-from ..train.cluster_env import thread_counts
+from ..threads import thread_counts
 from . import node_names as nn
-from .frozen import ModelFileError, check_version, read_graph_def
+from .graph_file import ModelFileError, check_version, read_graph_def
 
 DEFAULT_BATCH_ATOMS = 1024
 

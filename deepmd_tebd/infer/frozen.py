@@ -31,20 +31,17 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ..config.objects import Config, build_config
+from ..config.objects import Config
+from ..store.atomic import write_atomic
+from ..store.restore import CheckpointError, load_checkpoint_model
 from . import node_names as nn
+from .graph_file import ModelFileError, check_version, read_graph_def
 from .weight_names import name_weight_constants
 
+__all__ = ["CheckpointError", "ModelFileError", "check_version", "freeze", "freeze_graph_def",
+           "load_checkpoint_model", "model_graph_def", "read_graph_def", "route_through_outputs"]
+
 log = logging.getLogger("deepmd_tebd")
-
-
-class ModelFileError(Exception):
-    """A model file that cannot be used: missing, unreadable, not a DeePMD frozen energy model,
-    or of a version this package does not know. The message names the file."""
-
-
-class CheckpointError(Exception):
-    """A checkpoint folder that `dp freeze` cannot use; the message names it."""
 
 
 def _attribute_constants(config: Config, min_nbor_dist: float | None,
@@ -96,7 +93,7 @@ def model_graph_def(model, config: Config,
         aparam = (tf.reshape(params.pop(0), [-1, t_natoms[0] * numb_aparam]) if numb_aparam
                   else None)
         out = model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
-        # tables: `dp compress`, or trained from a compressed graph (frozen_init.py)
+        # tables: `dp compress`, or trained from a compressed graph (store/restore.py)
         attributes = _attribute_constants(config, min_nbor_dist,
                                           model.descriptor.net_tables is not None)
         outputs = {key: tf.identity(out[key], name=name)
@@ -157,70 +154,6 @@ def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:
     return tf.compat.v1.graph_util.extract_sub_graph(graph_def, kept)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Writes `data` to `path` through a temporary file in the same folder and a rename: the
-    file is either the old one or complete."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_checkpoint_model(checkpoint_folder: str | os.PathLike, best: bool = False):
-    """(model with restored weights, training script, min_nbor_dist or None) from the newest
-    checkpoint of a `dp train` folder (its `checkpoint` file names it), or with `best` from the
-    best model's checkpoint beside it (`<save_ckpt>-best`, train/best_model.py)."""
-    from ..model import EnergyModel
-
-    folder = Path(checkpoint_folder)
-    state = folder / "checkpoint"
-    if not state.is_file():
-        raise CheckpointError(f"{folder}: no checkpoint state file '{state}'; point -c to the "
-                              "folder where `dp train` wrote its checkpoints")
-    prefix = tf.train.latest_checkpoint(str(folder))
-    if prefix is None or not Path(prefix + ".index").exists():
-        raise CheckpointError(f"{state} names no checkpoint that exists in {folder}")
-    if best:  # <save_ckpt>-<step> -> <save_ckpt>-best
-        prefix = prefix.rsplit("-", 1)[0] + "-best"
-        if not Path(prefix + ".index").exists():
-            raise CheckpointError(f"{folder}: no best model {prefix}; it is written by training "
-                                  "with training/whole_validation (save_best true)")
-    reader = tf.train.load_checkpoint(prefix)
-    keys = reader.get_variable_to_shape_map()
-
-    def value(name):
-        key = nn.checkpoint_variable_key(nn.CKPT_ATTRS, name)
-        if key not in keys:
-            raise CheckpointError(f"{prefix}: the checkpoint has no {name}; it was not written "
-                                  "by deepmd_tebd's `dp train`")
-        return reader.get_tensor(key)
-
-    raw = value(nn.CKPT_TRAINING_SCRIPT)
-    config = build_config(json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)))
-    min_dist = float(value(nn.CKPT_MIN_NBOR_DIST))
-    model = EnergyModel(config.model, mixed_precision=config.training.mixed_precision)
-    model.build()
-    from ..train.compressed_tables import compress_from_checkpoint
-
-    compress_from_checkpoint(model, prefix)
-    status = tf.train.Checkpoint(**{nn.CKPT_MODEL: model}).read(prefix)
-    status.expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as err:
-        raise CheckpointError(f"{prefix}: the weights do not match the model of its training "
-                              f"script: {err}") from None
-    log.info(f"restored the model from checkpoint {prefix}")
-    return model, config, (min_dist if min_dist >= 0 else None)
-
-
 def freeze(checkpoint_folder: str | os.PathLike = ".", output: str | os.PathLike =
            "frozen_model.pb", node_names=None, best: bool = False) -> int:
     """`dp freeze`: the newest checkpoint of `checkpoint_folder` (with `best`: the best model's)
@@ -230,41 +163,3 @@ def freeze(checkpoint_folder: str | os.PathLike = ".", output: str | os.PathLike
     write_atomic(output, graph_def.SerializeToString())
     log.info(f"{len(graph_def.node)} ops in the final graph.")
     return len(graph_def.node)
-
-
-def read_graph_def(path: str | os.PathLike) -> tf.compat.v1.GraphDef:
-    """The GraphDef of a `.pb` file, or ModelFileError naming the file and what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
-    if path.suffix != ".pb":
-        raise ModelFileError(f"{path}: a frozen TensorFlow model must have the suffix .pb "
-                             f"(got {path.suffix or 'none'})")
-    data = path.read_bytes()
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(data)
-    except Exception as err:  # protobuf's DecodeError and friends
-        raise ModelFileError(f"{path}: not a TensorFlow GraphDef (truncated or another file "
-                             f"format): {err}") from None
-    names = {node.name for node in graph_def.node}
-    if not names:
-        raise ModelFileError(f"{path}: the file holds no graph")
-    missing = [n for n in nn.INPUTS + nn.OUTPUTS + nn.ATTRIBUTES if n not in names]
-    if missing:
-        raise ModelFileError(f"{path}: not a DeePMD-kit energy model: the nodes {missing} are "
-                             "missing")
-    return graph_def
-
-
-def check_version(path, version: str) -> None:
-    """Model version major 1, minor <= 1 (what DeePMD-kit 2.2 and 3.x read)."""
-    try:
-        major, minor = (int(x) for x in version.split("."))
-    except ValueError:
-        raise ModelFileError(f"{path}: invalid model version string {version!r}") from None
-    want_major, want_minor = (int(x) for x in nn.MODEL_VERSION.split("."))
-    if major != want_major or minor > want_minor:
-        raise ModelFileError(f"{path}: model version {version} is not supported (this package "
-                             f"reads version {nn.MODEL_VERSION} and older 1.x); convert it with "
-                             "DeePMD-kit's `dp convert-from`")

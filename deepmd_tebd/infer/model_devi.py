@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.system import System, find_systems
-from .frozen import ModelFileError
+from .graph_file import ModelFileError
 
 log = logging.getLogger("deepmd_tebd")
 

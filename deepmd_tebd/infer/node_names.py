@@ -1,5 +1,5 @@
-"""The names that tie the stages together: nodes of a frozen model's graph, their attribute
-values, and the keys of the objects in a training checkpoint.
+"""The names that tie the stages together: nodes of a frozen model's graph and their attribute
+values (a training checkpoint's keys are in store/keys.py).
 
 Node names are DeePMD-kit's (`deepmd/entrypoints/freeze.py: _make_node_names` lists them for an
 energy model; `deepmd/infer/deep_pot.py: DeepPot` and `source/api_cc/src/DeepPot.cc` read them),
@@ -76,21 +76,3 @@ DEFAULT_NODES = (
 INPUTS = (T_COORD, T_TYPE, T_NATOMS, T_BOX, T_MESH)
 OUTPUTS = (O_ENERGY, O_FORCE, O_VIRIAL, O_ATOM_ENERGY, O_ATOM_VIRIAL)
 ATTRIBUTES = (MODEL_ATTR_MODEL_TYPE, DESCRPT_ATTR_RCUT, DESCRPT_ATTR_NTYPES, MODEL_ATTR_TMAP)
-
-# -- checkpoint keys ----------------------------------------------------------------------------
-# The objects train/trainer.py: Trainer passes to tf.train.Checkpoint (through Checkpointer), and
-# under which `dp freeze` and `--init-model` find them again.
-CKPT_MODEL = "model"  # the EnergyModel: weights and statistics
-CKPT_OPTIMIZER = "optimizer"
-CKPT_STEP = "step"
-CKPT_DATA_STATE = "data_state"  # the data sampling state, JSON
-CKPT_ATTRS = "attrs"  # train/trainer.py: TrainingAttributes
-CKPT_LOSS_SCALE = "loss_scale"  # mixed precision: train/loss_scale.py
-# the variables of TrainingAttributes, named by its attributes (a tf.Module tracks them so)
-CKPT_TRAINING_SCRIPT = "training_script"
-CKPT_MIN_NBOR_DIST = "min_nbor_dist"
-
-
-def checkpoint_variable_key(*path: str) -> str:
-    """The checkpoint key of the variable reached by the object names `path`."""
-    return "/".join(path) + "/.ATTRIBUTES/VARIABLE_VALUE"

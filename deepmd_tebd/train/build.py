@@ -11,7 +11,7 @@ from ..data.stats import collect_stat_batches, compute_model_statistics
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from ..model import EnergyModel
-from .compressed_tables import compress_from_checkpoint
+from ..store.restore import compress_from_checkpoint
 from .distributed import DistributedTrainer
 from .trainer import Trainer
 
@@ -58,7 +58,7 @@ def build_trainer(config: Config, restart: str | None = None, init_model: str | 
 
     model = EnergyModel(model_settings, mixed_precision=training.mixed_precision)
     if init_frz_model is not None:
-        from ..infer.frozen_init import init_from_frozen_model
+        from ..store.restore import init_from_frozen_model
 
         model.build()
         init_from_frozen_model(model, init_frz_model)

@@ -22,15 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.objects import Config
-from ..infer.node_names import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_LOSS_SCALE,
-                                CKPT_MIN_NBOR_DIST, CKPT_MODEL, CKPT_OPTIMIZER, CKPT_STEP,
-                                CKPT_TRAINING_SCRIPT)
+from ..store.keys import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_LOSS_SCALE, CKPT_MODEL,
+                          CKPT_OPTIMIZER, CKPT_STEP)
+from ..store.restore import TrainingAttributes, tables_trackables
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from ..precision import dtype_of
 from .adam import Adam
 from .checkpoint import Checkpointer
-from .compressed_tables import tables_trackables
 from .lcurve import LearningCurve
 from .loss_scale import DynamicLossScale
 from .step import make_steps
@@ -51,32 +50,6 @@ def _format_eta(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-class TrainingAttributes(tf.Module):
-    """The normalised training script (compact JSON) and the minimal neighbour distance, saved
-    with every checkpoint (`train_attr/training_script`, `train_attr/min_nbor_dist` of a frozen
-    model)."""
-
-    def __init__(self, script: dict, min_nbor_dist: float | None = None):
-        super().__init__(name="train_attr")
-        # tf.Module tracks each variable under its attribute's name: the checkpoint keys
-        setattr(self, CKPT_TRAINING_SCRIPT, tf.Variable(
-            json.dumps(script, separators=(",", ":")), dtype=tf.string, trainable=False,
-            name="training_script"))
-        setattr(self, CKPT_MIN_NBOR_DIST, tf.Variable(
-            -1.0 if min_nbor_dist is None else float(min_nbor_dist), dtype=tf.float64,
-            trainable=False, name="min_nbor_dist"))
-
-    @property
-    def script_variable(self) -> tf.Variable:
-        """The training script (compact JSON)."""
-        return getattr(self, CKPT_TRAINING_SCRIPT)
-
-    @property
-    def distance_variable(self) -> tf.Variable:
-        """The minimal neighbour distance (-1: not computed)."""
-        return getattr(self, CKPT_MIN_NBOR_DIST)
 
 
 class Trainer:

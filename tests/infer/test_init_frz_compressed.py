@@ -19,9 +19,8 @@ from conftest import dp, make_workdir, one_frame_system, oracle_dp, water_frames
 
 from deepmd_tebd.infer.deep_pot import DeepPot
 from deepmd_tebd.infer.frozen import read_graph_def
-from deepmd_tebd.infer.frozen_init import tables_of_graph
 from deepmd_tebd.infer.weight_names import graph_constants
-from deepmd_tebd.train.compressed_tables import tables_of_checkpoint
+from deepmd_tebd.store.restore import tables_of_checkpoint, tables_of_graph
 from deepmd_tebd.train.lcurve import read_lcurve
 
 GRAPHS = ["ours_compressed_graph", "theirs_compressed_graph"]

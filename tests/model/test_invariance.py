@@ -1,5 +1,6 @@
 """The energy is invariant under translation, rotation (coordinates and cell together) and
-permutation of atoms of the same type; forces move with the atoms."""
+permutation of atoms of the same type; forces move with the atoms. With type embedding the atoms
+of a frame may come in any order, each frame of a batch in its own (mixed-type data)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -65,6 +66,40 @@ def test_energy_invariant_under_permutation_of_same_type_atoms(kind, tebd, type_
     np.testing.assert_allclose(atom_e[1], atom_e[0][perm], rtol=1e-11)
     force = out["force"].reshape(2, -1, 3)
     np.testing.assert_allclose(force[1], force[0][perm], atol=1e-10 * np.abs(force).max())
+
+
+TEBD_VARIANTS = [v for v in VARIANTS if v[0] is not False]
+TEBD_IDS = [i for v, i in zip(VARIANTS, IDS) if v[0] is not False]
+
+
+@pytest.mark.parametrize("kind", ["triclinic", "open"])
+@pytest.mark.parametrize("tebd, type_one_side", TEBD_VARIANTS, ids=TEBD_IDS)
+def test_atoms_in_any_order_give_the_type_sorted_frames_energy_forces_and_virial(
+        kind, tebd, type_one_side):
+    # three types; one batch: the sorted frame, then two frames with all atoms shuffled across
+    # the types, each in another order (natoms keeps the counts, which no longer mark blocks)
+    frame = Frame.random(33, kind, ntypes=3)
+    model = build_model(variant_config(frame.sel(), tebd, type_one_side))
+    rng = np.random.default_rng(6)
+    perms = [np.arange(frame.nat), rng.permutation(frame.nat), rng.permutation(frame.nat)]
+    assert all(np.any(np.diff(frame.atype[p]) < 0) for p in perms[1:])  # not type-sorted
+    coords = np.stack([frame.coord[p] for p in perms])
+    box = np.zeros(9) if frame.box is None else frame.box.reshape(9)
+    out = model(coords.reshape(3, -1), np.stack([frame.atype[p] for p in perms]), frame.natoms,
+                np.tile(box, (3, 1)), frame.mesh)
+    out = {k: v.numpy() for k, v in out.items()}
+    force = out["force"].reshape(3, -1, 3)
+    atom_virial = out["atom_virial"].reshape(3, -1, 9)
+    for k, perm in enumerate(perms[1:], start=1):
+        np.testing.assert_allclose(out["energy"][k], out["energy"][0], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(out["atom_energy"][k], out["atom_energy"][0][perm],
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(force[k], force[0][perm], rtol=0,
+                                   atol=1e-12 * np.abs(force).max())
+        np.testing.assert_allclose(out["virial"][k], out["virial"][0], rtol=0,
+                                   atol=1e-12 * np.abs(out["virial"]).max())
+        np.testing.assert_allclose(atom_virial[k], atom_virial[0][perm], rtol=0,
+                                   atol=1e-12 * np.abs(atom_virial).max())
 
 
 def test_frames_of_one_batch_are_independent():

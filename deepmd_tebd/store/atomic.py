@@ -1,0 +1,30 @@
+"""Atomic file writes: the file is either the old one or complete, never half written, and a
+failed write leaves no temporary file behind."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_atomic", "write_json_atomic"]
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Writes `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, data) -> None:
+    """Writes `data` as indented JSON (4 spaces) to `path`, atomically."""
+    write_atomic(path, json.dumps(data, indent=4))
