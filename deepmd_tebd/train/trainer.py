@@ -13,6 +13,7 @@ with a checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -250,51 +251,31 @@ class Trainer:
         # step draws the next batch before its display's validation batches. A checkpoint
         # keeps the sampling state from before its step's prefetch, so that a restarted run
         # draws that batch (and, at a display step, the same validation batches) again.
-        wall0 = last = time.perf_counter()
-        interval_steps, train_time, test_time = 0, 0.0, 0.0
-        step_times = []
+        timing = _Timing(self.training.time_training)
         last_saved = None
         if not restarted:
             self._batch(self.train_data)  # the prefetch DeePMD-kit's data loader discards
         before_next = self._sampling()
         batch = self._draw()
         if displaying and start < numb_steps:  # the row of the start step
-            t = time.perf_counter()
-            # a run stopped between display steps did not draw validation batches there
-            after_batch = self._sampling() if start % disp_freq else None
-            self._display(lcurve, start, self.strategy.own(batch))
-            if after_batch is not None:
-                self._set_sampling(after_batch)
-            test_time += time.perf_counter() - t
+            with timing.testing():
+                self._display_start(lcurve, start, self.strategy.own(batch), disp_freq)
         step = start
         while step < numb_steps:
-            t = time.perf_counter()
-            running = self._stepper.submit(self.train_step, batch)
-            # the next batch is drawn while the step runs: the same draws in the same order
-            before_next = self._sampling()
-            next_batch = self._draw()
-            running.result()
-            elapsed = time.perf_counter() - t
-            train_time += elapsed
-            step_times.append(elapsed)
+            with timing.training():
+                running = self._stepper.submit(self.train_step, batch)
+                # the next batch is drawn while the step runs: the same draws in the same order
+                before_next = self._sampling()
+                next_batch = self._draw()
+                running.result()
             step += 1
-            interval_steps += 1
             own = self.strategy.own(batch)
             if self.summary is not None and step % self.training.tensorboard_freq == 0:
                 self._write_summary(step, own)
             if displaying and step % disp_freq == 0:
-                t = time.perf_counter()
-                self._display(lcurve, step, own)
-                test_time += time.perf_counter() - t
-                now = time.perf_counter()
-                rate = interval_steps / (now - last)
-                if self.training.time_training:
-                    log.info("batch %7d training time %.2f s, testing time %.2f s, total wall "
-                             "time %.2f s", step, train_time, test_time, now - wall0)
-                log.info("step %d/%d (%.1f%%), %.1f steps/s, ETA %s", step, numb_steps,
-                         100.0 * step / numb_steps, rate,
-                         _format_eta((numb_steps - step) / max(rate, 1e-12)))
-                last, interval_steps, train_time, test_time = now, 0, 0.0, 0.0
+                with timing.testing():
+                    self._display(lcurve, step, own)
+                timing.progress(step, numb_steps)
                 if save_freq > 0 and step % save_freq == 0:
                     self._save(step, before_next)
                     last_saved = step
@@ -309,13 +290,65 @@ class Trainer:
             batch = next_batch
         if last_saved != step:
             self._save(step, before_next)
-        if self.training.time_training and step_times:
-            skip = disp_freq if len(step_times) >= 2 * disp_freq else 0
-            mean = float(np.mean(step_times[skip:]))
+        timing.finish(disp_freq)
+
+    def _display_start(self, lcurve, start: int, batch: dict, disp_freq: int) -> None:
+        """The row of the start step; a run stopped between display steps did not draw
+        validation batches there, and draws them again at its next display step."""
+        after_batch = self._sampling() if start % disp_freq else None
+        self._display(lcurve, start, batch)
+        if after_batch is not None:
+            self._set_sampling(after_batch)
+
+
+class _Timing:
+    """The loop's clocks: the wall time, the training and testing times and the steps since
+    the last progress line, and every step's time (time_training: logged as DeePMD-kit does)."""
+
+    def __init__(self, time_training: bool):
+        self.time_training = time_training
+        self.wall0 = self.last = time.perf_counter()
+        self.steps, self.train, self.test = 0, 0.0, 0.0
+        self.step_times = []
+
+    @contextlib.contextmanager
+    def training(self):
+        """Times one step."""
+        t = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - t
+        self.train += elapsed
+        self.step_times.append(elapsed)
+        self.steps += 1
+
+    @contextlib.contextmanager
+    def testing(self):
+        """Times an evaluation (a display)."""
+        t = time.perf_counter()
+        yield
+        self.test += time.perf_counter() - t
+
+    def progress(self, step: int, numb_steps: int) -> None:
+        """The progress lines of a display step (rate, ETA); the interval restarts."""
+        now = time.perf_counter()
+        rate = self.steps / (now - self.last)
+        if self.time_training:
+            log.info("batch %7d training time %.2f s, testing time %.2f s, total wall "
+                     "time %.2f s", step, self.train, self.test, now - self.wall0)
+        log.info("step %d/%d (%.1f%%), %.1f steps/s, ETA %s", step, numb_steps,
+                 100.0 * step / numb_steps, rate,
+                 _format_eta((numb_steps - step) / max(rate, 1e-12)))
+        self.last, self.steps, self.train, self.test = now, 0, 0.0, 0.0
+
+    def finish(self, disp_freq: int) -> None:
+        """The closing lines: the mean step time (time_training) and the wall time."""
+        if self.time_training and self.step_times:
+            skip = disp_freq if len(self.step_times) >= 2 * disp_freq else 0
+            mean = float(np.mean(self.step_times[skip:]))
             if skip:
                 log.info("average training time: %.4f s/batch (exclude first %d batches)", mean,
                          skip)
             else:
                 log.info("average training time: %.4f s/batch", mean)
         log.info("finished training")
-        log.info("wall time: %.3f s", time.perf_counter() - wall0)
+        log.info("wall time: %.3f s", time.perf_counter() - self.wall0)
