@@ -19,17 +19,16 @@ semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/r
   a cluster that cannot be formed fails within $DP_CLUSTER_TIMEOUT s (default 40).
 
 The variables are ordinary (not mirrored) variables of each process: the strategy is used for
-its collectives. One process with several GPUs (or $DP_CPU_REPLICAS) trains one replica per
-device under MirroredStrategy (train/replicas.py); a process with one device and no cluster
-runs none of this, and its traced step is the single-process one.
+its collectives; how a step runs (all-reduce, stop votes, rate) is train/strategy.py: Workers.
+One process with several GPUs (or $DP_CPU_REPLICAS) trains one replica per device under
+MirroredStrategy (train/replicas.py, train/strategy.py: Replicas); a process with one device and
+no cluster runs none of this, and its traced step is the single-process one.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-import signal
 import subprocess
 import sys
 
@@ -37,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from .cluster_env import ClusterError, cluster_source, gpu_of_worker, thread_counts
+from .strategy import cluster_strategy
 from .trainer import Trainer
 
 log = logging.getLogger("deepmd_tebd")
@@ -92,11 +92,6 @@ def apply_thread_settings() -> None:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
     if inter:
         tf.config.threading.set_inter_op_parallelism_threads(inter)
-
-
-def lr_scale(rule: str, size: int) -> float:
-    """The factor of the optimizer's rate for `size` workers (learning_rate/scale_by_worker)."""
-    return {"linear": float(size), "sqrt": math.sqrt(size), "none": 1.0}[rule]
 
 
 def _configure_coordination(spec, timeout_s: int) -> None:
@@ -251,86 +246,22 @@ def broadcast_from_chief(cluster: Cluster, variables) -> None:
 
 
 class DistributedTrainer(Trainer):
-    """The Trainer of one worker of a data-parallel run (see the module docstring);
-    replica_data: the training data of this process's other replicas (cluster.replicas - 1,
+    """The Trainer of one worker of a data-parallel run (see the module docstring); its steps
+    run as train/strategy.py: cluster_strategy has them (Workers, or Replicas with
+    replica_data: the training data of this process's other replicas, cluster.replicas - 1,
     each with its own data seed)."""
 
     def __init__(self, cluster: Cluster, config, model, train_data, valid_data, lr, loss,
                  min_nbor_dist=None, replica_data=()):
         self.cluster = cluster
-        self.replica_data = list(replica_data)
-        self._signum = None
-        dtype = tf.as_dtype(model.trainable_variables[0].dtype)
-        # 1 once this worker received a signal; the sum over the workers after each step
-        self.stop_request = tf.Variable(tf.zeros([], dtype), trainable=False)
-        self.stop_votes = tf.Variable(tf.zeros([], dtype), trainable=False)
         if not cluster.is_chief:  # no lcurve, validation, TensorBoard on the other workers
             config = dataclasses.replace(config, training=dataclasses.replace(
                 config.training, disp_training=False, tensorboard=False, whole_validation=None))
-        factor = lr_scale(config.learning_rate.scale_by_worker, cluster.size)
-        log.info("scale learning rate by coef: %f (scale_by_worker %s, %d %s)", factor,
-                 config.learning_rate.scale_by_worker, cluster.size,
-                 "workers" if cluster.replicas == 1 else "replicas")
-        self._step_options = dict(reduce_gradients=self._reduce, lr_factor=factor,
-                                  replicate=self._replicate)
-        if cluster.replicas > 1:
-            from .replicas import apply_once
-
-            self._step_options.update(replicas=cluster.replicas, once=apply_once)
-        super().__init__(config, model, train_data, valid_data, lr, loss, min_nbor_dist)
-        self._traced_step = self.train_step
-        self.train_step = self._step_with_stop
-
-    def step_options(self) -> dict:
-        """The data-parallel hooks of the traced step (train/step.py: make_steps)."""
-        return self._step_options
-
-    # -- the step --------------------------------------------------------------------------
-    def _replicate(self, update, batch):
-        if self.cluster.replicas > 1:  # a tuple: one batch per replica
-            from .replicas import distribute_batches
-
-            batch = distribute_batches(self.cluster.strategy, batch)
-        self.cluster.strategy.run(update, args=(batch,))
-
-    def _reduce(self, gradients):
-        """The gradients averaged over the workers; the stop requests summed on the way."""
-        context = tf.distribute.get_replica_context()
-        groups = {}
-        for i, gradient in enumerate(gradients):
-            if gradient is not None:
-                groups.setdefault(tf.as_dtype(gradient.dtype), []).append(i)
-        flag_dtype = self.stop_request.dtype
-        groups.setdefault(flag_dtype, [])
-        reduced = list(gradients)
-        for dtype, indices in groups.items():
-            tensors = [tf.convert_to_tensor(gradients[i]) for i in indices]
-            if dtype == flag_dtype:
-                tensors.append(self.stop_request.read_value())
-            summed = context.all_reduce("sum", tensors)
-            if dtype == flag_dtype:
-                self.stop_votes.assign(summed.pop())
-            for i, value in zip(indices, summed):
-                reduced[i] = value / tf.cast(self.cluster.size, dtype)
-        return reduced
-
-    def _step_with_stop(self, batch):
-        if self._signum is not None and float(self.stop_request) == 0:
-            self.stop_request.assign(tf.ones_like(self.stop_request))
-        if self.replica_data:  # the other replicas' batches, drawn in replica order
-            batch = (batch, *(self._batch(data) for data in self.replica_data))
-        self._traced_step(batch)
-
-    @property
-    def _signal(self):
-        """The signal that stops every worker after this step (seen in the all-reduce)."""
-        if float(self.stop_votes) > 0:
-            return self._signum or signal.SIGTERM
-        return None
-
-    @_signal.setter
-    def _signal(self, signum):
-        self._signum = signum
+        strategy = cluster_strategy(cluster, config.learning_rate.scale_by_worker,
+                                    tf.as_dtype(model.trainable_variables[0].dtype),
+                                    replica_data)
+        super().__init__(config, model, train_data, valid_data, lr, loss, min_nbor_dist,
+                         strategy)
 
     # -- outputs and state -----------------------------------------------------------------
     def _save(self, step, sampling, validate: bool = True) -> None:
@@ -352,7 +283,7 @@ class DistributedTrainer(Trainer):
         seed, step = self.training.seed, int(self.step)
         first = self.cluster.rank * self.cluster.replicas
         others = [] if self.cluster.is_chief else [(first, self.train_data)]
-        for replica, data in enumerate(self.replica_data, start=first + 1):
+        for replica, data in enumerate(self.strategy.replica_data, start=first + 1):
             others.append((replica, data))
         for replica, data in others:
             entropy = None if seed is None else [int(seed), replica, step]

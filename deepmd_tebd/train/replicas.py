@@ -5,7 +5,8 @@ each Horovod rank a GPU of the node (deepmd/tf/train/run_options.py: _setup_horo
 Replica r trains on batches of its own, drawn with the data seed training.seed + r; per step the
 gradients are averaged over the replicas (the strategy's all-reduce: NCCL between GPUs) and
 the update is applied once, in cross-replica context, to the process's ordinary variables (on
-the first device), so checkpoints, freezing and statistics are those of one process."""
+the first device), so checkpoints, freezing and statistics are those of one process. The step
+itself is train/strategy.py: Replicas; here, the devices and the strategy."""
 from __future__ import annotations
 
 import logging
@@ -47,29 +48,3 @@ def mirrored_strategy(devices: list[str]) -> tf.distribute.MirroredStrategy:
     device between CPUs)."""
     cross = None if devices[0].startswith("/GPU") else tf.distribute.ReductionToOneDevice()
     return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross)
-
-
-def distribute_batches(strategy, batches: tuple):
-    """The per-replica value whose replica r holds batches[r] (copied to its device)."""
-    def value(context):
-        return tf.nest.map_structure(tf.identity, batches[context.replica_id_in_sync_group])
-
-    return strategy.experimental_distribute_values_from_function(value)
-
-
-def apply_once(fn, gradients: list, lr) -> None:
-    """fn(gradients, lr) once per step in cross-replica context, with the first replica's
-    (already all-reduced, so identical) gradients; from the replica context of a step."""
-    present = [i for i, g in enumerate(gradients) if g is not None]
-
-    def merged(strategy, values, rate):
-        def first(x):
-            return strategy.experimental_local_results(x)[0]
-
-        chosen = list(gradients)
-        for i, value in zip(present, values):
-            chosen[i] = first(value)
-        fn(chosen, first(rate))
-
-    tf.distribute.get_replica_context().merge_call(
-        merged, args=([gradients[i] for i in present], lr))

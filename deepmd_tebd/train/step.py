@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from .strategy import SingleProcess
+
 # batch key -> (dtype, shape); labels are present only when the loss needs them
 BATCH_SPEC = {
     "coord": (tf.float64, [None, None]),
@@ -28,21 +30,19 @@ def batch_signature(labels: list[str]) -> dict:
 
 
 def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale=None,
-               loss_dtype=None, reduce_gradients=None, lr_factor=None, replicate=None,
-               replicas=1, once=None):
+               loss_dtype=None, strategy=None):
     """(train_step, evaluate): train_step(batch) applies one update and returns nothing;
     evaluate(batch) returns the loss's reported errors for the current weights.
 
-    Data-parallel training (train/distributed.py): `replicate(update, batch)` runs the update
-    under the distribution strategy, `reduce_gradients(gradients)` averages the gradients over
-    the workers and the optimizer's rate is lr * lr_factor (the loss keeps lr); None: one
-    process, the graph unchanged. With `replicas` > 1 replicas in this process
-    (train/replicas.py), train_step takes a tuple of that many batches, one per replica, and
-    `once(finish, gradients, lr)` applies the update once for all of them.
+    strategy (train/strategy.py; None: SingleProcess, one process on one device): how the update
+    runs (its run), how the gradients are reduced and the update applied (reduce, apply), the
+    optimizer's rate (rate: the loss keeps the schedule's) and what train_step takes
+    (train_signature: one batch, or a tuple of one per replica).
 
     Mixed precision (DeePMD-kit's DPTrainer._build_loss and _build_optimizer): the loss is cast
     to loss_dtype (output_prec) and scaled by `loss_scale` (train/loss_scale.py); a step whose
     gradients are not all finite applies no update and does not advance the step."""
+    strategy = SingleProcess() if strategy is None else strategy
     signature = [batch_signature(labels)]
     variables = model.trainable_variables
 
@@ -51,7 +51,7 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
                      batch["default_mesh"])
 
     def apply(gradients, lr):
-        optimizer.apply(gradients, variables, lr if lr_factor is None else lr * lr_factor)
+        optimizer.apply(gradients, variables, strategy.rate(lr))
         step_var.assign_add(1)
         return tf.constant(True)
 
@@ -61,13 +61,8 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
             value, _ = loss(lr, predict(batch), batch, batch["natoms_vec"])
             if loss_scale is not None:
                 value = loss_scale.scaled(tf.cast(value, loss_dtype))
-        gradients = tape.gradient(value, variables)
-        if reduce_gradients is not None:
-            gradients = reduce_gradients(gradients)
-        if once is None:
-            finish(gradients, lr)
-        else:
-            once(finish, gradients, lr)
+        gradients = strategy.reduce(tape.gradient(value, variables))
+        strategy.apply(finish, gradients, lr)
 
     def finish(gradients, lr):
         if loss_scale is None:
@@ -77,14 +72,9 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
             tf.cond(loss_scale.update(gradients), lambda: apply(gradients, lr),
                     lambda: tf.constant(False))
 
-    train_signature = signature if replicas == 1 else [tuple(signature * replicas)]
-
-    @tf.function(input_signature=train_signature)
+    @tf.function(input_signature=strategy.train_signature(signature))
     def train_step(batch):
-        if replicate is None:
-            update(batch)
-        else:
-            replicate(update, batch)
+        strategy.run(update, batch)
 
     @tf.function(input_signature=signature)
     def evaluate(batch):

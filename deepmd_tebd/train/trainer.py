@@ -5,13 +5,15 @@ numb_btch validation batches are evaluated and a row goes to lcurve.out, with a 
 (rate, ETA) in the log; checkpoints are written on display steps that are multiples of save_freq,
 and once more at the end unless the last step already saved. SIGINT or SIGTERM stop the loop after
 the current step with a checkpoint that --restart accepts. The next training batch is drawn
-while the step runs (a thread runs the step; the data generator is used in the same order). With
+while the step runs (a thread runs the step; the data generator is used in the same order), with
+several replicas in the process one of each replica's too (train/strategy.py). With
 training/whole_validation, every checkpoint but a signal's (and every freq steps) first evaluates
 the whole validation set (validation.py: figures, best model, early stopping, which ends the loop
 with a checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -33,6 +35,7 @@ from .checkpoint import Checkpointer
 from .lcurve import LearningCurve
 from .loss_scale import DynamicLossScale
 from .step import make_steps
+from .strategy import SingleProcess
 from .validation import WholeValidationRun
 
 log = logging.getLogger("deepmd_tebd")
@@ -57,10 +60,11 @@ class Trainer:
 
     model: an EnergyModel whose variables exist and whose statistics are set; train_data /
     valid_data: DataSystem objects (valid_data may be None); lr, loss: the schedule and the loss;
-    config: the settings (config/objects.py), whose script the checkpoints keep."""
+    config: the settings (config/objects.py), whose script the checkpoints keep; strategy: how
+    a step runs (train/strategy.py; None: SingleProcess, one process on one device)."""
 
     def __init__(self, config: Config, model, train_data, valid_data, lr: ExpDecayLR,
-                 loss: EnergyLoss, min_nbor_dist: float | None = None):
+                 loss: EnergyLoss, min_nbor_dist: float | None = None, strategy=None):
         training = config.training
         self.training = training
         self.model = model
@@ -93,15 +97,12 @@ class Trainer:
             **({CKPT_LOSS_SCALE: self.loss_scale} if mixed is not None else {}),
             **tables_trackables(model),
             **(self.whole.trackables() if self.whole is not None else {})})
-        self.train_step, self.evaluate = make_steps(
+        self.strategy = SingleProcess() if strategy is None else strategy
+        self._traced_step, self.evaluate = make_steps(
             model, self.loss, self.optimizer, self.lr, self.step, self.loss.labels,
             self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec),
-            **self.step_options())
+            self.strategy)
         self._stop = False  # early stopping (whole validation) asked to stop
-
-    def step_options(self) -> dict:
-        """Extra options of the traced step (make_steps); none for one process."""
-        return {}
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
@@ -148,6 +149,17 @@ class Trainer:
         batch = data.get_batch()
         keys = set(self.evaluate.input_signature[0])
         return {k: batch[k] for k in keys}
+
+    def _draw(self):
+        """A step's input (strategy.draw): this process's next training batch, and with
+        several replicas one of each other replica's."""
+        return self.strategy.draw(self._batch, self.train_data)
+
+    def train_step(self, batch) -> None:
+        """One update on a step's input (strategy.draw), the signal received so far given to
+        the strategy first."""
+        self.strategy.before_step(self._signal)
+        self._traced_step(batch)
 
     def _validation_errors(self) -> dict | None:
         if self.valid_data is None:
@@ -212,70 +224,104 @@ class Trainer:
         # step draws the next batch before its display's validation batches. A checkpoint
         # keeps the sampling state from before its step's prefetch, so that a restarted run
         # draws that batch (and, at a display step, the same validation batches) again.
-        wall0 = last = time.perf_counter()
-        interval_steps, train_time, test_time = 0, 0.0, 0.0
-        step_times = []
+        timing = _Timing(self.training.time_training)
         last_saved = None
         if not restarted:
             self._batch(self.train_data)  # the prefetch DeePMD-kit's data loader discards
         before_next = self._sampling()
-        batch = self._batch(self.train_data)
+        batch = self._draw()
         if displaying and start < numb_steps:  # the row of the start step
-            t = time.perf_counter()
-            # a run stopped between display steps did not draw validation batches there
-            after_batch = self._sampling() if start % disp_freq else None
-            self._display(lcurve, start, batch)
-            if after_batch is not None:
-                self._set_sampling(after_batch)
-            test_time += time.perf_counter() - t
+            with timing.testing():
+                self._display_start(lcurve, start, self.strategy.own(batch), disp_freq)
         step = start
         while step < numb_steps:
-            t = time.perf_counter()
-            running = self._stepper.submit(self.train_step, batch)
-            # the next batch is drawn while the step runs: the same draws in the same order
-            before_next = self._sampling()
-            next_batch = self._batch(self.train_data)
-            running.result()
-            elapsed = time.perf_counter() - t
-            train_time += elapsed
-            step_times.append(elapsed)
+            with timing.training():
+                running = self._stepper.submit(self.train_step, batch)
+                # the next batch is drawn while the step runs: the same draws in the same order
+                before_next = self._sampling()
+                next_batch = self._draw()
+                running.result()
             step += 1
-            interval_steps += 1
+            own = self.strategy.own(batch)
             if self.summary is not None and step % self.training.tensorboard_freq == 0:
-                self._write_summary(step, batch)
+                self._write_summary(step, own)
             if displaying and step % disp_freq == 0:
-                t = time.perf_counter()
-                self._display(lcurve, step, batch)
-                test_time += time.perf_counter() - t
-                now = time.perf_counter()
-                rate = interval_steps / (now - last)
-                if self.training.time_training:
-                    log.info("batch %7d training time %.2f s, testing time %.2f s, total wall "
-                             "time %.2f s", step, train_time, test_time, now - wall0)
-                log.info("step %d/%d (%.1f%%), %.1f steps/s, ETA %s", step, numb_steps,
-                         100.0 * step / numb_steps, rate,
-                         _format_eta((numb_steps - step) / max(rate, 1e-12)))
-                last, interval_steps, train_time, test_time = now, 0, 0.0, 0.0
+                with timing.testing():
+                    self._display(lcurve, step, own)
+                timing.progress(step, numb_steps)
                 if save_freq > 0 and step % save_freq == 0:
                     self._save(step, before_next)
                     last_saved = step
             if self.whole is not None and self.whole.due(step):
                 self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
-            if self._signal is not None:  # stop soon: no whole-validation evaluation
+            stop = self.strategy.stop_signal(self._signal)
+            if stop is not None:  # stop soon: no whole-validation evaluation
                 self._save(step, before_next, validate=False)
-                raise Interrupted(self._signal)
+                raise Interrupted(stop)
             if self._stop:  # early stopping: the checkpoint below, then the end
                 break
             batch = next_batch
         if last_saved != step:
             self._save(step, before_next)
-        if self.training.time_training and step_times:
-            skip = disp_freq if len(step_times) >= 2 * disp_freq else 0
-            mean = float(np.mean(step_times[skip:]))
+        timing.finish(disp_freq)
+
+    def _display_start(self, lcurve, start: int, batch: dict, disp_freq: int) -> None:
+        """The row of the start step; a run stopped between display steps did not draw
+        validation batches there, and draws them again at its next display step."""
+        after_batch = self._sampling() if start % disp_freq else None
+        self._display(lcurve, start, batch)
+        if after_batch is not None:
+            self._set_sampling(after_batch)
+
+
+class _Timing:
+    """The loop's clocks: the wall time, the training and testing times and the steps since
+    the last progress line, and every step's time (time_training: logged as DeePMD-kit does)."""
+
+    def __init__(self, time_training: bool):
+        self.time_training = time_training
+        self.wall0 = self.last = time.perf_counter()
+        self.steps, self.train, self.test = 0, 0.0, 0.0
+        self.step_times = []
+
+    @contextlib.contextmanager
+    def training(self):
+        """Times one step."""
+        t = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - t
+        self.train += elapsed
+        self.step_times.append(elapsed)
+        self.steps += 1
+
+    @contextlib.contextmanager
+    def testing(self):
+        """Times an evaluation (a display)."""
+        t = time.perf_counter()
+        yield
+        self.test += time.perf_counter() - t
+
+    def progress(self, step: int, numb_steps: int) -> None:
+        """The progress lines of a display step (rate, ETA); the interval restarts."""
+        now = time.perf_counter()
+        rate = self.steps / (now - self.last)
+        if self.time_training:
+            log.info("batch %7d training time %.2f s, testing time %.2f s, total wall "
+                     "time %.2f s", step, self.train, self.test, now - self.wall0)
+        log.info("step %d/%d (%.1f%%), %.1f steps/s, ETA %s", step, numb_steps,
+                 100.0 * step / numb_steps, rate,
+                 _format_eta((numb_steps - step) / max(rate, 1e-12)))
+        self.last, self.steps, self.train, self.test = now, 0, 0.0, 0.0
+
+    def finish(self, disp_freq: int) -> None:
+        """The closing lines: the mean step time (time_training) and the wall time."""
+        if self.time_training and self.step_times:
+            skip = disp_freq if len(self.step_times) >= 2 * disp_freq else 0
+            mean = float(np.mean(self.step_times[skip:]))
             if skip:
                 log.info("average training time: %.4f s/batch (exclude first %d batches)", mean,
                          skip)
             else:
                 log.info("average training time: %.4f s/batch", mean)
         log.info("finished training")
-        log.info("wall time: %.3f s", time.perf_counter() - wall0)
+        log.info("wall time: %.3f s", time.perf_counter() - self.wall0)

@@ -24,20 +24,10 @@ def main(input_path: str, out: str, steps: int) -> None:
     model = trainer.model
     saved = {f"start_{i}": np.array(v) for i, v in enumerate(model.variables)}
     trainer._batch(trainer.train_data)  # the prefetch a fresh run discards (Trainer._loop)
-    draw = trainer._batch
-    drawn = []  # the batches of this process's other replicas, drawn by the step
-
-    def record(data):
-        batch = draw(data)
-        drawn.append(batch)
-        return batch
-
-    trainer._batch = record
     for step in range(steps):
-        batch = draw(trainer.train_data)
-        drawn.clear()
+        batch = trainer._draw()  # with several replicas, one batch of each (Trainer._loop)
         trainer.train_step(batch)
-        for r, replica_batch in enumerate([batch, *drawn]):
+        for r, replica_batch in enumerate(trainer.strategy.batches(batch)):
             for key, value in replica_batch.items():
                 saved[f"batch{r or ''}_{step}_{key}"] = np.asarray(value)
         for i, v in enumerate(model.trainable_variables):
