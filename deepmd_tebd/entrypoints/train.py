@@ -30,7 +30,9 @@ def run(input_path: str, restart: str | None = None, init_model: str | None = No
     """`dp train`: 0, or 128 + the number of the signal that stopped training; under a cluster
     description, one worker of a data-parallel run (the chief alone writes the outputs)."""
     from ..train.build import build_trainer
-    from ..train.distributed import apply_thread_settings, check_supported, connect
+    from ..train.model_start import model_start
+    from ..threads import apply_thread_settings
+    from ..train.distributed import check_supported, connect
     from ..train.trainer import Interrupted
 
     apply_thread_settings()
@@ -45,10 +47,10 @@ def run(input_path: str, restart: str | None = None, init_model: str | None = No
         check_supported(config, input_path)
     if cluster is None or cluster.is_chief:
         write_json_atomic(output, config.script)
-    trainer = build_trainer(config, restart, init_model, min_nbor_dist, cluster,
-                            init_frz_model)
+    start = model_start(restart, init_model, init_frz_model)
+    trainer = build_trainer(config, start, min_nbor_dist, cluster)
     try:
-        trainer.run(restarted=restart is not None)
+        trainer.run(restarted=start.restarted)
     except Interrupted as stop:
         prefix = config.training.save_ckpt
         log.warning(f"{stop}: checkpoint {prefix} written at step {int(trainer.step)}; "

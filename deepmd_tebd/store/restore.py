@@ -9,7 +9,8 @@ Checkpoints (written by train/trainer.py under the keys of store/keys.py):
   --init-frz-model compressed.pb`), kept so that `dp freeze`, --restart and --init-model
   rebuild the compressed descriptor, as DeePMD-kit keeps them as the imported graph's constants
   in its checkpoint's meta graph (deepmd/tf/train/trainer.py: _init_from_ckpt);
-* `restore_model` (weights, statistics and tables: --init-model, `dp freeze`),
+* `restore_checkpoint` (every object of a checkpoint: --restart's whole training state),
+  `restore_model` (weights, statistics and tables: --init-model, `dp freeze`),
   `load_checkpoint_model` (`dp freeze`: the model its checkpoint's script builds).
 
 Frozen graphs (`dp train --init-frz-model graph.pb`), as DeePMD-kit's
@@ -48,8 +49,8 @@ log = logging.getLogger("deepmd_tebd")
 
 __all__ = ["CheckpointError", "CompressedTables", "TrainingAttributes", "checkpoint_prefix",
            "compress_from_checkpoint", "init_from_frozen_model", "load_checkpoint_model",
-           "read_training_attributes", "restore_model", "tables_of_checkpoint",
-           "tables_of_graph", "tables_trackables"]
+           "read_training_attributes", "restore_checkpoint", "restore_model",
+           "tables_of_checkpoint", "tables_of_graph", "tables_trackables"]
 
 
 class CheckpointError(Exception):
@@ -131,6 +132,20 @@ def compress_from_checkpoint(model, prefix: str) -> bool:
         return False
     model.descriptor.freeze_compressed(tables)
     return True
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, prefix: str,
+                       expect_partial: bool = False) -> None:
+    """Restores every object `checkpoint` tracks from the checkpoint `prefix` (a saved path, or
+    the prefix whose links name the newest, train/checkpoint.py); unless expect_partial, every
+    one must be in it (the whole training state of --restart)."""
+    if not Path(str(prefix) + ".index").exists():
+        raise FileNotFoundError(f"no checkpoint at {prefix}: {prefix}.index does not exist")
+    status = checkpoint.read(str(prefix))
+    if expect_partial:
+        status.expect_partial()
+    else:
+        status.assert_existing_objects_matched()
 
 
 def restore_model(model, prefix: str, strict: bool = False) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from ..store.restore import restore_checkpoint
+
 log = logging.getLogger("deepmd_tebd")
 SUFFIXES = (".index", ".data-00000-of-00001")
 
@@ -42,11 +44,5 @@ class Checkpointer:
 
     def restore(self, prefix: str, expect_partial: bool = False) -> None:
         """Restores every tracked object from the checkpoint `prefix` (a saved path, or the
-        prefix whose links name the newest)."""
-        if not Path(str(prefix) + ".index").exists():
-            raise FileNotFoundError(f"no checkpoint at {prefix}: {prefix}.index does not exist")
-        status = self.checkpoint.read(str(prefix))
-        if expect_partial:
-            status.expect_partial()
-        else:
-            status.assert_existing_objects_matched()
+        prefix whose links name the newest): store/restore.py, restore_checkpoint."""
+        restore_checkpoint(self.checkpoint, prefix, expect_partial)

@@ -1,6 +1,6 @@
 """What the environment says about parallel training, read without TensorFlow: the cluster
 description (TF_CONFIG, a Slurm job step), launchers this package does not use (mpirun,
-horovodrun), the rank of this process and DeePMD-kit's thread settings.
+horovodrun) and the rank of this process (DeePMD-kit's thread settings: threads.py).
 
 DeePMD-kit trains in parallel with Horovod (deepmd/tf/train/run_options.py:
 RunOptions._setup_horovod) and, when Horovod is missing, lets every rank train alone; here a
@@ -117,15 +117,3 @@ def gpu_of_worker(environ: Mapping[str, str], gpus: int) -> int | None:
         raise ClusterError(f"this host runs more workers than it has GPUs: worker {local + 1} "
                            f"of this host sees {gpus} GPU(s); start one worker per GPU")
     return local
-
-
-def thread_counts(environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
-    """(intra-op, inter-op) threads: DP_*_PARALLELISM_THREADS, else TF_*, else 0 (TensorFlow
-    chooses), as DeePMD-kit's deepmd/env.py: get_default_nthreads."""
-    def threads(kind: str) -> int:
-        for name in (f"DP_{kind}_OP_PARALLELISM_THREADS", f"TF_{kind}_OP_PARALLELISM_THREADS"):
-            if environ.get(name):
-                return int(environ[name])
-        return 0
-
-    return threads("INTRA"), threads("INTER")

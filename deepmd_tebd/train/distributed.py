@@ -35,7 +35,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from .cluster_env import ClusterError, cluster_source, gpu_of_worker, thread_counts
+from .cluster_env import ClusterError, cluster_source, gpu_of_worker
 from .strategy import cluster_strategy
 from .trainer import Trainer
 
@@ -81,17 +81,6 @@ def check_supported(config, source: str) -> None:
         raise ConfigError(source, [Problem("training/whole_validation/early_stopping",
                                            "not supported in a data-parallel run: remove it, "
                                            "or train in one process")])
-
-
-def apply_thread_settings() -> None:
-    """Sets TensorFlow's thread pools from DP_INTRA_OP_PARALLELISM_THREADS and
-    DP_INTER_OP_PARALLELISM_THREADS (0 or unset: TensorFlow chooses; OMP_NUM_THREADS is read by
-    the OpenMP runtime of the ops), as DeePMD-kit's deepmd/env.py: get_tf_session_config."""
-    intra, inter = thread_counts()
-    if intra:
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-    if inter:
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
 
 
 def _configure_coordination(spec, timeout_s: int) -> None:

@@ -139,12 +139,6 @@ class Trainer:
             self._stop |= self.whole.evaluate(step, self.checkpointer.checkpoint)
         self.checkpointer.save(step)
 
-    def init_model(self, prefix: str) -> None:
-        """Weights and statistics from a checkpoint; step and optimizer state start afresh."""
-        tf.train.Checkpoint(**{CKPT_MODEL: self.model}).read(prefix).expect_partial()
-        log.info(f"initialize model from checkpoint {prefix}")
-
-    # -- the loop --------------------------------------------------------------------------
     def _batch(self, data) -> dict:
         batch = data.get_batch()
         keys = set(self.evaluate.input_signature[0])

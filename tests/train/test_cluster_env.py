@@ -1,11 +1,12 @@
-"""What the environment says about parallel training (train/cluster_env.py) and the launcher's
-worker environments (train/launcher.py), without TensorFlow."""
+"""What the environment says about parallel training (train/cluster_env.py), the thread settings
+(threads.py) and the launcher's worker environments (train/launcher.py), without TensorFlow."""
 import json
 
 import pytest
 
+from deepmd_tebd.threads import thread_counts
 from deepmd_tebd.train.cluster_env import (ClusterError, cluster_source, gpu_of_worker,
-                                           local_rank, process_rank, thread_counts)
+                                           local_rank, process_rank)
 from deepmd_tebd.train.launcher import free_ports, without_workers_option, worker_environment
 
 

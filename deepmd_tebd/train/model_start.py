@@ -1,0 +1,116 @@
+"""The ways a training run starts its model, one object each behind one interface:
+
+    start = model_start(restart=None, init_model=None, init_frz_model=None)
+    start.prepare(model, train_data, config, is_chief)   # weights and statistics, no trainer yet
+    trainer = Trainer(...)
+    start.resume(trainer)                                 # the trainer's own state, if any
+    trainer.run(restarted=start.restarted)
+
+* `FreshStart`: the statistics of the training data (on the chief; the other workers take the
+  chief's weights when the trainer synchronises);
+* `Restart` (`--restart CKPT`): the model and its tables from the checkpoint, then everything
+  else the checkpoint holds (optimizer state, step, data sampling): the run continues;
+* `InitModel` (`--init-model CKPT`): the model's weights, statistics and tables; the step and
+  the optimizer start afresh;
+* `InitFrozenModel` (`--init-frz-model GRAPH`): the weights and statistics of a frozen graph
+  (a compressed one: its tables too).
+
+The reading itself is store/restore.py's.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..data.stats import collect_stat_batches, compute_model_statistics
+from ..store.restore import compress_from_checkpoint, init_from_frozen_model, restore_model
+
+log = logging.getLogger("deepmd_tebd")
+
+__all__ = ["FreshStart", "InitFrozenModel", "InitModel", "ModelStart", "Restart", "model_start"]
+
+
+class ModelStart:
+    """One way to start a model; `restarted`: whether the run continues a previous one (its
+    lcurve and validation files are appended to)."""
+
+    restarted = False
+
+    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
+        """Gives `model` its weights and statistics before the trainer exists (builds it)."""
+        model.build()
+
+    def resume(self, trainer) -> None:
+        """Gives the trainer the state it continues from (nothing by default)."""
+
+
+class FreshStart(ModelStart):
+    """A new model: initial weights from the seeds, statistics of the training data (on the
+    chief alone)."""
+
+    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
+        """Statistics of `data_stat_nbatch` batches of every training system."""
+        if not is_chief:
+            model.build()
+            return
+        log.info("data stating... (this step may take long time)")
+        settings = config.model
+        stat_batches = collect_stat_batches(train_data, settings.data_stat_nbatch)
+        model.set_statistics(compute_model_statistics(stat_batches, settings,
+                                                      model.descriptor.stat_env_mat))
+        log.info("initialize model from scratch")
+
+
+class Restart(ModelStart):
+    """`--restart PREFIX`: the run continues from the checkpoint."""
+
+    restarted = True
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
+        """Builds the model; a model trained from a compressed graph runs on its tables."""
+        model.build()
+        compress_from_checkpoint(model, self.prefix)
+
+    def resume(self, trainer) -> None:
+        """Weights, statistics, optimizer state, step and data sampling from the checkpoint."""
+        trainer.restart(self.prefix)
+
+
+class InitModel(ModelStart):
+    """`--init-model PREFIX`: the model's weights, statistics and tables from the checkpoint;
+    step and optimizer state start afresh."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
+        """Restores the model alone (store/restore.py: restore_model)."""
+        model.build()
+        restore_model(model, self.prefix)
+        log.info(f"initialize model from checkpoint {self.prefix}")
+
+
+class InitFrozenModel(ModelStart):
+    """`--init-frz-model PATH`: weights and statistics (and tables) of a frozen graph."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
+        """Assigns the graph's constants (store/restore.py: init_from_frozen_model)."""
+        model.build()
+        init_from_frozen_model(model, self.path)
+
+
+def model_start(restart: str | None = None, init_model: str | None = None,
+                init_frz_model: str | None = None) -> ModelStart:
+    """The start of `dp train`'s options (at most one of them is given)."""
+    if restart is not None:
+        return Restart(restart)
+    if init_model is not None:
+        return InitModel(init_model)
+    if init_frz_model is not None:
+        return InitFrozenModel(init_frz_model)
+    return FreshStart()
