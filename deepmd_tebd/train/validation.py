@@ -20,6 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from ..data.batch import whole_set_batches
 from ..loss import DP_TEST_FIGURES, LABEL, dp_test_squared_errors, per_atom, squared_errors
 from .step import batch_signature
 
@@ -27,34 +28,6 @@ log = logging.getLogger("deepmd_tebd")
 
 FIGURES = ["rmse_e", "rmse_f", "rmse_v", "loss", "loss_final"]
 LABELS = ["energy", "force", "virial"]
-
-
-def whole_chunks(data, labels: list[str], batch_atoms: int) -> list[dict]:
-    """Every frame of every set of a DataSystem's systems once, as batches (the training batch
-    layout) of at most max(1, batch_atoms // natoms) frames; missing labels are zeros with find
-    0."""
-    chunks = []
-    for system in data.systems:
-        nat = system.natoms
-        per_chunk = max(1, batch_atoms // nat)
-        natoms_vec = system.natoms_vec(data.ntypes)
-        mesh = np.zeros(6 if system.pbc else 0, dtype=np.int32)
-        for set_dir in system.sets:
-            frames = system.load_set(set_dir)
-            nf = frames["coord"].shape[0]
-            values, found = system.load_labels_or_zeros(set_dir, labels, nf)
-            values.update({f"find_{key}": np.float64(found[key]) for key in labels})
-            values["energy"] = values["energy"].reshape(nf)
-            for start in range(0, nf, per_chunk):
-                part = slice(start, min(nf, start + per_chunk))
-                count = part.stop - start
-                chunk = {"coord": frames["coord"][part], "box": frames["box"][part],
-                         "type": np.tile(system.atype, (count, 1)), "natoms_vec": natoms_vec,
-                         "default_mesh": mesh}
-                chunk.update({k: (v if k.startswith("find_") else v[part])
-                              for k, v in values.items()})
-                chunks.append(chunk)
-    return chunks
 
 
 def make_whole_evaluation(model, loss, labels: list[str]):
@@ -95,7 +68,7 @@ class WholeValidation:
         self.final_step = final_step
         self.labels = LABELS + [k for t, k in (("ae", "atom_ener"), ("pf", "atom_pref"))
                                 if t in loss.active]
-        self.chunks = whole_chunks(valid_data, self.labels, settings.batch_atoms)
+        self.chunks = whole_set_batches(valid_data, self.labels, settings.batch_atoms)
         self.nframes = sum(c["coord"].shape[0] for c in self.chunks)
         self.sums = make_whole_evaluation(model, loss, self.labels)
 
