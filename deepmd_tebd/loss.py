@@ -8,6 +8,13 @@ With N atoms per frame and find_X = 1 when the batch's set holds label X:
 
 A term is active when its start or limit prefactor is not zero. The reported errors are
 rmse = sqrt(L), rmse_e = sqrt(mean dE^2) / N, rmse_ae, rmse_f, rmse_v = sqrt(mean dV^2) / N, rmse_pf.
+
+The pieces serve the loss of a batch (EnergyLoss.__call__) and the figures of a whole validation
+set (train/validation.py), whose frames come from systems of different N:
+  squared_errors          each active term's squared errors (relative_f, atom_pref weights)
+  per_atom                the division by N of the per-atom terms (e, v)
+  EnergyLoss.combine      prefactors times term means, summed in SUM_ORDER
+  dp_test_squared_errors  dp test's figures (DP_TEST_FIGURES): (dE/N)^2, dF^2, (dV/N)^2
 """
 from __future__ import annotations
 
@@ -16,6 +23,56 @@ import tensorflow as tf
 from .config.objects import LOSS_TERMS as TERMS
 from .config.objects import LossConfig
 from .learning_rate import loss_prefactor
+
+LABEL = dict(TERMS)  # term -> the label it fits, whose find_ flag switches it off
+SUM_ORDER = ("e", "ae", "f", "pf", "v")  # the order the terms are added into the loss
+PER_ATOM = ("e", "v")  # the terms divided by the number of atoms
+PREDICTION = {"atom_ener": "atom_energy"}  # the model's output of a label, where names differ
+# dp test's figures: name -> (label, the difference divided by N before it is squared)
+DP_TEST_FIGURES = {"rmse_e": ("energy", True), "rmse_f": ("force", False),
+                "rmse_v": ("virial", True)}
+
+
+def difference(pred: dict, label: dict, key: str):
+    """Prediction minus label of the label `key`."""
+    return pred[PREDICTION.get(key, key)] - label[key]
+
+
+def per_atom(term: str, value, natoms):
+    """`value` divided by natoms for the terms normalised per atom (PER_ATOM), else `value`."""
+    return value / natoms if term in PER_ATOM else value
+
+
+def squared_errors(terms, pred: dict, label: dict, relative_f: float | None) -> dict:
+    """{term: squared errors} of one batch for the terms `terms`: force differences divided by
+    (|F| + relative_f) when relative_f is given, and weighted by each atom's atom_pref for pf."""
+    squares = {}
+    if "e" in terms:
+        squares["e"] = tf.square(difference(pred, label, "energy"))
+    if "ae" in terms:
+        squares["ae"] = tf.square(difference(pred, label, "atom_ener"))
+    if "f" in terms or "pf" in terms:
+        diff = tf.reshape(difference(pred, label, "force"), [-1, 3])
+        if relative_f is not None:
+            norm = tf.norm(tf.reshape(label["force"], [-1, 3]), axis=1, keepdims=True)
+            diff = diff / (norm + relative_f)
+        if "f" in terms:
+            squares["f"] = tf.square(diff)
+        if "pf" in terms:
+            weight = tf.repeat(tf.reshape(label["atom_pref"], [-1, 1]), 3, axis=1)
+            squares["pf"] = weight * tf.square(diff)
+    if "v" in terms:
+        squares["v"] = tf.square(difference(pred, label, "virial"))
+    return squares
+
+
+def dp_test_squared_errors(pred: dict, label: dict, natoms) -> dict:
+    """{figure: squared errors} of DP_TEST_FIGURES for one batch of `natoms` atoms per frame."""
+    squares = {}
+    for name, (key, divided) in DP_TEST_FIGURES.items():
+        diff = difference(pred, label, key)
+        squares[name] = tf.square(diff / natoms if divided else diff)
+    return squares
 
 
 class EnergyLoss:
@@ -40,42 +97,33 @@ class EnergyLoss:
         """The lcurve columns, in DeePMD-kit's order."""
         return ["rmse"] + [f"rmse_{t}" for t, _ in TERMS if t in self.active]
 
+    def prefactor(self, term: str, lr, flags: dict | None = None):
+        """p_term at learning rate lr, times the find_ flag of the term's label in `flags` (a
+        batch) when given."""
+        start, limit = self.prefactors[term]
+        pref = loss_prefactor(lr, self.start_lr, start, limit)
+        return pref if flags is None else flags[f"find_{LABEL[term]}"] * pref
+
+    def combine(self, lr, means: dict, flags: dict | None = None, natoms=None):
+        """The loss of {term: mean squared error}: p_term * mean summed in SUM_ORDER (float64).
+
+        The means of a batch come with its find_ flags and natoms (the per-atom terms' weighted
+        means are divided by it). Whole-set means over systems of different N are per atom
+        already (natoms None), and a label no frame holds leaves its term's mean 0 (no flags)."""
+        loss = tf.constant(0.0, tf.float64)
+        for term in SUM_ORDER:
+            if term in means:
+                weighted = self.prefactor(term, lr, flags) * means[term]
+                loss += weighted if natoms is None else per_atom(term, weighted, natoms)
+        return loss
+
     def __call__(self, lr, pred: dict, label: dict, natoms):
         """(loss, {error name: value}) for predictions and labels of one batch (float64)."""
         n = tf.cast(natoms[0], tf.float64)
         lr = tf.cast(lr, tf.float64)
-        loss = tf.constant(0.0, tf.float64)
-        errors = {}
-
-        def pref(term, key):
-            start, limit = self.prefactors[term]
-            return label[f"find_{key}"] * loss_prefactor(lr, self.start_lr, start, limit)
-
-        if "e" in self.active:
-            l2 = tf.reduce_mean(tf.square(pred["energy"] - label["energy"]))
-            loss += pref("e", "energy") * l2 / n
-            errors["rmse_e"] = tf.sqrt(l2) / n
-        if "ae" in self.active:
-            l2 = tf.reduce_mean(tf.square(pred["atom_energy"] - label["atom_ener"]))
-            loss += pref("ae", "atom_ener") * l2
-            errors["rmse_ae"] = tf.sqrt(l2)
-        if "f" in self.active or "pf" in self.active:
-            diff = tf.reshape(pred["force"] - label["force"], [-1, 3])
-            if self.relative_f is not None:
-                norm = tf.norm(tf.reshape(label["force"], [-1, 3]), axis=1, keepdims=True)
-                diff = diff / (norm + self.relative_f)
-            if "f" in self.active:
-                l2 = tf.reduce_mean(tf.square(diff))
-                loss += pref("f", "force") * l2
-                errors["rmse_f"] = tf.sqrt(l2)
-            if "pf" in self.active:
-                weight = tf.repeat(tf.reshape(label["atom_pref"], [-1, 1]), 3, axis=1)
-                l2 = tf.reduce_mean(weight * tf.square(diff))
-                loss += pref("pf", "atom_pref") * l2
-                errors["rmse_pf"] = tf.sqrt(l2)
-        if "v" in self.active:
-            l2 = tf.reduce_mean(tf.square(pred["virial"] - label["virial"]))
-            loss += pref("v", "virial") * l2 / n
-            errors["rmse_v"] = tf.sqrt(l2) / n
+        squares = squared_errors(self.active, pred, label, self.relative_f)
+        means = {term: tf.reduce_mean(square) for term, square in squares.items()}
+        loss = self.combine(lr, means, label, n)
+        errors = {f"rmse_{term}": per_atom(term, tf.sqrt(l2), n) for term, l2 in means.items()}
         errors["rmse"] = tf.sqrt(loss)
         return loss, {name: errors[name] for name in self.error_names}

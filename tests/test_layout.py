@@ -49,3 +49,65 @@ def test_the_docstring_check_finds_a_missing_docstring():
     tree = ast.parse("def f():\n    pass\n\nclass A:\n    '''A.'''\n    def g(self):\n"
                      "        return 1\n    def _h(self):\n        pass\n")
     assert undocumented(tree) == ["f", "A.g"]
+
+
+# what the config package must not import, even inside a function: it reads scripts, not data
+CONFIG_MUST_NOT_IMPORT = ("deepmd_tebd.data", "deepmd_tebd.op", "tensorflow")
+DYNAMIC_IMPORTS = {"import_module", "__import__"}
+
+
+def imported_modules(tree, package: str) -> list[str]:
+    """Every module `tree` imports anywhere (module level or in a function), relative imports
+    resolved against `package`; `from M import n` counts as M and M.n, and a constant string
+    passed to importlib.import_module or __import__ as that module."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module
+            if node.level:
+                parts = package.split(".")
+                base = parts[:len(parts) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            found += [module] + [f"{module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            arg = node.args[0]
+            if name in DYNAMIC_IMPORTS and isinstance(arg, ast.Constant) \
+                    and isinstance(arg.value, str):
+                found.append(arg.value)
+    return found
+
+
+def forbidden_imports(tree, package: str) -> list[str]:
+    """The modules of CONFIG_MUST_NOT_IMPORT (or below them) that `tree` imports."""
+    return sorted({name for name in imported_modules(tree, package)
+                   for banned in CONFIG_MUST_NOT_IMPORT
+                   if name == banned or name.startswith(banned + ".")})
+
+
+def test_config_imports_neither_data_nor_the_op_library_nor_tensorflow():
+    found = []
+    for path in sorted((PACKAGE / "config").rglob("*.py")):
+        package = ".".join(path.relative_to(PACKAGE.parent).parent.parts)
+        found += [f"{path.relative_to(PACKAGE)}: {name}"
+                  for name in forbidden_imports(ast.parse(path.read_text()), package)]
+    assert found == []
+
+
+def test_the_import_check_finds_every_kind_of_import():
+    source = ("import json\nfrom . import schema\nfrom .errors import Problem\n"
+              "from ..data.system import System\n"
+              "def f():\n    import tensorflow as tf\n    from .. import op\n"
+              "    from deepmd_tebd.data import neighbor_stat\n"
+              "class A:\n    def g(self):\n        import tensorflow.python.ops\n"
+              "        import importlib\n        importlib.import_module('deepmd_tebd.op')\n"
+              "        from ..datasets import x\n")
+    tree = ast.parse(source)
+    assert forbidden_imports(tree, "deepmd_tebd.config") == [
+        "deepmd_tebd.data", "deepmd_tebd.data.neighbor_stat", "deepmd_tebd.data.system",
+        "deepmd_tebd.data.system.System", "deepmd_tebd.op", "tensorflow",
+        "tensorflow.python.ops"]
+    assert "deepmd_tebd.config.errors" in imported_modules(tree, "deepmd_tebd.config")

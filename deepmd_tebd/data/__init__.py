@@ -3,9 +3,11 @@ systems, sets, batches and the statistics computed from them before a model exis
 
     system.py          finding systems, reading type.raw / type_map.raw / set.*/ *.npy
     sampling.py        the rules: labels to read, data RNG, batch sizes, system probabilities
+    batch.py           a batch put together from the arrays of one set and a frame selection
     data_system.py     batches drawn from several systems; the sampling state of a restart
     stats.py           descriptor and energy statistics of the training batches
     neighbor_stat.py   neighbour statistics over all frames and the automatic sel
+    script_check.py    a normalised script checked against its data; sel "auto" resolved
 
 Importing this package does not import TensorFlow.
 """

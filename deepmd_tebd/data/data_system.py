@@ -24,7 +24,8 @@ draws (``rng.choice(arange(nsys), p=probs)``) and the shuffles; training and val
 share it (pass ``rng=``). The draw comes before the shuffle it may trigger
 (``DeepmdDataSystem.get_batch_standard``).
 
-A batch is a dict of NumPy arrays, atoms sorted by type::
+A batch (put together by :func:`.batch.assemble_batch`) is a dict of NumPy arrays, atoms sorted
+by type::
 
     coord [bs, natoms*3]  box [bs, 9]  type [bs, natoms] int32  natoms_vec [2+ntypes] int32
     default_mesh int32 zeros(6), or zeros(0) without PBC
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .batch import assemble_batch, default_mesh, load_set_arrays
 from .sampling import (DEFAULT_LABELS, DataRequirement, label_requirements, make_data_rng,
                        resolve_batch_size, system_probabilities)
 from .system import DataError, System, count_types, find_systems
@@ -110,12 +112,12 @@ class _SystemBatches:
         self.batch_size = batch_size
         self.requirements = requirements
         self.natoms_vec = system.natoms_vec(ntypes)
-        self.default_mesh = np.zeros(6 if system.pbc else 0, dtype=np.int32)
+        self.default_mesh = default_mesh(system)
         self.set_nframes = [self._check_set(set_dir) for set_dir in system.sets]
         self.nbatches = sum(max(1, n // batch_size) for n in self.set_nframes)
         self._set_count = 0     # sets loaded so far
         self._iterator = 0      # position of the next batch in the shuffled order
-        self._data = None       # the current set: arrays in stored frame order, find_* flags
+        self._data = None       # the current set: load_set_arrays, frames in stored order
         # frame indices of the current set in shuffled order; read-only, replaced, never changed
         # in place (SamplingState keeps references to it)
         self._order = None
@@ -144,18 +146,8 @@ class _SystemBatches:
     def _load(self, set_dir: Path) -> tuple[dict, np.ndarray]:
         """The arrays of a set and its frame list with every frame repeated numb_copy times."""
         system = self.system
-        data = system.load_set(set_dir)
+        data = load_set_arrays(system, set_dir, self.requirements)
         nframes = data["coord"].shape[0]
-        for req in self.requirements:
-            values = system.load_label(set_dir, req.key, req.ndof, atomic=req.atomic,
-                                       nframes=nframes, required=req.must)
-            data[f"find_{req.key}"] = np.float64(values is not None)
-            if values is None:
-                width = req.ndof * (system.natoms if req.atomic else 1)
-                values = np.full((nframes, width), req.default, dtype=np.float64)
-            if req.repeat != 1:
-                values = np.repeat(values, req.repeat, axis=1)
-            data[req.key] = values
         copies = system.load_label(set_dir, "numb_copy", 1, nframes=nframes, required=False)
         if copies is None:
             frames = np.arange(nframes)
@@ -209,21 +201,8 @@ class _SystemBatches:
         stop = min(self._iterator + self.batch_size, set_size)
         frames = self._order[self._iterator:stop]
         self._iterator += self.batch_size
-        data = self._data
-        batch = {
-            "coord": data["coord"][frames],
-            "box": data["box"][frames],
-            "type": np.tile(self.system.atype, (frames.size, 1)),
-            "natoms_vec": self.natoms_vec.copy(),
-            "default_mesh": self.default_mesh.copy(),
-        }
-        for req in self.requirements:
-            values = data[req.key][frames]
-            if not req.atomic and req.ndof * req.repeat == 1:
-                values = values.reshape(frames.size)
-            batch[req.key] = values
-            batch[f"find_{req.key}"] = data[f"find_{req.key}"]
-        return batch
+        return assemble_batch(self.system, self.natoms_vec, self._data, frames,
+                              [req.key for req in self.requirements])
 
 
 class DataSystem:

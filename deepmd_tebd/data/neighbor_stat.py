@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .batch import default_mesh, frame_chunks
 from .system import DataError, System, count_types, load_systems
 
 __all__ = ["OverlappingAtomsError", "neighbor_stat", "auto_sel", "parse_auto_sel"]
@@ -69,14 +70,12 @@ def neighbor_stat(systems, rcut: float, type_map: Sequence[str] | None,
         else:
             atype = system.atype
             natoms_vec = system.natoms_vec(ntypes)
-        mesh = np.zeros(6 if system.pbc else 0, dtype=np.int32)
-        step = max(1, _BATCH_ATOMS // max(1, natoms))
+        mesh = default_mesh(system)
         for set_dir in system.sets:
             data = system.load_set(set_dir)
-            nframes = data["coord"].shape[0]
             isolated = False
-            for start in range(0, nframes, step):
-                stop = min(nframes, start + step)
+            for part in frame_chunks(data["coord"].shape[0], natoms, _BATCH_ATOMS):
+                start, stop = part.start, part.stop
                 try:
                     sizes, dists = op_module.tebd_neighbor_stat(
                         tf.constant(data["coord"][start:stop], tf.float64),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..config import load_settings
-from ..config.against_data import check_against_data
+from ..data.script_check import check_against_data
 
 
 def run(input_path: str, skip_neighbor_stat: bool = False, skip_data: bool = False) -> int:

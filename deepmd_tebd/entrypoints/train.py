@@ -6,7 +6,7 @@ import logging
 from ..config import Config, load_settings
 from ..config.compress import without_compress_section
 from ..config.errors import ConfigError, Problem
-from ..config.against_data import check_against_data
+from ..data.script_check import check_against_data
 from ..store.atomic import write_json_atomic
 
 log = logging.getLogger("deepmd_tebd")

@@ -20,78 +20,39 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from ..learning_rate import loss_prefactor
+from ..data.batch import whole_set_batches
+from ..loss import DP_TEST_FIGURES, LABEL, dp_test_squared_errors, per_atom, squared_errors
 from .step import batch_signature
 
 log = logging.getLogger("deepmd_tebd")
 
 FIGURES = ["rmse_e", "rmse_f", "rmse_v", "loss", "loss_final"]
 LABELS = ["energy", "force", "virial"]
-# per chunk: (sum name, label whose find flag counts it, values per frame: "1", "3N", "9", "N")
-SUMS = {"e_atom": ("energy", "1"), "e": ("energy", "1"), "f": ("force", "3N"),
-        "f_loss": ("force", "3N"), "v_atom": ("virial", "9"), "v": ("virial", "9"),
-        "ae": ("atom_ener", "N"), "pf": ("atom_pref", "3N")}
 
 
-def whole_chunks(data, labels: list[str], batch_atoms: int) -> list[dict]:
-    """Every frame of every set of a DataSystem's systems once, as batches (the training batch
-    layout) of at most max(1, batch_atoms // natoms) frames; missing labels are zeros with find
-    0."""
-    chunks = []
-    for system in data.systems:
-        nat = system.natoms
-        per_chunk = max(1, batch_atoms // nat)
-        natoms_vec = system.natoms_vec(data.ntypes)
-        mesh = np.zeros(6 if system.pbc else 0, dtype=np.int32)
-        for set_dir in system.sets:
-            frames = system.load_set(set_dir)
-            nf = frames["coord"].shape[0]
-            values, found = system.load_labels_or_zeros(set_dir, labels, nf)
-            values.update({f"find_{key}": np.float64(found[key]) for key in labels})
-            values["energy"] = values["energy"].reshape(nf)
-            for start in range(0, nf, per_chunk):
-                part = slice(start, min(nf, start + per_chunk))
-                count = part.stop - start
-                chunk = {"coord": frames["coord"][part], "box": frames["box"][part],
-                         "type": np.tile(system.atype, (count, 1)), "natoms_vec": natoms_vec,
-                         "default_mesh": mesh}
-                chunk.update({k: (v if k.startswith("find_") else v[part])
-                              for k, v in values.items()})
-                chunks.append(chunk)
-    return chunks
-
-
-def make_whole_evaluation(model, relative_f: float | None, labels: list[str]):
-    """A traced function: the sums of squared errors (SUMS) of one chunk."""
+def make_whole_evaluation(model, loss, labels: list[str]):
+    """A traced function: {name: (sum, count)} of one chunk's squared errors of the active loss
+    terms (per_atom terms divided by the chunk's N) and of the dp test figures; both times the
+    find_ flag of the name's label, so frames without it count for nothing."""
 
     @tf.function(input_signature=[batch_signature(labels)])
     def sums(batch):
         pred = model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
                      batch["default_mesh"])
         n = tf.cast(batch["natoms_vec"][0], tf.float64)
-        de = tf.reshape(pred["energy"], [-1]) - batch["energy"]
-        df = tf.reshape(pred["force"] - batch["force"], [-1, 3])
-        rel = df
-        if relative_f is not None:
-            norm = tf.norm(tf.reshape(batch["force"], [-1, 3]), axis=1, keepdims=True)
-            rel = df / (norm + relative_f)
-        dv = tf.reshape(pred["virial"], [-1, 9]) - batch["virial"]
-        out = {"e_atom": tf.reduce_sum(tf.square(de / n)), "e": tf.reduce_sum(tf.square(de)) / n,
-               "f": tf.reduce_sum(tf.square(df)), "f_loss": tf.reduce_sum(tf.square(rel)),
-               "v_atom": tf.reduce_sum(tf.square(dv / n)), "v": tf.reduce_sum(tf.square(dv)) / n}
-        if "atom_ener" in labels:
-            dae = tf.reshape(pred["atom_energy"], [-1]) - tf.reshape(batch["atom_ener"], [-1])
-            out["ae"] = tf.reduce_sum(tf.square(dae))
-        if "atom_pref" in labels:
-            weight = tf.repeat(tf.reshape(batch["atom_pref"], [-1, 1]), 3, axis=1)
-            out["pf"] = tf.reduce_sum(weight * tf.square(rel))
-        return {k: v * batch[f"find_{SUMS[k][0]}"] for k, v in out.items()}
+
+        def counted(total, square, key):
+            found = batch[f"find_{key}"]
+            return total * found, tf.cast(tf.size(square), tf.float64) * found
+
+        terms = squared_errors(loss.active, pred, batch, loss.relative_f)
+        out = {term: counted(per_atom(term, tf.reduce_sum(square), n), square, LABEL[term])
+               for term, square in terms.items()}
+        out.update({name: counted(tf.reduce_sum(square), square, DP_TEST_FIGURES[name][0])
+                    for name, square in dp_test_squared_errors(pred, batch, n).items()})
+        return out
 
     return sums
-
-
-def _per_frame(kind: str, natoms: int) -> int:
-    return {"1": 1, "3N": 3 * natoms, "9": 9, "N": natoms}[kind]
 
 
 class WholeValidation:
@@ -107,39 +68,28 @@ class WholeValidation:
         self.final_step = final_step
         self.labels = LABELS + [k for t, k in (("ae", "atom_ener"), ("pf", "atom_pref"))
                                 if t in loss.active]
-        self.chunks = whole_chunks(valid_data, self.labels, settings.batch_atoms)
+        self.chunks = whole_set_batches(valid_data, self.labels, settings.batch_atoms)
         self.nframes = sum(c["coord"].shape[0] for c in self.chunks)
-        self.sums = make_whole_evaluation(model, loss.relative_f, self.labels)
+        self.sums = make_whole_evaluation(model, loss, self.labels)
 
     def _totals(self) -> tuple[dict, dict]:
-        totals = {k: 0.0 for k in SUMS}
-        counts = {k: 0.0 for k in SUMS}
+        """{name: sum over the chunks} of make_whole_evaluation's sums and of its counts."""
+        totals, counts = {}, {}
         for chunk in self.chunks:
-            nf, nat = chunk["coord"].shape[0], int(chunk["natoms_vec"][0])
-            for name, value in self.sums(chunk).items():
-                totals[name] += float(value)
-            for name, (label, kind) in SUMS.items():
-                if f"find_{label}" in chunk:
-                    counts[name] += chunk[f"find_{label}"] * nf * _per_frame(kind, nat)
+            for name, (total, count) in self.sums(chunk).items():
+                totals[name] = totals.get(name, 0.0) + float(total)
+                counts[name] = counts.get(name, 0.0) + float(count)
         return totals, counts
-
-    def _loss(self, means: dict, lr: float) -> float:
-        terms = {"e": "e", "f": "f_loss", "v": "v", "ae": "ae", "pf": "pf"}
-        value = 0.0
-        for term in self.loss.active:
-            start, limit = self.loss.prefactors[term]
-            value += loss_prefactor(lr, self.loss.start_lr, start, limit) * means[terms[term]]
-        return float(value)
 
     def figures(self, step: int) -> dict:
         """FIGURES of the current weights on every validation frame (nan: no frame has the
         label); `step` sets the current prefactors."""
         totals, counts = self._totals()
-        means = {k: totals[k] / counts[k] if counts[k] else 0.0 for k in SUMS}
-        out = {name: float(np.sqrt(totals[key] / counts[key])) if counts[key] else float("nan")
-               for name, key in (("rmse_e", "e_atom"), ("rmse_f", "f"), ("rmse_v", "v_atom"))}
-        out.update(loss=self._loss(means, float(self.lr.value(step))),
-                   loss_final=self._loss(means, float(self.lr.value(self.final_step))))
+        means = {t: totals[t] / counts[t] if counts[t] else 0.0 for t in self.loss.active}
+        out = {name: float(np.sqrt(totals[name] / counts[name])) if counts[name] else float("nan")
+               for name in DP_TEST_FIGURES}
+        for name, at in (("loss", step), ("loss_final", self.final_step)):
+            out[name] = float(self.loss.combine(float(self.lr.value(at)), means))
         return out
 
 

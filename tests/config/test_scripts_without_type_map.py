@@ -15,7 +15,7 @@ from test_deepmd_normalization import (DEEPMD_3X_ADDITIONS, DEEPMD_3X_TEBD_ADDIT
                                        one_side_keys, order_differences)
 
 from deepmd_tebd.config import ConfigError, build_config, normalize
-from deepmd_tebd.config.against_data import check_against_data
+from deepmd_tebd.data.script_check import check_against_data
 from reference.deepmd_inputs import tebd_water_se_a_type, v1_water_se_a
 from shared_paths import WATER
 

@@ -14,7 +14,7 @@ import numpy as np
 
 def main(input_path: str, out: str, steps: int) -> None:
     from deepmd_tebd.config import load_settings
-    from deepmd_tebd.config.against_data import check_against_data
+    from deepmd_tebd.data.script_check import check_against_data
     from deepmd_tebd.train.build import build_trainer
     from deepmd_tebd.train.distributed import connect
 

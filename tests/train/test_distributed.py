@@ -101,7 +101,7 @@ def test_two_workers_equal_one_process_trained_on_the_union_of_their_batches(tmp
     assert not np.array_equal(w0["batch_0_coord"], w1["batch_0_coord"])
 
     from deepmd_tebd.config import load_settings
-    from deepmd_tebd.config.against_data import check_against_data
+    from deepmd_tebd.data.script_check import check_against_data
     from deepmd_tebd.train.build import build_trainer
 
     monkeypatch.chdir(run)

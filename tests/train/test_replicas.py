@@ -34,7 +34,7 @@ def test_two_replicas_in_one_process_equal_one_process_trained_on_the_union_of_t
     assert not np.array_equal(first["batch_0_coord"], second["batch_0_coord"])
 
     from deepmd_tebd.config import load_settings
-    from deepmd_tebd.config.against_data import check_against_data
+    from deepmd_tebd.data.script_check import check_against_data
     from deepmd_tebd.train.build import build_trainer
 
     monkeypatch.chdir(run)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from ..data.data_system import merged_type_map
-from ..data.system import DataError, System, count_types, find_systems, load_systems
-from .errors import ConfigError, Problem
-from .normalize import normalize
-from .objects import Config, build_config
+from ..config.errors import ConfigError, Problem
+from ..config.normalize import normalize
+from ..config.objects import Config, build_config
+from .data_system import merged_type_map
+from .system import DataError, System, count_types, find_systems, load_systems
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -38,7 +38,7 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
                                                "the neighbour statistics of the training data; "
                                                "do not skip them (--skip-neighbor-stat)")])
         return config, None
-    from ..data.neighbor_stat import auto_sel, neighbor_stat, parse_auto_sel
+    from .neighbor_stat import auto_sel, neighbor_stat, parse_auto_sel
 
     log.info("Calculate neighbor statistics... (add --skip-neighbor-stat to skip this step)")
     min_dist, max_size = neighbor_stat(training.training_data.systems, descriptor.rcut,

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from deepmd_tebd.config import ConfigError, load_settings
-from deepmd_tebd.config.against_data import check_against_data
 from deepmd_tebd.data.neighbor_stat import auto_sel, neighbor_stat
+from deepmd_tebd.data.script_check import check_against_data
 from shared_paths import WATER, INPUTS
 
 EXAMPLE = INPUTS / "water_se_e2_a_tebd.json"
