@@ -1,11 +1,13 @@
-"""The package keeps the shape its guide asks for: small modules, thin entry points, and a
-one-line docstring on every public class and function."""
+"""The package keeps the shape its guide asks for: small modules and functions, thin entry
+points, a one-line docstring on every public class and function, and its layers (config/ reads
+no data, infer/ knows nothing of training, the model knows descriptors by its table alone)."""
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "deepmd_tebd"
 MAX_MODULE_LINES = 400
 MAX_ENTRY_POINT_LINES = 60
+MAX_FUNCTION_LINES = 60  # in train/ and model/
 # Keras' layer lifecycle methods, documented once by keras.layers.Layer
 LIFECYCLE = {"build", "call", "get_config"}
 
@@ -81,20 +83,29 @@ def imported_modules(tree, package: str) -> list[str]:
     return found
 
 
-def forbidden_imports(tree, package: str) -> list[str]:
-    """The modules of CONFIG_MUST_NOT_IMPORT (or below them) that `tree` imports."""
-    return sorted({name for name in imported_modules(tree, package)
-                   for banned in CONFIG_MUST_NOT_IMPORT
-                   if name == banned or name.startswith(banned + ".")})
+def forbidden_imports(tree, package: str, banned=CONFIG_MUST_NOT_IMPORT) -> list[str]:
+    """The modules of `banned` (or below them) that `tree` imports."""
+    return sorted({name for name in imported_modules(tree, package) for prefix in banned
+                   if name == prefix or name.startswith(prefix + ".")})
+
+
+def subpackage_imports(subpackage: str, banned) -> list[str]:
+    """"module: name" for every module of `banned` that a module of deepmd_tebd/<subpackage>
+    imports."""
+    found = []
+    for path in sorted((PACKAGE / subpackage).rglob("*.py")):
+        package = ".".join(path.relative_to(PACKAGE.parent).parent.parts)
+        found += [f"{path.relative_to(PACKAGE)}: {name}"
+                  for name in forbidden_imports(ast.parse(path.read_text()), package, banned)]
+    return found
 
 
 def test_config_imports_neither_data_nor_the_op_library_nor_tensorflow():
-    found = []
-    for path in sorted((PACKAGE / "config").rglob("*.py")):
-        package = ".".join(path.relative_to(PACKAGE.parent).parent.parts)
-        found += [f"{path.relative_to(PACKAGE)}: {name}"
-                  for name in forbidden_imports(ast.parse(path.read_text()), package)]
-    assert found == []
+    assert subpackage_imports("config", CONFIG_MUST_NOT_IMPORT) == []
+
+
+def test_infer_imports_nothing_of_train():
+    assert subpackage_imports("infer", ("deepmd_tebd.train",)) == []
 
 
 def test_the_import_check_finds_every_kind_of_import():
@@ -111,3 +122,36 @@ def test_the_import_check_finds_every_kind_of_import():
         "deepmd_tebd.data.system.System", "deepmd_tebd.op", "tensorflow",
         "tensorflow.python.ops"]
     assert "deepmd_tebd.config.errors" in imported_modules(tree, "deepmd_tebd.config")
+
+
+def test_the_model_names_descriptor_classes_only_in_its_table():
+    tree = ast.parse((PACKAGE / "model/energy_model.py").read_text())
+    classes = {node.name for path in (PACKAGE / "model").glob("*.py")
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.ClassDef) and node.name.startswith("Descriptor")}
+    table = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                 and [getattr(t, "id", None) for t in node.targets] == ["DESCRIPTORS"])
+    in_table = {n.id for n in ast.walk(table) if isinstance(n, ast.Name)}
+    used = sorted(n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in classes)
+    assert in_table == classes - {"Descriptor"}  # every descriptor layer; not the protocol
+    assert used == sorted(in_table)  # and named nowhere else (imports aside)
+
+
+def long_functions(tree, limit: int) -> list[str]:
+    """The functions and methods of `tree` longer than `limit` lines."""
+    return [node.name for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > limit]
+
+
+def test_no_function_in_train_and_model_is_over_60_lines():
+    long = [f"{p.relative_to(PACKAGE)}: {name}" for sub in ("train", "model")
+            for p in sorted((PACKAGE / sub).rglob("*.py"))
+            for name in long_functions(ast.parse(p.read_text()), MAX_FUNCTION_LINES)]
+    assert long == []
+
+
+def test_the_length_check_finds_a_long_function():
+    body = "\n".join(f"    x{k} = {k}" for k in range(60))
+    source = f"def f():\n{body}\n\nclass A:\n    def g(self):\n        return 1\n"
+    assert long_functions(ast.parse(source), 60) == ["f"]

@@ -18,7 +18,7 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
                        ) -> tuple[Config, float | None]:
     """(config with sel resolved, the training data's minimal neighbour distance) after checking
     the systems against the type map; the distance is None with skip_neighbor_stat."""
-    warn_discontinuous_type_embedding(config, source)
+    warn_descriptor_settings(config, source)
     type_map = list(config.model.type_map)
     training = config.training
     problems: list[Problem] = []
@@ -93,21 +93,14 @@ def _count_data_types(config: Config, source: str) -> int:
     return ntypes
 
 
-def warn_discontinuous_type_embedding(config: Config, source: str) -> bool:
-    """Logs a warning (and returns True) when the model is se_a_ebd_v2 as DeePMD-kit builds it
-    with a non-zero davg: an empty slot takes the zero type row, a neighbour at rcut its own
-    type's, with the same environment-matrix row (-davg/dstd), so the energy jumps when an atom
-    crosses the cutoff (deepmd/tf/descriptor/se_a.py, tebd_input_mode "strip")."""
-    descriptor = config.model.descriptor
-    if (not descriptor.stripped_type_embedding or descriptor.smooth_type_embedding
-            or descriptor.set_davg_zero):
-        return False
-    log.warning(f"{source}: model/descriptor: se_a_ebd_v2 without smooth_type_embedding and "
-                "with set_davg_zero false (DeePMD-kit's model) is discontinuous at the cutoff: "
-                "the energy jumps when an atom crosses rcut, which spoils energy conservation in "
-                "MD. Set model/descriptor/smooth_type_embedding to true (an extension of "
-                "deepmd_tebd) or set_davg_zero to true for a continuous model.")
-    return True
+def warn_descriptor_settings(config: Config, source: str) -> int:
+    """Logs each warning the descriptor's settings give (config/descriptors.py:
+    DescriptorConfig.warnings; se_a_ebd_v2 as DeePMD-kit builds it is discontinuous at the
+    cutoff); returns how many."""
+    warnings = config.model.descriptor.warnings()
+    for text in warnings:
+        log.warning(f"{source}: model/descriptor: {text}")
+    return len(warnings)
 
 
 def _system_problems(systems, type_map, path: str) -> list[Problem]:

@@ -24,12 +24,12 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.objects import Config
-from ..store.keys import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_LOSS_SCALE, CKPT_MODEL,
-                          CKPT_OPTIMIZER, CKPT_STEP)
-from ..store.restore import TrainingAttributes, tables_trackables
 from ..learning_rate import ExpDecayLR
 from ..loss import EnergyLoss
 from ..precision import dtype_of
+from ..store.keys import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_LOSS_SCALE, CKPT_MODEL,
+                          CKPT_OPTIMIZER, CKPT_STEP)
+from ..store.restore import TrainingAttributes, tables_trackables
 from .adam import Adam
 from .checkpoint import Checkpointer
 from .lcurve import LearningCurve

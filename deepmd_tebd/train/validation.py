@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from ..data.batch import whole_set_batches
 from ..loss import DP_TEST_FIGURES, LABEL, dp_test_squared_errors, per_atom, squared_errors
+from ..store.keys import CKPT_WHOLE_VALIDATION
 from .step import batch_signature
 
 log = logging.getLogger("deepmd_tebd")
@@ -148,7 +149,7 @@ class WholeValidationRun:
 
     def trackables(self) -> dict:
         """The objects its state lives in, for the checkpoints."""
-        return {"whole_validation": self.tracker}
+        return {CKPT_WHOLE_VALIDATION: self.tracker}
 
     def open(self, restarted: bool) -> None:
         """Opens the curve file (appended to on restart)."""
