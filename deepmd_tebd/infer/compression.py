@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Mapping
 
 from ..config.compress import config_of_graph_script, with_compress_section
 from ..config.errors import ConfigError
@@ -30,12 +31,6 @@ log = logging.getLogger("deepmd_tebd")
 
 class CompressionRefused(Exception):
     """`dp compress` cannot compress this model; the message says why."""
-
-
-def _graph_has_type_embedding(graph_def) -> bool:
-    """Whether the graph holds a type embedding (its table, or type-embedding net weights)."""
-    return any(node.name == nn.T_TYPEEBD or node.name.startswith(nn.TYPE_EMBED_NET + "/")
-               for node in graph_def.node)
 
 
 def _script(graph_def, constants, training_script, input):
@@ -60,17 +55,38 @@ def _refuse_compressed(constants, input, output) -> None:
                                  f"written to {output}")
 
 
-def _config(script, graph_def, source: str, input, output):
-    """The settings of the graph's script; a script this package cannot read, of a graph with
-    a type embedding, is refused as such (no type-embedding model is compressed here)."""
+def _descriptor_refusal(script, source: str):
+    """Why the script's descriptor cannot be tabulated (None: it can, or the script does not say
+    which descriptor it is), from the descriptor section alone, beside the type map and an empty
+    type_embedding section when the script has one: for scripts whose other sections this
+    package does not read (a DeePMD-kit 3.x script with its own type-embedding options)."""
+    from ..model import EnergyModel
+
+    model = script.get("model") if isinstance(script, Mapping) else None
+    if not isinstance(model, Mapping):
+        return None
+    reduced = {key: model[key] for key in ("type_map", "descriptor") if key in model}
+    reduced["fitting_net"] = {}
+    if model.get("type_embedding") is not None:
+        reduced["type_embedding"] = {}
+    try:
+        config = config_of_graph_script(
+            {"model": reduced, "training": {"training_data": {"systems": "."}}}, source)
+    except ConfigError:
+        return None
+    return EnergyModel(config.model).descriptor.tabulation_refusal()
+
+
+def _config(script, source: str, input, output):
+    """The settings of the graph's script; a script this package cannot read is refused with
+    the reason its descriptor gives when it has one (it cannot be tabulated), else as such."""
     try:
         return config_of_graph_script(script, source)
     except ConfigError:
-        if _graph_has_type_embedding(graph_def):
-            raise CompressionRefused(
-                f"{input}: model compression is not supported for a model with type "
-                "embedding: deepmd_tebd compresses no model with type embedding. The "
-                f"uncompressed model runs as it is; nothing was written to {output}") from None
+        reason = _descriptor_refusal(script, source)
+        if reason is not None:
+            raise CompressionRefused(f"{input}: {reason}; nothing was written to "
+                                     f"{output}") from None
         raise
 
 
@@ -97,7 +113,7 @@ def compress(input: str, output: str, step: float = 0.01, extrapolate: int = 5,
     constants = graph_constants(graph_def)
     _refuse_compressed(constants, input, output)
     script = _script(graph_def, constants, training_script, input)
-    config = _config(script, graph_def, str(training_script or input), input, output)
+    config = _config(script, str(training_script or input), input, output)
     model = EnergyModel(config.model)
     model.build()
     reason = model.descriptor.tabulation_refusal()
