@@ -15,7 +15,8 @@ from typing import Mapping
 from .normalize import normalize
 from .objects import Config, build_config
 
-__all__ = ["config_of_graph_script", "with_compress_section", "without_compress_section"]
+__all__ = ["config_of_graph_script", "descriptor_config_of_graph_script", "with_compress_section",
+           "without_compress_section"]
 
 # (path inside `model`, DeePMD-kit 3.2's default)
 # the sections normalize requires, at their defaults: compression trains nothing
@@ -53,6 +54,22 @@ def config_of_graph_script(script: Mapping, source: str) -> Config:
                **copy.deepcopy(_NO_TRAINING)}
     config = build_config(normalize(minimal, source))
     return dataclasses.replace(config, script=copy.deepcopy(dict(script)))
+
+
+def descriptor_config_of_graph_script(script: Mapping, source: str) -> Config:
+    """The settings of a graph's training script reduced to its type map, its descriptor and,
+    when it has one, a type_embedding section at its defaults: enough to build the descriptor
+    when the other sections hold what this package does not read (ConfigError when even these
+    do not normalise)."""
+    model = script.get("model") if isinstance(script, Mapping) else None
+    model = model if isinstance(model, Mapping) else {}
+    reduced = {key: copy.deepcopy(model[key]) for key in ("type_map", "descriptor")
+               if key in model}
+    reduced["fitting_net"] = {}
+    if model.get("type_embedding") is not None:
+        reduced["type_embedding"] = {}
+    return config_of_graph_script({"model": reduced,
+                                   "training": {"training_data": {"systems": "."}}}, source)
 
 
 def with_compress_section(config: Config, section: dict) -> Config:

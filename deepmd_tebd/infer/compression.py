@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Mapping
 
-from ..config.compress import config_of_graph_script, with_compress_section
+from ..config.compress import (config_of_graph_script, descriptor_config_of_graph_script,
+                               with_compress_section)
 from ..config.errors import ConfigError
 from . import node_names as nn
 from ..store.atomic import write_atomic
@@ -57,21 +57,12 @@ def _refuse_compressed(constants, input, output) -> None:
 
 def _descriptor_refusal(script, source: str):
     """Why the script's descriptor cannot be tabulated (None: it can, or the script does not say
-    which descriptor it is), from the descriptor section alone, beside the type map and an empty
-    type_embedding section when the script has one: for scripts whose other sections this
-    package does not read (a DeePMD-kit 3.x script with its own type-embedding options)."""
+    which descriptor it is), from its descriptor section alone
+    (config/compress.py: descriptor_config_of_graph_script)."""
     from ..model import EnergyModel
 
-    model = script.get("model") if isinstance(script, Mapping) else None
-    if not isinstance(model, Mapping):
-        return None
-    reduced = {key: model[key] for key in ("type_map", "descriptor") if key in model}
-    reduced["fitting_net"] = {}
-    if model.get("type_embedding") is not None:
-        reduced["type_embedding"] = {}
     try:
-        config = config_of_graph_script(
-            {"model": reduced, "training": {"training_data": {"systems": "."}}}, source)
+        config = descriptor_config_of_graph_script(script, source)
     except ConfigError:
         return None
     return EnergyModel(config.model).descriptor.tabulation_refusal()
