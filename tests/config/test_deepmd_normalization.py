@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from deepmd_tebd.config import ConfigError, load_config, normalize
-from reference.deepmd_oracle import require_oracle
+from reference.deepmd_oracle import require_oracle, run_oracle
 from shared_paths import INPUTS
 
 # DeePMD-kit's example inputs, in ../shared beside the checkout
@@ -132,18 +130,15 @@ def example(name: str) -> dict:
 @pytest.fixture(scope="module")
 def deepmd_normalize(tmp_path_factory):
     """A function: list of scripts -> DeePMD-kit's results ({"ok": dict} or {"error": text})."""
-    python = require_oracle()
+    require_oracle()
     workdir = tmp_path_factory.mktemp("deepmd_normalize")
     script = workdir / "normalize.py"
     script.write_text(_ORACLE_SCRIPT)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
 
     def run(scripts: list[dict]) -> list[dict]:
         src, dst = workdir / "in.json", workdir / "out.json"
         src.write_text(json.dumps(scripts))
-        proc = subprocess.run([python, str(script), str(src), str(dst)], capture_output=True,
-                              text=True, timeout=300, cwd=workdir, env=env)
+        proc = run_oracle([script, src, dst], workdir, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(dst.read_text())
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from deepmd_tebd.data.neighbor_stat import (OverlappingAtomsError, auto_sel, nei
 from deepmd_tebd.data.system import DataError
 from deepmd_tebd.entrypoints.neighbor_stat import run as run_neighbor_stat
 from deepmd_tebd.op import op_module
-from reference.deepmd_oracle import require_oracle
+from reference.deepmd_oracle import require_oracle, run_oracle
 from reference.env_mat import extend_periodic, max_neighbors_per_type, random_system
 from shared_paths import WATER
 
@@ -309,16 +307,14 @@ SEL_SPECS = ["auto", "auto:1.3", "auto:0.77", "auto:2", "auto:1.15", "auto:1.05"
 
 
 @pytest.fixture(scope="module")
-def deepmd_water():
+def deepmd_water(tmp_path_factory):
     """DeePMD-kit 3.2's neighbour statistics of the water data (one subprocess)."""
     if not (WATER / "data_0/type.raw").is_file():
         pytest.skip(f"the water data is not at {WATER}")
-    python = require_oracle()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    proc = subprocess.run([python, "-c", _ORACLE_SCRIPT, str(WATER), str(RCUT), "O,H", *SEL_SPECS],
-                          capture_output=True, text=True, timeout=900, env=env)
+    require_oracle()
+    script = tmp_path_factory.mktemp("deepmd_water") / "neighbor_stat.py"
+    script.write_text(_ORACLE_SCRIPT)
+    proc = run_oracle([script, WATER, RCUT, "O,H", *SEL_SPECS], script.parent, timeout=900)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("ORACLE-JSON ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     return json.loads(lines[-1][len("ORACLE-JSON "):])

@@ -1,22 +1,23 @@
-"""Frozen models for the inference tests, made once per session: ours trained by `dp train`
-(the upstream se_e2_a_tebd water input, 100 steps) and frozen by `dp freeze`; DeePMD-kit's trained
-and frozen from the same input by DeePMD-kit 3.2 (in the oracle venv); a small model without
-type embedding (and each side's `dp compress` of it); both sides' se_a_ebd_v2 models of
-DeePMD-kit's current example (20 steps), and ours with smooth_type_embedding (100 steps)."""
+"""Frozen models for the inference tests, made once per session (shared by the test processes,
+tests/shared_build.py): ours trained by `dp train` (the upstream se_e2_a_tebd water input, 100
+steps) and frozen by `dp freeze`; DeePMD-kit's trained and frozen from the same input by
+DeePMD-kit 3.2 (in the oracle venv); a small model without type embedding (and each side's
+`dp compress` of it); both sides' se_a_ebd_v2 models of DeePMD-kit's current example (20 steps),
+and ours with smooth_type_embedding (100 steps). Our `dp` runs in the test process
+(tests/dp_command.py), DeePMD-kit's in its venv."""
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dp_command import run_dp
+from shared_build import built_once
 from shared_paths import INPUTS, WATER
 
-from reference.deepmd_oracle import _clean_env, require_oracle
+from reference.deepmd_oracle import _clean_env, require_oracle, run_oracle
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 TRAIN_STEPS = 100
 
 
@@ -44,8 +45,8 @@ def make_workdir(root: Path, script: dict) -> Path:
 
 
 def dp(cwd, *args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "deepmd_tebd.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=ENV)
+    """Our `dp ARGS` in cwd (in this process: tests/dp_command.py)."""
+    return run_dp(cwd, *args, timeout=timeout)
 
 
 def oracle_dp(cwd, *args, timeout=1200):
@@ -63,11 +64,20 @@ def _frozen(run: Path, runner, train_args, freeze_args) -> Path:
     return run
 
 
+def _shared_run(tmp_path_factory, name: str, script: dict, runner, train_args,
+                freeze_args) -> Path:
+    """The run folder of `script` trained and frozen by `runner` once per session."""
+    def build(folder):
+        _frozen(make_workdir(folder, script), runner, train_args, freeze_args)
+
+    return built_once(tmp_path_factory, name, build) / "run"
+
+
 @pytest.fixture(scope="session")
 def ours_run(tmp_path_factory) -> Path:
     """The folder where our model was trained; `graph.pb` in it is the frozen model."""
-    run = make_workdir(tmp_path_factory.mktemp("ours"), water_input())
-    return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "graph.pb"])
+    return _shared_run(tmp_path_factory, "ours", water_input(), dp, ["train", "input.json"],
+                       ["freeze", "-o", "graph.pb"])
 
 
 @pytest.fixture(scope="session")
@@ -79,44 +89,51 @@ def ours_graph(ours_run) -> Path:
 def theirs_graph(tmp_path_factory) -> Path:
     """DeePMD-kit 3.2's frozen model of the same input (TensorFlow backend)."""
     require_oracle()
-    run = make_workdir(tmp_path_factory.mktemp("theirs"), water_input(numb_steps=20))
-    return _frozen(run, oracle_dp, ["--tf", "train", "input.json"],
-                   ["--tf", "freeze", "-o", "theirs.pb"]) / "theirs.pb"
+    return _shared_run(tmp_path_factory, "theirs", water_input(numb_steps=20), oracle_dp,
+                       ["--tf", "train", "input.json"],
+                       ["--tf", "freeze", "-o", "theirs.pb"]) / "theirs.pb"
 
 
 @pytest.fixture(scope="session")
 def plain_graph(tmp_path_factory) -> Path:
     """Our frozen se_e2_a model without type embedding (small nets, 2 steps)."""
-    run = make_workdir(tmp_path_factory.mktemp("plain"),
-                       water_input("water_se_e2_a.json", numb_steps=2, small=True))
-    return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "plain.pb"]) / "plain.pb"
+    return _shared_run(tmp_path_factory, "plain",
+                       water_input("water_se_e2_a.json", numb_steps=2, small=True), dp,
+                       ["train", "input.json"], ["freeze", "-o", "plain.pb"]) / "plain.pb"
 
 
 @pytest.fixture(scope="session")
 def theirs_plain_graph(tmp_path_factory) -> Path:
     """DeePMD-kit 3.2's frozen model of the same small input without type embedding."""
     require_oracle()
-    run = make_workdir(tmp_path_factory.mktemp("theirs_plain"),
-                       water_input("water_se_e2_a.json", numb_steps=2, small=True))
-    return _frozen(run, oracle_dp, ["--tf", "train", "input.json"],
-                   ["--tf", "freeze", "-o", "theirs_plain.pb"]) / "theirs_plain.pb"
+    return _shared_run(tmp_path_factory, "theirs_plain",
+                       water_input("water_se_e2_a.json", numb_steps=2, small=True), oracle_dp,
+                       ["--tf", "train", "input.json"],
+                       ["--tf", "freeze", "-o", "theirs_plain.pb"]) / "theirs_plain.pb"
+
+
+def _compressed(tmp_path_factory, name: str, graph: Path, runner, prefix, out: str) -> Path:
+    """`dp compress` of `graph` (written beside it) once per session."""
+    def build(_):
+        result = runner(graph.parent, *prefix, "compress", "-i", graph.name, "-o", out)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    built_once(tmp_path_factory, name, build)
+    return graph.parent / out
 
 
 @pytest.fixture(scope="session")
-def ours_compressed_graph(plain_graph) -> Path:
+def ours_compressed_graph(tmp_path_factory, plain_graph) -> Path:
     """Our `dp compress` of our small model without type embedding."""
-    result = dp(plain_graph.parent, "compress", "-i", plain_graph.name, "-o", "compressed.pb")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return plain_graph.parent / "compressed.pb"
+    return _compressed(tmp_path_factory, "ours_compressed", plain_graph, dp, (),
+                       "compressed.pb")
 
 
 @pytest.fixture(scope="session")
-def theirs_compressed_graph(theirs_plain_graph) -> Path:
+def theirs_compressed_graph(tmp_path_factory, theirs_plain_graph) -> Path:
     """DeePMD-kit 3.2's `dp compress` of its small model without type embedding."""
-    result = oracle_dp(theirs_plain_graph.parent, "--tf", "compress", "-i",
-                       theirs_plain_graph.name, "-o", "theirs_compressed.pb")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return theirs_plain_graph.parent / "theirs_compressed.pb"
+    return _compressed(tmp_path_factory, "theirs_compressed", theirs_plain_graph, oracle_dp,
+                       ("--tf",), "theirs_compressed.pb")
 
 
 EBD_V2_INPUT = "water_se_a_ebd_v2.json"  # DeePMD-kit's current type-embedding example
@@ -126,9 +143,9 @@ EBD_V2_STEPS = 20
 @pytest.fixture(scope="session")
 def ours_ebd_v2_graph(tmp_path_factory) -> Path:
     """Our se_a_ebd_v2 model of DeePMD-kit's example (20 steps), frozen by `dp freeze`."""
-    run = make_workdir(tmp_path_factory.mktemp("ours_ebd_v2"),
-                       water_input(EBD_V2_INPUT, numb_steps=EBD_V2_STEPS))
-    return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "v2.pb"]) / "v2.pb"
+    return _shared_run(tmp_path_factory, "ours_ebd_v2",
+                       water_input(EBD_V2_INPUT, numb_steps=EBD_V2_STEPS), dp,
+                       ["train", "input.json"], ["freeze", "-o", "v2.pb"]) / "v2.pb"
 
 
 @pytest.fixture(scope="session")
@@ -136,18 +153,18 @@ def ours_ebd_v2_smooth_graph(tmp_path_factory) -> Path:
     """Our se_a_ebd_v2 model with smooth_type_embedding true (100 steps), frozen."""
     script = water_input(EBD_V2_INPUT)
     script["model"]["descriptor"]["smooth_type_embedding"] = True
-    run = make_workdir(tmp_path_factory.mktemp("ours_ebd_v2_smooth"), script)
-    return _frozen(run, dp, ["train", "input.json"], ["freeze", "-o", "v2s.pb"]) / "v2s.pb"
+    return _shared_run(tmp_path_factory, "ours_ebd_v2_smooth", script, dp,
+                       ["train", "input.json"], ["freeze", "-o", "v2s.pb"]) / "v2s.pb"
 
 
 @pytest.fixture(scope="session")
 def theirs_ebd_v2_graph(tmp_path_factory) -> Path:
     """DeePMD-kit 3.2's frozen se_a_ebd_v2 model of the same input (TensorFlow backend)."""
     require_oracle()
-    run = make_workdir(tmp_path_factory.mktemp("theirs_ebd_v2"),
-                       water_input(EBD_V2_INPUT, numb_steps=EBD_V2_STEPS))
-    return _frozen(run, oracle_dp, ["--tf", "train", "input.json"],
-                   ["--tf", "freeze", "-o", "theirs_v2.pb"]) / "theirs_v2.pb"
+    return _shared_run(tmp_path_factory, "theirs_ebd_v2",
+                       water_input(EBD_V2_INPUT, numb_steps=EBD_V2_STEPS), oracle_dp,
+                       ["--tf", "train", "input.json"],
+                       ["--tf", "freeze", "-o", "theirs_v2.pb"]) / "theirs_v2.pb"
 
 
 def water_frames(nframes=4, system="data_3"):
@@ -172,15 +189,12 @@ def one_frame_system(root, source=WATER / "data_3"):
 
 def deepmd_eval(model: Path, coords, cells, types, tmp: Path) -> dict:
     """DeePMD-kit 3.2's DeepPot on the frames, in the oracle venv."""
-    python = require_oracle()
     arrays = {"coords": coords, "types": types}
     if cells is not None:
         arrays["cells"] = cells
     np.savez(tmp / "in.npz", **arrays)
     runner = Path(__file__).resolve().parents[1] / "reference" / "deepmd_infer_runner.py"
-    result = subprocess.run([python, str(runner), str(model), str(tmp / "in.npz"),
-                             str(tmp / "out.npz")], capture_output=True, text=True,
-                            timeout=600, env=_clean_env({"TF_CPP_MIN_LOG_LEVEL": "3"}))
+    result = run_oracle([runner, model, tmp / "in.npz", tmp / "out.npz"], tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(tmp / "out.npz") as out:
         return {k: out[k] for k in out.files}

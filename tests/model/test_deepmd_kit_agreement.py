@@ -7,7 +7,6 @@ DeePMD-kit runs in its own venv in a subprocess (tests/reference/deepmd_oracle.p
 the reason when that venv cannot be found or created."""
 import copy
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.reference.deepmd_oracle import _clean_env, require_oracle  # noqa: E402
+from tests.reference.deepmd_oracle import require_oracle, run_oracle  # noqa: E402
 
 RUNNER = Path(__file__).resolve().parent / "deepmd_model_runner.py"
 VARIANTS = [(True, True), (True, False), (False, True), (False, False)]
@@ -98,7 +97,7 @@ def ebd_v2_name(type_one_side, kind, ntypes):
 
 @pytest.fixture(scope="module")
 def agreement(tmp_path_factory):
-    python = require_oracle()
+    require_oracle()
     tmp = tmp_path_factory.mktemp("deepmd_model")
     built = cases()
     arrays, meta, ours = {}, [], []
@@ -118,8 +117,7 @@ def agreement(tmp_path_factory):
         out["weights"] = {k: v.numpy() for k, v in model.graph_variables().items()}
         ours.append((name, out))
     np.savez(tmp / "in.npz", meta=json.dumps(meta), **arrays)
-    proc = subprocess.run([python, str(RUNNER), str(tmp / "in.npz"), str(tmp / "out.npz")],
-                          capture_output=True, text=True, timeout=600, env=_clean_env())
+    proc = run_oracle([RUNNER, tmp / "in.npz", tmp / "out.npz"], tmp)
     assert proc.returncode == 0, proc.stderr[-4000:]
     theirs = np.load(tmp / "out.npz")
     return {name: (out, {k[len(f"c{i}/"):]: theirs[k] for k in theirs.files

@@ -12,13 +12,19 @@ and runs ``deepmd_ops_runner.py`` there in a subprocess, exchanging arrays throu
 The venv is ``$DEEPMD_ORACLE_VENV`` (default /tmp/deepmd_tebd-oracle-venv). Creating it downloads
 DeePMD-kit and tensorflow-cpu 2.21.0 from PyPI (a few minutes); a lock file next to it makes
 concurrent callers wait for one creation. Only NumPy and the standard library are used here.
+
+Scripts run in one long-lived oracle process per test process (``run_oracle``: oracle_server.py),
+which imports DeePMD-kit and TensorFlow once; a script that needs a process of its own (thread
+settings made before TensorFlow starts) gets a subprocess.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -31,6 +37,7 @@ DEEPMD_VERSION = "3.2.0"
 REQUIREMENT = f"deepmd-kit[cpu,lmp]=={DEEPMD_VERSION}"  # lmp: LAMMPS with its plugin
 DEFAULT_VENV = "/tmp/deepmd_tebd-oracle-venv"
 RUNNER = Path(__file__).resolve().parent / "deepmd_ops_runner.py"
+SERVER = Path(__file__).resolve().parent / "oracle_server.py"
 
 # Written into a venv this module created, once the install has been verified; a venv created
 # here without it is a leftover of an interrupted creation and is rebuilt.
@@ -183,6 +190,70 @@ class DeepmdRun:
 _CASE_ARRAYS = ("coord", "atype", "natoms", "box", "mesh", "davg", "dstd", "net_deriv")
 
 
+class OracleSession:
+    """One oracle process (oracle_server.py) that runs scripts on request; `run` answers as
+    subprocess.run would for `python SCRIPT ARGS`. The process ends with this test process
+    (atexit), or when a script outlives its timeout (the next request starts a new one)."""
+
+    def __init__(self, python: str):
+        self.python = python
+        self.proc = None
+        self.log = None
+
+    def _start(self) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([self.python, str(SERVER)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env=_clean_env({"TF_CPP_MIN_LOG_LEVEL": "3"}))
+
+    def stop(self) -> None:
+        """Ends the oracle process (by its id) and waits for it."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def _log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
+
+    def run(self, argv: list, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+        """`python ARGV` in `cwd`, run by the oracle process; OracleError when the process dies
+        or the script runs longer than `timeout` seconds (the process is then ended)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        request = json.dumps({"argv": [str(a) for a in argv], "cwd": str(cwd)})
+        try:
+            self.proc.stdin.write(request + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            what = "died" if self.proc.poll() is not None else f"timed out after {timeout} s"
+            tail = self._log_tail()
+            self.stop()
+            raise OracleError(f"the oracle process {what} running {argv[0]}:\n{tail}")
+        answer = json.loads(line)
+        return subprocess.CompletedProcess([self.python, *map(str, argv)], answer["returncode"],
+                                           answer["stdout"], answer["stderr"])
+
+
+_session: OracleSession | None = None
+
+
+def run_oracle(argv: list, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python ARGV` in `cwd` with the oracle's interpreter, run by this test process's oracle
+    process (OracleSession); skips the calling test when the oracle is unavailable."""
+    global _session
+    python = require_oracle()
+    if _session is None:
+        _session = OracleSession(python)
+        atexit.register(_session.stop)
+    return _session.run(argv, cwd, timeout)
+
+
 def require_oracle() -> str:
     """The oracle's python, or skip the calling test saying why it is unavailable."""
     python, reason = oracle_python()
@@ -197,11 +268,9 @@ def run_oracle_script(source: str, args: dict, workdir: Path, timeout: int = 600
     """Runs the Python script `source` with the oracle's interpreter, its JSON `args` as argv[1]
     (the script file goes to `workdir`). Skips the calling test when the oracle is unavailable;
     fails it with the script's stderr when the script fails. Returns the last line of stdout."""
-    python = require_oracle()
     script = Path(workdir) / "oracle_script.py"
     script.write_text(source)
-    proc = subprocess.run([python, str(script), json.dumps(args)], capture_output=True,
-                          text=True, timeout=timeout, env=_clean_env())
+    proc = run_oracle([script, json.dumps(args)], workdir, timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     return lines[-1] if lines else ""
@@ -263,8 +332,11 @@ def run_deepmd_ops(cases, want_timing: bool = False, repeats: int = 5, warmup: i
         if threads:
             cmd += ["--threads", str(threads)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env=_clean_env())
+            if threads:  # thread pools are sized before TensorFlow starts: a process of its own
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                      env=_clean_env())
+            else:
+                proc = run_oracle(cmd[1:], tmp, timeout)
         except subprocess.TimeoutExpired as err:
             raise OracleError(f"the DeePMD-kit runner timed out after {timeout} s") from err
         if proc.returncode != 0 or not out_path.exists():

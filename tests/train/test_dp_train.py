@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dp_command import run_dp
 from shared_paths import WATER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +41,8 @@ def workdir(tmp_path, script, data=WATER):
 
 
 def dp_train(cwd, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "deepmd_tebd.cli", "train", "input.json", *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    """`dp train input.json ARGS` in cwd (in this process: tests/dp_command.py)."""
+    return run_dp(cwd, "train", "input.json", *args, timeout=timeout)
 
 
 def rows(lcurve):

@@ -7,24 +7,21 @@ The recording (tests/train/golden/) was made with commit feb1adc, by running thi
 DEEPMD_TEBD_RECORD_GOLDEN=1; record again only when a change is meant to alter the numbers."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dp_command import run_dp
 from shared_paths import WATER, needs_water
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RECORD = os.environ.get("DEEPMD_TEBD_RECORD_GOLDEN") == "1"
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 OUTPUTS = ("energy", "force", "virial", "atom_energy", "atom_virial")
 
 
 def _dp(cwd, *args):
-    result = subprocess.run([sys.executable, "-m", "deepmd_tebd.cli", *args], cwd=cwd,
-                            capture_output=True, text=True, timeout=900, env=ENV)
+    result = run_dp(cwd, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

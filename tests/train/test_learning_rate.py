@@ -1,7 +1,8 @@
 """The exp schedule: DeePMD-kit's own schedule where both define it, and DeePMD-kit 2.2's rule
 when decay_steps >= numb_steps."""
 import json
-import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,22 +10,20 @@ import tensorflow as tf
 
 from deepmd_tebd.config.objects import LearningRateConfig
 from deepmd_tebd.learning_rate import ExpDecayLR, loss_prefactor
-from reference.deepmd_oracle import require_oracle
+from reference.deepmd_oracle import run_oracle_script
 
 CASES = [(1e-3, 3.51e-8, 5000, 1000000), (1e-3, 1e-8, 100, 2000), (5e-3, 1e-6, 7, 1000)]
 
 
 def deepmd_schedule(start_lr, stop_lr, decay_steps, numb_steps, steps):
-    python = require_oracle()
     code = ("import json,sys\nfrom deepmd.dpmodel.utils.learning_rate import LearningRateExp\n"
             "a=json.loads(sys.argv[1])\n"
             "lr=LearningRateExp(start_lr=a[0], stop_lr=a[1], decay_steps=a[2], num_steps=a[3])\n"
             "print(json.dumps([float(lr.value(s)) for s in a[4]]))\n")
-    out = subprocess.run([python, "-c", code, json.dumps([start_lr, stop_lr, decay_steps,
-                                                          numb_steps, steps])],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = run_oracle_script(code, [start_lr, stop_lr, decay_steps, numb_steps, steps],
+                                Path(tmp), timeout=300)
+    return np.array(json.loads(out))
 
 
 @pytest.mark.parametrize("start,stop,decay,nsteps", CASES)

@@ -4,12 +4,11 @@ with `dp train`, writes a finite learning curve and a checkpoint with the loss s
 to a graph that computes in float16."""
 import json
 import math
-import subprocess
-import sys
 
 import tensorflow as tf
+from dp_command import run_dp
 from shared_paths import WATER, needs_water
-from test_dp_train import ENV, dp_train, rows
+from test_dp_train import dp_train, rows
 
 
 def example_input(numb_steps=20, disp_freq=10):
@@ -47,8 +46,7 @@ def test_mixed_precision_example_trains_with_finite_lcurve_and_freezes(tmp_path)
     names = reader.get_variable_to_shape_map()
     scale = [n for n in names if n.startswith("loss_scale/") and "scale" in n.split("/")[1]]
     assert scale and 1.0 <= reader.get_tensor(scale[0]) <= 2.0 ** 15
-    frozen = subprocess.run([sys.executable, "-m", "deepmd_tebd.cli", "freeze", "-o", "g.pb"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600, env=ENV)
+    frozen = run_dp(tmp_path, "freeze", "-o", "g.pb")
     assert frozen.returncode == 0, frozen.stderr[-3000:]
     graph = tf.compat.v1.GraphDef.FromString((tmp_path / "g.pb").read_bytes())
     half = [n for n in graph.node if n.op in ("MatMul", "BatchMatMulV2")

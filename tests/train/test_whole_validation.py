@@ -2,24 +2,20 @@
 checkpoint; the best model survives checkpoint rotation and --restart and `dp freeze --best`
 freezes it; early stopping stops after its patience and a restart continues its count."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dp_command import run_dp
 from shared_paths import INPUTS, WATER, needs_water
 
 from deepmd_tebd.train.lcurve import read_lcurve
 
 pytestmark = needs_water
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def _dp(cwd, *args, check=True):
-    result = subprocess.run([sys.executable, "-m", "deepmd_tebd.cli", *args], cwd=cwd,
-                            capture_output=True, text=True, timeout=900, env=ENV)
+    result = run_dp(cwd, *args)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
     return result
