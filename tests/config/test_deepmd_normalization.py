@@ -276,6 +276,7 @@ def test_example_input_loads_unchanged(name):
     assert json.loads((INPUTS / name).read_text()) == raw  # the file is only read
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_named_keys_of_example_equal_deepmd_normalization(deepmd_normalize, name):
     ours, theirs = normalized_by_both(deepmd_normalize, name)
@@ -285,18 +286,21 @@ def test_named_keys_of_example_equal_deepmd_normalization(deepmd_normalize, name
         assert type(mine) is type(dp) and mine == dp, f"{path}: ours {mine!r}, DeePMD-kit {dp!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_every_shared_key_of_example_equals_deepmd_normalization(deepmd_normalize, name):
     ours, theirs = normalized_by_both(deepmd_normalize, name)
     assert differences(ours, theirs) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_shared_keys_of_example_keep_deepmd_key_order(deepmd_normalize, name):
     ours, theirs = normalized_by_both(deepmd_normalize, name)
     assert order_differences(ours, theirs) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_keys_only_one_side_writes_are_the_2_2_vs_3x_differences(deepmd_normalize, name):
     ours, theirs = normalized_by_both(deepmd_normalize, name)
@@ -307,6 +311,7 @@ def test_keys_only_one_side_writes_are_the_2_2_vs_3x_differences(deepmd_normaliz
     assert only_theirs == expected
 
 
+@pytest.mark.slow
 def test_every_key_deepmd_3x_adds_is_refused_by_name_as_a_3x_option(deepmd_normalize):
     """A script written by DeePMD-kit 3.x carries its added keys: each is refused by its path, as a
     3.x option (not as an unknown key)."""
@@ -344,6 +349,7 @@ def test_example_converted_to_yaml_loads_to_the_same_dict(tmp_path, name):
         assert json.dumps(from_yaml) == json.dumps(from_json)  # same key order, same types
 
 
+@pytest.mark.slow
 def test_alias_names_normalise_like_deepmd(deepmd_normalize):
     script = alias_variant()
     ours = normalize(copy.deepcopy(script), "alias.json")
@@ -370,6 +376,7 @@ def test_alias_names_normalise_like_the_canonical_names():
     assert ours == normalize(canonical, "canonical.json")
 
 
+@pytest.mark.slow
 def test_v1_layout_converts_like_deepmd(deepmd_normalize):
     script = v1_variant()
     ours = normalize(copy.deepcopy(script), "v1.json")
@@ -389,6 +396,7 @@ def test_v1_layout_converts_like_deepmd(deepmd_normalize):
     assert only_ours == {"training/training_data/set_prefix"}
 
 
+@pytest.mark.slow
 def test_v1_layout_converts_with_deepmd_key_order(deepmd_normalize):
     """DeePMD-kit appends the new training_data section after the remaining training keys."""
     script = v1_variant()
@@ -397,6 +405,7 @@ def test_v1_layout_converts_with_deepmd_key_order(deepmd_normalize):
     assert order_differences(ours, theirs) == []
 
 
+@pytest.mark.slow
 def test_v1_decay_rate_gives_deepmd_stop_lr_to_the_last_bit(deepmd_normalize):
     """DeePMD-kit (2.2 and 3.x) computes exp(log(decay_rate) * stop_batch / decay_steps) * start_lr;
     out.json, and the learning-rate schedule, carry exactly that float."""
@@ -412,6 +421,7 @@ def test_v1_stop_lr_is_the_decayed_start_lr():
                                                              rel=1e-12)
 
 
+@pytest.mark.slow
 def test_minimal_script_gets_deepmd_defaults(deepmd_normalize):
     script = {**minimal_script(), "loss": {}}
     ours = normalize(copy.deepcopy(script), "minimal.json")
@@ -423,6 +433,7 @@ def test_minimal_script_gets_deepmd_defaults(deepmd_normalize):
     assert only_theirs == DEEPMD_3X_ADDITIONS - {"training/validation_data/rglob_patterns"}
 
 
+@pytest.mark.slow
 def test_absent_loss_section_is_not_written_like_deepmd(deepmd_normalize):
     """DeePMD-kit (2.2 and 3.x) declares `loss` optional without a default: a script without it
     normalises to a script without it (the trainer then uses the ener defaults)."""

@@ -22,6 +22,7 @@ from shared_paths import WATER
 SCRIPTS = {"v1_water_se_a": v1_water_se_a, "tebd_water_se_a_type": tebd_water_se_a_type}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_script_without_type_map_normalises_like_deepmd(deepmd_normalize, name):
     script = SCRIPTS[name]()
@@ -54,6 +55,7 @@ def test_without_type_map_exclude_types_are_checked_against_sel_length():
     assert "model/descriptor/sel" in problem.message
 
 
+@pytest.mark.slow
 def test_empty_type_map_is_read_as_no_type_map(deepmd_normalize):
     """DeePMD-kit 3.2 accepts `type_map: []` and trains as without a type map
     (deepmd/tf/entrypoints/train.py: an empty model type map gives the data none)."""

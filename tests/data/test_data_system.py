@@ -353,6 +353,7 @@ DEEPMD_BATCHES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @needs_water
 @pytest.mark.parametrize("batch_size, auto_prob, sys_probs", [
     ([3, 7, 80, 100], "prob_sys_size", None),

@@ -320,6 +320,7 @@ def deepmd_water(tmp_path_factory):
     return json.loads(lines[-1][len("ORACLE-JSON "):])
 
 
+@pytest.mark.slow
 def test_water_statistics_match_deepmd(deepmd_water):
     for key, one_type in (("typed", False), ("one_type", True)):
         min_dist, sizes = neighbor_stat(str(WATER), RCUT, ["O", "H"], one_type=one_type)
@@ -327,11 +328,13 @@ def test_water_statistics_match_deepmd(deepmd_water):
         assert min_dist == pytest.approx(deepmd_water[key]["min_nbor_dist"], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_auto_sel_matches_deepmd(deepmd_water):
     for spec in SEL_SPECS:
         assert auto_sel(range(200), parse_auto_sel(spec)) == deepmd_water["sel"][spec], spec
 
 
+@pytest.mark.slow
 def test_entry_point_logs_deepmd_lines(deepmd_water, caplog):
     with caplog.at_level(logging.INFO, logger="deepmd_tebd"):
         assert run_neighbor_stat(str(WATER), RCUT, ["O", "H"]) == 0

@@ -103,6 +103,7 @@ def test_auto_sel_with_skipped_neighbor_stat_is_refused(workdir):
     assert found[0][0] == "model/descriptor/sel" and "--skip-neighbor-stat" in found[0][1]
 
 
+@pytest.mark.slow
 def test_dp_check_prints_resolved_sel_and_refuses_bad_data(workdir):
     def auto(d):
         d["model"]["descriptor"]["sel"] = "auto"

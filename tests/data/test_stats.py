@@ -338,6 +338,7 @@ def deepmd_water_stats(tmp_path_factory):
             "params": params, "theirs": theirs}
 
 
+@pytest.mark.slow
 def test_descriptor_stats_match_deepmd_kit_on_water(deepmd_water_stats):
     davg, dstd = se_a_stats(deepmd_water_stats["flat"], 2, [46, 92], RCUT, RCUT_SMTH)
     theirs = deepmd_water_stats["theirs"]
@@ -345,6 +346,7 @@ def test_descriptor_stats_match_deepmd_kit_on_water(deepmd_water_stats):
     np.testing.assert_allclose(dstd, theirs["dstd"], rtol=1e-10, atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BIAS_CASES))
 def test_energy_bias_matches_deepmd_kit_on_water(deepmd_water_stats, case):
     ours = compute_energy_bias(deepmd_water_stats["stat"], 2, rcond=RCOND[case],
@@ -352,6 +354,7 @@ def test_energy_bias_matches_deepmd_kit_on_water(deepmd_water_stats, case):
     np.testing.assert_allclose(ours, deepmd_water_stats["theirs"][f"bias/{case}"], rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_fparam_aparam_stats_match_deepmd_kit(deepmd_water_stats):
     params, theirs = deepmd_water_stats["params"], deepmd_water_stats["theirs"]
     stat = [[{"fparam": params["fparam"][:25], "aparam": params["aparam"][:25]}],

@@ -236,6 +236,7 @@ def test_missing_systems_are_refused_as_os_errors(tmp_path):
         find_systems([tmp_path / "empty"])
 
 
+@pytest.mark.slow
 def test_data_modules_import_no_tensorflow():
     import subprocess
     import sys

@@ -9,10 +9,13 @@ import json
 import textwrap
 
 import numpy as np
+import pytest
 from test_data_system import write_system
 
 from deepmd_tebd.data.data_system import DataSystem
 from reference.deepmd_oracle import run_oracle_script
+
+pytestmark = pytest.mark.slow
 
 DEEPMD_UNTYPED = textwrap.dedent("""
     import json, sys

@@ -3,7 +3,8 @@ tests/shared_build.py): ours trained by `dp train` (the upstream se_e2_a_tebd wa
 steps) and frozen by `dp freeze`; DeePMD-kit's trained and frozen from the same input by
 DeePMD-kit 3.2 (in the oracle venv); a small model without type embedding (and each side's
 `dp compress` of it); both sides' se_a_ebd_v2 models of DeePMD-kit's current example (20 steps),
-and ours with smooth_type_embedding (100 steps). Our `dp` runs in the test process
+and ours with smooth_type_embedding (small nets, 100 steps); a small model of the
+type-embedding input for MD runs. Our `dp` runs in the test process
 (tests/dp_command.py), DeePMD-kit's in its venv."""
 import json
 import shutil
@@ -86,6 +87,13 @@ def ours_graph(ours_run) -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_tebd_graph(tmp_path_factory) -> Path:
+    """Our frozen model of the same input with small nets (100 steps): MD runs of many steps."""
+    return _shared_run(tmp_path_factory, "small_tebd", water_input(small=True), dp,
+                       ["train", "input.json"], ["freeze", "-o", "small.pb"]) / "small.pb"
+
+
+@pytest.fixture(scope="session")
 def theirs_graph(tmp_path_factory) -> Path:
     """DeePMD-kit 3.2's frozen model of the same input (TensorFlow backend)."""
     require_oracle()
@@ -150,8 +158,8 @@ def ours_ebd_v2_graph(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ours_ebd_v2_smooth_graph(tmp_path_factory) -> Path:
-    """Our se_a_ebd_v2 model with smooth_type_embedding true (100 steps), frozen."""
-    script = water_input(EBD_V2_INPUT)
+    """Our se_a_ebd_v2 model with smooth_type_embedding true (small nets, 100 steps), frozen."""
+    script = water_input(EBD_V2_INPUT, small=True)
     script["model"]["descriptor"]["smooth_type_embedding"] = True
     return _shared_run(tmp_path_factory, "ours_ebd_v2_smooth", script, dp,
                        ["train", "input.json"], ["freeze", "-o", "v2s.pb"]) / "v2s.pb"

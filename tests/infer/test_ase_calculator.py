@@ -12,6 +12,8 @@ from ase import units  # noqa: E402
 from deepmd_tebd.calculator import DP  # noqa: E402
 from deepmd_tebd.infer import DeepPot  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 def water_atoms():
     coords, cells, types = water_frames(1)

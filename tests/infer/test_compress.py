@@ -13,6 +13,8 @@ from shared_paths import WATER
 
 from deepmd_tebd.infer.deep_pot import DeepPot
 
+pytestmark = pytest.mark.slow
+
 TOL = 1e-10
 
 

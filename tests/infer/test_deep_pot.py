@@ -14,6 +14,7 @@ def pot(ours_graph):
     return DeepPot(ours_graph)
 
 
+@pytest.mark.slow
 def test_shapes_and_atomic_sums(pot):
     coords, cells, types = water_frames(3)
     e, f, v, ae, av = pot.eval(coords, cells, types, atomic=True)
@@ -36,6 +37,7 @@ def test_atom_order_is_mapped_back(pot):
     np.testing.assert_allclose(vp, v, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_batches_of_frames_give_the_numbers_of_one_run(ours_graph):
     coords, cells, types = water_frames(5)
     whole = DeepPot(ours_graph, batch_atoms=10_000).eval(coords, cells, types, atomic=True)
@@ -72,6 +74,7 @@ def _write(path, graph_def):
     return path
 
 
+@pytest.mark.slow
 def test_bad_model_files_are_named(ours_graph, tmp_path):
     with pytest.raises(ModelFileError, match=r"missing\.pb: no such model file"):
         DeepPot(tmp_path / "missing.pb")
@@ -97,6 +100,7 @@ def test_bad_model_files_are_named(ours_graph, tmp_path):
         DeepPot(_write(tmp_path / "future.pb", graph_def))
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_model_in_one_line_and_fails(tmp_path):
     (tmp_path / "empty.pb").write_bytes(b"")
     result = dp(tmp_path, "test", "-m", "empty.pb", "-s", ".")
@@ -105,6 +109,7 @@ def test_cli_reports_a_bad_model_in_one_line_and_fails(tmp_path):
     assert "empty.pb: the file holds no graph" in result.stderr
 
 
+@pytest.mark.slow
 def test_freeze_without_checkpoint_fails_and_writes_nothing(tmp_path):
     result = dp(tmp_path, "freeze", "-o", "graph.pb")
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -112,6 +117,7 @@ def test_freeze_without_checkpoint_fails_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_freeze_replaces_the_output_whole(ours_run, tmp_path):
     out = tmp_path / "graph.pb"
     out.write_bytes(b"old")
@@ -124,6 +130,7 @@ def test_freeze_replaces_the_output_whole(ours_run, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["graph.pb"]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_compress_refuses_type_embedding_and_writes_nothing(ours_graph, tmp_path):
     result = dp(tmp_path, "compress", "-i", str(ours_graph), "-o", "out.pb")
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -132,6 +139,7 @@ def test_compress_refuses_type_embedding_and_writes_nothing(ours_graph, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["ours", "theirs"])
 def test_compress_refuses_se_a_ebd_v2_and_writes_nothing(which, request, tmp_path):
     """Ours (the training script names se_a_ebd_v2) and DeePMD-kit's graph (its type-net
@@ -144,6 +152,7 @@ def test_compress_refuses_se_a_ebd_v2_and_writes_nothing(which, request, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_plain_model_freezes_and_evaluates(plain_graph):
     coords, cells, types = water_frames(2)
     e, f, v = DeepPot(plain_graph).eval(coords, cells, types)

@@ -11,6 +11,8 @@ from conftest import deepmd_eval, dp, oracle_dp, water_frames
 from deepmd_tebd.infer import DeepPot
 from deepmd_tebd.infer import node_names as nn
 
+pytestmark = pytest.mark.slow
+
 KEYS = ("energy", "force", "virial", "atom_energy", "atom_virial")
 
 

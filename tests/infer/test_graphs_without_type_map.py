@@ -18,6 +18,8 @@ from reference.deepmd_inputs import tebd_water_se_a_type, v1_water_se_a
 from reference.lammps import run_lammps
 from shared_paths import WATER
 
+pytestmark = pytest.mark.slow
+
 STEPS = 20
 
 

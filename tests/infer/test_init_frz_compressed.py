@@ -23,6 +23,8 @@ from deepmd_tebd.infer.weight_names import graph_constants
 from deepmd_tebd.store.restore import tables_of_checkpoint, tables_of_graph
 from deepmd_tebd.train.lcurve import read_lcurve
 
+pytestmark = pytest.mark.slow
+
 GRAPHS = ["ours_compressed_graph", "theirs_compressed_graph"]
 NETS = [f"filter_type_{i}_{j}" for i in range(2) for j in range(2)]
 

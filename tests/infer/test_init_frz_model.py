@@ -11,6 +11,8 @@ from conftest import dp, make_workdir, one_frame_system, oracle_dp, water_frames
 from deepmd_tebd.infer.deep_pot import DeepPot
 from deepmd_tebd.train.lcurve import read_lcurve
 
+pytestmark = pytest.mark.slow
+
 
 def _workdir(tmp_path, numb_steps):
     script = water_input("water_se_e2_a.json", numb_steps=numb_steps, small=True)

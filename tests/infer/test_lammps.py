@@ -1,13 +1,16 @@
 """Our frozen graph in LAMMPS (`pair_style deepmd` of DeePMD-kit 3.2, installed with its `lmp`
 extra in the oracle venv): LAMMPS builds ghost atoms and its own neighbour list and sums the
 virial from o_atom_virial, with DeePMD-kit's kernels. Step 0 equals our DeepPot, and NVE
-conserves the total energy (the forces are the gradient of the energy that LAMMPS reports)."""
+conserves the total energy (the forces are the gradient of the energy that LAMMPS reports): the
+MD runs use small nets of the same inputs, the step-0 checks the full-size example."""
 import numpy as np
 import pytest
 from conftest import water_frames
 
 from deepmd_tebd.infer import DeepPot
 from reference.lammps import run_lammps
+
+pytestmark = pytest.mark.slow
 
 NVE_STEPS = 600
 
@@ -16,7 +19,15 @@ NVE_STEPS = 600
 def lammps_run(ours_graph, tmp_path_factory):
     coords, cells, types = water_frames(1)
     return run_lammps(tmp_path_factory.mktemp("lammps"), ours_graph, coords[0], cells[0], types,
-                      ["O", "H"], nve_steps=NVE_STEPS, timestep_ps=0.00025, temperature=50.0)
+                      ["O", "H"])
+
+
+@pytest.fixture(scope="module")
+def nve_run(small_tebd_graph, tmp_path_factory):
+    coords, cells, types = water_frames(1)
+    return run_lammps(tmp_path_factory.mktemp("nve"), small_tebd_graph, coords[0], cells[0],
+                      types, ["O", "H"], nve_steps=NVE_STEPS, timestep_ps=0.00025,
+                      temperature=50.0)
 
 
 def test_step_zero_equals_deep_pot(lammps_run, ours_graph):
@@ -37,8 +48,8 @@ def assert_total_energy_conserved(run):
     assert drift <= 0.01 * pe_swing, (drift, pe_swing)
 
 
-def test_nve_conserves_the_total_energy(lammps_run):
-    assert_total_energy_conserved(lammps_run)
+def test_nve_conserves_the_total_energy(nve_run):
+    assert_total_energy_conserved(nve_run)
 
 
 def test_se_a_ebd_v2_with_smooth_type_embedding_conserves_the_total_energy(

@@ -110,6 +110,7 @@ def _parse(path: Path) -> tuple[list[str], np.ndarray]:
     return comments, np.loadtxt(path)
 
 
+@pytest.mark.slow
 def test_model_devi_equals_deepmd_kit_for_every_option(tmp_path, systems, plain_graph,
                                                          ours_small_tebd, theirs_graph):
     from deepmd_tebd.infer.model_devi import make_model_devi
@@ -135,6 +136,7 @@ def test_model_devi_equals_deepmd_kit_for_every_option(tmp_path, systems, plain_
         np.testing.assert_allclose(our_numbers, their_numbers, rtol=1e-6, atol=0, err_msg=name)
 
 
+@pytest.mark.slow
 def test_dp_model_devi_command_writes_the_same_file_as_the_function(tmp_path, systems,
                                                                     plain_graph, ours_small_tebd):
     from deepmd_tebd.infer.model_devi import make_model_devi
@@ -220,6 +222,7 @@ def _dumped_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(coords), np.array(cells)
 
 
+@pytest.mark.slow
 def test_lammps_model_deviation_file_equals_dp_model_devi(tmp_path, plain_graph, ours_small_tebd,
                                                           ours_small_tebd_2):
     """LAMMPS's own deviation file (pair_style deepmd with three graphs) on its NVE run equals

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from deepmd_tebd.infer import node_names as nn
@@ -20,6 +21,7 @@ print(json.dumps(_make_node_names("ener")))
 SPIN_ONLY = {"spin_attr/virtual_len", "spin_attr/spin_norm"}
 
 
+@pytest.mark.slow
 def test_default_nodes_are_deepmd_kits_energy_model_nodes(tmp_path):
     theirs = json.loads(run_oracle_script(DEEPMD_NODE_NAMES, {}, tmp_path))
     assert [name for name in theirs if name in nn.DEFAULT_NODES] == list(nn.DEFAULT_NODES)
@@ -34,6 +36,7 @@ def test_node_names_and_checkpoint_keys_import_without_tensorflow():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_checkpoint_of_dp_train_has_the_keys_dp_freeze_reads(ours_run):
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(ours_run)))
     keys = set(reader.get_variable_to_shape_map())

@@ -21,6 +21,8 @@ if str(ROOT) not in sys.path:
 
 from tests.reference.deepmd_oracle import require_oracle, run_oracle  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 RUNNER = Path(__file__).resolve().parent / "deepmd_model_runner.py"
 VARIANTS = [(True, True), (True, False), (False, True), (False, False)]
 KEYS = ("energy", "atom_energy", "force", "virial", "atom_virial")

@@ -42,6 +42,7 @@ def numpy_descriptor(model, frame, rmat):
     return np.array(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tebd, type_one_side", [(True, True), (True, False), (False, True),
                                                  (False, False)])
 def test_descriptor_matches_numpy_evaluation_of_the_same_weights(tebd, type_one_side):

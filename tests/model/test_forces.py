@@ -81,6 +81,7 @@ def test_energy_is_sum_of_atomic_energies():
     assert out["energy"].dtype == np.float64 and out["force"].dtype == np.float64
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tebd", [True, False, "ebd_v2_smooth"],
                          ids=["tebd", "per_type", "ebd_v2_smooth"])
 def test_force_loss_gradient_matches_weight_finite_difference(tebd):

@@ -179,6 +179,7 @@ DEEPMD_EMBEDDING_NET = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("in_width, widths", [(1, [5, 10, 20]), (7, [7, 14])])
 def test_seeded_initial_weights_are_deepmd_kits(tmp_path, in_width, widths):
     args = {"in_width": in_width, "widths": widths, "seed": 3}

@@ -41,6 +41,7 @@ def test_type_embedding_shares_parameters(type_one_side):
     assert eight["type_embedding"] > two["type_embedding"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("type_one_side, nets", [(True, lambda t: t), (False, lambda t: t * t)])
 def test_per_type_nets_grow_with_the_types(type_one_side, nets):
     two = parameter_counts(2, False, type_one_side)

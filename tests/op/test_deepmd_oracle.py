@@ -28,6 +28,8 @@ from tests.shared_paths import WATER as WATER_DATA  # noqa: E402
 from tests.reference.deepmd_oracle import OracleError, oracle_python, run_deepmd_ops, split_case  # noqa: E402
 from tests.reference.deepmd_ops_runner import OP_NAMES, run_case  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 WATER = WATER_DATA / "data_3"
 
 RCUT, RCUT_SMTH = 6.0, 0.5

@@ -14,6 +14,8 @@ OP = ROOT / "op"
 sys.path.insert(0, str(OP))
 from cuda_flags import cuda_make_variables  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 def make(target, build_dir, timeout):
     cmd = ["make", "-C", str(OP), f"BUILD={build_dir}"] + ([target] if target else [])

@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 import deepmd_tebd
+
+pytestmark = pytest.mark.slow
 
 PACKAGE = Path(deepmd_tebd.__file__).resolve().parent
 

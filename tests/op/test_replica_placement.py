@@ -47,6 +47,7 @@ def test_each_mirrored_replica_runs_the_custom_ops_on_its_own_gpu():
     check_report(report)
 
 
+@pytest.mark.slow
 def test_each_mirrored_replica_runs_the_custom_ops_on_its_own_cpu_device():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(ROOT), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),

@@ -97,6 +97,7 @@ def _ours(z, dtype):
     return out
 
 
+@pytest.mark.slow
 def test_tabulation_ops_equal_deepmd_kit_3_2_on_every_lookup_branch(tmp_path):
     z = _inputs()
     np.savez(tmp_path / "inputs.npz", **z)

@@ -206,6 +206,7 @@ def test_dsf_coulomb_and_lennard_jones_continuous_at_cutoff():
     assert np.abs(f1 - f2).max() < 1e-6
 
 
+@pytest.mark.slow
 def test_md_conserves_energy_without_thermostat():
     rng = np.random.default_rng(4)
     model = forcefield.WaterModel(32)

@@ -6,12 +6,15 @@ import json
 import textwrap
 
 import numpy as np
+import pytest
 from reference.deepmd_oracle import run_oracle_script
 from shared_paths import WATER, needs_water
 
 from deepmd_tebd.config import build_config, normalize
 from deepmd_tebd.data.data_system import DataSystem
 from deepmd_tebd.train.build import build_trainer
+
+pytestmark = pytest.mark.slow
 
 SEED, NSTAT, NUMB_BTCH, STEPS, DISP = 20240611, 2, 2, 7, 3
 

@@ -14,6 +14,8 @@ from shared_paths import needs_water
 from test_distributed import ENV, dp_train_argv, finish, kill_all, start_workers
 from test_dp_train import rows, small_input, workdir
 
+pytestmark = pytest.mark.slow
+
 LONG = 100000  # steps: the runs below are stopped long before
 
 

@@ -49,6 +49,7 @@ def rows(lcurve):
     return [line for line in Path(lcurve).read_text().splitlines() if not line.startswith("#")]
 
 
+@pytest.mark.slow
 def test_training_writes_lcurve_checkpoints_and_out_json(tmp_path):
     run = workdir(tmp_path, small_input())
     result = dp_train(run)
@@ -60,6 +61,7 @@ def test_training_writes_lcurve_checkpoints_and_out_json(tmp_path):
     assert "steps/s, ETA" in result.stderr and "finished training" in result.stderr
 
 
+@pytest.mark.slow
 def test_restart_reproduces_the_uninterrupted_lcurve(tmp_path):
     run = workdir(tmp_path, small_input())
     assert dp_train(run).returncode == 0
@@ -79,6 +81,7 @@ def test_restart_reproduces_the_uninterrupted_lcurve(tmp_path):
     assert restarted[1:] == full[3:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_leaves_a_checkpoint_that_restart_accepts(tmp_path, signum):
     run = workdir(tmp_path, small_input(numb_steps=100000, disp_freq=10, save_freq=100000))
@@ -111,6 +114,7 @@ def broken_copy(tmp_path, breaker):
     return data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("breaker,fragment", [
     (lambda s: (s / "force.npy").unlink(), "force.npy"),
     (lambda s: np.save(s / "coord.npy", np.load(s / "coord.npy")[:, :-3]), "coord.npy"),
@@ -127,6 +131,7 @@ def test_bad_data_gets_one_clear_error_naming_the_file(tmp_path, breaker, fragme
     assert fragment in result.stderr and "data_0" in result.stderr
 
 
+@pytest.mark.slow
 def test_water_example_trains_from_a_copy(tmp_path):
     shutil.copytree(EXAMPLE, tmp_path / "water")
     run = tmp_path / "water/se_e2_a_tebd"
@@ -138,6 +143,7 @@ def test_water_example_trains_from_a_copy(tmp_path):
     assert len(rows(run / "lcurve.out")) == 3 and (run / "model.ckpt-4.index").exists()
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_written_when_asked(tmp_path):
     script = small_input(numb_steps=4, disp_freq=2, save_freq=4)
     script["training"].update(tensorboard=True, tensorboard_log_dir="tb", tensorboard_freq=2)

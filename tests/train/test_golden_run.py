@@ -14,6 +14,8 @@ import pytest
 from dp_command import run_dp
 from shared_paths import WATER, needs_water
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RECORD = os.environ.get("DEEPMD_TEBD_RECORD_GOLDEN") == "1"

@@ -26,6 +26,7 @@ def deepmd_schedule(start_lr, stop_lr, decay_steps, numb_steps, steps):
     return np.array(json.loads(out))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start,stop,decay,nsteps", CASES)
 def test_schedule_matches_deepmd(start, stop, decay, nsteps):
     steps = sorted({0, 1, decay - 1, decay, decay + 1, 3 * decay, nsteps // 2, nsteps - 1})

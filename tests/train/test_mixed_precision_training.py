@@ -5,10 +5,13 @@ to a graph that computes in float16."""
 import json
 import math
 
+import pytest
 import tensorflow as tf
 from dp_command import run_dp
 from shared_paths import WATER, needs_water
 from test_dp_train import dp_train, rows
+
+pytestmark = pytest.mark.slow
 
 
 def example_input(numb_steps=20, disp_freq=10):

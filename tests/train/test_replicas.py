@@ -9,10 +9,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from shared_paths import needs_water
 from test_distributed import (ENV, STEPS, WORKER, _union_batch, dp_train_argv,
                               one_set_of_outputs)
 from test_dp_train import rows, small_input, workdir
+
+pytestmark = pytest.mark.slow
 
 
 @needs_water

@@ -11,7 +11,7 @@ from shared_paths import INPUTS, WATER, needs_water
 
 from deepmd_tebd.train.lcurve import read_lcurve
 
-pytestmark = needs_water
+pytestmark = [needs_water, pytest.mark.slow]
 
 
 def _dp(cwd, *args, check=True):
