@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .bounds import check_bounds
 from .errors import ConfigError, Problem
 from .normalize import normalize
 from .objects import Config, build_config
@@ -14,7 +15,19 @@ __all__ = ["Config", "ConfigError", "Problem", "build_config", "load_config", "l
 
 
 def read_script(path) -> dict:
-    """The raw content of a JSON (*.json) or YAML (*.yaml, *.yml) input script."""
+    """The raw content of a JSON (*.json) or YAML (*.yaml, *.yml) input script, bounded in depth
+    and in what its YAML aliases expand to (config/bounds.py)."""
+    data = _parse(path)
+    check_bounds(data, str(path))
+    return data
+
+
+def _too_deep(source: str) -> ConfigError:
+    return ConfigError(source, [Problem("", "nested too deeply to be read (hundreds of levels); "
+                                        "an input script is a few levels deep")])
+
+
+def _parse(path):
     path = Path(path)
     source = str(path)
     name = path.name.lower()
@@ -28,6 +41,8 @@ def read_script(path) -> dict:
     if name.endswith("json"):
         try:
             return json.loads(text)
+        except RecursionError:
+            raise _too_deep(source) from None
         except json.JSONDecodeError as err:
             raise ConfigError(source, [Problem("", f"invalid JSON at line {err.lineno}, column "
                                                f"{err.colno}: {err.msg}")]) from None
@@ -35,6 +50,8 @@ def read_script(path) -> dict:
 
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise _too_deep(source) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -10,6 +10,7 @@ import json
 from jsonschema import Draft202012Validator, validators
 
 from . import schema as S
+from .bounds import check_bounds, non_finite_numbers
 from .compat import convert_to_v2
 from .errors import ConfigError, Problem
 
@@ -30,6 +31,8 @@ def normalize(data, source: str = "<input>") -> dict:
     if not isinstance(data, dict):
         raise ConfigError(source, [Problem("", "the input script must be a mapping of sections "
                                            f"(model, training, ...), got {_show(data)}")])
+    check_bounds(data, source)
+    _raise_if(non_finite_numbers(data), source)
     data = _drop_private(convert_to_v2(copy.deepcopy(data), source))
     problems: list[Problem] = []
     schema = _document_schema(data, problems)
@@ -78,10 +81,33 @@ def _show(value) -> str:
     if value is None:
         return "null"
     kind = next((word for t, word in _KINDS if isinstance(value, t)), type(value).__name__)
-    text = json.dumps(value, default=str)
+    text = _brief(value, 60)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({kind})"
+
+
+def _brief(value, limit: int) -> str:
+    """`value` as JSON, rendered only up to a little over `limit` characters (a value is never
+    expanded whole: it may be a list of a million systems)."""
+    if isinstance(value, dict):
+        items, opener, closer = value.items(), "{", "}"
+    elif isinstance(value, list):
+        items, opener, closer = enumerate(value), "[", "]"
+    else:
+        text = json.dumps(value, default=str)
+        return text if len(text) <= limit + 3 else text[:limit] + "..."
+    parts, used = [], 1
+    for key, item in items:
+        if used > limit:
+            parts.append("...")
+            break
+        part = _brief(item, limit - used)
+        if opener == "{":
+            part = f"{json.dumps(str(key))}: {part}"
+        parts.append(part)
+        used += len(part) + 2
+    return opener + ", ".join(parts) + closer
 
 
 # ---------------------------------------------------------------------------------------------

@@ -209,8 +209,9 @@ for _term, _what, _start, _limit in [
     ("e", "energy", 0.02, 1.0), ("f", "force", 1000, 1.0), ("v", "virial", 0.0, 0.0),
     ("ae", "atomic energy", 0.0, 0.0), ("pf", "atom-prefactor force", 0.0, 0.0),
 ]:
-    _PREFACTORS[f"start_pref_{_term}"] = _num(_start, f"{_what} prefactor at the start")
-    _PREFACTORS[f"limit_pref_{_term}"] = _num(_limit, f"{_what} prefactor at the end")
+    _PREFACTORS[f"start_pref_{_term}"] = _num(_start, f"{_what} prefactor at the start",
+                                              minimum=0)
+    _PREFACTORS[f"limit_pref_{_term}"] = _num(_limit, f"{_what} prefactor at the end", minimum=0)
 
 LOSS_ENER = _section({
     "type": _str("ener", "loss type: ener"),
@@ -218,8 +219,8 @@ LOSS_ENER = _section({
     "relative_f": _key(["number", "null"], doc="relative force error: each atom's force error "
                                               "is divided by |F| + relative_f"),
     "enable_atom_ener_coeff": _bool(False, "energy = sum of c_i e_i with atom_ener_coeff.npy"),
-    "start_pref_gf": _num(0.0, "generalised-force prefactor at the start"),
-    "limit_pref_gf": _num(0.0, "generalised-force prefactor at the end"),
+    "start_pref_gf": _num(0.0, "generalised-force prefactor at the start", minimum=0),
+    "limit_pref_gf": _num(0.0, "generalised-force prefactor at the end", minimum=0),
     "numb_generalized_coord": _int(0, "number of generalised coordinates (drdq.npy)", 0),
     **_v3("f_use_norm", "huber_delta", "intensive_ener_virial", "start_pref_h", "limit_pref_h",
           "loss_func", "use_default_pf", "use_huber"),

@@ -7,22 +7,11 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from deepmd_tebd.config import ConfigError, load_config, normalize
 
-# DeePMD-kit's example input, in ../shared beside the checkout
-EXAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "inputs" / \
-    "water_se_e2_a_tebd.json"
-
-
-@pytest.fixture(scope="module")
-def tebd() -> dict:
-    if not EXAMPLE.is_file():
-        pytest.skip(f"DeePMD-kit's example input {EXAMPLE} is not there")
-    return json.loads(EXAMPLE.read_text())
 
 
 # ---------------------------------------------------------------------------------------------
