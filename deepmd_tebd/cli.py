@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 
@@ -13,6 +14,34 @@ from . import __version__
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "3": logging.DEBUG, "INFO": logging.INFO,
               "2": logging.INFO, "WARNING": logging.WARNING, "1": logging.WARNING,
               "ERROR": logging.ERROR, "0": logging.ERROR}
+
+
+def _integer(low: int, allowed: tuple = ()):
+    """An argparse type: an integer >= `low` (or one of `allowed`)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low and value not in allowed:
+            also = "".join(f" or {a}" for a in allowed)
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}{also}, got {value}")
+        return value
+    return parse
+
+
+def _number(positive: bool):
+    """An argparse type: a finite number, > 0 when `positive`, else >= 0."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            bound = "> 0" if positive else ">= 0"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text}")
+        return value
+    return parse
 
 
 def _logging_options() -> argparse.ArgumentParser:
@@ -48,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the normalised input script is written")
     train.add_argument("--skip-neighbor-stat", action="store_true",
                        help="skip the neighbour statistics (sel must be a list)")
-    train.add_argument("--workers", type=int, default=None, metavar="N",
+    train.add_argument("--workers", type=_integer(1), default=None, metavar="N",
                        help="data-parallel training in N local worker processes (loopback)")
     train.add_argument("-m", "--mpi-log", choices=["master", "collect", "workers"],
                        default="master", help="data-parallel runs: master: only the chief "
@@ -75,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("-f", "--datafile", default=None, help="a file listing one system per "
                        "line")
     test.add_argument("-S", "--set-prefix", default="set", help="prefix of the set folders")
-    test.add_argument("-n", "--numb-test", type=int, default=0,
+    test.add_argument("-n", "--numb-test", type=_integer(0), default=0,
                       help="frames tested per system (0: all)")
     test.add_argument("-r", "--rand-seed", type=int, default=None,
                       help="seed of --shuffle-test")
@@ -95,15 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     devi.add_argument("-S", "--set-prefix", default=None, help="ignored (as DeePMD-kit 3.2)")
     devi.add_argument("-o", "--output", default="model_devi.out",
                       help="the output file (appended to)")
-    devi.add_argument("-f", "--frequency", type=int, default=1,
+    devi.add_argument("-f", "--frequency", type=_integer(1), default=1,
                       help="steps between frames: the step column is frame index x this")
     devi.add_argument("--real_error", action="store_true",
                       help="the RMS error against the systems' labels instead of the deviation")
     devi.add_argument("--atomic", action="store_true",
                       help="append each atom's force deviation to its row")
-    devi.add_argument("--relative", type=float, default=None, metavar="LEVEL",
+    devi.add_argument("--relative", type=_number(positive=False), default=None, metavar="LEVEL",
                       help="relative force deviation: divided by |mean force| + LEVEL")
-    devi.add_argument("--relative_v", type=float, default=None, metavar="LEVEL",
+    devi.add_argument("--relative_v", type=_number(positive=False), default=None,
+                      metavar="LEVEL",
                       help="relative virial deviation: divided by |mean virial| + LEVEL")
 
     compress = sub.add_parser("compress", parents=[common],
@@ -112,11 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the frozen model to compress")
     compress.add_argument("-o", "--output", default="frozen_model_compressed.pb",
                           help="the compressed model (written atomically)")
-    compress.add_argument("-s", "--step", type=float, default=0.01,
+    compress.add_argument("-s", "--step", type=_number(positive=True), default=0.01,
                           help="step of the first table (the second uses 10 x step)")
-    compress.add_argument("-e", "--extrapolate", type=int, default=5,
+    compress.add_argument("-e", "--extrapolate", type=_integer(1), default=5,
                           help="the second table reaches EXTRAPOLATE x the upper bound")
-    compress.add_argument("-f", "--frequency", type=int, default=-1,
+    compress.add_argument("-f", "--frequency", type=_integer(1, allowed=(-1,)), default=-1,
                           help="overflow check frequency (-1: never), kept in the graph's script")
     compress.add_argument("-c", "--checkpoint-folder", default="model-compression",
                           help="accepted as DeePMD-kit's; nothing is written there (the "
@@ -148,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="neighbour statistics of a data set")
     stat.add_argument("-s", "--system", default=".", help="system directory, searched "
                       "recursively for systems")
-    stat.add_argument("-r", "--rcut", type=float, required=True, help="cut-off radius")
+    stat.add_argument("-r", "--rcut", type=_number(positive=True), required=True,
+                      help="cut-off radius")
     stat.add_argument("-t", "--type-map", nargs="+", required=True, help="element names")
     stat.add_argument("--one-type", action="store_true", help="count all types as one")
     return parser
@@ -237,11 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    # TensorFlow's C++ log (read when TensorFlow starts): errors only, unless the user set it
+    # or asked for DEBUG, where its warnings show too
+    debug = LOG_LEVELS[args.log_level] == logging.DEBUG
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if debug else "2")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING if debug else logging.ERROR)
     _setup_logging(args)
     from .config.errors import ConfigError
     from .train.cluster_env import ClusterError
 
-    input_errors: tuple = (ConfigError, ClusterError)
+    from .store.outputs import OutputError
+
+    input_errors: tuple = (ConfigError, ClusterError, OutputError)
     try:
         from .data.system import DataError
 
@@ -253,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         from .infer.frozen import CheckpointError, ModelFileError
 
         input_errors += (CheckpointError, ModelFileError, CompressionRefused)
+    if args.command == "plot":
+        from .train.lcurve import LcurveError
+
+        input_errors += (LcurveError,)
     try:
         return _dispatch(args, argv)
     except input_errors as err:

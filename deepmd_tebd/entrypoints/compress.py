@@ -9,6 +9,8 @@ def run(input: str = "frozen_model.pb", output: str = "frozen_model_compressed.p
     cannot be compressed (type embedding, resnet_dt, every pair excluded, compressed already).
     The checkpoint folder (-c) of DeePMD-kit is accepted and not written."""
     from ..infer.compression import compress
+    from ..store.outputs import check_output
 
+    check_output(output, "the compressed model (-o)", inputs=(input, training_script))
     compress(input, output, step, extrapolate, frequency, training_script)
     return 0

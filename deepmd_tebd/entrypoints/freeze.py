@@ -8,7 +8,9 @@ def run(checkpoint_folder: str = ".", output: str = "frozen_model.pb",
     (comma-separated; default: the model's outputs and attributes); `best`: the best model's
     checkpoint instead of the newest."""
     from ..infer.frozen import freeze
+    from ..store.outputs import check_output
 
+    check_output(output, "the frozen model (-o)")
     nodes = None if node_names is None else [n.strip() for n in node_names.split(",")
                                               if n.strip()]
     freeze(checkpoint_folder, output, nodes, best)

@@ -9,6 +9,8 @@ def run(models: list[str], system: str = ".", output: str = "model_devi.out",
     """Appends the model deviation of `models` on the systems under `system` to `output`; the
     arguments are `dp model-devi`'s options."""
     from ..infer.model_devi import make_model_devi
+    from ..store.outputs import check_output
 
+    check_output(output, "the model deviation file (-o)", inputs=models)
     make_model_devi(models, system, output, frequency, real_error, atomic, relative, relative_v)
     return 0

@@ -50,19 +50,46 @@ class LearningCurve:
         self.file.close()
 
 
-def read_lcurve(path: str) -> tuple[list[str], np.ndarray]:
+class LcurveError(ValueError):
+    """A learning-curve file that cannot be read; the message names the file and the line."""
+
+
+def read_lcurve(path: str, required: tuple = ("step",)) -> tuple[list[str], np.ndarray]:
     """Column names and values of lcurve.out or valid.out, ours or DeePMD-kit's: the header is
     the comment line starting with "step" (the last one wins after a --restart; DeePMD-kit 3.x
-    writes a note line after it)."""
+    writes a note line after it). LcurveError when it cannot be read, a row is not as many
+    numbers as the header names, or a column of `required` is missing."""
     names, rows = None, []
-    with open(path) as f:
-        for line in f:
-            if line.startswith("#"):
-                words = line[1:].split()
-                if words[:1] == ["step"]:
-                    names = words
-            elif line.strip():
-                rows.append([float(v) for v in line.split()])
+    try:
+        with open(path) as f:
+            for number, line in enumerate(f, 1):
+                if line.startswith("#"):
+                    words = line[1:].split()
+                    if words[:1] == ["step"]:
+                        names = words
+                elif line.strip():
+                    rows.append(_row(path, number, line, names))
+    except (OSError, UnicodeDecodeError) as err:
+        raise LcurveError(f"{path}: cannot be read: {getattr(err, 'strerror', None) or err}") \
+            from None
     if names is None or not rows:
-        raise ValueError(f"{path} holds no learning curve (expected a header and rows)")
+        raise LcurveError(f"{path} holds no learning curve (expected a header and rows)")
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise LcurveError(f"{path}: the header names no column {', '.join(missing)}; it has "
+                          f"{' '.join(names)}")
     return names, np.array(rows)
+
+
+def _row(path: str, number: int, line: str, names: list[str] | None) -> list[float]:
+    if names is None:
+        raise LcurveError(f"{path}: line {number}: a row before the header line '# step ...'")
+    try:
+        values = [float(v) for v in line.split()]
+    except ValueError:
+        raise LcurveError(f"{path}: line {number}: expected numbers, got {line.strip()[:60]!r}") \
+            from None
+    if len(values) != len(names):
+        raise LcurveError(f"{path}: line {number}: {len(values)} values, but the header names "
+                          f"{len(names)} columns")
+    return values

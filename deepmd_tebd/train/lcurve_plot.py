@@ -20,7 +20,7 @@ def plot_lcurve(lcurve: str, output: str, valid: str | None = None) -> None:
     except ImportError:
         raise SystemExit("dp plot needs matplotlib: pip install matplotlib "
                          "(or the package's [plot] extra)") from None
-    names, data = read_lcurve(lcurve)
+    names, data = read_lcurve(lcurve, required=("step", "lr"))
     step = data[:, names.index("step")]
     errors = sorted({n.rsplit("_", 1)[0] for n in names if n.endswith(("_trn", "_val"))},
                     key=lambda n: [k.rsplit("_", 1)[0] for k in names].index(n))
@@ -47,7 +47,7 @@ def plot_lcurve(lcurve: str, output: str, valid: str | None = None) -> None:
 
 def _whole_columns(path: str) -> dict:
     """step and the lcurve-named errors of a whole-validation file (rmse: sqrt(loss))."""
-    names, data = read_lcurve(path)
+    names, data = read_lcurve(path, required=("step", "rmse_e", "rmse_f", "rmse_v", "loss"))
     columns = {name: data[:, names.index(name)] for name in ("step", "rmse_e", "rmse_f", "rmse_v")}
     columns["rmse"] = np.sqrt(data[:, names.index("loss")])
     return columns
