@@ -29,6 +29,7 @@ tables travel in the checkpoints (`CompressedTables`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -55,6 +56,42 @@ __all__ = ["CheckpointError", "CompressedTables", "TrainingAttributes", "checkpo
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message names it."""
+
+
+_MISMATCH = re.compile(r"incompatible tensor with shape (\(.*?\)) when attempting to restore "
+                       r"variable with shape (\(.*?\)) and name (\S+?)(:\d+)?\.?$")
+
+
+@contextlib.contextmanager
+def _reading(prefix):
+    """CheckpointError naming `prefix` for what TensorFlow raises while reading it: a damaged or
+    foreign file (a truncated .data, a garbage .index), or weights of another model."""
+    try:
+        yield
+    except ValueError as err:
+        text = str(err).strip()
+        found = _MISMATCH.search(text.splitlines()[-1] if text else "")
+        if found is None:
+            raise CheckpointError(f"{prefix}: the checkpoint cannot be read: {text}") from None
+        saved, wanted, name = found.group(1, 2, 3)
+        raise CheckpointError(
+            f"{prefix}: the checkpoint holds another model than the training script's: {name} "
+            f"has shape {saved} there and {wanted} in the script's model (compare neuron, "
+            "axis_neuron, sel, type_map and the descriptor type with the run that wrote it)"
+        ) from None
+    except AssertionError as err:  # objects of the model that the checkpoint lacks
+        names = re.findall(r"path=([^,\s]+)", str(err))
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        raise CheckpointError(f"{prefix}: the checkpoint holds another model than the training "
+                              f"script's: it lacks {shown or 'weights of the model'} (compare "
+                              "the descriptor, type_embedding and fitting_net sections with the "
+                              "run that wrote it)") from None
+    except (tf.errors.OpError, IndexError, UnicodeDecodeError) as err:
+        reason = getattr(err, "message", None) or str(err) or type(err).__name__
+        raise CheckpointError(
+            f"{prefix}: the checkpoint is damaged or is not a TensorFlow checkpoint "
+            f"({reason.strip().splitlines()[0]}); restore it from a copy or use an earlier "
+            "one (<save_ckpt>-<step>)") from None
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -105,7 +142,11 @@ def tables_trackables(model) -> dict:
 
 def tables_of_checkpoint(prefix: str) -> dict | None:
     """{net: NetTable} saved in the checkpoint `prefix`, or None when it has none."""
-    reader = tf.train.load_checkpoint(str(prefix))
+    with _reading(prefix):
+        return _tables_of_reader(tf.train.load_checkpoint(str(prefix)))
+
+
+def _tables_of_reader(reader) -> dict | None:
     start = keys.CKPT_TABLES + "/"
     nets = sorted(path[len(start):-len(keys.TABLE_SUFFIX)]
                   for path in map(keys.variable_path, reader.get_variable_to_shape_map())
@@ -140,12 +181,13 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, prefix: str,
     the prefix whose links name the newest, train/checkpoint.py); unless expect_partial, every
     one must be in it (the whole training state of --restart)."""
     if not Path(str(prefix) + ".index").exists():
-        raise FileNotFoundError(f"no checkpoint at {prefix}: {prefix}.index does not exist")
-    status = checkpoint.read(str(prefix))
-    if expect_partial:
-        status.expect_partial()
-    else:
-        status.assert_existing_objects_matched()
+        raise CheckpointError(f"no checkpoint at {prefix}: {prefix}.index does not exist")
+    with _reading(prefix):
+        status = checkpoint.read(str(prefix))
+        if expect_partial:
+            status.expect_partial()
+        else:
+            status.assert_existing_objects_matched()
 
 
 def restore_model(model, prefix: str, strict: bool = False) -> None:
@@ -153,14 +195,11 @@ def restore_model(model, prefix: str, strict: bool = False) -> None:
     no optimizer state, no step); strict: every weight of the model must be in it
     (CheckpointError otherwise)."""
     compress_from_checkpoint(model, prefix)
-    status = tf.train.Checkpoint(**{keys.CKPT_MODEL: model}).read(str(prefix))
-    status.expect_partial()
-    if strict:
-        try:
+    with _reading(prefix):
+        status = tf.train.Checkpoint(**{keys.CKPT_MODEL: model}).read(str(prefix))
+        status.expect_partial()
+        if strict:
             status.assert_existing_objects_matched()
-        except AssertionError as err:
-            raise CheckpointError(f"{prefix}: the weights do not match the model of its "
-                                  f"training script: {err}") from None
 
 
 def checkpoint_prefix(checkpoint_folder: str | os.PathLike, best: bool = False) -> str:
@@ -171,7 +210,11 @@ def checkpoint_prefix(checkpoint_folder: str | os.PathLike, best: bool = False) 
     if not state.is_file():
         raise CheckpointError(f"{folder}: no checkpoint state file '{state}'; point -c to the "
                               "folder where `dp train` wrote its checkpoints")
-    prefix = tf.train.latest_checkpoint(str(folder))
+    try:
+        prefix = tf.train.latest_checkpoint(str(folder))
+    except Exception as err:  # a state file that is not the text protobuf TensorFlow writes
+        raise CheckpointError(f"{state}: not a checkpoint state file ({type(err).__name__}: "
+                              f"{str(err).strip()[:200]})") from None
     if prefix is None or not Path(prefix + ".index").exists():
         raise CheckpointError(f"{state} names no checkpoint that exists in {folder}")
     if best:  # <save_ckpt>-<step> -> <save_ckpt>-best
@@ -184,8 +227,9 @@ def checkpoint_prefix(checkpoint_folder: str | os.PathLike, best: bool = False) 
 
 def read_training_attributes(prefix: str) -> tuple[dict, float | None]:
     """(training script, min_nbor_dist or None) of the checkpoint `prefix`."""
-    reader = tf.train.load_checkpoint(prefix)
-    present = reader.get_variable_to_shape_map()
+    with _reading(prefix):
+        reader = tf.train.load_checkpoint(prefix)
+        present = reader.get_variable_to_shape_map()
 
     def value(name):
         key = keys.checkpoint_variable_key(keys.CKPT_ATTRS, name)
@@ -194,10 +238,15 @@ def read_training_attributes(prefix: str) -> tuple[dict, float | None]:
                                   "by deepmd_tebd's `dp train`")
         return reader.get_tensor(key)
 
-    raw = value(keys.CKPT_TRAINING_SCRIPT)
-    min_dist = float(value(keys.CKPT_MIN_NBOR_DIST))
-    return (json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)),
-            min_dist if min_dist >= 0 else None)
+    with _reading(prefix):
+        raw = value(keys.CKPT_TRAINING_SCRIPT)
+        min_dist = float(value(keys.CKPT_MIN_NBOR_DIST))
+        try:
+            script = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{prefix}: the training script saved in the checkpoint is "
+                                  f"not JSON ({err})") from None
+    return script, (min_dist if min_dist >= 0 else None)
 
 
 def load_checkpoint_model(checkpoint_folder: str | os.PathLike, best: bool = False):

@@ -1,6 +1,7 @@
 """Checkpoints keep DeePMD-kit's names, the newest max_ckpt_keep, and restore by prefix."""
 import tensorflow as tf
 
+from deepmd_tebd.store.restore import CheckpointError
 from deepmd_tebd.train.checkpoint import Checkpointer
 
 
@@ -26,6 +27,6 @@ def test_save_keeps_newest_and_links_prefix(tmp_path, monkeypatch):
 def test_missing_checkpoint_is_reported(tmp_path):
     import pytest
 
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
         Checkpointer(str(tmp_path / "model.ckpt"), 5, v=tf.Variable(1.0)).restore(
             str(tmp_path / "nothing"))
