@@ -26,9 +26,12 @@ no cluster runs none of this, and its traced step is the single-process one.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -104,14 +107,36 @@ parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 time.sleep(seconds)
 if os.getppid() == parent:
     print("DEEPMD ERROR   " + message, file=sys.stderr, flush=True)
-    os.kill(parent, signal.SIGKILL)
+    os.kill(parent, signal.SIGHUP)
+    time.sleep(5)
+    if os.getppid() == parent:
+        os.kill(parent, signal.SIGKILL)
 """
 
 
-def _watchdog(seconds: float, message: str) -> subprocess.Popen:
-    """A process that prints `message` and kills this one after `seconds` unless killed first."""
-    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds),
-                             message])
+@contextlib.contextmanager
+def _watchdog(seconds: float, message: str):
+    """Within the block: a process that prints `message` and ends this one with exit status 1
+    after `seconds` unless the block has ended first.
+
+    The end cannot be Python code (TensorFlow's waiting leader holds the interpreter), so the
+    watchdog sends SIGHUP while its handler here is the C library's `_exit`: the handler is
+    called with the signal's number, and SIGHUP's is 1, the status of every input error of dp.
+    Should that fail, SIGKILL follows 5 s later."""
+    libc = ctypes.CDLL(None)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    exit_now = ctypes.cast(libc._exit, ctypes.c_void_p).value
+    assert signal.SIGHUP == 1
+    previous = libc.signal(signal.SIGHUP, exit_now)
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()),
+                                 str(seconds), message])
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+        libc.signal(signal.SIGHUP, previous)
 
 
 def _barrier(strategy, timeout_s: int) -> None:
@@ -181,17 +206,14 @@ def connect() -> Cluster | None:
 
     # the leader of the coordination service waits for its peers without a time limit, in
     # TensorFlow's context initialisation and holding the GIL: a watchdog process ends it
-    watchdog = _watchdog(timeout_s, failure("the other workers did not join"))
     try:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=resolver, communication_options=options)
-        _barrier(strategy, timeout_s)
+        with _watchdog(timeout_s, failure("the other workers did not join")):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(
+                cluster_resolver=resolver, communication_options=options)
+            _barrier(strategy, timeout_s)
     except (tf.errors.OpError, RuntimeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ClusterError(failure(reason)) from None
-    finally:
-        watchdog.kill()
-        watchdog.wait()
     rank = multi_worker_util.id_in_cluster(spec, resolver.task_type, resolver.task_id)
     cluster = Cluster(strategy, rank, len(addresses), tuple(strategy.extended.worker_devices),
                       source)
