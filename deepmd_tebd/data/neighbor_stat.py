@@ -104,8 +104,9 @@ def neighbor_stat(systems, rcut: float, type_map: Sequence[str] | None,
 def _data_error(message: str, system: System, set_dir, start: int) -> DataError:
     """The op's error about frames start.. of set_dir, with atoms named as in type.raw."""
     found = _OVERLAP.search(message)
-    if found is None:
-        return DataError(f"{set_dir}: {message}")
+    if found is None:  # the kernel's own words, without TensorFlow's function and op names
+        message = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$", "", message)
+        return DataError(f"{set_dir}: {message.strip()}")
     frame, a, b = (int(g) for g in found.groups()[:3])
     a, b = sorted((int(system.idx_map[a]), int(system.idx_map[b])))
     image = " (one of them through a periodic image)" if found.group(4) else ""

@@ -216,7 +216,8 @@ class System:
         if data.ndim != 2 or data.shape[1] != width or data.shape[0] == 0:
             what = (f"natoms*{ndof} = {width}] (natoms = {self.natoms} from type.raw)"
                     if atomic else f"{ndof}]")
-            raise DataError(f"{path} has shape {data.shape}; expected [nframes >= 1, {what}")
+            frames = "nframes >= 1" if nframes is None else f"{nframes} frames (as coord.npy)"
+            raise DataError(f"{path} has shape {data.shape}; expected [{frames}, {what}")
         if nframes is not None and data.shape[0] != nframes:
             raise DataError(f"{path} holds {data.shape[0]} frame(s), but coord.npy of the same "
                             f"set holds {nframes}")
@@ -264,6 +265,10 @@ class System:
                 shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
             except (OSError, ValueError):
                 shape = None  # load_array reports the problem
+            if shape is not None and len(shape) == 1 and shape[0] not in (width, nframes * width):
+                raise DataError(f"{path} holds {shape[0]} values in one row, but coord.npy of the "
+                                f"same set holds {nframes} frames: expected {nframes} x {width} = "
+                                f"{nframes * width} values, or shape [{nframes}, {width}]")
             if shape is not None and len(shape) == 1 and shape[0] == nframes * width:
                 data = self.load_array(set_dir, key, nframes * width, mmap=mmap)
                 data = data.reshape(nframes, width)

@@ -30,6 +30,12 @@ void extend_periodic(std::vector<T>& ext_coord, std::vector<int>& ext_type,
   int nimg[3], ncell[3];
   double margin[3];
   long long width[3], offset[3];
+  double images = nloc;  // the extended atoms it would take, bounded by the int indices
+  for (int k = 0; k < 3; ++k) images *= 2.0 * std::ceil(rcut / region64.face[k]) + 1.0;
+  if (!(images <= 2147483647.0))
+    throw InvalidArgument("the cutoff " + std::to_string(rcut) +
+                          " needs more periodic images of the box than can be indexed (" +
+                          std::to_string(images) + " atoms); the cutoff is far larger than the box");
   for (int k = 0; k < 3; ++k) {
     margin[k] = rcut / region64.face[k];
     nimg[k] = static_cast<int>(std::ceil(margin[k]));
