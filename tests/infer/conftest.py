@@ -36,6 +36,18 @@ def water_input(name="water_se_e2_a_tebd.json", numb_steps=TRAIN_STEPS, small=Fa
     return script
 
 
+def tiny_input(script, numb_steps=2):
+    """`script` made small for tests of code paths: nets of a few neurons, `numb_steps` steps
+    on one water system, every step logged and saved, one validation batch."""
+    script["model"]["descriptor"].update(neuron=[4, 8], axis_neuron=2)
+    script["model"]["fitting_net"]["neuron"] = [8]
+    training = script["training"]
+    training.update(numb_steps=numb_steps, disp_freq=1, save_freq=1)
+    training["training_data"]["systems"] = ["../data/data_0"]
+    training["validation_data"].update(systems=["../data/data_3"], numb_btch=1)
+    return script
+
+
 def make_workdir(root: Path, script: dict) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").symlink_to(WATER)

@@ -7,7 +7,7 @@ uncompressed graph; and mixed precision trains with a finite loss scale. Small e
 DeePMD-kit's side are in the other tests of this folder."""
 import numpy as np
 import pytest
-from conftest import dp, make_workdir, water_frames, water_input
+from conftest import dp, make_workdir, tiny_input, water_frames, water_input
 from shared_paths import WATER, needs_water
 
 from deepmd_tebd.infer import DeepPot
@@ -15,21 +15,11 @@ from deepmd_tebd.infer import DeepPot
 pytestmark = needs_water
 
 
-def _tiny(script, numb_steps=2):
-    script["model"]["descriptor"].update(neuron=[4, 8], axis_neuron=2)
-    script["model"]["fitting_net"]["neuron"] = [8]
-    training = script["training"]
-    training.update(numb_steps=numb_steps, disp_freq=1, save_freq=1)
-    training["training_data"]["systems"] = ["../data/data_0"]
-    training["validation_data"].update(systems=["../data/data_3"], numb_btch=1)
-    return script
-
-
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     """A run folder: the small type-embedding model trained with whole validation (best
     checkpoint kept) and frozen to graph.pb."""
-    script = _tiny(water_input())
+    script = tiny_input(water_input())
     script["training"]["whole_validation"] = {"batch_atoms": 192, "save_best": True}
     run = make_workdir(tmp_path_factory.mktemp("small"), script)
     for args in (("train", "input.json"), ("freeze", "-o", "graph.pb")):
@@ -100,7 +90,7 @@ def test_ase_calculator_gives_deep_pot_numbers(small_run):
 
 
 def test_a_compressed_small_model_stays_close_to_its_uncompressed_graph(tmp_path):
-    script = _tiny(water_input("water_se_e2_a.json"), numb_steps=1)
+    script = tiny_input(water_input("water_se_e2_a.json"), numb_steps=1)
     del script["training"]["validation_data"]
     run = make_workdir(tmp_path, script)
     for args in (("train", "input.json"), ("freeze", "-o", "plain.pb"),
@@ -118,7 +108,7 @@ def test_a_compressed_small_model_stays_close_to_its_uncompressed_graph(tmp_path
 def test_mixed_precision_trains_a_small_model_with_a_finite_loss_scale(tmp_path):
     import tensorflow as tf
 
-    script = _tiny(water_input())
+    script = tiny_input(water_input())
     script["training"]["mixed_precision"] = {"compute_prec": "float16", "output_prec": "float32"}
     run = make_workdir(tmp_path, script)
     result = dp(run, "train", "input.json")
