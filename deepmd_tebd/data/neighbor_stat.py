@@ -26,7 +26,7 @@ import numpy as np
 from .batch import default_mesh, frame_chunks
 from .system import DataError, System, count_types, load_systems
 
-__all__ = ["OverlappingAtomsError", "neighbor_stat", "auto_sel", "parse_auto_sel"]
+__all__ = ["CutoffTooLargeError", "OverlappingAtomsError", "neighbor_stat", "auto_sel", "parse_auto_sel"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ _OVERLAP = re.compile(
 
 class OverlappingAtomsError(DataError, RuntimeError):
     """Two atoms of a frame at distance 0 (DeePMD-kit raises RuntimeError)."""
+
+
+class CutoffTooLargeError(DataError):
+    """A cutoff that needs more periodic images of a box than can be indexed: the fault is the
+    cutoff's, which the caller names (a script's key path or an option)."""
 
 
 def neighbor_stat(systems, rcut: float, type_map: Sequence[str] | None,
@@ -106,7 +111,8 @@ def _data_error(message: str, system: System, set_dir, start: int) -> DataError:
     found = _OVERLAP.search(message)
     if found is None:  # the kernel's own words, without TensorFlow's function and op names
         message = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:[^\]]*\].*$", "", message)
-        return DataError(f"{set_dir}: {message.strip()}")
+        kind = CutoffTooLargeError if "periodic images" in message else DataError
+        return kind(f"{set_dir}: {message.strip()}")
     frame, a, b = (int(g) for g in found.groups()[:3])
     a, b = sorted((int(system.idx_map[a]), int(system.idx_map[b])))
     image = " (one of them through a periodic image)" if found.group(4) else ""

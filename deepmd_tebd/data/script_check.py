@@ -38,11 +38,15 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
                                                "the neighbour statistics of the training data; "
                                                "do not skip them (--skip-neighbor-stat)")])
         return config, None
-    from .neighbor_stat import auto_sel, neighbor_stat, parse_auto_sel
+    from .neighbor_stat import CutoffTooLargeError, auto_sel, neighbor_stat, parse_auto_sel
 
     log.info("Calculate neighbor statistics... (add --skip-neighbor-stat to skip this step)")
-    min_dist, max_size = neighbor_stat(training.training_data.systems, descriptor.rcut,
-                                       type_map)
+    try:
+        min_dist, max_size = neighbor_stat(training.training_data.systems, descriptor.rcut,
+                                           type_map)
+    except CutoffTooLargeError as err:
+        raise ConfigError(source, [Problem("model/descriptor/rcut", f"{descriptor.rcut} is far "
+                                           f"larger than the boxes of the data: {err}")]) from None
     if not descriptor.sel_resolved:
         config = config.with_sel(auto_sel(max_size, parse_auto_sel(sel)))
         if data_ntypes is not None:  # ntypes was open until now: the checks that count types

@@ -80,7 +80,8 @@ def test_rcut_far_beyond_the_box_is_refused_not_computed_without_images(trained,
     script["model"]["descriptor"]["rcut"] = 1e300
     (run / "huge.json").write_text(json.dumps(script))
     before = _snapshot(run)
-    _refused(dp(run, "train", "huge.json"), 1, "periodic images", "data_0")
+    _refused(dp(run, "train", "huge.json"), 1, "model/descriptor/rcut", "periodic images",
+             "data_0")
     assert "function_node" not in dp(run, "train", "huge.json").stderr
     assert _snapshot(run) == before
 
