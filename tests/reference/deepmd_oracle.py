@@ -104,15 +104,20 @@ def _create(venv: Path) -> None:
     """Create the venv and install DeePMD-kit into it (minutes; needs PyPI)."""
     if venv.exists() and (venv / _CREATED_MARK).exists():
         _log(f"removing the incomplete oracle venv {venv}")
-        shutil.rmtree(venv)
+        # renamed first: a removal cut short (the test session ends) leaves no half venv
+        # without its mark at the venv's path, which would pass for somebody else's
+        doomed = Path(tempfile.mkdtemp(dir=venv.parent, prefix=f".{venv.name}.removed-"))
+        os.replace(venv, doomed / venv.name)
+        shutil.rmtree(doomed, ignore_errors=True)
     base_python = shutil.which("python3") or sys.executable
     log_path = Path(str(venv) + ".install.log")
     log_path.write_text("")
     _log(f"creating the DeePMD-kit oracle venv {venv} with {REQUIREMENT} "
          f"(takes a few minutes; log: {log_path})")
     if not _python_of(venv).exists():
+        venv.mkdir(parents=True, exist_ok=True)
+        (venv / _CREATED_MARK).write_text("")  # first: whatever is there from now on is ours
         _run_logged([base_python, "-m", "venv", str(venv)], log_path)
-        (venv / _CREATED_MARK).write_text("")
     python = str(_python_of(venv))
     _run_logged([python, "-m", "pip", "install", "--disable-pip-version-check",
                  "--progress-bar", "off", "--retries", "2", "--timeout", "60",
