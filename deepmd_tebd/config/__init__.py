@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bounds import check_bounds
+from .bounds import MAX_DEPTH, check_bounds
 from .errors import ConfigError, Problem
 from .normalize import normalize
 from .objects import Config, build_config
@@ -49,6 +49,7 @@ def _parse(path):
     import yaml
 
     try:
+        _check_yaml_depth(yaml, text, source)
         return yaml.safe_load(text)
     except RecursionError:
         raise _too_deep(source) from None
@@ -57,6 +58,20 @@ def _parse(path):
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(source, [Problem("", f"invalid YAML{where}: "
                                            f"{getattr(err, 'problem', err)}")]) from None
+
+
+def _check_yaml_depth(yaml, text: str, source: str) -> None:
+    """ConfigError once the YAML's collections nest deeper than MAX_DEPTH, read from its event
+    stream (iterative) before the recursive composer sees it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(source, [Problem("", f"nested deeper than {MAX_DEPTH} levels; "
+                                                   "an input script is a few levels deep")])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def load_config(path) -> dict:
