@@ -58,6 +58,7 @@ class TypeEmbeddingConfig:
     precision: str
     trainable: bool
     seed: Optional[int]
+    use_tebd_bias: bool = True  # absent from a script: DeePMD-kit 2.2's net, with biases
 
     @property
     def dim_out(self) -> int:
@@ -208,7 +209,8 @@ def _type_embedding(section: Mapping) -> TypeEmbeddingConfig:
     return TypeEmbeddingConfig(
         neuron=int_tuple(section["neuron"]), activation_function=section["activation_function"],
         resnet_dt=section["resnet_dt"], precision=section["precision"],
-        trainable=section["trainable"], seed=section["seed"])
+        trainable=section["trainable"], seed=section["seed"],
+        use_tebd_bias=section.get("use_tebd_bias", True))
 
 
 def _descriptor(section: Mapping) -> DescriptorConfig:

@@ -91,7 +91,10 @@ TYPE_EMBEDDING = _section({
     "precision": _precision(),
     "trainable": _bool(True, "train the type embedding net"),
     "seed": _seed(default=None),
-    **_v3("use_econf_tebd", "use_tebd_bias"),
+    "use_tebd_bias": _bool(doc="biases in the type embedding net's layers (DeePMD-kit 3.x; "
+                           "its default there is false, an absent key keeps DeePMD-kit 2.2's "
+                           "net with biases)"),
+    **_v3("use_econf_tebd"),
 }, doc="the type embedding net: its presence enables the type-embedding approach")
 
 SE_E2_A = _section({

@@ -152,6 +152,8 @@ class MLP(keras.layers.Layer):
     scope, suffix: the DeePMD-kit graph names of the variables (`graph_variables`).
     compute_precision: a precision name for the hidden layers' matmuls (mixed precision; the
     weights and the output keep `precision`), or None.
+    use_bias: whether the hidden layers have biases (DeePMD-kit 3.x's type-embedding net has
+    none unless `use_tebd_bias`).
 
     call(x [..., n]) -> [..., widths[-1]] (or [..., final_width]).
     """
@@ -169,6 +171,7 @@ class MLP(keras.layers.Layer):
         scope: str = "",
         suffix: str = "",
         compute_precision: Optional[str] = None,
+        use_bias: bool = True,
         **kwargs,
     ):
         kwargs.pop("dtype", None)
@@ -199,6 +202,7 @@ class MLP(keras.layers.Layer):
         self.scope = scope
         self.suffix = suffix
         self.compute_precision = compute_precision
+        self.use_bias = bool(use_bias)
         self.rules: list[Optional[str]] = []
         self.in_width: Optional[int] = None
 
@@ -225,7 +229,7 @@ class MLP(keras.layers.Layer):
             setattr(self, f"matrix_{k}", self.add_weight(
                 name=f"matrix_{k}", shape=(prev, width), trainable=trainable,
                 initializer=_normal(0.0, 1.0 / math.sqrt(prev + width), self._seed(ii, 0))))
-            setattr(self, f"bias_{k}", self.add_weight(
+            setattr(self, f"bias_{k}", None if not self.use_bias else self.add_weight(
                 name=f"bias_{k}", shape=(width,), trainable=trainable,
                 initializer=_normal(0.0, 1.0, self._seed(ii, 1))))
             if self.resnet_dt and self.rules[ii] is not None:
@@ -254,7 +258,8 @@ class MLP(keras.layers.Layer):
             raise ValueError(f"{self.name}: blocks {list(widths)} do not add up to the input "
                              f"width {self.in_width}")
         w, b, _ = self.layer_variables()[0][0]
-        w, b = tf.cast(w, self.matmul_dtype), tf.cast(b, self.matmul_dtype)
+        w = tf.cast(w, self.matmul_dtype)
+        b = tf.zeros([w.shape[-1]], self.matmul_dtype) if b is None else tf.cast(b, self.matmul_dtype)
         blocks, start = [], 0
         for width in widths:
             blocks.append(w[start:start + width])
@@ -335,7 +340,8 @@ class MLP(keras.layers.Layer):
             lead = tf.shape(x)[:-1]
             x = tf.reshape(x, [-1, self.in_width])
         for rule, (w, b, idt) in zip(rules, hidden):
-            h = self._act(_matmul(tf.cast(x, mm), tf.cast(w, mm)) + tf.cast(b, mm))
+            h = _matmul(tf.cast(x, mm), tf.cast(w, mm))
+            h = self._act(h if b is None else h + tf.cast(b, mm))
             if idt is not None:
                 h = h * tf.cast(idt, mm)
             h = tf.cast(h, stack)
@@ -367,4 +373,5 @@ class MLP(keras.layers.Layer):
             "scope": self.scope,
             "suffix": self.suffix,
             "compute_precision": self.compute_precision,
+            "use_bias": self.use_bias,
         }

@@ -30,7 +30,8 @@ class TypeEmbedding(keras.layers.Layer):
         self.net = MLP(settings.neuron, activation=settings.activation_function,
                        resnet_dt=settings.resnet_dt, precision=settings.precision,
                        trainable=settings.trainable, seed=settings.seed, kind="embedding",
-                       scope="type_embed_net", name="type_embed_net")
+                       scope="type_embed_net", name="type_embed_net",
+                       use_bias=settings.use_tebd_bias)
 
     @property
     def dim_out(self) -> int:

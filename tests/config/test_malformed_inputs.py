@@ -308,7 +308,7 @@ def test_compress_with_descriptor_resnet_dt_is_refused(tebd):
 
 V3_OPTIONS = [
     ("enable_ema", "training/enable_ema", True),
-    ("use_tebd_bias", "model/type_embedding/use_tebd_bias", True),
+    ("use_econf_tebd", "model/type_embedding/use_econf_tebd", True),
     ("optimizer", "optimizer", {"type": "Adam"}),
     ("numb_epoch", "training/numb_epoch", 10),
     ("warmup_steps", "learning_rate/warmup_steps", 100),

@@ -29,10 +29,11 @@ KEYS = ("energy", "atom_energy", "force", "virial", "atom_virial")
 
 
 def deepmd_model_section(cfg):
-    """DeePMD-kit 3.x drops type-embedding biases by default; v2.2.5 (and we) keep them."""
+    """DeePMD-kit 3.x drops type-embedding biases by default; v2.2.5 (and we, where the script
+    does not say use_tebd_bias) keep them."""
     cfg = copy.deepcopy(cfg)
     if "type_embedding" in cfg:
-        cfg["type_embedding"]["use_tebd_bias"] = True
+        cfg["type_embedding"].setdefault("use_tebd_bias", True)
     return cfg
 
 
@@ -79,6 +80,8 @@ def cases():
     out += [case(ebd_v2_name(side, kind, ntypes), True, side, kind, ntypes=ntypes,
                  descriptor="se_a_ebd_v2", exclude_types=[[0, 2]] if ntypes == 3 else [])
             for side, kind, ntypes in EBD_V2_CASES]
+    out += [case(f"{name}-no_tebd_bias", True, True, "triclinic", descriptor=descriptor,
+                 use_tebd_bias=False) for name, descriptor in NO_TEBD_BIAS_CASES]
     name, cfg, model, frame, coords = case("ebd_v2-default_type_embedding", False, False,
                                            "triclinic", descriptor="se_a_ebd_v2")
     # DeePMD-kit 3.x builds this default type embedding without biases; ours has them: zero
@@ -86,6 +89,9 @@ def cases():
     out.append((name, cfg, model, frame, coords))
     return out
 
+
+# DeePMD-kit 3.x's type embedding without biases (use_tebd_bias false), per descriptor
+NO_TEBD_BIAS_CASES = [("tebd", "se_e2_a"), ("ebd_v2", "se_a_ebd_v2")]
 
 # se_a_ebd_v2 (type_one_side, boundary, ntypes): three types with the excluded pair (0, 2)
 EBD_V2_CASES = [(True, "triclinic", 2), (False, "triclinic", 2), (True, "open", 2),
@@ -198,6 +204,23 @@ def test_se_a_ebd_v2_seeds_give_deepmd_kits_initial_weights(agreement, case):
     ours, theirs = agreement[case]
     seeded = [n for n in ours["weights"] if not n.startswith(("descrpt_attr/", "fitting_attr/"))]
     assert any(n.endswith("_side_ebd") for n in seeded)
+    for name in seeded:
+        np.testing.assert_array_equal(ours["weights"][name],
+                                      theirs["init/" + name].reshape(ours["weights"][name].shape),
+                                      err_msg=name)
+
+
+@pytest.mark.parametrize("case", [f"{name}-no_tebd_bias" for name, _ in NO_TEBD_BIAS_CASES])
+def test_use_tebd_bias_false_matches_deepmd_kit_and_its_seeded_weights(agreement, case):
+    """use_tebd_bias false: a type embedding net without biases, as DeePMD-kit 3.x builds it by
+    default: the same numbers on the same weights, the same initial weights from the same seeds,
+    and every variable of DeePMD-kit's graph one of ours (no type-embedding bias anywhere)."""
+    ours, theirs = agreement[case]
+    assert_agree(ours, theirs)
+    assert list(theirs["unmatched"]) == []
+    assert not any(n.startswith("type_embed_net/bias") for n in ours["weights"])
+    assert any(n.startswith("type_embed_net/matrix") for n in ours["weights"])
+    seeded = [n for n in ours["weights"] if not n.startswith(("descrpt_attr/", "fitting_attr/"))]
     for name in seeded:
         np.testing.assert_array_equal(ours["weights"][name],
                                       theirs["init/" + name].reshape(ours["weights"][name].shape),

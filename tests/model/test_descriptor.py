@@ -188,3 +188,17 @@ def test_slots_empty_for_the_whole_batch_skip_the_nets_without_changing_d_or_its
     filled = nlist.reshape(frame.nat, desc.nnei) >= 0
     np.testing.assert_allclose(g_live[filled], g_all[filled], rtol=1e-11,
                                atol=1e-13 * np.abs(g_all).max())
+
+
+def test_type_embedding_without_biases_is_the_net_with_zero_biases():
+    """use_tebd_bias false (DeePMD-kit 3.x's default): the type embedding net's layers have no
+    bias variables and compute what the same net with zero biases computes."""
+    frame = Frame.random(23, "orthorhombic", ntypes=3)
+    without = build_model(model_config(frame.sel(margin=2), use_tebd_bias=False))
+    with_bias = build_model(model_config(frame.sel(margin=2)))
+    names = without.type_embedding.graph_variables()
+    assert names and not any("bias" in n for n in names)
+    for name, variable in with_bias.type_embedding.graph_variables().items():
+        variable.assign(np.zeros(variable.shape) if "bias" in name else names[name])
+    np.testing.assert_array_equal(without.type_embedding.table().numpy(),
+                                  with_bias.type_embedding.table().numpy())
