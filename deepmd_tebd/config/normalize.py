@@ -13,6 +13,7 @@ from . import schema as S
 from .bounds import check_bounds, non_finite_numbers
 from .compat import convert_to_v2
 from .errors import ConfigError, Problem
+from .v3_keys import NO_DEFAULT
 
 # JSON Schema counts 50.0 as an integer; an input script's integers must be written as integers
 _Validator = validators.extend(
@@ -188,14 +189,47 @@ def _rename_aliases(data, schema, path, problems):
         _rename_aliases(data.get(key), sub, _join(path, key), problems)
 
 
-def _flag_unsupported(data, schema, path, problems):
+def _flag_unsupported(data, schema, path, problems, ignored=None):
+    """Problems for keys this package refuses, and for DeePMD-kit 3.x keys given another value
+    than their default where that is refused (x-v3); the 3.x keys whose other value is ignored
+    go to `ignored` (their paths)."""
     if not isinstance(data, dict):
         return
     for key, sub in _children(schema).items():
-        if key in data and "x-unsupported" in sub:
-            problems.append(Problem(_join(path, key), sub["x-unsupported"]))
-        elif key in data:
-            _flag_unsupported(data[key], sub, _join(path, key), problems)
+        if key not in data:
+            continue
+        here = _join(path, key)
+        if "x-unsupported" in sub:
+            problems.append(Problem(here, sub["x-unsupported"]))
+        elif "x-v3" in sub:
+            rule = sub["x-v3"]
+            if rule["default"] != NO_DEFAULT and _same(data[key], rule["default"]):
+                continue
+            if rule["when_other"] == "ignore":
+                if ignored is not None:
+                    ignored.append(here)
+            else:
+                shown = "" if rule["default"] == NO_DEFAULT else \
+                    f" (accepted at its default {json.dumps(rule['default'])})"
+                problems.append(Problem(here, f"{_show(data[key])}: {rule['reason']}{shown}"))
+        else:
+            _flag_unsupported(data[key], sub, here, problems, ignored)
+
+
+def _same(value, default) -> bool:
+    """JSON equality: numbers by value, but a boolean is no number."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default) and value == default
+    return value == default
+
+
+def ignored_keys(data: dict) -> list[str]:
+    """The key paths of a normalised script that DeePMD-kit 3.x added and whose value both
+    DeePMD-kit's TensorFlow backend and this package ignore (other than their default)."""
+    problems: list[Problem] = []
+    ignored: list[str] = []
+    _flag_unsupported(data, _document_schema(data, problems), "", problems, ignored)
+    return ignored
 
 
 def default_section(path: tuple, tag: str) -> dict:

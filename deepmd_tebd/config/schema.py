@@ -8,6 +8,7 @@ normaliser and the documentation read:
   x-alias         other names accepted for the key (renamed to the canonical name)
   x-expect        how an error message describes a valid value
   x-unsupported   DeePMD-kit knows this key, this package refuses it; the value is the reason
+  x-v3            a key DeePMD-kit 3.x added: its default, and what another value means (_v3)
   x-why           why only the values of an enum are accepted (added to the error message)
 
 Variant sections (descriptor, fitting_net, loss, learning_rate, model) carry a `type` tag; the
@@ -15,6 +16,8 @@ tags this package implements are in VARIANTS, those DeePMD-kit knows but this pa
 UNSUPPORTED_VARIANTS. Defaults follow DeePMD-kit 2.2.5 (where 3.x differs, the key says so).
 """
 from __future__ import annotations
+
+from .v3_keys import ignored as _ignored, not_yet as _not_yet, v3 as _v3
 
 ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
 EARLY_STOPPING_METRICS = ["loss_final", "loss", "rmse_e", "rmse_f", "rmse_v"]
@@ -68,14 +71,6 @@ def _section(properties, required=(), doc="", **extra):
             "required": list(required), "additionalProperties": False, **extra}
 
 
-_V3_ONLY = "a DeePMD-kit 3.x option that deepmd_tebd (DeePMD-kit 2.2 inputs) does not support"
-
-
-def _v3(*keys):
-    """Keys DeePMD-kit 3.x added to a section (and writes with their defaults): refused by name."""
-    return {key: _unsupported(_V3_ONLY) for key in keys}
-
-
 def _unsupported(reason, type_=None):
     schema = {"x-unsupported": reason, "description": reason}
     if type_:
@@ -94,7 +89,7 @@ TYPE_EMBEDDING = _section({
     "use_tebd_bias": _bool(doc="biases in the type embedding net's layers (DeePMD-kit 3.x; "
                            "its default there is false, an absent key keeps DeePMD-kit 2.2's "
                            "net with biases)"),
-    **_v3("use_econf_tebd"),
+    "use_econf_tebd": _not_yet("boolean", False),
 }, doc="the type embedding net: its presence enables the type-embedding approach")
 
 SE_E2_A = _section({
@@ -121,7 +116,8 @@ SE_E2_A = _section({
                                  "minItems": 2, "maxItems": 2},
                           **{"x-expect": "a list of [type, type] pairs"}),
     "set_davg_zero": _bool(False, "set the mean of the environment matrix to zero"),
-    **_v3("env_protection"),
+    "env_protection": _v3("number", 0.0, "refuse", "only 0 is supported: DeePMD-kit's "
+                          "TensorFlow backend raises NotImplementedError for another value"),
 }, required=["type"], doc="the se_e2_a descriptor")
 
 # DeePMD-kit >= 2.2.6 (deepmd/utils/argcheck.py: descrpt_se_a_ebd_v2_args) declares se_a_ebd_v2
@@ -159,7 +155,10 @@ FITTING_ENER = _section({
                       **{"x-expect": "a list of numbers or nulls, one per type"}),
     "layer_name": _unsupported("layer sharing (layer_name) is not supported"),
     "use_aparam_as_mask": _bool(False, "aparam as a mask (not supported: must be false)"),
-    **_v3("default_fparam", "dim_case_embd"),
+    "default_fparam": _v3(["array", "null"], None, "refuse", "only null: DeePMD-kit's "
+                          "TensorFlow backend raises ValueError for default frame parameters"),
+    "dim_case_embd": _v3("integer", 0, "refuse", "only 0 is supported: DeePMD-kit's TensorFlow "
+                         "backend raises ValueError for case embedding"),
 }, doc="the energy fitting net")
 
 MODEL = _section({
@@ -192,8 +191,11 @@ MODEL = _section({
         "min_nbor_dist": _num(doc="minimum neighbour distance of the training data"),
     }, required=["model_file"], doc="written by dp compress"),
     "type": _str("standard", "model type: standard"),
-    **_v3("info", "atom_exclude_types", "pair_exclude_types", "preset_out_bias", "bridging_method",
-          "bridging_r_inner", "bridging_r_outer", "model_branch_alias"),
+    "info": _ignored("object", {}), "model_branch_alias": _ignored("array", []),
+    "atom_exclude_types": _ignored("array", []), "pair_exclude_types": _ignored("array", []),
+    "preset_out_bias": _ignored(["object", "null"], None),
+    "bridging_method": _ignored("string", "None"),
+    "bridging_r_inner": _ignored("number", 0.5), "bridging_r_outer": _ignored("number", 0.8),
 }, required=["descriptor", "fitting_net"], doc="the model")
 
 LEARNING_RATE_EXP = _section({
@@ -203,8 +205,10 @@ LEARNING_RATE_EXP = _section({
     "decay_steps": _int(5000, "steps between two decays", 1),
     "scale_by_worker": _str("linear", "scaling with the number of workers",
                             enum=["linear", "sqrt", "none"]),
-    **_v3("decay_rate", "smooth", "stop_lr_ratio", "warmup_steps", "warmup_ratio",
-          "warmup_start_factor"),
+    "decay_rate": _not_yet(["number", "null"], None), "smooth": _not_yet("boolean", False),
+    "stop_lr_ratio": _not_yet(["number", "null"], None),
+    "warmup_steps": _not_yet("integer", 0), "warmup_ratio": _not_yet(["number", "null"], None),
+    "warmup_start_factor": _not_yet("number", 0.0),
 }, doc="exponentially decaying learning rate")
 
 _PREFACTORS = {}
@@ -225,8 +229,15 @@ LOSS_ENER = _section({
     "start_pref_gf": _num(0.0, "generalised-force prefactor at the start", minimum=0),
     "limit_pref_gf": _num(0.0, "generalised-force prefactor at the end", minimum=0),
     "numb_generalized_coord": _int(0, "number of generalised coordinates (drdq.npy)", 0),
-    **_v3("f_use_norm", "huber_delta", "intensive_ener_virial", "start_pref_h", "limit_pref_h",
-          "loss_func", "use_default_pf", "use_huber"),
+    "f_use_norm": _v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
+                      "NotImplementedError for it"),
+    "loss_func": _v3("string", "mse", "refuse", "only mse: DeePMD-kit's TensorFlow backend "
+                     "raises NotImplementedError for another loss function"),
+    "use_default_pf": _v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
+                          "NotImplementedError for it"),
+    "use_huber": _not_yet("boolean", False), "intensive_ener_virial": _not_yet("boolean", False),
+    "huber_delta": _ignored(["number", "array"], 0.01),  # read only with use_huber
+    "start_pref_h": _ignored("number", 0.0), "limit_pref_h": _ignored("number", 0.0),
 }, doc="the energy loss")
 
 _DATA = {
@@ -256,7 +267,8 @@ _DATA = {
                       "prob_sys_size;a:b:w;...", **{"x-alias": ["auto_prob_style"]}),
     "sys_probs": _key(["array", "null"], None, "probability of each system (overrides "
                       "auto_prob)", items={"type": "number"}, **{"x-alias": ["sys_weights"]}),
-    **_v3("min_pair_dist", "rglob_patterns"),
+    "min_pair_dist": _ignored("number", 0.0),
+    "rglob_patterns": _not_yet(["array", "null"], None),
 }
 
 TRAINING_DATA = _section(dict(_DATA), required=["systems"], doc="the training data")
@@ -313,11 +325,21 @@ TRAINING = _section({
     "tensorboard_freq": _int(1, "steps between two TensorBoard records", 1),
     "data_dict": _unsupported("multi-task training (data_dict) is not supported"),
     "fitting_weight": _unsupported("multi-task training (fitting_weight) is not supported"),
-    **_v3("numb_epoch", "save_dir", "enable_ema", "ema_decay", "ema_ckpt_keep", "stat_file",
-          "stat_file_mode", "gradient_max_norm", "opt_type", "model_prob",
-          "change_bias_after_training", "zero_stage", "acc_freq", "ckpt_keep_ratio", "disp_avg",
-          "enable_compile", "enable_tf32", "neighbor_graph_method", "warmup_steps",
-          "warmup_ratio", "warmup_start_factor"),
+    # PyTorch-only training keys, which DeePMD-kit's TensorFlow backend ignores
+    "save_dir": _ignored(["string", "null"], None), "enable_ema": _ignored("boolean", False),
+    "ema_decay": _ignored("number", 0.999), "ema_ckpt_keep": _ignored(["integer", "null"], None),
+    "ckpt_keep_ratio": _ignored(["number", "null"], None),
+    "gradient_max_norm": _ignored(["number", "null"]), "zero_stage": _ignored("integer", 0),
+    "acc_freq": _ignored("integer", 1), "disp_avg": _ignored("boolean", False),
+    "enable_compile": _ignored("boolean", False), "enable_tf32": _ignored("boolean", False),
+    "neighbor_graph_method": _ignored("string", "auto"),
+    "stat_file_mode": _ignored("string", "update"),
+    "numb_epoch": _not_yet("number"), "stat_file": _not_yet("string"),
+    "change_bias_after_training": _not_yet("boolean", False),
+    "opt_type": _not_yet("string", "Adam"), "warmup_steps": _not_yet("integer", 0),
+    "warmup_ratio": _not_yet(["number", "null"], None),
+    "warmup_start_factor": _not_yet("number", 0.0),
+    "model_prob": _unsupported("multi-task training (model_prob) is not supported"),
 }, required=["training_data", "numb_steps"], doc="the training")
 
 ROOT = _section({
@@ -330,7 +352,14 @@ ROOT = _section({
                                        "supported"),
     "loss_dict": _unsupported("multi-task training (loss_dict) is not supported"),
     "nvnmd": _unsupported("NVNMD (nvnmd) is not supported"),
-    **_v3("optimizer", "validating"),
+    "optimizer": _section({
+        "type": _v3("string", "Adam", "refuse", "only Adam: DeePMD-kit's TensorFlow backend "
+                    "raises RuntimeError for another optimizer"),
+        "adam_beta1": _not_yet("number", 0.9), "adam_beta2": _not_yet("number", 0.999),
+        "weight_decay": _v3("number", 0.0, "refuse", "only 0: DeePMD-kit's TensorFlow backend "
+                            "raises RuntimeError for weight decay"),
+    }, doc="the optimizer (DeePMD-kit 3.x): Adam"),
+    "validating": _ignored("object", {}),
 }, required=["model", "learning_rate", "training"], doc="a DeePMD-kit v2 input script")
 
 # Variant sections: where they sit, their implemented types (with aliases) and their schema.

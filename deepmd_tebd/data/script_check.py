@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..config.errors import ConfigError, Problem
-from ..config.normalize import normalize
+from ..config.normalize import ignored_keys, normalize
 from ..config.objects import Config, build_config
 from .data_system import merged_type_map
 from .system import DataError, System, count_types, find_systems, load_systems
@@ -100,11 +100,15 @@ def _count_data_types(config: Config, source: str) -> int:
 def warn_descriptor_settings(config: Config, source: str) -> int:
     """Logs each warning the descriptor's settings give (config/descriptors.py:
     DescriptorConfig.warnings; se_a_ebd_v2 as DeePMD-kit builds it is discontinuous at the
-    cutoff); returns how many."""
+    cutoff), and one naming the DeePMD-kit 3.x keys that are ignored; returns how many."""
     warnings = config.model.descriptor.warnings()
     for text in warnings:
         log.warning(f"{source}: model/descriptor: {text}")
-    return len(warnings)
+    ignored = ignored_keys(config.script)
+    if ignored:  # one warning naming them all
+        log.warning(f"{source}: {', '.join(ignored)}: DeePMD-kit 3.x options that DeePMD-kit's "
+                    "TensorFlow backend ignores; so does deepmd_tebd")
+    return len(warnings) + bool(ignored)
 
 
 def _system_problems(systems, type_map, path: str) -> list[Problem]:

@@ -4,10 +4,12 @@ them; an absent key keeps this package's DeePMD-kit 2.2 meaning, and the normali
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from deepmd_tebd.config import ConfigError, build_config, normalize
+from deepmd_tebd.config.normalize import ignored_keys
 
 
 @pytest.mark.parametrize("value", [True, False])
@@ -30,3 +32,62 @@ def test_use_tebd_bias_must_be_a_boolean(tebd):
     script["model"]["type_embedding"]["use_tebd_bias"] = "no"
     with pytest.raises(ConfigError, match="model/type_embedding/use_tebd_bias"):
         normalize(script, "input.json")
+
+
+def _with(script: dict, path: str, value) -> dict:
+    script = copy.deepcopy(script)
+    *keys, last = path.split("/")
+    node = script
+    for key in keys:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return script
+
+
+# keys DeePMD-kit's TensorFlow backend raises for (at another value than their default)
+REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default_fparam", [1.0]),
+           ("model/fitting_net/dim_case_embd", 2), ("loss/f_use_norm", True),
+           ("loss/loss_func", "mae"), ("loss/use_default_pf", True),
+           ("optimizer/type", "SGD"), ("optimizer/weight_decay", 0.1)]
+# keys it implements and this package does not yet
+NOT_YET = [("model/type_embedding/use_econf_tebd", True), ("loss/use_huber", True),
+           ("loss/intensive_ener_virial", True), ("learning_rate/warmup_steps", 100),
+           ("learning_rate/decay_rate", 0.9), ("learning_rate/stop_lr_ratio", 0.01),
+           ("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
+           ("training/change_bias_after_training", True),
+           ("training/training_data/rglob_patterns", ["set*"]), ("optimizer/adam_beta1", 0.8)]
+# keys it accepts and ignores (PyTorch-only training keys, model metadata)
+IGNORED = [("training/enable_ema", True), ("training/zero_stage", 1),
+           ("training/enable_compile", True), ("model/info", {"author": "me"}),
+           ("model/atom_exclude_types", [1]), ("training/training_data/min_pair_dist", 0.5),
+           ("validating", {"full_validation": False}), ("loss/start_pref_h", 1.0)]
+
+
+@pytest.mark.parametrize("path, value", REFUSED, ids=[p for p, _ in REFUSED])
+def test_keys_deepmd_kits_tensorflow_backend_refuses_are_refused_with_its_reason(tebd, path,
+                                                                               value):
+    with pytest.raises(ConfigError) as err:
+        normalize(_with(tebd, path, value), "input.json")
+    assert [p.path for p in err.value.problems] == [path]
+    assert "TensorFlow backend raises" in str(err.value)
+
+
+@pytest.mark.parametrize("path, value", NOT_YET, ids=[p for p, _ in NOT_YET])
+def test_keys_not_implemented_yet_are_refused_by_name(tebd, path, value):
+    with pytest.raises(ConfigError) as err:
+        normalize(_with(tebd, path, value), "input.json")
+    assert [p.path for p in err.value.problems] == [path]
+    assert "does not implement yet" in str(err.value)
+
+
+@pytest.mark.parametrize("path, value", IGNORED, ids=[p for p, _ in IGNORED])
+def test_ignored_keys_are_accepted_with_one_warning_naming_them(tebd, path, value, tmp_path):
+    from dp_command import run_dp
+
+    (tmp_path / "input.json").write_text(json.dumps(_with(tebd, path, value)))
+    result = run_dp(tmp_path, "check", "input.json", "--skip-data")
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "3.x options" in line]
+    assert len(warnings) == 1 and path in warnings[0], result.stderr[-2000:]
+    assert json.loads(result.stdout)  # the normalised script, the ignored key in it
+    assert ignored_keys(normalize(_with(tebd, path, value), "input.json")) == [path]

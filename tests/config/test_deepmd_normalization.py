@@ -312,9 +312,10 @@ def test_keys_only_one_side_writes_are_the_2_2_vs_3x_differences(deepmd_normaliz
 
 
 @pytest.mark.slow
-def test_every_key_deepmd_3x_adds_is_refused_by_name_as_a_3x_option(deepmd_normalize):
-    """A script written by DeePMD-kit 3.x carries its added keys: each is refused by its path, as a
-    3.x option (not as an unknown key)."""
+def test_every_key_deepmd_3x_adds_is_accepted_at_deepmd_kits_value_and_kept(deepmd_normalize):
+    """A script written by DeePMD-kit 3.x carries its added keys at their defaults: each,
+    alone in the script, is accepted and kept as DeePMD-kit wrote it (no 3.x default is added
+    where the script has none)."""
     raw = example("water_se_e2_a_tebd.json")
     theirs = deepmd_ok(deepmd_normalize, raw)
     wrong = []
@@ -323,14 +324,25 @@ def test_every_key_deepmd_3x_adds_is_refused_by_name_as_a_3x_option(deepmd_norma
         parent, key = path.rpartition("/")[::2]
         (at(script, parent) if parent else script)[key] = at(theirs, path)
         try:
-            normalize(script, "3x.json")
+            ours = normalize(script, "3x.json")
         except ConfigError as err:
-            if any(p.path == path and "3.x" in p.message for p in err.problems):
-                continue
             wrong.append(f"{path}: {[(p.path, p.message) for p in err.problems]}")
-        else:
-            wrong.append(f"{path}: accepted")
+            continue
+        if at(ours, path) != at(theirs, path):
+            wrong.append(f"{path}: {at(ours, path)!r} != {at(theirs, path)!r}")
+        others = (DEEPMD_3X_ADDITIONS | DEEPMD_3X_TEBD_ADDITIONS) - {path}
+        added = [p for p in others if "/" in p and _has(ours, p)]
+        if added:
+            wrong.append(f"{path}: also added {added}")
     assert wrong == []
+
+
+def _has(script, path) -> bool:
+    parent, key = path.rpartition("/")[::2]
+    try:
+        return key in at(script, parent)
+    except (KeyError, TypeError):
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

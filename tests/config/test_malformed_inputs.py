@@ -306,23 +306,6 @@ def test_compress_with_descriptor_resnet_dt_is_refused(tebd):
     assert_names(refused(apply(tebd, mutate)), "model/compress", "resnet_dt false")
 
 
-V3_OPTIONS = [
-    ("enable_ema", "training/enable_ema", True),
-    ("use_econf_tebd", "model/type_embedding/use_econf_tebd", True),
-    ("optimizer", "optimizer", {"type": "Adam"}),
-    ("numb_epoch", "training/numb_epoch", 10),
-    ("warmup_steps", "learning_rate/warmup_steps", 100),
-    ("env_protection", "model/descriptor/env_protection", 0.0),
-    ("use_huber", "loss/use_huber", False),
-    ("dim_case_embd", "model/fitting_net/dim_case_embd", 0),
-]
-
-
-@pytest.mark.parametrize("path, value", [c[1:] for c in V3_OPTIONS], ids=[c[0] for c in V3_OPTIONS])
-def test_deepmd_3x_option_is_refused_as_a_3x_option(tebd, path, value):
-    assert_names(refused(apply(tebd, set_(path, value))), path, "DeePMD-kit 3.x option")
-
-
 UNSUPPORTED = [
     ("pair_table", "model/use_srtab", "tab.txt", "not supported"),
     ("multi_task_data_dict", "training/data_dict", {}, "multi-task"),
@@ -482,13 +465,13 @@ def test_script_with_several_problems_reports_all_of_them(tebd):
     mutate = both(rename("model/descriptor/rcut", "rcutt"),
                   set_("model/fitting_net/neuron", [240, "wide"]),
                   set_("training/numb_steps", -1),
-                  set_("training/enable_ema", True),
+                  set_("training/stat_file", "stat.h5"),
                   set_("model/type_embedding/resnet_dt", 1),
                   set_("learning_rate/start_lrr", 1e-3))
     err = refused(apply(tebd, mutate), "many.json")
     paths = {p.path for p in err.problems}
     assert {"model/descriptor/rcutt", "model/fitting_net/neuron/1", "training/numb_steps",
-            "training/enable_ema", "model/type_embedding/resnet_dt",
+            "training/stat_file", "model/type_embedding/resnet_dt",
             "learning_rate/start_lrr"} <= paths
     lines = str(err).splitlines()
     assert len(lines) == len(err.problems) >= 6

@@ -1,0 +1,34 @@
+"""The keys DeePMD-kit 3.x added to the input script, as its out.json writes them (at their
+defaults): each accepted at its default and kept as given (no default is filled in), and another
+value ignored, refused with DeePMD-kit's reason, or refused as not implemented yet, after what
+DeePMD-kit 3.2's TensorFlow backend does with it (config/normalize.py applies the rule)."""
+from __future__ import annotations
+
+__all__ = ["NO_DEFAULT", "ignored", "not_yet", "v3"]
+
+NO_DEFAULT = "x-no-default"  # a 3.x key without a default: any value given is not the default
+_TF_RAISES = "DeePMD-kit's TensorFlow backend raises for it"
+_NOT_YET = ("a DeePMD-kit 3.x option that deepmd_tebd does not implement yet (DeePMD-kit's "
+            "TensorFlow backend does)")
+
+
+def v3(type_, default, when_other: str, reason: str = "", doc: str = ""):
+    """A key DeePMD-kit 3.x added (its out.json writes it at its default): accepted at
+    `default` and kept as given (no default is filled in); another value is, by `when_other`,
+    "ignore"d (DeePMD-kit's TensorFlow backend ignores it: one warning names it), "refuse"d
+    with `reason` (its TensorFlow backend raises), or "not-yet" refused (its TensorFlow
+    backend implements it, this package does not yet)."""
+    reason = reason or {"ignore": "ignored by DeePMD-kit's TensorFlow backend",
+                        "not-yet": _NOT_YET}.get(when_other, _TF_RAISES)
+    return {"type": type_, "description": doc or reason,
+            "x-v3": {"default": default, "when_other": when_other, "reason": reason}}
+
+
+def ignored(type_, default=NO_DEFAULT):
+    """A 3.x key that DeePMD-kit's TensorFlow backend ignores (PyTorch-only, metadata)."""
+    return v3(type_, default, "ignore")
+
+
+def not_yet(type_, default=NO_DEFAULT):
+    """A 3.x key that DeePMD-kit's TensorFlow backend implements and this package not yet."""
+    return v3(type_, default, "not-yet")

@@ -1,0 +1,93 @@
+"""DeePMD-kit 3.2's own scripts run here unchanged: the out.json it writes for each of its water
+examples of a model kind this package trains (se_e2_a with and without type embedding,
+se_a_ebd_v2; made by DeePMD-kit's normalisation in the oracle, in this run) passes `dp check`
+with every key both normalisations write equal, with no warning about its 3.x keys (all at
+their defaults), and trains 20 steps; the
+training script inside DeePMD-kit's frozen graphs passes `dp check`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import dp
+from shared_paths import INPUTS, WATER, needs_water
+
+from deepmd_tebd.config import normalize
+from deepmd_tebd.infer import node_names as nn
+from deepmd_tebd.infer.graph_file import read_graph_def
+from deepmd_tebd.infer.weight_names import graph_constants
+from reference.deepmd_oracle import run_oracle_script
+
+pytestmark = [needs_water, pytest.mark.slow]
+EXAMPLES = ["water_se_e2_a_tebd.json", "water_se_e2_a.json", "water_se_a_ebd_v2.json"]
+
+DEEPMD_OUT_JSON = """
+import json, sys
+from deepmd.tf.utils.argcheck import normalize
+from deepmd.tf.utils.compat import update_deepmd_input
+paths = json.loads(sys.argv[1])
+print(json.dumps({p: normalize(update_deepmd_input(json.load(open(p)), warning=False))
+                  for p in paths}))
+"""
+
+
+@pytest.fixture(scope="module")
+def their_out_json(tmp_path_factory) -> dict:
+    """{example: the out.json DeePMD-kit 3.2 writes for it (before sel "auto" is resolved)}."""
+    tmp = tmp_path_factory.mktemp("deepmd3_out")
+    paths = [str(INPUTS / name) for name in EXAMPLES]
+    out = json.loads(run_oracle_script(DEEPMD_OUT_JSON, paths, tmp))
+    return {Path(p).name: script for p, script in out.items()}
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, path + (key,))
+    else:
+        yield "/".join(path), node
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_deepmd_kits_out_json_normalises_to_the_same_values(their_out_json, example):
+    theirs = their_out_json[example]
+    assert "env_protection" in theirs["model"]["descriptor"]  # a 3.x out.json, 3.x keys in it
+    ours = dict(_leaves(normalize(json.loads((INPUTS / example).read_text()), example)))
+    again = dict(_leaves(normalize(theirs, "out.json")))
+    theirs = dict(_leaves(theirs))
+    common = set(ours) & set(theirs)
+    assert len(common) > 40
+    assert {k: ours[k] for k in common} == {k: theirs[k] for k in common}
+    assert {k: again[k] for k in common} == {k: theirs[k] for k in common}
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_deepmd_kits_out_json_passes_dp_check_and_trains_20_steps(their_out_json, example,
+                                                                    tmp_path):
+    script = their_out_json[example]
+    script["training"].update(numb_steps=20, disp_freq=10, save_freq=20)
+    (tmp_path / "data").symlink_to(WATER)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "out_32.json").write_text(json.dumps(script, indent=4))
+    checked = dp(run, "check", "out_32.json")
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert "3.x options" not in checked.stderr, checked.stderr[-3000:]  # all at their defaults
+    trained = dp(run, "train", "out_32.json")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    rows = [line.split() for line in (run / "lcurve.out").read_text().splitlines()
+            if not line.startswith("#")]
+    assert [row[0] for row in rows] == ["0", "10", "20"]
+
+
+@pytest.mark.parametrize("graph", ["theirs_graph", "theirs_plain_graph"])
+def test_the_training_script_in_deepmd_kits_graphs_passes_dp_check(request, graph, tmp_path):
+    path = request.getfixturevalue(graph)
+    constants = graph_constants(read_graph_def(path))
+    raw = constants[nn.TRAIN_ATTR_TRAINING_SCRIPT]
+    script = json.loads(raw.item().decode())
+    assert "env_protection" in script["model"]["descriptor"]
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    result = dp(tmp_path, "check", "script.json", "--skip-data")
+    assert result.returncode == 0, result.stderr[-3000:]
