@@ -13,7 +13,7 @@ from . import schema as S
 from .bounds import check_bounds, non_finite_numbers
 from .compat import convert_to_v2
 from .errors import ConfigError, Problem
-from .v3_keys import NO_DEFAULT
+from .v3_keys import NO_DEFAULT, econf_problems
 
 # JSON Schema counts 50.0 as an integer; an input script's integers must be written as integers
 _Validator = validators.extend(
@@ -319,6 +319,8 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
     if len(set(type_map)) != len(type_map):
         dup = sorted({t for t in type_map if type_map.count(t) > 1})
         problems.append(Problem("model/type_map", f"element names must be unique, {dup} repeat"))
+    if model.get("type_embedding", {}).get("use_econf_tebd"):
+        problems += econf_problems(type_map)
     if model["type"] not in S.MODEL_TYPES:
         problems.append(Problem("model/type", f"{_show(model['type'])} is not implemented by "
                                 "deepmd_tebd; implemented: standard"))
@@ -389,3 +391,4 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
     if training.get("whole_validation") is not None and training["validation_data"] is None:
         problems.append(Problem("training/whole_validation", "needs training/validation_data: "
                                 "the frames it evaluates"))
+

@@ -59,6 +59,7 @@ class TypeEmbeddingConfig:
     trainable: bool
     seed: Optional[int]
     use_tebd_bias: bool = True  # absent from a script: DeePMD-kit 2.2's net, with biases
+    use_econf_tebd: bool = False  # the net's input: electron configurations, not one-hot
 
     @property
     def dim_out(self) -> int:
@@ -210,7 +211,8 @@ def _type_embedding(section: Mapping) -> TypeEmbeddingConfig:
         neuron=int_tuple(section["neuron"]), activation_function=section["activation_function"],
         resnet_dt=section["resnet_dt"], precision=section["precision"],
         trainable=section["trainable"], seed=section["seed"],
-        use_tebd_bias=section.get("use_tebd_bias", True))
+        use_tebd_bias=section.get("use_tebd_bias", True),
+        use_econf_tebd=section.get("use_econf_tebd", False))
 
 
 def _descriptor(section: Mapping) -> DescriptorConfig:

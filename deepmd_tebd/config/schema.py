@@ -89,7 +89,9 @@ TYPE_EMBEDDING = _section({
     "use_tebd_bias": _bool(doc="biases in the type embedding net's layers (DeePMD-kit 3.x; "
                            "its default there is false, an absent key keeps DeePMD-kit 2.2's "
                            "net with biases)"),
-    "use_econf_tebd": _not_yet("boolean", False),
+    "use_econf_tebd": _bool(doc="feed the type embedding net each element's electron "
+                            "configuration (a vector of 118) instead of a one-hot vector "
+                            "(DeePMD-kit 3.x; needs model/type_map of element symbols)"),
 }, doc="the type embedding net: its presence enables the type-embedding approach")
 
 SE_E2_A = _section({

@@ -4,7 +4,10 @@ value ignored, refused with DeePMD-kit's reason, or refused as not implemented y
 DeePMD-kit 3.2's TensorFlow backend does with it (config/normalize.py applies the rule)."""
 from __future__ import annotations
 
-__all__ = ["NO_DEFAULT", "ignored", "not_yet", "v3"]
+from ..electron_configuration import ELEMENTS
+from .errors import Problem
+
+__all__ = ["NO_DEFAULT", "econf_problems", "ignored", "not_yet", "v3"]
 
 NO_DEFAULT = "x-no-default"  # a 3.x key without a default: any value given is not the default
 _TF_RAISES = "DeePMD-kit's TensorFlow backend raises for it"
@@ -32,3 +35,14 @@ def ignored(type_, default=NO_DEFAULT):
 def not_yet(type_, default=NO_DEFAULT):
     """A 3.x key that DeePMD-kit's TensorFlow backend implements and this package not yet."""
     return v3(type_, default, "not-yet")
+
+
+def econf_problems(type_map) -> list[Problem]:
+    """use_econf_tebd reads each type's electron configuration: the types must be elements."""
+    path = "model/type_embedding/use_econf_tebd"
+    if not type_map:
+        return [Problem(path, "needs model/type_map: each type's element gives its electron "
+                        "configuration")]
+    unknown = [t for t in type_map if t not in ELEMENTS]
+    return [Problem(path, f"model/type_map names {unknown}, which are not element symbols "
+                    "(H to Og): their electron configurations are unknown")] if unknown else []

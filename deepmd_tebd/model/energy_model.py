@@ -61,7 +61,7 @@ class EnergyModel(keras.layers.Layer):
         self.ntypes = settings.ntypes
         if settings.type_embedding is not None:
             self.type_embedding = TypeEmbedding(self.ntypes, settings.type_embedding,
-                                                name="type_embedding")
+                                                name="type_embedding", type_map=self.type_map)
         else:
             self.type_embedding = None
         tebd_dim = settings.tebd_dim

@@ -1,12 +1,15 @@
-"""Type embedding: each atom type t is the output of one embedding net on the one-hot vector of t,
+"""Type embedding: each atom type t is the output of one embedding net on the one-hot vector of t
+(or, with use_econf_tebd, on its element's electron configuration: electron_configuration.py),
 so that the descriptor and fitting nets can share their parameters across types."""
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ..config.objects import TypeEmbeddingConfig
 from ..precision import dtype_of
+from ..electron_configuration import econf_matrix
 from .network import MLP
 
 __all__ = ["TypeEmbedding"]
@@ -21,12 +24,16 @@ class TypeEmbedding(keras.layers.Layer):
     """
 
     def __init__(self, ntypes: int, settings: TypeEmbeddingConfig, name: str = "type_embedding",
-                 **kwargs):
+                 type_map=(), **kwargs):
         kwargs.pop("dtype", None)
         super().__init__(name=name, dtype=dtype_of(settings.precision).name,
                          trainable=settings.trainable, **kwargs)
         self.ntypes = int(ntypes)
         self.settings = settings
+        self.type_map = list(type_map)
+        # the net's input of each type: its one-hot vector, or its element's configuration
+        self.inputs = tf.constant(econf_matrix(self.type_map) if settings.use_econf_tebd
+                                  else np.eye(self.ntypes), dtype=self.dtype)
         self.net = MLP(settings.neuron, activation=settings.activation_function,
                        resnet_dt=settings.resnet_dt, precision=settings.precision,
                        trainable=settings.trainable, seed=settings.seed, kind="embedding",
@@ -39,11 +46,11 @@ class TypeEmbedding(keras.layers.Layer):
         return self.settings.dim_out
 
     def build(self, input_shape=None):
-        self.net.build((None, self.ntypes))
+        self.net.build((None, int(self.inputs.shape[-1])))
 
     def call(self, types):
-        one_hot = tf.one_hot(tf.cast(types, tf.int32), self.ntypes, dtype=self.compute_dtype)
-        return self.net(one_hot)
+        inputs = tf.gather(tf.cast(self.inputs, self.compute_dtype), tf.cast(types, tf.int32))
+        return self.net(inputs)
 
     def table(self):
         """The embedding of every type, [ntypes, te]."""
@@ -54,4 +61,5 @@ class TypeEmbedding(keras.layers.Layer):
         return self.net.graph_variables()
 
     def get_config(self):
-        return {"name": self.name, "ntypes": self.ntypes, "settings": self.settings}
+        return {"name": self.name, "ntypes": self.ntypes, "settings": self.settings,
+                "type_map": self.type_map}

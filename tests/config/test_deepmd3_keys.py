@@ -50,7 +50,7 @@ REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default
            ("loss/loss_func", "mae"), ("loss/use_default_pf", True),
            ("optimizer/type", "SGD"), ("optimizer/weight_decay", 0.1)]
 # keys it implements and this package does not yet
-NOT_YET = [("model/type_embedding/use_econf_tebd", True), ("loss/use_huber", True),
+NOT_YET = [("loss/use_huber", True),
            ("loss/intensive_ener_virial", True), ("learning_rate/warmup_steps", 100),
            ("learning_rate/decay_rate", 0.9), ("learning_rate/stop_lr_ratio", 0.01),
            ("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
@@ -91,3 +91,20 @@ def test_ignored_keys_are_accepted_with_one_warning_naming_them(tebd, path, valu
     assert len(warnings) == 1 and path in warnings[0], result.stderr[-2000:]
     assert json.loads(result.stdout)  # the normalised script, the ignored key in it
     assert ignored_keys(normalize(_with(tebd, path, value), "input.json")) == [path]
+
+
+def test_use_econf_tebd_reads_the_type_map_as_elements(tebd):
+    script = _with(tebd, "model/type_embedding/use_econf_tebd", True)
+    normal = normalize(script, "input.json")
+    assert build_config(normal).model.type_embedding.use_econf_tebd is True
+    assert "use_econf_tebd" not in normalize(copy.deepcopy(tebd), "x")["model"]["type_embedding"]
+    for type_map, fragment in ((["O", "Hx"], "['Hx']"), (None, "needs model/type_map")):
+        bad = copy.deepcopy(script)
+        if type_map is None:
+            del bad["model"]["type_map"]
+        else:
+            bad["model"]["type_map"] = type_map
+        with pytest.raises(ConfigError) as err:
+            normalize(bad, "input.json")
+        assert "model/type_embedding/use_econf_tebd" in str(err.value)
+        assert fragment in str(err.value)

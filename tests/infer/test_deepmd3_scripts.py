@@ -3,21 +3,26 @@ examples of a model kind this package trains (se_e2_a with and without type embe
 se_a_ebd_v2; made by DeePMD-kit's normalisation in the oracle, in this run) passes `dp check`
 with every key both normalisations write equal, with no warning about its 3.x keys (all at
 their defaults), and trains 20 steps; the
-training script inside DeePMD-kit's frozen graphs passes `dp check`."""
+training script inside DeePMD-kit's frozen graphs passes `dp check`; and a model of DeePMD-kit
+3.x's type embedding (no biases, electron configurations) freezes into a graph that DeePMD-kit's
+DeepPot and LAMMPS evaluate as ours does."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-from conftest import dp
+import numpy as np
+from conftest import deepmd_eval, dp, make_workdir, tiny_input, water_frames, water_input
 from shared_paths import INPUTS, WATER, needs_water
 
 from deepmd_tebd.config import normalize
+from deepmd_tebd.infer import DeepPot
 from deepmd_tebd.infer import node_names as nn
 from deepmd_tebd.infer.graph_file import read_graph_def
 from deepmd_tebd.infer.weight_names import graph_constants
 from reference.deepmd_oracle import run_oracle_script
+from reference.lammps import run_lammps
 
 pytestmark = [needs_water, pytest.mark.slow]
 EXAMPLES = ["water_se_e2_a_tebd.json", "water_se_e2_a.json", "water_se_a_ebd_v2.json"]
@@ -91,3 +96,25 @@ def test_the_training_script_in_deepmd_kits_graphs_passes_dp_check(request, grap
     (tmp_path / "script.json").write_text(json.dumps(script))
     result = dp(tmp_path, "check", "script.json", "--skip-data")
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_3x_type_embedding_graph_runs_in_deepmd_kits_deep_pot_and_lammps(tmp_path):
+    script = tiny_input(water_input())
+    script["model"]["type_embedding"].update(use_tebd_bias=False, use_econf_tebd=True)
+    run = make_workdir(tmp_path / "econf", script)
+    for args in (("train", "input.json"), ("freeze", "-o", "econf.pb")):
+        result = dp(run, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    coords, cells, types = water_frames(2)
+    e, f, v = DeepPot(run / "econf.pb").eval(coords, cells, types)
+    theirs = deepmd_eval(run / "econf.pb", coords, cells, types, tmp_path)
+    np.testing.assert_allclose(theirs["energy"].reshape(e.shape), e, rtol=1e-10)
+    np.testing.assert_allclose(theirs["force"].reshape(f.shape), f, rtol=0,
+                               atol=1e-10 * np.abs(f).max())
+    np.testing.assert_allclose(theirs["virial"].reshape(v.shape), v, rtol=0,
+                               atol=1e-10 * np.abs(v).max())
+    md = run_lammps(tmp_path / "lammps", run / "econf.pb", coords[0], cells[0], types,
+                    ["O", "H"])
+    assert md["energy"] == pytest.approx(e[0, 0], rel=1e-10)
+    assert np.abs(md["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
+    assert np.abs(md["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()

@@ -20,10 +20,13 @@ def natoms_vector(atype, ntypes):
 def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=2,
                  fitting=(8, 8), exclude_types=(), numb_fparam=0, numb_aparam=0, atom_ener=(),
                  set_davg_zero=False, activation="tanh", seed=1, rcut_smth=RCUT_SMTH,
-                 descriptor="se_e2_a", smooth_type_embedding=None, use_tebd_bias=None):
+                 descriptor="se_e2_a", smooth_type_embedding=None, use_tebd_bias=None,
+                 use_econf_tebd=False):
     """A `model` section as the config normaliser writes it, with small nets; resnet_dt on, so
     that the timestep variables take part in every test. descriptor: se_e2_a or se_a_ebd_v2
-    (then smooth_type_embedding, None: not written); use_tebd_bias None: not written."""
+    (then smooth_type_embedding, None: not written); use_tebd_bias None: not written;
+    use_econf_tebd: the type embedding net reads electron configurations (types named after
+    metals then)."""
     ntypes = len(sel)
     cfg = {
         "type_map": [f"T{t}" for t in range(ntypes)],
@@ -49,6 +52,9 @@ def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=
                                  "trainable": True}
         if use_tebd_bias is not None:
             cfg["type_embedding"]["use_tebd_bias"] = use_tebd_bias
+        if use_econf_tebd:
+            cfg["type_embedding"]["use_econf_tebd"] = True
+            cfg["type_map"] = ["Cu", "Ag", "Au", "Ni", "Pd", "Pt", "Al"][:ntypes]
     return cfg
 
 

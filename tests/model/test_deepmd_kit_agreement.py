@@ -82,6 +82,8 @@ def cases():
             for side, kind, ntypes in EBD_V2_CASES]
     out += [case(f"{name}-no_tebd_bias", True, True, "triclinic", descriptor=descriptor,
                  use_tebd_bias=False) for name, descriptor in NO_TEBD_BIAS_CASES]
+    out += [case(f"{name}-econf", True, side, "triclinic", descriptor=descriptor, ntypes=3,
+                 use_econf_tebd=True) for name, descriptor, side in ECONF_CASES]
     name, cfg, model, frame, coords = case("ebd_v2-default_type_embedding", False, False,
                                            "triclinic", descriptor="se_a_ebd_v2")
     # DeePMD-kit 3.x builds this default type embedding without biases; ours has them: zero
@@ -92,6 +94,9 @@ def cases():
 
 # DeePMD-kit 3.x's type embedding without biases (use_tebd_bias false), per descriptor
 NO_TEBD_BIAS_CASES = [("tebd", "se_e2_a"), ("ebd_v2", "se_a_ebd_v2")]
+
+# the type embedding net on electron configurations (use_econf_tebd), per descriptor
+ECONF_CASES = [("tebd", "se_e2_a", False), ("ebd_v2", "se_a_ebd_v2", True)]
 
 # se_a_ebd_v2 (type_one_side, boundary, ntypes): three types with the excluded pair (0, 2)
 EBD_V2_CASES = [(True, "triclinic", 2), (False, "triclinic", 2), (True, "open", 2),
@@ -220,6 +225,22 @@ def test_use_tebd_bias_false_matches_deepmd_kit_and_its_seeded_weights(agreement
     assert list(theirs["unmatched"]) == []
     assert not any(n.startswith("type_embed_net/bias") for n in ours["weights"])
     assert any(n.startswith("type_embed_net/matrix") for n in ours["weights"])
+    seeded = [n for n in ours["weights"] if not n.startswith(("descrpt_attr/", "fitting_attr/"))]
+    for name in seeded:
+        np.testing.assert_array_equal(ours["weights"][name],
+                                      theirs["init/" + name].reshape(ours["weights"][name].shape),
+                                      err_msg=name)
+
+
+@pytest.mark.parametrize("case", [f"{name}-econf" for name, _, _ in ECONF_CASES])
+def test_use_econf_tebd_matches_deepmd_kit_and_its_seeded_weights(agreement, case):
+    """use_econf_tebd: the type embedding net reads each element's electron configuration (118
+    values): the same numbers as DeePMD-kit on the same weights, its initial weights from the
+    same seeds, every variable of its graph one of ours."""
+    ours, theirs = agreement[case]
+    assert_agree(ours, theirs)
+    assert list(theirs["unmatched"]) == []
+    assert ours["weights"]["type_embed_net/matrix_1"].shape[0] == 118
     seeded = [n for n in ours["weights"] if not n.startswith(("descrpt_attr/", "fitting_attr/"))]
     for name in seeded:
         np.testing.assert_array_equal(ours["weights"][name],
