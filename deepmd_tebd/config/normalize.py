@@ -13,7 +13,7 @@ from . import schema as S
 from .bounds import check_bounds, non_finite_numbers
 from .compat import convert_to_v2
 from .errors import ConfigError, Problem
-from .v3_keys import NO_DEFAULT, econf_problems
+from .v3_keys import NO_DEFAULT, econf_problems, schedule_problems
 
 # JSON Schema counts 50.0 as an integer; an input script's integers must be written as integers
 _Validator = validators.extend(
@@ -43,7 +43,9 @@ def normalize(data, source: str = "<input>") -> dict:
     for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         problems.extend(_describe(error))
     _raise_if(problems, source)
+    given_lr = set(data["learning_rate"]) if isinstance(data.get("learning_rate"), dict) else set()
     _fill_defaults(data, schema)
+    problems += schedule_problems(data, given_lr)
     _cross_check(data, problems)
     _raise_if(problems, source)
     return data

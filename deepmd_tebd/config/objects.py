@@ -131,6 +131,12 @@ class LearningRateConfig:
     stop_lr: float
     decay_steps: int
     scale_by_worker: str
+    # DeePMD-kit 3.x's keys (absent: DeePMD-kit 2.2's schedule)
+    decay_rate: Optional[float] = None
+    warmup_steps: int = 0
+    warmup_ratio: Optional[float] = None
+    warmup_start_factor: float = 0.0
+    smooth: bool = False
 
 
 @dataclass(frozen=True)
@@ -264,10 +270,18 @@ def _compress(section: Mapping) -> CompressConfig:
 
 
 def _learning_rate(section: Mapping) -> LearningRateConfig:
-    return LearningRateConfig(start_lr=float(section["start_lr"]),
-                              stop_lr=float(section["stop_lr"]),
+    start_lr = float(section["start_lr"])
+    ratio = section.get("stop_lr_ratio")  # normalisation leaves one of stop_lr and the ratio
+    stop_lr = start_lr * float(ratio) if ratio is not None else float(section["stop_lr"])
+    rate = section.get("decay_rate")
+    return LearningRateConfig(start_lr=start_lr, stop_lr=stop_lr,
                               decay_steps=int(section["decay_steps"]),
-                              scale_by_worker=section["scale_by_worker"])
+                              scale_by_worker=section["scale_by_worker"],
+                              decay_rate=None if rate is None else float(rate),
+                              warmup_steps=int(section.get("warmup_steps", 0)),
+                              warmup_ratio=section.get("warmup_ratio"),
+                              warmup_start_factor=float(section.get("warmup_start_factor", 0.0)),
+                              smooth=bool(section.get("smooth", False)))
 
 
 def _loss(section: Mapping) -> LossConfig:

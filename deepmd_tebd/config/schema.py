@@ -207,10 +207,20 @@ LEARNING_RATE_EXP = _section({
     "decay_steps": _int(5000, "steps between two decays", 1),
     "scale_by_worker": _str("linear", "scaling with the number of workers",
                             enum=["linear", "sqrt", "none"]),
-    "decay_rate": _not_yet(["number", "null"], None), "smooth": _not_yet("boolean", False),
-    "stop_lr_ratio": _not_yet(["number", "null"], None),
-    "warmup_steps": _not_yet("integer", 0), "warmup_ratio": _not_yet(["number", "null"], None),
-    "warmup_start_factor": _not_yet("number", 0.0),
+    # DeePMD-kit 3.x's schedule keys: no default is filled in (absent: DeePMD-kit 2.2's schedule)
+    "decay_rate": _key(["number", "null"], doc="the factor every decay_steps (DeePMD-kit 3.x; "
+                       "null: from start_lr, stop_lr and the steps)", exclusiveMinimum=0,
+                       maximum=1),
+    "stop_lr_ratio": _key(["number", "null"], doc="stop_lr as a fraction of start_lr (DeePMD-kit "
+                          "3.x; instead of stop_lr)", exclusiveMinimum=0),
+    "smooth": _bool(doc="decay every step instead of every decay_steps (DeePMD-kit 3.x)"),
+    "warmup_steps": _int(doc="steps of linear warm-up from warmup_start_factor * start_lr "
+                         "before the decay (DeePMD-kit 3.x)", minimum=0),
+    "warmup_ratio": _key(["number", "null"], doc="warm-up steps as a fraction of numb_steps "
+                         "(DeePMD-kit 3.x; instead of warmup_steps)", minimum=0,
+                         exclusiveMaximum=1),
+    "warmup_start_factor": _num(doc="learning rate at the first warm-up step, as a fraction of "
+                                "start_lr (DeePMD-kit 3.x)", minimum=0),
 }, doc="exponentially decaying learning rate")
 
 _PREFACTORS = {}

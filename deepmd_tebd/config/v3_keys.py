@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..electron_configuration import ELEMENTS
 from .errors import Problem
 
-__all__ = ["NO_DEFAULT", "econf_problems", "ignored", "not_yet", "v3"]
+__all__ = ["NO_DEFAULT", "econf_problems", "ignored", "not_yet", "schedule_problems", "v3"]
 
 NO_DEFAULT = "x-no-default"  # a 3.x key without a default: any value given is not the default
 _TF_RAISES = "DeePMD-kit's TensorFlow backend raises for it"
@@ -46,3 +46,26 @@ def econf_problems(type_map) -> list[Problem]:
     unknown = [t for t in type_map if t not in ELEMENTS]
     return [Problem(path, f"model/type_map names {unknown}, which are not element symbols "
                     "(H to Og): their electron configurations are unknown")] if unknown else []
+
+
+def schedule_problems(data: dict, given: set) -> list[Problem]:
+    """DeePMD-kit 3.x's learning-rate keys against each other and numb_steps (`given`: the keys
+    of the script's learning_rate before defaults were filled in); a stop_lr that only the
+    default filled in gives way to stop_lr_ratio."""
+    lr, steps = data.get("learning_rate", {}), data["training"]["numb_steps"]
+    problems = []
+    if lr.get("stop_lr_ratio") is not None:
+        if "stop_lr" in given:
+            problems.append(Problem("learning_rate/stop_lr_ratio", "give stop_lr or "
+                                    "stop_lr_ratio, not both (DeePMD-kit raises ValueError)"))
+        lr.pop("stop_lr", None)
+    warmup = lr.get("warmup_steps", 0)
+    if warmup and lr.get("warmup_ratio") is not None:
+        problems.append(Problem("learning_rate/warmup_ratio", "give warmup_steps or "
+                                "warmup_ratio, not both (DeePMD-kit raises ValueError)"))
+    elif lr.get("warmup_ratio") is not None:
+        warmup = int(lr["warmup_ratio"] * steps)
+    if warmup and warmup >= steps:
+        problems.append(Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps must be "
+                                f"fewer than training/numb_steps ({steps})"))
+    return problems

@@ -51,8 +51,7 @@ REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default
            ("optimizer/type", "SGD"), ("optimizer/weight_decay", 0.1)]
 # keys it implements and this package does not yet
 NOT_YET = [("loss/use_huber", True),
-           ("loss/intensive_ener_virial", True), ("learning_rate/warmup_steps", 100),
-           ("learning_rate/decay_rate", 0.9), ("learning_rate/stop_lr_ratio", 0.01),
+           ("loss/intensive_ener_virial", True),
            ("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
            ("training/change_bias_after_training", True),
            ("training/training_data/rglob_patterns", ["set*"]), ("optimizer/adam_beta1", 0.8)]
@@ -108,3 +107,24 @@ def test_use_econf_tebd_reads_the_type_map_as_elements(tebd):
             normalize(bad, "input.json")
         assert "model/type_embedding/use_econf_tebd" in str(err.value)
         assert fragment in str(err.value)
+
+
+def test_learning_rate_keys_of_3x_are_read_and_checked_against_each_other(tebd):
+    script = _with(tebd, "learning_rate/stop_lr_ratio", 0.01)
+    del script["learning_rate"]["stop_lr"]
+    script["learning_rate"].update(warmup_ratio=0.1, warmup_start_factor=0.2, smooth=True)
+    normal = normalize(script, "input.json")
+    assert "stop_lr" not in normal["learning_rate"]  # the default gives way to the ratio
+    lr = build_config(normal).learning_rate
+    assert lr.stop_lr == pytest.approx(0.01 * lr.start_lr)
+    assert (lr.warmup_ratio, lr.warmup_start_factor, lr.smooth) == (0.1, 0.2, True)
+    for change, path in (({"stop_lr": 1e-8}, "learning_rate/stop_lr_ratio"),
+                         ({"warmup_steps": 10}, "learning_rate/warmup_ratio"),
+                         ({"warmup_ratio": None, "warmup_steps": 10 ** 9},
+                          "learning_rate/warmup_steps"),
+                         ({"decay_rate": 1.5}, "learning_rate/decay_rate")):
+        bad = copy.deepcopy(script)
+        bad["learning_rate"].update(change)
+        with pytest.raises(ConfigError) as err:
+            normalize(bad, "input.json")
+        assert path in [p.path for p in err.value.problems], str(err.value)

@@ -37,6 +37,45 @@ def test_schedule_matches_deepmd(start, stop, decay, nsteps):
                                rtol=1e-10)
 
 
+DEEPMD_3X_SCHEDULE = """
+import json, sys
+from deepmd.dpmodel.utils.learning_rate import LearningRateExp
+settings, steps = json.loads(sys.argv[1])
+lr = LearningRateExp(**settings)
+print(json.dumps([float(lr.value(s)) for s in steps]))
+"""
+# DeePMD-kit 3.x's keys: warm-up (steps or ratio, start factor), stop_lr_ratio, smooth decay,
+# an explicit decay_rate, and decay_steps past the decay phase
+CASES_3X = [
+    dict(start_lr=1e-3, stop_lr=1e-5, decay_steps=100, num_steps=1000, warmup_steps=100,
+         warmup_start_factor=0.1),
+    dict(start_lr=1e-3, stop_lr_ratio=0.01, decay_steps=50, num_steps=2000, smooth=True),
+    dict(start_lr=2e-3, stop_lr=1e-6, decay_steps=30, num_steps=900, decay_rate=0.95),
+    dict(start_lr=1e-3, stop_lr=1e-8, decay_steps=5000, num_steps=1000, warmup_ratio=0.1),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(CASES_3X)))
+def test_deepmd_3x_schedule_keys_match_deepmd(case, tmp_path):
+    settings = CASES_3X[case]
+    start, nsteps = settings["start_lr"], settings["num_steps"]
+    ratio = settings.get("stop_lr_ratio")
+    config = LearningRateConfig(
+        start, start * ratio if ratio else settings["stop_lr"], settings["decay_steps"],
+        "linear", decay_rate=settings.get("decay_rate"),
+        warmup_steps=settings.get("warmup_steps", 0), warmup_ratio=settings.get("warmup_ratio"),
+        warmup_start_factor=settings.get("warmup_start_factor", 0.0),
+        smooth=settings.get("smooth", False))
+    lr = ExpDecayLR.from_config(config, nsteps)
+    steps = sorted(set(range(0, nsteps, 7)) | {1, 99, 100, 101, nsteps - 1})
+    theirs = np.array(json.loads(run_oracle_script(DEEPMD_3X_SCHEDULE, [settings, steps],
+                                                   tmp_path)))
+    for form in ([lr.value(int(s)) for s in steps], lr.value(np.array(steps)),
+                 lr.value(tf.constant(steps, tf.int64)).numpy()):
+        np.testing.assert_allclose(np.array(form), theirs, rtol=1e-12)
+
+
 def test_schedule_reaches_stop_lr_and_is_a_staircase():
     lr = ExpDecayLR.from_config(LearningRateConfig(1e-3, 3.51e-8, 5000, "linear"),
                                 1000000)
