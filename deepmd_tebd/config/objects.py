@@ -201,6 +201,7 @@ class Config:
     loss: LossConfig
     training: TrainingConfig
     script: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
+    adam_betas: tuple[float, float] = (0.9, 0.999)  # optimizer/adam_beta1, 2 (DeePMD-kit 3.x)
 
     def with_sel(self, sel) -> "Config":
         """The same settings with the descriptor's sel resolved (script updated alike)."""
@@ -348,6 +349,9 @@ def build_config(script: Mapping) -> Config:
         from .normalize import default_section
 
         loss = default_section(("loss",), "ener")
+    optimizer = script.get("optimizer", {})
     return Config(model=_model(script["model"]),
                   learning_rate=_learning_rate(script["learning_rate"]),
-                  loss=_loss(loss), training=_training(script["training"]), script=script)
+                  loss=_loss(loss), training=_training(script["training"]), script=script,
+                  adam_betas=(float(optimizer.get("adam_beta1", 0.9)),
+                              float(optimizer.get("adam_beta2", 0.999))))

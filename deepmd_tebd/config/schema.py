@@ -367,7 +367,10 @@ ROOT = _section({
     "optimizer": _section({
         "type": _v3("string", "Adam", "refuse", "only Adam: DeePMD-kit's TensorFlow backend "
                     "raises RuntimeError for another optimizer"),
-        "adam_beta1": _not_yet("number", 0.9), "adam_beta2": _not_yet("number", 0.999),
+        "adam_beta1": _num(doc="Adam's beta1 (DeePMD-kit 3.x; absent: 0.9)", exclusiveMinimum=0,
+                           exclusiveMaximum=1),
+        "adam_beta2": _num(doc="Adam's beta2 (DeePMD-kit 3.x; absent: 0.999)",
+                           exclusiveMinimum=0, exclusiveMaximum=1),
         "weight_decay": _v3("number", 0.0, "refuse", "only 0: DeePMD-kit's TensorFlow backend "
                             "raises RuntimeError for weight decay"),
     }, doc="the optimizer (DeePMD-kit 3.x): Adam"),

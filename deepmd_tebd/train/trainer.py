@@ -74,7 +74,7 @@ class Trainer:
         self.lr = lr
         self.loss = loss
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.optimizer = Adam(model.trainable_variables)
+        self.optimizer = Adam(model.trainable_variables, *config.adam_betas)
         mixed = training.mixed_precision
         self.loss_scale = DynamicLossScale() if mixed is not None else None
         # the data sampling state (JSON), so that --restart draws the batches an uninterrupted

@@ -54,7 +54,7 @@ NOT_YET = [("loss/use_huber", True),
            ("loss/intensive_ener_virial", True),
            ("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
            ("training/change_bias_after_training", True),
-           ("training/training_data/rglob_patterns", ["set*"]), ("optimizer/adam_beta1", 0.8)]
+           ("training/training_data/rglob_patterns", ["set*"])]
 # keys it accepts and ignores (PyTorch-only training keys, model metadata)
 IGNORED = [("training/enable_ema", True), ("training/zero_stage", 1),
            ("training/enable_compile", True), ("model/info", {"author": "me"}),
@@ -128,3 +128,9 @@ def test_learning_rate_keys_of_3x_are_read_and_checked_against_each_other(tebd):
         with pytest.raises(ConfigError) as err:
             normalize(bad, "input.json")
         assert path in [p.path for p in err.value.problems], str(err.value)
+
+
+def test_adam_betas_are_read_from_the_optimizer_section(tebd):
+    script = _with(tebd, "optimizer", {"type": "Adam", "adam_beta1": 0.8, "adam_beta2": 0.99})
+    assert build_config(normalize(script, "input.json")).adam_betas == (0.8, 0.99)
+    assert build_config(normalize(copy.deepcopy(tebd), "x")).adam_betas == (0.9, 0.999)

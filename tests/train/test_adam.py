@@ -1,25 +1,27 @@
 """Adam updates equal TensorFlow 1's AdamOptimizer (as tf.compat.v1 computes it)."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from deepmd_tebd.train.adam import Adam
 
 
-def test_updates_match_tf1_adam():
+@pytest.mark.parametrize("beta1, beta2", [(0.9, 0.999), (0.8, 0.99)])  # defaults, optimizer/*
+def test_updates_match_tf1_adam(beta1, beta2):
     rng = np.random.default_rng(0)
     start = [rng.normal(size=(3, 4)), rng.normal(size=5)]
     grads = [[rng.normal(size=(3, 4)), rng.normal(size=5)] for _ in range(4)]
     lrs = [1e-3, 1e-3, 5e-4, 2e-4]
 
     ours = [tf.Variable(x) for x in start]
-    adam = Adam(ours)
+    adam = Adam(ours, beta1=beta1, beta2=beta2)
     for g, lr in zip(grads, lrs):
         adam.apply([tf.constant(x) for x in g], ours, lr)
 
     theirs = [tf.Variable(x) for x in start]
     # the learning rate changes between steps through a variable the v1 optimizer reads
     lr_var = tf.Variable(lrs[0], dtype=tf.float32)  # DeePMD-kit's learning rate is float32
-    opt = tf.compat.v1.train.AdamOptimizer(learning_rate=lambda: lr_var, beta1=0.9, beta2=0.999,
+    opt = tf.compat.v1.train.AdamOptimizer(learning_rate=lambda: lr_var, beta1=beta1, beta2=beta2,
                                            epsilon=1e-8)
     for g, lr in zip(grads, lrs):
         lr_var.assign(lr)
