@@ -150,11 +150,20 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class SystemsGlob:
+    """`systems` with `rglob_patterns` (DeePMD-kit 3.x): under each root, every directory whose
+    path matches one of the patterns (Path.rglob) and that holds type.raw."""
+
+    roots: tuple[str, ...]
+    patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """A `training/training_data` or `training/validation_data` section; numb_btch is the
     number of validation batches per display (1 for training data, where it is unused)."""
 
-    systems: Union[tuple[Any, ...], str]
+    systems: Union[tuple[Any, ...], str, SystemsGlob]
     batch_size: Union[int, tuple[int, ...], str]
     auto_prob: str
     sys_probs: Optional[tuple[float, ...]]
@@ -296,8 +305,12 @@ def _loss(section: Mapping) -> LossConfig:
 
 def _data(section: Mapping) -> DataConfig:
     systems, batch_size, probs = section["systems"], section["batch_size"], section["sys_probs"]
+    systems = systems if isinstance(systems, str) else tuple(systems)
+    if section.get("rglob_patterns"):
+        systems = SystemsGlob(roots=(systems,) if isinstance(systems, str) else systems,
+                              patterns=tuple(section["rglob_patterns"]))
     return DataConfig(
-        systems=systems if isinstance(systems, str) else tuple(systems),
+        systems=systems,
         batch_size=tuple(batch_size) if isinstance(batch_size, list) else batch_size,
         auto_prob=section["auto_prob"],
         sys_probs=None if probs is None else tuple(float(p) for p in probs),

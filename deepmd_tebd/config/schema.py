@@ -17,6 +17,7 @@ UNSUPPORTED_VARIANTS. Defaults follow DeePMD-kit 2.2.5 (where 3.x differs, the k
 """
 from __future__ import annotations
 
+from .v3_keys import PYTORCH_TRAINING_KEYS
 from .v3_keys import ignored as _ignored, not_yet as _not_yet, v3 as _v3
 
 ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
@@ -280,7 +281,9 @@ _DATA = {
     "sys_probs": _key(["array", "null"], None, "probability of each system (overrides "
                       "auto_prob)", items={"type": "number"}, **{"x-alias": ["sys_weights"]}),
     "min_pair_dist": _ignored("number", 0.0),
-    "rglob_patterns": _not_yet(["array", "null"], None),
+    "rglob_patterns": _key(["array", "null"], doc="glob patterns: the systems are the folders "
+                           "under each entry of systems that match one and hold type.raw "
+                           "(DeePMD-kit 3.x)", items={"type": "string"}),
 }
 
 TRAINING_DATA = _section(dict(_DATA), required=["systems"], doc="the training data")
@@ -337,15 +340,7 @@ TRAINING = _section({
     "tensorboard_freq": _int(1, "steps between two TensorBoard records", 1),
     "data_dict": _unsupported("multi-task training (data_dict) is not supported"),
     "fitting_weight": _unsupported("multi-task training (fitting_weight) is not supported"),
-    # PyTorch-only training keys, which DeePMD-kit's TensorFlow backend ignores
-    "save_dir": _ignored(["string", "null"], None), "enable_ema": _ignored("boolean", False),
-    "ema_decay": _ignored("number", 0.999), "ema_ckpt_keep": _ignored(["integer", "null"], None),
-    "ckpt_keep_ratio": _ignored(["number", "null"], None),
-    "gradient_max_norm": _ignored(["number", "null"]), "zero_stage": _ignored("integer", 0),
-    "acc_freq": _ignored("integer", 1), "disp_avg": _ignored("boolean", False),
-    "enable_compile": _ignored("boolean", False), "enable_tf32": _ignored("boolean", False),
-    "neighbor_graph_method": _ignored("string", "auto"),
-    "stat_file_mode": _ignored("string", "update"),
+    **PYTORCH_TRAINING_KEYS,
     "numb_epoch": _not_yet("number"), "stat_file": _not_yet("string"),
     "change_bias_after_training": _not_yet("boolean", False),
     "opt_type": _not_yet("string", "Adam"), "warmup_steps": _not_yet("integer", 0),

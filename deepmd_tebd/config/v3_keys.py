@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..electron_configuration import ELEMENTS
 from .errors import Problem
 
-__all__ = ["NO_DEFAULT", "econf_problems", "ignored", "not_yet", "schedule_problems", "v3"]
+__all__ = ["NO_DEFAULT", "PYTORCH_TRAINING_KEYS", "econf_problems", "ignored", "not_yet", "schedule_problems", "v3"]
 
 NO_DEFAULT = "x-no-default"  # a 3.x key without a default: any value given is not the default
 _TF_RAISES = "DeePMD-kit's TensorFlow backend raises for it"
@@ -69,3 +69,16 @@ def schedule_problems(data: dict, given: set) -> list[Problem]:
         problems.append(Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps must be "
                                 f"fewer than training/numb_steps ({steps})"))
     return problems
+
+
+# PyTorch-only training keys, which DeePMD-kit's TensorFlow backend ignores
+PYTORCH_TRAINING_KEYS = {
+    "save_dir": ignored(["string", "null"], None), "enable_ema": ignored("boolean", False),
+    "ema_decay": ignored("number", 0.999), "ema_ckpt_keep": ignored(["integer", "null"], None),
+    "ckpt_keep_ratio": ignored(["number", "null"], None),
+    "gradient_max_norm": ignored(["number", "null"]), "zero_stage": ignored("integer", 0),
+    "acc_freq": ignored("integer", 1), "disp_avg": ignored("boolean", False),
+    "enable_compile": ignored("boolean", False), "enable_tf32": ignored("boolean", False),
+    "neighbor_graph_method": ignored("string", "auto"),
+    "stat_file_mode": ignored("string", "update"),
+}

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config.objects import SystemsGlob
+
 __all__ = ["DataError", "SystemNotFoundError", "System", "count_types", "find_systems",
            "load_systems"]
 
@@ -69,14 +71,35 @@ def converted_system(path: str | Path, fmt: str) -> Path:
     return target
 
 
+def _globbed(systems: SystemsGlob) -> list[Path]:
+    roots = [Path(root) for root in systems.roots if isinstance(root, (str, Path))]
+    if len(roots) != len(systems.roots):
+        raise SystemNotFoundError("rglob_patterns search folders: every entry of systems must be "
+                                  "a folder, not a {path, fmt} mapping")
+    missing = [str(root) for root in roots if not root.is_dir()]
+    if missing:
+        raise SystemNotFoundError(f"system root {', '.join(missing)} is not a directory")
+    found = sorted({d for root in roots for pattern in systems.patterns for d in
+                    root.rglob(pattern) if (d / "type.raw").is_file()})
+    if not found:
+        raise SystemNotFoundError(f"no system under {', '.join(map(str, roots))} matches "
+                                  f"rglob_patterns {list(systems.patterns)}: expected "
+                                  "directories containing type.raw")
+    return found
+
+
 def find_systems(systems: str | Path | Sequence[str | Path]) -> list[Path]:
     """The system directories named by a ``systems`` entry of the input.
 
     A string is a root searched recursively for directories containing ``type.raw``, in
     ``Path.rglob`` walk order, the root itself last (as DeePMD-kit's ``expand_sys_str``); finding
     none is an error. A list names the systems themselves; each must be a directory with
-    ``type.raw``.
+    ``type.raw``. With rglob_patterns (config.objects.SystemsGlob), the directories holding
+    type.raw that match a pattern under a root, sorted (DeePMD-kit's order is a Python set's,
+    which changes from run to run).
     """
+    if isinstance(systems, SystemsGlob):
+        return _globbed(systems)
     if isinstance(systems, (str, Path)):
         root = Path(systems)
         if not root.is_dir():

@@ -53,8 +53,7 @@ REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default
 NOT_YET = [("loss/use_huber", True),
            ("loss/intensive_ener_virial", True),
            ("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
-           ("training/change_bias_after_training", True),
-           ("training/training_data/rglob_patterns", ["set*"])]
+           ("training/change_bias_after_training", True)]
 # keys it accepts and ignores (PyTorch-only training keys, model metadata)
 IGNORED = [("training/enable_ema", True), ("training/zero_stage", 1),
            ("training/enable_compile", True), ("model/info", {"author": "me"}),

@@ -277,3 +277,20 @@ def test_unreadable_other_format_names_the_file(tmp_path, monkeypatch):
     bad.write_text("not an outcar\n")
     with pytest.raises(DataError, match="OUTCAR"):
         find_systems([{"path": str(bad), "fmt": "vasp/outcar"}])
+
+
+def test_rglob_patterns_pick_the_matching_system_folders_sorted(tmp_path):
+    """rglob_patterns (DeePMD-kit 3.x): under each root, the folders that match a pattern and
+    hold type.raw, each once, sorted; none matching is an error naming the patterns."""
+    from deepmd_tebd.config.objects import SystemsGlob
+    from deepmd_tebd.data.system import SystemNotFoundError, find_systems
+
+    for name in ("a/sys_2", "a/sys_1", "b/sys_3", "b/other", "a/sys_nodata"):
+        (tmp_path / name).mkdir(parents=True)
+        if name != "a/sys_nodata":
+            (tmp_path / name / "type.raw").write_text("0 1\n")
+    found = find_systems(SystemsGlob(roots=(str(tmp_path / "a"), str(tmp_path / "b")),
+                                     patterns=("sys_*", "sys_1")))
+    assert found == [tmp_path / "a/sys_1", tmp_path / "a/sys_2", tmp_path / "b/sys_3"]
+    with pytest.raises(SystemNotFoundError, match="rglob_patterns"):
+        find_systems(SystemsGlob(roots=(str(tmp_path),), patterns=("nothing*",)))
