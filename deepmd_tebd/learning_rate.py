@@ -54,7 +54,8 @@ class ExpDecayLR:
         decay_total = self.numb_steps - self.warmup_steps
         if decay_total <= 0:
             return 1.0
-        return math.exp(math.log(max(self.stop_lr, 1e-10) / self.start_lr) /
+        # DeePMD-kit 3.2 raises stop_lr to 1e-10 here; 2.2 does not, nor does this package
+        return math.exp(math.log(self.stop_lr / self.start_lr) /
                         (decay_total / self.decay_steps))
 
     def value(self, step):

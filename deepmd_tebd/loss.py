@@ -38,9 +38,18 @@ def difference(pred: dict, label: dict, key: str):
     return pred[PREDICTION.get(key, key)] - label[key]
 
 
-def per_atom(term: str, value, natoms):
-    """`value` divided by natoms for the terms normalised per atom (PER_ATOM), else `value`."""
-    return value / natoms if term in PER_ATOM else value
+def per_atom(term: str, value, natoms, exponent: int = 1):
+    """`value` divided by natoms (natoms^2 with exponent 2, intensive_ener_virial) for the terms
+    normalised per atom (PER_ATOM), else `value`."""
+    if term not in PER_ATOM:
+        return value
+    return value / natoms if exponent == 1 else value / natoms ** exponent
+
+
+def huber(residual, delta: float):
+    """The Huber loss of each residual: r^2 / 2 within delta, delta (|r| - delta / 2) beyond."""
+    size = tf.abs(residual)
+    return tf.where(size <= delta, 0.5 * tf.square(residual), delta * (size - 0.5 * delta))
 
 
 def squared_errors(terms, pred: dict, label: dict, relative_f: float | None) -> dict:
@@ -83,6 +92,19 @@ class EnergyLoss:
         self.prefactors = dict(settings.prefactors)
         self.active = [t for t, _ in TERMS if any(self.prefactors[t])]
         self.relative_f = settings.relative_f
+        self.use_huber = settings.use_huber
+        delta_e, delta_f, delta_v = settings.huber_delta  # atomic energies take energy's
+        self.huber_delta = {"e": delta_e, "f": delta_f, "v": delta_v, "ae": delta_e}
+        self.norm_exp = 2 if settings.intensive_ener_virial else 1
+
+    def huber_values(self, pred: dict, label: dict, natoms) -> dict:
+        """{term: Huber loss of each residual} (use_huber): energy and virial residuals per atom,
+        forces and atomic energies as they are (pf and relative_f are refused with it)."""
+        residuals = {"e": difference(pred, label, "energy") / natoms,
+                     "f": difference(pred, label, "force"),
+                     "v": difference(pred, label, "virial") / natoms,
+                     "ae": difference(pred, label, "atom_ener")}
+        return {t: huber(residuals[t], self.huber_delta[t]) for t in self.active}
 
     @property
     def labels(self) -> list[str]:
@@ -114,7 +136,8 @@ class EnergyLoss:
         for term in SUM_ORDER:
             if term in means:
                 weighted = self.prefactor(term, lr, flags) * means[term]
-                loss += weighted if natoms is None else per_atom(term, weighted, natoms)
+                loss += weighted if natoms is None else per_atom(term, weighted, natoms,
+                                                                   self.norm_exp)
         return loss
 
     def __call__(self, lr, pred: dict, label: dict, natoms):
@@ -123,7 +146,11 @@ class EnergyLoss:
         lr = tf.cast(lr, tf.float64)
         squares = squared_errors(self.active, pred, label, self.relative_f)
         means = {term: tf.reduce_mean(square) for term, square in squares.items()}
-        loss = self.combine(lr, means, label, n)
+        if self.use_huber:  # normalised per atom already
+            loss = self.combine(lr, {t: tf.reduce_mean(h) for t, h in
+                                     self.huber_values(pred, label, n).items()}, label)
+        else:
+            loss = self.combine(lr, means, label, n)
         errors = {f"rmse_{term}": per_atom(term, tf.sqrt(l2), n) for term, l2 in means.items()}
         errors["rmse"] = tf.sqrt(loss)
         return loss, {name: errors[name] for name in self.error_names}

@@ -147,6 +147,11 @@ class LossConfig:
     relative_f: Optional[float]
     enable_atom_ener_coeff: bool
     generalized_force: tuple[float, float]
+    # DeePMD-kit 3.x: Huber instead of squares, with deltas (energy, force, virial); energy
+    # and virial squares divided by N^2 instead of N (intensive_ener_virial)
+    use_huber: bool = False
+    huber_delta: tuple[float, float, float] = (0.01, 0.01, 0.01)
+    intensive_ener_virial: bool = False
 
 
 @dataclass(frozen=True)
@@ -295,12 +300,16 @@ def _learning_rate(section: Mapping) -> LearningRateConfig:
 
 
 def _loss(section: Mapping) -> LossConfig:
+    delta = section.get("huber_delta", 0.01)
     return LossConfig(
         prefactors={t: (float(section[f"start_pref_{t}"]), float(section[f"limit_pref_{t}"]))
                     for t, _ in LOSS_TERMS},
         relative_f=section.get("relative_f"),  # optional, no default
         enable_atom_ener_coeff=section["enable_atom_ener_coeff"],
-        generalized_force=(float(section["start_pref_gf"]), float(section["limit_pref_gf"])))
+        generalized_force=(float(section["start_pref_gf"]), float(section["limit_pref_gf"])),
+        use_huber=bool(section.get("use_huber", False)),
+        huber_delta=tuple(float(d) for d in (delta if isinstance(delta, list) else [delta] * 3)),
+        intensive_ener_virial=bool(section.get("intensive_ener_virial", False)))
 
 
 def _data(section: Mapping) -> DataConfig:

@@ -17,7 +17,7 @@ UNSUPPORTED_VARIANTS. Defaults follow DeePMD-kit 2.2.5 (where 3.x differs, the k
 """
 from __future__ import annotations
 
-from .v3_keys import PYTORCH_TRAINING_KEYS
+from .v3_keys import ENER_LOSS_KEYS, PYTORCH_TRAINING_KEYS
 from .v3_keys import ignored as _ignored, not_yet as _not_yet, v3 as _v3
 
 ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
@@ -242,15 +242,7 @@ LOSS_ENER = _section({
     "start_pref_gf": _num(0.0, "generalised-force prefactor at the start", minimum=0),
     "limit_pref_gf": _num(0.0, "generalised-force prefactor at the end", minimum=0),
     "numb_generalized_coord": _int(0, "number of generalised coordinates (drdq.npy)", 0),
-    "f_use_norm": _v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
-                      "NotImplementedError for it"),
-    "loss_func": _v3("string", "mse", "refuse", "only mse: DeePMD-kit's TensorFlow backend "
-                     "raises NotImplementedError for another loss function"),
-    "use_default_pf": _v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
-                          "NotImplementedError for it"),
-    "use_huber": _not_yet("boolean", False), "intensive_ener_virial": _not_yet("boolean", False),
-    "huber_delta": _ignored(["number", "array"], 0.01),  # read only with use_huber
-    "start_pref_h": _ignored("number", 0.0), "limit_pref_h": _ignored("number", 0.0),
+    **ENER_LOSS_KEYS,
 }, doc="the energy loss")
 
 _DATA = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..electron_configuration import ELEMENTS
 from .errors import Problem
 
-__all__ = ["NO_DEFAULT", "PYTORCH_TRAINING_KEYS", "econf_problems", "ignored", "not_yet", "schedule_problems", "v3"]
+__all__ = ["ENER_LOSS_KEYS", "NO_DEFAULT", "PYTORCH_TRAINING_KEYS", "econf_problems", "ignored", "not_yet", "schedule_problems", "v3"]
 
 NO_DEFAULT = "x-no-default"  # a 3.x key without a default: any value given is not the default
 _TF_RAISES = "DeePMD-kit's TensorFlow backend raises for it"
@@ -68,7 +68,18 @@ def schedule_problems(data: dict, given: set) -> list[Problem]:
     if warmup and warmup >= steps:
         problems.append(Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps must be "
                                 f"fewer than training/numb_steps ({steps})"))
-    return problems
+    return problems + _huber_problems(data.get("loss") or {})
+
+
+def _huber_problems(loss: dict) -> list[Problem]:
+    """use_huber beside the terms DeePMD-kit's TensorFlow backend has no Huber form of."""
+    if not loss.get("use_huber"):
+        return []
+    others = [key for key in ("start_pref_pf", "limit_pref_pf", "start_pref_gf", "limit_pref_gf")
+              if loss.get(key)] + (["relative_f"] if loss.get("relative_f") is not None else [])
+    return [Problem("loss/use_huber", f"not with {', '.join(others)}: DeePMD-kit's TensorFlow "
+                    "backend raises RuntimeError (no Huber loss of atom-prefactor, generalised "
+                    "or relative forces)")] if others else []
 
 
 # PyTorch-only training keys, which DeePMD-kit's TensorFlow backend ignores
@@ -81,4 +92,29 @@ PYTORCH_TRAINING_KEYS = {
     "enable_compile": ignored("boolean", False), "enable_tf32": ignored("boolean", False),
     "neighbor_graph_method": ignored("string", "auto"),
     "stat_file_mode": ignored("string", "update"),
+}
+
+
+def _boolean(doc: str) -> dict:
+    return {"type": "boolean", "description": doc}
+
+
+# the keys DeePMD-kit 3.x added to the ener loss
+ENER_LOSS_KEYS = {
+    "f_use_norm": v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
+                     "NotImplementedError for it"),
+    "loss_func": v3("string", "mse", "refuse", "only mse: DeePMD-kit's TensorFlow backend "
+                    "raises NotImplementedError for another loss function"),
+    "use_default_pf": v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
+                         "NotImplementedError for it"),
+    "use_huber": _boolean("Huber loss of the residuals (energy and virial per atom) instead of "
+                          "squares (DeePMD-kit 3.x)"),
+    "huber_delta": {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                              {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
+                               "minItems": 3, "maxItems": 3}],
+                    "x-expect": "a positive number, or three (energy, force, virial)",
+                    "description": "the Huber loss's delta (DeePMD-kit 3.x; absent: 0.01)"},
+    "intensive_ener_virial": _boolean("divide the energy and virial squares by N^2 instead of "
+                                      "N (DeePMD-kit 3.x)"),
+    "start_pref_h": ignored("number", 0.0), "limit_pref_h": ignored("number", 0.0),
 }

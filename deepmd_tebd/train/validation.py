@@ -46,9 +46,13 @@ def make_whole_evaluation(model, loss, labels: list[str]):
             found = batch[f"find_{key}"]
             return total * found, tf.cast(tf.size(square), tf.float64) * found
 
-        terms = squared_errors(loss.active, pred, batch, loss.relative_f)
-        out = {term: counted(per_atom(term, tf.reduce_sum(square), n), square, LABEL[term])
-               for term, square in terms.items()}
+        if loss.use_huber:  # the loss's own values, normalised per atom already
+            out = {term: counted(tf.reduce_sum(value), value, LABEL[term])
+                   for term, value in loss.huber_values(pred, batch, n).items()}
+        else:
+            terms = squared_errors(loss.active, pred, batch, loss.relative_f)
+            out = {term: counted(per_atom(term, tf.reduce_sum(square), n, loss.norm_exp),
+                                 square, LABEL[term]) for term, square in terms.items()}
         out.update({name: counted(tf.reduce_sum(square), square, DP_TEST_FIGURES[name][0])
                     for name, square in dp_test_squared_errors(pred, batch, n).items()})
         return out

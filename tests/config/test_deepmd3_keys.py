@@ -50,9 +50,7 @@ REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default
            ("loss/loss_func", "mae"), ("loss/use_default_pf", True),
            ("optimizer/type", "SGD"), ("optimizer/weight_decay", 0.1)]
 # keys it implements and this package does not yet
-NOT_YET = [("loss/use_huber", True),
-           ("loss/intensive_ener_virial", True),
-           ("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
+NOT_YET = [("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
            ("training/change_bias_after_training", True)]
 # keys it accepts and ignores (PyTorch-only training keys, model metadata)
 IGNORED = [("training/enable_ema", True), ("training/zero_stage", 1),

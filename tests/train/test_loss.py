@@ -1,5 +1,7 @@
 """The energy loss equals a direct NumPy evaluation of DeePMD-kit's formula; inactive terms are
 neither computed nor reported; missing labels (find_X = 0) switch their terms off."""
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -93,3 +95,87 @@ def loss_settings(section):
               "learning_rate": {"type": "exp"}, "loss": {"type": "ener", **section},
               "training": {"training_data": {"systems": ["unused"]}, "numb_steps": 1}}
     return build_config(normalize(script, "loss.json")).loss
+
+
+# DeePMD-kit 3.x's loss keys: Huber residuals (one delta, or energy/force/virial deltas), and
+# energy and virial squares divided by N^2 (intensive_ener_virial)
+KEYS_3X = [{"use_huber": True, "huber_delta": 0.3},
+           {"use_huber": True, "huber_delta": [0.5, 0.2, 2.0]}, {"intensive_ener_virial": True}]
+TERMS_3X = {k: v for k, v in ALL_TERMS.items() if "_pf" not in k}  # Huber has no pf form
+
+
+def numpy_loss_3x(cfg, lr, pred, label):
+    """DeePMD-kit 3.2's TensorFlow formula (deepmd/tf/loss/ener.py), in NumPy."""
+    p = {t: loss_prefactor(lr, 1e-3, cfg[f"start_pref_{t}"], cfg[f"limit_pref_{t}"])
+         for t in ("e", "f", "v", "ae")}
+    de = pred["energy"] - label["energy"]
+    df = pred["force"] - label["force"]
+    dv = pred["virial"] - label["virial"]
+    dae = pred["atom_energy"] - label["atom_ener"]
+    if not cfg.get("use_huber"):
+        k = 2 if cfg.get("intensive_ener_virial") else 1
+        return (p["e"] * np.mean(de ** 2) / NATOMS ** k + p["f"] * np.mean(df ** 2)
+                + p["v"] * np.mean(dv ** 2) / NATOMS ** k + p["ae"] * np.mean(dae ** 2))
+    delta = cfg["huber_delta"]
+    d_e, d_f, d_v = delta if isinstance(delta, list) else [delta] * 3
+
+    def huber(r, d):
+        return np.mean(np.where(np.abs(r) <= d, 0.5 * r ** 2, d * (np.abs(r) - 0.5 * d)))
+
+    return (p["e"] * huber(de / NATOMS, d_e) + p["f"] * huber(df, d_f)
+            + p["v"] * huber(dv / NATOMS, d_v) + p["ae"] * huber(dae, d_e))
+
+
+@pytest.mark.parametrize("keys", KEYS_3X)
+def test_3x_loss_keys_match_the_formula(keys):
+    pred, label = batch(np.random.default_rng(2))
+    cfg = {**TERMS_3X, **keys}
+    value, errors = EnergyLoss(loss_settings(cfg), 1e-3)(tf.constant(5e-4, tf.float64), pred,
+                                                          label, np.array([NATOMS, NATOMS, 2, 4]))
+    assert float(value) == pytest.approx(numpy_loss_3x(cfg, 5e-4, pred, label), rel=1e-12)
+    assert float(errors["rmse_f"]) == pytest.approx(  # the reported errors stay the rmse
+        np.sqrt(np.mean((pred["force"] - label["force"]) ** 2)), rel=1e-12)
+
+
+DEEPMD_LOSS = """
+import json, sys
+import numpy as np
+from deepmd.tf.env import tf
+from deepmd.tf.loss.ener import EnerStdLoss
+a = json.loads(sys.argv[1])
+arrays = np.load(a["arrays"])
+loss = EnerStdLoss(starter_learning_rate=1e-3, **a["cfg"])
+model = {k: tf.constant(arrays["pred_" + k]) for k in ("energy", "force", "virial", "atom_ener")}
+label = {k: tf.constant(arrays["label_" + k])
+         for k in ("energy", "force", "virial", "atom_ener", "atom_pref")}
+label.update({f"find_{k}": 1.0 for k in ("energy", "force", "virial", "atom_ener", "atom_pref")})
+value, _ = loss.build(tf.constant(a["lr"], tf.float64), tf.constant(a["natoms"]), model, label,
+                      "test")
+with tf.Session() as session:
+    print(json.dumps(float(session.run(value))))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keys", KEYS_3X)
+def test_3x_loss_keys_match_deepmd_kit(keys, tmp_path):
+    from reference.deepmd_oracle import run_oracle_script
+
+    pred, label = batch(np.random.default_rng(3))
+    cfg = {**TERMS_3X, **keys}
+    np.savez(tmp_path / "arrays.npz", **{f"pred_{k}": pred[k if k != "atom_ener" else
+                                                             "atom_energy"]
+                                         for k in ("energy", "force", "virial", "atom_ener")},
+             **{f"label_{k}": label[k] for k in ("energy", "force", "virial", "atom_ener",
+                                                  "atom_pref")})
+    theirs = json.loads(run_oracle_script(DEEPMD_LOSS, {
+        "arrays": str(tmp_path / "arrays.npz"), "cfg": cfg, "lr": 5e-4,
+        "natoms": [NATOMS, NATOMS, 2, 4]}, tmp_path))
+    value, _ = EnergyLoss(loss_settings(cfg), 1e-3)(tf.constant(5e-4, tf.float64), pred, label,
+                                                    np.array([NATOMS, NATOMS, 2, 4]))
+    assert float(value) == pytest.approx(theirs, rel=1e-12)
+
+
+def test_huber_with_atom_prefactor_forces_is_refused():
+    with pytest.raises(ConfigError, match="loss/use_huber: not with start_pref_pf"):
+        loss_settings({**ALL_TERMS, "use_huber": True})
