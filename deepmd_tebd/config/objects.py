@@ -190,7 +190,7 @@ class TrainingConfig:
 
     training_data: DataConfig
     validation_data: Optional[DataConfig]
-    numb_steps: int
+    numb_steps: Optional[int]  # None with numb_epoch, until the data resolve it
     seed: Optional[int]
     disp_file: str
     disp_freq: int
@@ -204,6 +204,7 @@ class TrainingConfig:
     tensorboard_freq: int
     mixed_precision: Optional[MixedPrecisionConfig] = None
     whole_validation: Optional[WholeValidationConfig] = None
+    numb_epoch: Optional[float] = None  # DeePMD-kit 3.x: numb_steps from the training data
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,12 @@ class Config:
     training: TrainingConfig
     script: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
     adam_betas: tuple[float, float] = (0.9, 0.999)  # optimizer/adam_beta1, 2 (DeePMD-kit 3.x)
+
+    def with_numb_steps(self, numb_steps: int) -> "Config":
+        """The same settings training numb_steps (resolved from numb_epoch; the script keeps
+        numb_epoch, as DeePMD-kit's out.json does)."""
+        training = dataclasses.replace(self.training, numb_steps=int(numb_steps))
+        return dataclasses.replace(self, training=training)
 
     def with_sel(self, sel) -> "Config":
         """The same settings with the descriptor's sel resolved (script updated alike)."""
@@ -331,7 +338,8 @@ def _training(section: Mapping) -> TrainingConfig:
     return TrainingConfig(
         training_data=_data(section["training_data"]),
         validation_data=None if valid is None else _data(valid),
-        numb_steps=int(section["numb_steps"]), seed=section.get("seed"),
+        numb_steps=None if section.get("numb_steps") is None else int(section["numb_steps"]),
+        numb_epoch=section.get("numb_epoch"), seed=section.get("seed"),
         disp_file=section["disp_file"], disp_freq=int(section["disp_freq"]),
         save_freq=int(section["save_freq"]), save_ckpt=section["save_ckpt"],
         max_ckpt_keep=int(section["max_ckpt_keep"]), disp_training=section["disp_training"],

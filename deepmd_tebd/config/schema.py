@@ -333,13 +333,17 @@ TRAINING = _section({
     "data_dict": _unsupported("multi-task training (data_dict) is not supported"),
     "fitting_weight": _unsupported("multi-task training (fitting_weight) is not supported"),
     **PYTORCH_TRAINING_KEYS,
-    "numb_epoch": _not_yet("number"), "stat_file": _not_yet("string"),
+    "numb_epoch": _num(doc="epochs to train instead of numb_steps (DeePMD-kit 3.x): numb_steps "
+                       "= ceil(numb_epoch * ceil(max over systems of batches / probability))",
+                       exclusiveMinimum=0, **{"x-alias": ["num_epochs", "num_epoch",
+                                                          "numb_epochs"]}),
+    "stat_file": _not_yet("string"),
     "change_bias_after_training": _not_yet("boolean", False),
     "opt_type": _not_yet("string", "Adam"), "warmup_steps": _not_yet("integer", 0),
     "warmup_ratio": _not_yet(["number", "null"], None),
     "warmup_start_factor": _not_yet("number", 0.0),
     "model_prob": _unsupported("multi-task training (model_prob) is not supported"),
-}, required=["training_data", "numb_steps"], doc="the training")
+}, required=["training_data"], doc="the training")
 
 ROOT = _section({
     "model": MODEL,

@@ -52,8 +52,8 @@ def schedule_problems(data: dict, given: set) -> list[Problem]:
     """DeePMD-kit 3.x's learning-rate keys against each other and numb_steps (`given`: the keys
     of the script's learning_rate before defaults were filled in); a stop_lr that only the
     default filled in gives way to stop_lr_ratio."""
-    lr, steps = data.get("learning_rate", {}), data["training"]["numb_steps"]
-    problems = []
+    lr, steps = data.get("learning_rate", {}), data["training"].get("numb_steps")
+    problems = _steps_problems(data["training"])
     if lr.get("stop_lr_ratio") is not None:
         if "stop_lr" in given:
             problems.append(Problem("learning_rate/stop_lr_ratio", "give stop_lr or "
@@ -64,11 +64,21 @@ def schedule_problems(data: dict, given: set) -> list[Problem]:
         problems.append(Problem("learning_rate/warmup_ratio", "give warmup_steps or "
                                 "warmup_ratio, not both (DeePMD-kit raises ValueError)"))
     elif lr.get("warmup_ratio") is not None:
-        warmup = int(lr["warmup_ratio"] * steps)
-    if warmup and warmup >= steps:
+        warmup = 0 if steps is None else int(lr["warmup_ratio"] * steps)
+    if warmup and steps is not None and warmup >= steps:
         problems.append(Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps must be "
                                 f"fewer than training/numb_steps ({steps})"))
     return problems + _huber_problems(data.get("loss") or {})
+
+
+def _steps_problems(training: dict) -> list[Problem]:
+    """Exactly one of numb_steps and numb_epoch (DeePMD-kit 3.x), as DeePMD-kit requires."""
+    given = [key for key in ("numb_steps", "numb_epoch") if training.get(key) is not None]
+    if len(given) == 1:
+        return []
+    if given:
+        return [Problem("training/numb_steps", "give numb_steps or numb_epoch: both are given")]
+    return [Problem("training/numb_steps", "required key is missing (or give numb_epoch)")]
 
 
 def _huber_problems(loss: dict) -> list[Problem]:

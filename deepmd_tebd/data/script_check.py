@@ -29,6 +29,8 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
     if problems:
         raise ConfigError(source, problems)
     data_ntypes = None if type_map else _count_data_types(config, source)
+    if training.numb_steps is None:
+        config = _steps_of_epochs(config, source)
 
     descriptor = config.model.descriptor
     sel = descriptor.sel
@@ -128,3 +130,24 @@ def _system_problems(systems, type_map, path: str) -> list[Problem]:
         except DataError as err:  # readable alone: the model's type map does not cover it
             problems.append(Problem("model/type_map", str(err)))
     return problems
+
+
+def _steps_of_epochs(config: Config, source: str) -> Config:
+    """numb_steps of numb_epoch, as DeePMD-kit 3.x counts them: ceil(numb_epoch * ceil(the
+    largest number of batches of a system over its probability))."""
+    import math
+
+    from .data_system import DataSystem
+
+    training = config.training
+    data = DataSystem.from_config(training.training_data, list(config.model.type_map) or None)
+    per_epoch = max(n / p for n, p in zip(data.nbatches, data.sys_probs) if p > 0)
+    steps = math.ceil(training.numb_epoch * math.ceil(per_epoch))
+    log.info(f"numb_steps = {steps} from numb_epoch = {training.numb_epoch} and "
+             f"{math.ceil(per_epoch)} batches per epoch")
+    lr = config.learning_rate
+    warmup = lr.warmup_steps if lr.warmup_ratio is None else int(lr.warmup_ratio * steps)
+    if warmup and warmup >= steps:
+        raise ConfigError(source, [Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps "
+                                           f"must be fewer than the {steps} of numb_epoch")])
+    return config.with_numb_steps(steps)

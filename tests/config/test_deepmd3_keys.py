@@ -50,7 +50,7 @@ REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default
            ("loss/loss_func", "mae"), ("loss/use_default_pf", True),
            ("optimizer/type", "SGD"), ("optimizer/weight_decay", 0.1)]
 # keys it implements and this package does not yet
-NOT_YET = [("training/stat_file", "stat.h5"), ("training/numb_epoch", 10),
+NOT_YET = [("training/stat_file", "stat.h5"),
            ("training/change_bias_after_training", True)]
 # keys it accepts and ignores (PyTorch-only training keys, model metadata)
 IGNORED = [("training/enable_ema", True), ("training/zero_stage", 1),
@@ -131,3 +131,20 @@ def test_adam_betas_are_read_from_the_optimizer_section(tebd):
     script = _with(tebd, "optimizer", {"type": "Adam", "adam_beta1": 0.8, "adam_beta2": 0.99})
     assert build_config(normalize(script, "input.json")).adam_betas == (0.8, 0.99)
     assert build_config(normalize(copy.deepcopy(tebd), "x")).adam_betas == (0.9, 0.999)
+
+
+def test_numb_epoch_replaces_numb_steps_and_one_of_them_is_required(tebd):
+    script = copy.deepcopy(tebd)
+    del script["training"]["numb_steps"]
+    script["training"]["num_epochs"] = 2.5  # one of DeePMD-kit's aliases
+    normal = normalize(script, "input.json")
+    assert normal["training"]["numb_epoch"] == 2.5 and "numb_steps" not in normal["training"]
+    assert build_config(normal).training.numb_steps is None  # until the data resolve it
+    for change, message in (({"numb_steps": 10}, "both are given"),
+                            ({}, "required key is missing")):
+        bad = copy.deepcopy(normal)
+        bad["training"].update(change)
+        if not change:  # neither
+            del bad["training"]["numb_epoch"]
+        with pytest.raises(ConfigError, match=f"training/numb_steps: .*{message}"):
+            normalize(bad, "input.json")

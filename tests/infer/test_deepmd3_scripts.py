@@ -118,3 +118,36 @@ def test_a_3x_type_embedding_graph_runs_in_deepmd_kits_deep_pot_and_lammps(tmp_p
     assert md["energy"] == pytest.approx(e[0, 0], rel=1e-10)
     assert np.abs(md["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
     assert np.abs(md["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()
+
+
+DEEPMD_EPOCH_STEPS = """
+import json, math, sys
+from deepmd.dpmodel.utils.training_utils import compute_total_numb_batch
+from deepmd.utils.data_system import get_data
+a = json.loads(sys.argv[1])
+data = get_data(a["data"], 6.0, ["O", "H"], None)
+total = compute_total_numb_batch(data.nbatches, data.sys_probs)
+print(json.dumps(int(math.ceil(a["epochs"] * total))))
+"""
+
+
+@pytest.mark.parametrize("data", [
+    {"batch_size": 1},
+    {"batch_size": [1, 2, 3], "auto_prob": "prob_uniform"},
+    {"batch_size": "auto", "sys_probs": [0.5, 0.3, 0.2]},
+])
+def test_numb_epoch_gives_deepmd_kits_numb_steps(data, tmp_path):
+    from deepmd_tebd.data.script_check import check_against_data
+    from deepmd_tebd.config import build_config
+
+    systems = [str(WATER / f"data_{i}") for i in range(3)]
+    script = json.loads((INPUTS / "water_se_e2_a_tebd.json").read_text())
+    script["training"]["training_data"] = {"systems": systems, **data}
+    script["training"]["validation_data"]["systems"] = [str(WATER / "data_3")]
+    del script["training"]["numb_steps"]
+    script["training"]["numb_epoch"] = 2.5
+    config = build_config(normalize(script, "input.json"))
+    ours, _ = check_against_data(config, "input.json", skip_neighbor_stat=True)
+    theirs = json.loads(run_oracle_script(DEEPMD_EPOCH_STEPS, {
+        "data": {"systems": systems, **data}, "epochs": 2.5}, tmp_path))
+    assert ours.training.numb_steps == theirs
