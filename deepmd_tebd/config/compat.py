@@ -35,6 +35,44 @@ def convert_to_v2(data: dict, source: str) -> dict:
     if isinstance(training, dict) and "numb_test" in training:
         warnings.warn("training/numb_test is deprecated and ignored", DeprecationWarning)
         data = {**data, "training": {k: v for k, v in training.items() if k != "numb_test"}}
+    return _move_legacy_training_keys(data, source)
+
+
+# DeePMD-kit 3.1's training keys that 3.2 moves: the warm-up into learning_rate, the optimizer's
+# into an optimizer section (opt_type becoming its type)
+_LEGACY_WARMUP = ("warmup_steps", "warmup_ratio", "warmup_start_factor")
+_LEGACY_OPTIMIZER = ("opt_type", "kf_blocksize", "kf_start_pref_e", "kf_limit_pref_e",
+                     "kf_start_pref_f", "kf_limit_pref_f", "weight_decay", "momentum",
+                     "muon_momentum", "adam_beta1", "adam_beta2", "lr_adjust", "lr_adjust_coeff",
+                     "muon_2d_only", "min_2d_dim")
+
+
+def _move_legacy_training_keys(data: dict, source: str) -> dict:
+    """The keys DeePMD-kit 3.2 moves out of training, moved as it moves them (a warning each
+    time); a warm-up key given in both places is refused, as DeePMD-kit refuses it."""
+    training, lr = data.get("training"), data.get("learning_rate")
+    if not isinstance(training, dict):
+        return data
+    warmup = [k for k in _LEGACY_WARMUP if k in training]
+    optimizer = [k for k in _LEGACY_OPTIMIZER if k in training]
+    if not (optimizer or warmup and isinstance(lr, dict)):
+        return data
+    data, training = dict(data), dict(training)
+    if warmup and isinstance(lr, dict):
+        both = [k for k in warmup if k in lr]
+        if both:
+            raise ConfigError(source, [Problem(f"training/{k}", "given in learning_rate too; "
+                                               "give it there only (DeePMD-kit raises "
+                                               "ValueError)") for k in both])
+        data["learning_rate"] = {**lr, **{k: training.pop(k) for k in warmup}}
+        log.warning(f"{source}: training/{', '.join(warmup)} moved to learning_rate, as "
+                    "DeePMD-kit 3.2 moves them")
+    if optimizer:
+        moved = {("type" if k == "opt_type" else k): training.pop(k) for k in optimizer}
+        data["optimizer"] = {**(data.get("optimizer") or {}), **moved}
+        log.warning(f"{source}: training/{', '.join(optimizer)} moved to the optimizer section, "
+                    "as DeePMD-kit 3.2 moves them")
+    data["training"] = training
     return data
 
 

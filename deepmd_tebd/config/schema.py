@@ -339,9 +339,6 @@ TRAINING = _section({
                                                           "numb_epochs"]}),
     "stat_file": _not_yet("string"),
     "change_bias_after_training": _not_yet("boolean", False),
-    "opt_type": _not_yet("string", "Adam"), "warmup_steps": _not_yet("integer", 0),
-    "warmup_ratio": _not_yet(["number", "null"], None),
-    "warmup_start_factor": _not_yet("number", 0.0),
     "model_prob": _unsupported("multi-task training (model_prob) is not supported"),
 }, required=["training_data"], doc="the training")
 

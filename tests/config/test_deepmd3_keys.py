@@ -148,3 +148,20 @@ def test_numb_epoch_replaces_numb_steps_and_one_of_them_is_required(tebd):
             del bad["training"]["numb_epoch"]
         with pytest.raises(ConfigError, match=f"training/numb_steps: .*{message}"):
             normalize(bad, "input.json")
+
+
+def test_training_warmup_and_optimizer_keys_move_as_deepmd_kit_moves_them(tebd):
+    script = copy.deepcopy(tebd)
+    script["training"].update(warmup_steps=100, warmup_start_factor=0.1, opt_type="Adam",
+                              adam_beta2=0.99)
+    normal = normalize(script, "input.json")
+    assert {k: normal["learning_rate"][k] for k in ("warmup_steps", "warmup_start_factor")} == {
+        "warmup_steps": 100, "warmup_start_factor": 0.1}
+    assert normal["optimizer"] == {"type": "Adam", "adam_beta2": 0.99}
+    assert not {"warmup_steps", "opt_type", "adam_beta2"} & set(normal["training"])
+    script["learning_rate"]["warmup_steps"] = 50
+    with pytest.raises(ConfigError, match="training/warmup_steps: given in learning_rate too"):
+        normalize(script, "input.json")
+    script = _with(tebd, "training/opt_type", "LKF")
+    with pytest.raises(ConfigError, match="optimizer/type: .*TensorFlow backend raises"):
+        normalize(script, "input.json")

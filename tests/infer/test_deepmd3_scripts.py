@@ -151,3 +151,17 @@ def test_numb_epoch_gives_deepmd_kits_numb_steps(data, tmp_path):
     theirs = json.loads(run_oracle_script(DEEPMD_EPOCH_STEPS, {
         "data": {"systems": systems, **data}, "epochs": 2.5}, tmp_path))
     assert ours.training.numb_steps == theirs
+
+
+def test_legacy_training_keys_move_as_deepmd_kit_moves_them(tmp_path):
+    script = json.loads((INPUTS / "water_se_e2_a_tebd.json").read_text())
+    script["training"].update(warmup_ratio=0.1, warmup_start_factor=0.2, opt_type="Adam",
+                              adam_beta1=0.85)
+    path = tmp_path / "legacy.json"
+    path.write_text(json.dumps(script))
+    theirs = json.loads(run_oracle_script(DEEPMD_OUT_JSON, [str(path)], tmp_path))[str(path)]
+    ours = normalize(script, "legacy.json")
+    assert ours["optimizer"] == {k: theirs["optimizer"][k] for k in ours["optimizer"]}
+    for key in ("warmup_ratio", "warmup_start_factor"):
+        assert ours["learning_rate"][key] == theirs["learning_rate"][key]
+        assert key not in ours["training"] and key not in theirs["training"]
