@@ -105,6 +105,7 @@ class ModelConfig:
     data_stat_nbatch: int
     data_stat_protect: float
     compress: Optional[CompressConfig] = None
+    data_bias_nsample: int = 10  # frames per system of change_bias_after_training
 
     @property
     def ntypes(self) -> int:
@@ -205,6 +206,7 @@ class TrainingConfig:
     mixed_precision: Optional[MixedPrecisionConfig] = None
     whole_validation: Optional[WholeValidationConfig] = None
     numb_epoch: Optional[float] = None  # DeePMD-kit 3.x: numb_steps from the training data
+    change_bias_after_training: bool = False  # DeePMD-kit 3.x: train/change_bias.py
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,8 @@ def _model(section: Mapping) -> ModelConfig:
         fitting=_fitting(section["fitting_net"]), type_embedding=type_embedding,
         data_stat_nbatch=int(section["data_stat_nbatch"]),
         data_stat_protect=float(section["data_stat_protect"]),
-        compress=_compress(section["compress"]) if "compress" in section else None)
+        compress=_compress(section["compress"]) if "compress" in section else None,
+        data_bias_nsample=int(section["data_bias_nsample"]))
 
 
 def _compress(section: Mapping) -> CompressConfig:
@@ -340,6 +343,7 @@ def _training(section: Mapping) -> TrainingConfig:
         validation_data=None if valid is None else _data(valid),
         numb_steps=None if section.get("numb_steps") is None else int(section["numb_steps"]),
         numb_epoch=section.get("numb_epoch"), seed=section.get("seed"),
+        change_bias_after_training=bool(section.get("change_bias_after_training", False)),
         disp_file=section["disp_file"], disp_freq=int(section["disp_freq"]),
         save_freq=int(section["save_freq"]), save_ckpt=section["save_ckpt"],
         max_ckpt_keep=int(section["max_ckpt_keep"]), disp_training=section["disp_training"],

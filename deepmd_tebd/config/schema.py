@@ -338,7 +338,9 @@ TRAINING = _section({
                        exclusiveMinimum=0, **{"x-alias": ["num_epochs", "num_epoch",
                                                           "numb_epochs"]}),
     "stat_file": _not_yet("string"),
-    "change_bias_after_training": _not_yet("boolean", False),
+    "change_bias_after_training": _bool(doc="after the last step, move the energy bias by the "
+                                        "least-squares fit of the training data's residual "
+                                        "energies (DeePMD-kit 3.x)"),
     "model_prob": _unsupported("multi-task training (model_prob) is not supported"),
 }, required=["training_data"], doc="the training")
 

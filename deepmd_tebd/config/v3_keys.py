@@ -68,7 +68,17 @@ def schedule_problems(data: dict, given: set) -> list[Problem]:
     if warmup and steps is not None and warmup >= steps:
         problems.append(Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps must be "
                                 f"fewer than training/numb_steps ({steps})"))
-    return problems + _huber_problems(data.get("loss") or {})
+    return problems + _huber_problems(data.get("loss") or {}) + _change_bias_problems(data)
+
+
+def _change_bias_problems(data: dict) -> list[Problem]:
+    """change_bias_after_training evaluates the model on frames without their parameters."""
+    fitting = data["model"].get("fitting_net", {})
+    if not data["training"].get("change_bias_after_training") or not (
+            fitting.get("numb_fparam") or fitting.get("numb_aparam")):
+        return []
+    return [Problem("training/change_bias_after_training", "not yet with frame or atomic "
+                    "parameters (model/fitting_net/numb_fparam, numb_aparam)")]
 
 
 def _steps_problems(training: dict) -> list[Problem]:

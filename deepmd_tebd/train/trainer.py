@@ -31,6 +31,7 @@ from ..store.keys import (CKPT_ATTRS, CKPT_DATA_STATE, CKPT_LOSS_SCALE, CKPT_MOD
                           CKPT_OPTIMIZER, CKPT_STEP)
 from ..store.restore import TrainingAttributes, tables_trackables
 from .adam import Adam
+from .change_bias import change_bias_after_training
 from .checkpoint import Checkpointer
 from .lcurve import LearningCurve
 from .loss_scale import DynamicLossScale
@@ -75,6 +76,7 @@ class Trainer:
         self.loss = loss
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.optimizer = Adam(model.trainable_variables, *config.adam_betas)
+        self.data_bias_nsample = config.model.data_bias_nsample
         mixed = training.mixed_precision
         self.loss_scale = DynamicLossScale() if mixed is not None else None
         # the data sampling state (JSON), so that --restart draws the batches an uninterrupted
@@ -257,6 +259,10 @@ class Trainer:
             batch = next_batch
         if last_saved != step:
             self._save(step, before_next)
+        if self.training.change_bias_after_training:  # then the checkpoint again, changed
+            change_bias_after_training(self.model, self.train_data.systems,
+                                       self.model.type_map, self.data_bias_nsample)
+            self._save(step, before_next, validate=False)
         timing.finish(disp_freq)
 
     def _display_start(self, lcurve, start: int, batch: dict, disp_freq: int) -> None:

@@ -50,8 +50,7 @@ REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default
            ("loss/loss_func", "mae"), ("loss/use_default_pf", True),
            ("optimizer/type", "SGD"), ("optimizer/weight_decay", 0.1)]
 # keys it implements and this package does not yet
-NOT_YET = [("training/stat_file", "stat.h5"),
-           ("training/change_bias_after_training", True)]
+NOT_YET = [("training/stat_file", "stat.h5")]
 # keys it accepts and ignores (PyTorch-only training keys, model metadata)
 IGNORED = [("training/enable_ema", True), ("training/zero_stage", 1),
            ("training/enable_compile", True), ("model/info", {"author": "me"}),
@@ -164,4 +163,14 @@ def test_training_warmup_and_optimizer_keys_move_as_deepmd_kit_moves_them(tebd):
         normalize(script, "input.json")
     script = _with(tebd, "training/opt_type", "LKF")
     with pytest.raises(ConfigError, match="optimizer/type: .*TensorFlow backend raises"):
+        normalize(script, "input.json")
+
+
+def test_change_bias_after_training_is_read_and_refused_with_frame_parameters(tebd):
+    script = _with(tebd, "training/change_bias_after_training", True)
+    script["model"]["data_bias_nsample"] = 3
+    config = build_config(normalize(script, "input.json"))
+    assert config.training.change_bias_after_training and config.model.data_bias_nsample == 3
+    script["model"]["fitting_net"]["numb_fparam"] = 2
+    with pytest.raises(ConfigError, match="training/change_bias_after_training: not yet with"):
         normalize(script, "input.json")

@@ -165,3 +165,43 @@ def test_legacy_training_keys_move_as_deepmd_kit_moves_them(tmp_path):
     for key in ("warmup_ratio", "warmup_start_factor"):
         assert ours["learning_rate"][key] == theirs["learning_rate"][key]
         assert key not in ours["training"] and key not in theirs["training"]
+
+
+DEEPMD_CHANGE_BIAS = """
+import json, sys
+import numpy as np
+from deepmd.infer import DeepPot
+from deepmd.tf.fit.ener import change_energy_bias_lower
+from deepmd.utils.data_system import DeepmdDataSystem
+a = json.loads(sys.argv[1])
+data = DeepmdDataSystem(a["systems"], 1, 1, type_map=a["type_map"], shuffle_test=False)
+data.add("energy", 1, atomic=False, must=True, high_prec=True)
+new = change_energy_bias_lower(data, DeepPot(a["graph"]), a["type_map"], a["type_map"],
+                               np.array(a["bias"], dtype=np.float64), "change-by-statistic",
+                               a["ntest"])
+print(json.dumps(np.asarray(new).reshape(-1).tolist()))
+"""
+
+
+def test_change_bias_after_training_moves_the_bias_as_deepmd_kit_does(tmp_path):
+    """Two runs of the same seed, the second with change_bias_after_training: its bias is the
+    first's moved as DeePMD-kit's change_energy_bias_lower moves it on the first's graph (the
+    frames in stored order: DeePMD-kit's shuffle switched off)."""
+    biases, graphs = [], []
+    for change in (False, True):
+        script = tiny_input(water_input())
+        script["model"]["data_bias_nsample"] = 3
+        script["training"]["change_bias_after_training"] = change
+        run = make_workdir(tmp_path / f"change_{change}", script)
+        for args in (("train", "input.json"), ("freeze", "-o", "g.pb")):
+            result = dp(run, *args)
+            assert result.returncode == 0, result.stderr[-3000:]
+        assert ("Change energy bias" in result.stderr) is False  # freeze does not change it
+        constants = graph_constants(read_graph_def(run / "g.pb"))
+        biases.append(np.asarray(constants["fitting_attr/t_bias_atom_e"]).reshape(-1))
+        graphs.append(run / "g.pb")
+    theirs = json.loads(run_oracle_script(DEEPMD_CHANGE_BIAS, {
+        "systems": [str(WATER / "data_0")], "type_map": ["O", "H"], "graph": str(graphs[0]),
+        "bias": biases[0].tolist(), "ntest": 3}, tmp_path))
+    assert not np.allclose(biases[1], biases[0])
+    np.testing.assert_allclose(biases[1], theirs, rtol=1e-10, atol=1e-10)

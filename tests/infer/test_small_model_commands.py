@@ -119,3 +119,23 @@ def test_mixed_precision_trains_a_small_model_with_a_finite_loss_scale(tmp_path)
     scale = [n for n in reader.get_variable_to_shape_map()
              if n.startswith("loss_scale/") and "scale" in n.split("/")[1]]
     assert scale and 1.0 <= reader.get_tensor(scale[0]) <= 2.0 ** 15
+
+
+def test_change_bias_after_training_leaves_no_bias_to_fit(tmp_path):
+    """After change_bias_after_training the least-squares bias change on the same frames is
+    zero: the frozen model's residual energies have no per-type mean left."""
+    script = tiny_input(water_input())
+    script["model"]["data_bias_nsample"] = 3
+    script["training"]["change_bias_after_training"] = True
+    run = make_workdir(tmp_path, script)
+    for args in (("train", "input.json"), ("freeze", "-o", "g.pb")):
+        result = dp(run, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        if args[0] == "train":
+            assert "Change energy bias of ['O', 'H']" in result.stderr
+    coords, cells, types = water_frames(3, "data_0")
+    energy = DeepPot(run / "g.pb").eval(coords, cells, types)[0].reshape(-1)
+    label = np.load(WATER / "data_0" / "set.000" / "energy.npy").reshape(-1)[:3]
+    counts = np.tile(np.bincount(types, minlength=2), (3, 1)).astype(float)
+    delta = np.linalg.lstsq(counts, label - energy, rcond=None)[0]
+    assert np.abs(delta).max() < 1e-8 * np.abs(label).max() / counts.sum(axis=1).max()
