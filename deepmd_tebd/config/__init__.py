@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bounds import MAX_DEPTH, check_bounds
+from .bounds import MAX_DEPTH, too_deep
 from .errors import ConfigError, Problem
 from .normalize import normalize
 from .objects import Config, build_config
@@ -15,19 +15,8 @@ __all__ = ["Config", "ConfigError", "Problem", "build_config", "load_config", "l
 
 
 def read_script(path) -> dict:
-    """The raw content of a JSON (*.json) or YAML (*.yaml, *.yml) input script, bounded in depth
-    and in what its YAML aliases expand to (config/bounds.py)."""
-    data = _parse(path)
-    check_bounds(data, str(path))
-    return data
-
-
-def _too_deep(source: str) -> ConfigError:
-    return ConfigError(source, [Problem("", "nested too deeply to be read (hundreds of levels); "
-                                        "an input script is a few levels deep")])
-
-
-def _parse(path):
+    """The raw content of a JSON (*.json) or YAML (*.yaml, *.yml) input script; one nested too
+    deep to be read is refused (normalize bounds the rest: config/bounds.py)."""
     path = Path(path)
     source = str(path)
     name = path.name.lower()
@@ -42,7 +31,7 @@ def _parse(path):
         try:
             return json.loads(text)
         except RecursionError:
-            raise _too_deep(source) from None
+            raise too_deep(source) from None
         except json.JSONDecodeError as err:
             raise ConfigError(source, [Problem("", f"invalid JSON at line {err.lineno}, column "
                                                f"{err.colno}: {err.msg}")]) from None
@@ -51,8 +40,6 @@ def _parse(path):
     try:
         _check_yaml_depth(yaml, text, source)
         return yaml.safe_load(text)
-    except RecursionError:
-        raise _too_deep(source) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -68,8 +55,7 @@ def _check_yaml_depth(yaml, text: str, source: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise ConfigError(source, [Problem("", f"nested deeper than {MAX_DEPTH} levels; "
-                                                   "an input script is a few levels deep")])
+                raise too_deep(source)
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 

@@ -14,7 +14,13 @@ MAX_DEPTH = 32  # DeePMD-kit's deepest keys (model/descriptor/neuron/0) are 4 le
 MAX_VALUES = 100_000  # values of the script with every alias expanded (a long list of systems
 # holds thousands)
 
-__all__ = ["MAX_DEPTH", "MAX_VALUES", "check_bounds", "non_finite_numbers"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "check_bounds", "non_finite_numbers", "too_deep"]
+
+
+def too_deep(source: str) -> ConfigError:
+    """The error of a script nested deeper than MAX_DEPTH (found by any of the readers)."""
+    return ConfigError(source, [Problem("", f"nested deeper than {MAX_DEPTH} levels; an input "
+                                        "script is a few levels deep")])
 
 
 def _children(node) -> list:
@@ -41,8 +47,7 @@ def check_bounds(data, source: str) -> None:
             depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
             on_path.discard(key)
             if depth[key] > MAX_DEPTH:
-                raise ConfigError(source, [Problem("", f"nested deeper than {MAX_DEPTH} levels; "
-                                                   "an input script is a few levels deep")])
+                raise too_deep(source)
             if size[key] > MAX_VALUES:
                 raise ConfigError(source, [Problem("", f"it holds more than {MAX_VALUES:,} "
                                                    "values, YAML aliases expanded; an input "

@@ -10,7 +10,7 @@ import tracemalloc
 
 import pytest
 
-from deepmd_tebd.config import ConfigError, load_settings, normalize, read_script
+from deepmd_tebd.config import ConfigError, load_config, load_settings, normalize, read_script
 
 @pytest.mark.parametrize("suffix, text", [
     (".json", "[" * 10_000 + "]" * 10_000),
@@ -42,7 +42,7 @@ def test_a_yaml_anchor_bomb_is_refused_within_100_mb(tmp_path):
     tracemalloc.start()
     try:
         with pytest.raises(ConfigError, match="YAML aliases expanded"):
-            read_script(path)
+            load_config(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -53,7 +53,7 @@ def test_a_yaml_value_that_contains_itself_is_refused(tmp_path):
     path = tmp_path / "self.yaml"
     path.write_text("model: &m {descriptor: *m}\n")
     with pytest.raises(ConfigError, match="contains it"):
-        read_script(path)
+        load_config(path)
 
 
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
