@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from . import node_names as nn
 
-__all__ = ["ModelFileError", "check_version", "read_graph_def"]
+__all__ = ["ModelFileError", "check_model_file", "check_version", "read_graph_def"]
 
 
 class ModelFileError(Exception):
@@ -18,14 +18,20 @@ class ModelFileError(Exception):
     or of a version this package does not know. The message names the file."""
 
 
-def read_graph_def(path: str | os.PathLike) -> tf.compat.v1.GraphDef:
-    """The GraphDef of a `.pb` file, or ModelFileError naming the file and what is wrong."""
+def check_model_file(path: str | os.PathLike) -> Path:
+    """`path` as a Path, or ModelFileError when it is no file or has not the suffix .pb."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     if path.suffix != ".pb":
         raise ModelFileError(f"{path}: a frozen TensorFlow model must have the suffix .pb "
                              f"(got {path.suffix or 'none'})")
+    return path
+
+
+def read_graph_def(path: str | os.PathLike) -> tf.compat.v1.GraphDef:
+    """The GraphDef of a `.pb` file, or ModelFileError naming the file and what is wrong."""
+    path = check_model_file(path)
     data = path.read_bytes()
     graph_def = tf.compat.v1.GraphDef()
     try:

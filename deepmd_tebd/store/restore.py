@@ -49,8 +49,9 @@ from . import keys
 log = logging.getLogger("deepmd_tebd")
 
 __all__ = ["CheckpointError", "CompressedTables", "TrainingAttributes", "checkpoint_prefix",
-           "compress_from_checkpoint", "init_from_frozen_model", "load_checkpoint_model",
-           "read_training_attributes", "restore_checkpoint", "restore_model",
+           "compress_from_checkpoint", "has_checkpoint", "init_from_frozen_model",
+           "load_checkpoint_model", "read_training_attributes", "require_checkpoint",
+           "restore_checkpoint", "restore_model",
            "tables_of_checkpoint", "tables_of_graph", "tables_trackables"]
 
 
@@ -95,6 +96,19 @@ def _reading(prefix):
 
 
 # -- checkpoints ------------------------------------------------------------------------------
+
+def has_checkpoint(prefix) -> bool:
+    """Whether a checkpoint was saved under `prefix` (its `.index` file exists)."""
+    return Path(f"{prefix}.index").is_file()
+
+
+def require_checkpoint(prefix, option: str = "") -> None:
+    """CheckpointError unless a checkpoint was saved under `prefix` (`option`: the command's
+    option that named it, for the message)."""
+    if not has_checkpoint(prefix):
+        takes = f"{option} takes a checkpoint prefix such as model.ckpt; " if option else ""
+        raise CheckpointError(f"{prefix}: no checkpoint there ({takes}{prefix}.index does not "
+                              "exist)")
 
 class TrainingAttributes(tf.Module):
     """The normalised training script (compact JSON) and the minimal neighbour distance, saved
@@ -166,7 +180,7 @@ def _tables_of_reader(reader) -> dict | None:
 def compress_from_checkpoint(model, prefix: str) -> bool:
     """Runs `model`'s descriptor on the tables of the checkpoint `prefix` (embedding nets
     frozen), if it has any; whether it had."""
-    if not Path(f"{prefix}.index").exists():
+    if not has_checkpoint(prefix):
         return False
     tables = tables_of_checkpoint(prefix)
     if tables is None:
@@ -180,8 +194,7 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, prefix: str,
     """Restores every object `checkpoint` tracks from the checkpoint `prefix` (a saved path, or
     the prefix whose links name the newest, train/checkpoint.py); unless expect_partial, every
     one must be in it (the whole training state of --restart)."""
-    if not Path(str(prefix) + ".index").exists():
-        raise CheckpointError(f"no checkpoint at {prefix}: {prefix}.index does not exist")
+    require_checkpoint(prefix)
     with _reading(prefix):
         status = checkpoint.read(str(prefix))
         if expect_partial:
@@ -215,11 +228,11 @@ def checkpoint_prefix(checkpoint_folder: str | os.PathLike, best: bool = False) 
     except Exception as err:  # a state file that is not the text protobuf TensorFlow writes
         raise CheckpointError(f"{state}: not a checkpoint state file ({type(err).__name__}: "
                               f"{str(err).strip()[:200]})") from None
-    if prefix is None or not Path(prefix + ".index").exists():
+    if prefix is None or not has_checkpoint(prefix):
         raise CheckpointError(f"{state} names no checkpoint that exists in {folder}")
     if best:  # <save_ckpt>-<step> -> <save_ckpt>-best
         prefix = prefix.rsplit("-", 1)[0] + "-best"
-        if not Path(prefix + ".index").exists():
+        if not has_checkpoint(prefix):
             raise CheckpointError(f"{folder}: no best model {prefix}; it is written by training "
                                   "with training/whole_validation (save_best true)")
     return prefix
@@ -231,14 +244,13 @@ def read_training_attributes(prefix: str) -> tuple[dict, float | None]:
         reader = tf.train.load_checkpoint(prefix)
         present = reader.get_variable_to_shape_map()
 
-    def value(name):
-        key = keys.checkpoint_variable_key(keys.CKPT_ATTRS, name)
-        if key not in present:
-            raise CheckpointError(f"{prefix}: the checkpoint has no {name}; it was not written "
-                                  "by deepmd_tebd's `dp train`")
-        return reader.get_tensor(key)
+        def value(name):
+            key = keys.checkpoint_variable_key(keys.CKPT_ATTRS, name)
+            if key not in present:
+                raise CheckpointError(f"{prefix}: the checkpoint has no {name}; it was not "
+                                      "written by deepmd_tebd's `dp train`")
+            return reader.get_tensor(key)
 
-    with _reading(prefix):
         raw = value(keys.CKPT_TRAINING_SCRIPT)
         min_dist = float(value(keys.CKPT_MIN_NBOR_DIST))
         try:

@@ -20,12 +20,11 @@ The reading itself is store/restore.py's.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from ..data.stats import collect_stat_batches, compute_model_statistics
-from ..infer.graph_file import ModelFileError
-from ..store.restore import (CheckpointError, compress_from_checkpoint, init_from_frozen_model,
-                             restore_model)
+from ..infer.graph_file import check_model_file
+from ..store.restore import (compress_from_checkpoint, init_from_frozen_model,
+                             require_checkpoint, restore_model)
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -112,12 +111,10 @@ def model_start(restart: str | None = None, init_model: str | None = None,
     """The start of `dp train`'s options (at most one of them is given); CheckpointError or
     ModelFileError when the checkpoint or graph it names is not there."""
     for prefix, option in ((restart, "--restart"), (init_model, "--init-model")):
-        if prefix is not None and not Path(f"{prefix}.index").is_file():
-            raise CheckpointError(f"{prefix}: no checkpoint there ({option} takes a checkpoint "
-                                  f"prefix such as model.ckpt; {prefix}.index does not exist)")
-    if init_frz_model is not None and not Path(init_frz_model).is_file():
-        raise ModelFileError(f"{init_frz_model}: no such file (--init-frz-model takes a frozen "
-                             "model, .pb)")
+        if prefix is not None:
+            require_checkpoint(prefix, option)
+    if init_frz_model is not None:
+        check_model_file(init_frz_model)
     if restart is not None:
         return Restart(restart)
     if init_model is not None:
