@@ -36,9 +36,7 @@ class ExpDecayLR:
     @classmethod
     def from_config(cls, settings, numb_steps: int) -> "ExpDecayLR":
         """The schedule of the `learning_rate` settings (config.objects.LearningRateConfig)."""
-        warmup = settings.warmup_steps
-        if settings.warmup_ratio is not None:
-            warmup = int(settings.warmup_ratio * numb_steps)
+        warmup = settings.warmup(numb_steps)
         decay_steps, decay_total = settings.decay_steps, numb_steps - warmup
         if settings.decay_rate is None and decay_steps >= decay_total:
             decay_steps = 100 if decay_total // 10 > 100 else decay_total // 100 + 1
@@ -59,14 +57,8 @@ class ExpDecayLR:
                         (decay_total / self.decay_steps))
 
     def value(self, step):
-        """lr at `step` (a Python int, a NumPy array or a TensorFlow tensor)."""
-        if isinstance(step, int):
-            if step < self.warmup_steps:
-                return self.warmup_start_lr + (self.start_lr - self.warmup_start_lr) * (
-                    step / self.warmup_steps)
-            t = step - self.warmup_steps
-            k = t / self.decay_steps if self.smooth else t // self.decay_steps
-            return max(self.stop_lr, self.start_lr * self.decay_rate ** k)
+        """lr at `step` (a Python int, a NumPy array or a TensorFlow tensor; a float for an
+        int)."""
         import tensorflow as tf
 
         if tf.is_tensor(step) or isinstance(step, tf.Variable):
@@ -74,8 +66,9 @@ class ExpDecayLR:
                                tf.where, tf.constant(self.decay_rate, tf.float64))
         import numpy as np
 
-        return self._value(np.asarray(step, dtype=np.float64), np.floor, np.power, np.maximum,
-                           np.where, self.decay_rate)
+        lr = self._value(np.asarray(step, dtype=np.float64), np.floor, np.power, np.maximum,
+                         np.where, self.decay_rate)
+        return float(lr) if isinstance(step, int) else lr
 
     def _value(self, step, floor, power, maximum, where, rate):
         """value() on float64 steps, with the array library's functions."""

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Union
 
 from .descriptors import (DESCRIPTOR_SETTINGS, DescriptorConfig, SeAConfig, SeAEbdV2Config,
                           int_tuple)
+from .v3_keys import warmup_length
 from .whole_validation import (EarlyStoppingConfig, WholeValidationConfig,
                                whole_validation_settings)
 
@@ -138,6 +139,10 @@ class LearningRateConfig:
     warmup_ratio: Optional[float] = None
     warmup_start_factor: float = 0.0
     smooth: bool = False
+
+    def warmup(self, numb_steps: int) -> int:
+        """The warm-up steps of a run of numb_steps."""
+        return warmup_length(self.warmup_steps, self.warmup_ratio, numb_steps)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from ..electron_configuration import ELEMENTS
 from .errors import Problem
 
-__all__ = ["ENER_LOSS_KEYS", "NO_DEFAULT", "PYTORCH_TRAINING_KEYS", "econf_problems", "ignored", "not_yet", "schedule_problems", "v3"]
+__all__ = ["ENER_LOSS_KEYS", "NO_DEFAULT", "PYTORCH_TRAINING_KEYS", "econf_problems", "ignored",
+           "not_yet", "schedule_problems", "v3", "warmup_length", "warmup_problems"]
 
 NO_DEFAULT = "x-no-default"  # a 3.x key without a default: any value given is not the default
 _TF_RAISES = "DeePMD-kit's TensorFlow backend raises for it"
@@ -48,6 +49,19 @@ def econf_problems(type_map) -> list[Problem]:
                     "(H to Og): their electron configurations are unknown")] if unknown else []
 
 
+def warmup_length(warmup_steps: int, warmup_ratio, numb_steps: int) -> int:
+    """The learning rate's warm-up steps: warmup_steps, or warmup_ratio * numb_steps."""
+    return warmup_steps if warmup_ratio is None else int(warmup_ratio * numb_steps)
+
+
+def warmup_problems(warmup: int, numb_steps: int, where: str) -> list[Problem]:
+    """A warm-up must end before training does (DeePMD-kit raises ValueError)."""
+    if not warmup or warmup < numb_steps:
+        return []
+    return [Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps must be fewer than "
+                    f"{where} ({numb_steps})")]
+
+
 def schedule_problems(data: dict, given: set) -> list[Problem]:
     """DeePMD-kit 3.x's learning-rate keys against each other and numb_steps (`given`: the keys
     of the script's learning_rate before defaults were filled in); a stop_lr that only the
@@ -59,15 +73,13 @@ def schedule_problems(data: dict, given: set) -> list[Problem]:
             problems.append(Problem("learning_rate/stop_lr_ratio", "give stop_lr or "
                                     "stop_lr_ratio, not both (DeePMD-kit raises ValueError)"))
         lr.pop("stop_lr", None)
-    warmup = lr.get("warmup_steps", 0)
-    if warmup and lr.get("warmup_ratio") is not None:
+    if lr.get("warmup_steps") and lr.get("warmup_ratio") is not None:
         problems.append(Problem("learning_rate/warmup_ratio", "give warmup_steps or "
                                 "warmup_ratio, not both (DeePMD-kit raises ValueError)"))
-    elif lr.get("warmup_ratio") is not None:
-        warmup = 0 if steps is None else int(lr["warmup_ratio"] * steps)
-    if warmup and steps is not None and warmup >= steps:
-        problems.append(Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps must be "
-                                f"fewer than training/numb_steps ({steps})"))
+    elif steps is not None:  # with numb_epoch, once the data give numb_steps
+        problems += warmup_problems(warmup_length(lr.get("warmup_steps", 0),
+                                                  lr.get("warmup_ratio"), steps), steps,
+                                    "training/numb_steps")
     return problems + _huber_problems(data.get("loss") or {}) + _change_bias_problems(data)
 
 

@@ -8,6 +8,7 @@ import logging
 from ..config.errors import ConfigError, Problem
 from ..config.normalize import ignored_keys, normalize
 from ..config.objects import Config, build_config
+from ..config.v3_keys import warmup_problems
 from .data_system import merged_type_map
 from .system import DataError, System, count_types, find_systems, load_systems
 
@@ -145,9 +146,8 @@ def _steps_of_epochs(config: Config, source: str) -> Config:
     steps = math.ceil(training.numb_epoch * math.ceil(per_epoch))
     log.info(f"numb_steps = {steps} from numb_epoch = {training.numb_epoch} and "
              f"{math.ceil(per_epoch)} batches per epoch")
-    lr = config.learning_rate
-    warmup = lr.warmup_steps if lr.warmup_ratio is None else int(lr.warmup_ratio * steps)
-    if warmup and warmup >= steps:
-        raise ConfigError(source, [Problem("learning_rate/warmup_steps", f"{warmup} warm-up steps "
-                                           f"must be fewer than the {steps} of numb_epoch")])
+    problems = warmup_problems(config.learning_rate.warmup(steps), steps, "the steps of "
+                               "training/numb_epoch")
+    if problems:
+        raise ConfigError(source, problems)
     return config.with_numb_steps(steps)
