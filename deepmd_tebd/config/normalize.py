@@ -393,4 +393,3 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
     if training.get("whole_validation") is not None and training["validation_data"] is None:
         problems.append(Problem("training/whole_validation", "needs training/validation_data: "
                                 "the frames it evaluates"))
-

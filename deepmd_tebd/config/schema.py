@@ -17,6 +17,15 @@ UNSUPPORTED_VARIANTS. Defaults follow DeePMD-kit 2.2.5 (where 3.x differs, the k
 """
 from __future__ import annotations
 
+from .schema_builders import boolean as _bool
+from .schema_builders import integer as _int
+from .schema_builders import integers as _ints
+from .schema_builders import key as _key
+from .schema_builders import number as _num
+from .schema_builders import section as _section
+from .schema_builders import seed as _seed
+from .schema_builders import string as _str
+from .schema_builders import unsupported as _unsupported
 from .v3_keys import ENER_LOSS_KEYS, PYTORCH_TRAINING_KEYS
 from .v3_keys import ignored as _ignored, not_yet as _not_yet, v3 as _v3
 
@@ -25,58 +34,12 @@ EARLY_STOPPING_METRICS = ["loss_final", "loss", "rmse_e", "rmse_f", "rmse_v"]
 PRECISIONS = ["default", "float16", "float32", "float64", "bfloat16"]
 
 
-def _key(type_, default=..., doc="", **extra):
-    schema = {"type": type_, "description": doc, **extra}
-    if default is not ...:
-        schema["default"] = default
-    return schema
-
-
-def _int(default=..., doc="", minimum=None, **extra):
-    if minimum is not None:
-        extra["minimum"] = minimum
-    return _key("integer", default, doc, **extra)
-
-
-def _num(default=..., doc="", **extra):
-    return _key("number", default, doc, **extra)
-
-
-def _bool(default=..., doc=""):
-    return _key("boolean", default, doc)
-
-
-def _str(default=..., doc="", **extra):
-    return _key("string", default, doc, **extra)
-
-
-def _ints(default=..., doc="", minimum=1, **extra):
-    return _key("array", default, doc, items={"type": "integer", "minimum": minimum},
-                **{"x-expect": f"a list of integers >= {minimum}", **extra})
-
-
-def _seed(doc="random seed of the initial parameters; null for a random one", default=...):
-    return _key(["integer", "null"], default, doc)
-
-
 def _activation(doc="activation function"):
     return _str("tanh", doc, enum=ACTIVATIONS)
 
 
 def _precision(doc="floating-point precision of the parameters and of the computation"):
     return _str("default", doc, enum=PRECISIONS)
-
-
-def _section(properties, required=(), doc="", **extra):
-    return {"type": "object", "description": doc, "properties": properties,
-            "required": list(required), "additionalProperties": False, **extra}
-
-
-def _unsupported(reason, type_=None):
-    schema = {"x-unsupported": reason, "description": reason}
-    if type_:
-        schema["type"] = type_
-    return schema
 
 
 TYPE_EMBEDDING = _section({

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..electron_configuration import ELEMENTS
 from .errors import Problem
+from .schema_builders import boolean, key
 
 __all__ = ["ENER_LOSS_KEYS", "NO_DEFAULT", "PYTORCH_TRAINING_KEYS", "econf_problems", "ignored",
            "not_yet", "schedule_problems", "v3", "warmup_length", "warmup_problems"]
@@ -24,8 +25,8 @@ def v3(type_, default, when_other: str, reason: str = "", doc: str = ""):
     backend implements it, this package does not yet)."""
     reason = reason or {"ignore": "ignored by DeePMD-kit's TensorFlow backend",
                         "not-yet": _NOT_YET}.get(when_other, _TF_RAISES)
-    return {"type": type_, "description": doc or reason,
-            "x-v3": {"default": default, "when_other": when_other, "reason": reason}}
+    return key(type_, doc=doc or reason,
+               **{"x-v3": {"default": default, "when_other": when_other, "reason": reason}})
 
 
 def ignored(type_, default=NO_DEFAULT):
@@ -127,10 +128,6 @@ PYTORCH_TRAINING_KEYS = {
 }
 
 
-def _boolean(doc: str) -> dict:
-    return {"type": "boolean", "description": doc}
-
-
 # the keys DeePMD-kit 3.x added to the ener loss
 ENER_LOSS_KEYS = {
     "f_use_norm": v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
@@ -139,14 +136,14 @@ ENER_LOSS_KEYS = {
                     "raises NotImplementedError for another loss function"),
     "use_default_pf": v3("boolean", False, "refuse", "DeePMD-kit's TensorFlow backend raises "
                          "NotImplementedError for it"),
-    "use_huber": _boolean("Huber loss of the residuals (energy and virial per atom) instead of "
-                          "squares (DeePMD-kit 3.x)"),
+    "use_huber": boolean(doc="Huber loss of the residuals (energy and virial per atom) "
+                         "instead of squares (DeePMD-kit 3.x)"),
     "huber_delta": {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
                               {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
                                "minItems": 3, "maxItems": 3}],
                     "x-expect": "a positive number, or three (energy, force, virial)",
                     "description": "the Huber loss's delta (DeePMD-kit 3.x; absent: 0.01)"},
-    "intensive_ener_virial": _boolean("divide the energy and virial squares by N^2 instead of "
-                                      "N (DeePMD-kit 3.x)"),
+    "intensive_ener_virial": boolean(doc="divide the energy and virial squares by N^2 "
+                                     "instead of N (DeePMD-kit 3.x)"),
     "start_pref_h": ignored("number", 0.0), "limit_pref_h": ignored("number", 0.0),
 }

@@ -26,7 +26,8 @@ import numpy as np
 from .batch import default_mesh, frame_chunks
 from .system import DataError, System, count_types, load_systems
 
-__all__ = ["CutoffTooLargeError", "OverlappingAtomsError", "neighbor_stat", "auto_sel", "parse_auto_sel"]
+__all__ = ["CutoffTooLargeError", "OverlappingAtomsError", "neighbor_stat", "auto_sel",
+           "parse_auto_sel"]
 
 log = logging.getLogger(__name__)
 
