@@ -100,11 +100,11 @@ class EnergyLoss:
     def huber_values(self, pred: dict, label: dict, natoms) -> dict:
         """{term: Huber loss of each residual} (use_huber): energy and virial residuals per atom,
         forces and atomic energies as they are (pf and relative_f are refused with it)."""
-        residuals = {"e": difference(pred, label, "energy") / natoms,
-                     "f": difference(pred, label, "force"),
-                     "v": difference(pred, label, "virial") / natoms,
-                     "ae": difference(pred, label, "atom_ener")}
-        return {t: huber(residuals[t], self.huber_delta[t]) for t in self.active}
+        values = {}
+        for term in self.active:  # a label of an inactive term is not in the batch
+            residual = difference(pred, label, LABEL[term])
+            values[term] = huber(per_atom(term, residual, natoms), self.huber_delta[term])
+        return values
 
     @property
     def labels(self) -> list[str]:

@@ -179,3 +179,19 @@ def test_3x_loss_keys_match_deepmd_kit(keys, tmp_path):
 def test_huber_with_atom_prefactor_forces_is_refused():
     with pytest.raises(ConfigError, match="loss/use_huber: not with start_pref_pf"):
         loss_settings({**ALL_TERMS, "use_huber": True})
+
+
+def test_huber_reads_only_the_labels_of_its_active_terms():
+    """A batch holds only the labels of the active terms: Huber with energy and force alone
+    needs no virial or atomic energies."""
+    pred, label = batch(np.random.default_rng(4))
+    cfg = {"start_pref_e": 0.02, "limit_pref_e": 1.0, "start_pref_f": 1000.0,
+           "limit_pref_f": 1.0, "use_huber": True, "huber_delta": 0.3}
+    loss = EnergyLoss(loss_settings(cfg), 1e-3)
+    needed = {k: label[k] for k in loss.labels}
+    needed.update({k: v for k, v in label.items() if k.startswith("find_")})
+    value, _ = loss(tf.constant(5e-4, tf.float64), pred, needed, np.array([NATOMS, NATOMS, 2, 4]))
+    full = {**TERMS_3X, "start_pref_v": 0.0, "limit_pref_v": 0.0, "start_pref_ae": 0.0,
+            "limit_pref_ae": 0.0, "use_huber": True, "huber_delta": 0.3}
+    assert loss.labels == ["energy", "force"]
+    assert float(value) == pytest.approx(numpy_loss_3x(full, 5e-4, pred, label), rel=1e-12)
