@@ -84,9 +84,26 @@ def _unsort(array: np.ndarray, sys_: System, ndof: int) -> np.ndarray:
     return original.reshape(-1, ndof)
 
 
+# the files -d PREFIX writes, PREFIX + suffix
+DETAIL_SUFFIXES = (".e.out", ".e_peratom.out", ".f.out", ".v.out", ".v_peratom.out",
+                   ".parity.png")
+
+
 def detail_path(prefix: str, suffix: str) -> Path:
-    """The detail file `suffix` (".e.out", ".parity.png", ...) of the prefix given with -d."""
+    """The detail file `suffix` (of DETAIL_SUFFIXES) of the prefix given with -d."""
     return Path(prefix).with_suffix(suffix)
+
+
+def check_detail_prefix(prefix: str, model: str) -> None:
+    """OutputError unless every detail file of `prefix` can be written (store/outputs.py) and
+    the prefix names files, not a folder; none may be the model."""
+    from ..store.outputs import OutputError, check_output
+
+    if Path(prefix).name in ("", ".", "..") or Path(prefix).is_dir():
+        raise OutputError(f"{prefix}: the prefix of the detail files (-d) is a folder; give a "
+                          f"file-name prefix, e.g. {Path(prefix) / 'detail'}")
+    for suffix in DETAIL_SUFFIXES:
+        check_output(detail_path(prefix, suffix), "a detail file (-d)", inputs=(model,))
 
 
 def _save_detail(prefix: str, suffix: str, columns: np.ndarray, header: str, append: bool):
