@@ -15,27 +15,25 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import tensorflow as tf
 
-from ..data.batch import default_mesh
+from ..data.batch import assemble_batch, load_set_arrays
+from ..data.sampling import DataRequirement
 
 log = logging.getLogger("deepmd_tebd")
 
 
-def _frames(system, nsample: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(coord [n, natoms*3], box [n, 9], energy [n]) of the first `nsample` frames."""
-    coords, boxes, energies = [], [], []
+def _batches(system, ntypes: int, nsample: int):
+    """The first `nsample` frames of `system` with their energies, a batch per set
+    (data/batch.py's assembler)."""
+    left = nsample
     for set_dir in system.sets:
-        data = system.load_set(set_dir)
-        nframes = data["coord"].shape[0]
-        energy = system.load_label(set_dir, "energy", 1, nframes=nframes)
-        coords.append(data["coord"])
-        boxes.append(data["box"])
-        energies.append(energy.reshape(-1))
-        if sum(c.shape[0] for c in coords) >= nsample:
-            break
-    return (np.concatenate(coords)[:nsample], np.concatenate(boxes)[:nsample],
-            np.concatenate(energies)[:nsample])
+        arrays = load_set_arrays(system, set_dir, [DataRequirement("energy", 1, must=True)])
+        batch = assemble_batch(system, system.natoms_vec(ntypes), arrays, slice(0, left),
+                               ["energy"])
+        yield batch
+        left -= batch["coord"].shape[0]
+        if left <= 0:
+            return
 
 
 def bias_change(model, systems, ntypes: int, nsample: int) -> tuple[np.ndarray, float]:
@@ -43,14 +41,12 @@ def bias_change(model, systems, ntypes: int, nsample: int) -> tuple[np.ndarray, 
     on the first `nsample` frames of each of `systems` (data.system.System objects)."""
     counts, residuals = [], []
     for system in systems:
-        coord, box, energy = _frames(system, nsample)
-        n = coord.shape[0]
-        atype = np.tile(system.atype, (n, 1))
-        pred = model(tf.constant(coord), tf.constant(atype),
-                     tf.constant(system.natoms_vec(ntypes)), tf.constant(box),
-                     tf.constant(default_mesh(system)))["energy"]
-        counts.append(np.tile(np.bincount(system.atype, minlength=ntypes), (n, 1)))
-        residuals.append(energy - np.asarray(pred).reshape(-1))
+        for batch in _batches(system, ntypes, nsample):
+            pred = model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
+                         batch["default_mesh"])["energy"]
+            n = batch["coord"].shape[0]
+            counts.append(np.tile(np.bincount(system.atype, minlength=ntypes), (n, 1)))
+            residuals.append(batch["energy"] - np.asarray(pred).reshape(-1))
     counts, residuals = np.concatenate(counts).astype(np.float64), np.concatenate(residuals)
     delta = np.linalg.lstsq(counts, residuals, rcond=None)[0]
     after = (residuals - counts @ delta) / counts.sum(axis=1)
