@@ -1,6 +1,8 @@
-"""DeePMD-kit 3.2's own scripts run here unchanged: the out.json it writes for each of its water
-examples of a model kind this package trains (se_e2_a with and without type embedding,
-se_a_ebd_v2; made by DeePMD-kit's normalisation in the oracle, in this run) passes `dp check`
+"""DeePMD-kit 3.2's own scripts run here unchanged: its water examples of a model kind this package
+trains (se_e2_a, and se_a_ebd_v2 as its se_e2_a_tebd example, kept under
+reference/deepmd_kit_3_2_examples; 2.2's se_e2_a with a type_embedding section from ../shared), and
+the out.json DeePMD-kit writes for each (made by DeePMD-kit's normalisation in the oracle, in this
+run), pass `dp check`
 with every key both normalisations write equal, with no warning about its 3.x keys (all at
 their defaults), and trains 20 steps; the
 training script inside DeePMD-kit's frozen graphs passes `dp check`; and a model of DeePMD-kit
@@ -25,7 +27,14 @@ from reference.deepmd_oracle import run_oracle_script
 from reference.lammps import run_lammps
 
 pytestmark = [needs_water, pytest.mark.slow]
-EXAMPLES = ["water_se_e2_a_tebd.json", "water_se_e2_a.json", "water_se_a_ebd_v2.json"]
+EXAMPLES_3_2 = Path(__file__).resolve().parents[1] / "reference/deepmd_kit_3_2_examples"
+SCRIPTS = {"3.2 se_e2_a": EXAMPLES_3_2 / "se_e2_a.json",
+           "3.2 se_e2_a_tebd": EXAMPLES_3_2 / "se_e2_a_tebd.json",
+           "2.2 se_e2_a_tebd": INPUTS / "water_se_e2_a_tebd.json",
+           "2.2 se_e2_a": INPUTS / "water_se_e2_a.json",
+           "2.2 se_a_ebd_v2": INPUTS / "water_se_a_ebd_v2.json"}
+EXAMPLES = list(SCRIPTS)
+TRAINED = EXAMPLES[:3]  # the two 2.2 scripts left differ from 3.2's by one key each
 
 DEEPMD_OUT_JSON = """
 import json, sys
@@ -41,9 +50,9 @@ print(json.dumps({p: normalize(update_deepmd_input(json.load(open(p)), warning=F
 def their_out_json(tmp_path_factory) -> dict:
     """{example: the out.json DeePMD-kit 3.2 writes for it (before sel "auto" is resolved)}."""
     tmp = tmp_path_factory.mktemp("deepmd3_out")
-    paths = [str(INPUTS / name) for name in EXAMPLES]
+    paths = [str(SCRIPTS[name]) for name in EXAMPLES]
     out = json.loads(run_oracle_script(DEEPMD_OUT_JSON, paths, tmp))
-    return {Path(p).name: script for p, script in out.items()}
+    return {name: out[str(SCRIPTS[name])] for name in EXAMPLES}
 
 
 def _leaves(node, path=()):
@@ -58,7 +67,7 @@ def _leaves(node, path=()):
 def test_deepmd_kits_out_json_normalises_to_the_same_values(their_out_json, example):
     theirs = their_out_json[example]
     assert "env_protection" in theirs["model"]["descriptor"]  # a 3.x out.json, 3.x keys in it
-    ours = dict(_leaves(normalize(json.loads((INPUTS / example).read_text()), example)))
+    ours = dict(_leaves(normalize(json.loads(SCRIPTS[example].read_text()), example)))
     again = dict(_leaves(normalize(theirs, "out.json")))
     theirs = dict(_leaves(theirs))
     common = set(ours) & set(theirs)
@@ -67,14 +76,17 @@ def test_deepmd_kits_out_json_normalises_to_the_same_values(their_out_json, exam
     assert {k: again[k] for k in common} == {k: theirs[k] for k in common}
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_deepmd_kits_out_json_passes_dp_check_and_trains_20_steps(their_out_json, example,
-                                                                    tmp_path):
-    script = their_out_json[example]
-    script["training"].update(numb_steps=20, disp_freq=10, save_freq=20)
+@pytest.mark.parametrize("example", TRAINED)
+def test_the_example_and_deepmd_kits_out_json_pass_dp_check_and_train_20_steps(
+        their_out_json, example, tmp_path):
     (tmp_path / "data").symlink_to(WATER)
     run = tmp_path / "run"
     run.mkdir()
+    (run / "input.json").write_text(SCRIPTS[example].read_text())
+    checked = dp(run, "check", "input.json")
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    script = their_out_json[example]
+    script["training"].update(numb_steps=20, disp_freq=10, save_freq=20)
     (run / "out_32.json").write_text(json.dumps(script, indent=4))
     checked = dp(run, "check", "out_32.json")
     assert checked.returncode == 0, checked.stderr[-3000:]
@@ -84,6 +96,16 @@ def test_deepmd_kits_out_json_passes_dp_check_and_trains_20_steps(their_out_json
     rows = [line.split() for line in (run / "lcurve.out").read_text().splitlines()
             if not line.startswith("#")]
     assert [row[0] for row in rows] == ["0", "10", "20"]
+
+
+def test_the_mixed_precision_example_is_refused_as_deepmd_kits_trainer_refuses_it(tmp_path):
+    """DeePMD-kit 3.2's se_e2_a_mixed_prec example asks for output_prec float64, which its
+    TensorFlow trainer refuses (only float32): refused here before anything is written."""
+    (tmp_path / "input.json").write_text((EXAMPLES_3_2 / "se_e2_a_mixed_prec.json").read_text())
+    result = dp(tmp_path, "train", "input.json")
+    assert result.returncode != 0
+    assert "training/mixed_precision/output_prec" in result.stderr, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.json"]
 
 
 @pytest.mark.parametrize("graph", ["theirs_graph", "theirs_plain_graph"])
