@@ -16,3 +16,6 @@ def _needs_water():
 
 
 needs_water = _needs_water()  # marks tests that read DeePMD-kit's water data
+
+# DeePMD-kit 3.2's water examples, kept as test data (ORIGIN.md there)
+DEEPMD_3_2_EXAMPLES = Path(__file__).resolve().parent / "reference/deepmd_kit_3_2_examples"

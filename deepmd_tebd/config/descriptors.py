@@ -36,6 +36,9 @@ class DescriptorConfig:
     seed: Optional[int]
     exclude_types: tuple[tuple[int, int], ...]
     set_davg_zero: bool
+    # rcut and rcut_smth as the script writes them: DeePMD-kit's statistics file hashes them so
+    # (store/stat_file.py; 6 and 6.0 name different statistics)
+    given_cutoffs: tuple[Union[int, float], Union[int, float]]
 
     # whether the descriptor needs a type embedding even when the script gives none (then one
     # is built with the section's defaults and no activation, as DeePMD-kit does)
@@ -52,7 +55,8 @@ class DescriptorConfig:
             resnet_dt=section["resnet_dt"], precision=section["precision"],
             trainable=section["trainable"], seed=section.get("seed"),  # optional, no default
             exclude_types=tuple((int(a), int(b)) for a, b in section["exclude_types"]),
-            set_davg_zero=section["set_davg_zero"])
+            set_davg_zero=section["set_davg_zero"],
+            given_cutoffs=(section["rcut"], section["rcut_smth"]))
 
     @classmethod
     def from_section(cls, section: Mapping) -> "DescriptorConfig":

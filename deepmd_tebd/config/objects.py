@@ -212,6 +212,7 @@ class TrainingConfig:
     whole_validation: Optional[WholeValidationConfig] = None
     numb_epoch: Optional[float] = None  # DeePMD-kit 3.x: numb_steps from the training data
     change_bias_after_training: bool = False  # DeePMD-kit 3.x: train/change_bias.py
+    stat_file: Optional[str] = None  # DeePMD-kit 3.x: store/stat_file.py
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,7 @@ def _training(section: Mapping) -> TrainingConfig:
         numb_steps=None if section.get("numb_steps") is None else int(section["numb_steps"]),
         numb_epoch=section.get("numb_epoch"), seed=section.get("seed"),
         change_bias_after_training=bool(section.get("change_bias_after_training", False)),
+        stat_file=section.get("stat_file"),
         disp_file=section["disp_file"], disp_freq=int(section["disp_freq"]),
         save_freq=int(section["save_freq"]), save_ckpt=section["save_ckpt"],
         max_ckpt_keep=int(section["max_ckpt_keep"]), disp_training=section["disp_training"],

@@ -27,7 +27,7 @@ from .schema_builders import seed as _seed
 from .schema_builders import string as _str
 from .schema_builders import unsupported as _unsupported
 from .v3_keys import ENER_LOSS_KEYS, PYTORCH_TRAINING_KEYS
-from .v3_keys import ignored as _ignored, not_yet as _not_yet, v3 as _v3
+from .v3_keys import ignored as _ignored, v3 as _v3
 
 ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
 EARLY_STOPPING_METRICS = ["loss_final", "loss", "rmse_e", "rmse_f", "rmse_v"]
@@ -300,7 +300,9 @@ TRAINING = _section({
                        "= ceil(numb_epoch * ceil(max over systems of batches / probability))",
                        exclusiveMinimum=0, **{"x-alias": ["num_epochs", "num_epoch",
                                                           "numb_epochs"]}),
-    "stat_file": _not_yet("string"),
+    "stat_file": _str(doc="file (name ending .h5 or .hdf5) or folder that keeps the data "
+                      "statistics of a fresh run for the next (DeePMD-kit's layout)",
+                      minLength=1, **{"x-expect": "a file or folder name"}),
     "change_bias_after_training": _bool(doc="after the last step, move the energy bias by the "
                                         "least-squares fit of the training data's residual "
                                         "energies (DeePMD-kit 3.x)"),

@@ -1,7 +1,8 @@
 """The keys DeePMD-kit 3.x added to the input script, as its out.json writes them (at their
 defaults): each accepted at its default and kept as given (no default is filled in), and another
-value ignored, refused with DeePMD-kit's reason, or refused as not implemented yet, after what
-DeePMD-kit 3.2's TensorFlow backend does with it (config/normalize.py applies the rule)."""
+value ignored or refused with DeePMD-kit's reason, after what DeePMD-kit 3.2's TensorFlow backend
+does with it (config/normalize.py applies the rule); the keys it implements are plain keys of
+the declaration (config/schema.py)."""
 from __future__ import annotations
 
 from ..electron_configuration import ELEMENTS
@@ -9,22 +10,19 @@ from .errors import Problem
 from .schema_builders import boolean, key
 
 __all__ = ["ENER_LOSS_KEYS", "NO_DEFAULT", "PYTORCH_TRAINING_KEYS", "econf_problems", "ignored",
-           "not_yet", "schedule_problems", "v3", "warmup_length", "warmup_problems"]
+           "schedule_problems", "v3", "warmup_length", "warmup_problems"]
 
 NO_DEFAULT = "x-no-default"  # a 3.x key without a default: any value given is not the default
 _TF_RAISES = "DeePMD-kit's TensorFlow backend raises for it"
-_NOT_YET = ("a DeePMD-kit 3.x option that deepmd_tebd does not implement yet (DeePMD-kit's "
-            "TensorFlow backend does)")
 
 
 def v3(type_, default, when_other: str, reason: str = "", doc: str = ""):
     """A key DeePMD-kit 3.x added (its out.json writes it at its default): accepted at
     `default` and kept as given (no default is filled in); another value is, by `when_other`,
-    "ignore"d (DeePMD-kit's TensorFlow backend ignores it: one warning names it), "refuse"d
-    with `reason` (its TensorFlow backend raises), or "not-yet" refused (its TensorFlow
-    backend implements it, this package does not yet)."""
-    reason = reason or {"ignore": "ignored by DeePMD-kit's TensorFlow backend",
-                        "not-yet": _NOT_YET}.get(when_other, _TF_RAISES)
+    "ignore"d (DeePMD-kit's TensorFlow backend ignores it: one warning names it) or "refuse"d
+    with `reason` (its TensorFlow backend raises)."""
+    reason = reason or {"ignore": "ignored by DeePMD-kit's TensorFlow backend"}.get(
+        when_other, _TF_RAISES)
     return key(type_, doc=doc or reason,
                **{"x-v3": {"default": default, "when_other": when_other, "reason": reason}})
 
@@ -32,11 +30,6 @@ def v3(type_, default, when_other: str, reason: str = "", doc: str = ""):
 def ignored(type_, default=NO_DEFAULT):
     """A 3.x key that DeePMD-kit's TensorFlow backend ignores (PyTorch-only, metadata)."""
     return v3(type_, default, "ignore")
-
-
-def not_yet(type_, default=NO_DEFAULT):
-    """A 3.x key that DeePMD-kit's TensorFlow backend implements and this package not yet."""
-    return v3(type_, default, "not-yet")
 
 
 def econf_problems(type_map) -> list[Problem]:
@@ -81,7 +74,15 @@ def schedule_problems(data: dict, given: set) -> list[Problem]:
         problems += warmup_problems(warmup_length(lr.get("warmup_steps", 0),
                                                   lr.get("warmup_ratio"), steps), steps,
                                     "training/numb_steps")
-    return problems + _huber_problems(data.get("loss") or {}) + _change_bias_problems(data)
+    return (problems + _huber_problems(data.get("loss") or {}) + _change_bias_problems(data)
+            + _stat_file_problems(data["training"]))
+
+
+def _stat_file_problems(training: dict) -> list[Problem]:
+    """stat_file_mode "read" names a file to read (DeePMD-kit raises ValueError without)."""
+    if training.get("stat_file_mode") != "read" or training.get("stat_file"):
+        return []
+    return [Problem("training/stat_file_mode", "\"read\" needs training/stat_file")]
 
 
 def _change_bias_problems(data: dict) -> list[Problem]:
@@ -124,7 +125,7 @@ PYTORCH_TRAINING_KEYS = {
     "acc_freq": ignored("integer", 1), "disp_avg": ignored("boolean", False),
     "enable_compile": ignored("boolean", False), "enable_tf32": ignored("boolean", False),
     "neighbor_graph_method": ignored("string", "auto"),
-    "stat_file_mode": ignored("string", "update"),
+    "stat_file_mode": {**ignored("string", "update"), "enum": ["read", "update"]},
 }
 
 

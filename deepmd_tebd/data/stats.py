@@ -1,17 +1,19 @@
 """Statistics of the training data that the model receives as constants.
 
     stat = collect_stat_batches(train_data, data_stat_nbatch)     # per system, its batches
-    stats = compute_model_statistics(stat, settings.model, env_mat)   # ModelStatistics, all below
-    davg, dstd = compute_descriptor_stats(stat, env_mat, ntypes, nnei, rcut, set_davg_zero)
-    bias = compute_energy_bias(stat, ntypes, rcond, atom_ener)
-    fparam_avg, fparam_istd = compute_fparam_stats(stat, numb_fparam, data_stat_protect)
-    aparam_avg, aparam_istd = compute_aparam_stats(stat, numb_aparam, data_stat_protect)
+    stats = compute_model_statistics(stat, settings.model, env_mat, stored)  # ModelStatistics
+    sums = descriptor_sums(stat, env_mat, ntypes, nnei)           # per centre type
+    davg, dstd = descriptor_stats_from_sums(sums, nnei, rcut, set_davg_zero)
+    bias, std = energy_bias_and_std(stat, ntypes, rcond, atom_ener)
+    fparam_avg, fparam_istd = param_stats_from_sums(param_sums(stat, "fparam", numb_fparam))
 
 Everything is NumPy in float64. The descriptor's environment matrix with davg 0 and dstd 1 comes
 from `env_mat(batch)` -> [nframes, natoms, 4*nnei], the descriptor's statistics input
-(model/descriptor.py: Descriptor.stat_env_mat); this module calls no op itself. Batches are
-dicts as :class:`~deepmd_tebd.data.data_system.DataSystem` returns them; the functions taking
-batches accept a flat list or a list of per-system lists.
+(model/descriptor.py: Descriptor.stat_env_mat); this module calls no op itself and reads no
+file: `stored` (store/stat_file.py: StatFile, DeePMD-kit's training/stat_file) gives back what
+an earlier run wrote and keeps what is computed. Batches are dicts as
+:class:`~deepmd_tebd.data.data_system.DataSystem` returns them; the functions taking batches
+accept a flat list or a list of per-system lists.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 __all__ = [
+    "COMPUTED",
     "ModelStatistics",
     "collect_stat_batches",
     "compute_model_statistics",
@@ -30,8 +33,14 @@ __all__ = [
     "compute_energy_bias",
     "compute_fparam_stats",
     "descriptor_stats_from_sums",
-    "energy_bias_from_means",
+    "descriptor_sums",
+    "energy_bias_and_std",
+    "frame_energies_and_counts",
+    "energy_bias_lstsq",
     "env_mat_sums",
+    "observed_types",
+    "param_stats_from_sums",
+    "param_sums",
 ]
 
 @dataclasses.dataclass(frozen=True)
@@ -49,22 +58,48 @@ class ModelStatistics:
     aparam_istd: Optional[np.ndarray] = None
 
 
-def compute_model_statistics(stat_batches, settings, env_mat) -> ModelStatistics:
+class _Computed:
+    """No statistics file: every statistic is computed (the protocol StatFile follows)."""
+
+    def descriptor_sums(self, compute):
+        """Per centre type sums [ntypes, 5] (env_mat_sums' columns)."""
+        return compute()
+
+    def param_sums(self, name: str, dim: int, compute):
+        """(count, sum, sum of squares) [dim, 3] of fparam or aparam."""
+        return compute()
+
+    def observed_types(self, compute):
+        """The types present in the data (a statistics file records them)."""
+
+    def energy_bias_and_std(self, compute):
+        """The energy bias [ntypes] and the residuals' standard deviation [ntypes]."""
+        return compute()
+
+
+COMPUTED = _Computed()
+
+
+def compute_model_statistics(stat_batches, settings, env_mat, stored=COMPUTED) -> ModelStatistics:
     """Every statistic of the model with `settings` (config.objects.ModelConfig, sel resolved)
     from per-system lists of batches (`collect_stat_batches`); env_mat(batch): the descriptor's
-    environment matrix with davg 0 and dstd 1, [nframes, natoms, 4*nnei]."""
-    desc, fit = settings.descriptor, settings.fitting
-    davg, dstd = compute_descriptor_stats(stat_batches, env_mat, settings.ntypes, desc.nnei,
-                                          desc.rcut, desc.set_davg_zero)
-    bias = compute_energy_bias(stat_batches, settings.ntypes, fit.rcond, fit.atom_ener or None)
+    environment matrix with davg 0 and dstd 1, [nframes, natoms, 4*nnei]. `stored` gives each
+    statistic it holds instead of computing it, and keeps the others (in DeePMD-kit's order:
+    descriptor, fparam, aparam, observed types, energy bias)."""
+    desc, fit, ntypes = settings.descriptor, settings.fitting, settings.ntypes
+    sums = stored.descriptor_sums(lambda: descriptor_sums(stat_batches, env_mat, ntypes,
+                                                          desc.nnei))
+    davg, dstd = descriptor_stats_from_sums(sums, desc.nnei, desc.rcut, desc.set_davg_zero)
     params = {}
-    if fit.numb_fparam > 0:
-        params["fparam_avg"], params["fparam_istd"] = compute_fparam_stats(
-            stat_batches, fit.numb_fparam, settings.data_stat_protect)
-    if fit.numb_aparam > 0:
-        params["aparam_avg"], params["aparam_istd"] = compute_aparam_stats(
-            stat_batches, fit.numb_aparam, settings.data_stat_protect)
-    return ModelStatistics(davg, dstd, bias, **params)
+    for name, dim in (("fparam", fit.numb_fparam), ("aparam", fit.numb_aparam)):
+        if dim > 0:
+            counted = stored.param_sums(name, dim, lambda: param_sums(stat_batches, name, dim))
+            params[f"{name}_avg"], params[f"{name}_istd"] = param_stats_from_sums(
+                counted, settings.data_stat_protect)
+    stored.observed_types(lambda: observed_types(stat_batches, settings.type_map))
+    bias, _ = stored.energy_bias_and_std(lambda: energy_bias_and_std(
+        stat_batches, ntypes, fit.rcond, fit.atom_ener or None))
+    return ModelStatistics(davg, dstd, np.asarray(bias, np.float64).reshape(ntypes), **params)
 
 
 # sums per centre type, in the columns of env_mat_sums' result
@@ -144,14 +179,9 @@ def descriptor_stats_from_sums(sums: np.ndarray, nnei: int, rcut: float,
     return davg, dstd
 
 
-def compute_descriptor_stats(batches, env_mat, ntypes: int, nnei: int, rcut: float,
-                             set_davg_zero: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """davg, dstd [ntypes, 4*nnei] of a descriptor over the given batches.
-
-    Each batch's raw environment matrix env_mat(batch) ([nframes, natoms, 4*nnei], davg 0,
-    dstd 1) is summed per centre type over all centres and slots; the sums over all batches
-    give the mean and standard deviation.
-    """
+def descriptor_sums(batches, env_mat, ntypes: int, nnei: int) -> np.ndarray:
+    """env_mat_sums [ntypes, 5] of every batch's raw environment matrix env_mat(batch)
+    ([nframes, natoms, 4*nnei], davg 0, dstd 1), summed over the batches."""
     total = np.zeros((ntypes, 5))
     for batch in _flat(batches):
         raw = np.asarray(env_mat(batch))
@@ -159,22 +189,30 @@ def compute_descriptor_stats(batches, env_mat, ntypes: int, nnei: int, rcut: flo
             raise ValueError(f"the environment matrix has {raw.shape[-1]} columns per atom, "
                              f"expected 4 x nnei = {4 * nnei}")
         total += env_mat_sums(raw, batch["type"], ntypes)
-    return descriptor_stats_from_sums(total, nnei, rcut, set_davg_zero)
+    return total
 
 
-def energy_bias_from_means(sys_ener: np.ndarray, sys_counts: np.ndarray, rcond: float | None = None,
-                           atom_ener: Sequence[float | None] | None = None) -> np.ndarray:
+def compute_descriptor_stats(batches, env_mat, ntypes: int, nnei: int, rcut: float,
+                             set_davg_zero: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """davg, dstd [ntypes, 4*nnei] of a descriptor over the given batches: the mean and
+    standard deviation of the sums per centre type over all centres and slots."""
+    return descriptor_stats_from_sums(descriptor_sums(batches, env_mat, ntypes, nnei), nnei,
+                                      rcut, set_davg_zero)
+
+
+def energy_bias_lstsq(energies: np.ndarray, counts: np.ndarray, rcond: float | None = None,
+                      atom_ener: Sequence[float | None] | None = None) -> np.ndarray:
     """Per-type energy bias [ntypes] by least squares (DeePMD-kit's
-    deepmd/fit/ener.py: EnerFitting._compute_output_stats).
+    deepmd/utils/out_stat.py: compute_stats_from_redu).
 
-    Solves ``sys_counts @ x = sys_ener`` (sys_counts [nsys, ntypes] atoms of each type,
-    sys_ener [nsys] mean energies) with ``numpy.linalg.lstsq(rcond=rcond)``: the minimum-norm
+    Solves ``counts @ x = energies`` (counts [nrows, ntypes] atoms of each type, energies
+    [nrows]; a row per frame) with ``numpy.linalg.lstsq(rcond=rcond)``: the minimum-norm
     solution when underdetermined. ``atom_ener`` (entry t: the given energy of type t, or None):
-    the given types' energies are subtracted from sys_ener and their columns zeroed before
+    the given types' energies are subtracted from the energies and their columns zeroed before
     solving; their bias is the given value.
     """
-    counts = np.array(sys_counts, dtype=np.float64)
-    ener = np.array(sys_ener, dtype=np.float64).reshape(-1)
+    counts = np.array(counts, dtype=np.float64)
+    ener = np.array(energies, dtype=np.float64).reshape(-1)
     ntypes = counts.shape[1]
     assigned = {}
     for t, value in enumerate(atom_ener or []):
@@ -193,52 +231,77 @@ def energy_bias_from_means(sys_ener: np.ndarray, sys_counts: np.ndarray, rcond: 
     return bias
 
 
+def frame_energies_and_counts(batches, ntypes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame's energy [nframes] and atoms of each type [nframes, ntypes]
+    (real_natoms_vec[2:] of a mixed-type batch, natoms_vec[2:] otherwise)."""
+    energies, counts = [], []
+    for batch in _flat(batches):
+        ener = np.asarray(batch["energy"], np.float64).reshape(-1)
+        vec = np.asarray(batch.get("real_natoms_vec", batch["natoms_vec"]), np.float64)
+        vec = np.broadcast_to(vec.reshape(-1, vec.shape[-1]), (ener.size, vec.shape[-1]))[:, 2:]
+        rows = np.zeros((ener.size, ntypes))
+        rows[:, :min(ntypes, vec.shape[1])] = vec[:, :ntypes]
+        energies.append(ener)
+        counts.append(rows)
+    return np.concatenate(energies), np.concatenate(counts)
+
+
+def energy_bias_and_std(stat_batches, ntypes: int, rcond: float | None = None,
+                        atom_ener: Sequence[float | None] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-type energy bias [ntypes] by least squares over every frame of the batches (as
+    DeePMD-kit 3.x's TensorFlow backend: deepmd/dpmodel/utils/stat.py, compute_output_stats),
+    and the standard deviation of the residual energies, the same for every type [ntypes]."""
+    energies, counts = frame_energies_and_counts(stat_batches, ntypes)
+    bias = energy_bias_lstsq(energies, counts, rcond, atom_ener)
+    return bias, np.full(ntypes, np.std(energies - counts @ bias))
+
+
 def compute_energy_bias(stat_batches, ntypes: int, rcond: float | None = None,
                         atom_ener: Sequence[float | None] | None = None) -> np.ndarray:
-    """Per-type energy bias [ntypes] from per-system lists of batches.
-
-    System s contributes the mean energy of all frames of its batches and its atom counts per
-    type (natoms_vec[2:]); see :func:`energy_bias_from_means`.
-    """
-    sys_ener, sys_counts = [], []
-    for system_batches in stat_batches:
-        if isinstance(system_batches, Mapping):
-            raise TypeError("compute_energy_bias needs one list of batches per system")
-        energies = np.concatenate([np.asarray(b["energy"], np.float64).reshape(-1)
-                                   for b in system_batches])
-        sys_ener.append(np.mean(energies))
-        counts = np.zeros(ntypes)
-        vec = np.asarray(system_batches[0]["natoms_vec"])[2:]
-        counts[:min(ntypes, vec.size)] = vec[:ntypes]
-        sys_counts.append(counts)
-    return energy_bias_from_means(np.array(sys_ener), np.array(sys_counts), rcond, atom_ener)
+    """Per-type energy bias [ntypes]: see :func:`energy_bias_and_std`."""
+    return energy_bias_and_std(stat_batches, ntypes, rcond, atom_ener)[0]
 
 
-def _avg_inv_std(values: np.ndarray, protection: float, from_sums: bool
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 1/std (population std, floored at ``protection``) of the rows of values; the std
-    from sqrt(mean(x^2) - mean(x)^2) when ``from_sums`` (as DeePMD-kit does for aparam)."""
-    avg = np.mean(values, axis=0)
-    if from_sums:
-        std = np.sqrt(np.maximum(np.sum(values * values, axis=0) / values.shape[0] - avg * avg,
-                                 0.0))
-    else:
-        std = np.std(values, axis=0)
-    std = np.where(std < protection, protection, std)
-    return avg, 1.0 / std
+def observed_types(stat_batches, type_map) -> list[str]:
+    """The type_map names of the types present in the batches, by atomic number (names that are
+    not elements last, in type order), as DeePMD-kit records them."""
+    from ..electron_configuration import ELEMENTS
+
+    present = set()
+    for batch in _flat(stat_batches):
+        present.update(np.unique(np.asarray(batch["type"])).tolist())
+    names = [type_map[t] for t in sorted(present) if 0 <= t < len(type_map)]
+    order = {name: z for z, name in enumerate(ELEMENTS)}
+    return sorted(names, key=lambda name: order.get(name, len(ELEMENTS)))
+
+
+def param_sums(batches, name: str, dim: int) -> np.ndarray:
+    """(count, sum, sum of squares) of each of the `dim` components of fparam or aparam over
+    every frame (atom, for aparam) of the batches: [dim, 3]."""
+    values = np.concatenate([np.asarray(b[name], np.float64).reshape(-1, dim)
+                             for b in _flat(batches)])
+    return np.column_stack([np.full(dim, float(values.shape[0])), values.sum(axis=0),
+                            (values * values).sum(axis=0)])
+
+
+def param_stats_from_sums(sums: np.ndarray, protection: float = 1e-2
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(avg, inverse std) [dim] from param_sums: std = sqrt(E[x^2] - E[x]^2), at least
+    ``protection`` (DeePMD-kit's StatItem.compute_std)."""
+    n, total, squares = np.asarray(sums, np.float64).T
+    avg = total / n
+    std = np.sqrt(np.maximum(squares / n - avg * avg, 0.0))
+    return avg, 1.0 / np.where(np.abs(std) < protection, protection, std)
 
 
 def compute_fparam_stats(batches, numb_fparam: int, protection: float = 1e-2
                          ) -> tuple[np.ndarray, np.ndarray]:
     """(avg, inverse std) [numb_fparam] of the frame parameters over all frames of the batches."""
-    values = np.concatenate([np.asarray(b["fparam"], np.float64).reshape(-1, numb_fparam)
-                             for b in _flat(batches)])
-    return _avg_inv_std(values, protection, from_sums=False)
+    return param_stats_from_sums(param_sums(batches, "fparam", numb_fparam), protection)
 
 
 def compute_aparam_stats(batches, numb_aparam: int, protection: float = 1e-2
                          ) -> tuple[np.ndarray, np.ndarray]:
     """(avg, inverse std) [numb_aparam] of the atomic parameters over all atoms of the batches."""
-    values = np.concatenate([np.asarray(b["aparam"], np.float64).reshape(-1, numb_aparam)
-                             for b in _flat(batches)])
-    return _avg_inv_std(values, protection, from_sums=True)
+    return param_stats_from_sums(param_sums(batches, "aparam", numb_aparam), protection)

@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 
-from ..data.stats import collect_stat_batches, compute_model_statistics
+from ..data.stats import COMPUTED, collect_stat_batches, compute_model_statistics
 from ..infer.graph_file import check_model_file
 from ..store.restore import (compress_from_checkpoint, init_from_frozen_model,
                              require_checkpoint, restore_model)
+from ..store.stat_file import StatFile, descriptor_stat_key
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -47,19 +48,28 @@ class ModelStart:
 
 class FreshStart(ModelStart):
     """A new model: initial weights from the seeds, statistics of the training data (on the
-    chief alone)."""
+    chief alone), read from and kept in `training/stat_file` when the script names one."""
 
     def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
         """Statistics of `data_stat_nbatch` batches of every training system."""
         if not is_chief:
             model.build()
             return
+        stored = COMPUTED if config.training.stat_file is None else _stat_file(config)
         log.info("data stating... (this step may take long time)")
         settings = config.model
         stat_batches = collect_stat_batches(train_data, settings.data_stat_nbatch)
         model.set_statistics(compute_model_statistics(stat_batches, settings,
-                                                      model.descriptor.stat_env_mat))
+                                                      model.descriptor.stat_env_mat, stored))
         log.info("initialize model from scratch")
+
+
+def _stat_file(config) -> StatFile:
+    """The script's training/stat_file, for its type_map and descriptor (sel resolved)."""
+    model = config.model
+    ntypes = len(model.descriptor.sel)  # DeePMD-kit's se_a counts the types of sel
+    return StatFile.open(config.training.stat_file, model.type_map,
+                         descriptor_stat_key(model.descriptor, ntypes), model.ntypes)
 
 
 class Restart(ModelStart):

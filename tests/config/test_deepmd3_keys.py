@@ -49,8 +49,6 @@ REFUSED = [("model/descriptor/env_protection", 1.0), ("model/fitting_net/default
            ("model/fitting_net/dim_case_embd", 2), ("loss/f_use_norm", True),
            ("loss/loss_func", "mae"), ("loss/use_default_pf", True),
            ("optimizer/type", "SGD"), ("optimizer/weight_decay", 0.1)]
-# keys it implements and this package does not yet
-NOT_YET = [("training/stat_file", "stat.h5")]
 # keys it accepts and ignores (PyTorch-only training keys, model metadata)
 IGNORED = [("training/enable_ema", True), ("training/zero_stage", 1),
            ("training/enable_compile", True), ("model/info", {"author": "me"}),
@@ -65,14 +63,6 @@ def test_keys_deepmd_kits_tensorflow_backend_refuses_are_refused_with_its_reason
         normalize(_with(tebd, path, value), "input.json")
     assert [p.path for p in err.value.problems] == [path]
     assert "TensorFlow backend raises" in str(err.value)
-
-
-@pytest.mark.parametrize("path, value", NOT_YET, ids=[p for p, _ in NOT_YET])
-def test_keys_not_implemented_yet_are_refused_by_name(tebd, path, value):
-    with pytest.raises(ConfigError) as err:
-        normalize(_with(tebd, path, value), "input.json")
-    assert [p.path for p in err.value.problems] == [path]
-    assert "does not implement yet" in str(err.value)
 
 
 @pytest.mark.parametrize("path, value", IGNORED, ids=[p for p, _ in IGNORED])
@@ -174,3 +164,15 @@ def test_change_bias_after_training_is_read_and_refused_with_frame_parameters(te
     script["model"]["fitting_net"]["numb_fparam"] = 2
     with pytest.raises(ConfigError, match="training/change_bias_after_training: not yet with"):
         normalize(script, "input.json")
+
+
+def test_stat_file_is_kept_and_read_and_stat_file_mode_checked_as_deepmd_kit_checks_it(tebd):
+    normal = normalize(_with(tebd, "training/stat_file", "stats.hdf5"), "input.json")
+    assert normal["training"]["stat_file"] == "stats.hdf5"
+    assert build_config(normal).training.stat_file == "stats.hdf5"
+    assert build_config(normalize(copy.deepcopy(tebd), "input.json")).training.stat_file is None
+    for path, value, expected in (("training/stat_file", "", "training/stat_file"),
+                                  ("training/stat_file_mode", "write", "training/stat_file_mode"),
+                                  ("training/stat_file_mode", "read", "needs training/stat_file")):
+        with pytest.raises(ConfigError, match=expected):
+            normalize(_with(tebd, path, value), "input.json")

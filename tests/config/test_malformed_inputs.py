@@ -465,13 +465,13 @@ def test_script_with_several_problems_reports_all_of_them(tebd):
     mutate = both(rename("model/descriptor/rcut", "rcutt"),
                   set_("model/fitting_net/neuron", [240, "wide"]),
                   set_("training/numb_steps", -1),
-                  set_("training/stat_file", "stat.h5"),
+                  set_("loss/f_use_norm", True),
                   set_("model/type_embedding/resnet_dt", 1),
                   set_("learning_rate/start_lrr", 1e-3))
     err = refused(apply(tebd, mutate), "many.json")
     paths = {p.path for p in err.problems}
     assert {"model/descriptor/rcutt", "model/fitting_net/neuron/1", "training/numb_steps",
-            "training/stat_file", "model/type_embedding/resnet_dt",
+            "loss/f_use_norm", "model/type_embedding/resnet_dt",
             "learning_rate/start_lrr"} <= paths
     lines = str(err).splitlines()
     assert len(lines) == len(err.problems) >= 6

@@ -17,7 +17,8 @@ from deepmd_tebd.data.stats import (
     compute_energy_bias,
     compute_fparam_stats,
     descriptor_stats_from_sums,
-    energy_bias_from_means,
+    energy_bias_and_std,
+    energy_bias_lstsq,
     env_mat_sums,
 )
 from deepmd_tebd.model.env_mat import raw_env_mat
@@ -149,18 +150,28 @@ def test_energy_bias_recovers_per_type_energies_of_linear_data():
     np.testing.assert_allclose(compute_energy_bias(stat, 3), per_type, rtol=1e-10)
 
 
-def test_system_energy_is_the_mean_over_all_its_stat_frames():
+def test_the_bias_is_the_least_squares_fit_over_every_stat_frame():
+    """Three systems of two types, with 12, 3 and 12 stat frames: each frame is a row (not each
+    system's mean), and the standard deviation is that of the frames' residual energies."""
     rng = np.random.default_rng(1)
-    stat = energy_batches([[1, 2], [3, 1]], np.array([1.0, 2.0]), 4, 3, rng, noise=0.5)
+    compositions = [[1.0, 2.0], [3.0, 1.0], [2.0, 2.0]]
+    stat = energy_batches(compositions, np.array([1.0, 2.0]), 4, 3, rng, noise=0.5)
+    stat[1] = stat[1][:1]
+    energies = np.concatenate([b["energy"] for s in stat for b in s])
+    counts = np.repeat(compositions, [12, 3, 12], axis=0)
+    expected = np.linalg.lstsq(counts, energies, rcond=None)[0]
+    bias, std = energy_bias_and_std(stat, 2)
+    np.testing.assert_allclose(bias, expected, rtol=1e-10)
+    np.testing.assert_allclose(std, np.std(energies - counts @ expected), rtol=1e-10)
     means = [np.mean(np.concatenate([b["energy"] for b in s])) for s in stat]
-    expected = np.linalg.solve(np.array([[1.0, 2.0], [3.0, 1.0]]), means)
-    np.testing.assert_allclose(compute_energy_bias(stat, 2), expected, rtol=1e-10)
+    by_means = np.linalg.lstsq(np.array(compositions), means, rcond=None)[0]
+    assert not np.allclose(bias, by_means, rtol=1e-6)
 
 
 def test_identical_compositions_give_the_minimum_norm_bias():
     counts = np.array([[64.0, 128.0], [64.0, 128.0]])
     ener = np.array([-100.0, -102.0])
-    bias = energy_bias_from_means(ener, counts)
+    bias = energy_bias_lstsq(ener, counts)
     n = counts[0]
     np.testing.assert_allclose(bias, ener.mean() * n / np.dot(n, n), rtol=1e-12)
 
@@ -168,12 +179,12 @@ def test_identical_compositions_give_the_minimum_norm_bias():
 def test_atom_ener_fixes_the_bias_of_given_types():
     counts = np.array([[2.0, 4.0, 1.0], [1.0, 1.0, 3.0], [3.0, 2.0, 2.0]])
     ener = np.array([-10.0, -7.0, -12.0])
-    bias = energy_bias_from_means(ener, counts, atom_ener=[None, -0.5])
+    bias = energy_bias_lstsq(ener, counts, atom_ener=[None, -0.5])
     assert bias[1] == -0.5
     rest = np.linalg.lstsq(counts[:, [0, 2]], ener - counts[:, 1] * -0.5, rcond=None)[0]
     np.testing.assert_allclose(bias[[0, 2]], rest, rtol=1e-12)
     with pytest.raises(ValueError, match="type 3"):
-        energy_bias_from_means(ener, counts, atom_ener=[None, None, None, 1.0])
+        energy_bias_lstsq(ener, counts, atom_ener=[None, None, None, 1.0])
 
 
 def test_fparam_and_aparam_stats_are_mean_and_floored_inverse_std():
@@ -233,8 +244,8 @@ def test_water_bias_is_the_minimum_norm_solution_for_equal_compositions():
     stat = collect_stat_batches(data, 10)
     bias = compute_energy_bias(stat, 2)
     n = stat[0][0]["natoms_vec"][2:].astype(float)
-    means = [np.mean(np.concatenate([b["energy"] for b in s])) for s in stat]
-    np.testing.assert_allclose(bias, np.mean(means) * n / np.dot(n, n), rtol=1e-10)
+    mean = np.mean(np.concatenate([b["energy"] for s in stat for b in s]))
+    np.testing.assert_allclose(bias, mean * n / np.dot(n, n), rtol=1e-10)
 
 
 @needs_water
@@ -273,7 +284,7 @@ DEEPMD_STATS = textwrap.dedent("""
     import numpy as np
     from deepmd.tf.descriptor.se_a import DescrptSeA
     from deepmd.tf.fit.stat import make_aparam_stats, make_fparam_stats, stats_avg_std
-    from deepmd.utils.out_stat import compute_stats_from_redu
+    from deepmd.dpmodel.utils.stat import compute_output_stats
 
     args = json.loads(sys.argv[1])
     out = {}
@@ -286,13 +297,19 @@ DEEPMD_STATS = textwrap.dedent("""
         descrpt.compute_input_stats(lists["coord"], lists["box"], lists["type"],
                                     lists["natoms_vec"], lists["default_mesh"], {})
         out["davg"], out["dstd"] = descrpt.davg, descrpt.dstd
+        sampled = []  # as deepmd/tf/model/ener.py packs its statistics batches, per system
+        for k in range(int(data["nsys"])):
+            energy = data[f"sys{k}/energy"].reshape(-1, 1)
+            natoms = np.tile(data[f"sys{k}/natoms_vec"], (energy.shape[0], 1))
+            sampled.append({"energy": energy, "find_energy": np.bool_(True), "natoms": natoms,
+                            "atype": np.zeros((energy.shape[0], 1), dtype=int)})
         for name, assigned in args["bias_cases"].items():
-            bias, _ = compute_stats_from_redu(
-                data["sys_ener"].reshape(-1, 1), data["sys_counts"].copy(),
-                assigned_bias=None if assigned is None else np.array(
-                    [np.nan if v is None else v for v in assigned]),
-                rcond=args["rcond"][name])
-            out["bias/" + name] = bias.ravel()
+            preset = None if assigned is None else {"energy": [
+                None if v is None else np.array([v]) for v in assigned]}
+            bias, std = compute_output_stats(sampled, 2, keys=["energy"],
+                                             rcond=args["rcond"][name], preset_bias=preset)
+            out["bias/" + name] = bias["energy"].ravel()
+            out["std/" + name] = std["energy"].ravel()
         all_stat = {"fparam": [data["fparam"]], "aparam": [data["aparam"]]}
         out["fparam_avg"], out["fparam_std"] = stats_avg_std(
             make_fparam_stats(all_stat, data["fparam"].shape[1]), args["protection"])
@@ -319,22 +336,22 @@ def deepmd_water_stats(tmp_path_factory):
     stat = [[data.get_batch(sys_idx=k) for _ in range(len(data.systems[k].sets))]
             for k in range(3)]
     flat = [b for s in stat for b in s]
-    sys_ener = np.array([np.mean(np.concatenate([b["energy"] for b in s])) for s in stat])
-    sys_counts = np.array([s[0]["natoms_vec"][2:] for s in stat], dtype=np.float64)
     rng = np.random.default_rng(0)
     params = {"fparam": rng.normal(1.0, 2.0, (40, 3)) * [1, 1, 0],
               "aparam": rng.normal(-2.0, 0.5, (40, 10 * 2))}
     arrays = {f"{i}/{k}": b[k] for i, b in enumerate(flat)
               for k in ("coord", "box", "type", "natoms_vec", "default_mesh")}
-    np.savez(tmp / "in.npz", nbatch=len(flat), sys_ener=sys_ener, sys_counts=sys_counts,
-             **params, **arrays)
+    arrays.update({f"sys{k}/energy": np.concatenate([b["energy"] for b in s])
+                   for k, s in enumerate(stat)})
+    arrays.update({f"sys{k}/natoms_vec": s[0]["natoms_vec"] for k, s in enumerate(stat)})
+    np.savez(tmp / "in.npz", nbatch=len(flat), nsys=len(stat), **params, **arrays)
     args = {"input": str(tmp / "in.npz"), "output": str(tmp / "out.npz"), "rcut": RCUT,
             "rcut_smth": RCUT_SMTH, "sel": [46, 92], "bias_cases": BIAS_CASES, "rcond": RCOND,
             "protection": 1e-2, "numb_aparam": 2}
     run_oracle_script(DEEPMD_STATS, args, tmp, timeout=900)
     with np.load(tmp / "out.npz") as out:
         theirs = {k: out[k] for k in out.files}
-    return {"stat": stat, "flat": flat, "sys_ener": sys_ener, "sys_counts": sys_counts,
+    return {"stat": stat, "flat": flat, 
             "params": params, "theirs": theirs}
 
 
@@ -349,9 +366,12 @@ def test_descriptor_stats_match_deepmd_kit_on_water(deepmd_water_stats):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BIAS_CASES))
 def test_energy_bias_matches_deepmd_kit_on_water(deepmd_water_stats, case):
-    ours = compute_energy_bias(deepmd_water_stats["stat"], 2, rcond=RCOND[case],
-                               atom_ener=BIAS_CASES[case])
-    np.testing.assert_allclose(ours, deepmd_water_stats["theirs"][f"bias/{case}"], rtol=1e-10)
+    """Systems of 80, 160 and 80 frames: a fit over every frame, not over the systems' means."""
+    bias, std = energy_bias_and_std(deepmd_water_stats["stat"], 2, rcond=RCOND[case],
+                                    atom_ener=BIAS_CASES[case])
+    theirs = deepmd_water_stats["theirs"]
+    np.testing.assert_allclose(bias, theirs[f"bias/{case}"], rtol=1e-10)
+    np.testing.assert_allclose(std, theirs[f"std/{case}"], rtol=1e-10)
 
 
 @pytest.mark.slow

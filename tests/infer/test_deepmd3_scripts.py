@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import numpy as np
 from conftest import deepmd_eval, dp, make_workdir, tiny_input, water_frames, water_input
+from shared_paths import DEEPMD_3_2_EXAMPLES as EXAMPLES_3_2
 from shared_paths import INPUTS, WATER, needs_water
 
 from deepmd_tebd.config import normalize
@@ -27,7 +28,6 @@ from reference.deepmd_oracle import run_oracle_script
 from reference.lammps import run_lammps
 
 pytestmark = [needs_water, pytest.mark.slow]
-EXAMPLES_3_2 = Path(__file__).resolve().parents[1] / "reference/deepmd_kit_3_2_examples"
 SCRIPTS = {"3.2 se_e2_a": EXAMPLES_3_2 / "se_e2_a.json",
            "3.2 se_e2_a_tebd": EXAMPLES_3_2 / "se_e2_a_tebd.json",
            "2.2 se_e2_a_tebd": INPUTS / "water_se_e2_a_tebd.json",

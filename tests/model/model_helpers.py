@@ -5,7 +5,7 @@ import numpy as np
 
 from deepmd_tebd.config import build_config, normalize
 from deepmd_tebd.data.stats import (ModelStatistics, descriptor_stats_from_sums,
-                                   energy_bias_from_means)
+                                   energy_bias_lstsq)
 from deepmd_tebd.model import EnergyModel
 from reference.env_mat import max_neighbors_per_type, random_system
 
@@ -108,7 +108,7 @@ def random_statistics(model, seed=0):
     # the bias as the statistics make it: least squares over random systems, atom_ener given
     counts = rng.integers(1, 10, size=(ntypes + 2, ntypes))
     energies = counts @ rng.normal(0.0, 1.0, ntypes)
-    bias = energy_bias_from_means(energies, counts, None, model.fitting.atom_ener)
+    bias = energy_bias_lstsq(energies, counts, None, model.fitting.atom_ener)
     fit = model.fitting
     extra = {}
     if fit.numb_fparam:
