@@ -65,6 +65,17 @@ def test_keys_deepmd_kits_tensorflow_backend_refuses_are_refused_with_its_reason
     assert "TensorFlow backend raises" in str(err.value)
 
 
+@pytest.mark.parametrize("path, value", REFUSED[:2], ids=[p for p, _ in REFUSED[:2]])
+def test_dp_train_refuses_them_before_anything_is_written(tebd, path, value, tmp_path):
+    from dp_command import run_dp
+
+    (tmp_path / "input.json").write_text(json.dumps(_with(tebd, path, value)))
+    result = run_dp(tmp_path, "train", "input.json")
+    assert result.returncode == 1
+    assert f"input.json: {path}: " in result.stderr, result.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["input.json"]
+
+
 @pytest.mark.parametrize("path, value", IGNORED, ids=[p for p, _ in IGNORED])
 def test_ignored_keys_are_accepted_with_one_warning_naming_them(tebd, path, value, tmp_path):
     from dp_command import run_dp
