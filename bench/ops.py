@@ -1,4 +1,5 @@
-"""Times deepmd_tebd's ProdEnvMatA, ProdForceSeA and ProdVirialSeA against DeePMD-kit 3.2.0's.
+"""Times deepmd_tebd's ProdEnvMatA, ProdEnvMatAMix, ProdForceSeA and ProdVirialSeA against
+DeePMD-kit 3.2.0's.
 
     python bench/ops.py [--repeats N] [--skip-large] [--threads N]
 
@@ -12,8 +13,10 @@ intra-/inter-op thread counts are all set to --threads (default: the number of u
 Cases: water (192 atoms, ../shared/data/water/data_3) as one frame and as a batch of all its
 frames, and a large box: one water frame replicated --replicas times along each cell vector
 (default 5 5 5: 24,000 atoms; 4 4 8 gives 24,576). sel [46, 92], rcut 6.0,
-rcut_smth 0.5, davg 0, dstd 1, random net_deriv. Before the table, the outputs of both libraries
-are compared (max |diff| per output), so that the timings are of the same work.
+rcut_smth 0.5, davg 0, dstd 1, random net_deriv; ProdEnvMatAMix (DPA-1's environment matrix) on
+the same frames with one sel of 120 (DeePMD-kit's se_atten water example; the force and virial
+ops then run on its 120 slots). Before the table, the outputs of both libraries are compared (max
+|diff| per output), so that the timings are of the same work.
 """
 from __future__ import annotations
 
@@ -56,8 +59,8 @@ if str(_ROOT) not in sys.path:
 from tests.reference.deepmd_oracle import OracleError, run_deepmd_ops, split_case  # noqa: E402
 from tests.reference.deepmd_ops_runner import run_case  # noqa: E402
 
-RCUT, RCUT_SMTH, SEL = 6.0, 0.5, [46, 92]
-OPS = ("ProdEnvMatA", "ProdForceSeA", "ProdVirialSeA")
+RCUT, RCUT_SMTH, SEL, MIXED_SEL = 6.0, 0.5, [46, 92], 120
+OPS = ("ProdEnvMatA", "ProdEnvMatAMix", "ProdForceSeA", "ProdVirialSeA")
 OUTPUTS = ("descrpt", "descrpt_deriv", "rij", "nlist", "force", "virial", "atom_virial")
 
 
@@ -100,15 +103,24 @@ def _case(name, coord, atype, box, rng):
     }
 
 
+def _mixed(case, rng):
+    """The case for ProdEnvMatAMix: one block of MIXED_SEL slots, davg/dstd per centre type."""
+    nf, nall = case["coord"].shape[0], case["atype"].shape[1]
+    ntypes = len(case["natoms"]) - 2
+    return dict(case, name=case["name"] + " (mix)", sel=[MIXED_SEL], mixed=True,
+                davg=np.zeros((ntypes, 4 * MIXED_SEL)), dstd=np.ones((ntypes, 4 * MIXED_SEL)),
+                net_deriv=rng.normal(size=(nf, nall * 4 * MIXED_SEL)))
+
+
 def _agreement(ours, theirs):
     """'output: max|diff|' for every output (nlist: number of differing entries)."""
     parts = []
-    for key in OUTPUTS:
+    for key in OUTPUTS + tuple(k for k in ("ntype", "nmask") if k in ours):
         a, b = ours[key], theirs[key]
         if a.shape != b.shape:
             parts.append(f"{key}: shape {a.shape} vs {b.shape}")
-        elif key == "nlist":
-            parts.append(f"nlist: {int(np.sum(a != b))} differ")
+        elif key in ("nlist", "ntype", "nmask"):
+            parts.append(f"{key}: {int(np.sum(a != b))} differ")
         else:
             parts.append(f"{key}: {np.max(np.abs(a - b)):.1e}")
     return ", ".join(parts)
@@ -133,6 +145,7 @@ def main() -> int:
         big = _replicate(coord[0], atype, box[0], args.replicas)
         label = "x".join(str(n) for n in args.replicas)
         cases.append(_case(f"water {label}: {big[1].size} atoms", *big, rng))
+    cases += [_mixed(case, rng) for case in cases]
 
     print(f"threads: OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, TF intra-op "
           f"{tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
@@ -155,12 +168,12 @@ def main() -> int:
     for case, (out, _), theirs_out in zip(cases, ours, theirs.outputs):
         print(f"  {case['name']}: {_agreement(out, theirs_out)}")
 
-    header = f"{'case':<32} {'op':<14} {'ours ms':>10} {'DeePMD ms':>10} {'ours/DeePMD':>12}"
+    header = f"{'case':<38} {'op':<14} {'ours ms':>10} {'DeePMD ms':>10} {'ours/DeePMD':>12}"
     print("\n" + header + "\n" + "-" * len(header))
     for case, (_, times), their_times in zip(cases, ours, theirs.timings):
-        for op in OPS:
+        for op in (op for op in OPS if op in times):
             mine, other = times[op] * 1e3, their_times[op] * 1e3
-            print(f"{case['name']:<32} {op:<14} {mine:>10.3f} {other:>10.3f} "
+            print(f"{case['name']:<38} {op:<14} {mine:>10.3f} {other:>10.3f} "
                   f"{mine / other:>12.2f}")
     return 0
 

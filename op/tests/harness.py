@@ -413,7 +413,8 @@ def reference_env_mat_open(coord, types, davg, dstd, sel, rcut=RCUT, rcut_smth=R
     """Brute-force env mat for open boundaries in coord.dtype, with the kernels' neighbour rule:
     j is a neighbour of i when |r_j - r_i|^2 < rcut^2 (in coord.dtype) and the squared distance
     d2 computed in float32 from float32 coordinates is <= rcut^2 (float32); per type, the
-    sel[t] neighbours first in the order (d2, index) are kept."""
+    sel[t] neighbours first in the order (d2, index) are kept. A virtual centre (type < 0) gets
+    its neighbours and rij, and zero em and em_deriv rows (as DeePMD-kit without a box)."""
     dt = coord.dtype.type
     n = len(types)
     nnei = sum(sel)
@@ -428,8 +429,6 @@ def reference_env_mat_open(coord, types, davg, dstd, sel, rcut=RCUT, rcut_smth=R
     idx_all = np.arange(n)
     c32 = coord.astype(np.float32)
     for i in range(n):
-        if types[i] < 0:
-            continue
         d = coord - coord[i]
         d2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2]
         f = c32 - c32[i]
@@ -448,12 +447,14 @@ def reference_env_mat_open(coord, types, davg, dstd, sel, rcut=RCUT, rcut_smth=R
         der = np.zeros((nnei, 12), coord.dtype)
         if filled.any():
             row[filled], der[filled] = env_slot_numpy(rr[filled], rmin, rc)
+        rij[i] = rr.reshape(-1)
+        nlist[i] = slots
+        if types[i] < 0:
+            continue
         avg = davg[types[i]].astype(coord.dtype)
         std = dstd[types[i]].astype(coord.dtype)
         em[i] = (row.reshape(-1) - avg) / std
         em_deriv[i] = der.reshape(-1) / np.repeat(std, 3)
-        rij[i] = rr.reshape(-1)
-        nlist[i] = slots
     return {"em": em, "em_deriv": em_deriv, "rij": rij, "nlist": nlist}
 
 
@@ -541,9 +542,13 @@ def check_supercell(k, rep, rng, systems):
         a = canonical_rows(per, sel, nloc)
         b = canonical_rows(opn, sel, nloc)
         tag = "cpu periodic vs open supercell of %d atoms [%s]" % (len(st), name)
-        rep.equal(tag + " nlist", a[3], b[3])
+        real = types >= 0  # virtual centres: neighbours listed without a box only
+        rep.equal(tag + " nlist", a[3][real], b[3][real])
         for key, x, y in zip(("em", "em_deriv", "rij"), a[:3], b[:3]):
-            rep.close(tag + " " + key, x, y, 1e-10)
+            rep.close(tag + " " + key, x[real], y[real], 1e-10)
+        if not real.all():
+            rep.equal(tag + " virtual centres listed in the supercell only",
+                      (a[3][~real] >= 0).sum() == 0 and (b[3][~real] >= 0).sum() > 0, True)
 
 
 def blockwise_weights(rng, types, sel):

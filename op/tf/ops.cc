@@ -80,6 +80,14 @@ Status prod_env_mat_a_shape(InferenceContext* c) {
   return Status();
 }
 
+// ProdEnvMatAMix: ProdEnvMatA's four outputs, then ntype and nmask of [nframes, nloc * nnei].
+Status prod_env_mat_a_mix_shape(InferenceContext* c) {
+  TF_RETURN_IF_ERROR(prod_env_mat_a_shape(c));
+  c->set_output(4, c->output(3));
+  c->set_output(5, c->output(3));
+  return Status();
+}
+
 // ProdForceSeA: [nframes, 3 * nall]
 Status prod_force_shape(InferenceContext* c) {
   ShapeHandle net_deriv;
@@ -119,26 +127,43 @@ Status like_net_deriv_shape(InferenceContext* c) {
   .Input("box: T")                \
   .Input("mesh: int32")
 
+// ProdEnvMatA's and ProdEnvMatAMix's inputs, attributes and first four outputs, as in
+// DeePMD-kit's source/op/tf/prod_env_mat_multi_device.cc (REGISTER_OP).
+#define DTK_ENV_MAT_SIGNATURE                \
+  .Attr("T: {float, double} = DT_DOUBLE")    \
+  DTK_SEARCH_INPUTS                          \
+  .Input("davg: T")                          \
+  .Input("dstd: T")                          \
+  .Attr("rcut_a: float")                     \
+  .Attr("rcut_r: float")                     \
+  .Attr("rcut_r_smth: float")                \
+  .Attr("sel_a: list(int)")                  \
+  .Attr("sel_r: list(int)")                  \
+  .Output("descrpt: T")                      \
+  .Output("descrpt_deriv: T")                \
+  .Output("rij: T")                          \
+  .Output("nlist: int32")
+
 REGISTER_OP("ProdEnvMatA")
-    .Attr("T: {float, double} = DT_DOUBLE")
-    DTK_SEARCH_INPUTS
-    .Input("davg: T")
-    .Input("dstd: T")
-    .Attr("rcut_a: float")
-    .Attr("rcut_r: float")
-    .Attr("rcut_r_smth: float")
-    .Attr("sel_a: list(int)")
-    .Attr("sel_r: list(int)")
-    .Output("descrpt: T")
-    .Output("descrpt_deriv: T")
-    .Output("rij: T")
-    .Output("nlist: int32")
+    DTK_ENV_MAT_SIGNATURE
     .SetShapeFn(prod_env_mat_a_shape)
     .Doc(R"doc(
 Normalised se_e2_a environment matrix of every local atom (descrpt), its derivative with respect to
 the centre coordinate (descrpt_deriv), relative neighbour positions (rij) and the neighbour list
 (nlist, -1 for empty slots). mesh selects the neighbour search: length 0 open boundaries,
 6 periodic box, 16 a caller's list by pointer, >16 a caller's list inside the tensor.
+)doc");
+
+REGISTER_OP("ProdEnvMatAMix")
+    DTK_ENV_MAT_SIGNATURE
+    .Output("ntype: int32")
+    .Output("nmask: bool")
+    .SetShapeFn(prod_env_mat_a_mix_shape)
+    .Doc(R"doc(
+ProdEnvMatA with one block of sel_a[0] slots for the neighbours of every type, ordered by distance
+alone (atoms of negative type, virtual atoms, are no neighbours and have zero rows), davg and dstd
+per centre type; ntype holds each slot's neighbour type (ntypes for an empty slot) and nmask
+whether the slot holds a neighbour. mesh lengths 1 and 7 are the mixed-type forms of 0 and 6.
 )doc");
 
 // The inputs and attributes of DeePMD-kit's four product ops after the gradient ops' leading

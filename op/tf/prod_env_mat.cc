@@ -1,6 +1,9 @@
-// ProdEnvMatA kernel: validates inputs, reads the neighbour mode from mesh, allocates the four
-// outputs and calls the kernel library: frame by frame on the CPU, all frames in one call on the
-// GPU (on the op context's stream, temporaries from allocate_temp: device_context.h).
+// ProdEnvMatA and ProdEnvMatAMix kernels: validate inputs, read the neighbour mode from mesh,
+// allocate the outputs and call the kernel library: frame by frame on the CPU, all frames in one
+// call on the GPU (on the op context's stream, temporaries from allocate_temp: device_context.h).
+// ProdEnvMatAMix is ProdEnvMatA with one sel block for the neighbours of every type (ordered by
+// distance alone), the mixed-type mesh sizes 1 and 7 accepted, and two more outputs: each
+// slot's neighbour type (ntypes when empty) and whether it holds a neighbour.
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -18,8 +21,9 @@ namespace deepmd_tebd {
 // How the neighbours are found, from the length of mesh.
 enum class NeighborMode { kOpen, kPeriodic, kPointerList, kTensorList };
 
-// ProdEnvMatA: attributes read once; inputs checked per call, then the kernel frame by frame.
-template <typename Device, typename T>
+// Attributes read once; inputs checked per call, then the kernel frame by frame. kMixed:
+// ProdEnvMatAMix.
+template <typename Device, typename T, bool kMixed>
 class ProdEnvMatAOp : public OpKernel {
  public:
   explicit ProdEnvMatAOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -36,6 +40,10 @@ class ProdEnvMatAOp : public OpKernel {
     for (int s : sel_r)
       OP_REQUIRES(ctx, s == 0,
                   tensorflow::errors::InvalidArgument("sel_r must be all zeros for se_e2_a"));
+    if (kMixed)
+      OP_REQUIRES(ctx, sel_a_.size() == 1 && sel_r.size() == 1,
+                  tensorflow::errors::InvalidArgument(
+                      "the length of sel array should be 1 in this op"));
     OP_REQUIRES(ctx, rcut_r_ > 0 && rcut_r_smth_ <= rcut_r_,
                 tensorflow::errors::InvalidArgument("need 0 < rcut_r and rcut_r_smth <= rcut_r"));
     nnei_ = std::accumulate(sel_a_.begin(), sel_a_.end(), 0);
@@ -51,7 +59,7 @@ class ProdEnvMatAOp : public OpKernel {
     int64_t nframes;
     if (!check_frames(ctx, in.coord, in.type, in.box, n.nall, &nframes)) return;
     const int ndescrpt = nnei_ * 4;
-    OP_REQUIRES(ctx, n.ntypes == static_cast<int>(sel_a_.size()),
+    OP_REQUIRES(ctx, kMixed || n.ntypes == static_cast<int>(sel_a_.size()),
                 tensorflow::errors::InvalidArgument("natoms describes ", n.ntypes,
                                                     " types but sel_a has ", sel_a_.size()));
     if (!check_matrix(ctx, davg, "davg", n.ntypes, ndescrpt)) return;
@@ -61,9 +69,9 @@ class ProdEnvMatAOp : public OpKernel {
 
     const int64_t mesh_len = mesh.NumElements();
     NeighborMode mode;
-    if (mesh_len == 0) {
+    if (mesh_len == 0 || (kMixed && mesh_len == 1)) {
       mode = NeighborMode::kOpen;
-    } else if (mesh_len == 6) {
+    } else if (mesh_len == 6 || (kMixed && mesh_len == 7)) {
       mode = NeighborMode::kPeriodic;
     } else if (mesh_len == 16) {
       mode = NeighborMode::kPointerList;
@@ -80,7 +88,8 @@ class ProdEnvMatAOp : public OpKernel {
     if (mode == NeighborMode::kOpen || mode == NeighborMode::kPeriodic)
       OP_REQUIRES(ctx, n.nloc == n.nall,
                   tensorflow::errors::InvalidArgument(
-                      "with mesh of length 0 or 6 there are no ghost atoms: nloc must equal nall"));
+                      "with mesh of length 0, 1, 6 or 7 there are no ghost atoms: nloc must "
+                      "equal nall"));
 
     ExternalNeighborList external{0, nullptr, nullptr, nullptr};
     std::vector<const int*> firstneigh;
@@ -118,8 +127,13 @@ class ProdEnvMatAOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({nframes, int64_t(n.nloc) * ndescrpt * 3}), &em_deriv));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({nframes, int64_t(n.nloc) * nnei_ * 3}), &rij));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({nframes, int64_t(n.nloc) * nnei_}), &nlist));
+    Tensor *ntype = nullptr, *nmask = nullptr;
+    if (kMixed) {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({nframes, int64_t(n.nloc) * nnei_}), &ntype));
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(5, TensorShape({nframes, int64_t(n.nloc) * nnei_}), &nmask));
+    }
 
-    const EnvMatParams params{n.ntypes, sel_a_.data(), nnei_, rcut_r_, rcut_r_smth_};
+    const EnvMatParams params{n.ntypes, sel_a_.data(), nnei_, rcut_r_, rcut_r_smth_, kMixed};
     const bool periodic = mode == NeighborMode::kPeriodic;
     const bool use_external = mode == NeighborMode::kPointerList || mode == NeighborMode::kTensorList;
     run_kernel(ctx, [&] {
@@ -137,14 +151,23 @@ class ProdEnvMatAOp : public OpKernel {
                            static_cast<int>(nframes), n.nloc, n.nall,
                            periodic ? frame_row<T>(in.box, 0) : nullptr, davg.matrix<T>().data(),
                            dstd.matrix<T>().data(), params);
+        if (kMixed)
+          neighbor_types_gpu(gpu.get(), frame_row<int>(ntype, 0), frame_row<bool>(nmask, 0),
+                             frame_row<int>(nlist, 0), frame_row<int>(in.type, 0),
+                             static_cast<int>(nframes), n.nloc, nnei_, n.nall, n.ntypes);
       } else {
-        for (int64_t f = 0; f < nframes; ++f)
+        for (int64_t f = 0; f < nframes; ++f) {
           prod_env_mat_a_cpu(frame_row<T>(em, f), frame_row<T>(em_deriv, f), frame_row<T>(rij, f),
                              frame_row<int>(nlist, f), frame_row<T>(in.coord, f),
                              frame_row<int>(in.type, f), n.nloc, n.nall,
                              periodic ? frame_row<T>(in.box, f) : nullptr,
                              use_external ? &external : nullptr, davg.matrix<T>().data(),
                              dstd.matrix<T>().data(), params);
+          if (kMixed)
+            neighbor_types_cpu(frame_row<int>(ntype, f), frame_row<bool>(nmask, f),
+                               frame_row<int>(nlist, f), frame_row<int>(in.type, f),
+                               int64_t(n.nloc) * nnei_, n.ntypes);
+        }
       }
     });
   }
@@ -158,7 +181,10 @@ class ProdEnvMatAOp : public OpKernel {
 #define REGISTER_CPU(T)                                                                 \
   REGISTER_KERNEL_BUILDER(                                                              \
       Name("ProdEnvMatA").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),        \
-      ProdEnvMatAOp<CPUDevice, T>);
+      ProdEnvMatAOp<CPUDevice, T, false>);                                              \
+  REGISTER_KERNEL_BUILDER(                                                              \
+      Name("ProdEnvMatAMix").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),     \
+      ProdEnvMatAOp<CPUDevice, T, true>);
 REGISTER_CPU(float);
 REGISTER_CPU(double);
 #undef REGISTER_CPU
@@ -171,7 +197,14 @@ REGISTER_CPU(double);
                               .HostMemory("natoms")                                     \
                               .HostMemory("box")                                        \
                               .HostMemory("mesh"),                                      \
-                          ProdEnvMatAOp<GPUDevice, T>);
+                          ProdEnvMatAOp<GPUDevice, T, false>);                          \
+  REGISTER_KERNEL_BUILDER(Name("ProdEnvMatAMix")                                        \
+                              .Device(tensorflow::DEVICE_GPU)                           \
+                              .TypeConstraint<T>("T")                                   \
+                              .HostMemory("natoms")                                     \
+                              .HostMemory("box")                                        \
+                              .HostMemory("mesh"),                                      \
+                          ProdEnvMatAOp<GPUDevice, T, true>);
 REGISTER_GPU(float);
 REGISTER_GPU(double);
 #undef REGISTER_GPU

@@ -2,9 +2,12 @@
 
 Both libraries register the same op names, so DeePMD-kit runs in a subprocess
 (tests/reference/deepmd_oracle.py); all of its work for this module happens in one subprocess call.
-Compared: the OpDefs of the five ops, and every output of ProdEnvMatA -> ProdForceSeA /
+Compared: the OpDefs of the six ops, and every output of ProdEnvMatA -> ProdForceSeA /
 ProdVirialSeA (and the two gradient ops) on random periodic, triclinic, small-box, open-boundary
-and overflowing systems and on real water frames, in double and float.
+and overflowing systems and on real water frames, in double and float; and likewise of
+ProdEnvMatAMix (one sel block, neighbour types and mask) on water, the small triclinic box, an
+open cluster and an overflowing box, with atoms in any type order, mesh of every plain and
+mixed-type length, and frames with virtual atoms (type -1).
 
 Skipped, with the reason, when the oracle venv cannot be found or created
 ($DEEPMD_ORACLE_VENV, default /tmp/deepmd_tebd-oracle-venv).
@@ -136,6 +139,25 @@ def _finish_case(name, rng, coord, atype, box, periodic, sel):
     }
 
 
+def _mixed_case(name, base, seed, nnei, mesh_len, virtual=0):
+    """`base` for ProdEnvMatAMix: atoms shuffled out of type order, one sel block of `nnei`
+    slots, davg/dstd per centre type, mesh of `mesh_len` zeros (0/6 plain, 1/7 the mixed-type
+    forms); `virtual` atoms of each frame made virtual (type -1) at random."""
+    rng = np.random.default_rng(seed)
+    nframes, nall = base["atype"].shape
+    ntypes = len(base["natoms"]) - 2
+    order = rng.permutation(nall)
+    coord = base["coord"].reshape(nframes, nall, 3)[:, order].reshape(nframes, -1)
+    atype = base["atype"][:, order].copy()
+    for f in range(nframes):
+        atype[f, rng.choice(nall, size=virtual, replace=False)] = -1
+    return dict(base, name=name, coord=coord, atype=atype.astype(np.int32), sel=[nnei],
+                mixed=True, mesh=np.zeros(mesh_len, dtype=np.int32),
+                davg=rng.normal(scale=0.2, size=(ntypes, 4 * nnei)),
+                dstd=rng.uniform(0.2, 1.5, size=(ntypes, 4 * nnei)),
+                net_deriv=rng.normal(size=(nframes, nall * 4 * nnei)))
+
+
 def _as_dtype(case, dtype):
     out = dict(case, name=f"{case['name']}-{dtype}", dtype=dtype)
     for key in ("coord", "box", "davg", "dstd", "net_deriv", "grad_force", "grad_virial"):
@@ -159,7 +181,35 @@ def _base_cases():
     ]
 
 
-CASES = [_as_dtype(c, dtype) for c in _base_cases() for dtype in ("float64", "float32")]
+def _virtual_case(name, base, seed, virtual):
+    """`base` with `virtual` atoms of each frame made virtual (type -1): no neighbours of
+    anyone, zero rows as centres (their neighbours listed without a box)."""
+    rng = np.random.default_rng(seed)
+    atype = base["atype"].copy()
+    for f in range(atype.shape[0]):
+        atype[f, rng.choice(atype.shape[1], size=virtual, replace=False)] = -1
+    return dict(base, name=name, atype=atype)
+
+
+def _mixed_cases(base):
+    """ProdEnvMatA's cases with virtual atoms, and ProdEnvMatAMix's, made from its cases."""
+    by_name = {c["name"]: c for c in base}
+    return [
+        _virtual_case("open_virtual", by_name["open"], 28, 3),
+        _virtual_case("orthorhombic_virtual", by_name["orthorhombic"], 29, 3),
+        _mixed_case("mix_water", by_name["water"], 21, 140, 7),
+        _mixed_case("mix_water_mesh6", by_name["water"], 22, 140, 6),
+        _mixed_case("mix_small_box_virtual", by_name["small_box"], 23, 120, 7, virtual=3),
+        _mixed_case("mix_open", by_name["open"], 24, 60, 1, virtual=2),
+        _mixed_case("mix_open_mesh0", by_name["open"], 25, 60, 0),
+        _mixed_case("mix_overflow", by_name["overflow"], 26, 20, 7),
+        _mixed_case("mix_lattice", by_name["lattice"], 27, 20, 7),
+    ]
+
+
+_BASE = _base_cases()
+CASES = [_as_dtype(c, dtype) for c in _BASE + _mixed_cases(_BASE)
+         for dtype in ("float64", "float32")]
 CASE_NAMES = [c["name"] for c in CASES]
 
 
@@ -239,15 +289,15 @@ def test_outputs_match_deepmd(name, deepmd, ours):
     mine = ours[name]
     rtol = FLOAT_RTOL[case["dtype"]]
     failures = []
-    for key in COMPARED:
+    for key in COMPARED + (("ntype", "nmask") if case.get("mixed") else ()):
         a, b = mine[key], theirs[key]
         if a.shape != b.shape or a.dtype != b.dtype:
             failures.append(f"{key}: ours {a.dtype}{a.shape}, DeePMD {b.dtype}{b.shape}")
             continue
-        if key == "nlist":
+        if key in ("nlist", "ntype", "nmask"):
             bad = a != b
             if bad.any():
-                failures.append(f"nlist: {int(bad.sum())} of {a.size} entries differ, e.g. "
+                failures.append(f"{key}: {int(bad.sum())} of {a.size} entries differ, e.g. "
                                 + _describe(bad, a, b))
             continue
         scale = float(np.max(np.abs(b))) if b.size else 0.0

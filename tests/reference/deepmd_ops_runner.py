@@ -8,7 +8,8 @@ libraries register ops under the same names.
                                 [--timing --repeats N --warmup W] [--opdefs] [--threads N]
 
 The input .npz holds a JSON string under "meta" (a list with one dict per case: name, dtype,
-rcut, rcut_smth, sel, and whether gradient inputs are present) and the arrays of case i under
+rcut, rcut_smth, sel, whether gradient inputs are present, and whether the environment matrix is
+ProdEnvMatAMix's ("mixed": one sel entry, outputs ntype and nmask too)) and the arrays of case i under
 "c{i}/<name>": coord, atype, natoms, box, mesh, davg, dstd, net_deriv, optionally grad_force and
 grad_virial. The output .npz holds "c{i}/<output>" for descrpt, descrpt_deriv, rij, nlist, force,
 virial, atom_virial (and grad_net_force / grad_net_virial when gradient inputs were given),
@@ -29,11 +30,13 @@ import time
 
 import numpy as np
 
-# The five ops whose OpDefs are compared.
-OP_NAMES = ("ProdEnvMatA", "ProdForceSeA", "ProdVirialSeA", "ProdForceSeAGrad", "ProdVirialSeAGrad")
+# The ops whose OpDefs are compared.
+OP_NAMES = ("ProdEnvMatA", "ProdEnvMatAMix", "ProdForceSeA", "ProdVirialSeA", "ProdForceSeAGrad",
+            "ProdVirialSeAGrad")
 
 # Output names of one case, in the order they are produced.
 ENV_MAT_OUTPUTS = ("descrpt", "descrpt_deriv", "rij", "nlist")
+MIX_OUTPUTS = ("ntype", "nmask")  # ProdEnvMatAMix's two more
 FORCE_VIRIAL_OUTPUTS = ("force", "virial", "atom_virial")
 GRAD_OUTPUTS = ("grad_net_force", "grad_net_virial")
 
@@ -92,8 +95,9 @@ def _opdefs() -> dict[str, str]:
 
 
 def run_case(tf, ops, grad_ops, meta, arrays, timing=False, repeats=5, warmup=1):
-    """Run ProdEnvMatA, then ProdForceSeA and ProdVirialSeA on its outputs (and the two gradient
-    ops when ``meta["grads"]``), with the op functions of ``ops`` / ``grad_ops``.
+    """Run ProdEnvMatA (ProdEnvMatAMix when ``meta["mixed"]``), then ProdForceSeA and
+    ProdVirialSeA on its outputs (and the two gradient ops when ``meta["grads"]``), with the op
+    functions of ``ops`` / ``grad_ops``.
 
     Used for DeePMD-kit's ops here and, imported, for deepmd_tebd's ops in their own process, so
     that both libraries are called and timed the same way. Returns (outputs as NumPy arrays,
@@ -114,14 +118,17 @@ def run_case(tf, ops, grad_ops, meta, arrays, timing=False, repeats=5, warmup=1)
     sel = [int(s) for s in meta["sel"]]
     nnei = sum(sel)
 
+    mixed = bool(meta.get("mixed"))
+    env_mat_op = ops.prod_env_mat_a_mix if mixed else ops.prod_env_mat_a
+
     def env_mat():
-        return ops.prod_env_mat_a(
+        return env_mat_op(
             coord, atype, natoms, box, mesh, davg, dstd,
             rcut_a=-1.0, rcut_r=float(meta["rcut"]), rcut_r_smth=float(meta["rcut_smth"]),
             sel_a=sel, sel_r=[0] * len(sel),
         )
 
-    descrpt, descrpt_deriv, rij, nlist = env_mat()
+    descrpt, descrpt_deriv, rij, nlist, *mix = env_mat()
 
     def force_op():
         return ops.prod_force_se_a(net_deriv, descrpt_deriv, nlist, natoms,
@@ -135,6 +142,7 @@ def run_case(tf, ops, grad_ops, meta, arrays, timing=False, repeats=5, warmup=1)
     virial, atom_virial = virial_op()
     out = dict(zip(ENV_MAT_OUTPUTS + FORCE_VIRIAL_OUTPUTS,
                    (descrpt, descrpt_deriv, rij, nlist, force, virial, atom_virial)))
+    out.update(zip(MIX_OUTPUTS, mix))
 
     if meta.get("grads"):
         grad_force, grad_virial = floats("grad_force"), floats("grad_virial")
@@ -145,7 +153,8 @@ def run_case(tf, ops, grad_ops, meta, arrays, timing=False, repeats=5, warmup=1)
 
     times = {}
     if timing:
-        times["ProdEnvMatA"] = time_callable(env_mat, repeats, warmup)
+        times["ProdEnvMatAMix" if mixed else "ProdEnvMatA"] = time_callable(env_mat, repeats,
+                                                                            warmup)
         times["ProdForceSeA"] = time_callable(force_op, repeats, warmup)
         times["ProdVirialSeA"] = time_callable(virial_op, repeats, warmup)
     return {k: v.numpy() for k, v in out.items()}, times

@@ -289,7 +289,8 @@ def split_case(case) -> tuple[dict, dict[str, np.ndarray]]:
     grads = "grad_force" in case and "grad_virial" in case
     meta = {"name": str(case.get("name", "")), "dtype": dtype,
             "rcut": float(case["rcut"]), "rcut_smth": float(case["rcut_smth"]),
-            "sel": [int(s) for s in case["sel"]], "grads": grads}
+            "sel": [int(s) for s in case["sel"]], "grads": grads,
+            "mixed": bool(case.get("mixed", False))}
     keys = _CASE_ARRAYS + (("grad_force", "grad_virial") if grads else ())
     return meta, {key: np.asarray(case[key]) for key in keys}
 

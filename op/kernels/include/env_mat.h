@@ -17,11 +17,14 @@ struct ExternalNeighborList {
 
 // Static parameters of the descriptor.
 struct EnvMatParams {
-  int ntypes;       // number of types; also the number of sel blocks
-  const int* sel;   // [ntypes] slots per neighbour type
+  int ntypes;       // number of types; also the number of sel blocks unless mixed_types
+  const int* sel;   // [ntypes] slots per neighbour type ([1] when mixed_types)
   int nnei;         // sum of sel
   float rcut;       // cutoff radius (the op's float attribute, used as is)
   float rcut_smth;  // start of the switching region
+  // ProdEnvMatAMix: one block of sel[0] slots for the neighbours of every type, ordered by
+  // distance alone (DeePMD-kit's "fake type" 0 for every real atom)
+  bool mixed_types = false;
 };
 
 // One frame.
@@ -33,12 +36,21 @@ struct EnvMatParams {
 //   box != nullptr            periodic; nloc == nall; nlist holds local indices (images mapped back)
 //   external != nullptr       the caller's list; nlist holds indices into the nall atoms
 //   both null                 open boundaries among the nall == nloc atoms
-// Slots: one block of sel[t] slots per type t; inside a block neighbours within rcut ascend by
-// distance (ties by index), the nearest sel[t] kept. Centres of negative type get zero rows.
+// Slots: one block of sel[t] slots per type t (one block for all types when mixed_types);
+// inside a block neighbours within rcut ascend by distance (ties by index), the nearest sel[t]
+// kept. Atoms of negative type (virtual atoms) are no neighbours; as centres they get zero em and
+// em_deriv rows, and their neighbours and rij only without a box (open boundaries, caller's list),
+// as DeePMD-kit's periodic copy lists none for them.
 template <typename T>
 void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
                         int nloc, int nall, const T* box, const ExternalNeighborList* external,
                         const T* davg, const T* dstd, const EnvMatParams& params);
+
+// ProdEnvMatAMix's neighbour information of one frame from its nlist [n] (indices into the
+// frame's atoms, -1 for empty slots) and the frame's atom types: ntype = the neighbour's type,
+// ntypes for an empty slot; nmask = whether the slot holds a neighbour.
+void neighbor_types_cpu(int* ntype, bool* nmask, const int* nlist, const int* type, long long n,
+                        int ntypes);
 
 // CUDA twin for nframes frames at once, on ctx.stream with temporaries from ctx.alloc
 // (gpu_context.h): the same contract per frame on device pointers (coord [nframes, nall*3], type
@@ -50,5 +62,10 @@ template <typename T>
 void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, int* nlist,
                         const T* coord, const int* type, int nframes, int nloc, int nall,
                         const T* box, const T* davg, const T* dstd, const EnvMatParams& params);
+
+// CUDA twin of neighbor_types_cpu for nframes frames (nlist, ntype, nmask [nframes, nloc*nnei],
+// type [nframes, nall], device pointers), on ctx.stream.
+void neighbor_types_gpu(const dtk_gpu_context& ctx, int* ntype, bool* nmask, const int* nlist,
+                        const int* type, int nframes, int nloc, int nnei, int nall, int ntypes);
 
 }  // namespace deepmd_tebd

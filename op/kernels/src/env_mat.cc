@@ -38,15 +38,18 @@ struct Scratch {
   std::vector<T> deriv;
 };
 
-// Fills the output rows of centre i from its candidate neighbours (indices into `coord`).
+// Fills the output rows of centre i from its candidate neighbours (indices into `coord`). A
+// centre of negative type (a virtual atom) gets zero em and em_deriv rows; its neighbours and rij
+// are listed when list_virtual (open boundaries and caller's lists, as DeePMD-kit does), else
+// its rows are empty.
 template <typename T>
 void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, const int* type,
                  const int* mapping, const long long* rank, const T* davg, const T* dstd,
-                 const EnvMatParams& p, Scratch<T>& s) {
+                 const EnvMatParams& p, bool list_virtual, Scratch<T>& s) {
   const int nnei = p.nnei;
   const int nem = nnei * 4;
   const int ti = type[i];
-  if (ti < 0) {
+  if (ti < 0 && !list_virtual) {
     std::fill(em, em + nem, T(0));
     std::fill(em_deriv, em_deriv + nem * 3, T(0));
     std::fill(rij, rij + nnei * 3, T(0));
@@ -69,7 +72,7 @@ void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, 
     const float fy = static_cast<float>(rj[1]) - ri32[1];
     const float fz = static_cast<float>(rj[2]) - ri32[2];
     const float d2 = fx * fx + fy * fy + fz * fz;
-    if (d2 <= rcut2) s.keys.push_back({type[j], d2, rank ? rank[j] : j, j});
+    if (d2 <= rcut2) s.keys.push_back({p.mixed_types ? 0 : type[j], d2, rank ? rank[j] : j, j});
   }
   std::sort(s.keys.begin(), s.keys.end());
   s.slots.assign(nnei, -1);
@@ -97,6 +100,11 @@ void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, 
     for (int d = 0; d < 3; ++d) rr[d] = coord[3 * j + d] - ri[d];
     env_mat_a_slot(&s.row[4 * jj], &s.deriv[12 * jj], rr, rmin, rcut);
     nlist[jj] = mapping ? mapping[j] : j;
+  }
+  if (ti < 0) {
+    std::fill(em, em + nem, T(0));
+    std::fill(em_deriv, em_deriv + nem * 3, T(0));
+    return;
   }
   const T* avg = davg + static_cast<size_t>(ti) * nem;
   const T* std_ = dstd + static_cast<size_t>(ti) * nem;
@@ -144,6 +152,7 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
   const int* map = search ? search->mapping() : nullptr;
   const long long* rank = search ? search->rank() : nullptr;
 
+  const bool list_virtual = external || !box;
   const int nnei = p.nnei;
 #pragma omp parallel
   {
@@ -162,8 +171,16 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
       }
       const size_t o = static_cast<size_t>(i) * nnei;
       fill_centre(em + o * 4, em_deriv + o * 12, rij + o * 3, nlist + o, i, pos, typ, map, rank,
-                  davg, dstd, p, s);
+                  davg, dstd, p, list_virtual, s);
     }
+  }
+}
+
+void neighbor_types_cpu(int* ntype, bool* nmask, const int* nlist, const int* type, long long n,
+                        int ntypes) {
+  for (long long k = 0; k < n; ++k) {
+    nmask[k] = nlist[k] >= 0;
+    ntype[k] = nmask[k] ? type[nlist[k]] : ntypes;
   }
 }
 

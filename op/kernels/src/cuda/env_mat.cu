@@ -50,6 +50,7 @@ struct CellView {
   const int* atom;
   const T* coord;
   const int* type;
+  bool mixed_types;  // every real neighbour counts as type 0 (EnvMatParams::mixed_types)
 };
 
 // Visits the candidates of centre i (position ri) in the (2 kCellReach + 1)^3 bins around ri's
@@ -98,7 +99,7 @@ __device__ void for_each_candidate_batch(const CellView<T>& cells, int i, const 
             }
           }
         }
-        f(keep, d2, j, tj);
+        f(keep, d2, j, cells.mixed_types && tj >= 0 ? 0 : tj);
       }
     }
   }
@@ -116,7 +117,7 @@ constexpr int kStage = 64;  // staged neighbours per warp: up to 31 pending + a 
 template <typename T>
 __global__ void select_kernel(int* nlist, CellView<T> cells, const T* pos, const int* typ,
                               const long long* rank, int nloc, int nnei, float rcut2,
-                              const int* sel, const int* block_start) {
+                              const int* sel, const int* block_start, bool list_virtual) {
   __shared__ float st_d2[kWarpsPerBlock][kStage];
   __shared__ long long st_rank[kWarpsPerBlock][kStage];
   __shared__ int st_j[kWarpsPerBlock][kStage];
@@ -128,7 +129,7 @@ __global__ void select_kernel(int* nlist, CellView<T> cells, const T* pos, const
   for (long long w = static_cast<long long>(blockIdx.x) * kWarpsPerBlock + wib; w < nloc;
        w += nwarps) {
     const int i = static_cast<int>(w);
-    if (typ[i] < 0) continue;  // uniform across the warp
+    if (typ[i] < 0 && !list_virtual) continue;  // uniform across the warp
     const T ri[3] = {pos[3 * w], pos[3 * w + 1], pos[3 * w + 2]};
     int* row = nlist + w * nnei;
     int pending = 0;  // staged neighbours, the same in every lane
@@ -197,11 +198,13 @@ __global__ void select_kernel(int* nlist, CellView<T> cells, const T* pos, const
 }
 
 // One thread per (centre i, slot jj): rij, the raw slot (env_mat_a_slot), its normalisation and
-// the neighbour index mapped to a local atom, exactly as fill_centre in env_mat.cc.
+// the neighbour index mapped to a local atom, exactly as fill_centre in env_mat.cc (a virtual
+// centre's slots are listed when list_virtual, its em and em_deriv zero).
 template <typename T>
 __global__ void fill_slots_kernel(T* em, T* em_deriv, T* rij, int* nlist, const T* pos,
                                   const int* typ, const int* mapping, const T* davg,
-                                  const T* dstd, int nloc, int nnei, float rmin, float rcut) {
+                                  const T* dstd, int nloc, int nnei, float rmin, float rcut,
+                                  bool list_virtual) {
   const long long total = static_cast<long long>(nloc) * nnei;
   for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
        idx < total; idx += static_cast<long long>(gridDim.x) * blockDim.x) {
@@ -211,7 +214,7 @@ __global__ void fill_slots_kernel(T* em, T* em_deriv, T* rij, int* nlist, const 
     T* out_deriv = em_deriv + 12 * idx;
     T* rr = rij + 3 * idx;
     const int ti = typ[i];
-    if (ti < 0) {
+    if (ti < 0 && !list_virtual) {
       for (int a = 0; a < 4; ++a) out[a] = T(0);
       for (int k = 0; k < 12; ++k) out_deriv[k] = T(0);
       for (int d = 0; d < 3; ++d) rr[d] = T(0);
@@ -229,6 +232,11 @@ __global__ void fill_slots_kernel(T* em, T* em_deriv, T* rij, int* nlist, const 
       nlist[idx] = mapping ? mapping[j] : j;
     }
     for (int q = 0; q < 3; ++q) rr[q] = d[q];
+    if (ti < 0) {
+      for (int a = 0; a < 4; ++a) out[a] = T(0);
+      for (int k = 0; k < 12; ++k) out_deriv[k] = T(0);
+      continue;
+    }
     const long long o = static_cast<long long>(ti) * nnei * 4 + 4LL * jj;
     const T* avg = davg + o;
     const T* sd = dstd + o;
@@ -237,8 +245,32 @@ __global__ void fill_slots_kernel(T* em, T* em_deriv, T* rij, int* nlist, const 
   }
 }
 
+// One thread per slot of every frame: neighbor_types_cpu's rule, the frame's types.
+__global__ void neighbor_types_kernel(int* ntype, bool* nmask, const int* nlist, const int* type,
+                                      long long total, long long per_frame, int nall,
+                                      int ntypes) {
+  for (long long k = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; k < total;
+       k += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const int j = nlist[k];
+    nmask[k] = j >= 0;
+    ntype[k] = j >= 0 ? type[(k / per_frame) * nall + j] : ntypes;
+  }
+}
+
 }  // namespace
 }  // namespace gpu
+
+void neighbor_types_gpu(const dtk_gpu_context& ctx, int* ntype, bool* nmask, const int* nlist,
+                        const int* type, int nframes, int nloc, int nnei, int nall, int ntypes) {
+  using namespace gpu;
+  const long long per_frame = static_cast<long long>(nloc) * nnei;
+  const long long total = per_frame * nframes;
+  if (total == 0) return;
+  neighbor_types_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(ntype, nmask, nlist, type,
+                                                                     total, per_frame, nall,
+                                                                     ntypes);
+  check_launch("neighbor_types_kernel");
+}
 
 template <typename T>
 void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, int* nlist,
@@ -249,11 +281,12 @@ void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, 
     throw InvalidArgument("without an external neighbour list nloc must equal nall (got nloc " +
                           std::to_string(nloc) + ", nall " + std::to_string(nall) + ")");
   if (p.ntypes < 0 || nframes < 0) throw InvalidArgument("ntypes and nframes must not be negative");
-  std::vector<int> layout(2 * static_cast<size_t>(p.ntypes));  // sel, then block starts
+  const int nblocks = p.mixed_types ? 1 : p.ntypes;
+  std::vector<int> layout(2 * static_cast<size_t>(nblocks));  // sel, then block starts
   long long nsel = 0;
-  for (int t = 0; t < p.ntypes; ++t) {
+  for (int t = 0; t < nblocks; ++t) {
     if (p.sel[t] < 0) throw InvalidArgument("sel[" + std::to_string(t) + "] is negative");
-    layout[p.ntypes + t] = static_cast<int>(nsel);
+    layout[nblocks + t] = static_cast<int>(nsel);
     layout[t] = p.sel[t];
     nsel += p.sel[t];
   }
@@ -339,16 +372,16 @@ void prod_env_mat_a_gpu(const dtk_gpu_context& ctx, T* em, T* em_deriv, T* rij, 
     build_cell_list(ctx, scratch, cell_list, pos, typ, npos,
                     make_cell_grid(lo, hi, npos, p.rcut));
     const CellView<T> cells{cell_list.grid, cell_list.start, cell_list.atom, cell_list.coord,
-                            cell_list.type};
+                            cell_list.type, p.mixed_types};
     int* frame_nlist = nlist + nslot * f;
     select_kernel<T><<<grid_for_warps(nloc), kWarpBlock, 0, ctx.stream>>>(
         frame_nlist, cells, pos, typ, rank, nloc, nnei, rcut2, layout_dev,
-        layout_dev + p.ntypes);
+        layout_dev + nblocks, box == nullptr);
     check_launch("select_kernel");
     if (nslot > 0) {
       fill_slots_kernel<T><<<grid_for(static_cast<long long>(nslot)), kBlock, 0, ctx.stream>>>(
           em + 4 * nslot * f, em_deriv + 12 * nslot * f, rij + 3 * nslot * f, frame_nlist, pos,
-          typ, map, davg, dstd, nloc, nnei, rmin, rcut);
+          typ, map, davg, dstd, nloc, nnei, rmin, rcut, box == nullptr);
       check_launch("fill_slots_kernel");
     }
   }
