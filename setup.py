@@ -96,6 +96,8 @@ class BuildOps(build_ext):
 op_library = Extension(
     "deepmd_tebd.op._op_library",
     sources=CPU_SOURCES + TF_SOURCES,
+    # the headers: a change to one rebuilds the library (setuptools tracks only these files)
+    depends=sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op").rglob("*.h")),
     include_dirs=["op/kernels/include", "op/kernels/src", "op/tf"],
     extra_compile_args=["-O3", "-fopenmp", "-ffp-contract=off", "-fvisibility=hidden"],
     extra_link_args=["-fopenmp"],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping, Optional, Union
 
 __all__ = ["DESCRIPTOR_SETTINGS", "DescriptorConfig", "SeAConfig", "SeAEbdV2Config",
-           "int_tuple"]
+           "SeAttenConfig", "int_tuple"]
 
 
 def int_tuple(values) -> tuple[int, ...]:
@@ -43,13 +43,17 @@ class DescriptorConfig:
     # whether the descriptor needs a type embedding even when the script gives none (then one
     # is built with the section's defaults and no activation, as DeePMD-kit does)
     needs_type_embedding: ClassVar[bool] = False
+    # whether one sel block holds the neighbours of every type (ProdEnvMatAMix)
+    mixed_types: ClassVar[bool] = False
 
     @classmethod
     def common_settings(cls, section: Mapping) -> dict:
         """The base fields of a normalised descriptor section, as constructor arguments."""
         sel = section["sel"]
         return dict(
-            type=section["type"], sel=sel if isinstance(sel, str) else int_tuple(sel),
+            type=section["type"],
+            sel=sel if isinstance(sel, str) else (int(sel),) if isinstance(sel, int) else
+            int_tuple(sel),
             rcut=float(section["rcut"]), rcut_smth=float(section["rcut_smth"]),
             neuron=int_tuple(section["neuron"]), activation_function=section["activation_function"],
             resnet_dt=section["resnet_dt"], precision=section["precision"],
@@ -143,4 +147,73 @@ class SeAEbdV2Config(SeAConfig):
 
 
 # the settings class of each (normalised) descriptor type
-DESCRIPTOR_SETTINGS: dict[str, type] = {"se_e2_a": SeAConfig, "se_a_ebd_v2": SeAEbdV2Config}
+@dataclass(frozen=True)
+class SeAttenConfig(DescriptorConfig):
+    """The se_atten (DPA-1) and se_atten_v2 sections: one sel block for all types (sel a tuple
+    of one number once resolved), the type embedding in the embedding net (tebd_input_mode
+    concat, or strip: a net of its own), attention layers (attn, attn_layer, attn_dotr,
+    attn_mask, trainable_ln, ln_eps) and the smooth attention (`smooth`; se_atten_v2: strip and
+    smooth)."""
+
+    axis_neuron: int
+    type_one_side: bool
+    attn: int
+    attn_layer: int
+    attn_dotr: bool
+    attn_mask: bool
+    tebd_input_mode: str
+    smooth: bool
+    trainable_ln: bool
+    ln_eps: float
+    needs_type_embedding: ClassVar[bool] = True
+    mixed_types: ClassVar[bool] = True  # one sel block: ProdEnvMatAMix
+
+    @classmethod
+    def from_section(cls, section: Mapping) -> "SeAttenConfig":
+        """The settings of a normalised se_atten or se_atten_v2 section (a list sel is summed,
+        as DeePMD-kit's class does)."""
+        common = cls.common_settings(section)
+        if not isinstance(common["sel"], str):
+            common["sel"] = (sum(common["sel"]),)
+        v2 = section["type"] == "se_atten_v2"
+        mode = "strip" if v2 else section["tebd_input_mode"]
+        if not v2 and section.get("stripped_type_embedding") is not None:
+            mode = "strip" if section["stripped_type_embedding"] else "concat"
+        ln_eps = section["ln_eps"]
+        return cls(**common, axis_neuron=int(section["axis_neuron"]),
+                   type_one_side=section["type_one_side"], attn=int(section["attn"]),
+                   attn_layer=int(section["attn_layer"]), attn_dotr=section["attn_dotr"],
+                   attn_mask=section["attn_mask"], tebd_input_mode=mode,
+                   smooth=v2 or bool(section["smooth_type_embedding"]),
+                   trainable_ln=section["trainable_ln"],
+                   ln_eps=1e-3 if ln_eps is None else float(ln_eps))
+
+    @property
+    def stripped_type_embedding(self) -> bool:
+        """Whether the type embedding has a net of its own (strip)."""
+        return self.tebd_input_mode == "strip"
+
+    @property
+    def dim_out(self) -> int:
+        """Width of the descriptor, M1 * M2."""
+        return self.neuron[-1] * self.axis_neuron
+
+    def warnings(self) -> list[str]:
+        """DeePMD-kit's own warnings: the non-smooth attention is discontinuous at the cut-off
+        (its issue 2811), and so is the type embedding with a non-zero davg unless strip and
+        smooth (PR 2350)."""
+        out = []
+        if not self.smooth:
+            out.append(f"{self.type} without smooth_type_embedding is discontinuous at the "
+                       "cut-off (its attention renormalises when a neighbour enters or leaves), "
+                       "which spoils energy conservation in MD: use se_atten_v2, or set "
+                       "model/descriptor/smooth_type_embedding to true")
+        if not self.set_davg_zero and not (self.smooth and self.stripped_type_embedding):
+            out.append(f"{self.type} with set_davg_zero false is discontinuous at the cut-off "
+                       "unless tebd_input_mode is strip and the attention smooth: set "
+                       "model/descriptor/set_davg_zero to true")
+        return out
+
+
+DESCRIPTOR_SETTINGS: dict[str, type] = {"se_e2_a": SeAConfig, "se_a_ebd_v2": SeAEbdV2Config,
+                                        "se_atten": SeAttenConfig, "se_atten_v2": SeAttenConfig}

@@ -267,11 +267,11 @@ def _fitting(section: Mapping) -> FittingConfig:
 
 
 # a descriptor that needs a type embedding (se_a_ebd_v2) without a type_embedding section:
-# DeePMD-kit builds one with the section's defaults and no activation
+# DeePMD-kit 3.x builds one with the section's defaults (use_tebd_bias false) and no activation
 # (deepmd/tf/model/model.py: StandardModel.__init__, `explicit_ntypes`)
 _DEFAULT_TYPE_EMBEDDING = TypeEmbeddingConfig(
     neuron=(8,), activation_function="none", resnet_dt=False, precision="default",
-    trainable=True, seed=None)
+    trainable=True, seed=None, use_tebd_bias=False)
 
 
 def _model(section: Mapping) -> ModelConfig:

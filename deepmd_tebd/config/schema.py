@@ -26,20 +26,13 @@ from .schema_builders import section as _section
 from .schema_builders import seed as _seed
 from .schema_builders import string as _str
 from .schema_builders import unsupported as _unsupported
+from .schema_builders import activation as _activation
+from .schema_builders import precision as _precision
+from .schema_descriptors import SE_A_EBD_V2, SE_ATTEN, SE_ATTEN_V2, SE_E2_A
 from .v3_keys import ENER_LOSS_KEYS, PYTORCH_TRAINING_KEYS
 from .v3_keys import ignored as _ignored, v3 as _v3
 
-ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
 EARLY_STOPPING_METRICS = ["loss_final", "loss", "rmse_e", "rmse_f", "rmse_v"]
-PRECISIONS = ["default", "float16", "float32", "float64", "bfloat16"]
-
-
-def _activation(doc="activation function"):
-    return _str("tanh", doc, enum=ACTIVATIONS)
-
-
-def _precision(doc="floating-point precision of the parameters and of the computation"):
-    return _str("default", doc, enum=PRECISIONS)
 
 
 TYPE_EMBEDDING = _section({
@@ -57,48 +50,6 @@ TYPE_EMBEDDING = _section({
                             "configuration (a vector of 118) instead of a one-hot vector "
                             "(DeePMD-kit 3.x; needs model/type_map of element symbols)"),
 }, doc="the type embedding net: its presence enables the type-embedding approach")
-
-SE_E2_A = _section({
-    "type": _str(doc="descriptor type: se_e2_a (alias se_a)"),
-    "sel": {"anyOf": [{"type": "array", "items": {"type": "integer", "minimum": 0}},
-                      {"type": "string", "pattern": r"^auto(:[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?)?$"}],
-            "default": "auto",
-            "x-expect": 'a list of non-negative integers (one per type), "auto" or "auto:FACTOR"',
-            "description": "maximum number of neighbours of each type within rcut; \"auto\" "
-                           "(= \"auto:1.1\") or \"auto:FACTOR\" derives it from the training data"},
-    "rcut": _num(6.0, "cut-off radius (Angstrom)", exclusiveMinimum=0),
-    "rcut_smth": _num(0.5, "radius where the smooth switch starts (Angstrom)", minimum=0),
-    "neuron": _ints([10, 20, 40], "widths of the embedding net's layers", minItems=1),
-    "axis_neuron": _int(4, "size of the axis (sub-)matrix M2", 1, **{"x-alias": ["n_axis_neuron"]}),
-    "activation_function": _activation(),
-    "resnet_dt": _bool(False, "use a timestep in the ResNet connections"),
-    "type_one_side": _bool(False, "embedding depends on the neighbour's type only (not the "
-                                  "centre's)"),
-    "precision": _precision(),
-    "trainable": _bool(True, "train the embedding net"),
-    "seed": _seed(),
-    "exclude_types": _key("array", [], "pairs of types whose interaction is excluded",
-                          items={"type": "array", "items": {"type": "integer", "minimum": 0},
-                                 "minItems": 2, "maxItems": 2},
-                          **{"x-expect": "a list of [type, type] pairs"}),
-    "set_davg_zero": _bool(False, "set the mean of the environment matrix to zero"),
-    "env_protection": _v3("number", 0.0, "refuse", "only 0 is supported: DeePMD-kit's "
-                          "TensorFlow backend raises NotImplementedError for another value"),
-}, required=["type"], doc="the se_e2_a descriptor")
-
-# DeePMD-kit >= 2.2.6 (deepmd/utils/argcheck.py: descrpt_se_a_ebd_v2_args) declares se_a_ebd_v2
-# with se_e2_a's keys and defaults (type_one_side false); its 3.x env_protection only as 0
-SE_A_EBD_V2 = _section({
-    **SE_E2_A["properties"],
-    "type": _str(doc="descriptor type: se_a_ebd_v2 (alias se_a_tpe_v2), the stripped type "
-                     "embedding"),
-    "env_protection": _num(doc="a DeePMD-kit 3.x option; deepmd_tebd implements only 0",
-                           enum=[0], **{"x-expect": "0 (the only value deepmd_tebd implements)"}),
-    "smooth_type_embedding": _bool(doc="an extension of deepmd_tebd (absent: false, DeePMD-kit's "
-                                       "model): weight the type net's output by the switched "
-                                       "s(r), so that the energy is continuous when an atom "
-                                       "crosses the cutoff"),
-}, required=["type"], doc="the se_a_ebd_v2 descriptor (stripped type embedding)")
 
 FITTING_ENER = _section({
     "type": _str("ener", "fitting type: ener"),
@@ -335,18 +286,18 @@ ROOT = _section({
 # Variant sections: where they sit, their implemented types (with aliases) and their schema.
 VARIANTS = {
     ("model", "descriptor"): {"se_e2_a": SE_E2_A, "se_a": SE_E2_A, "se_a_ebd_v2": SE_A_EBD_V2,
-                              "se_a_tpe_v2": SE_A_EBD_V2},
+                              "se_a_tpe_v2": SE_A_EBD_V2, "se_atten": SE_ATTEN, "dpa1": SE_ATTEN,
+                              "se_atten_v2": SE_ATTEN_V2},
     ("model", "fitting_net"): {"ener": FITTING_ENER},
     ("loss",): {"ener": LOSS_ENER},
     ("learning_rate",): {"exp": LEARNING_RATE_EXP},
 }
-VARIANT_ALIASES = {"se_a": "se_e2_a", "se_a_tpe_v2": "se_a_ebd_v2"}
+VARIANT_ALIASES = {"se_a": "se_e2_a", "se_a_tpe_v2": "se_a_ebd_v2", "dpa1": "se_atten"}
 VARIANT_DEFAULT_TYPE = {("model", "fitting_net"): "ener", ("loss",): "ener",
                         ("learning_rate",): "exp"}
 UNSUPPORTED_VARIANTS = {
     ("model", "descriptor"): ["loc_frame", "se_e2_r", "se_r", "se_e3", "se_at", "se_a_3be",
-                              "se_a_tpe", "se_a_ebd", "se_atten", "se_atten_v2", "se_a_mask",
-                              "hybrid", "se_e3_tebd", "dpa1",
+                              "se_a_tpe", "se_a_ebd", "se_a_mask", "hybrid", "se_e3_tebd",
                               "dpa2", "dpa3"],
     ("model", "fitting_net"): ["dos", "dipole", "polar", "property"],
     ("loss",): ["ener_spin", "dos", "tensor", "property"],

@@ -3,8 +3,11 @@ type with its default and description, a section of keys, a key DeePMD-kit knows
 package refuses."""
 from __future__ import annotations
 
-__all__ = ["boolean", "integer", "integers", "key", "number", "section", "seed", "string",
-           "unsupported"]
+__all__ = ["ACTIVATIONS", "PRECISIONS", "activation", "boolean", "integer", "integers", "key",
+           "number", "precision", "section", "seed", "string", "unsupported"]
+
+ACTIVATIONS = ["relu", "relu6", "softplus", "sigmoid", "tanh", "gelu", "gelu_tf", "None", "none"]
+PRECISIONS = ["default", "float16", "float32", "float64", "bfloat16"]
 
 
 def key(type_, default=..., doc="", **extra):
@@ -60,3 +63,13 @@ def unsupported(reason, type_=None):
     if type_:
         schema["type"] = type_
     return schema
+
+
+def activation(doc="activation function"):
+    """An activation function name (default tanh)."""
+    return string("tanh", doc, enum=ACTIVATIONS)
+
+
+def precision(doc="floating-point precision of the parameters and of the computation"):
+    """A precision name (default "default")."""
+    return string("default", doc, enum=PRECISIONS)

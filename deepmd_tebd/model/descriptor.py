@@ -125,7 +125,7 @@ class Descriptor(keras.layers.Layer):
 
     def get_config(self):
         return {"name": self.name, "settings": self.settings, "tebd_dim": self.tebd_dim,
-                "mixed_precision": self.mixed_precision}
+                "mixed_precision": self.mixed_precision, "ntypes": self.ntypes}
 
 
 class EnvMatDescriptor(Descriptor):
@@ -141,7 +141,8 @@ class EnvMatDescriptor(Descriptor):
     sets filter_precision to output_prec whatever `precision` says)."""
 
     def __init__(self, settings: DescriptorConfig, tebd_dim: int = 0, name: str = "descriptor",
-                 mixed_precision: Optional[MixedPrecisionConfig] = None, **kwargs):
+                 mixed_precision: Optional[MixedPrecisionConfig] = None,
+                 ntypes: Optional[int] = None, **kwargs):
         if not settings.sel_resolved:
             raise ValueError(f"descriptor sel must be a list of integers (resolve {settings.sel!r} "
                              "from the neighbour statistics first)")
@@ -154,7 +155,10 @@ class EnvMatDescriptor(Descriptor):
                          trainable=settings.trainable, **kwargs)
         self.settings = settings
         self.sel = list(settings.sel)
-        self.ntypes = len(self.sel)
+        # per-type sel blocks: one per type; one block for all types (ProdEnvMatAMix): the
+        # model's number of types
+        self.mixed_types = settings.mixed_types
+        self.ntypes = int(ntypes) if self.mixed_types else len(self.sel)
         self.rcut = settings.rcut
         self.rcut_smth = settings.rcut_smth
         self.neuron = list(settings.neuron)
@@ -164,7 +168,7 @@ class EnvMatDescriptor(Descriptor):
         self.excluded = frozenset({(a, b) for a, b in settings.exclude_types} | {
             (b, a) for a, b in settings.exclude_types})
         self.mask = (exclusion_mask(settings.exclude_types, self.sel)
-                     if settings.exclude_types else None)
+                     if settings.exclude_types and not self.mixed_types else None)
         self.offsets = np.concatenate([[0], np.cumsum(self.sel)]).astype(int).tolist()
         self._net_names: list[str] = []
         self._net_inputs: list[int] = []
@@ -243,14 +247,16 @@ class EnvMatDescriptor(Descriptor):
     # -- computation -----------------------------------------------------------------------
 
     def env_mat(self, coord, atype, natoms, box, mesh):
-        """ProdEnvMatA with this descriptor's cutoffs, sel and statistics (env_mat.py)."""
+        """ProdEnvMatA (ProdEnvMatAMix with one sel block) with this descriptor's cutoffs, sel
+        and statistics (env_mat.py)."""
         return prod_env_mat_a(coord, atype, natoms, box, mesh, self.davg, self.dstd, self.sel,
-                              self.rcut, self.rcut_smth)
+                              self.rcut, self.rcut_smth, mixed_types=self.mixed_types)
 
     def stat_env_mat(self, batch) -> np.ndarray:
         """The statistics input: the batch's environment matrix with davg 0 and dstd 1,
         [nframes, natoms, 4 nnei]."""
-        return raw_env_mat(batch, self.sel, self.rcut, self.rcut_smth)
+        return raw_env_mat(batch, self.sel, self.rcut, self.rcut_smth,
+                           ntypes=self.ntypes if self.mixed_types else None)
 
     def masked_env_mat(self, rmat, atype, natoms):
         """rmat [nf, nloc*ndescrpt] as [nf, nloc, nnei, 4] in the compute dtype, the rows of

@@ -22,6 +22,7 @@ from ..op import op_module
 from ..precision import ENERGY_DTYPE
 from .fitting import EnergyFitting
 from .se_a_ebd_v2 import DescriptorSeAEbdV2
+from .se_atten import DescriptorSeAtten
 from .se_e2_a import DescriptorSeA
 from .type_embedding import TypeEmbedding
 
@@ -29,7 +30,8 @@ __all__ = ["DESCRIPTORS", "EnergyModel"]
 
 # the descriptor layer of each (normalised) descriptor type; its settings class is
 # config/descriptors.py's DESCRIPTOR_SETTINGS[type]
-DESCRIPTORS = {"se_e2_a": DescriptorSeA, "se_a_ebd_v2": DescriptorSeAEbdV2}
+DESCRIPTORS = {"se_e2_a": DescriptorSeA, "se_a_ebd_v2": DescriptorSeAEbdV2,
+               "se_atten": DescriptorSeAtten, "se_atten_v2": DescriptorSeAtten}
 
 
 class EnergyModel(keras.layers.Layer):
@@ -68,7 +70,7 @@ class EnergyModel(keras.layers.Layer):
         self.mixed_precision = mixed_precision
         descriptor = DESCRIPTORS[settings.descriptor.type]
         self.descriptor = descriptor(settings.descriptor, tebd_dim=tebd_dim, name="descriptor",
-                                     mixed_precision=mixed_precision)
+                                     mixed_precision=mixed_precision, ntypes=self.ntypes)
         self.fitting = EnergyFitting(settings.fitting, self.ntypes, self.descriptor.dim_out,
                                      tebd_dim=tebd_dim, name="fitting",
                                      mixed_precision=mixed_precision)

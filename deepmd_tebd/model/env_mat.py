@@ -24,25 +24,31 @@ INTERFACE_DTYPE = dtype_of("default")
 
 
 def prod_env_mat_a(coord, atype, natoms, box, mesh, davg, dstd, sel: Sequence[int],
-                   rcut: float, rcut_smth: float):
+                   rcut: float, rcut_smth: float, mixed_types: bool = False):
     """(rmat, rmat_deriv, rij, nlist), float64 [nf, nloc*4*nnei], [nf, nloc*4*nnei*3],
     [nf, nloc*nnei*3], int32 [nf, nloc*nnei], of coord [nf, nall*3], atype [nf, nall],
-    natoms [2+ntypes], box [nf, 9] and mesh (0: open, 6: periodic, >= 16: a neighbour list)."""
+    natoms [2+ntypes], box [nf, 9] and mesh (0: open, 6: periodic, >= 16: a neighbour list;
+    1 and 7 the mixed-type forms of 0 and 6). mixed_types: ProdEnvMatAMix (sel of one entry,
+    its neighbour types and mask dropped: nlist gives them)."""
     natoms = tf.cast(natoms, tf.int32)
     coord = tf.reshape(tf.cast(coord, INTERFACE_DTYPE), [-1, natoms[1] * 3])
     atype = tf.reshape(tf.cast(atype, tf.int32), [-1, natoms[1]])
     box = tf.reshape(tf.cast(box, INTERFACE_DTYPE), [-1, 9])
-    return op_module.prod_env_mat_a(
+    op = op_module.prod_env_mat_a_mix if mixed_types else op_module.prod_env_mat_a
+    return op(
         coord, atype, natoms, box, tf.cast(mesh, tf.int32), tf.convert_to_tensor(davg),
         tf.convert_to_tensor(dstd), rcut_a=-1.0, rcut_r=float(rcut),
-        rcut_r_smth=float(rcut_smth), sel_a=[int(s) for s in sel], sel_r=[0] * len(sel))
+        rcut_r_smth=float(rcut_smth), sel_a=[int(s) for s in sel], sel_r=[0] * len(sel))[:4]
 
 
-def raw_env_mat(batch: Mapping, sel: Sequence[int], rcut: float, rcut_smth: float) -> np.ndarray:
+def raw_env_mat(batch: Mapping, sel: Sequence[int], rcut: float, rcut_smth: float,
+                ntypes: int | None = None) -> np.ndarray:
     """The environment matrix of a batch before normalisation (davg 0, dstd 1): ProdEnvMatA in
     float64 on the batch's coord, type, natoms_vec (padded with zero counts to 2 + len(sel)),
-    box and default_mesh. Returns [nframes, natoms, 4*nnei], nnei = sum(sel)."""
-    ntypes = len(sel)
+    box and default_mesh; with ntypes, ProdEnvMatAMix (one sel block for ntypes types).
+    Returns [nframes, natoms, 4*nnei], nnei = sum(sel)."""
+    mixed_types = ntypes is not None
+    ntypes = ntypes if mixed_types else len(sel)
     nnei = int(sum(sel))
     coord = np.asarray(batch["coord"], dtype=np.float64)
     nframes = coord.shape[0]
@@ -57,5 +63,5 @@ def raw_env_mat(batch: Mapping, sel: Sequence[int], rcut: float, rcut_smth: floa
     descrpt = prod_env_mat_a(
         coord, atype, natoms_vec, np.asarray(batch["box"], dtype=np.float64).reshape(nframes, 9),
         np.asarray(batch["default_mesh"], dtype=np.int32), tf.zeros([ntypes, 4 * nnei], tf.float64),
-        tf.ones([ntypes, 4 * nnei], tf.float64), sel, rcut, rcut_smth)[0]
+        tf.ones([ntypes, 4 * nnei], tf.float64), sel, rcut, rcut_smth, mixed_types)[0]
     return descrpt.numpy().reshape(nframes, natoms, 4 * nnei)

@@ -13,7 +13,7 @@ timestep variable exists only on layers that take a residual branch (on the othe
 no effect). An optional final linear layer (``final_width``, no activation) closes the stack: the
 fitting net's atomic-energy output of width 1.
 
-Initialisation (op-level seeds, see `_normal`; ``seed=None`` draws from TensorFlow's global
+Initialisation (op-level seeds, see `normal_initializer`; ``seed=None`` draws from TensorFlow's global
 generator):
 
 * W ~ N(0, 1/sqrt(n + m)), b ~ N(0, 1);
@@ -46,6 +46,7 @@ __all__ = [
     "activation_fn",
     "count_parameters",
     "embedding_net_rand_seed_shift",
+    "normal_initializer",
     "resnet_rules",
 ]
 
@@ -111,7 +112,7 @@ def count_parameters(variables) -> int:
     return int(sum(math.prod(v.shape) for v in variables))
 
 
-def _normal(mean: float, stddev: float, seed: Optional[int]):
+def normal_initializer(mean: float, stddev: float, seed: Optional[int]):
     """A normal initializer. An integer seed makes it TensorFlow's op-seeded draw as a graph
     that sets no graph-level seed runs it: the first output of RandomStandardNormal with the
     seeds (tf's default graph seed, seed), times stddev plus mean. DeePMD-kit's TensorFlow
@@ -228,26 +229,27 @@ class MLP(keras.layers.Layer):
             trainable = self.layer_trainable[ii]
             setattr(self, f"matrix_{k}", self.add_weight(
                 name=f"matrix_{k}", shape=(prev, width), trainable=trainable,
-                initializer=_normal(0.0, 1.0 / math.sqrt(prev + width), self._seed(ii, 0))))
+                initializer=normal_initializer(0.0, 1.0 / math.sqrt(prev + width),
+                                               self._seed(ii, 0))))
             setattr(self, f"bias_{k}", None if not self.use_bias else self.add_weight(
                 name=f"bias_{k}", shape=(width,), trainable=trainable,
-                initializer=_normal(0.0, 1.0, self._seed(ii, 1))))
+                initializer=normal_initializer(0.0, 1.0, self._seed(ii, 1))))
             if self.resnet_dt and self.rules[ii] is not None:
                 shape = (1, width) if self.kind == "embedding" else (width,)
                 setattr(self, f"idt_{k}", self.add_weight(
                     name=f"idt_{k}", shape=shape, trainable=trainable,
-                    initializer=_normal(idt_mean, 0.001, self._seed(ii, 2))))
+                    initializer=normal_initializer(idt_mean, 0.001, self._seed(ii, 2))))
             prev = width
         if self.final_width is not None:
             ii = len(self.widths)
             trainable = self.layer_trainable[ii]
             self.final_matrix = self.add_weight(
                 name="final_matrix", shape=(prev, self.final_width), trainable=trainable,
-                initializer=_normal(0.0, 1.0 / math.sqrt(prev + self.final_width),
+                initializer=normal_initializer(0.0, 1.0 / math.sqrt(prev + self.final_width),
                                     self._seed(ii, 0)))
             self.final_bias = self.add_weight(
                 name="final_bias", shape=(self.final_width,), trainable=trainable,
-                initializer=_normal(0.0, 1.0, self._seed(ii, 1)))
+                initializer=normal_initializer(0.0, 1.0, self._seed(ii, 1)))
 
     def split_first_layer(self, widths: Sequence[int]):
         """The first layer's matrix cut along its input rows into blocks of `widths` (their

@@ -21,12 +21,12 @@ def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=
                  fitting=(8, 8), exclude_types=(), numb_fparam=0, numb_aparam=0, atom_ener=(),
                  set_davg_zero=False, activation="tanh", seed=1, rcut_smth=RCUT_SMTH,
                  descriptor="se_e2_a", smooth_type_embedding=None, use_tebd_bias=None,
-                 use_econf_tebd=False):
+                 use_econf_tebd=False, descriptor_keys=None):
     """A `model` section as the config normaliser writes it, with small nets; resnet_dt on, so
     that the timestep variables take part in every test. descriptor: se_e2_a or se_a_ebd_v2
     (then smooth_type_embedding, None: not written); use_tebd_bias None: not written;
     use_econf_tebd: the type embedding net reads electron configurations (types named after
-    metals then)."""
+    metals then); descriptor_keys: more keys of the descriptor section (se_atten's)."""
     ntypes = len(sel)
     cfg = {
         "type_map": [f"T{t}" for t in range(ntypes)],
@@ -46,6 +46,7 @@ def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=
     }
     if smooth_type_embedding is not None:
         cfg["descriptor"]["smooth_type_embedding"] = smooth_type_embedding
+    cfg["descriptor"].update(descriptor_keys or {})
     if tebd:
         cfg["type_embedding"] = {"neuron": [2, 4], "resnet_dt": True, "precision": "float64",
                                  "seed": seed + 200, "activation_function": "tanh",

@@ -42,9 +42,10 @@ def deepmd_model_section(cfg):
 RCUT_SMTH_EXACT = 0.5
 
 
-def case(name, tebd, type_one_side, kind, rcut_smth=RCUT_SMTH_EXACT, ntypes=2, **extra):
+def case(name, tebd, type_one_side, kind, rcut_smth=RCUT_SMTH_EXACT, ntypes=2, sel=None,
+         **extra):
     frame = Frame.random(71, kind, ntypes=ntypes)
-    cfg = model_config(frame.sel(), tebd=tebd, type_one_side=type_one_side, neuron=(4, 8, 16),
+    cfg = model_config(sel or frame.sel(), tebd=tebd, type_one_side=type_one_side, neuron=(4, 8, 16),
                        axis_neuron=3, fitting=(12, 12, 12), rcut_smth=rcut_smth, **extra)
     model = build_model(cfg, stats_seed=3)
     rng = np.random.default_rng(12)
@@ -84,12 +85,43 @@ def cases():
                  use_tebd_bias=False) for name, descriptor in NO_TEBD_BIAS_CASES]
     out += [case(f"{name}-econf", True, side, "triclinic", descriptor=descriptor, ntypes=3,
                  use_econf_tebd=True) for name, descriptor, side in ECONF_CASES]
-    name, cfg, model, frame, coords = case("ebd_v2-default_type_embedding", False, False,
-                                           "triclinic", descriptor="se_a_ebd_v2")
-    # DeePMD-kit 3.x builds this default type embedding without biases; ours has them: zero
-    model.type_embedding.net.bias_1.assign(np.zeros(model.type_embedding.net.bias_1.shape))
-    out.append((name, cfg, model, frame, coords))
+    out.append(case("ebd_v2-default_type_embedding", False, False, "triclinic",
+                    descriptor="se_a_ebd_v2"))
+    out += [atten_case(name, **spec) for name, spec in ATTEN_CASES.items()]
     return out
+
+
+# DPA-1 (SPEC 15.9 item 1, reduced): tebd_input_mode x smooth x attn_layer x attn_dotr x
+# attn_mask x type_one_side x exclude_types x set_davg_zero, rcut_smth not exact in float32, an
+# overflowing sel, and se_atten_v2 with DeePMD-kit's default type embedding
+ATTEN_CASES = {
+    "atten-concat": dict(keys={"attn_layer": 2}),
+    "atten-concat-one_side-mask-no_dotr-open": dict(
+        kind="open", type_one_side=True, keys={"attn_layer": 2, "attn_mask": True,
+                                               "attn_dotr": False}),
+    "atten-concat-smooth-davg": dict(keys={"attn_layer": 2, "smooth_type_embedding": True},
+                                     set_davg_zero=False, rcut_smth=0.8),
+    "atten-concat-excluded": dict(ntypes=3, exclude_types=[[0, 1]], keys={"attn_layer": 2}),
+    "atten-concat-no_attention-davg": dict(keys={"attn_layer": 0}, set_davg_zero=False),
+    "atten-strip": dict(keys={"attn_layer": 2, "tebd_input_mode": "strip"}),
+    "atten-strip-smooth-excluded-davg": dict(
+        ntypes=3, exclude_types=[[0, 2]], set_davg_zero=False,
+        keys={"attn_layer": 2, "tebd_input_mode": "strip", "smooth_type_embedding": True}),
+    "atten-concat-overflow": dict(sel=[3, 4], keys={"attn_layer": 1}),
+    "atten_v2": dict(descriptor="se_atten_v2", set_davg_zero=False, keys={"attn_layer": 2}),
+    "atten_v2-excluded-open": dict(descriptor="se_atten_v2", kind="open", ntypes=3,
+                                   exclude_types=[[1, 2]], keys={"attn_layer": 1}),
+    "atten_v2-default_type_embedding": dict(descriptor="se_atten_v2", tebd=False,
+                                            keys={"attn_layer": 1}),
+}
+
+
+def atten_case(name, keys, descriptor="se_atten", kind="triclinic", type_one_side=False,
+               tebd=True, set_davg_zero=True, **extra):
+    """A DPA-1 case: small nets, attention width 5, resnet_dt off (DeePMD-kit's default)."""
+    return case(name, tebd, type_one_side, kind, descriptor=descriptor,
+                set_davg_zero=set_davg_zero,
+                descriptor_keys={"attn": 5, "resnet_dt": False, **keys}, **extra)
 
 
 # DeePMD-kit 3.x's type embedding without biases (use_tebd_bias false), per descriptor
@@ -195,11 +227,11 @@ def test_se_a_ebd_v2_matches_deepmd_kit(agreement, case):
 
 
 def test_se_a_ebd_v2_without_type_embedding_section_matches_deepmd_kits_default(agreement):
-    """Without model/type_embedding DeePMD-kit builds a linear one (no activation); with its
-    biases zero ours is the same model."""
+    """Without model/type_embedding DeePMD-kit 3.x builds a linear one without biases (no
+    activation, use_tebd_bias false); so does this package."""
     ours, theirs = agreement["ebd_v2-default_type_embedding"]
     assert_agree(ours, theirs)
-    assert list(theirs["unmatched"]) == ["type_embed_net/bias_1"]
+    assert list(theirs["unmatched"]) == []
 
 
 @pytest.mark.parametrize("case", [ebd_v2_name(*c) for c in EBD_V2_CASES[:2]])
@@ -226,6 +258,30 @@ def test_use_tebd_bias_false_matches_deepmd_kit_and_its_seeded_weights(agreement
     assert not any(n.startswith("type_embed_net/bias") for n in ours["weights"])
     assert any(n.startswith("type_embed_net/matrix") for n in ours["weights"])
     seeded = [n for n in ours["weights"] if not n.startswith(("descrpt_attr/", "fitting_attr/"))]
+    for name in seeded:
+        np.testing.assert_array_equal(ours["weights"][name],
+                                      theirs["init/" + name].reshape(ours["weights"][name].shape),
+                                      err_msg=name)
+
+
+@pytest.mark.parametrize("case", list(ATTEN_CASES))
+def test_dpa1_matches_deepmd_kit(agreement, case):
+    """se_atten and se_atten_v2 on the same weights and statistics: energy, atomic energies,
+    forces, virials (1e-12); every variable of DeePMD-kit's graph is one of ours."""
+    ours, theirs = agreement[case]
+    assert_agree(ours, theirs)
+    assert list(theirs["unmatched"]) == []
+    assert all("/t_out_" in str(n) or "/idt_" in str(n) for n in theirs["missing"]), \
+        list(theirs["missing"])
+
+
+@pytest.mark.parametrize("case", ["atten-concat", "atten-strip", "atten_v2"])
+def test_dpa1_seeds_give_deepmd_kits_initial_weights(agreement, case):
+    """The same seeds give DeePMD-kit's initial weights, bit for bit: type embedding, the
+    embedding nets, every attention projection and normalisation, the fitting."""
+    ours, theirs = agreement[case]
+    seeded = [n for n in ours["weights"] if not n.startswith(("descrpt_attr/", "fitting_attr/"))]
+    assert any(n.startswith("attention_layer_1/c_out") for n in seeded)
     for name in seeded:
         np.testing.assert_array_equal(ours["weights"][name],
                                       theirs["init/" + name].reshape(ours["weights"][name].shape),

@@ -9,7 +9,10 @@ namespace deepmd_tebd {
 
 // sw(r) = 1 for r < rmin; u^3 (-6u^2 + 15u - 10) + 1 with u = (r - rmin)/(rmax - rmin) for
 // rmin <= r < rmax; 0 beyond. dsw = d sw / d r. rmin and rmax are the op's single-precision
-// attributes, and the width rmax - rmin is taken in single precision, as DeePMD-kit does.
+// attributes, and the width rmax - rmin is taken in single precision; the expressions are
+// DeePMD-kit's (source/lib/include/switcher.h) operation for operation, so that the values agree
+// to the last bit (which matters where a neighbour at the cut-off has a tiny row, e.g. under the
+// normalisation of DPA-1's angular gate).
 template <typename T>
 DTK_HD void spline5_switch(T& sw, T& dsw, T r, float rmin_attr, float rmax_attr) {
   const T rmin = static_cast<T>(rmin_attr);
@@ -18,12 +21,12 @@ DTK_HD void spline5_switch(T& sw, T& dsw, T r, float rmin_attr, float rmax_attr)
     sw = T(1);
     dsw = T(0);
   } else if (r < rmax) {
-    T du = T(1) / static_cast<T>(rmax_attr - rmin_attr);
-    T u = (r - rmin) * du;
-    T u2 = u * u;
-    T poly = -T(6) * u2 + T(15) * u - T(10);
-    sw = u2 * u * poly + T(1);
-    dsw = (T(3) * u2 * poly + u2 * u * (-T(12) * u + T(15))) * du;
+    const T width = static_cast<T>(rmax_attr - rmin_attr);
+    T u = (r - rmin) / width;
+    T du = T(1) / width;
+    sw = u * u * u * (T(-6) * u * u + T(15) * u - T(10)) + T(1);
+    dsw = (T(3) * u * u * (T(-6) * u * u + T(15) * u - T(10)) +
+           u * u * u * (T(-12) * u + T(15))) * du;
   } else {
     sw = T(0);
     dsw = T(0);

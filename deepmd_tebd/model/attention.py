@@ -1,0 +1,131 @@
+"""The gated self-attention of DPA-1 (DeePMD-kit's deepmd/tf/descriptor/se_atten.py:
+`_attention_layers`, `_scaled_dot_attn`), over the neighbours of each atom.
+
+One layer, on the neighbours' embeddings G [n, S, M1] (S slots per atom):
+
+    Q, K, V = nrm(G Wq + bq), nrm(G Wk + bk), nrm(G Wv + bv)      nrm: L2 over the last axis
+    A = Q K^T                                                      [n, S, S], no 1/sqrt(d)
+    smooth:      P = softmax((A + 20) w_k w_j - 20) w_k w_j        w: the slots' switch
+    not smooth:  P = softmax(A m_k - 2^33 (1 - m_k)) m_j           m: 1 on occupied slots
+    dotr:        P = P * (r^_j . r^_k)                             r^: nrm(R~[..., 1:4])
+    attn_mask:   P = P * (1 - I)
+    G = LN(G + (P V) Wo + bo)                                      post-LN residual
+
+Variables `attention_layer_<l>/c_query|c_key|c_value|c_out/{matrix,bias}` and
+`attention_layer_<l>/layer_normalization/{gamma,beta}`; seeds (DeePMD-kit's order, starting where
+the descriptor's embedding nets stopped): c_query c, c_key c + 1, c_value c + 2, c_out c + 3, the
+layer normalisation c + 4 (unused: ones and zeros); each projection draws W with its seed and b
+with seed + 1 (so the seeds repeat across projections, as in DeePMD-kit).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from ..precision import dtype_of
+from .network import normal_initializer
+
+__all__ = ["AttentionLayer", "l2_normalize"]
+
+SMOOTH_SHIFT = 20.0  # DeePMD-kit's smth_attn_w_shift
+NEGATIVE = -float(2 << 32)  # DeePMD-kit's negative_mask on empty keys
+
+
+def l2_normalize(x):
+    """x / sqrt(max(sum x^2, 1e-12)) over the last axis."""
+    return tf.nn.l2_normalize(x, -1)
+
+
+class AttentionLayer(keras.layers.Layer):
+    """One attention layer of width `attn` over embeddings of width `width`; seed: c above
+    (None: random); smooth, attn_mask: as above; trainable / trainable_ln: the projections' and
+    the normalisation's trainability; ln_eps; precision: the descriptor's filter precision. The
+    slot weights and the angular gate come from the caller (`__call__(g, weight, r_hat)`)."""
+
+    def __init__(self, width: int, attn: int, index: int, seed: Optional[int],
+                 smooth: bool = False, attn_mask: bool = False, precision: str = "default",
+                 trainable: bool = True, trainable_ln: bool = True, ln_eps: float = 1e-3,
+                 **kwargs):
+        kwargs.pop("dtype", None)
+        super().__init__(dtype=dtype_of(precision).name, name=f"attention_layer_{index}",
+                         **kwargs)
+        self.width, self.attn, self.index = int(width), int(attn), int(index)
+        self.seed = seed
+        self.smooth, self.attn_mask = bool(smooth), bool(attn_mask)
+        self.projection_trainable = bool(trainable)
+        self.trainable_ln = bool(trainable_ln)
+        self.ln_eps = float(ln_eps)
+        self.precision = precision
+
+    def _projection(self, name: str, n_in: int, n_out: int, seed: Optional[int]):
+        w = self.add_weight(name=f"{name}_matrix", shape=(n_in, n_out),
+                            trainable=self.projection_trainable,
+                            initializer=normal_initializer(0.0, 1.0 / math.sqrt(n_in + n_out),
+                                                           seed))
+        b = self.add_weight(name=f"{name}_bias", shape=(n_out,),
+                            trainable=self.projection_trainable,
+                            initializer=normal_initializer(0.0, 1.0,
+                                                           None if seed is None else seed + 1))
+        return w, b
+
+    def build(self, input_shape=None):
+        seed = (lambda k: None) if self.seed is None else (lambda k: int(self.seed) + k)
+        self.query = self._projection("c_query", self.width, self.attn, seed(0))
+        self.key = self._projection("c_key", self.width, self.attn, seed(1))
+        self.value = self._projection("c_value", self.width, self.attn, seed(2))
+        self.out = self._projection("c_out", self.attn, self.width, seed(3))
+        self.gamma = self.add_weight(name="gamma", shape=(self.width,), initializer="ones",
+                                     trainable=self.trainable_ln)
+        self.beta = self.add_weight(name="beta", shape=(self.width,), initializer="zeros",
+                                    trainable=self.trainable_ln)
+
+    def graph_variables(self) -> dict:
+        """The variables under DeePMD-kit's graph names."""
+        scope = f"attention_layer_{self.index}"
+        names = {}
+        for part, (w, b) in (("c_query", self.query), ("c_key", self.key),
+                             ("c_value", self.value), ("c_out", self.out)):
+            names[f"{scope}/{part}/matrix"] = w
+            names[f"{scope}/{part}/bias"] = b
+        names[f"{scope}/layer_normalization/gamma"] = self.gamma
+        names[f"{scope}/layer_normalization/beta"] = self.beta
+        return names
+
+    def call(self, g, weight, r_hat=None):
+        """g [n, S, M1] -> [n, S, M1]. weight [n, S]: the switch w (smooth) or the occupancy m
+        (not smooth); r_hat [n, S, 3] (attn_dotr) or None."""
+        shape = tf.shape(g)
+
+        def project(x, wb):  # on the rows [n*S, width], as DeePMD-kit's one_layer
+            rows = tf.reshape(x, [-1, x.shape[-1]])
+            y = tf.nn.bias_add(tf.matmul(rows, tf.cast(wb[0], x.dtype)), tf.cast(wb[1], x.dtype))
+            return tf.reshape(y, tf.concat([shape[:2], [wb[0].shape[-1]]], 0))
+
+        q = l2_normalize(project(g, self.query))
+        k = l2_normalize(project(g, self.key))
+        v = l2_normalize(project(g, self.value))
+        a = tf.matmul(q, k, transpose_b=True)
+        w_key, w_query = weight[:, None, :], weight[:, :, None]
+        if self.smooth:
+            a = (a + SMOOTH_SHIFT) * w_key * w_query - SMOOTH_SHIFT
+            p = tf.nn.softmax(a, axis=-1) * w_key * w_query
+        else:
+            a = a * w_key + NEGATIVE * (1.0 - w_key)
+            p = tf.nn.softmax(a, axis=-1) * w_query
+        if r_hat is not None:
+            p = p * tf.matmul(r_hat, r_hat, transpose_b=True)
+        if self.attn_mask:
+            p = p * (1.0 - tf.eye(tf.shape(p)[-1], dtype=p.dtype))
+        x = g + project(tf.matmul(p, v), self.out)
+        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+        var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
+        x = (x - mean) / tf.sqrt(var + self.ln_eps)
+        return x * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype)
+
+    def get_config(self):
+        return {"width": self.width, "attn": self.attn, "index": self.index, "seed": self.seed,
+                "smooth": self.smooth, "attn_mask": self.attn_mask, "precision": self.precision, "trainable": self.projection_trainable,
+                "trainable_ln": self.trainable_ln, "ln_eps": self.ln_eps}
