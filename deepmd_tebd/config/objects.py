@@ -236,7 +236,8 @@ class Config:
         """The same settings with the descriptor's sel resolved (script updated alike)."""
         sel = [int(s) for s in sel]
         script = copy.deepcopy(dict(self.script))
-        script["model"]["descriptor"]["sel"] = sel
+        # one sel block (DPA-1): an integer, as DeePMD-kit writes it
+        script["model"]["descriptor"]["sel"] = sel[0] if self.model.descriptor.mixed_types else sel
         model = dataclasses.replace(
             self.model, descriptor=dataclasses.replace(self.model.descriptor, sel=tuple(sel)))
         return dataclasses.replace(self, model=model, script=script)

@@ -46,7 +46,7 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
     log.info("Calculate neighbor statistics... (add --skip-neighbor-stat to skip this step)")
     try:
         min_dist, max_size = neighbor_stat(training.training_data.systems, descriptor.rcut,
-                                           type_map)
+                                           type_map, one_type=descriptor.mixed_types)
     except CutoffTooLargeError as err:
         raise ConfigError(source, [Problem("model/descriptor/rcut", f"{descriptor.rcut} is far "
                                            f"larger than the boxes of the data: {err}")]) from None
@@ -57,7 +57,7 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
         return config, min_dist
     for t, (m, s) in enumerate(zip(max_size, sel)):
         if s != 0 and m > s:
-            name = type_map[t] if type_map else str(t)
+            name = "all types" if descriptor.mixed_types else type_map[t] if type_map else str(t)
             log.warning(f"sel of type {name} is {s}, but the training data has atoms "
                         f"with {m} neighbours of that type within rcut: the farthest are "
                         "dropped")

@@ -42,11 +42,12 @@ def prod_env_mat_a(coord, atype, natoms, box, mesh, davg, dstd, sel: Sequence[in
 
 
 def raw_env_mat(batch: Mapping, sel: Sequence[int], rcut: float, rcut_smth: float,
-                ntypes: int | None = None) -> np.ndarray:
+                ntypes: int | None = None, with_nlist: bool = False):
     """The environment matrix of a batch before normalisation (davg 0, dstd 1): ProdEnvMatA in
     float64 on the batch's coord, type, natoms_vec (padded with zero counts to 2 + len(sel)),
     box and default_mesh; with ntypes, ProdEnvMatAMix (one sel block for ntypes types).
-    Returns [nframes, natoms, 4*nnei], nnei = sum(sel)."""
+    Returns [nframes, natoms, 4*nnei], nnei = sum(sel) (and the neighbour list [nframes,
+    natoms, nnei] with_nlist)."""
     mixed_types = ntypes is not None
     ntypes = ntypes if mixed_types else len(sel)
     nnei = int(sum(sel))
@@ -60,8 +61,9 @@ def raw_env_mat(batch: Mapping, sel: Sequence[int], rcut: float, rcut_smth: floa
         raise ValueError(f"the batch has atoms of type >= {ntypes}, but sel names only "
                          f"{ntypes} types")
     natoms_vec[:min(given.size, 2 + ntypes)] = given[:2 + ntypes]
-    descrpt = prod_env_mat_a(
+    descrpt, _, _, nlist = prod_env_mat_a(
         coord, atype, natoms_vec, np.asarray(batch["box"], dtype=np.float64).reshape(nframes, 9),
         np.asarray(batch["default_mesh"], dtype=np.int32), tf.zeros([ntypes, 4 * nnei], tf.float64),
-        tf.ones([ntypes, 4 * nnei], tf.float64), sel, rcut, rcut_smth, mixed_types)[0]
-    return descrpt.numpy().reshape(nframes, natoms, 4 * nnei)
+        tf.ones([ntypes, 4 * nnei], tf.float64), sel, rcut, rcut_smth, mixed_types)
+    descrpt = descrpt.numpy().reshape(nframes, natoms, 4 * nnei)
+    return (descrpt, nlist.numpy().reshape(nframes, natoms, nnei)) if with_nlist else descrpt

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from .attention import AttentionLayer, l2_normalize
 from .descriptor import EnvMatDescriptor, centre_types, descriptor_of_embedding
-from .env_mat import INTERFACE_DTYPE
+from .env_mat import INTERFACE_DTYPE, raw_env_mat
 from .se_a_ebd_v2 import stripped_type_table
 
 __all__ = ["DescriptorSeAtten"]
@@ -73,6 +73,22 @@ class DescriptorSeAtten(EnvMatDescriptor):
         super().build(input_shape)
         for layer in self.attention_layers:
             layer.build()
+
+    def stat_env_mat(self, batch) -> np.ndarray:
+        """The statistics input: the batch's environment matrix with davg 0 and dstd 1,
+        [nframes, natoms, 4 S], the slots of excluded type pairs zeroed (as DeePMD-kit's
+        statistics sub-graph does; they still count)."""
+        raw, nlist = raw_env_mat(batch, self.sel, self.rcut, self.rcut_smth, ntypes=self.ntypes,
+                                 with_nlist=True)
+        if self.pair_mask is None:
+            return raw
+        atype = np.asarray(batch["type"], dtype=np.int64).reshape(nlist.shape[0], -1)
+        nei_type = np.where(nlist >= 0, np.take_along_axis(
+            atype, np.maximum(nlist, 0).reshape(len(atype), -1), axis=1).reshape(nlist.shape),
+            self.ntypes)
+        centres = np.clip(atype, 0, self.ntypes - 1)[..., None]
+        keep = self.pair_mask[centres, nei_type]  # [nframes, natoms, S]
+        return raw * np.repeat(keep, 4, axis=-1)
 
     def type_embedding_input(self, table):
         """The table [ntypes, te] with the zero row of empty slots appended (`t_typeebd`)."""

@@ -67,9 +67,10 @@ class FreshStart(ModelStart):
 def _stat_file(config) -> StatFile:
     """The script's training/stat_file, for its type_map and descriptor (sel resolved)."""
     model = config.model
-    ntypes = len(model.descriptor.sel)  # DeePMD-kit's se_a counts the types of sel
+    mixed = model.descriptor.mixed_types  # one sel block (DPA-1): the model's types
+    ntypes = model.ntypes if mixed else len(model.descriptor.sel)  # se_a: the types of sel
     return StatFile.open(config.training.stat_file, model.type_map,
-                         descriptor_stat_key(model.descriptor, ntypes), model.ntypes)
+                         descriptor_stat_key(model.descriptor, ntypes, mixed), model.ntypes)
 
 
 class Restart(ModelStart):
