@@ -218,3 +218,24 @@ def deepmd_eval(model: Path, coords, cells, types, tmp: Path) -> dict:
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(tmp / "out.npz") as out:
         return {k: out[k] for k in out.files}
+
+
+def assert_runs_in_deepmd_kit_and_lammps(graph: Path, tmp: Path) -> None:
+    """`graph` in DeePMD-kit 3.2's DeepPot on two water frames, and LAMMPS step 0 on the first,
+    give our DeepPot's energies, forces and virials (1e-10 relative to the largest)."""
+    from reference.lammps import run_lammps
+
+    from deepmd_tebd.infer import DeepPot
+
+    coords, cells, types = water_frames(2)
+    e, f, v = DeepPot(graph).eval(coords, cells, types)[:3]
+    theirs = deepmd_eval(graph, coords, cells, types, tmp)
+    np.testing.assert_allclose(theirs["energy"].reshape(e.shape), e, rtol=1e-10)
+    np.testing.assert_allclose(theirs["force"].reshape(f.shape), f, rtol=0,
+                               atol=1e-10 * np.abs(f).max())
+    np.testing.assert_allclose(theirs["virial"].reshape(v.shape), v, rtol=0,
+                               atol=1e-10 * np.abs(v).max())
+    md = run_lammps(tmp / "lammps", graph, coords[0], cells[0], types, ["O", "H"])
+    assert md["energy"] == pytest.approx(e[0, 0], rel=1e-10)
+    assert np.abs(md["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
+    assert np.abs(md["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()

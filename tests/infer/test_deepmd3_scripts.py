@@ -11,21 +11,19 @@ DeepPot and LAMMPS evaluate as ours does."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import numpy as np
-from conftest import deepmd_eval, dp, make_workdir, tiny_input, water_frames, water_input
+from conftest import (assert_runs_in_deepmd_kit_and_lammps, dp, make_workdir, tiny_input,
+                      water_input)
 from shared_paths import DEEPMD_3_2_EXAMPLES as EXAMPLES_3_2
 from shared_paths import INPUTS, WATER, needs_water
 
 from deepmd_tebd.config import normalize
-from deepmd_tebd.infer import DeepPot
 from deepmd_tebd.infer import node_names as nn
 from deepmd_tebd.infer.graph_file import read_graph_def
 from deepmd_tebd.infer.weight_names import graph_constants
 from reference.deepmd_oracle import run_oracle_script
-from reference.lammps import run_lammps
 
 pytestmark = [needs_water, pytest.mark.slow]
 SCRIPTS = {"3.2 se_e2_a": EXAMPLES_3_2 / "se_e2_a.json",
@@ -127,19 +125,7 @@ def test_a_3x_type_embedding_graph_runs_in_deepmd_kits_deep_pot_and_lammps(tmp_p
     for args in (("train", "input.json"), ("freeze", "-o", "econf.pb")):
         result = dp(run, *args)
         assert result.returncode == 0, result.stderr[-3000:]
-    coords, cells, types = water_frames(2)
-    e, f, v = DeepPot(run / "econf.pb").eval(coords, cells, types)
-    theirs = deepmd_eval(run / "econf.pb", coords, cells, types, tmp_path)
-    np.testing.assert_allclose(theirs["energy"].reshape(e.shape), e, rtol=1e-10)
-    np.testing.assert_allclose(theirs["force"].reshape(f.shape), f, rtol=0,
-                               atol=1e-10 * np.abs(f).max())
-    np.testing.assert_allclose(theirs["virial"].reshape(v.shape), v, rtol=0,
-                               atol=1e-10 * np.abs(v).max())
-    md = run_lammps(tmp_path / "lammps", run / "econf.pb", coords[0], cells[0], types,
-                    ["O", "H"])
-    assert md["energy"] == pytest.approx(e[0, 0], rel=1e-10)
-    assert np.abs(md["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
-    assert np.abs(md["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()
+    assert_runs_in_deepmd_kit_and_lammps(run / "econf.pb", tmp_path)
 
 
 DEEPMD_EPOCH_STEPS = """

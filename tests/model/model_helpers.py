@@ -60,9 +60,15 @@ def model_config(sel, tebd=True, type_one_side=True, neuron=(4, 8), axis_neuron=
 
 
 # the descriptor variants of the batteries: se_e2_a with (True) or without (False) type
-# embedding, se_a_ebd_v2 as DeePMD-kit's and with smooth_type_embedding
+# embedding, se_a_ebd_v2 as DeePMD-kit's and with smooth_type_embedding, DPA-1
 EBD_V2 = {"ebd_v2": {"descriptor": "se_a_ebd_v2"},
-          "ebd_v2_smooth": {"descriptor": "se_a_ebd_v2", "smooth_type_embedding": True}}
+          "ebd_v2_smooth": {"descriptor": "se_a_ebd_v2", "smooth_type_embedding": True},
+          # DPA-1: concat, strip (non-smooth), se_atten_v2; two attention layers of width 5
+          "atten": {"descriptor": "se_atten", "descriptor_keys": {"attn": 5, "attn_layer": 2}},
+          "atten_strip": {"descriptor": "se_atten", "descriptor_keys": {
+              "attn": 5, "attn_layer": 2, "tebd_input_mode": "strip"}},
+          "atten_v2": {"descriptor": "se_atten_v2",
+                       "descriptor_keys": {"attn": 5, "attn_layer": 2}}}
 
 
 def variant_config(sel, tebd, type_one_side, **cfg):

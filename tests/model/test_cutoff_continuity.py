@@ -1,7 +1,8 @@
 """Continuity at the cutoff: one atom moved across r = rcut. The jump is the energy's change
 between rcut - h and rcut + h (h = 1e-4 Angstrom) minus the smooth change extrapolated from both
 sides (the one-sided slopes from rcut -+ 2h). DeePMD-kit's se_a_ebd_v2 (davg not zero) jumps;
-with smooth_type_embedding, as se_e2_a with type embedding, it does not."""
+with smooth_type_embedding, as se_e2_a with type embedding, it does not; nor does se_atten_v2,
+while the non-smooth se_atten jumps."""
 import numpy as np
 import pytest
 
@@ -48,3 +49,25 @@ def test_deepmd_kits_se_a_ebd_v2_jumps_at_the_cutoff(type_one_side):
 
 def test_se_e2_a_with_type_embedding_is_continuous_at_the_cutoff():
     assert cutoff_jump(model()) < 1e-7
+
+
+def dpa1(descriptor="se_atten_v2", **keys):
+    """A small DPA-1 model: two attention layers of width 5, davg not zero."""
+    return model(descriptor=descriptor, set_davg_zero=False,
+                 descriptor_keys={"attn": 5, "attn_layer": 2, "resnet_dt": False, **keys})
+
+
+def test_se_atten_v2_is_continuous_at_the_cutoff():
+    """The smooth switch weights the type net and the attention: an atom leaving the cutoff
+    changes the energy smoothly (se_atten_v2, davg not zero)."""
+    m = dpa1()
+    assert np.abs(m.descriptor.davg.numpy()).max() > 1e-2
+    assert cutoff_jump(m) < 1e-7
+
+
+def test_deepmd_kits_non_smooth_se_atten_jumps_at_the_cutoff():
+    """se_atten without smooth_type_embedding (DeePMD-kit's DPA-1, its issue 2811): the softmax
+    renormalises when a neighbour enters, a jump orders of magnitude above se_atten_v2's."""
+    jump = cutoff_jump(dpa1("se_atten", set_davg_zero=True))
+    assert jump > 1e3 * max(cutoff_jump(dpa1()), 1e-9)
+    assert jump > 1e-5

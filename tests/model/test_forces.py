@@ -9,9 +9,11 @@ from model_helpers import (Frame, build_model, finite_difference_force,
                            finite_difference_virial, relative_error, variant_config)
 
 VARIANTS = [(True, True), (True, False), (False, True), (False, False), ("ebd_v2", True),
-            ("ebd_v2", False), ("ebd_v2_smooth", True), ("ebd_v2_smooth", False)]
+            ("ebd_v2", False), ("ebd_v2_smooth", True), ("ebd_v2_smooth", False),
+            ("atten", False), ("atten_strip", True), ("atten_v2", False)]
 IDS = ["tebd-one_side", "tebd-two_side", "per_type-one_side", "per_type-two_side",
-       "ebd_v2-one_side", "ebd_v2-two_side", "ebd_v2_smooth-one_side", "ebd_v2_smooth-two_side"]
+       "ebd_v2-one_side", "ebd_v2-two_side", "ebd_v2_smooth-one_side", "ebd_v2_smooth-two_side",
+       "atten-two_side", "atten_strip-one_side", "atten_v2"]
 
 
 def setup(kind, tebd, type_one_side, seed=21, ntypes=2, **cfg):
@@ -28,9 +30,15 @@ def test_force_is_minus_energy_gradient(kind, tebd, type_one_side):
     assert relative_error(force, finite_difference_force(model, frame)) < 1e-6
 
 
+# DPA-1's angular gate normalises each neighbour's (R~x, R~y, R~z), which vanishes at rcut: near
+# rcut its curvature is huge, and without the smooth weight a pair 9e-4 A inside rcut (seed 21's
+# cell) spoils the central differences of the strain; that variant takes another cell
+VIRIAL_SEEDS = {"atten": 22}
+
+
 @pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
 def test_virial_is_minus_strain_derivative(tebd, type_one_side):
-    frame, model = setup("triclinic", tebd, type_one_side)
+    frame, model = setup("triclinic", tebd, type_one_side, seed=VIRIAL_SEEDS.get(tebd, 21))
     out = frame.evaluate(model)
     virial = out["virial"].reshape(3, 3)
     assert relative_error(virial, finite_difference_virial(model, frame)) < 1e-6
