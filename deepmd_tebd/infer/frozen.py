@@ -113,7 +113,9 @@ def model_graph_def(model, config: Config,
 # descriptor, ...): DeePMD-kit's `--init-frz-model` of a compressed graph imports the subgraph
 # from the inputs to them and differentiates o_descriptor with respect to o_rmat
 # (deepmd/tf/model/model.py: build_descrpt with frz_model)
-ROUTED = ("descriptor", "rmat", "rmat_deriv", "rij", "nlist")
+# (deepmd/tf/model/model.py: build_descrpt with frz_model); and the type embedding table
+# `t_typeebd`, which its compression, fine-tuning and DeepPot.eval_typeebd read
+ROUTED = ("descriptor", "rmat", "rmat_deriv", "rij", "nlist", "type_embedding")
 
 
 def route_through_outputs(graph_def, names) -> tf.compat.v1.GraphDef:
@@ -148,6 +150,8 @@ def freeze_graph_def(graph_def, node_names=None) -> tf.compat.v1.GraphDef:
     kept = [name for name in wanted if name in present]
     if not kept:
         raise ValueError(f"none of the nodes {wanted} is in the graph")
+    if node_names is None:  # kept by DeePMD-kit's graphs through control dependencies
+        kept += [name for name in nn.KEPT_WITH_THE_MODEL if name in present]
     log.info(f"The following nodes will be frozen: {kept}")
     return tf.compat.v1.graph_util.extract_sub_graph(graph_def, kept)
 

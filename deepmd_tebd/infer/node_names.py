@@ -72,6 +72,10 @@ DEFAULT_NODES = (
     O_ENERGY, O_FORCE, O_VIRIAL, O_ATOM_ENERGY, O_ATOM_VIRIAL, SPIN_ATTR_NTYPES_SPIN,
     FITTING_ATTR_DFPARAM, FITTING_ATTR_DAPARAM, FITTING_ATTR_APARAM_NALL,
 )
+# what DeePMD-kit's graphs hold besides (its descriptors put sel and original_sel under a control
+# dependency of the coordinates; the type embedding table is on the energy's path): its tools
+# (init-frz-model, fine-tuning, compression, DeepPot.eval_typeebd) read them by name
+KEPT_WITH_THE_MODEL = (DESCRPT_ATTR_SEL, DESCRPT_ATTR_ORIGINAL_SEL, T_TYPEEBD)
 # what every energy model file must have to be read (frozen.py: read_graph_def)
 INPUTS = (T_COORD, T_TYPE, T_NATOMS, T_BOX, T_MESH)
 OUTPUTS = (O_ENERGY, O_FORCE, O_VIRIAL, O_ATOM_ENERGY, O_ATOM_VIRIAL)

@@ -1,7 +1,7 @@
 """DPA-1 from DeePMD-kit's own se_atten water examples (../shared/inputs, unchanged): the scripts
 normalise as DeePMD-kit 3.2 normalises them; made small, they train, freeze, and their graphs
 run in DeePMD-kit's DeepPot and in LAMMPS as in ours (1e-10), and DeePMD-kit's graph in our
-DeepPot; sel "auto" gives one block of
+DeepPot, and DeePMD-kit's `--init-frz-model` starts from ours; sel "auto" gives one block of
 the data's largest neighbour count x 1.1, rounded up to 4, written as an integer; `dp compress`
 refuses them with the reason."""
 from __future__ import annotations
@@ -96,6 +96,40 @@ def test_deepmd_kits_dpa1_graph_runs_in_ours(tmp_path):
                                atol=1e-10 * np.abs(f).max())
     np.testing.assert_allclose(theirs["virial"].reshape(v.shape), v, rtol=0,
                                atol=1e-10 * np.abs(v).max())
+
+
+DEEPMD_TYPEEBD = """
+import json, sys
+from deepmd.infer import DeepPot
+print(json.dumps(DeepPot(sys.argv[1].strip('"')).eval_typeebd().tolist()))
+"""
+
+
+def test_deepmd_kit_starts_from_our_graph_with_init_frz_model(tmp_path):
+    """DeePMD-kit's `dp train --init-frz-model ours.pb` (0 steps) then `dp freeze` gives our
+    model back (energies, forces); its DeepPot.eval_typeebd reads our padded type embedding
+    table (t_typeebd, with descrpt_attr/sel and original_sel kept in the graph)."""
+    ours = make_workdir(tmp_path / "ours", _small("water_se_atten.json", steps=2))
+    for args in (("train", "input.json"), ("freeze", "-o", "ours.pb")):
+        result = dp(ours, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    theirs = tmp_path / "ours" / "theirs"  # beside our run folder: the same ../data
+    theirs.mkdir()
+    (theirs / "input.json").write_text(json.dumps(_small("water_se_atten.json", steps=0)))
+    for args in (("train", "input.json", "--init-frz-model", "../run/ours.pb"),
+                 ("freeze", "-o", "theirs.pb")):
+        result = oracle_dp(theirs, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    coords, cells, types = water_frames(2)
+    e, f, _ = DeepPot(ours / "ours.pb").eval(coords, cells, types)[:3]
+    again = deepmd_eval(theirs / "theirs.pb", coords, cells, types, tmp_path)
+    np.testing.assert_allclose(again["energy"].reshape(e.shape), e, rtol=1e-12)
+    np.testing.assert_allclose(again["force"].reshape(f.shape), f, rtol=0,
+                               atol=1e-12 * np.abs(f).max())
+    table = np.array(json.loads(run_oracle_script(DEEPMD_TYPEEBD, str(ours / "ours.pb"),
+                                                  tmp_path)))
+    assert table.shape == (3, 8) and not table[-1].any()  # O, H and the zero padding row
+    assert np.abs(table[:2]).min() > 0
 
 
 def test_auto_sel_is_one_block_of_the_largest_neighbour_count(tmp_path):
