@@ -88,14 +88,18 @@ def test_deepmd_kits_dpa1_graph_runs_in_ours(tmp_path):
     for args in (("train", "input.json"), ("freeze", "-o", "theirs.pb")):
         result = oracle_dp(run, *args)
         assert result.returncode == 0, result.stderr[-3000:]
+    _assert_deepmd_kit_evaluates(run / "theirs.pb", run / "theirs.pb", tmp_path, 1e-10)
+
+
+def _assert_deepmd_kit_evaluates(graph, ours, tmp_path, tol):
+    """DeePMD-kit's DeepPot on `graph` gives our DeepPot's results on `ours` (water frames)."""
     coords, cells, types = water_frames(2)
-    e, f, v = DeepPot(run / "theirs.pb").eval(coords, cells, types)[:3]
-    theirs = deepmd_eval(run / "theirs.pb", coords, cells, types, tmp_path)
-    np.testing.assert_allclose(theirs["energy"].reshape(e.shape), e, rtol=1e-10)
-    np.testing.assert_allclose(theirs["force"].reshape(f.shape), f, rtol=0,
-                               atol=1e-10 * np.abs(f).max())
-    np.testing.assert_allclose(theirs["virial"].reshape(v.shape), v, rtol=0,
-                               atol=1e-10 * np.abs(v).max())
+    e, f, v = DeepPot(ours).eval(coords, cells, types)[:3]
+    theirs = deepmd_eval(graph, coords, cells, types, tmp_path)
+    np.testing.assert_allclose(theirs["energy"].reshape(e.shape), e, rtol=tol)
+    for key, ref in (("force", f), ("virial", v)):
+        np.testing.assert_allclose(theirs[key].reshape(ref.shape), ref, rtol=0,
+                                   atol=tol * np.abs(ref).max())
 
 
 DEEPMD_TYPEEBD = """
@@ -107,7 +111,7 @@ print(json.dumps(DeepPot(sys.argv[1].strip('"')).eval_typeebd().tolist()))
 
 def test_deepmd_kit_starts_from_our_graph_with_init_frz_model(tmp_path):
     """DeePMD-kit's `dp train --init-frz-model ours.pb` (0 steps) then `dp freeze` gives our
-    model back (energies, forces); its DeepPot.eval_typeebd reads our padded type embedding
+    model back (energies, forces, virials); its DeepPot.eval_typeebd reads our padded type embedding
     table (t_typeebd, with descrpt_attr/sel and original_sel kept in the graph)."""
     ours = make_workdir(tmp_path / "ours", _small("water_se_atten.json", steps=2))
     for args in (("train", "input.json"), ("freeze", "-o", "ours.pb")):
@@ -120,12 +124,7 @@ def test_deepmd_kit_starts_from_our_graph_with_init_frz_model(tmp_path):
                  ("freeze", "-o", "theirs.pb")):
         result = oracle_dp(theirs, *args)
         assert result.returncode == 0, result.stderr[-3000:]
-    coords, cells, types = water_frames(2)
-    e, f, _ = DeepPot(ours / "ours.pb").eval(coords, cells, types)[:3]
-    again = deepmd_eval(theirs / "theirs.pb", coords, cells, types, tmp_path)
-    np.testing.assert_allclose(again["energy"].reshape(e.shape), e, rtol=1e-12)
-    np.testing.assert_allclose(again["force"].reshape(f.shape), f, rtol=0,
-                               atol=1e-12 * np.abs(f).max())
+    _assert_deepmd_kit_evaluates(theirs / "theirs.pb", ours / "ours.pb", tmp_path, 1e-12)
     table = np.array(json.loads(run_oracle_script(DEEPMD_TYPEEBD, str(ours / "ours.pb"),
                                                   tmp_path)))
     assert table.shape == (3, 8) and not table[-1].any()  # O, H and the zero padding row
