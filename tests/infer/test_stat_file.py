@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import dp, make_workdir, oracle_dp
-from shared_paths import DEEPMD_3_2_EXAMPLES, needs_water
+from shared_paths import DEEPMD_3_2_EXAMPLES, INPUTS, needs_water
 
 from deepmd_tebd.config import build_config, normalize
 from deepmd_tebd.data.stats import (COMPUTED, compute_model_statistics,
@@ -152,12 +152,12 @@ def _file_statistics(path) -> dict:
             "fitting_attr/t_bias_atom_e": stats.bias_atom_e}
 
 
-@needs_water
-@pytest.mark.slow
-def test_deepmd_kit_writes_the_same_file_and_each_side_reads_the_others(tmp_path):
+def _both_write(tmp_path, script) -> dict:
+    """{side: run folder} after ours and DeePMD-kit trained `script` (one step), each writing
+    stats.hdf5; asserts the two files hold the same arrays (keys, dtypes, shapes; 1e-12)."""
     runs = {}
     for side, runner in (("ours", dp), ("theirs", oracle_dp)):
-        runs[side] = make_workdir(tmp_path / side, _tiny_water_script("stats.hdf5"))
+        runs[side] = make_workdir(tmp_path / side, script)
         result = runner(runs[side], "train", "input.json")
         assert result.returncode == 0, result.stderr[-3000:]
     keys = {}
@@ -175,6 +175,35 @@ def test_deepmd_kit_writes_the_same_file_and_each_side_reads_the_others(tmp_path
                     np.testing.assert_allclose(mine, its, rtol=1e-12, err_msg=key)
                 else:
                     assert mine.tolist() == its.tolist(), key
+    return runs
+
+
+@needs_water
+@pytest.mark.slow
+def test_dpa1_statistics_go_to_deepmd_kits_key(tmp_path):
+    """se_atten_v2 (DeePMD-kit's example, small): one sel block, statistics per centre type,
+    under the key of mixed types; both write the same file."""
+    script = json.loads((INPUTS / "water_se_atten.json").read_text())
+    script["model"]["descriptor"].update(neuron=[4, 8], axis_neuron=2, attn=4, attn_layer=1,
+                                         sel=40)  # 80-frame batches: a small attention
+    script["model"]["fitting_net"]["neuron"] = [8]
+    script["model"]["data_stat_nbatch"] = 1
+    training = script["training"]
+    training.update(numb_steps=1, disp_freq=1, save_freq=1, stat_file="stats.hdf5")
+    training["training_data"].update(systems=["../data/data_0", "../data/data_2"],
+                                     batch_size=80)
+    training["validation_data"].update(systems=["../data/data_3"], numb_btch=1)
+    runs = _both_write(tmp_path, script)
+    with h5py.File(runs["ours"] / "stats.hdf5") as f:
+        groups = [k for k in f["O H"].keys() if len(k) == 40]
+        assert len(groups) == 1 and sorted(f["O H"][groups[0]].keys()) == [
+            "a_0", "a_1", "r_0", "r_1"]
+
+
+@needs_water
+@pytest.mark.slow
+def test_deepmd_kit_writes_the_same_file_and_each_side_reads_the_others(tmp_path):
+    runs = _both_write(tmp_path, _tiny_water_script("stats.hdf5"))
     # each side trains on data_3 alone from the other's file: its statistics are the file's
     for side, runner, other in (("ours", dp, "theirs"), ("theirs", oracle_dp, "ours")):
         run = make_workdir(tmp_path / f"{side}_reads", _tiny_water_script(
