@@ -58,12 +58,14 @@ class Kernels:
         fp = ctypes.POINTER(ctypes.c_float)
         sigs = {
             "prod_env_mat_a_cpu": [vp] * 6 + [i, i] + [vp] * 3 + [i, vp, f, f],
+            "prod_env_mat_a_mix_cpu": [vp] * 8 + [i, i] + [vp] * 3 + [i, i, f, f],
             "prod_force_a_cpu": [vp] * 4 + [i, i, i],
             "prod_virial_a_cpu": [vp] * 6 + [i, i, i],
             "prod_force_grad_a_cpu": [vp] * 4 + [i, i, i],
             "prod_virial_grad_a_cpu": [vp] * 5 + [i, i],
             # CUDA build only (c_api_gpu.cu): context, device pointers, nframes
             "prod_env_mat_a_gpu": [vp] * 7 + [i, i, i] + [vp] * 3 + [i, vp, f, f],
+            "prod_env_mat_a_mix_gpu": [vp] * 9 + [i, i, i] + [vp] * 3 + [i, i, f, f],
             "prod_force_a_gpu": [vp, i] + [vp] * 4 + [i, i, i],
             "prod_virial_a_gpu": [vp, i] + [vp] * 6 + [i, i, i],
             "prod_force_grad_a_gpu": [vp, i] + [vp] * 4 + [i, i, i],
@@ -99,7 +101,8 @@ class Kernels:
         Returns the device time of the call (CUDA events on the stream, copies excluded)."""
         cuda = self.cuda
         full = "dtk_%s_gpu_%s" % (name, "d" if dtype == np.float64 else "f")
-        env = name == "prod_env_mat_a"  # the env mat takes nframes after its pointers
+        # the env mats take nframes after their pointers (6, or 8 with the mixed-type outputs)
+        env = {"prod_env_mat_a": 6, "prod_env_mat_a_mix": 8}.get(name)
         with Scope(cuda):
             conv, outs = [], []
             for a in args:
@@ -114,7 +117,7 @@ class Kernels:
                 else:
                     conv.append(a)
             if env:
-                conv = conv[:6] + [nframes] + conv[6:]
+                conv = conv[:env] + [nframes] + conv[env:]
             else:
                 conv = [nframes] + conv
             rc = []
@@ -153,6 +156,31 @@ class Kernels:
             "prod_env_mat_a", dtype, device, _p(out["em"]), _p(out["em_deriv"]), _p(out["rij"]),
             _p(out["nlist"]), _p(coord), _p(types), nloc, nall, _p(box), _p(davg), _p(dstd),
             len(sel), _p(sel_a), rcut, rcut_smth)
+        return out
+
+    def env_mat_mix(self, device, coord, types, box, davg, dstd, nnei, ntypes=None,
+                    rcut=RCUT, rcut_smth=RCUT_SMTH):
+        """ProdEnvMatAMix of one frame: env_mat's outputs with one block of nnei slots, and
+        ntype, nmask."""
+        dtype = coord.dtype.type
+        n = len(types)
+        ntypes = NTYPES if ntypes is None else ntypes
+        out = {"em": np.empty((n, nnei * 4), dtype), "em_deriv": np.empty((n, nnei * 12), dtype),
+               "rij": np.empty((n, nnei * 3), dtype), "nlist": np.empty((n, nnei), np.int32),
+               "ntype": np.empty((n, nnei), np.int32), "nmask": np.empty((n, nnei), np.uint8)}
+        coord = np.ascontiguousarray(coord, dtype)
+        types = np.ascontiguousarray(types, np.int32)
+        box = None if box is None else np.ascontiguousarray(box, dtype).reshape(9)
+        davg, dstd = np.ascontiguousarray(davg, dtype), np.ascontiguousarray(dstd, dtype)
+        keys = ("em", "em_deriv", "rij", "nlist", "ntype", "nmask")
+        if device == "gpu":
+            out["ms"] = self._call("prod_env_mat_a_mix", dtype, device,
+                                   *[Out(out[key]) for key in keys], coord, types, n, n,
+                                   Host(box), davg, dstd, ntypes, nnei, rcut, rcut_smth)
+        else:
+            out["ms"] = self._call("prod_env_mat_a_mix", dtype, device,
+                                   *[_p(out[key]) for key in keys], _p(coord), _p(types), n, n,
+                                   _p(box), _p(davg), _p(dstd), ntypes, nnei, rcut, rcut_smth)
         return out
 
     @staticmethod
@@ -409,12 +437,14 @@ def env_slot_numpy(rr, rmin, rmax):
     return row, deriv
 
 
-def reference_env_mat_open(coord, types, davg, dstd, sel, rcut=RCUT, rcut_smth=RCUT_SMTH):
+def reference_env_mat_open(coord, types, davg, dstd, sel, rcut=RCUT, rcut_smth=RCUT_SMTH,
+                           mixed=False):
     """Brute-force env mat for open boundaries in coord.dtype, with the kernels' neighbour rule:
     j is a neighbour of i when |r_j - r_i|^2 < rcut^2 (in coord.dtype) and the squared distance
     d2 computed in float32 from float32 coordinates is <= rcut^2 (float32); per type, the
     sel[t] neighbours first in the order (d2, index) are kept. A virtual centre (type < 0) gets
-    its neighbours and rij, and zero em and em_deriv rows (as DeePMD-kit without a box)."""
+    its neighbours and rij, and zero em and em_deriv rows (as DeePMD-kit without a box). mixed:
+    one block of sel[0] slots for every type (ProdEnvMatAMix), and ntype, nmask too."""
     dt = coord.dtype.type
     n = len(types)
     nnei = sum(sel)
@@ -435,10 +465,11 @@ def reference_env_mat_open(coord, types, davg, dstd, sel, rcut=RCUT, rcut_smth=R
         d2f = f[:, 0] * f[:, 0] + f[:, 1] * f[:, 1] + f[:, 2] * f[:, 2]
         ok = (idx_all != i) & (types >= 0) & (d2 < dt(rc2)) & (d2f <= rc2)
         cand = idx_all[ok]
-        cand = cand[np.lexsort((cand, d2f[cand], types[cand]))]
+        block = np.zeros_like(types) if mixed else types  # the sort's (and the blocks') type
+        cand = cand[np.lexsort((cand, d2f[cand], block[cand]))]
         slots = -np.ones(nnei, np.int64)
         for t in range(len(sel)):
-            mine = cand[types[cand] == t][:sel[t]]
+            mine = cand[block[cand] == t][:sel[t]]
             slots[starts[t]:starts[t] + len(mine)] = mine
         filled = slots >= 0
         rr = np.zeros((nnei, 3), coord.dtype)
@@ -455,7 +486,12 @@ def reference_env_mat_open(coord, types, davg, dstd, sel, rcut=RCUT, rcut_smth=R
         std = dstd[types[i]].astype(coord.dtype)
         em[i] = (row.reshape(-1) - avg) / std
         em_deriv[i] = der.reshape(-1) / np.repeat(std, 3)
-    return {"em": em, "em_deriv": em_deriv, "rij": rij, "nlist": nlist}
+    out = {"em": em, "em_deriv": em_deriv, "rij": rij, "nlist": nlist}
+    if mixed:
+        out["nmask"] = (nlist >= 0).astype(np.uint8)
+        out["ntype"] = np.where(nlist >= 0, types[np.maximum(nlist, 0)], davg.shape[0]).astype(
+            np.int32)
+    return out
 
 
 def wrap_numpy(coord, box):
@@ -523,6 +559,40 @@ def check_reference(k, rep, rng, systems):
             rep.equal(tag + " nlist", got["nlist"], ref["nlist"])
             for key in ("em", "em_deriv", "rij"):
                 rep.close(tag + " " + key, got[key], ref[key], tol)
+
+
+def check_mixed_reference(k, rep, rng, systems):
+    """ProdEnvMatAMix on the CPU == the brute-force reference with one block (the open frame
+    with 2 virtual atoms, and a dense one that overflows the 30 slots), in both precisions."""
+    nnei = 30
+    for name in ("open boundaries", "open overflow sel [10, 20]"):
+        coord, types, _, _ = systems[name]
+        davg, dstd = random_stats(rng, [nnei])
+        for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+            c = coord.astype(dtype)
+            ref = reference_env_mat_open(c, types, davg, dstd, [nnei], mixed=True)
+            got = k.env_mat_mix("cpu", c, types, None, davg, dstd, nnei)
+            tag = "cpu mixed vs numpy reference [%s, %s]" % (name, np.dtype(dtype).name)
+            for key in ("nlist", "ntype", "nmask"):
+                rep.equal(tag + " " + key, got[key], ref[key])
+            for key in ("em", "em_deriv", "rij"):
+                rep.close(tag + " " + key, got[key], ref[key], tol)
+
+
+def check_mixed_gpu(k, rep, rng, systems):
+    """ProdEnvMatAMix: GPU == CPU (periodic triclinic with virtual atoms, open boundaries)."""
+    nnei = 40
+    for name in ("periodic orthorhombic (3 virtual atoms)", "periodic triclinic",
+                 "open boundaries"):
+        coord, types, box, _ = systems[name]
+        davg, dstd = random_stats(rng, [nnei])
+        cpu = k.env_mat_mix("cpu", coord, types, box, davg, dstd, nnei)
+        gpu = k.env_mat_mix("gpu", coord, types, box, davg, dstd, nnei)
+        tag = "gpu mixed == cpu [%s, float64]" % name
+        for key in ("nlist", "ntype", "nmask"):
+            rep.equal(tag + " " + key, gpu[key], cpu[key])
+        for key in ("em", "em_deriv", "rij"):
+            rep.close(tag + " " + key, gpu[key], cpu[key], 1e-12)
 
 
 def check_supercell(k, rep, rng, systems):
@@ -938,6 +1008,7 @@ def main():
 
     check_errors(k, rep, "cpu")
     check_reference(k, rep, rng, systems)
+    check_mixed_reference(k, rep, rng, systems)
     check_supercell(k, rep, rng, systems)
     check_finite_differences(k, rep, rng, systems)
     check_newton(k, rep, rng, systems, "cpu")
@@ -954,6 +1025,7 @@ def main():
                 for dtype in (np.float64, np.float32):
                     compare_gpu_cpu(k, rep, rng, name, coord, types, box, sel, dtype)
             check_batched_frames(k, rep, rng, systems)
+            check_mixed_gpu(k, rep, rng, systems)
             check_water_data(k, rep, rng, args.water_data)
             check_newton(k, rep, rng, systems, "gpu")
             check_grad_identity(k, rep, rng, systems, "gpu")

@@ -1,4 +1,6 @@
 /* Plain C entry points to the kernels, for harnesses without TensorFlow (ctypes, C++ tests).
+ * The _mix functions are ProdEnvMatAMix's: one block of nnei slots for every type, and each
+ * slot's neighbour type (ntypes when empty) and mask (1 byte, 0 or 1).
  * Every function returns 0 on success and non-zero on failure, when dtk_last_error() names the
  * problem. Suffix _d: double, _f: float.
  * The _cpu functions take host pointers and one frame.
@@ -25,6 +27,10 @@ int dtk_has_cuda(void);
                                       const int* type, int nloc, int nall, const T* box,        \
                                       const T* davg, const T* dstd, int ntypes, const int* sel, \
                                       float rcut, float rcut_smth);                             \
+  int dtk_prod_env_mat_a_mix_cpu_##SUFFIX(                                                      \
+      T* em, T* em_deriv, T* rij, int* nlist, int* ntype, unsigned char* nmask, const T* coord,  \
+      const int* type, int nloc, int nall, const T* box, const T* davg, const T* dstd,            \
+      int ntypes, int nnei, float rcut, float rcut_smth);                                         \
   int dtk_prod_force_a_cpu_##SUFFIX(T* force, const T* net_deriv, const T* in_deriv,            \
                                     const int* nlist, int nloc, int nall, int nnei);             \
   int dtk_prod_virial_a_cpu_##SUFFIX(T* virial, T* atom_virial, const T* net_deriv,             \
@@ -38,6 +44,11 @@ int dtk_has_cuda(void);
       const dtk_gpu_context* ctx, T* em, T* em_deriv, T* rij, int* nlist, const T* coord,        \
       const int* type, int nframes, int nloc, int nall, const T* box, const T* davg,             \
       const T* dstd, int ntypes, const int* sel, float rcut, float rcut_smth);                   \
+  int dtk_prod_env_mat_a_mix_gpu_##SUFFIX(                                                      \
+      const dtk_gpu_context* ctx, T* em, T* em_deriv, T* rij, int* nlist, int* ntype,            \
+      unsigned char* nmask, const T* coord, const int* type, int nframes, int nloc, int nall,     \
+      const T* box, const T* davg, const T* dstd, int ntypes, int nnei, float rcut,              \
+      float rcut_smth);                                                                           \
   int dtk_prod_force_a_gpu_##SUFFIX(const dtk_gpu_context* ctx, int nframes, T* force,           \
                                     const T* net_deriv, const T* in_deriv, const int* nlist,     \
                                     int nloc, int nall, int nnei);                               \

@@ -39,6 +39,18 @@ extern "C" int dtk_has_cuda(void) {
                          dstd, p);                                                              \
     });                                                                                         \
   }                                                                                             \
+  extern "C" int dtk_prod_env_mat_a_mix_cpu_##SUFFIX(                                           \
+      T* em, T* em_deriv, T* rij, int* nlist, int* ntype, unsigned char* nmask, const T* coord,  \
+      const int* type, int nloc, int nall, const T* box, const T* davg, const T* dstd,            \
+      int ntypes, int nnei, float rcut, float rcut_smth) {                                        \
+    return guarded([&] {                                                                        \
+      EnvMatParams p{ntypes, &nnei, nnei, rcut, rcut_smth, true};                               \
+      prod_env_mat_a_cpu(em, em_deriv, rij, nlist, coord, type, nloc, nall, box, nullptr, davg, \
+                         dstd, p);                                                              \
+      neighbor_types_cpu(ntype, reinterpret_cast<bool*>(nmask), nlist, type,                    \
+                         static_cast<long long>(nloc) * nnei, ntypes);                          \
+    });                                                                                         \
+  }                                                                                             \
   extern "C" int dtk_prod_force_a_cpu_##SUFFIX(T* force, const T* net_deriv, const T* in_deriv, \
                                                const int* nlist, int nloc, int nall, int nnei) { \
     return guarded(                                                                             \

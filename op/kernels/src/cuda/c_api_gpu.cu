@@ -72,6 +72,21 @@ using namespace deepmd_tebd;
                    dstd, ntypes, sel, rcut, rcut_smth);                                          \
     });                                                                                          \
   }                                                                                              \
+  extern "C" int dtk_prod_env_mat_a_mix_gpu_##SUFFIX(                                            \
+      const dtk_gpu_context* ctx, T* em, T* em_deriv, T* rij, int* nlist, int* ntype,             \
+      unsigned char* nmask, const T* coord, const int* type, int nframes, int nloc, int nall,      \
+      const T* box, const T* davg, const T* dstd, int ntypes, int nnei, float rcut,               \
+      float rcut_smth) {                                                                         \
+    return guarded([&] {                                                                         \
+      gpu::require(nframes >= 0 && nloc >= 0 && nall >= 0 && ntypes >= 0 && nnei >= 0,          \
+                   "negative size");                                                             \
+      const EnvMatParams p{ntypes, &nnei, nnei, rcut, rcut_smth, true};                          \
+      prod_env_mat_a_gpu(gpu::context(ctx), em, em_deriv, rij, nlist, coord, type, nframes, nloc, \
+                         nall, box, davg, dstd, p);                                              \
+      neighbor_types_gpu(gpu::context(ctx), ntype, reinterpret_cast<bool*>(nmask), nlist, type,  \
+                         nframes, nloc, nnei, nall, ntypes);                                     \
+    });                                                                                          \
+  }                                                                                              \
   extern "C" int dtk_prod_force_a_gpu_##SUFFIX(const dtk_gpu_context* ctx, int nframes, T* force, \
                                                const T* net_deriv, const T* in_deriv,            \
                                                const int* nlist, int nloc, int nall, int nnei) { \
