@@ -165,6 +165,7 @@ class SeAttenConfig(DescriptorConfig):
     smooth: bool
     trainable_ln: bool
     ln_eps: float
+    given_sel_list: tuple[int, ...] = ()  # sel as a list in the script (summed)
     needs_type_embedding: ClassVar[bool] = True
     mixed_types: ClassVar[bool] = True  # one sel block: ProdEnvMatAMix
 
@@ -173,6 +174,7 @@ class SeAttenConfig(DescriptorConfig):
         """The settings of a normalised se_atten or se_atten_v2 section (a list sel is summed,
         as DeePMD-kit's class does)."""
         common = cls.common_settings(section)
+        listed = tuple(section["sel"]) if isinstance(section["sel"], list) else ()
         if not isinstance(common["sel"], str):
             common["sel"] = (sum(common["sel"]),)
         v2 = section["type"] == "se_atten_v2"
@@ -186,7 +188,7 @@ class SeAttenConfig(DescriptorConfig):
                    attn_mask=section["attn_mask"], tebd_input_mode=mode,
                    smooth=v2 or bool(section["smooth_type_embedding"]),
                    trainable_ln=section["trainable_ln"],
-                   ln_eps=1e-3 if ln_eps is None else float(ln_eps))
+                   ln_eps=1e-3 if ln_eps is None else float(ln_eps), given_sel_list=listed)
 
     @property
     def stripped_type_embedding(self) -> bool:
@@ -203,6 +205,12 @@ class SeAttenConfig(DescriptorConfig):
         (its issue 2811), and so is the type embedding with a non-zero davg unless strip and
         smooth (PR 2350)."""
         out = []
+        if len(self.given_sel_list) > 1:
+            out.append(f"{self.type}: sel {list(self.given_sel_list)} is summed to "
+                       f"{sum(self.given_sel_list)} slots for all types (DeePMD-kit's descriptor "
+                       "sums it too, but DeePMD-kit 3.2's dp train keeps only the first entry, "
+                       f"{self.given_sel_list[0]}, when it runs its neighbour statistics): give "
+                       "model/descriptor/sel as one integer")
         if not self.smooth:
             out.append(f"{self.type} without smooth_type_embedding is discontinuous at the "
                        "cut-off (its attention renormalises when a neighbour enters or leaves), "

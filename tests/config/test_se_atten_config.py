@@ -34,7 +34,11 @@ def test_deepmd_kits_defaults_and_the_alias():
 
 
 def test_a_list_sel_is_summed_and_stripped_type_embedding_overrides_the_mode():
-    assert settings(sel=[10, 20]).descriptor.sel == (30,)
+    listed = settings(sel=[10, 20]).descriptor
+    assert listed.sel == (30,)
+    assert any("sel [10, 20] is summed to 30" in w and "keeps only the first entry, 10" in w
+               for w in listed.warnings())
+    assert not any("summed" in w for w in settings(sel=30).descriptor.warnings())
     assert settings(tebd_input_mode="concat",
                     stripped_type_embedding=True).descriptor.tebd_input_mode == "strip"
     assert settings(smooth_type_embdding=True).descriptor.smooth  # DeePMD-kit's misspelt alias
