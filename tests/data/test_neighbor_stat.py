@@ -350,3 +350,16 @@ def test_entry_point_logs_deepmd_lines(deepmd_water, caplog):
                                                               rel=1e-12)
     assert messages[1] == f"training data with max nbor size: {sizes}"
     assert len(messages) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["--mixed-type", "--one-type"])
+def test_dp_neighbor_stat_mixed_type_counts_all_types_as_one(deepmd_water, option, tmp_path):
+    """DeePMD-kit's option and its alias: one max_nbor_size, all types counted together."""
+    from dp_command import run_dp
+
+    result = run_dp(tmp_path, "neighbor-stat", "-s", str(WATER), "-r", str(RCUT), "-t", "O",
+                    "H", option)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = deepmd_water["one_type"]["max_nbor_size"]
+    assert f"max_nbor_size: {np.array(expected)}" in result.stderr + result.stdout
