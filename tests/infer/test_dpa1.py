@@ -3,7 +3,7 @@ normalise as DeePMD-kit 3.2 normalises them; made small, they train, freeze, and
 run in DeePMD-kit's DeepPot and in LAMMPS as in ours (1e-10), and DeePMD-kit's graph in our
 DeepPot, and DeePMD-kit's `--init-frz-model` starts from ours; sel "auto" gives one block of
 the data's largest neighbour count x 1.1, rounded up to 4, written as an integer; `dp compress`
-refuses them with the reason."""
+refuses them with the reason; se_atten_v2 conserves the total energy in LAMMPS NVE."""
 from __future__ import annotations
 
 import json
@@ -17,6 +17,7 @@ from shared_paths import INPUTS, needs_water
 from deepmd_tebd.config import normalize
 from deepmd_tebd.infer import DeepPot
 from reference.deepmd_oracle import run_oracle_script
+from reference.lammps import run_lammps
 
 pytestmark = [needs_water, pytest.mark.slow]
 EXAMPLES = ["water_se_atten.json", "water_se_atten_compressible.json",
@@ -141,3 +142,20 @@ def test_auto_sel_is_one_block_of_the_largest_neighbour_count(tmp_path):
     sizes = [line for line in result.stderr.splitlines() if "max nbor size" in line]
     largest = int(sizes[-1].rsplit("[", 1)[1].rstrip("]"))
     assert sel == 4 * ((int(largest * 1.1) + 3) // 4)  # an integer, as DeePMD-kit writes it
+
+
+def test_se_atten_v2_conserves_the_total_energy_in_lammps(tmp_path):
+    """600 NVE steps of 0.25 fs at 50 K with a small se_atten_v2 model (20 training steps):
+    the total energy drifts by at most 1 % of the potential energy's swing."""
+    run = make_workdir(tmp_path / "run", _small("water_se_atten.json", steps=20))
+    for args in (("train", "input.json"), ("freeze", "-o", "v2.pb")):
+        result = dp(run, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    coords, cells, types = water_frames(1)
+    md = run_lammps(tmp_path / "nve", run / "v2.pb", coords[0], cells[0], types, ["O", "H"],
+                    nve_steps=600, timestep_ps=0.00025, temperature=50.0)
+    thermo = md["thermo"]  # step, pe, ke, etotal every 10 steps
+    pe_swing = thermo[:, 1].max() - thermo[:, 1].min()
+    drift = np.abs(thermo[:, 3] - thermo[0, 3]).max()
+    assert thermo[-1, 0] == 600 and pe_swing > 0.05
+    assert drift <= 0.01 * pe_swing, (drift, pe_swing)
