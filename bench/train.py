@@ -1,12 +1,13 @@
 """Trains deepmd_tebd and DeePMD-kit 3.2.0 (TensorFlow backend) on the same inputs and compares them.
 
     python bench/train.py [--steps 2000] [--seeds 3] [--first-seed 0]
-                          [--only tebd|se_e2_a|tebd_v2]
+                          [--only tebd|se_e2_a|tebd_v2|atten]
                           [--keep DIR] [--threads N] [--out DIR]
 
 Inputs: DeePMD-kit's example scripts ../shared/inputs/water_se_e2_a_tebd.json ("tebd"),
-water_se_e2_a.json ("se_e2_a") and water_se_a_ebd_v2.json ("tebd_v2", DeePMD-kit's current
-type-embedding example) beside the checkout, changed only in numb_steps (--steps),
+water_se_e2_a.json ("se_e2_a"), water_se_a_ebd_v2.json ("tebd_v2", DeePMD-kit's current
+type-embedding example) and water_se_atten.json ("atten", DPA-1's se_atten_v2: DeePMD-kit's
+examples/water/se_atten) beside the checkout, changed only in numb_steps (--steps),
 decay_steps 100, disp_freq 100 and save_freq max(2000, --steps), with training systems
 data_0..data_2 and validation system data_3 of ../shared/data/water. Each job runs in its own work
 dir <tmp>/<job>/run next to a link <tmp>/<job>/data -> the water data, so the inputs' own
@@ -83,7 +84,7 @@ from deepmd_tebd.train.lcurve import read_lcurve  # noqa: E402
 from tests.reference.deepmd_oracle import _clean_env, oracle_python  # noqa: E402
 
 INPUTS = {"tebd": "water_se_e2_a_tebd.json", "se_e2_a": "water_se_e2_a.json",
-          "tebd_v2": "water_se_a_ebd_v2.json"}
+          "tebd_v2": "water_se_a_ebd_v2.json", "atten": "water_se_atten.json"}
 PROGRAMS = ("ours", "deepmd")
 VALIDATION = "data_3"  # the validation system; data_0..data_2 train
 LABELS = {"ours": "deepmd_tebd", "deepmd": "DeePMD-kit"}
@@ -92,7 +93,8 @@ DECAY_STEPS = 100
 MIN_SAVE_FREQ = 2000
 SKIP_BEFORE = 200           # intervals ending at steps <= this are warm-up
 # per input: (rmse ratio, step-time ratio) targets
-TARGETS = {"tebd": (1.10, 1.0), "se_e2_a": (1.10, 1.0), "tebd_v2": (1.05, 0.8)}
+TARGETS = {"tebd": (1.10, 1.0), "se_e2_a": (1.10, 1.0), "tebd_v2": (1.05, 0.8),
+           "atten": (1.05, 0.8)}
 PROGRESS_EVERY_S = 60.0
 
 # ours, and DeePMD-kit 2.x: training and testing time of the interval, wall time (see docstring)
