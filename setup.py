@@ -113,7 +113,7 @@ setup(
     ext_modules=[op_library],
     cmdclass={"build_ext": BuildOps},
     python_requires=">=3.9",
-    install_requires=["numpy", "jsonschema", "pyyaml", "dpdata"],
+    install_requires=["numpy", "jsonschema", "pyyaml", "dpdata", "h5py"],
     extras_require={"test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "tensorboard",
                              "ase"],
                     "ase": ["ase"],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping, Optional, Union
 
 __all__ = ["DESCRIPTOR_SETTINGS", "DescriptorConfig", "SeAConfig", "SeAEbdV2Config",
-           "SeAttenConfig", "int_tuple"]
+           "SeAttenConfig", "int_tuple", "one_sel_block"]
 
 
 def int_tuple(values) -> tuple[int, ...]:
@@ -225,3 +225,9 @@ class SeAttenConfig(DescriptorConfig):
 
 DESCRIPTOR_SETTINGS: dict[str, type] = {"se_e2_a": SeAConfig, "se_a_ebd_v2": SeAEbdV2Config,
                                         "se_atten": SeAttenConfig, "se_atten_v2": SeAttenConfig}
+
+
+def one_sel_block(descriptor_type) -> bool:
+    """Whether the (normalised) descriptor type keeps one sel block for every type (DPA-1)."""
+    return isinstance(descriptor_type, str) and getattr(
+        DESCRIPTOR_SETTINGS.get(descriptor_type), "mixed_types", False)

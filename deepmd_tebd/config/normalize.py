@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, validators
 from . import schema as S
 from .bounds import check_bounds, non_finite_numbers
 from .compat import convert_to_v2
+from .descriptors import one_sel_block
 from .errors import ConfigError, Problem
 from .v3_keys import NO_DEFAULT, econf_problems, schedule_problems
 
@@ -308,7 +309,7 @@ def _ntypes(model: dict) -> tuple[int | None, str]:
     if model.get("type_map"):
         return len(model["type_map"]), "as in model/type_map"
     sel = model["descriptor"]["sel"]
-    if isinstance(sel, list) and model["descriptor"]["type"] not in ("se_atten", "se_atten_v2"):
+    if isinstance(sel, list) and not one_sel_block(model["descriptor"]["type"]):
         return len(sel), "the length of model/descriptor/sel, as no model/type_map is given"
     return None, ""
 
@@ -323,7 +324,7 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
         problems.append(Problem("model/type_map", f"element names must be unique, {dup} repeat"))
     if model.get("type_embedding", {}).get("use_econf_tebd"):
         problems += econf_problems(type_map)
-    if not type_map and desc["type"] in ("se_atten", "se_atten_v2"):  # one sel for all types
+    if not type_map and one_sel_block(desc["type"]):
         problems.append(Problem("model/type_map", f"required by {desc['type']}"))
     if model["type"] not in S.MODEL_TYPES:
         problems.append(Problem("model/type", f"{_show(model['type'])} is not implemented by "

@@ -161,24 +161,29 @@ class StatFile:
         return (self.path / key).exists()
 
     def _read_all(self, keys: list[str], shape):
-        """The arrays at `keys` when all are there (each of `shape` when given), else None."""
-        if not all(self._has(key) for key in keys):
+        """The arrays at `keys` when all are there (each of `shape` when given), else None; an
+        HDF5 file is opened once."""
+        if self.hdf5:
+            with self._h5("r") as f:
+                if not all(key in f for key in keys):
+                    return None
+                return [self._checked(key, lambda key=key: f[key][()], shape) for key in keys]
+        if not all((self.path / key).exists() for key in keys):
             return None
-        arrays = []
-        for key in keys:
-            try:
-                if self.hdf5:
-                    with self._h5("r") as f:
-                        value = np.asarray(f[key][()])
-                else:
-                    value = np.load(self.path / key, allow_pickle=False)
-            except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-                raise self._fail(f"{key} cannot be read ({err})") from None
-            if shape is not None and value.shape != shape:
-                raise self._fail(f"{key} has shape {value.shape}, expected {shape}: the file "
-                                 "belongs to another model; give another stat_file")
-            arrays.append(value)
-        return arrays
+        return [self._checked(key, lambda key=key: np.load(self.path / key, allow_pickle=False),
+                              shape) for key in keys]
+
+    def _checked(self, key: str, load, shape) -> np.ndarray:
+        """load() of the array at `key`, StatFileError when it cannot be read or has not
+        `shape` (when given)."""
+        try:
+            value = np.asarray(load())
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            raise self._fail(f"{key} cannot be read ({err})") from None
+        if shape is not None and value.shape != shape:
+            raise self._fail(f"{key} has shape {value.shape}, expected {shape}: the file "
+                             "belongs to another model; give another stat_file")
+        return value
 
     def _write(self, items: dict) -> None:
         try:

@@ -239,3 +239,24 @@ def assert_runs_in_deepmd_kit_and_lammps(graph: Path, tmp: Path) -> None:
     assert md["energy"] == pytest.approx(e[0, 0], rel=1e-10)
     assert np.abs(md["forces"] - f[0]).max() <= 1e-10 * np.abs(f[0]).max()
     assert np.abs(md["virial"] - v[0]).max() <= 1e-10 * np.abs(v[0]).max()
+
+
+# DeePMD-kit 3.2's normalisation of the scripts at the paths in argv[1] (JSON list), as its
+# out.json writes them: {path: script} on stdout (for reference.deepmd_oracle.run_oracle_script)
+DEEPMD_NORMALISE = """
+import json, sys
+from deepmd.tf.utils.argcheck import normalize
+from deepmd.tf.utils.compat import update_deepmd_input
+paths = json.loads(sys.argv[1])
+print(json.dumps({p: normalize(update_deepmd_input(json.load(open(p)), warning=False))
+                  for p in paths}))
+"""
+
+
+def leaves(node, path=()):
+    """(key path "a/b/c", value) of every leaf of a nested dict."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaves(value, path + (key,))
+    else:
+        yield "/".join(path), node

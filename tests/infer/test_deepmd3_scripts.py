@@ -14,8 +14,8 @@ import json
 
 import pytest
 import numpy as np
-from conftest import (assert_runs_in_deepmd_kit_and_lammps, dp, make_workdir, tiny_input,
-                      water_input)
+from conftest import (DEEPMD_NORMALISE, assert_runs_in_deepmd_kit_and_lammps, dp, leaves,
+                      make_workdir, tiny_input, water_input)
 from shared_paths import DEEPMD_3_2_EXAMPLES as EXAMPLES_3_2
 from shared_paths import INPUTS, WATER, needs_water
 
@@ -34,40 +34,23 @@ SCRIPTS = {"3.2 se_e2_a": EXAMPLES_3_2 / "se_e2_a.json",
 EXAMPLES = list(SCRIPTS)
 TRAINED = EXAMPLES[:3]  # the two 2.2 scripts left differ from 3.2's by one key each
 
-DEEPMD_OUT_JSON = """
-import json, sys
-from deepmd.tf.utils.argcheck import normalize
-from deepmd.tf.utils.compat import update_deepmd_input
-paths = json.loads(sys.argv[1])
-print(json.dumps({p: normalize(update_deepmd_input(json.load(open(p)), warning=False))
-                  for p in paths}))
-"""
-
 
 @pytest.fixture(scope="module")
 def their_out_json(tmp_path_factory) -> dict:
     """{example: the out.json DeePMD-kit 3.2 writes for it (before sel "auto" is resolved)}."""
     tmp = tmp_path_factory.mktemp("deepmd3_out")
     paths = [str(SCRIPTS[name]) for name in EXAMPLES]
-    out = json.loads(run_oracle_script(DEEPMD_OUT_JSON, paths, tmp))
+    out = json.loads(run_oracle_script(DEEPMD_NORMALISE, paths, tmp))
     return {name: out[str(SCRIPTS[name])] for name in EXAMPLES}
-
-
-def _leaves(node, path=()):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _leaves(value, path + (key,))
-    else:
-        yield "/".join(path), node
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_deepmd_kits_out_json_normalises_to_the_same_values(their_out_json, example):
     theirs = their_out_json[example]
     assert "env_protection" in theirs["model"]["descriptor"]  # a 3.x out.json, 3.x keys in it
-    ours = dict(_leaves(normalize(json.loads(SCRIPTS[example].read_text()), example)))
-    again = dict(_leaves(normalize(theirs, "out.json")))
-    theirs = dict(_leaves(theirs))
+    ours = dict(leaves(normalize(json.loads(SCRIPTS[example].read_text()), example)))
+    again = dict(leaves(normalize(theirs, "out.json")))
+    theirs = dict(leaves(theirs))
     common = set(ours) & set(theirs)
     assert len(common) > 40
     assert {k: ours[k] for k in common} == {k: theirs[k] for k in common}
@@ -167,7 +150,7 @@ def test_legacy_training_keys_move_as_deepmd_kit_moves_them(tmp_path):
                               adam_beta1=0.85)
     path = tmp_path / "legacy.json"
     path.write_text(json.dumps(script))
-    theirs = json.loads(run_oracle_script(DEEPMD_OUT_JSON, [str(path)], tmp_path))[str(path)]
+    theirs = json.loads(run_oracle_script(DEEPMD_NORMALISE, [str(path)], tmp_path))[str(path)]
     ours = normalize(script, "legacy.json")
     assert ours["optimizer"] == {k: theirs["optimizer"][k] for k in ours["optimizer"]}
     for key in ("warmup_ratio", "warmup_start_factor"):

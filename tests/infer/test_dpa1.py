@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import (assert_runs_in_deepmd_kit_and_lammps, deepmd_eval, dp, make_workdir,
-                      oracle_dp, water_frames)
+from conftest import (DEEPMD_NORMALISE, assert_runs_in_deepmd_kit_and_lammps, deepmd_eval, dp,
+                      leaves, make_workdir, oracle_dp, water_frames)
 from shared_paths import INPUTS, needs_water
 
 from deepmd_tebd.config import normalize
@@ -26,30 +26,13 @@ EXAMPLES = ["water_se_atten.json", "water_se_atten_compressible.json",
 V3_DESCRIPTOR_KEYS = {"concat_output_tebd", "tebd_dim", "scaling_factor", "normalize",
                       "env_protection", "use_econf_tebd", "use_tebd_bias", "lmax"}
 
-DEEPMD_NORMALISED = """
-import json, sys
-from deepmd.tf.utils.argcheck import normalize
-from deepmd.tf.utils.compat import update_deepmd_input
-paths = json.loads(sys.argv[1])
-print(json.dumps({p: normalize(update_deepmd_input(json.load(open(p)), warning=False))
-                  for p in paths}))
-"""
-
-
-def _leaves(node, path=()):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _leaves(value, path + (key,))
-    else:
-        yield "/".join(path), node
-
 
 def test_deepmd_kits_se_atten_examples_normalise_as_deepmd_kit_does(tmp_path):
     paths = [str(INPUTS / name) for name in EXAMPLES]
-    theirs_all = json.loads(run_oracle_script(DEEPMD_NORMALISED, paths, tmp_path))
+    theirs_all = json.loads(run_oracle_script(DEEPMD_NORMALISE, paths, tmp_path))
     for path in paths:
-        ours = dict(_leaves(normalize(json.loads(open(path).read()), path)))
-        theirs = dict(_leaves(theirs_all[path]))
+        ours = dict(leaves(normalize(json.loads(open(path).read()), path)))
+        theirs = dict(leaves(theirs_all[path]))
         descriptor = {k for k in theirs if k.startswith("model/descriptor/")}
         common = set(ours) & set(theirs)
         # the keys DeePMD-kit 3.x added are not filled in (README), the others all are
