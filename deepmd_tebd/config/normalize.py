@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, validators
 from . import schema as S
 from .bounds import check_bounds, non_finite_numbers
 from .compat import convert_to_v2
+from .data_checks import data_section_problems
 from .descriptors import one_sel_block
 from .errors import ConfigError, Problem
 from .v3_keys import NO_DEFAULT, econf_problems, schedule_problems
@@ -383,16 +384,4 @@ def _cross_check(data: dict, problems: list[Problem]) -> None:
     if loss and loss["enable_atom_ener_coeff"]:
         problems.append(Problem("loss/enable_atom_ener_coeff", "atomic energy coefficients are "
                                 "not implemented by deepmd_tebd: must be false"))
-    for name in ("training_data", "validation_data"):
-        section = data["training"][name]
-        if section is None or not isinstance(section["systems"], list):
-            continue
-        nsys = len(section["systems"])
-        for key in ("batch_size", "sys_probs"):
-            if isinstance(section[key], list) and len(section[key]) != nsys:
-                problems.append(Problem(f"training/{name}/{key}", f"expected one entry per "
-                                        f"system ({nsys}), got {_show(section[key])}"))
-    training = data["training"]
-    if training.get("whole_validation") is not None and training["validation_data"] is None:
-        problems.append(Problem("training/whole_validation", "needs training/validation_data: "
-                                "the frames it evaluates"))
+    problems += data_section_problems(data["training"], desc["type"])

@@ -176,12 +176,14 @@ _DATA = {
     "set_prefix": _str("set", "prefix of the set directories (dp train always reads set.*)"),
     "batch_size": {"anyOf": [{"type": "integer", "minimum": 1},
                              {"type": "array", "items": {"type": "integer", "minimum": 1}},
-                             {"type": "string", "pattern": r"^auto(:[0-9]+)?$"}],
+                             {"type": "string", "pattern": r"^(auto(:[0-9]+)?|mixed:[0-9]+)$"}],
                    "default": "auto",
-                   "x-expect": 'a positive integer, a list of them (one per system), "auto" or '
-                               '"auto:N"',
-                   "description": "frames per batch: a number, one per system, or \"auto:N\" "
-                                  "(at least N atoms per batch; \"auto\" = \"auto:32\")"},
+                   "x-expect": 'a positive integer, a list of them (one per system), "auto", '
+                               '"auto:N" or "mixed:N"',
+                   "description": "frames per batch: a number, one per system, \"auto:N\" "
+                                  "(at least N atoms per batch; \"auto\" = \"auto:32\") or "
+                                  "\"mixed:N\" (N frames of drawn systems, padded with virtual "
+                                  "atoms; se_atten)"},
     "auto_prob": _str("prob_sys_size", "how systems are drawn: prob_uniform, prob_sys_size or "
                       "prob_sys_size;a:b:w;...", **{"x-alias": ["auto_prob_style"]}),
     "sys_probs": _key(["array", "null"], None, "probability of each system (overrides "

@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .batch import assemble_batch, default_mesh, load_set_arrays
+from .batch import assemble_batch, default_mesh, load_set_arrays, merge_frames
 from .sampling import (DEFAULT_LABELS, DataRequirement, label_requirements, make_data_rng,
                        resolve_batch_size, system_probabilities)
-from .system import DataError, System, count_types, find_systems
+from .system import DataError, System, count_types, find_systems, mixed_type_of
 
 if TYPE_CHECKING:
     from ..config.objects import DataConfig
@@ -107,7 +107,7 @@ class _SystemBatches:
     """The batch iterator of one system over its sets (``DeepmdData.get_batch``)."""
 
     def __init__(self, system: System, batch_size: int, requirements: list[DataRequirement],
-                 ntypes: int):
+                 ntypes: int, frames_per_draw: int | None = None):
         self.system = system
         self.batch_size = batch_size
         self.requirements = requirements
@@ -115,6 +115,9 @@ class _SystemBatches:
         self.default_mesh = default_mesh(system)
         self.set_nframes = [self._check_set(set_dir) for set_dir in system.sets]
         self.nbatches = sum(max(1, n // batch_size) for n in self.set_nframes)
+        # frames drawn at a time: the batch size, or 1 for mixed batches
+        # (DeepmdDataSystem.get_batch_mixed draws single frames; nbatches counts batch_size)
+        self.frames_per_draw = batch_size if frames_per_draw is None else frames_per_draw
         self._set_count = 0     # sets loaded so far
         self._iterator = 0      # position of the next batch in the shuffled order
         self._data = None       # the current set: load_set_arrays, frames in stored order
@@ -141,6 +144,8 @@ class _SystemBatches:
             system.load_label(set_dir, req.key, req.ndof, atomic=req.atomic, nframes=nframes,
                               mmap=True)
         system.load_label(set_dir, "numb_copy", 1, nframes=nframes, required=False, mmap=True)
+        if system.mixed_type:
+            system.load_real_types(set_dir, nframes)
         return nframes
 
     def _load(self, set_dir: Path) -> tuple[dict, np.ndarray]:
@@ -194,13 +199,14 @@ class _SystemBatches:
 
     def next_batch(self, rng: np.random.RandomState) -> dict:
         """The next batch of this system, moving to the next set (shuffled by rng) when due."""
+        size = self.frames_per_draw
         set_size = 0 if self._order is None else self._order.size
-        if self._iterator + self.batch_size > set_size:
+        if self._iterator + size > set_size:
             self._next_set(rng)
             set_size = self._order.size
-        stop = min(self._iterator + self.batch_size, set_size)
+        stop = min(self._iterator + size, set_size)
         frames = self._order[self._iterator:stop]
-        self._iterator += self.batch_size
+        self._iterator += size
         return assemble_batch(self.system, self.natoms_vec, self._data, frames,
                               [req.key for req in self.requirements])
 
@@ -223,7 +229,9 @@ class DataSystem:
     Attributes: ``systems`` (System), ``paths``, ``nsystems``, ``ntypes`` (natoms_vec has
     2 + ntypes entries: len(type_map) when a type_map is given), ``type_map``, ``natoms``,
     ``batch_size``, ``nbatches`` (per system, max(1, nframes // bs) summed over the sets as
-    ``DeepmdData.get_sys_numb_batch``), ``sys_probs``, ``pbc``, ``rng``, ``requirements``.
+    ``DeepmdData.get_sys_numb_batch``), ``sys_probs``, ``pbc``, ``rng``, ``requirements``,
+    ``mixed_systems`` ("mixed:N" batches), ``mixed_type`` (frames carry their own types: the
+    mixed-type format or mixed batches).
     """
 
     def __init__(self, systems, batch_size="auto", type_map: Sequence[str] | None = None, *,
@@ -249,11 +257,14 @@ class DataSystem:
         self.pbc = [s.pbc for s in self.systems]
         self.requirements = label_requirements(labels, numb_fparam, numb_aparam, required)
         self.batch_size = resolve_batch_size(batch_size, self.natoms)
-        self._iters = [_SystemBatches(s, bs, self.requirements, self.ntypes)
+        self.mixed_systems = isinstance(batch_size, str) and batch_size.startswith("mixed")
+        self.mixed_type = mixed_type_of(self.systems, self.mixed_systems)
+        draw = 1 if self.mixed_systems else None
+        self._iters = [_SystemBatches(s, bs, self.requirements, self.ntypes, draw)
                        for s, bs in zip(self.systems, self.batch_size)]
         self.nbatches = [it.nbatches for it in self._iters]
         self.sys_probs = system_probabilities(self.nbatches, sys_probs, auto_prob)
-        if not (isinstance(batch_size, str) and batch_size.startswith("auto")):
+        if not (isinstance(batch_size, str) and batch_size.startswith(("auto", "mixed"))):
             for it in self._iters:
                 for set_dir, n in zip(it.system.sets, it.set_nframes):
                     if n < it.batch_size:
@@ -286,7 +297,15 @@ class DataSystem:
         return int(self.rng.choice(np.arange(self.nsystems), p=self.sys_probs))
 
     def get_batch(self, sys_idx: int | None = None) -> dict:
-        """The next batch of system ``sys_idx``, or of a system drawn with the probabilities."""
+        """The next batch of system ``sys_idx``, or of a system drawn with the probabilities.
+
+        With ``"mixed:N"`` batches, N frames, each of a drawn system, padded to the largest
+        natoms (:func:`.batch.merge_frames`); sys_idx is ignored, as DeePMD-kit ignores it."""
+        if self.mixed_systems:
+            frames = [self._iters[self.pick_system()].next_batch(self.rng)
+                      for _ in range(self.batch_size[0])]
+            atomic = {"coord"} | {req.key for req in self.requirements if req.atomic}
+            return merge_frames(frames, self.ntypes, atomic)
         if sys_idx is None:
             sys_idx = self.pick_system()
         elif not 0 <= sys_idx < self.nsystems:

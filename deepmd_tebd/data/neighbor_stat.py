@@ -70,22 +70,23 @@ def neighbor_stat(systems, rcut: float, type_map: Sequence[str] | None,
     max_size = np.zeros(ntypes, dtype=np.int32)
     for system in loaded:
         natoms = system.natoms
-        if one_type:
-            atype = np.zeros(natoms, dtype=np.int32)
-            natoms_vec = np.array([natoms, natoms, natoms], dtype=np.int32)
-        else:
-            atype = system.atype
-            natoms_vec = system.natoms_vec(ntypes)
-        mesh = default_mesh(system)
+        # the op reads only nloc, nall and the number of types from natoms_vec
+        natoms_vec = np.array([natoms, natoms] + [0] * ntypes, dtype=np.int32)
+        mesh = default_mesh(system, mixed_type=False)
         for set_dir in system.sets:
             data = system.load_set(set_dir)
+            nframes = data["coord"].shape[0]
+            # each frame's types (mixed-type format: virtual atoms -1, which are not counted)
+            atype = data.get("type", np.broadcast_to(system.atype, (nframes, natoms)))
+            if one_type:
+                atype = np.where(atype >= 0, 0, -1)
             isolated = False
-            for part in frame_chunks(data["coord"].shape[0], natoms, _BATCH_ATOMS):
+            for part in frame_chunks(nframes, natoms, _BATCH_ATOMS):
                 start, stop = part.start, part.stop
                 try:
                     sizes, dists = op_module.tebd_neighbor_stat(
                         tf.constant(data["coord"][start:stop], tf.float64),
-                        tf.constant(np.broadcast_to(atype, (stop - start, natoms)), tf.int32),
+                        tf.constant(atype[start:stop], tf.int32),
                         tf.constant(natoms_vec, tf.int32),
                         tf.constant(data["box"][start:stop], tf.float64),
                         tf.constant(mesh, tf.int32),

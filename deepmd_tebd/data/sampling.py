@@ -111,7 +111,8 @@ def resolve_batch_size(batch_size, natoms: Sequence[int]) -> list[int]:
     """Frames per batch of each system (``DeepmdDataSystem.__init__``, ``_make_auto_bs``).
 
     An int applies to every system; a list gives one per system; ``"auto"`` is ``"auto:32"``;
-    ``"auto:N"`` gives ``N // natoms``, plus one when that holds fewer than N atoms.
+    ``"auto:N"`` gives ``N // natoms``, plus one when that holds fewer than N atoms;
+    ``"mixed:N"`` gives N (a batch of N frames of drawn systems: DataSystem.get_batch).
     """
     nsys = len(natoms)
     if isinstance(batch_size, (bool, np.bool_)):
@@ -121,15 +122,16 @@ def resolve_batch_size(batch_size, natoms: Sequence[int]) -> list[int]:
         sizes = [int(batch_size)] * nsys
     elif isinstance(batch_size, str):
         rule, colon, arg = batch_size.partition(":")
-        if rule == "mixed":
-            raise DataError(f"batch_size {batch_size!r}: mixed batches are for the mixed-type "
-                            "data format (se_atten), which is not supported")
-        if rule != "auto" or (colon and not arg.isdigit()):
+        if rule not in ("auto", "mixed") or (colon and not arg.isdigit()) or (
+                rule == "mixed" and not colon):
             raise DataError(f"unknown batch_size rule {batch_size!r}: expected an integer, a "
-                            "list of integers, \"auto\" or \"auto:N\" (N a positive integer)")
+                            "list of integers, \"auto\", \"auto:N\" or \"mixed:N\" (N a "
+                            "positive integer)")
         target = int(arg) if arg else 32
         if target < 1:
             raise DataError(f"batch_size {batch_size!r}: N must be at least 1")
+        if rule == "mixed":  # N frames of any systems per batch (DeePMD-kit's get_batch_mixed)
+            return [target] * nsys
         sizes = []
         for n in natoms:
             bs = target // n

@@ -26,7 +26,8 @@ def check_against_data(config: Config, source: str, skip_neighbor_stat: bool = F
     for name, section in (("training_data", training.training_data),
                           ("validation_data", training.validation_data)):
         if section is not None:
-            problems += _system_problems(section.systems, type_map, f"training/{name}/systems")
+            problems += _system_problems(section.systems, type_map, f"training/{name}/systems",
+                                         config.model.descriptor)
     if problems:
         raise ConfigError(source, problems)
     data_ntypes = None if type_map else _count_data_types(config, source)
@@ -114,7 +115,10 @@ def warn_descriptor_settings(config: Config, source: str) -> int:
     return len(warnings) + bool(ignored)
 
 
-def _system_problems(systems, type_map, path: str) -> list[Problem]:
+def _system_problems(systems, type_map, path: str, descriptor) -> list[Problem]:
+    """The systems' problems: unreadable, types the model's type map does not name, or the
+    mixed-type format (every frame its own types) for a descriptor whose graph does not take
+    per-frame types."""
     try:
         paths = find_systems(systems)
     except DataError as err:
@@ -122,10 +126,15 @@ def _system_problems(systems, type_map, path: str) -> list[Problem]:
     problems = []
     for system in paths:
         try:
-            System(system)
+            found = System(system)
         except DataError as err:
             problems.append(Problem(path, str(err)))
             continue
+        if found.mixed_type and not descriptor.mixed_types:
+            problems.append(Problem(path, f"{system} is in the mixed-type format "
+                                    "(set.*/real_atom_types.npy: every frame its own atom "
+                                    f"types), which the {descriptor.type} descriptor does not "
+                                    "take; only se_atten and se_atten_v2 do"))
         try:
             System(system, type_map)
         except DataError as err:  # readable alone: the model's type map does not cover it

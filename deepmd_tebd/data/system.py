@@ -13,6 +13,13 @@ A system is a directory holding (DeePMD-kit's deepmd/utils/data.py: DeepmdData):
 A :class:`System` remaps the type indices to a model's ``type_map`` by name through
 ``type_map.raw`` and orders the atoms stably by type: ``System.atype`` is sorted, and
 every per-atom array read through the system is permuted the same way (``System.idx_map``).
+
+Mixed-type format (DeePMD-kit's doc/data/system.md, "Mixed type"): every set also holds
+``real_atom_types.npy`` [nframes, natoms], the type of each atom in each frame (indices of
+``type_map.raw``, which is then required; -1 marks a virtual atom, whose labels are zero).
+``type.raw`` only gives the number of atoms; the atoms keep their stored order
+(``System.mixed_type`` is True, ``idx_map`` the identity) and ``load_set`` returns the
+frames' types, in the model's indices, as ``"type"``.
 Every problem with the files raises :class:`DataError`, whose message names the file and what was
 expected. Only NumPy is used here.
 """
@@ -26,17 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config.objects import SystemsGlob
+from .errors import DataError, SystemNotFoundError
+from .type_files import check_mixed_type, read_type_map_raw, read_type_raw, remap_types
 
 __all__ = ["DataError", "SystemNotFoundError", "System", "count_types", "find_systems",
-           "load_systems"]
-
-
-class DataError(ValueError):
-    """A training or test system whose files are missing or malformed."""
-
-
-class SystemNotFoundError(DataError, FileNotFoundError):
-    """A system path that is not a directory holding type.raw (DeePMD-kit raises OSError)."""
+           "load_systems", "mixed_type_of"]
 
 
 def converted_system(path: str | Path, fmt: str) -> Path:
@@ -137,6 +138,24 @@ def count_types(systems: Sequence["System"]) -> int:
                for s in systems)
 
 
+def mixed_type_of(systems: Sequence[System], mixed_batches: bool) -> bool:
+    """Whether the data are of mixed types (per-frame types: the mixed-type format, or
+    "mixed:N" batches of systems of any size): all systems in the mixed-type format or none
+    (DeePMD-kit's DeepmdDataSystem); mixed batches need all periodic or all open systems."""
+    formats = [s.mixed_type for s in systems]
+    if any(formats) and not all(formats):
+        mixed, plain = systems[formats.index(True)], systems[formats.index(False)]
+        raise DataError(f"{mixed.path} is in the mixed-type format (set.*/real_atom_types.npy) "
+                        f"but {plain.path} is not: the systems of one data section must all be "
+                        "in it or none")
+    if mixed_batches and len({s.pbc for s in systems}) > 1:
+        periodic, open_ = (next(s for s in systems if s.pbc is flag) for flag in (True, False))
+        raise DataError(f"mixed batches put frames of several systems into one batch, so the "
+                        f"systems must be all periodic or all open: {periodic.path} is "
+                        f"periodic, {open_.path} has a nopbc file")
+    return any(formats) or mixed_batches
+
+
 # the energy model's label files: (values per frame, or per atom and frame when atomic)
 LABEL_SHAPES = {"energy": (1, False), "force": (3, True), "virial": (9, False),
                 "atom_ener": (1, True), "atom_pref": (1, True)}
@@ -154,36 +173,44 @@ class System:
                 sorted[k] = original[idx_map[k]]
       pbc       False when the directory holds a ``nopbc`` file
       sets      the ``set.*`` directories, sorted by name
+      mixed_type  True for the mixed-type format: atype is type.raw's placeholder and the
+                frames' types come from load_set (key "type") or load_real_types
     """
 
     def __init__(self, path: str | Path, type_map: Sequence[str] | None = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise SystemNotFoundError(f"system {self.path} is not a directory")
-        raw_type = _read_type_raw(self.path / "type.raw")
-        self.type_map = _read_type_map_raw(self.path / "type_map.raw")
-        atype = _remap_types(raw_type, self.type_map, type_map, self.path)
-        self.natoms = int(atype.size)
-        self.idx_map = np.argsort(atype, kind="stable")
-        self.atype = atype[self.idx_map].astype(np.int32)
+        raw_type = read_type_raw(self.path / "type.raw")
+        self.type_map = read_type_map_raw(self.path / "type_map.raw")
         self.pbc = not (self.path / "nopbc").is_file()
         self.sets = sorted(p for p in self.path.glob("set.*") if p.is_dir())
         if not self.sets:
             raise DataError(f"no set.* directory found in {self.path}: a system needs at least "
                             "one set (set.000/coord.npy, ...)")
-        for set_dir in self.sets:
-            if (set_dir / "real_atom_types.npy").exists():
-                raise DataError(f"{set_dir / 'real_atom_types.npy'}: the mixed-type data format "
-                                "is not supported")
+        self.mixed_type = check_mixed_type(self.path, self.sets, self.type_map)
+        self.natoms = int(raw_type.size)
+        if self.mixed_type:
+            # type.raw is a placeholder (DeePMD-kit keeps its indices unmapped); the real types
+            # come per frame, mapped through _real_index (system index -> model index)
+            remap_types(raw_type, self.type_map, None, self.path)
+            self._real_index = remap_types(np.arange(len(self.type_map)), self.type_map,
+                                            type_map, self.path)
+            self.idx_map = np.arange(self.natoms)
+            self.atype = raw_type.astype(np.int32)
+            return
+        atype = remap_types(raw_type, self.type_map, type_map, self.path)
+        self.idx_map = np.argsort(atype, kind="stable")
+        self.atype = atype[self.idx_map].astype(np.int32)
 
     def __repr__(self) -> str:
         return f"System({str(self.path)!r}, natoms={self.natoms}, sets={len(self.sets)})"
 
     def natoms_vec(self, ntypes: int) -> np.ndarray:
         """``[natoms, natoms, count of type 0, ..., count of type ntypes-1]`` (int32)."""
-        if self.natoms and int(self.atype[-1]) >= ntypes:
-            raise DataError(f"{self.path / 'type.raw'} uses type {int(self.atype[-1])}, but the "
-                            f"model knows only {ntypes} types")
+        if self.natoms and int(self.atype.max()) >= ntypes:
+            raise DataError(f"{self.path / 'type.raw'} uses type {int(self.atype.max())}, but "
+                            f"the model knows only {ntypes} types")
         counts = np.bincount(self.atype, minlength=ntypes)
         return np.concatenate([[self.natoms, self.natoms], counts]).astype(np.int32)
 
@@ -194,7 +221,8 @@ class System:
     def load_set(self, set_dir: Path) -> dict[str, np.ndarray]:
         """The positions and cells of one set, atoms in sorted order, float64.
 
-        Returns {"coord": [nframes, natoms*3], "box": [nframes, 9]} (zeros for nopbc systems).
+        Returns {"coord": [nframes, natoms*3], "box": [nframes, 9]} (zeros for nopbc systems),
+        and for the mixed-type format "type" [nframes, natoms] int32 (load_real_types).
         """
         coord = self.load_array(set_dir, "coord", 3, atomic=True)
         nframes = coord.shape[0]
@@ -210,7 +238,34 @@ class System:
                                 "has a singular cell (zero volume)")
         else:
             box = np.zeros((nframes, 9))
+        if self.mixed_type:
+            return {"coord": coord, "box": box, "type": self.load_real_types(set_dir, nframes)}
         return {"coord": coord, "box": box}
+
+    def load_real_types(self, set_dir: Path, nframes: int) -> np.ndarray:
+        """The atom types of every frame of a mixed-type set, [nframes, natoms] int32 in the
+        model's indices (-1: a virtual atom), from ``real_atom_types.npy``."""
+        path = Path(set_dir) / "real_atom_types.npy"
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path} cannot be read as a .npy array: {err}") from err
+        data = data.reshape(1, -1) if data.ndim == 1 else data
+        if data.ndim != 2 or data.shape != (nframes, self.natoms):
+            raise DataError(f"{path} has shape {data.shape}; expected [{nframes} frames (as "
+                            f"coord.npy), natoms = {self.natoms} (from type.raw)]")
+        if not (np.issubdtype(data.dtype, np.integer) or (
+                np.issubdtype(data.dtype, np.floating) and np.all(data == np.round(data)))):
+            raise DataError(f"{path} holds {data.dtype} values; expected integer type indices")
+        data = data.astype(np.int64)
+        bad = (data < -1) | (data >= len(self.type_map))
+        if np.any(bad):
+            frame, atom = np.argwhere(bad)[0]
+            raise DataError(f"{path}: frame {frame}, atom {atom} has type {data[frame, atom]}; "
+                            f"expected -1 (a virtual atom) or an index of type_map.raw "
+                            f"{self.type_map} (0..{len(self.type_map) - 1})")
+        lookup = np.append(self._real_index, -1)  # -1 indexes the last entry: stays -1
+        return lookup[data].astype(np.int32)
 
     def load_array(self, set_dir: Path, key: str, ndof: int, atomic: bool = False,
                    nframes: int | None = None, required: bool = True,
@@ -301,63 +356,3 @@ class System:
                 return data
         return self.load_array(set_dir, key, ndof, atomic=atomic, nframes=nframes,
                                required=required, mmap=mmap)
-
-
-def _read_type_raw(path: Path) -> np.ndarray:
-    """type.raw: whitespace-separated non-negative integers, one per atom."""
-    if not path.is_file():
-        raise SystemNotFoundError(f"{path} is missing: a system directory must hold type.raw")
-    tokens = path.read_text().split()
-    if not tokens:
-        raise DataError(f"{path} is empty; expected one type index per atom")
-    try:
-        atype = np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError as err:
-        raise DataError(f"{path} must hold integer type indices: {err}") from None
-    if np.any(atype < 0):
-        raise DataError(f"{path} holds a negative type index ({int(atype.min())})")
-    return atype
-
-
-def _read_type_map_raw(path: Path) -> list[str] | None:
-    """type_map.raw: whitespace-separated distinct names, or None if absent."""
-    if not path.exists():
-        return None
-    names = path.read_text().split()
-    if not names:
-        raise DataError(f"{path} is empty; expected one name per type index")
-    if len(set(names)) != len(names):
-        raise DataError(f"{path} names a type twice: {names}")
-    return names
-
-
-def _remap_types(atype: np.ndarray, system_map: list[str] | None,
-                 model_map: Sequence[str] | None, root: Path) -> np.ndarray:
-    """Type indices of the system in the model's indices (DeePMD-kit's
-    deepmd/utils/data.py: DeepmdData._idx_map and its type_map remapping).
-
-    With both maps, index k becomes model_map.index(system_map[k]); every name of the system's map
-    must be known to the model. Without type_map.raw the indices are kept and must be below the
-    model's number of types. Without a model map (None or empty: a script without
-    model/type_map) the indices are kept as they are, type_map.raw or not.
-    """
-    top = int(atype.max())
-    if system_map is not None and top >= len(system_map):
-        raise DataError(f"{root / 'type.raw'} uses type index {top}, but "
-                        f"{root / 'type_map.raw'} names only {len(system_map)} types "
-                        f"{system_map}")
-    if not model_map:  # DeePMD-kit's DeepmdData.__init__ remaps only for a non-empty type_map
-        return atype
-    model_map = list(model_map)
-    if system_map is None:
-        if top >= len(model_map):
-            raise DataError(f"{root / 'type.raw'} uses type index {top}, but the type_map "
-                            f"{model_map} has only {len(model_map)} types (and {root} has no "
-                            "type_map.raw to map names)")
-        return atype
-    unknown = [name for name in system_map if name not in model_map]
-    if unknown:
-        raise DataError(f"{root / 'type_map.raw'} names types {unknown} that are not in the "
-                        f"type_map {model_map}")
-    new_index = np.array([model_map.index(name) for name in system_map], dtype=np.int64)
-    return new_index[atype]

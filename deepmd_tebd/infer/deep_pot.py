@@ -11,6 +11,11 @@ for every frame), fparam [nf, dim_fparam] (or [dim_fparam] for all frames), apar
 [nf, nat, dim_aparam] (or [nat, dim_aparam]). Atoms need not be sorted: they are sorted by type
 for the graph and the results mapped back.
 
+A model whose descriptor takes every frame's own types (se_atten, se_atten_v2: the graph's
+environment matrix is ProdEnvMatAMix; `mixed_types` is True) also takes atom_types [nf, nat],
+different in each frame and with -1 for virtual atoms (no energy, no force), as DeePMD-kit's
+`eval(..., mixed_type=True)`; those frames are fed as they are, unsorted.
+
 Frames are evaluated in batches of at most `batch_atoms` atoms (frames x atoms per frame; at
 least one frame), from the environment variable DP_INFER_BATCH_SIZE or 1024, so that memory
 stays bounded however many frames one call brings. A single frame is evaluated whole.
@@ -82,6 +87,8 @@ class DeepPot:
         if self.dim_aparam and nn.T_APARAM not in self._in:
             raise ModelFileError(f"{self.model_file}: daparam is {self.dim_aparam}, but the "
                                  f"graph has no {nn.T_APARAM} input")
+        # the graph takes each frame's own types (DeePMD-kit's mixed_type evaluation)
+        self.mixed_types = any(op.type == "ProdEnvMatAMix" for op in self.graph.get_operations())
         self._out = {key: self.graph.get_tensor_by_name(nn.OUTPUT_NODES[key] + ":0")
                      for key in ("energy", "force", "virial", "atom_energy", "atom_virial")}
         if batch_atoms is None:
@@ -118,19 +125,33 @@ class DeepPot:
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def _inputs(self, coords, cells, atom_types, fparam, aparam):
+    def _atom_types(self, atom_types) -> np.ndarray:
+        """[nat] types of every frame, or [nf, nat] per-frame types (a mixed-types graph)."""
         atom_types = np.asarray(atom_types)
-        if atom_types.ndim == 2 and np.all(atom_types == atom_types[:1]):
+        if atom_types.ndim == 2 and np.all(atom_types == atom_types[:1]) and np.all(
+                atom_types >= 0):
             atom_types = atom_types[0]  # the same types in every frame
-        if atom_types.ndim != 1 or not np.issubdtype(atom_types.dtype, np.integer):
-            raise ValueError(f"atom_types must be one integer type per atom, shape [natoms]; "
-                             f"got shape {atom_types.shape} of {atom_types.dtype}")
-        nat = atom_types.size
-        bad = (atom_types < 0) | (atom_types >= self.ntypes)
+        if atom_types.ndim not in (1, 2) or not np.issubdtype(atom_types.dtype, np.integer):
+            raise ValueError(f"atom_types must be one integer type per atom, shape [natoms] "
+                             f"(or [nframes, natoms] for a model of mixed types); got shape "
+                             f"{atom_types.shape} of {atom_types.dtype}")
+        per_frame = atom_types.ndim == 2 or np.any(atom_types == -1)
+        if per_frame and not self.mixed_types:
+            raise ValueError("atom_types differ between frames or hold -1 (virtual atoms): only "
+                             "a model whose descriptor takes every frame's own types "
+                             f"(se_atten, se_atten_v2) evaluates them, not {self.model_file}")
+        bad = (atom_types < (-1 if per_frame else 0)) | (atom_types >= self.ntypes)
         if np.any(bad):
-            raise ValueError(f"atom_types: type {int(atom_types[bad][0])} (atom "
-                             f"{int(np.flatnonzero(bad)[0])}) is outside the model's type map "
-                             f"{self.type_map} (0..{self.ntypes - 1})")
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"atom_types: type {int(atom_types[bad][0])} (atom {where[-1]}"
+                             f"{f' of frame {where[0]}' if len(where) == 2 else ''}) is outside "
+                             f"the model's type map {self.type_map} (0..{self.ntypes - 1}"
+                             f"{', or -1 for a virtual atom' if per_frame else ''})")
+        return atom_types.reshape(-1, atom_types.shape[-1]) if per_frame else atom_types
+
+    def _inputs(self, coords, cells, atom_types, fparam, aparam):
+        atom_types = self._atom_types(atom_types)
+        nat = atom_types.shape[-1]
         coords = np.asarray(coords, dtype=np.float64)
         if coords.size % (nat * 3) != 0 or coords.size == 0 or (
                 coords.shape[-1] not in (3, nat * 3)):
@@ -138,6 +159,9 @@ class DeepPot:
                              f"{nat * 3}] for {nat} atoms; got {coords.shape}")
         coords = coords.reshape(-1, nat, 3)
         nf = coords.shape[0]
+        if atom_types.ndim == 2 and atom_types.shape[0] != nf:
+            raise ValueError(f"atom_types gives the types of {atom_types.shape[0]} frames for "
+                             f"{nf} frames of coords")
         if cells is not None:
             cells = np.asarray(cells, dtype=np.float64)
             if cells.size != nf * 9:
@@ -166,14 +190,26 @@ class DeepPot:
             aparam = aparam.reshape(nf, nat, self.dim_aparam)
         return coords, cells, atom_types, fparam, aparam
 
-    def eval(self, coords, cells, atom_types, atomic: bool = False, fparam=None, aparam=None):
+    def eval(self, coords, cells, atom_types, atomic: bool = False, fparam=None, aparam=None,
+             mixed_type: bool = False):
         """(energy [nf, 1], force [nf, nat, 3], virial [nf, 9]) and with `atomic` also
-        (atom_energy [nf, nat, 1], atom_virial [nf, nat, 9]); see the module docstring."""
+        (atom_energy [nf, nat, 1], atom_virial [nf, nat, 9]); see the module docstring.
+        mixed_type (DeePMD-kit's keyword) is accepted: per-frame types are recognised by their
+        shape."""
         coords, cells, atom_types, fparam, aparam = self._inputs(coords, cells, atom_types,
                                                                  fparam, aparam)
         nf, nat = coords.shape[:2]
-        order = np.argsort(atom_types, kind="stable")  # sorted position -> original atom
-        natoms = np.concatenate([[nat, nat], np.bincount(atom_types, minlength=self.ntypes)])
+        if atom_types.ndim == 2:  # per frame, fed unsorted; natoms from frame 0, virtual atoms
+            order = np.arange(nat)  # counted as type 0 (DeePMD-kit's DeepEval)
+            first = atom_types[0]
+            counts = np.bincount(first[first >= 0], minlength=self.ntypes)
+            counts[0] += int(np.sum(first < 0))
+            fed_types = atom_types
+        else:
+            order = np.argsort(atom_types, kind="stable")  # sorted position -> original atom
+            counts = np.bincount(atom_types, minlength=self.ntypes)
+            fed_types = np.broadcast_to(atom_types[order], (nf, nat))
+        natoms = np.concatenate([[nat, nat], counts])
         per_run = max(1, self.batch_atoms // nat)
         keys = ["energy", "force", "virial"] + (["atom_energy", "atom_virial"] if atomic else [])
         parts = {key: [] for key in keys}
@@ -181,7 +217,7 @@ class DeepPot:
             stop = min(nf, start + per_run)
             k = stop - start
             feed = {self._in[nn.T_COORD]: coords[start:stop, order].reshape(-1),
-                    self._in[nn.T_TYPE]: np.tile(atom_types[order], k).astype(np.int32),
+                    self._in[nn.T_TYPE]: fed_types[start:stop].reshape(-1).astype(np.int32),
                     self._in[nn.T_NATOMS]: natoms.astype(np.int32)}
             if cells is None:
                 feed[self._in[nn.T_BOX]] = np.tile(np.eye(3).reshape(-1), k)

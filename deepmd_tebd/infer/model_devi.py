@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.system import System, find_systems
+from ..data.system import DataError, System, find_systems
 from .graph_file import ModelFileError
 
 log = logging.getLogger("deepmd_tebd")
@@ -88,7 +88,8 @@ def _evaluate(models, sys_: System, set_dir: Path, real_error: bool):
         extra["fparam"] = sys_.load_array(set_dir, "fparam", dim_f, nframes=nf)
     if dim_a:
         extra["aparam"] = sys_.load_array(set_dir, "aparam", dim_a, atomic=True, nframes=nf)
-    outputs = [m.eval(data["coord"], cells, sys_.atype, **extra) for m in models]
+    types = data.get("type", sys_.atype)  # the mixed-type format: each frame's own types
+    outputs = [m.eval(data["coord"], cells, types, **extra) for m in models]
     real = None
     if real_error:
         real, _ = sys_.load_labels_or_zeros(set_dir, ("energy", "force", "virial"), nf)
@@ -101,6 +102,10 @@ def system_deviation(models, path: Path, type_map, frequency: int = 1,
                      relative: float | None = None, relative_v: float | None = None) -> np.ndarray:
     """The rows of one system's block: step, the 7 columns and, `atomic`, one per atom."""
     sys_ = System(path, type_map=type_map or None)
+    if sys_.mixed_type and not all(getattr(m, "mixed_types", False) for m in models):
+        raise DataError(f"{path} is in the mixed-type format (set.*/real_atom_types.npy: every "
+                        "frame its own atom types); only se_atten and se_atten_v2 models "
+                        "evaluate it, and not every model given is one")
     rows = []
     for set_dir in sys_.sets:
         (energies, forces, virials), real = _evaluate(models, sys_, set_dir, real_error)

@@ -118,8 +118,9 @@ def evaluate_system(dp, sys_: System, frames: dict, atomic: bool, detail: str | 
     natoms = sys_.natoms
     nf = frames["coord"].shape[0]
     cells = frames["box"] if sys_.pbc else None
+    types = frames["type"] if sys_.mixed_type else sys_.atype  # mixed-type: each frame's
     energy, force, virial, *atom = dp.eval(frames["coord"].reshape(nf, natoms, 3), cells,
-                                           sys_.atype, atomic=atomic)
+                                           types, atomic=atomic)
     energy = energy.reshape(nf, 1)
     force = force.reshape(nf, natoms * 3)
     mae_e, rmse_e = _errors(energy - frames["energy"])
@@ -179,7 +180,11 @@ def report_errors(dp, systems: list[Path], set_prefix: str = "set", numb_test: i
     results = []
     for index, path in enumerate(systems):
         sys_ = System(path, type_map)
-        if sys_.natoms and int(sys_.atype.max()) >= dp.get_ntypes():
+        if sys_.mixed_type and not getattr(dp, "mixed_types", False):
+            raise DataError(f"{path} is in the mixed-type format (set.*/real_atom_types.npy: "
+                            "every frame its own atom types), which the model does not take: "
+                            "only se_atten and se_atten_v2 models evaluate it")
+        if not sys_.mixed_type and sys_.natoms and int(sys_.atype.max()) >= dp.get_ntypes():
             raise DataError(f"{path / 'type.raw'} uses type {int(sys_.atype.max())}, but the "
                             f"model knows only {type_map}")
         frames = load_test_frames(sys_, set_prefix, numb_test, shuffle_test, rand_seed)

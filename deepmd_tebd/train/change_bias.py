@@ -45,7 +45,8 @@ def bias_change(model, systems, ntypes: int, nsample: int) -> tuple[np.ndarray, 
             pred = model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
                          batch["default_mesh"])["energy"]
             n = batch["coord"].shape[0]
-            counts.append(np.tile(np.bincount(system.atype, minlength=ntypes), (n, 1)))
+            counts.append(batch["real_natoms_vec"][:, 2:] if "real_natoms_vec" in batch
+                          else np.tile(np.bincount(system.atype, minlength=ntypes), (n, 1)))
             residuals.append(batch["energy"] - np.asarray(pred).reshape(-1))
     counts, residuals = np.concatenate(counts).astype(np.float64), np.concatenate(residuals)
     delta = np.linalg.lstsq(counts, residuals, rcond=None)[0]

@@ -19,7 +19,8 @@ def test_auto_batch_size_gives_at_least_n_atoms_per_batch(rule, natoms):
     assert bs == -(-target // natoms)
 
 
-@pytest.mark.parametrize("bad", ["big", "auto:x", "auto:0", 0, -1, True, 2.5, "mixed:4"])
+@pytest.mark.parametrize("bad", ["big", "auto:x", "auto:0", 0, -1, True, 2.5, "mixed",
+                                 "mixed:0", "mixed:x"])
 def test_invalid_batch_size_is_refused(bad):
     with pytest.raises(DataError, match="batch_size"):
         resolve_batch_size(bad, [3, 4])

@@ -200,8 +200,6 @@ MALFORMED = {
     "box_frame_count": (lambda p: np.save(_set(p) / "box.npy", np.eye(3).reshape(1, 9)),
                         "box.npy"),
     "singular_box": (lambda p: np.save(_set(p) / "box.npy", np.zeros((2, 9))), "box.npy"),
-    "mixed_type_format": (lambda p: np.save(_set(p) / "real_atom_types.npy", np.zeros((2, 3))),
-                          "real_atom_types.npy"),
 }
 
 
