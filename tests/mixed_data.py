@@ -36,12 +36,12 @@ def write_mixed_system(path: Path, types, coord, box=None, type_map=("O", "H"), 
 
 
 def mixed_from_system(source: Path, path: Path, nframes: int, type_map=("H", "O"),
-                      virtual: dict | None = None, seed: int = 0) -> Path:
+                      virtual: dict | None = None, seed: int = 0, shuffle: bool = True) -> Path:
     """The first `nframes` frames of a DeePMD-kit npy system (with type_map.raw) rewritten in
     the mixed-type format under the names type_map (in another order than the source's, so
     that indices are mapped by name). virtual {frame: [atoms]}: those atoms become virtual
-    (type -1, force zero). Frame k's atoms are reordered by a seeded permutation when k is
-    odd, so that frames differ in their types' order."""
+    (type -1, force zero). With `shuffle`, frame k's atoms are reordered by a seeded
+    permutation when k is odd, so that frames differ in their types' order."""
     names = (source / "type_map.raw").read_text().split()
     atype = np.loadtxt(source / "type.raw", dtype=np.int64, ndmin=1)
     set_dir = sorted(source.glob("set.*"))[0]
@@ -54,7 +54,7 @@ def mixed_from_system(source: Path, path: Path, nframes: int, type_map=("H", "O"
     rng = np.random.default_rng(seed)
     types = np.empty((nframes, natoms), np.int64)
     for k in range(nframes):
-        order = rng.permutation(natoms) if k % 2 else np.arange(natoms)
+        order = rng.permutation(natoms) if shuffle and k % 2 else np.arange(natoms)
         types[k], coord[k], force[k] = mapped[order], coord[k, order], force[k, order]
         for atom in (virtual or {}).get(k, []):
             types[k, atom] = -1

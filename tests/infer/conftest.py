@@ -48,6 +48,18 @@ def tiny_input(script, numb_steps=2):
     return script
 
 
+def small_dpa1_input(name: str, steps: int = 4) -> dict:
+    """DeePMD-kit's example with small nets, a few steps on one system."""
+    script = json.loads((INPUTS / name).read_text())
+    script["model"]["descriptor"].update(neuron=[4, 8], axis_neuron=4, attn=8)
+    script["model"]["fitting_net"]["neuron"] = [16, 16]
+    training = script["training"]
+    training.update(numb_steps=steps, disp_freq=steps, save_freq=steps)
+    training["training_data"]["systems"] = ["../data/data_0"]
+    training["validation_data"].update(systems=["../data/data_3"], numb_btch=1)
+    return script
+
+
 def make_workdir(root: Path, script: dict) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").symlink_to(WATER)

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 from conftest import (DEEPMD_NORMALISE, assert_runs_in_deepmd_kit_and_lammps, deepmd_eval, dp,
-                      leaves, make_workdir, oracle_dp, water_frames)
+                      leaves, make_workdir, oracle_dp, small_dpa1_input, water_frames)
 from shared_paths import INPUTS, needs_water
 
 from deepmd_tebd.config import normalize
@@ -40,21 +40,9 @@ def test_deepmd_kits_se_atten_examples_normalise_as_deepmd_kit_does(tmp_path):
         assert {k: ours[k] for k in common} == {k: theirs[k] for k in common}, path
 
 
-def _small(name: str, steps: int = 4) -> dict:
-    """DeePMD-kit's example with small nets, a few steps on one system."""
-    script = json.loads((INPUTS / name).read_text())
-    script["model"]["descriptor"].update(neuron=[4, 8], axis_neuron=4, attn=8)
-    script["model"]["fitting_net"]["neuron"] = [16, 16]
-    training = script["training"]
-    training.update(numb_steps=steps, disp_freq=steps, save_freq=steps)
-    training["training_data"]["systems"] = ["../data/data_0"]
-    training["validation_data"].update(systems=["../data/data_3"], numb_btch=1)
-    return script
-
-
 @pytest.mark.parametrize("name", ["water_se_atten.json", "water_se_atten_dpa1_compat.json"])
 def test_dpa1_graphs_run_in_deepmd_kits_deep_pot_and_lammps(tmp_path, name):
-    run = make_workdir(tmp_path / "run", _small(name))
+    run = make_workdir(tmp_path / "run", small_dpa1_input(name))
     for args in (("train", "input.json"), ("freeze", "-o", "dpa1.pb")):
         result = dp(run, *args)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -68,7 +56,7 @@ def test_dpa1_graphs_run_in_deepmd_kits_deep_pot_and_lammps(tmp_path, name):
 def test_deepmd_kits_dpa1_graph_runs_in_ours(tmp_path):
     """DeePMD-kit 3.2 trains and freezes the small se_atten_v2 model; our DeepPot evaluates its
     graph as DeePMD-kit's does (1e-10)."""
-    run = make_workdir(tmp_path / "theirs", _small("water_se_atten.json"))
+    run = make_workdir(tmp_path / "theirs", small_dpa1_input("water_se_atten.json"))
     for args in (("train", "input.json"), ("freeze", "-o", "theirs.pb")):
         result = oracle_dp(run, *args)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -97,13 +85,13 @@ def test_deepmd_kit_starts_from_our_graph_with_init_frz_model(tmp_path):
     """DeePMD-kit's `dp train --init-frz-model ours.pb` (0 steps) then `dp freeze` gives our
     model back (energies, forces, virials); its DeepPot.eval_typeebd reads our padded type embedding
     table (t_typeebd, with descrpt_attr/sel and original_sel kept in the graph)."""
-    ours = make_workdir(tmp_path / "ours", _small("water_se_atten.json", steps=2))
+    ours = make_workdir(tmp_path / "ours", small_dpa1_input("water_se_atten.json", steps=2))
     for args in (("train", "input.json"), ("freeze", "-o", "ours.pb")):
         result = dp(ours, *args)
         assert result.returncode == 0, result.stderr[-3000:]
     theirs = tmp_path / "ours" / "theirs"  # beside our run folder: the same ../data
     theirs.mkdir()
-    (theirs / "input.json").write_text(json.dumps(_small("water_se_atten.json", steps=0)))
+    (theirs / "input.json").write_text(json.dumps(small_dpa1_input("water_se_atten.json", steps=0)))
     for args in (("train", "input.json", "--init-frz-model", "../run/ours.pb"),
                  ("freeze", "-o", "theirs.pb")):
         result = oracle_dp(theirs, *args)
@@ -116,7 +104,7 @@ def test_deepmd_kit_starts_from_our_graph_with_init_frz_model(tmp_path):
 
 
 def test_auto_sel_is_one_block_of_the_largest_neighbour_count(tmp_path):
-    script = _small("water_se_atten.json", steps=1)
+    script = small_dpa1_input("water_se_atten.json", steps=1)
     script["model"]["descriptor"]["sel"] = "auto"
     run = make_workdir(tmp_path / "run", script)
     result = dp(run, "train", "input.json")
@@ -130,7 +118,7 @@ def test_auto_sel_is_one_block_of_the_largest_neighbour_count(tmp_path):
 def test_se_atten_v2_conserves_the_total_energy_in_lammps(tmp_path):
     """600 NVE steps of 0.25 fs at 50 K with a small se_atten_v2 model (20 training steps):
     the total energy drifts by at most 1 % of the potential energy's swing."""
-    run = make_workdir(tmp_path / "run", _small("water_se_atten.json", steps=20))
+    run = make_workdir(tmp_path / "run", small_dpa1_input("water_se_atten.json", steps=20))
     for args in (("train", "input.json"), ("freeze", "-o", "v2.pb")):
         result = dp(run, *args)
         assert result.returncode == 0, result.stderr[-3000:]
