@@ -9,6 +9,10 @@ installed first and the build must see it: install with
 The CUDA kernels (op/kernels/src/cuda) are added when TensorFlow is a CUDA build and nvcc is on the
 PATH (set DEEPMD_TEBD_NO_CUDA=1 to skip them), compiled with the nvcc flags of op/cuda.mk, which
 op/Makefile uses too. The CPU build never depends on them.
+
+The training step's batched matrix product (op/tf/batch_mat_mul.cc, dense Eigen products) is
+compiled for the building machine's processor (-march=native, when the compiler takes it; set
+DEEPMD_TEBD_PORTABLE=1 to build it for any x86-64): the library is built where it runs.
 """
 import json
 import os
@@ -26,7 +30,10 @@ from cuda_flags import cuda_make_variables  # noqa: E402  (op/cuda.mk, shared wi
 
 VERSION = "0.1.0"
 CPU_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src").glob("*.cc"))
-TF_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/tf").glob("*.cc"))
+# compiled with the processor's own instructions (BuildOps._compile_native)
+NATIVE_SOURCES = ["op/tf/batch_mat_mul.cc"]
+TF_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/tf").glob("*.cc")
+                    if str(p.relative_to(ROOT)) not in NATIVE_SOURCES)
 CUDA_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src/cuda").glob("*.cu"))
 
 
@@ -40,6 +47,14 @@ def _tensorflow():
             "this package with: pip install --no-build-isolation -e ."
         )
     return tf
+
+
+def _newer(sources, target) -> bool:
+    """Whether target is missing or older than any of the sources."""
+    if not os.path.exists(target):
+        return True
+    stamp = os.path.getmtime(target)
+    return any(os.path.getmtime(src) > stamp for src in sources)
 
 
 class BuildOps(build_ext):
@@ -63,8 +78,10 @@ class BuildOps(build_ext):
             ext.include_dirs += [str(cuda_home / "include")]
             ext.library_dirs += [str(cuda_home / "lib64")]
             ext.libraries += ["cudart"]
+        native = self._compile_native(ext)
         super().build_extensions()
-        info = {"tensorflow": tf.__version__, "cuda": bool(use_cuda), "version": VERSION}
+        info = {"tensorflow": tf.__version__, "cuda": bool(use_cuda), "version": VERSION,
+                "native": native}
         self._info = Path(self.get_ext_fullpath(ext.name)).parent / "build_info.json"
         self._info.write_text(json.dumps(info, indent=2) + "\n")
 
@@ -75,6 +92,30 @@ class BuildOps(build_ext):
 
     def get_outputs(self):
         return super().get_outputs() + [str(Path(self.build_lib) / "deepmd_tebd/op/build_info.json")]
+
+    def _compile_native(self, ext) -> bool:
+        """Compiles NATIVE_SOURCES into ext's objects, with -march=native unless
+        DEEPMD_TEBD_PORTABLE is set or the compiler refuses it; returns whether it was used."""
+        flags = list(ext.extra_compile_args)
+        native = not os.environ.get("DEEPMD_TEBD_PORTABLE")
+        target = self.get_ext_fullpath(ext.name)
+        if not (self.force or _newer(ext.sources + ext.depends, target)):
+            return json.loads((Path(target).parent / "build_info.json").read_text()).get(
+                "native", False)  # up to date: build_extension will not link
+        if native:
+            probe = Path(self.build_temp) / "native_probe.cc"
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            probe.write_text("int main() { return 0; }\n")
+            try:
+                self.compiler.compile([str(probe)], output_dir=self.build_temp,
+                                      extra_postargs=["-march=native"])
+            except Exception:  # a compiler without -march=native: the portable build
+                native = False
+        objects = self.compiler.compile(
+            NATIVE_SOURCES, output_dir=self.build_temp, include_dirs=ext.include_dirs,
+            extra_postargs=flags + (["-march=native"] if native else []))
+        ext.extra_objects += objects
+        return native
 
     def _compile_cuda(self, tf):
         objects = []
@@ -97,7 +138,8 @@ op_library = Extension(
     "deepmd_tebd.op._op_library",
     sources=CPU_SOURCES + TF_SOURCES,
     # the headers: a change to one rebuilds the library (setuptools tracks only these files)
-    depends=sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op").rglob("*.h")),
+    depends=sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op").rglob("*.h"))
+    + NATIVE_SOURCES,
     include_dirs=["op/kernels/include", "op/kernels/src", "op/tf"],
     extra_compile_args=["-O3", "-fopenmp", "-ffp-contract=off", "-fvisibility=hidden"],
     extra_link_args=["-fopenmp"],

@@ -7,7 +7,8 @@ One layer, on the neighbours' embeddings G [n, S, M1] (S slots per atom):
     A = Q K^T                                                      [n, S, S], no 1/sqrt(d)
     smooth:      P = softmax((A + 20) w_k w_j - 20) w_k w_j        w: the slots' switch
     not smooth:  P = softmax(A m_k - 2^33 (1 - m_k)) m_j           m: 1 on occupied slots
-    dotr:        P = P * (r^_j . r^_k)                             r^: nrm(R~[..., 1:4])
+    dotr:        P = P * (r^_j . r^_k)                             r^: nrm(R~[..., 1:4]),
+                                                                   one product for all layers
     attn_mask:   P = P * (1 - I)
     G = LN(G + (P V) Wo + bo)                                      post-LN residual
 
@@ -26,9 +27,10 @@ import keras
 import tensorflow as tf
 
 from ..precision import dtype_of
+from .kernels import batch_matmul
 from .network import normal_initializer
 
-__all__ = ["AttentionLayer", "l2_normalize"]
+__all__ = ["AttentionLayer", "angular_gate", "l2_normalize"]
 
 SMOOTH_SHIFT = 20.0  # DeePMD-kit's smth_attn_w_shift
 NEGATIVE = -float(2 << 32)  # DeePMD-kit's negative_mask on empty keys
@@ -39,11 +41,18 @@ def l2_normalize(x):
     return tf.nn.l2_normalize(x, -1)
 
 
+def angular_gate(rmat):
+    """r^_j . r^_k [n, S, S] of the slots' directions r^ = nrm(R~[..., 1:4]) of rmat [n, S, 4]
+    (attn_dotr: every layer's P is multiplied by it)."""
+    r_hat = l2_normalize(rmat[..., 1:])
+    return batch_matmul(r_hat, r_hat, adjoint_b=True)
+
+
 class AttentionLayer(keras.layers.Layer):
     """One attention layer of width `attn` over embeddings of width `width`; seed: c above
     (None: random); smooth, attn_mask: as above; trainable / trainable_ln: the projections' and
     the normalisation's trainability; ln_eps; precision: the descriptor's filter precision. The
-    slot weights and the angular gate come from the caller (`__call__(g, weight, r_hat)`)."""
+    slot weights and the angular gate come from the caller (`__call__(g, weight, angular)`)."""
 
     def __init__(self, width: int, attn: int, index: int, seed: Optional[int],
                  smooth: bool = False, attn_mask: bool = False, precision: str = "default",
@@ -94,9 +103,9 @@ class AttentionLayer(keras.layers.Layer):
         names[f"{scope}/layer_normalization/beta"] = self.beta
         return names
 
-    def call(self, g, weight, r_hat=None):
+    def call(self, g, weight, angular=None):
         """g [n, S, M1] -> [n, S, M1]. weight [n, S]: the switch w (smooth) or the occupancy m
-        (not smooth); r_hat [n, S, 3] (attn_dotr) or None."""
+        (not smooth); angular [n, S, S]: r^_j . r^_k (attn_dotr, `angular_gate`) or None."""
         shape = tf.shape(g)
 
         def project(x, wb):  # on the rows [n*S, width], as DeePMD-kit's one_layer
@@ -107,7 +116,7 @@ class AttentionLayer(keras.layers.Layer):
         q = l2_normalize(project(g, self.query))
         k = l2_normalize(project(g, self.key))
         v = l2_normalize(project(g, self.value))
-        a = tf.matmul(q, k, transpose_b=True)
+        a = batch_matmul(q, k, adjoint_b=True)
         w_key, w_query = weight[:, None, :], weight[:, :, None]
         if self.smooth:
             a = (a + SMOOTH_SHIFT) * w_key * w_query - SMOOTH_SHIFT
@@ -115,11 +124,11 @@ class AttentionLayer(keras.layers.Layer):
         else:
             a = a * w_key + NEGATIVE * (1.0 - w_key)
             p = tf.nn.softmax(a, axis=-1) * w_query
-        if r_hat is not None:
-            p = p * tf.matmul(r_hat, r_hat, transpose_b=True)
+        if angular is not None:
+            p = p * angular
         if self.attn_mask:
             p = p * (1.0 - tf.eye(tf.shape(p)[-1], dtype=p.dtype))
-        x = g + project(tf.matmul(p, v), self.out)
+        x = g + project(batch_matmul(p, v), self.out)
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
         x = (x - mean) / tf.sqrt(var + self.ln_eps)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .attention import AttentionLayer, l2_normalize
+from .attention import AttentionLayer, angular_gate
 from .descriptor import EnvMatDescriptor, centre_types, descriptor_of_embedding
 from .env_mat import INTERFACE_DTYPE, raw_env_mat
 from .se_a_ebd_v2 import stripped_type_table
@@ -143,9 +143,10 @@ class DescriptorSeAtten(EnvMatDescriptor):
         weight = tf.reshape(tf.cast(weight, prec), [-1, s])
         g = self._neighbour_embedding(rmat, weight, tf.reshape(nei_type, [-1, s]),
                                       tf.reshape(centres, [-1]), tf.cast(type_embedding, prec))
-        r_hat = l2_normalize(rmat[..., 1:]) if self.settings.attn_dotr else None
+        angular = (angular_gate(rmat) if self.settings.attn_dotr and self.attention_layers
+                   else None)
         for layer in self.attention_layers:
-            g = layer(g, weight, r_hat=r_hat)
+            g = layer(g, weight, angular=angular)
         a_mat = tf.matmul(rmat, g, transpose_a=True) / float(s)
         d = descriptor_of_embedding(a_mat, self.axis_neuron)
         return tf.cast(tf.reshape(d, [-1, nloc, self.dim_out]), INTERFACE_DTYPE)

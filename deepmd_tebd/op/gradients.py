@@ -76,3 +76,19 @@ def _tabulate_fusion_se_a_grad_grad(op, dz_dy_dem_x, dz_dy_dem):
         op.inputs[0], op.inputs[1], op.inputs[2], op.inputs[3], dz_dy_dem_x, dz_dy_dem,
         op.inputs[5], is_sorted=True)
     return [None, None, None, None, dz_dy, None]
+
+
+@ops.RegisterGradient("TebdBatchMatMul")
+def _batch_mat_mul_grad(op, grad):
+    """z = op(x) op(y): the gradients are products of the same kind (TensorFlow's BatchMatMulV2
+    gradient), so that every order of derivative stays on this op."""
+    x, y = op.inputs
+    adj_x, adj_y = op.get_attr("adj_x"), op.get_attr("adj_y")
+    mm = op_module.tebd_batch_mat_mul
+    if not adj_x and not adj_y:
+        return mm(grad, y, adj_y=True), mm(x, grad, adj_x=True)
+    if not adj_x:
+        return mm(grad, y), mm(grad, x, adj_x=True)
+    if not adj_y:
+        return mm(y, grad, adj_y=True), mm(x, grad)
+    return mm(y, grad, adj_x=True, adj_y=True), mm(grad, x, adj_x=True, adj_y=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ..model.kernels import training_kernels
 from .strategy import SingleProcess
 
 # batch key -> (dtype, shape); labels are present only when the loss needs them
@@ -47,8 +48,9 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
     variables = model.trainable_variables
 
     def predict(batch):
-        return model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
-                     batch["default_mesh"])
+        with training_kernels():  # the training step's own kernels (model/kernels.py)
+            return model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
+                         batch["default_mesh"])
 
     def apply(gradients, lr):
         optimizer.apply(gradients, variables, strategy.rate(lr))

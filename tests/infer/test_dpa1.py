@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import (DEEPMD_NORMALISE, assert_runs_in_deepmd_kit_and_lammps, deepmd_eval, dp,
                       leaves, make_workdir, oracle_dp, small_dpa1_input, water_frames)
 from shared_paths import INPUTS, needs_water
@@ -47,6 +48,11 @@ def test_dpa1_graphs_run_in_deepmd_kits_deep_pot_and_lammps(tmp_path, name):
         result = dp(run, *args)
         assert result.returncode == 0, result.stderr[-3000:]
     assert_runs_in_deepmd_kit_and_lammps(run / "dpa1.pb", tmp_path)
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString((run / "dpa1.pb").read_bytes())
+    types = {node.op for node in graph_def.node}
+    # the training step's own batched product stays out of the frozen graph
+    assert "BatchMatMulV2" in types and "TebdBatchMatMul" not in types
     compressed = dp(run, "compress", "-i", "dpa1.pb", "-o", "compressed.pb")
     assert compressed.returncode == 1
     assert "model compression is not supported" in compressed.stderr

@@ -126,3 +126,36 @@ def test_force_loss_gradient_matches_weight_finite_difference(tebd):
         v.assign(s)
     numeric = (values[0] - values[1]) / (2 * h)
     assert abs(analytic - numeric) < 1e-6 * abs(numeric)
+
+
+@pytest.mark.parametrize("tebd", ["atten", "atten_v2"])
+def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd):
+    """Inside the training step DPA-1's attention runs on TebdBatchMatMul (model/kernels.py):
+    energy, forces and the gradients of a force loss equal those of BatchMatMulV2 (1e-12)."""
+    from deepmd_tebd.model.kernels import training_kernels
+
+    frame, model = setup("triclinic", tebd, False)
+    args = (frame.coord.reshape(1, -1), frame.atype.reshape(1, -1), frame.natoms,
+            frame.box.reshape(1, 9), frame.mesh)
+    variables = model.trainable_variables
+
+    def step():
+        with tf.GradientTape() as tape:
+            out = model(*args)
+            value = tf.reduce_sum(out["force"] ** 2) + tf.reduce_sum(out["energy"])
+        grads = tape.gradient(value, variables)
+        return [out["energy"], out["force"]] + [g for g in grads if g is not None]
+
+    def traced(fast):
+        function = tf.function(step)
+        if fast:
+            with training_kernels():
+                concrete = function.get_concrete_function()
+        else:
+            concrete = function.get_concrete_function()
+        types = {op.type for op in concrete.graph.get_operations()}
+        assert ("TebdBatchMatMul" in types) == fast
+        return [t.numpy() for t in concrete()]
+
+    for got, expected in zip(traced(True), traced(False)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
