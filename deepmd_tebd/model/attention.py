@@ -10,7 +10,8 @@ One layer, on the neighbours' embeddings G [n, S, M1] (S slots per atom):
     dotr:        P = P * (r^_j . r^_k)                             r^: nrm(R~[..., 1:4]),
                                                                    one product for all layers
     attn_mask:   P = P * (1 - I)
-    G = LN(G + (P V) Wo + bo)                                      post-LN residual
+    G = LN(G + (P V) Wo + bo)                                      post-LN residual,
+                                               LN(x) = (x - mean) rsqrt(var + ln_eps) gamma + beta
 
 Variables `attention_layer_<l>/c_query|c_key|c_value|c_out/{matrix,bias}` and
 `attention_layer_<l>/layer_normalization/{gamma,beta}`; seeds (DeePMD-kit's order, starting where
@@ -131,7 +132,7 @@ class AttentionLayer(keras.layers.Layer):
         x = g + project(batch_matmul(p, v), self.out)
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
-        x = (x - mean) / tf.sqrt(var + self.ln_eps)
+        x = (x - mean) * tf.math.rsqrt(var + self.ln_eps)
         return x * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype)
 
     def get_config(self):
