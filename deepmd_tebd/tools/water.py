@@ -11,13 +11,12 @@ only dependency. See deepmd_tebd/tools/README.md.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-import time
 
 import numpy as np
 
+from .progress import Progress
 from .water_dynamics import sample_system
 
 
@@ -32,49 +31,6 @@ def write_system(path: str, system: dict):
     for key in ("coord", "box", "energy", "force", "virial"):
         np.save(os.path.join(set_dir, f"{key}.npy"),
                 np.ascontiguousarray(system[key], dtype=np.float64))
-
-
-class _Progress:
-    """One status line on a stream: frames done, rates and estimated time left."""
-
-    def __init__(self, total_steps: int, total_frames: int, stream, interval: float = 0.5):
-        self.total_steps, self.total_frames = total_steps, total_frames
-        self.stream, self.interval = stream, interval
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.steps = self.frames = 0
-        self.system = ""
-        self.start = self.last = time.perf_counter()
-
-    def step(self, frame_taken: bool):
-        self.steps += 1
-        self.frames += int(frame_taken)
-        now = time.perf_counter()
-        if now - self.last >= (self.interval if self.tty else 10.0):
-            self.last = now
-            self._show(now)
-
-    def _show(self, now: float, end: str = ""):
-        elapsed = max(now - self.start, 1e-9)
-        rate = self.steps / elapsed
-        eta = (self.total_steps - self.steps) / rate if rate > 0 else float("inf")
-        line = (f"water: {self.system} frames {self.frames}/{self.total_frames}, "
-                f"{self.frames / elapsed:.2f} frames/s ({rate:.0f} MD steps/s), "
-                f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}")
-        if self.tty:
-            self.stream.write("\r" + line + "\033[K" + end)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def finish(self):
-        self._show(time.perf_counter(), end="\n" if self.tty else "")
-
-
-def _clock(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def main(argv=None) -> int:
@@ -104,8 +60,8 @@ def main(argv=None) -> int:
         parser.error("--equilibration must not be negative")
 
     steps_per_system = args.equilibration + args.frames * args.stride
-    progress = None if args.quiet else _Progress(
-        args.systems * steps_per_system, args.systems * args.frames, sys.stderr)
+    progress = None if args.quiet else Progress(
+        args.systems * steps_per_system, args.systems * args.frames, sys.stderr, "water")
     for index in range(args.systems):
         rng = np.random.default_rng([args.seed, index])
         if progress is not None:
