@@ -17,6 +17,7 @@ type.raw indexes it. ASE is needed (pip install ase). See deepmd_tebd/tools/READ
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -174,9 +175,7 @@ def main(argv=None) -> int:
         parser.error("--equilibration must not be negative")
     if args.systems * args.atoms < len(elements):
         parser.error("--systems x --atoms must hold every element at least once")
-    try:
-        import ase  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("ase") is None:
         parser.error("ASE is needed: pip install ase")
     constants = {e: fcc_lattice_constant(e) for e in elements}
     steps = args.equilibration + args.frames * args.stride
