@@ -124,7 +124,6 @@ def sample_system(elements, chosen, frames: int, natoms: int, rng, constants, st
             on_step(taken)
     system = {key: np.array(value, dtype=np.float64) for key, value in out.items()}
     system["types"] = types
-    system["temperature"] = temperature
     return system
 
 

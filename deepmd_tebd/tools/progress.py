@@ -22,6 +22,7 @@ class Progress:
         self.start = self.last = time.perf_counter()
 
     def step(self, frame_taken: bool):
+        """One MD step done (and a frame taken); shows the line when it is due."""
         self.steps += 1
         self.frames += int(frame_taken)
         now = time.perf_counter()
@@ -43,6 +44,7 @@ class Progress:
         self.stream.flush()
 
     def finish(self):
+        """The last line, ended."""
         self._show(time.perf_counter(), end="\n" if self.tty else "")
 
 
