@@ -99,9 +99,10 @@ class BuildOps(build_ext):
         flags = list(ext.extra_compile_args)
         native = not os.environ.get("DEEPMD_TEBD_PORTABLE")
         target = self.get_ext_fullpath(ext.name)
-        if not (self.force or _newer(ext.sources + ext.depends, target)):
-            return json.loads((Path(target).parent / "build_info.json").read_text()).get(
-                "native", False)  # up to date: build_extension will not link
+        info = Path(target).parent / "build_info.json"
+        if not (self.force or _newer(ext.sources + ext.depends, target)) and info.is_file():
+            # up to date: build_extension will not link; keep the record of the last build
+            return json.loads(info.read_text()).get("native", False)
         if native:
             probe = Path(self.build_temp) / "native_probe.cc"
             probe.parent.mkdir(parents=True, exist_ok=True)
