@@ -23,9 +23,9 @@ import sys
 
 import numpy as np
 
-from .progress import Progress
+from .progress import Progress, write_system
 
-__all__ = ["EMT_ELEMENTS", "fcc_lattice_constant", "main", "sample_system", "write_system"]
+__all__ = ["EMT_ELEMENTS", "fcc_lattice_constant", "main", "sample_system"]
 
 EMT_ELEMENTS = ("Cu", "Ag", "Au", "Ni", "Pd", "Pt", "Al")  # the metals of ASE's EMT
 TIMESTEP_FS = 2.0
@@ -125,18 +125,6 @@ def sample_system(elements, chosen, frames: int, natoms: int, rng, constants, st
     system = {key: np.array(value, dtype=np.float64) for key, value in out.items()}
     system["types"] = types
     return system
-
-
-def write_system(path: str, system: dict, elements) -> None:
-    """type.raw, type_map.raw (all elements) and set.000/{coord,box,energy,force,virial}.npy."""
-    set_dir = os.path.join(path, "set.000")
-    os.makedirs(set_dir, exist_ok=True)
-    with open(os.path.join(path, "type.raw"), "w") as f:
-        f.write("".join(f"{t}\n" for t in system["types"]))
-    with open(os.path.join(path, "type_map.raw"), "w") as f:
-        f.write("".join(f"{e}\n" for e in elements))
-    for key in ("coord", "box", "energy", "force", "virial"):
-        np.save(os.path.join(set_dir, f"{key}.npy"), np.ascontiguousarray(system[key]))
 
 
 def main(argv=None) -> int:

@@ -1,10 +1,14 @@
-"""The progress line of the data generators (tools/water.py, tools/alloy.py)."""
+"""What the data generators (tools/water.py, tools/alloy.py) share: the progress line and the
+writing of one DeePMD-kit npy system."""
 from __future__ import annotations
 
 import math
+import os
 import time
 
-__all__ = ["Progress"]
+import numpy as np
+
+__all__ = ["Progress", "write_system"]
 
 
 class Progress:
@@ -53,3 +57,18 @@ def _clock(seconds: float) -> str:
         return "?"
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def write_system(path: str, system: dict, type_map=None) -> None:
+    """One DeePMD-kit npy system: type.raw (system["types"]), type_map.raw when type_map is
+    given, and set.000/{coord,box,energy,force,virial}.npy (float64)."""
+    set_dir = os.path.join(path, "set.000")
+    os.makedirs(set_dir, exist_ok=True)
+    with open(os.path.join(path, "type.raw"), "w") as f:
+        f.write("".join(f"{t}\n" for t in system["types"]))
+    if type_map is not None:
+        with open(os.path.join(path, "type_map.raw"), "w") as f:
+            f.write("".join(f"{name}\n" for name in type_map))
+    for key in ("coord", "box", "energy", "force", "virial"):
+        np.save(os.path.join(set_dir, f"{key}.npy"),
+                np.ascontiguousarray(system[key], dtype=np.float64))

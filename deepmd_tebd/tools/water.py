@@ -16,21 +16,8 @@ import sys
 
 import numpy as np
 
-from .progress import Progress
+from .progress import Progress, write_system
 from .water_dynamics import sample_system
-
-
-def write_system(path: str, system: dict):
-    """Write one DeePMD-kit npy system: type.raw and set.000/*.npy (float64). The types are
-    indices into water_forcefield.TYPE_MAP (O = 0, H = 1), the order of the example's type_map,
-    so the system needs no type_map.raw."""
-    set_dir = os.path.join(path, "set.000")
-    os.makedirs(set_dir, exist_ok=True)
-    with open(os.path.join(path, "type.raw"), "w") as f:
-        f.write("".join(f"{t}\n" for t in system["types"]))
-    for key in ("coord", "box", "energy", "force", "virial"):
-        np.save(os.path.join(set_dir, f"{key}.npy"),
-                np.ascontiguousarray(system[key], dtype=np.float64))
 
 
 def main(argv=None) -> int:
@@ -70,6 +57,8 @@ def main(argv=None) -> int:
                                temperature=args.temperature, stride=args.stride,
                                equilibration=args.equilibration, density=args.density,
                                on_step=None if progress is None else progress.step)
+        # types index water_forcefield.TYPE_MAP (O 0, H 1), the example's type_map:
+        # no type_map.raw
         write_system(os.path.join(args.output, f"data_{index}"), system)
     if progress is not None:
         progress.finish()
