@@ -6,9 +6,11 @@ Per system (found recursively under -s, or listed in -f): the model's type map a
 the system's type_map.raw, the last set (`<set_prefix>.*`, sorted), its first `-n` frames (0: all;
 shuffled first with --shuffle-test, seeded by -r). Missing labels count as zeros. Errors: MAE =
 mean |pred - data|, RMSE = sqrt(mean (pred - data)^2) over all components; "/Natoms" divides by
-the number of atoms. Virial lines only for periodic systems. Several systems: a weighted average
-(MAE by sum, RMSE by sum of squares, weights the number of compared values; DeePMD-kit's
-`deepmd/utils/weight_avg.py: weighted_average`).
+the number of atoms. Virial lines only for periodic systems. Where a system holds atoms of
+several elements, a table of each element's force MAE and RMSE follows (DeePMD-kit has none).
+Several systems: a weighted average (MAE by sum, RMSE by sum of squares, weights the number of
+compared values; DeePMD-kit's `deepmd/utils/weight_avg.py: weighted_average`), and the table
+over all systems.
 """
 from __future__ import annotations
 
@@ -75,6 +77,39 @@ def _errors(diff: np.ndarray) -> tuple[float, float]:
     return float(np.mean(np.abs(diff))), float(np.sqrt(np.mean(diff * diff)))
 
 
+def element_force_errors(diff: np.ndarray, types: np.ndarray, type_map) -> dict:
+    """{element: (sum |d|, sum d^2, number of components)} of the force differences `diff`
+    [nf, natoms*3] over the atoms of each element; `types` [natoms] or [nf, natoms] (-1: a
+    virtual atom, left out)."""
+    nf = diff.shape[0]
+    per_atom = diff.reshape(nf, -1, 3)
+    types = np.broadcast_to(types, per_atom.shape[:2])
+    sums = {}
+    for index in np.unique(types[types >= 0]):
+        d = per_atom[types == index]
+        sums[type_map[int(index)]] = (float(np.abs(d).sum()), float((d * d).sum()), d.size)
+    return sums
+
+
+def log_element_force_errors(sums: dict, type_map) -> None:
+    """The per-element force table: MAE and RMSE over the force components of each element's
+    atoms, in the order of the model's type map."""
+    log.info("# force errors per element: force vectors compared, MAE, RMSE (eV/A)")
+    for name in type_map:
+        if name in sums:
+            total_abs, total_sq, size = sums[name]
+            log.info(f"#   {name:<6s} {size // 3:8d}  {total_abs / size:e}  "
+                     f"{math.sqrt(total_sq / size):e}")
+
+
+def _merge_element_sums(results: list[dict]) -> dict:
+    merged = {}
+    for result in results:
+        for name, values in result["_elements"].items():
+            merged[name] = tuple(a + b for a, b in zip(merged.get(name, (0.0, 0.0, 0)), values))
+    return merged
+
+
 def _unsort(array: np.ndarray, sys_: System, ndof: int) -> np.ndarray:
     """[nf, natoms*ndof] in the system's sorted order -> [nf*natoms, ndof] in type.raw order."""
     nf = array.shape[0]
@@ -131,6 +166,9 @@ def evaluate_system(dp, sys_: System, frames: dict, atomic: bool, detail: str | 
                "rmse_ea": rmse_e / natoms, "mae_f": mae_f, "rmse_f": rmse_f, "mae_v": mae_v,
                "rmse_v": rmse_v, "mae_va": mae_v / natoms, "rmse_va": rmse_v / natoms}
     _log_errors(figures, virial=sys_.pbc)
+    elements = element_force_errors(force - frames["force"], types, dp.get_type_map())
+    if len(elements) > 1:
+        log_element_force_errors(elements, dp.get_type_map())
     if atomic:
         mae_ae, rmse_ae = _errors(atom[0].reshape(nf, natoms) - frames["atom_ener"])
         log.info(f"Atomic ener MAE    : {mae_ae:e} eV")
@@ -153,6 +191,7 @@ def evaluate_system(dp, sys_: System, frames: dict, atomic: bool, detail: str | 
                      np.hstack([frames["virial"], virial]) / natoms, header, append)
     sizes = {"e": nf, "ea": nf, "f": force.size, "v": virial.size, "va": virial.size}
     return {**{key: (value, sizes[key.split("_")[1]]) for key, value in figures.items()},
+            "_elements": elements,
             "_parity": (frames["energy"].ravel() / natoms, energy.ravel() / natoms,
                         frames["force"].ravel(), force.ravel())}
 
@@ -201,6 +240,9 @@ def report_errors(dp, systems: list[Path], set_prefix: str = "set", numb_test: i
         log.info("# ----------weighted average of errors----------- ")
         log.info(f"# number of systems : {len(results)}")
         _log_errors(avg, virial=True)
+        elements = _merge_element_sums(results)
+        if len(elements) > 1:
+            log_element_force_errors(elements, type_map)
         log.info(RULE)
     if detail_file is not None:
         from .parity_plot import write_parity_plot
