@@ -74,11 +74,11 @@ def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale
             tf.cond(loss_scale.update(gradients), lambda: apply(gradients, lr),
                     lambda: tf.constant(False))
 
-    @tf.function(input_signature=strategy.train_signature(signature))
+    @tf.function(input_signature=strategy.train_signature(signature), autograph=False)
     def train_step(batch):
         strategy.run(update, batch)
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)
     def evaluate(batch):
         lr = lr_schedule.value(step_var)
         _, errors = loss(lr, predict(batch), batch, batch["natoms_vec"])

@@ -36,7 +36,7 @@ def make_whole_evaluation(model, loss, labels: list[str]):
     terms (per_atom terms divided by the chunk's N) and of the dp test figures; both times the
     find_ flag of the name's label, so frames without it count for nothing."""
 
-    @tf.function(input_signature=[batch_signature(labels)])
+    @tf.function(input_signature=[batch_signature(labels)], autograph=False)
     def sums(batch):
         pred = model(batch["coord"], batch["type"], batch["natoms_vec"], batch["box"],
                      batch["default_mesh"])
