@@ -1,0 +1,471 @@
+"""The cost of training as chemical species grow: deepmd_tebd and DeePMD-kit 3.2 (TensorFlow
+backend) on the same alloy inputs at 2 to 64 species.
+
+    python bench/species.py [--species 2,4,7,16,32,64] [--descriptors atten,ebd_v2,tebd,se_e2_a]
+                            [--steps 300] [--accuracy-steps 0] [--plain-max 16]
+                            [--threads N] [--out DIR] [--keep DIR]
+
+Data (made in the work dir by this package's generator, deepmd_tebd.tools.alloy, seed 0):
+- 2 and 4 species: fcc alloys of the first 2 or 4 of Cu, Ag, Au, Ni, Pd, Pt, Al (4 systems of
+  20 frames, 108 atoms);
+- 7 species: the generator's default data, that of examples/alloy (8 systems of 60 frames);
+- 16, 32 and 64 species: the 7-metal data with each element split into pseudo-species (element
+  e into about N/7 of them, "Cu0", "Cu1", ...; each atom drawn at random, seed 0) that keep the
+  element's labels. They measure cost only: the labels do not depend on the pseudo-species.
+Every system but the last trains; the last validates (numb_btch 1).
+
+Inputs: examples/alloy's four scripts (se_atten_v2 "atten", se_a_ebd_v2 smooth "ebd_v2",
+se_e2_a + type embedding "tebd", se_e2_a with per-type nets "se_e2_a") with the data's type map,
+numb_steps --steps, disp_freq 100, save_freq --steps. sel: "auto" (each program's own neighbour
+statistics, part of its start-up) for the descriptors with one block per type; a fixed 88 (the
+7-metal data's largest neighbour count x 1.1, rounded up to 4) for se_atten_v2 at every species
+count, so that its times compare one sel. se_e2_a without type embedding builds N^2 embedding
+nets (4096 at 64 species); it runs up to --plain-max species. DeePMD-kit's copies of the inputs
+with a type_embedding section get `use_tebd_bias: true` (bench/train.py: both then train the same
+model).
+
+Figures per (descriptor, species, program), each job alone on the machine with --threads
+threads (bench/train.py's settings):
+- step: the program's closing "average training time" (steps 101..N, training alone);
+- start-up: from the launch of `dp train` until the first lcurve row (step 0) is written
+  (interpreter and TensorFlow start, data loading, neighbour statistics for sel "auto", data
+  statistics, graph construction and the first evaluation), plus the excess of the first
+  display interval's wall time over disp_freq mean steps (graph work done on the first step:
+  ours traces the training step there, DeePMD-kit builds its graph before step 0);
+- peak memory: the training process's maximum resident set (wait4's ru_maxrss);
+- graph: the size of the frozen model that the program's own `dp freeze` writes;
+- DeepPot: the program's own DeepPot on its own graph, one 108-atom validation frame, energy,
+  forces and virial, median of 5 calls after a warm-up (bench/infer.py's runners).
+With --accuracy-steps N > 0, on the 7-metal data: each descriptor trained N steps by both
+programs (decay_steps N/20), and ours again for the steps it trains in DeePMD-kit's training
+time of N steps (N x DeePMD-kit's step / ours, of these runs, to a multiple of 100); whole-validation energy
+RMSE per atom and force RMSE of each final model on every frame of the validation system (one
+evaluator, our `dp test`, as bench/train.py).
+
+Targets (printed with each figure): step time ours / DeePMD-kit <= 0.8 at every species count;
+se_atten_v2 at 64 species <= 1.3 x its time at 2; start-up ours / DeePMD-kit <= 0.5;
+whole-validation errors ours / DeePMD-kit <= 1.05. Outputs in --out: results.json, species.png
+(cost against species), the logs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import infer as bench_infer
+import train as bench_train
+from cores import usable_cores
+
+_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = _ROOT / "examples" / "alloy"
+DESCRIPTORS = {"atten": "se_atten_v2.json", "ebd_v2": "se_a_ebd_v2.json",
+               "tebd": "se_e2_a_tebd.json", "se_e2_a": "se_e2_a.json"}
+METALS = ("Cu", "Ag", "Au", "Ni", "Pd", "Pt", "Al")
+ATTEN_SEL = 88
+DISP_FREQ = 100
+REPEATS = 5
+TARGETS = {"step": 0.8, "atten_64_over_2": 1.3, "startup": 0.5, "rmse": 1.05}
+_TEST_LINE = re.compile(r"(Energy RMSE/Natoms|Force  RMSE)\s*:\s*([0-9.eE+-]+)")
+
+
+def _progress(message: str) -> None:
+    print(f"[bench/species] {message}", file=sys.stderr, flush=True)
+
+
+def _parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--species", default="2,4,7,16,32,64",
+                        help="species counts (2, 4, 7: metals; more: pseudo-species)")
+    parser.add_argument("--descriptors", default=",".join(DESCRIPTORS),
+                        help=f"of {','.join(DESCRIPTORS)}")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of a timing job")
+    parser.add_argument("--accuracy-steps", type=int, default=0,
+                        help="steps of the 7-metal accuracy runs (0: none)")
+    parser.add_argument("--plain-max", type=int, default=16,
+                        help="largest species count for se_e2_a without type embedding")
+    parser.add_argument("--threads", type=int, default=usable_cores())
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per job")
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) /
+                                             "deepmd_tebd-bench-species"))
+    parser.add_argument("--keep", metavar="DIR", help="make the work dirs under DIR, keep them")
+    args = parser.parse_args(argv)
+    args.species = [int(s) for s in args.species.split(",")]
+    args.descriptors = args.descriptors.split(",")
+    unknown = [d for d in args.descriptors if d not in DESCRIPTORS]
+    # DeePMD-kit 3.2 (TF) saves its checkpoint at display steps and, at the end, only where
+    # numb_steps is not a multiple of save_freq: numb_steps a multiple of disp_freq has one
+    steps_ok = all(n >= 2 * DISP_FREQ and n % DISP_FREQ == 0
+                   for n in (args.steps, args.accuracy_steps or 2 * DISP_FREQ))
+    if unknown or any(n < 2 or n in (3, 5, 6) for n in args.species) or not steps_ok:
+        parser.error("--descriptors of atten,ebd_v2,tebd,se_e2_a; --species of 2, 4, 7 and "
+                     f"counts above 7; --steps and --accuracy-steps multiples of {DISP_FREQ}, "
+                     f"at least {2 * DISP_FREQ}")
+    return args
+
+
+# ---------------------------------------------------------------- data
+
+
+def _metals(root: Path, count: int) -> Path:
+    """Alloy data of the first `count` metals (7: the generator's default, examples/alloy's)."""
+    from deepmd_tebd.tools import alloy
+
+    path = root / f"metals{count}"
+    if not path.exists():
+        options = [] if count == 7 else ["--elements", ",".join(METALS[:count]), "--systems",
+                                         "4", "--frames", "20"]
+        _progress(f"generating {count}-metal data in {path}")
+        assert alloy.main([str(path), "--quiet"] + options) == 0
+    return path
+
+
+def _pseudo(root: Path, count: int) -> Path:
+    """The 7-metal data with each element split into pseudo-species (module docstring)."""
+    path = root / f"pseudo{count}"
+    if path.exists():
+        return path
+    source = _metals(root, 7)
+    splits = [count // 7 + (1 if e < count % 7 else 0) for e in range(7)]
+    offsets = np.concatenate([[0], np.cumsum(splits)[:-1]])
+    names = [f"{METALS[e]}{j}" for e in range(7) for j in range(splits[e])]
+    rng = np.random.default_rng(0)
+    for system in sorted(source.glob("data_*")):
+        types = np.loadtxt(system / "type.raw", dtype=int)
+        pseudo = offsets[types] + rng.integers(0, np.array(splits)[types])
+        (path / system.name).mkdir(parents=True)
+        (path / system.name / "type.raw").write_text("".join(f"{t}\n" for t in pseudo))
+        (path / system.name / "type_map.raw").write_text("".join(f"{n}\n" for n in names))
+        (path / system.name / "set.000").symlink_to(system / "set.000")
+    return path
+
+
+def _data(root: Path, count: int) -> Path:
+    return _metals(root, count) if count <= 7 else _pseudo(root, count)
+
+
+def _input(name: str, data: Path, steps: int) -> dict:
+    config = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
+    systems = sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))
+    config["model"]["type_map"] = (systems[0] / "type_map.raw").read_text().split()
+    config["model"]["descriptor"]["sel"] = ATTEN_SEL if name == "atten" else "auto"
+    training = config["training"]
+    training.update(numb_steps=steps, disp_freq=DISP_FREQ, save_freq=steps)
+    training["training_data"]["systems"] = [str(p) for p in systems[:-1]]
+    training["validation_data"].update(systems=[str(systems[-1])], numb_btch=1)
+    return config
+
+
+# ---------------------------------------------------------------- one job
+
+
+def _startup_and_memory(argv, env, run: Path, lcurve: Path, timeout: float) -> tuple:
+    """Runs `dp train`; (rc, seconds until lcurve's first row, peak RSS in MiB, wall s)."""
+    t0 = time.perf_counter()
+    startup = None
+    with open(run / "train.log", "wb") as log:
+        proc = subprocess.Popen(argv, cwd=run, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                now = time.perf_counter()
+                if startup is None and lcurve.exists() and any(
+                        line.strip() and not line.startswith("#")
+                        for line in lcurve.read_text(errors="replace").splitlines()):
+                    startup = now - t0
+                if now - t0 > timeout:
+                    proc.kill()
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.05)
+        except BaseException:
+            proc.kill()
+            raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, startup, usage.ru_maxrss / 1024.0, time.perf_counter() - t0
+
+
+def _startup(first_row: float | None, log: str, step: float | None) -> float | None:
+    """Seconds until the first lcurve row, plus what the first display interval took beyond
+    disp_freq steps at the mean step time: the graph work that a program does on its first
+    training step (ours: tracing the step) rather than before step 0 (DeePMD-kit)."""
+    ours = bench_train._TIMING_LINE.search(log)  # wall time since training started
+    theirs = bench_train._WALL_LINE.search(log)  # wall time since the previous display
+    first = float(ours.group(4)) if ours else float(theirs.group(2)) if theirs else None
+    if first_row is None or first is None or step is None:
+        return None
+    return first_row + max(0.0, first - DISP_FREQ * step)
+
+
+def run_job(label: str, program: str, commands: dict, job_dir: Path, config: dict,
+            frame, timeout: float) -> dict:
+    """Trains, freezes and times one program on one input (module docstring: Figures)."""
+    argv, env = commands[program]
+    run = job_dir / "run"
+    run.mkdir(parents=True)
+    (run / "input.json").write_text(json.dumps(bench_train._for_program(config, program),
+                                               indent=1))
+    _progress(f"{label}: training")
+    rc, startup, rss, wall = _startup_and_memory(argv, env, run, run / "lcurve.out", timeout)
+    text = (run / "train.log").read_text(errors="replace")
+    if rc != 0:
+        return {"error": "\n".join(text.splitlines()[-30:])}
+    step = bench_train.parse_log(text)["mean_train_s_per_step"]
+    figures = {"startup_s": _startup(startup, text, step), "peak_mib": rss, "wall_s": wall,
+               "step_s": step}
+    freeze = subprocess.run(argv[:-2] + ["freeze", "-o", "graph.pb"], cwd=run, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    if freeze.returncode != 0:
+        return {**figures, "error": freeze.stderr[-2000:]}
+    figures["graph_mib"] = (run / "graph.pb").stat().st_size / 2 ** 20
+    if program == "ours":
+        seconds, _ = bench_infer._time_ours(run / "graph.pb", frame, REPEATS, env, run)
+    else:
+        seconds, _ = bench_infer._time_theirs(str(Path(argv[0]).parent / "python"),
+                                              run / "graph.pb", frame, REPEATS, env, run)
+    figures["deeppot_s"] = seconds
+    _progress(f"{label}: step {1e3 * (figures['step_s'] or float('nan')):.1f} ms, start-up "
+              f"{startup:.1f} s, peak {rss:.0f} MiB")
+    return figures
+
+
+def _frame(data: Path):
+    """The first frame of the last (validation) system: coords [1, n, 3], cell [1, 9], types."""
+    system = sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    coords = np.load(system / "set.000" / "coord.npy")[:1]
+    cells = np.load(system / "set.000" / "box.npy")[:1]
+    return coords.reshape(1, -1, 3), cells, np.loadtxt(system / "type.raw", dtype=int)
+
+
+def whole_validation(run: Path, data: Path, commands: dict, timeout: float) -> dict:
+    """Our `dp test` of the run's frozen graph on every frame of the validation system."""
+    system = sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    argv, env = commands["ours"]
+    test = subprocess.run(argv[:-2] + ["test", "-m", "graph.pb", "-s", str(system), "-n",
+                                       "1000000"], cwd=run, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    if test.returncode != 0:
+        return {"error": test.stderr[-2000:]}
+    found = dict(_TEST_LINE.findall(test.stdout + test.stderr))
+    return {"rmse_e": float(found["Energy RMSE/Natoms"]), "rmse_f": float(found["Force  RMSE"])}
+
+
+def _sel(run: Path):
+    """The sel a program trained with (its out.json), summed over the blocks."""
+    try:
+        sel = json.loads((run / "out.json").read_text())["model"]["descriptor"]["sel"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return sum(sel) if isinstance(sel, list) else sel
+
+
+# ---------------------------------------------------------------- report
+
+
+def _ratio(results: dict, key: str, name: str, count: int):
+    ours = results.get(f"{name}/{count}/ours", {}).get(key)
+    theirs = results.get(f"{name}/{count}/deepmd", {}).get(key)
+    return ours / theirs if ours and theirs else None
+
+
+def _cell(value, scale=1.0, fmt="{:.1f}"):
+    return "-" if value is None else fmt.format(value * scale)
+
+
+def report(results: dict, args) -> list[str]:
+    """The tables (markdown) and the verdicts against the targets."""
+    lines = [f"{args.steps} steps per timing job, {args.threads} threads; counts above 7 are "
+             "pseudo-species of the 7-metal data (timing only)", "",
+             "| descriptor | species | sel (ours/DeePMD) | step ms ours | DeePMD | ratio "
+             "| start-up s ours | DeePMD | ratio | peak MiB ours | DeePMD | graph MiB ours "
+             "| DeePMD | DeepPot ms ours | DeePMD |", "|" + "---|" * 16]
+    verdicts = []
+    for name in args.descriptors:
+        for count in args.species:
+            a = results.get(f"{name}/{count}/ours", {})
+            b = results.get(f"{name}/{count}/deepmd", {})
+            if not a and not b:
+                continue
+            if "skipped" in a:
+                lines.append(f"| {name} | {count} | skipped: {a['skipped']} |")
+                continue
+            step, start = _ratio(results, "step_s", name, count), _ratio(
+                results, "startup_s", name, count)
+            lines.append(
+                f"| {name} | {count} | {a.get('sel', '-')}/{b.get('sel', '-')} "
+                f"| {_cell(a.get('step_s'), 1e3)} | {_cell(b.get('step_s'), 1e3)} "
+                f"| {_cell(step, fmt='{:.2f}')} | {_cell(a.get('startup_s'))} "
+                f"| {_cell(b.get('startup_s'))} | {_cell(start, fmt='{:.2f}')} "
+                f"| {_cell(a.get('peak_mib'), fmt='{:.0f}')} "
+                f"| {_cell(b.get('peak_mib'), fmt='{:.0f}')} "
+                f"| {_cell(a.get('graph_mib'), fmt='{:.2f}')} "
+                f"| {_cell(b.get('graph_mib'), fmt='{:.2f}')} "
+                f"| {_cell(a.get('deeppot_s'), 1e3)} | {_cell(b.get('deeppot_s'), 1e3)} |")
+            for key, ratio, target in (("step", step, TARGETS["step"]),
+                                       ("start-up", start, TARGETS["startup"])):
+                if ratio is not None and ratio > target:
+                    verdicts.append(f"NOT met: {name} at {count} species, {key} ratio "
+                                    f"{ratio:.2f} > {target}")
+            for program, figures in (("ours", a), ("DeePMD-kit", b)):
+                if "error" in figures:
+                    verdicts.append(f"{name} at {count} species, {program} failed:\n"
+                                    f"{figures['error']}")
+    low, high = results.get("atten/2/ours", {}), results.get("atten/64/ours", {})
+    if low.get("step_s") and high.get("step_s"):
+        growth = high["step_s"] / low["step_s"]
+        verdicts.append(f"se_atten_v2 step time at 64 species / at 2 (sel {ATTEN_SEL}): "
+                        f"{growth:.2f} ({'met' if growth <= TARGETS['atten_64_over_2'] else 'NOT met'}"
+                        f", target {TARGETS['atten_64_over_2']})")
+    lines += ["", *(verdicts or ["every step-time and start-up target met"])]
+    accuracy = [key for key in results if key.startswith("accuracy/")]
+    if accuracy:
+        lines += ["", f"7-metal data, whole validation (data_7, 60 frames) after "
+                      f"{args.accuracy_steps} steps and after DeePMD-kit's training time of "
+                      f"them:", "",
+                  "| descriptor | rmse_e/atom ours | DeePMD | ratio | rmse_f ours | DeePMD "
+                  "| ratio | same-time steps ours | rmse_e | ratio | rmse_f | ratio |",
+                  "|" + "---|" * 12]
+        for name in args.descriptors:
+            a, b = results.get(f"accuracy/{name}/ours", {}), results.get(
+                f"accuracy/{name}/deepmd", {})
+            c = results.get(f"accuracy/{name}/ours_same_time", {})
+            cells = [name]
+            for key in ("rmse_e", "rmse_f"):
+                ratio = a[key] / b[key] if a.get(key) and b.get(key) else None
+                cells += [_cell(a.get(key), fmt="{:.2e}"), _cell(b.get(key), fmt="{:.2e}"),
+                          _cell(ratio, fmt="{:.2f}")]
+            cells.append(str(c.get("steps", "-")))
+            for key in ("rmse_e", "rmse_f"):
+                ratio = c[key] / b[key] if c.get(key) and b.get(key) else None
+                cells += [_cell(c.get(key), fmt="{:.2e}"), _cell(ratio, fmt="{:.2f}")]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot(results: dict, args, out: Path) -> str:
+    """species.png: each cost against the species count, a line per descriptor and program."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not importable here: no plot written"
+    panels = (("step_s", "training step (ms)", 1e3), ("startup_s", "start-up (s)", 1.0),
+              ("peak_mib", "peak memory (MiB)", 1.0), ("graph_mib", "frozen graph (MiB)", 1.0),
+              ("deeppot_s", "DeepPot, 108 atoms (ms)", 1e3))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    for ax, (key, title, scale) in zip(axes, panels):
+        for k, name in enumerate(args.descriptors):
+            for program, style in (("ours", "-"), ("deepmd", "--")):
+                points = [(n, results[f"{name}/{n}/{program}"][key] * scale)
+                          for n in args.species
+                          if results.get(f"{name}/{n}/{program}", {}).get(key)]
+                if points:
+                    ax.plot(*zip(*points), style, marker="o", color=f"C{k}",
+                            label=f"{name} {bench_train.LABELS[program]}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(args.species, [str(n) for n in args.species])
+        ax.set_xlabel("species")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "species.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"costs plotted to {path}"
+
+
+# ---------------------------------------------------------------- main
+
+
+def _timing(args, work: Path, commands: dict, results: dict) -> None:
+    jobs = [(name, count) for name in args.descriptors for count in args.species]
+    for index, (name, count) in enumerate(jobs, 1):
+        if name == "se_e2_a" and count > args.plain_max:
+            reason = (f"{count ** 2} per-type embedding nets (--plain-max {args.plain_max})")
+            results[f"{name}/{count}/ours"] = {"skipped": reason}
+            continue
+        data = _data(work, count)
+        config = _input(name, data, args.steps)
+        for program in bench_train.PROGRAMS:
+            label = f"({index}/{len(jobs)}) {name} at {count} species / {program}"
+            job_dir = work / f"{name}-{count}-{program}"
+            shutil.rmtree(job_dir, ignore_errors=True)
+            figures = run_job(label, program, commands, job_dir, config, _frame(data),
+                              args.timeout)
+            figures["sel"] = _sel(job_dir / "run")
+            results[f"{name}/{count}/{program}"] = figures
+            shutil.copyfile(job_dir / "run" / "train.log",
+                            Path(args.out) / f"{name}-{count}-{program}.log")
+
+
+def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
+    data = _metals(work, 7)
+    steps = args.accuracy_steps
+    for name in args.descriptors:
+        config = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
+        base = _input(name, data, steps)
+        base["model"]["descriptor"]["sel"] = config["model"]["descriptor"]["sel"]
+        base["learning_rate"]["decay_steps"] = max(1, steps // 20)
+        base["training"]["save_freq"] = steps
+        runs = [("deepmd", "deepmd", steps), ("ours", "ours", steps)]
+        for key, program, n in runs:
+            job_dir = work / f"accuracy-{name}-{key}"
+            shutil.rmtree(job_dir, ignore_errors=True)
+            config = json.loads(json.dumps(base))
+            config["training"]["numb_steps"] = config["training"]["save_freq"] = n
+            config["learning_rate"]["decay_steps"] = max(1, n // 20)
+            figures = run_job(f"accuracy {name} / {key} / {n} steps", program, commands,
+                              job_dir, config, _frame(data), args.timeout)
+            if "error" not in figures:
+                figures.update(whole_validation(job_dir / "run", data, commands, args.timeout))
+            figures["steps"] = n
+            results[f"accuracy/{name}/{key}"] = figures
+            if key == "ours" and figures.get("step_s") and results[
+                    f"accuracy/{name}/deepmd"].get("step_s"):
+                same = DISP_FREQ * max(2, round(
+                    steps * results[f"accuracy/{name}/deepmd"]["step_s"]
+                    / figures["step_s"] / DISP_FREQ))
+                runs.append(("ours_same_time", "ours", same))
+
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    commands = bench_train._commands(args.threads)
+    if isinstance(commands["deepmd"], str):
+        raise SystemExit(f"bench/species.py: DeePMD-kit cannot run: {commands['deepmd']}")
+    cleanup = None if args.keep else tempfile.TemporaryDirectory(prefix="deepmd_tebd-species-")
+    work = Path(args.keep or cleanup.name)
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    t0 = time.perf_counter()
+    try:
+        _timing(args, work, commands, results)
+        if args.accuracy_steps > 0:
+            _accuracy(args, work, commands, results)
+    finally:
+        (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        if cleanup is not None:
+            cleanup.cleanup()
+    lines = report(results, args) + ["", plot(results, args, out),
+                                      f"total {time.perf_counter() - t0:.0f} s"]
+    print("\n".join(lines))
+    return 1 if any("error" in figures for figures in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
