@@ -14,8 +14,10 @@ Data (made in the work dir by this package's generator, deepmd_tebd.tools.alloy,
   element's labels. They measure cost only: the labels do not depend on the pseudo-species.
 Every system but the last trains; the last validates (numb_btch 1).
 
-Inputs: examples/alloy's four scripts (se_atten_v2 "atten", se_a_ebd_v2 smooth "ebd_v2",
-se_e2_a + type embedding "tebd", se_e2_a with per-type nets "se_e2_a") with the data's type map,
+Inputs: examples/alloy's four scripts (se_atten_v2 "atten", se_a_ebd_v2 "ebd_v2", se_e2_a +
+type embedding "tebd", se_e2_a with per-type nets "se_e2_a") with the data's type map,
+se_a_ebd_v2 without `smooth_type_embedding` (DeePMD-kit 3.2 refuses the key: both programs train
+DeePMD-kit's se_a_ebd_v2),
 numb_steps --steps, disp_freq 100, save_freq --steps. sel: "auto" (each program's own neighbour
 statistics, part of its start-up) for the descriptors with one block per type; a fixed 88 (the
 7-metal data's largest neighbour count x 1.1, rounded up to 4) for se_atten_v2 at every species
@@ -38,7 +40,9 @@ threads (bench/train.py's settings):
   forces and virial, median of 5 calls after a warm-up (bench/infer.py's runners).
 With --accuracy-steps N > 0, on the 7-metal data: each descriptor trained N steps by both
 programs (decay_steps N/20), and ours again for the steps it trains in DeePMD-kit's training
-time of N steps (N x DeePMD-kit's step / ours, of these runs, to a multiple of 100); whole-validation energy
+time of N steps (N x DeePMD-kit's step / ours, to a multiple of 100: the step times of the
+7-species timing jobs, else of these runs; --results FILE takes the timing jobs of an earlier
+run); whole-validation energy
 RMSE per atom and force RMSE of each final model on every frame of the validation system (one
 evaluator, our `dp test`, as bench/train.py).
 
@@ -91,6 +95,9 @@ def _parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=300, help="training steps of a timing job")
     parser.add_argument("--accuracy-steps", type=int, default=0,
                         help="steps of the 7-metal accuracy runs (0: none)")
+    parser.add_argument("--results", metavar="FILE",
+                        help="results.json of an earlier run: its figures are kept, its jobs "
+                             "not run again")
     parser.add_argument("--plain-max", type=int, default=16,
                         help="largest species count for se_e2_a without type embedding")
     parser.add_argument("--threads", type=int, default=usable_cores())
@@ -158,6 +165,8 @@ def _input(name: str, data: Path, steps: int) -> dict:
     systems = sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))
     config["model"]["type_map"] = (systems[0] / "type_map.raw").read_text().split()
     config["model"]["descriptor"]["sel"] = ATTEN_SEL if name == "atten" else "auto"
+    # DeePMD-kit 3.2 has no smooth se_a_ebd_v2: both programs train its se_a_ebd_v2
+    config["model"]["descriptor"].pop("smooth_type_embedding", None)
     training = config["training"]
     training.update(numb_steps=steps, disp_freq=DISP_FREQ, save_freq=steps)
     training["training_data"]["systems"] = [str(p) for p in systems[:-1]]
@@ -331,9 +340,9 @@ def report(results: dict, args) -> list[str]:
     lines += ["", *(verdicts or ["every step-time and start-up target met"])]
     accuracy = [key for key in results if key.startswith("accuracy/")]
     if accuracy:
-        lines += ["", f"7-metal data, whole validation (data_7, 60 frames) after "
-                      f"{args.accuracy_steps} steps and after DeePMD-kit's training time of "
-                      f"them:", "",
+        steps = next((results[k].get("steps") for k in accuracy if k.endswith("/deepmd")), "-")
+        lines += ["", f"7-metal data, whole validation (data_7, 60 frames) after {steps} steps "
+                      f"and after DeePMD-kit's training time of them:", "",
                   "| descriptor | rmse_e/atom ours | DeePMD | ratio | rmse_f ours | DeePMD "
                   "| ratio | same-time steps ours | rmse_e | ratio | rmse_f | ratio |",
                   "|" + "---|" * 12]
@@ -391,7 +400,8 @@ def plot(results: dict, args, out: Path) -> str:
 
 
 def _timing(args, work: Path, commands: dict, results: dict) -> None:
-    jobs = [(name, count) for name in args.descriptors for count in args.species]
+    jobs = [(name, count) for name in args.descriptors for count in args.species
+            if f"{name}/{count}/ours" not in results]
     for index, (name, count) in enumerate(jobs, 1):
         if name == "se_e2_a" and count > args.plain_max:
             reason = (f"{count ** 2} per-type embedding nets (--plain-max {args.plain_max})")
@@ -409,6 +419,17 @@ def _timing(args, work: Path, commands: dict, results: dict) -> None:
             results[f"{name}/{count}/{program}"] = figures
             shutil.copyfile(job_dir / "run" / "train.log",
                             Path(args.out) / f"{name}-{count}-{program}.log")
+
+
+def _step_ratio(results: dict, name: str, ours_run: dict | None):
+    """Our step time / DeePMD-kit's on the 7-metal data: of the timing jobs where they ran (each
+    alone on the machine), else of the accuracy runs."""
+    timed = [results.get(f"{name}/7/{p}", {}).get("step_s") for p in ("ours", "deepmd")]
+    if all(timed):
+        return timed[0] / timed[1]
+    theirs = results.get(f"accuracy/{name}/deepmd", {}).get("step_s")
+    ours = None if ours_run is None else ours_run.get("step_s")
+    return ours / theirs if ours and theirs else None
 
 
 def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
@@ -433,11 +454,9 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
                 figures.update(whole_validation(job_dir / "run", data, commands, args.timeout))
             figures["steps"] = n
             results[f"accuracy/{name}/{key}"] = figures
-            if key == "ours" and figures.get("step_s") and results[
-                    f"accuracy/{name}/deepmd"].get("step_s"):
-                same = DISP_FREQ * max(2, round(
-                    steps * results[f"accuracy/{name}/deepmd"]["step_s"]
-                    / figures["step_s"] / DISP_FREQ))
+            ratio = _step_ratio(results, name, figures if key == "ours" else None)
+            if key == "ours" and ratio:
+                same = DISP_FREQ * max(2, round(steps / ratio / DISP_FREQ))
                 runs.append(("ours_same_time", "ours", same))
 
 
@@ -451,7 +470,7 @@ def main(argv=None) -> int:
     cleanup = None if args.keep else tempfile.TemporaryDirectory(prefix="deepmd_tebd-species-")
     work = Path(args.keep or cleanup.name)
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {}
+    results: dict = json.loads(Path(args.results).read_text()) if args.results else {}
     t0 = time.perf_counter()
     try:
         _timing(args, work, commands, results)

@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("-f", "--init-frz-model", default=None,
                        help="initialise the weights and statistics from this frozen model "
                             "(.pb, ours or DeePMD-kit's; step starts at 0)")
+    start.add_argument("-t", "--finetune", default=None,
+                       help="fine-tune this pretrained frozen model (.pb, ours or DeePMD-kit's, "
+                            "with a type embedding): its model sections and type map replace "
+                            "the script's, its weights are loaded and the energy bias of the "
+                            "script's types is re-fitted to the data")
+    train.add_argument("--use-pretrain-script", action="store_true",
+                       help="accepted for DeePMD-kit's scripts: fine-tuning always uses the "
+                            "pretrained model's sections")
     train.add_argument("-o", "--output", default="out.json",
                        help="where the normalised input script is written")
     train.add_argument("--skip-neighbor-stat", action="store_true",
@@ -114,6 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
                       "the parity plot (.parity.png)")
     test.add_argument("-a", "--atomic", action="store_true",
                       help="also compare atomic energies (atom_ener.npy)")
+
+    bias = sub.add_parser("change-bias", parents=[common], help="change the energy bias of a "
+                          "frozen model or checkpoint by data or by given values")
+    bias.add_argument("INPUT", help="frozen model (.pb), checkpoint prefix or folder")
+    source = bias.add_mutually_exclusive_group()
+    source.add_argument("-s", "--system", default=".", help="system directory, searched "
+                        "recursively for systems")
+    source.add_argument("-f", "--datafile", default=None, help="a file listing one system per "
+                        "line")
+    source.add_argument("-b", "--bias-value", type=float, nargs="+", default=None,
+                        help="the bias of each type of the model's type map")
+    bias.add_argument("-n", "--numb-batch", type=_integer(0), default=0,
+                      help="frames per system (0: all)")
+    bias.add_argument("-m", "--mode", choices=["change", "set"], default="change",
+                      help="change: fit the residual of the model's energies; set: fit the "
+                      "energies themselves")
+    bias.add_argument("-o", "--output", default=None, help="the changed frozen model (default: "
+                      "INPUT_updated.pb for a graph, PREFIX.pb for a checkpoint)")
+    bias.add_argument("--model-branch", default=None, help="ignored (multi-task models are "
+                      "PyTorch-only in DeePMD-kit)")
 
     devi = sub.add_parser("model-devi", parents=[common], help="deviation of several frozen "
                           "models on the frames of some systems (active learning)")
@@ -221,7 +249,7 @@ def _dispatch(args, argv: list[str]) -> int:
         from .entrypoints import train
 
         return train.run(args.INPUT, args.restart, args.init_model, args.skip_neighbor_stat,
-                         args.output, args.init_frz_model)
+                         args.output, args.init_frz_model, args.finetune)
     if args.command == "freeze":
         from .entrypoints import freeze
 
@@ -232,6 +260,12 @@ def _dispatch(args, argv: list[str]) -> int:
         return test.run(args.model, None if args.datafile else args.system, args.datafile,
                         args.set_prefix, args.numb_test, args.rand_seed, args.shuffle_test,
                         args.detail_file, args.atomic)
+    if args.command == "change-bias":
+        from .entrypoints import change_bias
+
+        return change_bias.run(args.INPUT, None if args.datafile else args.system,
+                               args.datafile, args.mode, args.bias_value, args.numb_batch,
+                               args.output)
     if args.command == "model-devi":
         from .entrypoints import model_devi
 
@@ -288,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         input_errors += (DataError,)
     except ImportError:
         pass
-    if args.command in ("freeze", "test", "compress", "model-devi", "train"):
+    if args.command in ("freeze", "test", "compress", "model-devi", "train", "change-bias"):
         from .infer.compression import CompressionRefused
         from .infer.frozen import CheckpointError, ModelFileError
 

@@ -12,7 +12,7 @@ log = logging.getLogger("deepmd_tebd")
 
 def run(input_path: str, restart: str | None = None, init_model: str | None = None,
         skip_neighbor_stat: bool = False, output: str = "out.json",
-        init_frz_model: str | None = None) -> int:
+        init_frz_model: str | None = None, finetune: str | None = None) -> int:
     """`dp train`: 0, or 128 + the number of the signal that stopped training; under a cluster
     description, one worker of a data-parallel run (the chief alone writes the outputs)."""
     from ..train.build import build_trainer
@@ -23,10 +23,11 @@ def run(input_path: str, restart: str | None = None, init_model: str | None = No
     from ..train.trainer import Interrupted
 
     check_output(output, "the normalised script (-o)", inputs=(input_path,))
-    start = model_start(restart, init_model, init_frz_model)  # the checkpoint or graph exists
+    # the checkpoint or graph exists; a pretrained graph's script is read
+    start = model_start(restart, init_model, init_frz_model, finetune)
     apply_thread_settings()
     cluster = connect()  # first: a cluster that cannot be formed writes nothing
-    config = training_settings(input_path)
+    config = training_settings(input_path, start)
     config, min_nbor_dist = check_against_data(config, input_path, skip_neighbor_stat)
     if cluster is not None and cluster.processes > 1:  # replicas of one process stop together
         check_supported(config, input_path)

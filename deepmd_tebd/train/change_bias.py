@@ -18,6 +18,7 @@ import numpy as np
 
 from ..data.batch import assemble_batch, load_set_arrays
 from ..data.sampling import DataRequirement
+from ..infer.change_bias import least_squares_change
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -36,9 +37,11 @@ def _batches(system, ntypes: int, nsample: int):
             return
 
 
-def bias_change(model, systems, ntypes: int, nsample: int) -> tuple[np.ndarray, float]:
+def bias_change(model, systems, ntypes: int, nsample: int, columns=None
+                ) -> tuple[np.ndarray, float]:
     """(delta [ntypes], rms per-atom energy error after the change) of the model's energy bias
-    on the first `nsample` frames of each of `systems` (data.system.System objects)."""
+    on the first `nsample` frames of each of `systems` (data.system.System objects); with
+    `columns` (type indices), only those types' biases move (delta [len(columns)])."""
     counts, residuals = [], []
     for system in systems:
         for batch in _batches(system, ntypes, nsample):
@@ -49,17 +52,22 @@ def bias_change(model, systems, ntypes: int, nsample: int) -> tuple[np.ndarray, 
                           else np.tile(np.bincount(system.atype, minlength=ntypes), (n, 1)))
             residuals.append(batch["energy"] - np.asarray(pred).reshape(-1))
     counts, residuals = np.concatenate(counts).astype(np.float64), np.concatenate(residuals)
-    delta = np.linalg.lstsq(counts, residuals, rcond=None)[0]
-    after = (residuals - counts @ delta) / counts.sum(axis=1)
-    return delta, float(np.sqrt(np.mean(after ** 2)))
+    if columns is not None:
+        counts = counts[:, list(columns)]
+    return least_squares_change(counts, residuals)
 
 
-def change_bias_after_training(model, systems, type_map, nsample: int) -> None:
-    """Adds the least-squares bias change to the fitting's bias_atom_e (logged)."""
+def change_bias_after_training(model, systems, type_map, nsample: int, columns=None) -> None:
+    """Adds the least-squares bias change to the fitting's bias_atom_e (logged); `columns`:
+    the types that change (default: all)."""
     ntypes = int(model.ntypes)
-    delta, rmse = bias_change(model, systems, ntypes, nsample)
+    columns = list(range(ntypes)) if columns is None else list(columns)
+    delta, rmse = bias_change(model, systems, ntypes, nsample, columns)
     bias = model.fitting.bias_atom_e
     old = bias.numpy().copy()
-    bias.assign(old + delta)
+    new = old.copy()
+    new[columns] += delta
+    bias.assign(new)
     log.info(f"RMSE of atomic energy after linear regression is: {rmse} eV/atom.")
-    log.info(f"Change energy bias of {list(type_map)} from {old} to {bias.numpy()}.")
+    log.info(f"Change energy bias of {[type_map[c] for c in columns]} from {old[columns]} to "
+             f"{new[columns]}.")

@@ -13,7 +13,9 @@
 * `InitModel` (`--init-model CKPT`): the model's weights, statistics and tables; the step and
   the optimizer start afresh;
 * `InitFrozenModel` (`--init-frz-model GRAPH`): the weights and statistics of a frozen graph
-  (a compressed one: its tables too).
+  (a compressed one: its tables too);
+* `FineTune` (`--finetune GRAPH`): those of a pretrained graph, whose model sections the script
+  took (train/finetune.py), with the energy bias of the user's types re-fitted to the data.
 
 The reading itself is store/restore.py's.
 """
@@ -29,7 +31,8 @@ from ..store.stat_file import StatFile, descriptor_stat_key
 
 log = logging.getLogger("deepmd_tebd")
 
-__all__ = ["FreshStart", "InitFrozenModel", "InitModel", "ModelStart", "Restart", "model_start"]
+__all__ = ["FineTune", "FreshStart", "InitFrozenModel", "InitModel", "ModelStart", "Restart",
+           "model_start"]
 
 
 class ModelStart:
@@ -37,6 +40,10 @@ class ModelStart:
     lcurve and validation files are appended to)."""
 
     restarted = False
+
+    def script(self, script: dict, source: str) -> dict:
+        """The input script as this start trains it (unchanged by default)."""
+        return script
 
     def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
         """Gives `model` its weights and statistics before the trainer exists (builds it)."""
@@ -117,15 +124,54 @@ class InitFrozenModel(ModelStart):
         init_from_frozen_model(model, self.path)
 
 
+class FineTune(InitFrozenModel):
+    """`--finetune PATH`: the pretrained graph's weights and statistics, then the energy bias of
+    the user's types re-fitted to the first data_bias_nsample frames of each training system
+    (on the chief; the other workers take the chief's weights)."""
+
+    def __init__(self, path: str):
+        from .finetune import pretrained_script
+
+        super().__init__(path)
+        self.pretrained = pretrained_script(path)
+        self.user_types: list = []
+
+    def script(self, script: dict, source: str) -> dict:
+        """The script with the pretrained model's type map and sections (train/finetune.py)."""
+        from ..config.finetune import merge_pretrained
+
+        script, self.user_types = merge_pretrained(script, self.pretrained, source, self.path)
+        return script
+
+    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
+        """Assigns the graph's constants, then changes the bias (train/change_bias.py)."""
+        from .change_bias import change_bias_after_training
+        from .finetune import origin_types
+
+        super().prepare(model, train_data, config, is_chief)
+        if not is_chief:
+            return
+        type_map = list(config.model.type_map)
+        columns = origin_types(self.user_types, train_data.systems, type_map)
+        log.info(f"Changing energy bias in pretrained model for types "
+                 f"{[type_map[c] for c in columns]}... (this step may take long time)")
+        change_bias_after_training(model, train_data.systems, type_map,
+                                   config.model.data_bias_nsample, columns)
+
+
 def model_start(restart: str | None = None, init_model: str | None = None,
-                init_frz_model: str | None = None) -> ModelStart:
+                init_frz_model: str | None = None, finetune: str | None = None) -> ModelStart:
     """The start of `dp train`'s options (at most one of them is given); CheckpointError or
-    ModelFileError when the checkpoint or graph it names is not there."""
+    ModelFileError when the checkpoint or graph it names is not there (or, for fine-tuning,
+    has no training script or is compressed)."""
     for prefix, option in ((restart, "--restart"), (init_model, "--init-model")):
         if prefix is not None:
             require_checkpoint(prefix, option)
-    if init_frz_model is not None:
-        check_model_file(init_frz_model)
+    for path in (init_frz_model, finetune):
+        if path is not None:
+            check_model_file(path)
+    if finetune is not None:
+        return FineTune(finetune)
     if restart is not None:
         return Restart(restart)
     if init_model is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..config import Config, load_settings
+from ..config import Config, build_config, normalize, read_script
 from ..config.compress import without_compress_section
 from ..config.errors import ConfigError, Problem
 from ..store.outputs import check_output
@@ -24,9 +24,13 @@ def _check_tensorboard(config: Config, source: str) -> None:
                           "[tensorboard] extra), or set it to false")]) from None
 
 
-def training_settings(input_path: str) -> Config:
-    """The settings of the script `input_path` for training (ConfigError, OutputError)."""
-    config = load_settings(input_path)
+def training_settings(input_path: str, start=None) -> Config:
+    """The settings of the script `input_path` for training (ConfigError, OutputError), as the
+    model's start (train/model_start.py) reads it: fine-tuning replaces its model sections."""
+    script = read_script(input_path)
+    if start is not None:
+        script = start.script(script, input_path)
+    config = build_config(normalize(script, source=input_path))
     check_output(config.training.disp_file, "the learning curve (training/disp_file)")
     if config.model.compress is not None:  # as DeePMD-kit's DPTrainer outside dp compress
         log.warning(f"{input_path}: model/compress is ignored by dp train (dp compress writes it)")
