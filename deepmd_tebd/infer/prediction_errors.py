@@ -77,9 +77,9 @@ def _errors(diff: np.ndarray) -> tuple[float, float]:
     return float(np.mean(np.abs(diff))), float(np.sqrt(np.mean(diff * diff)))
 
 
-def element_force_errors(diff: np.ndarray, types: np.ndarray, type_map) -> dict:
-    """{element: (sum |d|, sum d^2, number of components)} of the force differences `diff`
-    [nf, natoms*3] over the atoms of each element; `types` [natoms] or [nf, natoms] (-1: a
+def element_force_errors(diff: np.ndarray, types: np.ndarray) -> dict:
+    """{type index: (sum |d|, sum d^2, number of components)} of the force differences `diff`
+    [nf, natoms*3] over the atoms of each type; `types` [natoms] or [nf, natoms] (-1: a
     virtual atom, left out)."""
     nf = diff.shape[0]
     per_atom = diff.reshape(nf, -1, 3)
@@ -87,19 +87,19 @@ def element_force_errors(diff: np.ndarray, types: np.ndarray, type_map) -> dict:
     sums = {}
     for index in np.unique(types[types >= 0]):
         d = per_atom[types == index]
-        sums[type_map[int(index)]] = (float(np.abs(d).sum()), float((d * d).sum()), d.size)
+        sums[int(index)] = (float(np.abs(d).sum()), float((d * d).sum()), d.size)
     return sums
 
 
 def log_element_force_errors(sums: dict, type_map) -> None:
-    """The per-element force table: MAE and RMSE over the force components of each element's
-    atoms, in the order of the model's type map."""
+    """The per-element force table: MAE and RMSE over the force components of each type's
+    atoms, by the model's type map (a graph without one: `type N`)."""
     log.info("# force errors per element: force vectors compared, MAE, RMSE (eV/A)")
-    for name in type_map:
-        if name in sums:
-            total_abs, total_sq, size = sums[name]
-            log.info(f"#   {name:<6s} {size // 3:8d}  {total_abs / size:e}  "
-                     f"{math.sqrt(total_sq / size):e}")
+    for index in sorted(sums):
+        name = type_map[index] if index < len(type_map) else f"type_{index}"
+        total_abs, total_sq, size = sums[index]
+        log.info(f"#   {name:<6s} {size // 3:8d}  {total_abs / size:e}  "
+                 f"{math.sqrt(total_sq / size):e}")
 
 
 def _merge_element_sums(results: list[dict]) -> dict:
@@ -166,7 +166,7 @@ def evaluate_system(dp, sys_: System, frames: dict, atomic: bool, detail: str | 
                "rmse_ea": rmse_e / natoms, "mae_f": mae_f, "rmse_f": rmse_f, "mae_v": mae_v,
                "rmse_v": rmse_v, "mae_va": mae_v / natoms, "rmse_va": rmse_v / natoms}
     _log_errors(figures, virial=sys_.pbc)
-    elements = element_force_errors(force - frames["force"], types, dp.get_type_map())
+    elements = element_force_errors(force - frames["force"], types)
     if len(elements) > 1:
         log_element_force_errors(elements, dp.get_type_map())
     if atomic:
