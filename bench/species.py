@@ -160,9 +160,14 @@ def _data(root: Path, count: int) -> Path:
     return _metals(root, count) if count <= 7 else _pseudo(root, count)
 
 
+def _systems(data: Path) -> list:
+    """data_0, data_1, ... of a data folder in numeric order (the last validates)."""
+    return sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
 def _input(name: str, data: Path, steps: int) -> dict:
     config = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
-    systems = sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))
+    systems = _systems(data)
     config["model"]["type_map"] = (systems[0] / "type_map.raw").read_text().split()
     config["model"]["descriptor"]["sel"] = ATTEN_SEL if name == "atten" else "auto"
     # DeePMD-kit 3.2 has no smooth se_a_ebd_v2: both programs train its se_a_ebd_v2
@@ -252,7 +257,7 @@ def run_job(label: str, program: str, commands: dict, job_dir: Path, config: dic
 
 def _frame(data: Path):
     """The first frame of the last (validation) system: coords [1, n, 3], cell [1, 9], types."""
-    system = sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    system = _systems(data)[-1]
     coords = np.load(system / "set.000" / "coord.npy")[:1]
     cells = np.load(system / "set.000" / "box.npy")[:1]
     return coords.reshape(1, -1, 3), cells, np.loadtxt(system / "type.raw", dtype=int)
@@ -260,7 +265,7 @@ def _frame(data: Path):
 
 def whole_validation(run: Path, data: Path, commands: dict, timeout: float) -> dict:
     """Our `dp test` of the run's frozen graph on every frame of the validation system."""
-    system = sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    system = _systems(data)[-1]
     argv, env = commands["ours"]
     test = subprocess.run(argv[:-2] + ["test", "-m", "graph.pb", "-s", str(system), "-n",
                                        "1000000"], cwd=run, env=env, capture_output=True,

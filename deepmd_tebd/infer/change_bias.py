@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ..data.batch import real_natoms_vec
 from ..data.errors import DataError
 from ..data.system import System
 from .graph_file import ModelFileError
@@ -41,12 +42,17 @@ def bias_node(graph_def, path):
                          "change-bias changes")
 
 
+def graph_bias(graph_def, path) -> np.ndarray:
+    """The energy bias constant of the graph (one value per type, its own dtype)."""
+    return tf.make_ndarray(bias_node(graph_def, path).attr["value"].tensor)
+
+
 def graph_with_bias(graph_def, bias: np.ndarray, path):
     """A copy of `graph_def` whose energy bias constant holds `bias` (its dtype and shape)."""
     copy = tf.compat.v1.GraphDef()
     copy.CopyFrom(graph_def)
     node = bias_node(copy, path)
-    old = tf.make_ndarray(node.attr["value"].tensor)
+    old = graph_bias(copy, path)
     if np.asarray(bias).size != old.size:
         raise DataError(f"{path}: {old.size} bias values are needed (one per type), got "
                         f"{np.asarray(bias).size}")
@@ -66,7 +72,7 @@ def counts_and_energies(dp, systems, nframes: int):
         frames = _frames(system)
         n = frames["coord"].shape[0] if nframes <= 0 else min(nframes, frames["coord"].shape[0])
         types = frames["type"][:n] if system.mixed_type else np.tile(system.atype, (n, 1))
-        counts.append(np.stack([(types == t).sum(axis=1) for t in range(ntypes)], axis=1))
+        counts.append(real_natoms_vec(types, ntypes)[:, 2:])
         labels.append(frames["energy"][:n].reshape(-1))
         cells = frames["box"][:n] if system.pbc else None
         energy = dp.eval(frames["coord"][:n].reshape(n, system.natoms, 3), cells,
@@ -130,8 +136,7 @@ def changed_model(model: str, systems, mode: str = "change", bias_value=None,
             graph = os.path.join(tmp, "model.pb")
             freeze(folder, graph)
         graph_def = read_graph_def(graph)
-        old = tf.make_ndarray(bias_node(graph_def, model).attr["value"].tensor)
-        old = np.asarray(old, dtype=np.float64).reshape(-1)
+        old = np.asarray(graph_bias(graph_def, model), dtype=np.float64).reshape(-1)
         dp = DeepPot(graph)
         type_map = dp.get_type_map()
         if bias_value is not None:
