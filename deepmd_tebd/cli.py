@@ -74,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="initialise the weights and statistics from this frozen model "
                             "(.pb, ours or DeePMD-kit's; step starts at 0)")
     start.add_argument("-t", "--finetune", default=None,
-                       help="fine-tune this pretrained frozen model (.pb, ours or DeePMD-kit's, "
-                            "with a type embedding): its model sections and type map replace "
-                            "the script's, its weights are loaded and the energy bias of the "
-                            "script's types is re-fitted to the data")
+                       help="fine-tune this pretrained model (a frozen .pb, ours or "
+                            "DeePMD-kit's, or a checkpoint prefix of ours; with a type "
+                            "embedding): its model sections and type map replace the "
+                            "script's, its weights are loaded and the energy bias of the "
+                            "script's types is re-fitted to the data; script types it lacks "
+                            "are added (se_atten, se_atten_v2)")
     train.add_argument("--use-pretrain-script", action="store_true",
                        help="accepted for DeePMD-kit's scripts: fine-tuning always uses the "
                             "pretrained model's sections")

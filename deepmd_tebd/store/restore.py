@@ -48,8 +48,8 @@ from . import keys
 
 log = logging.getLogger("deepmd_tebd")
 
-__all__ = ["CheckpointError", "CompressedTables", "TrainingAttributes", "checkpoint_prefix",
-           "compress_from_checkpoint", "has_checkpoint", "init_from_frozen_model",
+__all__ = ["CheckpointError", "CompressedTables", "TrainingAttributes", "assign_constants",
+           "checkpoint_prefix", "compress_from_checkpoint", "has_checkpoint", "init_from_frozen_model",
            "load_checkpoint_model", "read_training_attributes", "require_checkpoint",
            "restore_checkpoint", "restore_model",
            "tables_of_checkpoint", "tables_of_graph", "tables_trackables"]
@@ -349,13 +349,15 @@ def _init_compressed(model, constants: dict, graph_def, path) -> None:
     for mlp in descriptor.nets():
         embedding.update(mlp.graph_variables())
     variables = {k: v for k, v in model.graph_variables().items() if k not in embedding}
-    _assign(variables, constants, path)
+    assign_constants(variables, constants, path)
     descriptor.freeze_compressed(tables)
     log.info(f"initialize model from compressed frozen model {path}: the embedding nets are "
              "its tables (not trained), the fitting net trains")
 
 
-def _assign(variables: dict, constants: dict, path) -> None:
+def assign_constants(variables: dict, constants: dict, path) -> None:
+    """Assigns each variable {DeePMD-kit name: variable} its constant; ModelFileError (naming
+    `path`) for one of another shape or one missing."""
     try:
         missing = assign_graph_weights(variables, constants)
     except ValueError as err:
@@ -383,5 +385,5 @@ def init_from_frozen_model(model, path) -> None:
         return
     if kind != nn.ORIGINAL_MODEL:
         raise ModelFileError(f"{path}: unknown model_type {kind!r}")
-    _assign(model.graph_variables(), constants, path)
+    assign_constants(model.graph_variables(), constants, path)
     log.info(f"initialize model from frozen model {path}")

@@ -14,8 +14,9 @@
   the optimizer start afresh;
 * `InitFrozenModel` (`--init-frz-model GRAPH`): the weights and statistics of a frozen graph
   (a compressed one: its tables too);
-* `FineTune` (`--finetune GRAPH`): those of a pretrained graph, whose model sections the script
-  took (train/finetune.py), with the energy bias of the user's types re-fitted to the data.
+* `FineTune` (`--finetune GRAPH|CKPT`): those of a pretrained model, whose model sections the
+  script took (train/finetune.py), with the energy bias of the user's types re-fitted to the
+  data (new types: their rows of the type embedding, statistics and bias added).
 
 The reading itself is store/restore.py's.
 """
@@ -25,7 +26,7 @@ import logging
 
 from ..data.stats import COMPUTED, collect_stat_batches, compute_model_statistics
 from ..infer.graph_file import check_model_file
-from ..store.restore import (compress_from_checkpoint, init_from_frozen_model,
+from ..store.restore import (assign_constants, compress_from_checkpoint, init_from_frozen_model,
                              require_checkpoint, restore_model)
 from ..store.stat_file import StatFile, descriptor_stat_key
 
@@ -44,6 +45,10 @@ class ModelStart:
     def script(self, script: dict, source: str) -> dict:
         """The input script as this start trains it (unchanged by default)."""
         return script
+
+    def check(self, config, source: str) -> None:
+        """ConfigError (naming `source`) when this start cannot give the model of `config` its
+        weights (nothing to check by default)."""
 
     def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
         """Gives `model` its weights and statistics before the trainer exists (builds it)."""
@@ -124,35 +129,56 @@ class InitFrozenModel(ModelStart):
         init_from_frozen_model(model, self.path)
 
 
-class FineTune(InitFrozenModel):
-    """`--finetune PATH`: the pretrained graph's weights and statistics, then the energy bias of
-    the user's types re-fitted to the first data_bias_nsample frames of each training system
-    (on the chief; the other workers take the chief's weights)."""
+class FineTune(ModelStart):
+    """`--finetune PATH` (frozen graph or checkpoint prefix): the pretrained model's weights and
+    statistics (new types: the rows train/finetune.py describes), then the energy bias of the
+    user's types re-fitted to the first data_bias_nsample frames of each training system (on
+    the chief; the other workers take the chief's weights)."""
 
     def __init__(self, path: str):
         from .finetune import pretrained_script
 
-        super().__init__(path)
+        self.path = path
         self.pretrained = pretrained_script(path)
         self.user_types: list = []
+        self.new_types: list = []
 
     def script(self, script: dict, source: str) -> dict:
         """The script with the pretrained model's type map and sections (train/finetune.py)."""
         from ..config.finetune import merge_pretrained
 
-        script, self.user_types = merge_pretrained(script, self.pretrained, source, self.path)
+        script, self.user_types, self.new_types = merge_pretrained(script, self.pretrained,
+                                                                   source, self.path)
         return script
 
-    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
-        """Assigns the graph's constants, then changes the bias (train/change_bias.py)."""
-        from .change_bias import change_bias_after_training
-        from .finetune import origin_types
+    def check(self, config, source: str) -> None:
+        """New types must leave the old types' embeddings as they are."""
+        from .finetune import check_new_types
 
-        super().prepare(model, train_data, config, is_chief)
+        check_new_types(config, config.model.ntypes - len(self.new_types), source)
+
+    def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
+        """Assigns the pretrained constants, then changes the bias (train/change_bias.py)."""
+        from .change_bias import change_bias_after_training
+        from .finetune import extended, origin_types, pretrained_constants
+
+        model.build()
+        variables = model.graph_variables()
+        if self.new_types and is_chief:  # their statistics rows: the data's
+            stats = compute_model_statistics(
+                collect_stat_batches(train_data, config.model.data_stat_nbatch), config.model,
+                model.descriptor.stat_env_mat)
+            model.descriptor.set_statistics(stats.davg, stats.dstd)
+        old_types = config.model.ntypes - len(self.new_types)
+        constants = extended(pretrained_constants(self.path), variables, old_types)
+        assign_constants(variables, constants, self.path)
+        log.info(f"initialize model from pretrained model {self.path}")
         if not is_chief:
             return
         type_map = list(config.model.type_map)
         columns = origin_types(self.user_types, train_data.systems, type_map)
+        columns += [type_map.index(t) for t in self.new_types
+                    if type_map.index(t) not in columns]
         log.info(f"Changing energy bias in pretrained model for types "
                  f"{[type_map[c] for c in columns]}... (this step may take long time)")
         change_bias_after_training(model, train_data.systems, type_map,
@@ -167,9 +193,13 @@ def model_start(restart: str | None = None, init_model: str | None = None,
     for prefix, option in ((restart, "--restart"), (init_model, "--init-model")):
         if prefix is not None:
             require_checkpoint(prefix, option)
-    for path in (init_frz_model, finetune):
-        if path is not None:
-            check_model_file(path)
+    if init_frz_model is not None:
+        check_model_file(init_frz_model)
+    if finetune is not None:  # a frozen graph or a checkpoint prefix
+        if finetune.endswith(".pb"):
+            check_model_file(finetune)
+        else:
+            require_checkpoint(finetune, "--finetune (a frozen graph .pb, or)")
     if finetune is not None:
         return FineTune(finetune)
     if restart is not None:

@@ -31,6 +31,8 @@ def training_settings(input_path: str, start=None) -> Config:
     if start is not None:
         script = start.script(script, input_path)
     config = build_config(normalize(script, source=input_path))
+    if start is not None:
+        start.check(config, input_path)
     check_output(config.training.disp_file, "the learning curve (training/disp_file)")
     if config.model.compress is not None:  # as DeePMD-kit's DPTrainer outside dp compress
         log.warning(f"{input_path}: model/compress is ignored by dp train (dp compress writes it)")
