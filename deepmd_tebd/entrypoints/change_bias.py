@@ -1,5 +1,7 @@
 """`dp change-bias MODEL`: the energy bias of a frozen model or of a checkpoint's model changed
-by the data (-s/-f) or set (-b), written as a frozen model (infer/change_bias.py)."""
+by the data (-s/-f) or set (-b), written as a frozen model (infer/change_bias.py); of a
+checkpoint `<folder>/<name>`, also as the checkpoint `<folder>/<name>_updated/<name>` (as
+DeePMD-kit writes it)."""
 from __future__ import annotations
 
 import logging
@@ -32,9 +34,16 @@ def run(model: str, system: str | None = ".", datafile: str | None = None,
     output = _output(model, output)
     check_output(output, "the changed model (-o)", inputs=(model,))
     systems = None if bias_value is not None else find_test_systems(system, datafile)
-    graph_def, type_map, old, new = changed_model(
+    graph_def, type_map, old, new, prefix = changed_model(
         model, systems, mode, bias_value, numb_batch,
         scratch=os.path.dirname(os.path.abspath(output)))
+    if prefix is not None:
+        from ..store.keys import ENERGY_BIAS_KEY
+        from ..store.rewrite import write_updated_checkpoint
+
+        named = Path(model)  # DeePMD-kit's folder: the name given, _updated
+        folder = (named if named.is_dir() else named.parent) / f"{named.name}_updated"
+        write_updated_checkpoint(prefix, {ENERGY_BIAS_KEY: new}, folder, named.name)
     write_atomic(output, graph_def.SerializeToString())
     log.info(f"Change energy bias of {type_map} from {old} to {new}.")
     log.info(f"Bias changing complete. Model saved to {output}")

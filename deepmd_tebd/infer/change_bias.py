@@ -118,21 +118,23 @@ def new_bias(old: np.ndarray, counts: np.ndarray, labels: np.ndarray, predicted:
 
 def changed_model(model: str, systems, mode: str = "change", bias_value=None,
                   numb_batch: int = 0, scratch: str | None = None):
-    """(graph_def with the new bias, type map, old bias, new bias) of `model`: a frozen graph,
-    or a checkpoint prefix or folder, whose newest checkpoint is frozen first (into a temporary
-    folder under `scratch`); `systems` the data of modes change and set, unused with
-    `bias_value`."""
+    """(graph_def with the new bias, type map, old bias, new bias, checkpoint prefix or None) of
+    `model`: a frozen graph, or a checkpoint prefix or folder, whose newest checkpoint is frozen
+    first (into a temporary folder under `scratch`); `systems` the data of modes change and
+    set, unused with `bias_value`."""
     from . import DeepPot
     from .frozen import freeze
     from .graph_file import read_graph_def
 
+    prefix = None
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         graph = model
         if not model.endswith(".pb"):
             from ..store.restore import checkpoint_prefix, require_checkpoint
 
             folder = model if Path(model).is_dir() else str(Path(model).parent)
-            require_checkpoint(checkpoint_prefix(folder), "change-bias")
+            prefix = checkpoint_prefix(folder)
+            require_checkpoint(prefix, "change-bias")
             graph = os.path.join(tmp, "model.pb")
             freeze(folder, graph)
         graph_def = read_graph_def(graph)
@@ -145,4 +147,4 @@ def changed_model(model: str, systems, mode: str = "change", bias_value=None,
             log.info(f"Changing bias for model with type_map: {type_map}")
             bias = new_bias(old, *counts_and_energies(dp, systems, numb_batch), mode)
         dp.close()
-    return graph_with_bias(graph_def, bias, model), type_map, old, bias
+    return graph_with_bias(graph_def, bias, model), type_map, old, bias, prefix

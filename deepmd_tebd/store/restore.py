@@ -49,7 +49,7 @@ from . import keys
 log = logging.getLogger("deepmd_tebd")
 
 __all__ = ["CheckpointError", "CompressedTables", "TrainingAttributes", "assign_constants",
-           "checkpoint_prefix", "compress_from_checkpoint", "has_checkpoint", "init_from_frozen_model",
+           "checkpoint_prefix", "reading_checkpoint", "compress_from_checkpoint", "has_checkpoint", "init_from_frozen_model",
            "load_checkpoint_model", "read_training_attributes", "require_checkpoint",
            "restore_checkpoint", "restore_model",
            "tables_of_checkpoint", "tables_of_graph", "tables_trackables"]
@@ -64,7 +64,7 @@ _MISMATCH = re.compile(r"incompatible tensor with shape (\(.*?\)) when attemptin
 
 
 @contextlib.contextmanager
-def _reading(prefix):
+def reading_checkpoint(prefix):
     """CheckpointError naming `prefix` for what TensorFlow raises while reading it: a damaged or
     foreign file (a truncated .data, a garbage .index), or weights of another model."""
     try:
@@ -156,7 +156,7 @@ def tables_trackables(model) -> dict:
 
 def tables_of_checkpoint(prefix: str) -> dict | None:
     """{net: NetTable} saved in the checkpoint `prefix`, or None when it has none."""
-    with _reading(prefix):
+    with reading_checkpoint(prefix):
         return _tables_of_reader(tf.train.load_checkpoint(str(prefix)))
 
 
@@ -195,7 +195,7 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, prefix: str,
     the prefix whose links name the newest, train/checkpoint.py); unless expect_partial, every
     one must be in it (the whole training state of --restart)."""
     require_checkpoint(prefix)
-    with _reading(prefix):
+    with reading_checkpoint(prefix):
         status = checkpoint.read(str(prefix))
         if expect_partial:
             status.expect_partial()
@@ -208,7 +208,7 @@ def restore_model(model, prefix: str, strict: bool = False) -> None:
     no optimizer state, no step); strict: every weight of the model must be in it
     (CheckpointError otherwise)."""
     compress_from_checkpoint(model, prefix)
-    with _reading(prefix):
+    with reading_checkpoint(prefix):
         status = tf.train.Checkpoint(**{keys.CKPT_MODEL: model}).read(str(prefix))
         status.expect_partial()
         if strict:
@@ -240,7 +240,7 @@ def checkpoint_prefix(checkpoint_folder: str | os.PathLike, best: bool = False) 
 
 def read_training_attributes(prefix: str) -> tuple[dict, float | None]:
     """(training script, min_nbor_dist or None) of the checkpoint `prefix`."""
-    with _reading(prefix):
+    with reading_checkpoint(prefix):
         reader = tf.train.load_checkpoint(prefix)
         present = reader.get_variable_to_shape_map()
 

@@ -5,7 +5,8 @@ equal, with the user's type map a subset, absent, and on mixed-type data; the ty
 data keep their bias; DeePMD-kit fine-tunes our graph. Refused, writing nothing: a graph without
 type embedding, a compressed one, a type map naming a type twice (types the model lacks:
 test_finetune_new_types.py).
-`dp change-bias` of a checkpoint equals DeePMD-kit's (1e-10) in both modes; of
+`dp change-bias` of a checkpoint equals DeePMD-kit's (1e-10) in both modes and writes the
+changed checkpoint in DeePMD-kit's `<name>_updated` folder; of
 a frozen graph with -b, the graph's energies move by the atom counts times the bias change,
 nothing else."""
 from __future__ import annotations
@@ -139,6 +140,13 @@ def test_change_bias_of_a_checkpoint_equals_deepmd_kits(pretrained, tmp_path, mo
                         str(frames), "-m", mode, "-o", "changed.pb")
         assert result.returncode == 0, result.stderr[-3000:]
         graphs[side] = _constants(tmp_path / side / "changed.pb")
+        # the changed checkpoint beside the original, which stays: frozen, it is the output
+        updated = tmp_path / side / "model.ckpt_updated"
+        assert (updated / "checkpoint").is_file() and (updated / "input.json").is_file()
+        frozen = runner(updated, *argv[:-1], "freeze", "-o", "again.pb")
+        assert frozen.returncode == 0, frozen.stderr[-3000:]
+        again = _constants(updated / "again.pb")
+        np.testing.assert_array_equal(again[BIAS], graphs[side][BIAS])
     before = _constants(tmp_path / "ours" / "model.pb")
     np.testing.assert_allclose(graphs["ours"][BIAS], graphs["theirs"][BIAS], rtol=1e-10, atol=0)
     assert graphs["ours"][BIAS][2] == before[BIAS][2]
