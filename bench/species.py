@@ -44,7 +44,10 @@ time of N steps (N x DeePMD-kit's step / ours, to a multiple of 100: the step ti
 7-species timing jobs, else of these runs; --results FILE takes the timing jobs of an earlier
 run); whole-validation energy
 RMSE per atom and force RMSE of each final model on every frame of the validation system (one
-evaluator, our `dp test`, as bench/train.py).
+evaluator, our `dp test`, as bench/train.py); and that energy error split by system (our
+DeepPot on every frame of every system): the mean error per atom of each system (a system has one
+composition, so its mean is an offset that depends on composition alone) over the training
+systems and on the validation system, and the spread within a system.
 
 Targets (printed with each figure): step time ours / DeePMD-kit <= 0.8 at every species count;
 se_atten_v2 at 64 species <= 1.3 x its time at 2; start-up ours / DeePMD-kit <= 0.5;
@@ -265,7 +268,12 @@ def _frame(data: Path):
 
 def whole_validation(run: Path, data: Path, commands: dict, timeout: float) -> dict:
     """Our `dp test` of the run's frozen graph on every frame of the validation system."""
-    system = _systems(data)[-1]
+    return test_graph(run, _systems(data)[-1], commands, timeout)
+
+
+def test_graph(run: Path, system: Path, commands: dict, timeout: float) -> dict:
+    """{"rmse_e", "rmse_f"}: our `dp test` of the run's graph.pb on every frame of `system`
+    (energy RMSE per atom, force RMSE), or {"error"}."""
     argv, env = commands["ours"]
     test = subprocess.run(argv[:-2] + ["test", "-m", "graph.pb", "-s", str(system), "-n",
                                        "1000000"], cwd=run, env=env, capture_output=True,
@@ -274,6 +282,32 @@ def whole_validation(run: Path, data: Path, commands: dict, timeout: float) -> d
         return {"error": test.stderr[-2000:]}
     found = dict(_TEST_LINE.findall(test.stdout + test.stderr))
     return {"rmse_e": float(found["Energy RMSE/Natoms"]), "rmse_f": float(found["Force  RMSE"])}
+
+
+def energy_offsets(graph: Path, data: Path) -> dict:
+    """How the energy error per atom splits on each system of `data` (all frames, our DeepPot):
+    its mean over a system's frames (one composition: an offset that a per-type energy shift
+    would remove) and its spread within the system. {"offset_train": mean |offset| of the
+    training systems, "offset_valid": |offset| of the validation system, "spread": mean
+    within-system standard deviation}."""
+    from deepmd_tebd.infer import DeepPot
+
+    dp = DeepPot(graph)
+    type_map = dp.get_type_map()
+    offsets, spreads = [], []
+    for system in _systems(data):
+        names = (system / "type_map.raw").read_text().split()
+        types = np.array([type_map.index(names[t])
+                          for t in np.loadtxt(system / "type.raw", dtype=int)])
+        coords = np.load(system / "set.000" / "coord.npy")
+        energy = dp.eval(coords.reshape(len(coords), -1, 3),
+                         np.load(system / "set.000" / "box.npy"), types)[0].ravel()
+        error = (energy - np.load(system / "set.000" / "energy.npy")) / len(types)
+        offsets.append(abs(float(error.mean())))
+        spreads.append(float(error.std()))
+    dp.close()
+    return {"offset_train": float(np.mean(offsets[:-1])), "offset_valid": offsets[-1],
+            "spread": float(np.mean(spreads))}
 
 
 def _sel(run: Path):
@@ -365,6 +399,16 @@ def report(results: dict, args) -> list[str]:
                 ratio = c[key] / b[key] if c.get(key) and b.get(key) else None
                 cells += [_cell(c.get(key), fmt="{:.2e}"), _cell(ratio, fmt="{:.2f}")]
             lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "Energy error per atom split by system (all frames of each): |mean| over "
+                      "the training systems, |mean| on the validation system, spread within a "
+                      "system:", "", "| descriptor | run | offset train | offset valid | "
+                      "spread |", "|---|---|---|---|---|"]
+        for name in args.descriptors:
+            for key in ("ours", "deepmd", "ours_same_time"):
+                f = results.get(f"accuracy/{name}/{key}", {})
+                if "spread" in f:
+                    lines.append(f"| {name} | {key} | {f['offset_train']:.4f} | "
+                                 f"{f['offset_valid']:.4f} | {f['spread']:.4f} |")
     return lines
 
 
@@ -457,6 +501,7 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
                               job_dir, config, _frame(data), args.timeout)
             if "error" not in figures:
                 figures.update(whole_validation(job_dir / "run", data, commands, args.timeout))
+                figures.update(energy_offsets(job_dir / "run" / "graph.pb", data))
             figures["steps"] = n
             results[f"accuracy/{name}/{key}"] = figures
             ratio = _step_ratio(results, name, figures if key == "ours" else None)
