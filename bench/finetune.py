@@ -104,56 +104,22 @@ def _script(train: list, valid: Path, steps: int, type_map=None) -> dict:
     return config
 
 
-def _last_row(lcurve: Path) -> int | None:
-    try:
-        rows = [line for line in lcurve.read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
-    except OSError:
-        return None
-    return int(rows[-1].split()[0]) if rows else None
-
-
 def train_and_freeze(label: str, program: str, commands: dict, run: Path, config: dict,
                      extra: list, timeout: float) -> dict:
-    """Trains (progress every 30 s: step, rate, ETA) and freezes to run/graph.pb; {"wall_s"}
-    or {"error"}."""
+    """Trains (bench/train.py's runner: progress lines) and freezes to run/graph.pb;
+    {"wall_s", "steps"} or {"error"}."""
     argv, env = commands[program]
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    (run / "input.json").write_text(json.dumps(config, indent=1))
-    steps = config["training"]["numb_steps"]
-    t0 = last = time.perf_counter()
-    with open(run / "train.log", "wb") as log:
-        proc = subprocess.Popen(argv + extra, cwd=run, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            while proc.poll() is None:
-                time.sleep(1.0)
-                now = time.perf_counter()
-                if now - t0 > timeout:
-                    proc.kill()
-                    proc.wait()
-                    return {"error": f"{label}: no end after {timeout:.0f} s"}
-                step = _last_row(run / "lcurve.out")
-                if now - last >= 30 and step:
-                    rate = step / (now - t0)
-                    _progress(f"{label}: step {step}/{steps}, {rate:.2f} steps/s, ETA "
-                              f"{(steps - step) / rate:.0f} s")
-                    last = now
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        text = (run / "train.log").read_text(errors="replace")
+    job = bench_train.run_training(label, argv + extra, env, run, config, timeout)
+    if job["rc"] != 0 or job["timed_out"]:
+        text = job["log"].read_text(errors="replace")
         return {"error": "\n".join(text.splitlines()[-30:])}
     freeze = subprocess.run(argv[:-2] + ["freeze", "-o", "graph.pb"], cwd=run, env=env,
                             capture_output=True, text=True, timeout=timeout)
     if freeze.returncode != 0:
         return {"error": freeze.stderr[-2000:]}
-    _progress(f"{label}: {steps} steps in {wall:.0f} s")
-    return {"wall_s": wall, "steps": steps}
+    return {"wall_s": job["wall_s"], "steps": config["training"]["numb_steps"]}
 
 
 def _curve(lcurve: Path):

@@ -209,6 +209,13 @@ def _run_job(label: str, argv: list, env: dict, job_dir: Path, config: dict,
     run_dir = job_dir / "run"
     run_dir.mkdir(parents=True)
     (job_dir / "data").symlink_to(_SHARED / "data" / "water", target_is_directory=True)
+    return run_training(label, argv, env, run_dir, config, timeout)
+
+
+def run_training(label: str, argv: list, env: dict, run_dir: Path, config: dict,
+                 timeout: float) -> dict:
+    """Runs `argv` (a `dp train`) in `run_dir` on `config` (written as input.json), with a
+    progress line every PROGRESS_EVERY_S; {"rc", "timed_out", "wall_s", "log", "lcurve"}."""
     (run_dir / "input.json").write_text(json.dumps(config, indent=2) + "\n")
     log = run_dir / "train.log"
     _progress(f"{label}: started ({' '.join(argv)} in {run_dir})")
