@@ -33,5 +33,7 @@ def variable_path(key: str) -> str | None:
     """The object path of a variable's checkpoint key (the inverse of checkpoint_variable_key),
     None for a key that is not a variable value."""
     return key[:-len(_VALUE)] if key.endswith(_VALUE) else None
+
+
 # the energy bias of the model's fitting (`fitting_attr/t_bias_atom_e` of a frozen model)
 ENERGY_BIAS_KEY = checkpoint_variable_key(CKPT_MODEL, "fitting", "bias_atom_e")

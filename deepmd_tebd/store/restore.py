@@ -49,9 +49,9 @@ from . import keys
 log = logging.getLogger("deepmd_tebd")
 
 __all__ = ["CheckpointError", "CompressedTables", "TrainingAttributes", "assign_constants",
-           "checkpoint_prefix", "reading_checkpoint", "compress_from_checkpoint", "has_checkpoint", "init_from_frozen_model",
-           "load_checkpoint_model", "read_training_attributes", "require_checkpoint",
-           "restore_checkpoint", "restore_model",
+           "checkpoint_prefix", "compress_from_checkpoint", "has_checkpoint",
+           "init_from_frozen_model", "load_checkpoint_model", "read_training_attributes",
+           "reading_checkpoint", "require_checkpoint", "restore_checkpoint", "restore_model",
            "tables_of_checkpoint", "tables_of_graph", "tables_trackables"]
 
 
