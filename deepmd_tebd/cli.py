@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "recursively for systems")
     stat.add_argument("-r", "--rcut", type=_number(positive=True), required=True,
                       help="cut-off radius")
-    stat.add_argument("-t", "--type-map", nargs="+", required=True, help="element names")
+    stat.add_argument("-t", "--type-map", nargs="+", default=None,
+                      help="element names (default: the data's own types, as DeePMD-kit)")
     stat.add_argument("--mixed-type", "--one-type", dest="one_type", action="store_true",
                       help="count all types as one (the neighbour count of a one-block sel, "
                            "se_atten's)")

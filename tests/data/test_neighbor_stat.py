@@ -363,3 +363,14 @@ def test_dp_neighbor_stat_mixed_type_counts_all_types_as_one(deepmd_water, optio
     assert result.returncode == 0, result.stderr[-2000:]
     expected = deepmd_water["one_type"]["max_nbor_size"]
     assert f"max_nbor_size: {np.array(expected)}" in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_dp_neighbor_stat_without_a_type_map_counts_the_datas_types(deepmd_water, tmp_path):
+    """-t is optional, as in DeePMD-kit: the water data's own types (O, H) are counted."""
+    from dp_command import run_dp
+
+    result = run_dp(tmp_path, "neighbor-stat", "-s", str(WATER), "-r", str(RCUT))
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = deepmd_water["typed"]["max_nbor_size"]
+    assert f"max_nbor_size: {np.array(expected)}" in result.stderr + result.stdout
