@@ -23,7 +23,8 @@ threads counts for its phase:
 Ops of one step overlap on the inter-op threads: the op time can exceed the wall time, and the
 gap between wall x threads and op time is time the threads did no op (host work, waits).
 Arithmetic (multiply-adds x 2 per step, forward): the embedding net (frames x atoms x sel x the
-widths' products) and the fitting net (frames x atoms x its widths' products); the effective
+widths' products; se_atten: with its attention layers) and the fitting net (frames x atoms x its
+widths' products); the effective
 GFLOP/s of their forward op time is beside them. Output: a table per input, results.json in
 --out.
 """
@@ -111,7 +112,11 @@ def _flops(config, frames: int, natoms: int) -> dict:
     fit_in = desc.neuron[-1] * getattr(desc, "axis_neuron", 4) + tebd
     fit = [fit_in] + list(model.fitting.neuron) + [1]
     fitting = sum(a * b for a, b in zip(fit, fit[1:]))
-    return {"embedding net": 2.0 * frames * natoms * nnei * embed,
+    # se_atten: per layer, Q, K, V and output projections (width neuron[-1] to attn and back)
+    # and the two nnei x nnei products
+    attn, layers = getattr(desc, "attn", 0), getattr(desc, "attn_layer", 0)
+    attention = layers * (4 * nnei * desc.neuron[-1] * attn + 2 * nnei * nnei * attn)
+    return {"embedding net": 2.0 * frames * natoms * (nnei * embed + attention),
             "fitting net": 2.0 * frames * natoms * fitting}
 
 
