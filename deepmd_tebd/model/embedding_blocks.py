@@ -23,6 +23,8 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from .kernels import contract
+
 __all__ = [
     "a_of_blocks",
     "a_of_tables",
@@ -108,7 +110,7 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
             centre = tf.gather(tf.matmul(tebd, w[2]), centres)
             pre = pre + centre[:, :, None, :]
         g = net(None, first_preactivation=pre)  # [nf, nc, n, M1]
-    return tf.matmul(rows, g, transpose_a=True)
+    return contract(rows, g)
 
 
 def a_of_blocks(rmat, nets: Sequence[Optional[object]], live, empty, centres,
@@ -122,9 +124,9 @@ def a_of_blocks(rmat, nets: Sequence[Optional[object]], live, empty, centres,
     for mlp, head, tail in zip(nets, heads, tails):
         if mlp is None:
             continue
-        term = tf.matmul(head, mlp(head[..., :1]), transpose_a=True)
+        term = contract(head, mlp(head[..., :1]))
         if tail is not None:
-            per_type = tf.matmul(tail, mlp(tail[..., :1]), transpose_a=True)
+            per_type = contract(tail, mlp(tail[..., :1]))
             term = term + tf.gather(per_type, centres)
         a_mat = term if a_mat is None else a_mat + term
     if a_mat is None:  # every neighbour type excluded

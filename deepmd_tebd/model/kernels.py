@@ -1,11 +1,13 @@
-"""The batched matrix product of DPA-1's attention: TensorFlow's BatchMatMulV2 everywhere, except
-inside the training step on the CPU, which uses this package's TebdBatchMatMul (op/tf/
-batch_mat_mul.cc: one dense product per matrix over the CPU threads, about twice as fast for
-these [S, S] and [S, d] matrices). Frozen graphs therefore hold BatchMatMulV2 only, which every
-TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
+"""The batched matrix products of the descriptors (DPA-1's attention, and the contraction
+R~^T G of every descriptor): TensorFlow's BatchMatMulV2 everywhere, except inside the training
+step on the CPU, which uses this package's TebdBatchMatMul (op/tf/batch_mat_mul.cc: one dense
+product per matrix over the CPU threads, two to three times as fast for these [S, S], [S, d]
+and [S, 4] matrices). Frozen graphs therefore hold BatchMatMulV2 only, which every TensorFlow
+runtime (DeePMD-kit's C++ interface, LAMMPS) has.
 
     with training_kernels():          # while the training step is traced
         z = batch_matmul(x, y, adjoint_b=True)
+        a = contract(rows, g)         # rows^T g per atom
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import threading
 
 import tensorflow as tf
 
-__all__ = ["batch_matmul", "training_kernels"]
+__all__ = ["batch_matmul", "contract", "training_kernels"]
 
 _STATE = threading.local()
 
@@ -38,3 +40,15 @@ def batch_matmul(x, y, adjoint_a: bool = False, adjoint_b: bool = False):
 
         return op_module.tebd_batch_mat_mul(x, y, adj_x=adjoint_a, adj_y=adjoint_b)
     return tf.linalg.matmul(x, y, adjoint_a=adjoint_a, adjoint_b=adjoint_b)
+
+
+def contract(rows, g):
+    """rows^T g over the neighbour axis, per atom: rows [..., n, 4] and g [..., n, M] of the same
+    leading shape -> [..., 4, M]."""
+    if not getattr(_STATE, "training", False) or rows.shape.rank == 3:
+        return batch_matmul(rows, g, adjoint_a=True)
+    shape = tf.shape(rows)
+    n = shape[-2]
+    z = batch_matmul(tf.reshape(rows, [-1, n, rows.shape[-1]]),
+                     tf.reshape(g, [-1, n, g.shape[-1]]), adjoint_a=True)
+    return tf.reshape(z, tf.concat([shape[:-2], tf.shape(z)[1:]], axis=0))

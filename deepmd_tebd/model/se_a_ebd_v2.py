@@ -23,6 +23,7 @@ import tensorflow as tf
 from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
                          type_embedding_switch)
 from .embedding_blocks import block_heads, block_tails, empty_rows, live_counts
+from .kernels import contract
 from .env_mat import INTERFACE_DTYPE
 
 __all__ = ["DescriptorSeAEbdV2", "a_with_stripped_type_embedding", "stripped_type_table"]
@@ -48,7 +49,7 @@ def _stripped_term(radial, rows, type_rows, weight):
     if weight is not None:
         type_rows = type_rows * weight[..., None]
     g = radial(rows[..., :1])
-    return tf.matmul(rows, g * type_rows + g, transpose_a=True)
+    return contract(rows, g * type_rows + g)
 
 
 def a_with_stripped_type_embedding(radial, type_net, rmat, nlist, live, empty, centres, tebd,

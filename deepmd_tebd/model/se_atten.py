@@ -24,6 +24,7 @@ import tensorflow as tf
 from .attention import AttentionLayer, angular_gate
 from .descriptor import EnvMatDescriptor, centre_types, descriptor_of_embedding
 from .env_mat import INTERFACE_DTYPE, raw_env_mat
+from .kernels import contract
 from .se_a_ebd_v2 import stripped_type_table
 
 __all__ = ["DescriptorSeAtten"]
@@ -147,7 +148,7 @@ class DescriptorSeAtten(EnvMatDescriptor):
                    else None)
         for layer in self.attention_layers:
             g = layer(g, weight, angular=angular)
-        a_mat = tf.matmul(rmat, g, transpose_a=True) / float(s)
+        a_mat = contract(rmat, g) / float(s)
         d = descriptor_of_embedding(a_mat, self.axis_neuron)
         return tf.cast(tf.reshape(d, [-1, nloc, self.dim_out]), INTERFACE_DTYPE)
 

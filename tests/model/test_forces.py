@@ -128,13 +128,14 @@ def test_force_loss_gradient_matches_weight_finite_difference(tebd):
     assert abs(analytic - numeric) < 1e-6 * abs(numeric)
 
 
-@pytest.mark.parametrize("tebd", ["atten", "atten_v2"])
-def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd):
-    """Inside the training step DPA-1's attention runs on TebdBatchMatMul (model/kernels.py):
-    energy, forces and the gradients of a force loss equal those of BatchMatMulV2 (1e-12)."""
+@pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
+def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one_side):
+    """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
+    run on TebdBatchMatMul (model/kernels.py): energy, forces and the gradients of a force loss
+    equal those of BatchMatMulV2 (1e-12)."""
     from deepmd_tebd.model.kernels import training_kernels
 
-    frame, model = setup("triclinic", tebd, False)
+    frame, model = setup("triclinic", tebd, type_one_side)
     args = (frame.coord.reshape(1, -1), frame.atype.reshape(1, -1), frame.natoms,
             frame.box.reshape(1, 9), frame.mesh)
     variables = model.trainable_variables
