@@ -48,7 +48,8 @@ def contract(rows, g):
     if not getattr(_STATE, "training", False) or rows.shape.rank == 3:
         return batch_matmul(rows, g, adjoint_a=True)
     shape = tf.shape(rows)
-    n = shape[-2]
-    z = batch_matmul(tf.reshape(rows, [-1, n, rows.shape[-1]]),
-                     tf.reshape(g, [-1, n, g.shape[-1]]), adjoint_a=True)
-    return tf.reshape(z, tf.concat([shape[:-2], tf.shape(z)[1:]], axis=0))
+    lead, n = shape[:-2], shape[-2]
+    batch = tf.reduce_prod(lead)  # not -1: a block may hold no neighbour slot (n = 0)
+    z = batch_matmul(tf.reshape(rows, tf.stack([batch, n, tf.shape(rows)[-1]])),
+                     tf.reshape(g, tf.stack([batch, n, tf.shape(g)[-1]])), adjoint_a=True)
+    return tf.reshape(z, tf.concat([lead, tf.shape(z)[1:]], axis=0))

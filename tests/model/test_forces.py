@@ -160,3 +160,22 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
 
     for got, expected in zip(traced(True), traced(False)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("centres, n", [(3, 7), (3, 0), (0, 5), (0, 0)])
+def test_the_training_contraction_equals_the_plain_one_also_for_empty_blocks(centres, n):
+    """model/kernels.py: contract(rows, g) per atom, on TebdBatchMatMul inside the training
+    step, equals rows^T g, also for a neighbour block without slots and a centre type without
+    atoms in the frame (both: a 0 x 0 batch)."""
+    from deepmd_tebd.model.kernels import contract, training_kernels
+
+    rng = np.random.default_rng(n)
+    rows, g = rng.normal(size=(2, centres, n, 4)), rng.normal(size=(2, centres, n, 5))
+    function = tf.function(contract)
+    with training_kernels():
+        fast = function.get_concrete_function(tf.TensorSpec([None, None, None, 4], tf.float64),
+                                              tf.TensorSpec([None, None, None, 5], tf.float64))
+    assert "TebdBatchMatMul" in {op.type for op in fast.graph.get_operations()}
+    expected = np.einsum("fcni,fcnj->fcij", rows, g)
+    np.testing.assert_allclose(fast(tf.constant(rows), tf.constant(g)).numpy(), expected,
+                               rtol=1e-13, atol=1e-13)
