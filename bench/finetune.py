@@ -91,17 +91,9 @@ def new_system(work: Path, frames: int) -> tuple[Path, Path]:
 
 
 def _script(train: list, valid: Path, steps: int, type_map=None) -> dict:
-    config = json.loads((species.EXAMPLES / "se_atten_v2.json").read_text())
-    if type_map is None:
-        config["model"].pop("type_map")
-    else:
-        config["model"]["type_map"] = type_map
-    config["learning_rate"]["decay_steps"] = max(1, steps // 20)
-    training = config["training"]
-    training.update(numb_steps=steps, disp_freq=DISP_FREQ, save_freq=steps)
-    training["training_data"]["systems"] = [str(p) for p in train]
-    training["validation_data"].update(systems=[str(valid)], numb_btch=1)
-    return config
+    """examples/alloy's se_atten_v2 input (bench/species.py's changes, decay_steps steps / 20)."""
+    return species.script("atten", train, valid, steps, type_map, species.ATTEN_SEL,
+                          short_schedule=True)
 
 
 def train_and_freeze(label: str, program: str, commands: dict, run: Path, config: dict,

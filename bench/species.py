@@ -168,18 +168,37 @@ def _systems(data: Path) -> list:
     return sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))
 
 
-def _input(name: str, data: Path, steps: int) -> dict:
+def script(name: str, train: list, valid: Path, steps: int, type_map=None,
+           sel="auto", short_schedule: bool = False) -> dict:
+    """examples/alloy's input `name` training on the systems `train` and validating on `valid`
+    (numb_btch 1), numb_steps and save_freq `steps`, disp_freq 100; type_map None: the script
+    names none; sel "auto" or a number (se_atten_v2); short_schedule: decay_steps steps / 20, so
+    that the learning rate reaches stop_lr in `steps` steps with the same number of decays."""
     config = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
-    systems = _systems(data)
-    config["model"]["type_map"] = (systems[0] / "type_map.raw").read_text().split()
-    config["model"]["descriptor"]["sel"] = ATTEN_SEL if name == "atten" else "auto"
+    if type_map is None:
+        config["model"].pop("type_map", None)
+    else:
+        config["model"]["type_map"] = list(type_map)
+    config["model"]["descriptor"]["sel"] = sel
     # DeePMD-kit 3.2 has no smooth se_a_ebd_v2: both programs train its se_a_ebd_v2
     config["model"]["descriptor"].pop("smooth_type_embedding", None)
+    if short_schedule:
+        config["learning_rate"]["decay_steps"] = max(1, steps // 20)
     training = config["training"]
     training.update(numb_steps=steps, disp_freq=DISP_FREQ, save_freq=steps)
-    training["training_data"]["systems"] = [str(p) for p in systems[:-1]]
-    training["validation_data"].update(systems=[str(systems[-1])], numb_btch=1)
+    training["training_data"]["systems"] = [str(p) for p in train]
+    training["validation_data"].update(systems=[str(valid)], numb_btch=1)
     return config
+
+
+def _input(name: str, data: Path, steps: int, sel=None, short_schedule: bool = False) -> dict:
+    """`script` on a data folder: every system but the last trains, with its type map; sel:
+    the timing jobs' (88 for se_atten_v2, else "auto") unless given."""
+    systems = _systems(data)
+    if sel is None:
+        sel = ATTEN_SEL if name == "atten" else "auto"
+    return script(name, systems[:-1], systems[-1], steps,
+                  (systems[0] / "type_map.raw").read_text().split(), sel, short_schedule)
 
 
 # ---------------------------------------------------------------- one job
@@ -291,18 +310,13 @@ def energy_offsets(graph: Path, data: Path) -> dict:
     training systems, "offset_valid": |offset| of the validation system, "spread": mean
     within-system standard deviation}."""
     from deepmd_tebd.infer import DeepPot
+    from deepmd_tebd.infer.change_bias import counts_and_energies
 
     dp = DeepPot(graph)
-    type_map = dp.get_type_map()
     offsets, spreads = [], []
     for system in _systems(data):
-        names = (system / "type_map.raw").read_text().split()
-        types = np.array([type_map.index(names[t])
-                          for t in np.loadtxt(system / "type.raw", dtype=int)])
-        coords = np.load(system / "set.000" / "coord.npy")
-        energy = dp.eval(coords.reshape(len(coords), -1, 3),
-                         np.load(system / "set.000" / "box.npy"), types)[0].ravel()
-        error = (energy - np.load(system / "set.000" / "energy.npy")) / len(types)
+        counts, labels, predicted = counts_and_energies(dp, [system], 0)
+        error = (predicted - labels) / counts.sum(axis=1)
         offsets.append(abs(float(error.mean())))
         spreads.append(float(error.std()))
     dp.close()
@@ -485,18 +499,13 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
     data = _metals(work, 7)
     steps = args.accuracy_steps
     for name in args.descriptors:
-        config = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
-        base = _input(name, data, steps)
-        base["model"]["descriptor"]["sel"] = config["model"]["descriptor"]["sel"]
-        base["learning_rate"]["decay_steps"] = max(1, steps // 20)
-        base["training"]["save_freq"] = steps
+        example = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
+        sel = example["model"]["descriptor"]["sel"]
         runs = [("deepmd", "deepmd", steps), ("ours", "ours", steps)]
         for key, program, n in runs:
             job_dir = work / f"accuracy-{name}-{key}"
             shutil.rmtree(job_dir, ignore_errors=True)
-            config = json.loads(json.dumps(base))
-            config["training"]["numb_steps"] = config["training"]["save_freq"] = n
-            config["learning_rate"]["decay_steps"] = max(1, n // 20)
+            config = _input(name, data, n, sel=sel, short_schedule=True)
             figures = run_job(f"accuracy {name} / {key} / {n} steps", program, commands,
                               job_dir, config, _frame(data), args.timeout)
             if "error" not in figures:

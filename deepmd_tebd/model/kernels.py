@@ -45,11 +45,14 @@ def batch_matmul(x, y, adjoint_a: bool = False, adjoint_b: bool = False):
 def contract(rows, g):
     """rows^T g over the neighbour axis, per atom: rows [..., n, 4] and g [..., n, M] of the same
     leading shape -> [..., 4, M]."""
-    if not getattr(_STATE, "training", False) or rows.shape.rank == 3:
+    if not getattr(_STATE, "training", False):
+        return tf.linalg.matmul(rows, g, adjoint_a=True)
+    if rows.shape.rank == 3:
         return batch_matmul(rows, g, adjoint_a=True)
     shape = tf.shape(rows)
     lead, n = shape[:-2], shape[-2]
-    batch = tf.reduce_prod(lead)  # not -1: a block may hold no neighbour slot (n = 0)
+    # not -1, which an empty tensor cannot resolve (no atoms of a centre type and n = 0)
+    batch = tf.reduce_prod(lead)
     z = batch_matmul(tf.reshape(rows, tf.stack([batch, n, tf.shape(rows)[-1]])),
                      tf.reshape(g, tf.stack([batch, n, tf.shape(g)[-1]])), adjoint_a=True)
     return tf.reshape(z, tf.concat([lead, tf.shape(z)[1:]], axis=0))

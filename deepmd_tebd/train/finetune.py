@@ -54,42 +54,50 @@ def is_graph(path: str) -> bool:
     return str(path).endswith(".pb")
 
 
-def pretrained_script(path: str) -> dict:
-    """The training script of the frozen graph or checkpoint at `path`; ModelFileError
-    (CheckpointError) when it has none or is compressed."""
-    if not is_graph(path):
-        if tables_of_checkpoint(path) is not None:
-            raise CheckpointError(f"{path}: a model trained from a compressed graph cannot be "
-                                  "fine-tuned; fine-tune the graph it was compressed from")
-        return read_training_attributes(path)[0]
-    constants = graph_constants(read_graph_def(path))
-    model_type = constants.get(nn.MODEL_TYPE)
-    if model_type is not None and model_type.item() == nn.COMPRESSED_MODEL.encode():
-        raise ModelFileError(f"{path}: a compressed model cannot be fine-tuned; fine-tune the "
-                             "graph it was compressed from")
-    raw = constants.get(nn.TRAIN_ATTR_TRAINING_SCRIPT)
-    if raw is None:
-        raise ModelFileError(f"{path}: the graph has no training script "
-                             "(train_attr/training_script), which fine-tuning needs (graphs of "
-                             "DeePMD-kit 2.1.5 and later, and of this package, have one)")
-    try:
-        return json.loads(raw.item().decode() if hasattr(raw, "item") else raw)
-    except ValueError:
-        raise ModelFileError(f"{path}: train_attr/training_script is not JSON") from None
+class Pretrained:
+    """The pretrained model at `path` (a frozen graph or a checkpoint prefix), read once:
+    `script`, its training script; `constants()`, {DeePMD-kit name: array} of every weight and
+    statistic. ModelFileError (CheckpointError) when it has no script or is compressed."""
 
+    def __init__(self, path: str):
+        self.path = path
+        self._constants = None
+        if not is_graph(path):
+            if tables_of_checkpoint(path) is not None:
+                raise CheckpointError(f"{path}: a model trained from a compressed graph cannot "
+                                      "be fine-tuned; fine-tune the graph it was compressed "
+                                      "from")
+            self.script = read_training_attributes(path)[0]
+            return
+        self._constants = graph_constants(read_graph_def(path))
+        model_type = self._constants.get(nn.MODEL_TYPE)
+        if model_type is not None and model_type.item() == nn.COMPRESSED_MODEL.encode():
+            raise ModelFileError(f"{path}: a compressed model cannot be fine-tuned; fine-tune "
+                                 "the graph it was compressed from")
+        raw = self._constants.get(nn.TRAIN_ATTR_TRAINING_SCRIPT)
+        if raw is None:
+            raise ModelFileError(f"{path}: the graph has no training script "
+                                 "(train_attr/training_script), which fine-tuning needs (graphs "
+                                 "of DeePMD-kit 2.1.5 and later, and of this package, have one)")
+        try:
+            self.script = json.loads(raw.item().decode() if hasattr(raw, "item") else raw)
+        except ValueError:
+            raise ModelFileError(f"{path}: train_attr/training_script is not JSON") from None
 
-def pretrained_constants(path: str) -> dict:
-    """{DeePMD-kit name: array} of every weight and statistic of the pretrained model."""
-    if is_graph(path):
-        return graph_constants(read_graph_def(path))
-    from ..config import build_config
-    from ..model import EnergyModel
-    from ..store.restore import restore_model
+    def constants(self) -> dict:
+        """Every weight and statistic: the graph's constants, or a checkpoint's model (built
+        from its script) restored and read out."""
+        if self._constants is None:
+            from ..config import build_config
+            from ..model import EnergyModel
+            from ..store.restore import restore_model
 
-    model = EnergyModel(build_config(read_training_attributes(path)[0]).model)
-    model.build()
-    restore_model(model, path, strict=True)
-    return {name: var.numpy() for name, var in model.graph_variables().items()}
+            model = EnergyModel(build_config(self.script).model)
+            model.build()
+            restore_model(model, self.path, strict=True)
+            self._constants = {name: var.numpy()
+                               for name, var in model.graph_variables().items()}
+        return self._constants
 
 
 def check_new_types(config, old: int, source: str) -> None:

@@ -136,10 +136,10 @@ class FineTune(ModelStart):
     the chief; the other workers take the chief's weights)."""
 
     def __init__(self, path: str):
-        from .finetune import pretrained_script
+        from .finetune import Pretrained
 
         self.path = path
-        self.pretrained = pretrained_script(path)
+        self.pretrained = Pretrained(path)
         self.user_types: list = []
         self.new_types: list = []
 
@@ -147,8 +147,8 @@ class FineTune(ModelStart):
         """The script with the pretrained model's type map and sections (train/finetune.py)."""
         from ..config.finetune import merge_pretrained
 
-        script, self.user_types, self.new_types = merge_pretrained(script, self.pretrained,
-                                                                   source, self.path)
+        script, self.user_types, self.new_types = merge_pretrained(
+            script, self.pretrained.script, source, self.path)
         return script
 
     def check(self, config, source: str) -> None:
@@ -160,7 +160,7 @@ class FineTune(ModelStart):
     def prepare(self, model, train_data, config, is_chief: bool = True) -> None:
         """Assigns the pretrained constants, then changes the bias (train/change_bias.py)."""
         from .change_bias import change_bias_after_training
-        from .finetune import extended, origin_types, pretrained_constants
+        from .finetune import extended, origin_types
 
         model.build()
         variables = model.graph_variables()
@@ -170,7 +170,7 @@ class FineTune(ModelStart):
                 model.descriptor.stat_env_mat)
             model.descriptor.set_statistics(stats.davg, stats.dstd)
         old_types = config.model.ntypes - len(self.new_types)
-        constants = extended(pretrained_constants(self.path), variables, old_types)
+        constants = extended(self.pretrained.constants(), variables, old_types)
         assign_constants(variables, constants, self.path)
         log.info(f"initialize model from pretrained model {self.path}")
         if not is_chief:

@@ -2,7 +2,7 @@
 input of bench/train.py, the op time summed by phase, next to the arithmetic of the phases that
 do the multiply-adds.
 
-    python bench/profile.py [--only tebd|se_e2_a|tebd_v2|atten] [--steps 10] [--threads N]
+    python bench/step_profile.py [--only tebd|se_e2_a|tebd_v2|atten] [--steps 10] [--threads N]
                             [--out DIR]
 
 Per input (bench/train.py's, training systems data_0..data_2 of ../shared/data/water, batch as
