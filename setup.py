@@ -10,8 +10,8 @@ The CUDA kernels (op/kernels/src/cuda) are added when TensorFlow is a CUDA build
 PATH (set DEEPMD_TEBD_NO_CUDA=1 to skip them), compiled with the nvcc flags of op/cuda.mk, which
 op/Makefile uses too. The CPU build never depends on them.
 
-The training step's batched matrix product (op/tf/batch_mat_mul.cc, dense Eigen products) is
-compiled for the building machine's processor (-march=native, when the compiler takes it; set
+The training step's own kernels (op/tf/batch_mat_mul.cc and op/tf/embedding_net.cc, dense Eigen
+products) are compiled for the building machine's processor (-march=native, when the compiler takes it; set
 DEEPMD_TEBD_PORTABLE=1 to build it for any x86-64): the library is built where it runs.
 """
 import json
@@ -31,7 +31,7 @@ from cuda_flags import cuda_make_variables  # noqa: E402  (op/cuda.mk, shared wi
 VERSION = "0.1.0"
 CPU_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src").glob("*.cc"))
 # compiled with the processor's own instructions (BuildOps._compile_native)
-NATIVE_SOURCES = ["op/tf/batch_mat_mul.cc"]
+NATIVE_SOURCES = ["op/tf/batch_mat_mul.cc", "op/tf/embedding_net.cc"]
 TF_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/tf").glob("*.cc")
                     if str(p.relative_to(ROOT)) not in NATIVE_SOURCES)
 CUDA_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src/cuda").glob("*.cu"))

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from .kernels import contract
+from .kernels import contract, scalar_net
 
 __all__ = [
     "a_of_blocks",
@@ -102,14 +102,17 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
     else:
         # first layer on [s, tebd_j (, tebd_i)] = s W_s + (tebd W_j)[j] (+ (tebd W_i)[i]):
         # the type rows are multiplied once per type, not once per neighbour slot
+        # ((tebd W_i)[i] +) (tebd W_j)[j] + b as one table over the slot (and centre) types
         blocks = [1, te] if type_one_side else [1, te, te]
         w, b = net.split_first_layer(blocks)  # in the net's matmul dtype (mixed precision)
-        s, tebd = tf.cast(s, b.dtype), tf.cast(tebd, b.dtype)
-        pre = s * w[0][0] + (tf.gather(tf.matmul(tebd, w[1]), slots) + b)
+        tebd = tf.cast(tebd, b.dtype)
+        table, index = tf.matmul(tebd, w[1]) + b, slots
         if not type_one_side:
-            centre = tf.gather(tf.matmul(tebd, w[2]), centres)
-            pre = pre + centre[:, :, None, :]
-        g = net(None, first_preactivation=pre)  # [nf, nc, n, M1]
+            ntypes = tf.shape(tebd)[0]
+            table = tf.reshape(tf.matmul(tebd, w[2])[:, None, :] + table[None],
+                               [-1, table.shape[-1]])
+            index = centres[:, :, None] * ntypes + slots
+        g = scalar_net(net, s[..., 0], index, table, w[0][0])  # [nf, nc, n, M1]
     return contract(rows, g)
 
 

@@ -1,13 +1,24 @@
-"""The batched matrix products of the descriptors (DPA-1's attention, and the contraction
-R~^T G of every descriptor): TensorFlow's BatchMatMulV2 everywhere, except inside the training
-step on the CPU, which uses this package's TebdBatchMatMul (op/tf/batch_mat_mul.cc: one dense
-product per matrix over the CPU threads, two to three times as fast for these [S, S], [S, d]
-and [S, 4] matrices). Frozen graphs therefore hold BatchMatMulV2 only, which every TensorFlow
-runtime (DeePMD-kit's C++ interface, LAMMPS) has.
+"""The training step's own kernels on the CPU, and TensorFlow's ops everywhere else:
+
+* the batched matrix products of the descriptors (DPA-1's attention, and the contraction R~^T G
+  of every descriptor): TebdBatchMatMul (op/tf/batch_mat_mul.cc: one dense product per matrix
+  over the CPU threads, two to three times as fast as BatchMatMulV2 for these [S, S], [S, d]
+  and [S, 4] matrices);
+* the nets' matrix products: TebdMatMul (op/tf/batch_mat_mul.cc: TensorFlow's MatMul compiled for
+  the processor, 1.2-1.5x as fast in float64);
+* the embedding nets of rows that vary in one scalar s~ (every tanh net whose first layer has
+  no residual connection): TebdEmbeddingNet (op/tf/embedding_net.cc), which gives the net's
+  output and its derivative along s~ in one pass, so that neither the force nor the force
+  loss's weight gradient goes back through the net's layers op by op.
+
+Frozen graphs therefore hold TensorFlow's ops only (BatchMatMulV2, MatMul, Tanh, ...), which
+every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
 
     with training_kernels():          # while the training step is traced
         z = batch_matmul(x, y, adjoint_b=True)
+        h = matmul(x, w)
         a = contract(rows, g)         # rows^T g per atom
+        g = scalar_net(net, s, index, table, slope)
 """
 from __future__ import annotations
 
@@ -16,7 +27,7 @@ import threading
 
 import tensorflow as tf
 
-__all__ = ["batch_matmul", "contract", "training_kernels"]
+__all__ = ["batch_matmul", "contract", "fusable", "matmul", "scalar_net", "training_kernels"]
 
 _STATE = threading.local()
 
@@ -42,6 +53,15 @@ def batch_matmul(x, y, adjoint_a: bool = False, adjoint_b: bool = False):
     return tf.linalg.matmul(x, y, adjoint_a=adjoint_a, adjoint_b=adjoint_b)
 
 
+def matmul(x, y):
+    """x y of two matrices."""
+    if getattr(_STATE, "training", False):
+        from ..op import op_module
+
+        return op_module.tebd_mat_mul(x, y)
+    return tf.linalg.matmul(x, y)
+
+
 def contract(rows, g):
     """rows^T g over the neighbour axis, per atom: rows [..., n, 4] and g [..., n, M] of the same
     leading shape -> [..., 4, M]."""
@@ -56,3 +76,43 @@ def contract(rows, g):
     z = batch_matmul(tf.reshape(rows, tf.stack([batch, n, tf.shape(rows)[-1]])),
                      tf.reshape(g, tf.stack([batch, n, tf.shape(g)[-1]])), adjoint_a=True)
     return tf.reshape(z, tf.concat([lead, tf.shape(z)[1:]], axis=0))
+
+
+def fusable(net) -> bool:
+    """Whether the training step runs `net` (a model/network.py MLP) on TebdEmbeddingNet: an
+    embedding net of tanh layers with biases, no mixed precision and no residual first layer,
+    while the training step is traced on the CPU."""
+    hidden, final = net.layer_variables()
+    return (getattr(_STATE, "training", False) and net.kind == "embedding"
+            and net.activation == "tanh" and net.compute_precision is None and final is None
+            and bool(net.rules) and net.rules[0] is None
+            and all(b is not None for _, b, _ in hidden)
+            and net.matmul_dtype in (tf.float32, tf.float64))
+
+
+_RULES = {None: 0, "skip": 1, "concat": 2}
+
+
+def scalar_net(net, s, index, table, slope):
+    """The embedding net `net` on rows [s_i, fixed_i] whose first pre-activation is
+    s_i * slope + table[index_i] (table [K, widths[0]]: the fixed parts times their rows of the
+    first matrix, plus its bias; slope [widths[0]]: the first matrix's row of s): s and index
+    [...] (index int32) -> [..., out_width]. On TebdEmbeddingNet where `fusable(net)`."""
+    dtype = net.matmul_dtype
+    s, table, slope = tf.cast(s, dtype), tf.cast(table, dtype), tf.cast(slope, dtype)
+    if not fusable(net):
+        pre = s[..., None] * slope + tf.gather(table, index)
+        return net(None, first_preactivation=pre)
+    from ..op import op_module
+
+    hidden = net.layer_variables()[0][1:]
+    steps = [tf.ones([w.shape[-1]], dtype) if idt is None else tf.reshape(tf.cast(idt, dtype), [-1])
+             for w, _, idt in hidden]  # resnet_dt's timesteps, ones where a layer has none
+    lead = tf.shape(s)
+    with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
+        g, _ = op_module.tebd_embedding_net(
+            tf.reshape(s, [-1]), tf.reshape(tf.broadcast_to(index, lead), [-1]), table, slope,
+            [tf.cast(w, dtype) for w, _, _ in hidden], [tf.cast(b, dtype) for _, b, _ in hidden],
+            steps, rules=[_RULES[r] for r in net.rules[1:]])
+    g = tf.cast(g, net.compute_dtype)
+    return tf.reshape(g, tf.concat([lead, [net.out_width]], axis=0))

@@ -39,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from ..precision import dtype_of
+from . import kernels
 
 __all__ = [
     "ACTIVATIONS",
@@ -135,7 +136,7 @@ def _matmul(x, w):
     """x w; in float16 as a batch of one, which grappler's remapper does not fuse with the bias
     add: TensorFlow's CPU _FusedMatMul kernel for float16 runs about 1000x slower than MatMul."""
     if x.dtype != tf.float16:
-        return tf.matmul(x, w)
+        return kernels.matmul(x, w)
     return tf.matmul(x[None], w[None])[0]
 
 
@@ -326,6 +327,9 @@ class MLP(keras.layers.Layer):
         """x [..., n] -> [..., out_width]. `first_preactivation` [..., widths[0]], when given,
         stands for ``x W_1 + b_1`` (computed by the caller more cheaply, see
         `split_first_layer`); x is then not used and may be None."""
+        if first_preactivation is None and self.in_width == 1 and kernels.fusable(self):
+            w, b = self.split_first_layer([1])  # rows [s]: s W_1 + b_1, fused (kernels.py)
+            return kernels.scalar_net(self, x[..., 0], tf.constant(0), b[None], w[0][0])
         hidden, final = self.layer_variables()
         rules = self.rules
         mm, stack = self.matmul_dtype, self._stack_dtype  # casts to the same dtype are no-ops
@@ -358,7 +362,7 @@ class MLP(keras.layers.Layer):
                 x = h
         x = tf.cast(x, self.compute_dtype)
         if final is not None:
-            x = tf.matmul(x, final[0]) + final[1]
+            x = _matmul(x, final[0]) + final[1]
         return tf.reshape(x, tf.concat([lead, [self.out_width]], axis=0))
 
     def get_config(self):

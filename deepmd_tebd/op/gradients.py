@@ -78,13 +78,11 @@ def _tabulate_fusion_se_a_grad_grad(op, dz_dy_dem_x, dz_dy_dem):
     return [None, None, None, None, dz_dy, None]
 
 
-@ops.RegisterGradient("TebdBatchMatMul")
-def _batch_mat_mul_grad(op, grad):
-    """z = op(x) op(y): the gradients are products of the same kind (TensorFlow's BatchMatMulV2
-    gradient), so that every order of derivative stays on this op."""
+def _product_grads(mm, op, grad):
+    """The gradients of z = op(x) op(y) by the product mm (TensorFlow's MatMul and BatchMatMulV2
+    gradients), so that every order of derivative stays on mm's op."""
     x, y = op.inputs
     adj_x, adj_y = op.get_attr("adj_x"), op.get_attr("adj_y")
-    mm = op_module.tebd_batch_mat_mul
     if not adj_x and not adj_y:
         return mm(grad, y, adj_y=True), mm(x, grad, adj_x=True)
     if not adj_x:
@@ -92,3 +90,57 @@ def _batch_mat_mul_grad(op, grad):
     if not adj_y:
         return mm(y, grad, adj_y=True), mm(x, grad)
     return mm(y, grad, adj_x=True, adj_y=True), mm(grad, x, adj_x=True, adj_y=True)
+
+
+@ops.RegisterGradient("TebdBatchMatMul")
+def _batch_mat_mul_grad(op, grad):
+    return _product_grads(op_module.tebd_batch_mat_mul, op, grad)
+
+
+@ops.RegisterGradient("TebdMatMul")
+def _mat_mul_grad(op, grad):
+    return _product_grads(op_module.tebd_mat_mul, op, grad)
+
+
+@ops.RegisterGradient("TebdEmbeddingNet")
+def _embedding_net_grad(op, grad_g, grad_dg):
+    """(g, dg/ds) of the fused embedding net: every weight gradient from TebdEmbeddingNetGrad.
+    When only g is differentiated (the force's pass back, dE/ds = <dE/dg, dg/ds>), the gradient
+    of s is that product in TensorFlow's ops, so that the force's own derivative with respect to
+    the weights (the force loss) comes back here through dg/ds; then the op's tangent part
+    runs too."""
+    n = op.get_attr("N")
+    rules = op.get_attr("rules")
+    s, index, table, slope = op.inputs[:4]
+    layers = [list(op.inputs[4 + k * n:4 + (k + 1) * n]) for k in range(3)]  # W, b, timestep
+    g, dg = op.outputs
+    tangent = not _is_zeros(grad_dg)
+    if grad_g is None:
+        grad_g = tf.zeros_like(g)
+    out = op_module.tebd_embedding_net_grad(
+        s, index, table, slope, *layers, grad_g, grad_dg if tangent else grad_g,
+        rules=rules, tangent=tangent)
+    grad_s = out.grad_s if tangent else tf.reduce_sum(grad_g * dg, axis=-1)
+    return ([grad_s, None, out.grad_table, out.grad_slope] + list(out.grad_matrices)
+            + list(out.grad_biases) + list(out.grad_timesteps))
+
+
+def _is_zeros(grad) -> bool:
+    """Whether grad is None or the zeros that tf.gradients and GradientTape put in for an
+    output nothing depends on (ZerosLike, a Fill of 0, a zero constant)."""
+    if grad is None:
+        return True
+    if grad.op.type == "ZerosLike":
+        return True
+    if grad.op.type == "Fill":
+        value = tf.get_static_value(grad.op.inputs[1])
+        return value is not None and not value.any()
+    value = tf.get_static_value(grad)
+    return value is not None and not value.any()
+
+
+@ops.RegisterGradient("TebdEmbeddingNetGrad")
+def _embedding_net_grad_grad(op, *grads):
+    """Not defined: the training step needs the fused net's derivatives to second order only."""
+    raise LookupError("TebdEmbeddingNetGrad has no gradient: the fused embedding net is "
+                      "differentiable twice (forces, then the weights), not three times")

@@ -131,8 +131,10 @@ def test_force_loss_gradient_matches_weight_finite_difference(tebd):
 @pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
 def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one_side):
     """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
-    run on TebdBatchMatMul (model/kernels.py): energy, forces and the gradients of a force loss
-    equal those of BatchMatMulV2 (1e-12)."""
+    run on TebdBatchMatMul, the embedding nets of s~ alone on TebdEmbeddingNet (all but
+    se_atten's concatenated input) and the other nets' products on TebdMatMul
+    (model/kernels.py): energy, forces and the gradients of a force loss equal those of
+    TensorFlow's ops (1e-12)."""
     from deepmd_tebd.model.kernels import training_kernels
 
     frame, model = setup("triclinic", tebd, type_one_side)
@@ -156,6 +158,8 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
             concrete = function.get_concrete_function()
         types = {op.type for op in concrete.graph.get_operations()}
         assert ("TebdBatchMatMul" in types) == fast
+        assert ("TebdEmbeddingNet" in types) == (fast and tebd != "atten")
+        assert ("TebdMatMul" in types) == fast
         return [t.numpy() for t in concrete()]
 
     for got, expected in zip(traced(True), traced(False)):
@@ -179,3 +183,29 @@ def test_the_training_contraction_equals_the_plain_one_also_for_empty_blocks(cen
     expected = np.einsum("fcni,fcnj->fcij", rows, g)
     np.testing.assert_allclose(fast(tf.constant(rows), tf.constant(g)).numpy(), expected,
                                rtol=1e-13, atol=1e-13)
+
+
+def test_the_training_matmul_and_its_gradients_to_second_order_equal_matmuls():
+    """model/kernels.py: matmul(x, w) on TebdMatMul inside the training step; its gradients
+    (products with transposed operands, on TebdMatMul again) and theirs equal MatMul's."""
+    from deepmd_tebd.model.kernels import matmul, training_kernels
+
+    rng = np.random.default_rng(2)
+    x, w = tf.constant(rng.normal(size=(7, 5))), tf.constant(rng.normal(size=(5, 3)))
+
+    def second_order(x, w):
+        with tf.GradientTape() as outer:
+            outer.watch(w)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                energy = tf.reduce_sum(tf.tanh(matmul(x, w)))
+            loss = tf.reduce_sum(inner.gradient(energy, x) ** 2)
+        return [energy, loss, outer.gradient(loss, w)]
+
+    with training_kernels():
+        fast = tf.function(second_order).get_concrete_function(x, w)
+    plain = tf.function(second_order).get_concrete_function(x, w)
+    assert "TebdMatMul" in {op.type for op in fast.graph.get_operations()}
+    assert "TebdMatMul" not in {op.type for op in plain.graph.get_operations()}
+    for got, expected in zip(fast(x, w), plain(x, w)):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-13, atol=1e-13)

@@ -1,0 +1,459 @@
+// TebdEmbeddingNet and TebdEmbeddingNetGrad: an embedding net whose rows vary in one scalar
+// only, its derivative along that scalar, and the gradient of both, fused on the CPU.
+//
+// Row i of the net's input is [s_i, fixed_i]: the first pre-activation is
+//   p_i = s_i * slope + table[index_i]        (slope: the first matrix's s row; table: the
+//                                               fixed part times its rows, plus the bias)
+// then h_1 = tanh(p), and each further layer l: y = tanh(h_{l-1} W_l + b_l) * dt_l (dt_l: the
+// layer's timestep, resnet_dt; ones without) with the resnet rule (none: h_l = y; skip:
+// h_l = h_{l-1} + y; concat: h_l = [h_{l-1}, h_{l-1}] + y).
+// TebdEmbeddingNet gives g = h_L and its tangent dg = dh_L/ds, carried layer by layer (forward
+// mode): the force then needs no pass back through the net. TebdEmbeddingNetGrad gives the
+// gradient of <grad_g, g> + <grad_dg, dg> with respect to s, table, slope and every W_l, b_l,
+// dt_l (reverse mode through the forward and tangent passes, recomputed block by block so that
+// nothing of the size of the activations is stored between the two ops).
+//
+// Rows go in blocks of kBlock through Eigen's dense products (the h and tangent rows of a block
+// stacked into one product per layer); the blocks are cut into one contiguous range per CPU
+// thread, each range with its own weight-gradient sums, added in range order (the result does
+// not depend on scheduling). The ops serve the training step only
+// (deepmd_tebd/model/fused_embedding.py); frozen graphs keep TensorFlow's own ops.
+#define EIGEN_DONT_PARALLELIZE  // one block per thread: the rows are the parallel axis
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace deepmd_tebd {
+namespace {
+
+using tensorflow::OpInputList;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::OpOutputList;
+using tensorflow::Status;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+constexpr int64_t kBlock = 128;
+enum Rule { kNone = 0, kSkip = 1, kConcat = 2 };
+
+template <typename T>
+using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+
+// The net's weights, viewed in place, and the checks of their shapes.
+template <typename T>
+struct Net {
+  const T* s = nullptr;
+  const int32_t* index = nullptr;
+  const T* table = nullptr;
+  int64_t ntable = 0, rows = 0, width1 = 0;
+  const T* slope_data = nullptr;
+  std::vector<Eigen::Map<const Matrix<T>>> w;
+  std::vector<Eigen::Map<const Row<T>>> b, dt;
+  std::vector<int> rules;
+
+  Eigen::Map<const Row<T>> slope() const { return {slope_data, width1}; }
+  int64_t out_width() const { return w.empty() ? width1 : w.back().cols(); }
+};
+
+template <typename T>
+Status read_net(OpKernelContext* ctx, const std::vector<int>& rules, Net<T>* net) {
+  const Tensor& s = ctx->input(0);
+  const Tensor& index = ctx->input(1);
+  const Tensor& table = ctx->input(2);
+  const Tensor& slope = ctx->input(3);
+  OpInputList mats, biases, steps;
+  TF_RETURN_IF_ERROR(ctx->input_list("matrices", &mats));
+  TF_RETURN_IF_ERROR(ctx->input_list("biases", &biases));
+  TF_RETURN_IF_ERROR(ctx->input_list("timesteps", &steps));
+  if (s.dims() != 1 || index.dims() != 1 || index.dim_size(0) != s.dim_size(0))
+    return tensorflow::errors::InvalidArgument(
+        "s and index must be vectors of one length (one entry per row), got ",
+        s.shape().DebugString(), " and ", index.shape().DebugString());
+  if (table.dims() != 2 || slope.dims() != 1 || slope.dim_size(0) != table.dim_size(1))
+    return tensorflow::errors::InvalidArgument(
+        "table must be [K, width] and slope [width], got ", table.shape().DebugString(),
+        " and ", slope.shape().DebugString());
+  if (static_cast<int>(rules.size()) != mats.size())
+    return tensorflow::errors::InvalidArgument("rules has ", rules.size(), " entries for ",
+                                               mats.size(), " matrices");
+  net->s = s.flat<T>().data();
+  net->index = index.flat<int32_t>().data();
+  net->table = table.flat<T>().data();
+  net->ntable = table.dim_size(0);
+  net->rows = s.dim_size(0);
+  net->width1 = table.dim_size(1);
+  net->slope_data = slope.flat<T>().data();
+  int64_t prev = net->width1;
+  for (int l = 0; l < mats.size(); ++l) {
+    const Tensor& w = mats[l];
+    const Tensor& b = biases[l];
+    const Tensor& dt = steps[l];
+    if (w.dims() != 2 || w.dim_size(0) != prev || b.dims() != 1 ||
+        b.dim_size(0) != w.dim_size(1) || dt.shape() != b.shape())
+      return tensorflow::errors::InvalidArgument(
+          "layer ", l + 2, ": matrix ", w.shape().DebugString(), ", bias ",
+          b.shape().DebugString(), " and timestep ", dt.shape().DebugString(),
+          " do not follow a layer of width ", prev);
+    const int rule = rules[l];
+    if (rule < kNone || rule > kConcat || (rule == kSkip && w.dim_size(1) != prev) ||
+        (rule == kConcat && w.dim_size(1) != 2 * prev))
+      return tensorflow::errors::InvalidArgument("layer ", l + 2, ": rule ", rule,
+                                                 " does not fit widths ", prev, " -> ",
+                                                 w.dim_size(1));
+    net->w.emplace_back(w.flat<T>().data(), prev, w.dim_size(1));
+    net->b.emplace_back(b.flat<T>().data(), w.dim_size(1));
+    net->dt.emplace_back(dt.flat<T>().data(), w.dim_size(1));
+    prev = w.dim_size(1);
+  }
+  net->rules = rules;
+  for (int64_t i = 0; i < net->rows; ++i)
+    if (net->index[i] < 0 || net->index[i] >= net->ntable)
+      return tensorflow::errors::InvalidArgument("index[", i, "] = ", net->index[i],
+                                                 " is outside the table's ", net->ntable,
+                                                 " rows");
+  return Status();
+}
+
+// The activations of one block of n rows, layer by layer: x[l] holds the input of layer l + 2
+// stacked as [h; dh/ds] (2n rows; n rows without the tangent; x.back() the net's output), y[l]
+// and u[l] its tanh (before the timestep) and the tangent's pre-activation (n rows each); h1,
+// z, bar and prev are work space.
+template <typename T>
+struct Block {
+  std::vector<Matrix<T>> x, y, u;
+  Matrix<T> h1, z, bar, prev;
+};
+
+// Forward pass of rows [r0, r0 + n): fills blk; the last layer's [h; dh/ds] is blk->x.back().
+template <typename T>
+void forward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, Block<T>* blk) {
+  const int64_t stack = tangent ? 2 : 1;
+  const int nl = static_cast<int>(net.w.size());
+  const auto slope = net.slope();
+  blk->x.resize(nl + 1);
+  blk->y.resize(nl);
+  blk->u.resize(nl);
+  Matrix<T>& h1 = blk->h1;
+  h1.resize(n, net.width1);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = r0 + i;
+    h1.row(i) = net.s[r] * slope +
+                Eigen::Map<const Row<T>>(net.table + net.index[r] * net.width1, net.width1);
+  }
+  h1.array() = h1.array().tanh();
+  Matrix<T>& x0 = blk->x[0];
+  x0.resize(stack * n, net.width1);
+  x0.topRows(n) = h1;
+  if (tangent) x0.bottomRows(n) = ((1 - h1.array().square()).rowwise() * slope.array()).matrix();
+  for (int l = 0; l < nl; ++l) {
+    const Matrix<T>& x = blk->x[l];
+    const int64_t width = net.w[l].cols(), in = net.w[l].rows();
+    Matrix<T>& z = blk->z;
+    z.noalias() = x * net.w[l];
+    Matrix<T>& y = blk->y[l];
+    y = z.topRows(n).rowwise() + net.b[l];
+    y.array() = y.array().tanh();  // in place: Eigen's vectorised tanh
+    Matrix<T>& next = blk->x[l + 1];
+    next.resize(stack * n, width);
+    next.topRows(n) = (y.array().rowwise() * net.dt[l].array()).matrix();
+    if (tangent) {
+      blk->u[l] = z.bottomRows(n);
+      next.bottomRows(n) = (((1 - y.array().square()) * z.bottomRows(n).array()).rowwise() *
+                            net.dt[l].array()).matrix();
+    }
+    if (net.rules[l] == kSkip) {
+      next += x;
+    } else if (net.rules[l] == kConcat) {
+      next.leftCols(in) += x;
+      next.rightCols(in) += x;
+    }
+  }
+}
+
+template <typename T>
+class EmbeddingNetOp : public OpKernel {
+ public:
+  explicit EmbeddingNetOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("rules", &rules_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    Net<T> net;
+    OP_REQUIRES_OK(ctx, read_net(ctx, rules_, &net));
+    const int64_t m = net.out_width();
+    Tensor *g = nullptr, *dg = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net.rows, m}), &g));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({net.rows, m}), &dg));
+    T* gs = g->flat<T>().data();
+    T* dgs = dg->flat<T>().data();
+    const int64_t nblocks = (net.rows + kBlock - 1) / kBlock;
+    auto blocks = [&](int64_t begin, int64_t end) {
+      Block<T> blk;
+      for (int64_t k = begin; k < end; ++k) {
+        const int64_t r0 = k * kBlock, n = std::min(kBlock, net.rows - r0);
+        forward(net, r0, n, true, &blk);
+        const Matrix<T>& last = blk.x.back();
+        Eigen::Map<Matrix<T>>(gs + r0 * m, n, m) = last.topRows(n);
+        Eigen::Map<Matrix<T>>(dgs + r0 * m, n, m) = last.bottomRows(n);
+      }
+    };
+    const int64_t flops = 4 * kBlock * net.width1 * m * std::max<int64_t>(1, net.w.size());
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nblocks, flops, blocks);
+  }
+
+ private:
+  std::vector<int> rules_;
+};
+
+// Per range of blocks, the sums of the gradients of the shared weights.
+template <typename T>
+struct Sums {
+  Matrix<T> table;
+  Row<T> slope;
+  std::vector<Matrix<T>> w;
+  std::vector<Row<T>> b, dt;
+
+  explicit Sums(const Net<T>& net) {
+    table = Matrix<T>::Zero(net.ntable, net.width1);
+    slope = Row<T>::Zero(net.width1);
+    for (size_t l = 0; l < net.w.size(); ++l) {
+      w.push_back(Matrix<T>::Zero(net.w[l].rows(), net.w[l].cols()));
+      b.push_back(Row<T>::Zero(net.w[l].cols()));
+      dt.push_back(Row<T>::Zero(net.w[l].cols()));
+    }
+  }
+};
+
+// Reverse pass of one block: adds its weight gradients to sums and writes grad_s of its rows.
+template <typename T>
+void backward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, const T* grad_g,
+              const T* grad_dg, Block<T>* blk, Sums<T>* sums, T* grad_s) {
+  forward(net, r0, n, tangent, blk);
+  const int nl = static_cast<int>(net.w.size());
+  const int64_t m = net.out_width();
+  Matrix<T>& bar = blk->bar;  // adjoint of [h; dh/ds] of the current layer
+  bar.resize((tangent ? 2 : 1) * n, m);
+  bar.topRows(n) = Eigen::Map<const Matrix<T>>(grad_g + r0 * m, n, m);
+  if (tangent) bar.bottomRows(n) = Eigen::Map<const Matrix<T>>(grad_dg + r0 * m, n, m);
+  for (int l = nl - 1; l >= 0; --l) {
+    const Matrix<T>& y = blk->y[l];
+    const int64_t in = net.w[l].rows();
+    auto dtanh = (1 - y.array().square()).eval();  // tanh' = 1 - y^2
+    // the timestep: its gradient, and the adjoints of the unscaled y and dy (in zbar)
+    Matrix<T>& zbar = blk->z;  // adjoint of [z; u]
+    sums->dt[l] += (bar.topRows(n).array() * y.array()).matrix().colwise().sum();
+    zbar = (bar.array().rowwise() * net.dt[l].array()).matrix();
+    if (tangent) {
+      sums->dt[l] += (bar.bottomRows(n).array() * dtanh * blk->u[l].array())
+                         .matrix().colwise().sum();
+      // dy = tanh'(z) u: u gets bar_dy tanh'; z gets bar_y tanh' - 2 y tanh' u bar_dy
+      zbar.topRows(n) = ((zbar.topRows(n).array() -
+                          2 * y.array() * blk->u[l].array() * zbar.bottomRows(n).array()) *
+                         dtanh).matrix();
+      zbar.bottomRows(n) = (zbar.bottomRows(n).array() * dtanh).matrix();
+    } else {
+      zbar = (zbar.array() * dtanh).matrix();
+    }
+    sums->w[l].noalias() += blk->x[l].transpose() * zbar;
+    sums->b[l] += zbar.topRows(n).colwise().sum();
+    Matrix<T>& prev = blk->prev;
+    prev.noalias() = zbar * net.w[l].transpose();
+    if (net.rules[l] == kSkip) {
+      prev += bar;
+    } else if (net.rules[l] == kConcat) {
+      prev += bar.leftCols(in) + bar.rightCols(in);
+    }
+    std::swap(bar, prev);
+  }
+  // first layer: h1 = tanh(p), dh1/ds = tanh'(p) slope, p = s slope + table[index]
+  const Matrix<T>& h1 = blk->h1;
+  const auto slope = net.slope();
+  auto d1 = (1 - h1.array().square()).eval();
+  Matrix<T>& pbar = blk->z;
+  if (tangent) {
+    sums->slope += (bar.bottomRows(n).array() * d1).matrix().colwise().sum();
+    pbar = ((bar.topRows(n).array() -
+             2 * ((bar.bottomRows(n).array() * h1.array()).rowwise() * slope.array())) *
+            d1).matrix();
+  } else {
+    pbar = (bar.array() * d1).matrix();
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = r0 + i;
+    grad_s[r] = pbar.row(i).dot(slope);
+    sums->slope += net.s[r] * pbar.row(i);
+    sums->table.row(net.index[r]) += pbar.row(i);
+  }
+}
+
+template <typename T>
+class EmbeddingNetGradOp : public OpKernel {
+ public:
+  explicit EmbeddingNetGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("rules", &rules_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("tangent", &tangent_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    Net<T> net;
+    OP_REQUIRES_OK(ctx, read_net(ctx, rules_, &net));
+    const int64_t m = net.out_width();
+    const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
+    const Tensor& grad_dg = ctx->input(ctx->num_inputs() - 1);
+    const TensorShape want({net.rows, m});
+    OP_REQUIRES(ctx, grad_g.shape() == want && (!tangent_ || grad_dg.shape() == want),
+                tensorflow::errors::InvalidArgument(
+                    "grad_g and grad_dg must be ", want.DebugString(), " (rows x net width), got ",
+                    grad_g.shape().DebugString(), " and ", grad_dg.shape().DebugString()));
+    Tensor* grad_s = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net.rows}), &grad_s));
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    const int64_t nblocks = (net.rows + kBlock - 1) / kBlock;
+    const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(workers->NumThreads(), nblocks));
+    std::vector<Sums<T>> sums(nranges, Sums<T>(net));
+    const T* gg = grad_g.flat<T>().data();
+    const T* gd = tangent_ ? grad_dg.flat<T>().data() : nullptr;
+    T* gs = grad_s->flat<T>().data();
+    auto ranges = [&](int64_t begin, int64_t end) {
+      Block<T> blk;
+      for (int64_t k = begin; k < end; ++k) {
+        for (int64_t b = nblocks * k / nranges; b < nblocks * (k + 1) / nranges; ++b) {
+          const int64_t r0 = b * kBlock;
+          backward(net, r0, std::min(kBlock, net.rows - r0), tangent_, gg, gd, &blk, &sums[k],
+                   gs);
+        }
+      }
+    };
+    const int64_t per_range = 12 * kBlock * net.width1 * m * nblocks / nranges;
+    workers->ParallelFor(nranges, std::max<int64_t>(per_range, 1 << 20), ranges);
+    for (int64_t k = 1; k < nranges; ++k) {  // in range order: independent of the schedule
+      sums[0].table += sums[k].table;
+      sums[0].slope += sums[k].slope;
+      for (size_t l = 0; l < net.w.size(); ++l) {
+        sums[0].w[l] += sums[k].w[l];
+        sums[0].b[l] += sums[k].b[l];
+        sums[0].dt[l] += sums[k].dt[l];
+      }
+    }
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(2).shape(), &out));
+    Eigen::Map<Matrix<T>>(out->flat<T>().data(), net.ntable, net.width1) = sums[0].table;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ctx->input(3).shape(), &out));
+    Eigen::Map<Row<T>>(out->flat<T>().data(), net.width1) = sums[0].slope;
+    OpOutputList grad_w, grad_b, grad_dt;
+    OP_REQUIRES_OK(ctx, ctx->output_list("grad_matrices", &grad_w));
+    OP_REQUIRES_OK(ctx, ctx->output_list("grad_biases", &grad_b));
+    OP_REQUIRES_OK(ctx, ctx->output_list("grad_timesteps", &grad_dt));
+    for (size_t l = 0; l < net.w.size(); ++l) {
+      OP_REQUIRES_OK(ctx, grad_w.allocate(l, TensorShape({net.w[l].rows(), net.w[l].cols()}),
+                                          &out));
+      Eigen::Map<Matrix<T>>(out->flat<T>().data(), net.w[l].rows(), net.w[l].cols()) =
+          sums[0].w[l];
+      OP_REQUIRES_OK(ctx, grad_b.allocate(l, TensorShape({net.w[l].cols()}), &out));
+      Eigen::Map<Row<T>>(out->flat<T>().data(), net.w[l].cols()) = sums[0].b[l];
+      OP_REQUIRES_OK(ctx, grad_dt.allocate(l, TensorShape({net.w[l].cols()}), &out));
+      Eigen::Map<Row<T>>(out->flat<T>().data(), net.w[l].cols()) = sums[0].dt[l];
+    }
+  }
+
+ private:
+  std::vector<int> rules_;
+  bool tangent_ = true;
+};
+
+Status embedding_net_shape(InferenceContext* c) {
+  ShapeHandle s, table;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &s));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &table));
+  int n = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
+  auto width = n == 0 ? c->Dim(table, 1) : c->Dim(c->input(3 + 2 * n), 0);  // the last bias
+  c->set_output(0, c->Matrix(c->Dim(s, 0), width));
+  c->set_output(1, c->Matrix(c->Dim(s, 0), width));
+  return Status();
+}
+
+Status embedding_net_grad_shape(InferenceContext* c) {
+  int n = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
+  c->set_output(0, c->input(0));
+  c->set_output(1, c->input(2));
+  c->set_output(2, c->input(3));
+  for (int l = 0; l < 3 * n; ++l) c->set_output(3 + l, c->input(4 + l));
+  return Status();
+}
+
+}  // namespace
+
+REGISTER_OP("TebdEmbeddingNet")
+    .Input("s: T")
+    .Input("index: int32")
+    .Input("table: T")
+    .Input("slope: T")
+    .Input("matrices: N * T")
+    .Input("biases: N * T")
+    .Input("timesteps: N * T")
+    .Output("g: T")
+    .Output("dg_ds: T")
+    .Attr("T: {float, double}")
+    .Attr("N: int >= 0")
+    .Attr("rules: list(int)")
+    .SetShapeFn(embedding_net_shape)
+    .Doc(R"doc(
+An embedding net of rows that vary in one scalar s (tanh layers), and its derivative along s.
+The first pre-activation of row i is s[i] * slope + table[index[i]]; layer l (from the second)
+is tanh(h W_l + b_l) * timesteps[l] with rules[l] (0: none, 1: skip, 2: concat) for its
+residual connection.
+g [rows, width] is the net's output, dg_ds its derivative with respect to s.
+)doc");
+
+REGISTER_OP("TebdEmbeddingNetGrad")
+    .Input("s: T")
+    .Input("index: int32")
+    .Input("table: T")
+    .Input("slope: T")
+    .Input("matrices: N * T")
+    .Input("biases: N * T")
+    .Input("timesteps: N * T")
+    .Input("grad_g: T")
+    .Input("grad_dg_ds: T")
+    .Output("grad_s: T")
+    .Output("grad_table: T")
+    .Output("grad_slope: T")
+    .Output("grad_matrices: N * T")
+    .Output("grad_biases: N * T")
+    .Output("grad_timesteps: N * T")
+    .Attr("T: {float, double}")
+    .Attr("N: int >= 0")
+    .Attr("rules: list(int)")
+    .Attr("tangent: bool = true")
+    .SetShapeFn(embedding_net_grad_shape)
+    .Doc(R"doc(
+The gradient of TebdEmbeddingNet: of <grad_g, g> + <grad_dg_ds, dg_ds> with respect to s,
+table, slope, the matrices, the biases and the timesteps. tangent false: grad_dg_ds is taken as zero (and
+not read).
+)doc");
+
+#define REGISTER_CPU(T)                                                                      \
+  REGISTER_KERNEL_BUILDER(                                                                   \
+      Name("TebdEmbeddingNet").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),        \
+      EmbeddingNetOp<T>);                                                                    \
+  REGISTER_KERNEL_BUILDER(                                                                   \
+      Name("TebdEmbeddingNetGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),    \
+      EmbeddingNetGradOp<T>);
+REGISTER_CPU(float);
+REGISTER_CPU(double);
+#undef REGISTER_CPU
+
+}  // namespace deepmd_tebd

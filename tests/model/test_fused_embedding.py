@@ -1,0 +1,147 @@
+"""The fused embedding net of the training step (TebdEmbeddingNet and its gradient op) computes
+what TensorFlow's own ops compute for the same net: the output, its derivative along s, and the
+gradients of a loss of both (the force loss's second-order weight gradients), for every resnet
+rule, in float64 and float32; a NumPy forward pass agrees too."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepmd_tebd.model.kernels import fusable, scalar_net, training_kernels
+from deepmd_tebd.model.network import MLP
+from deepmd_tebd.op import op_module
+
+
+def _net(widths, precision="float64", in_width=9, **kwargs):
+    net = MLP(widths, precision=precision, seed=3, **kwargs)
+    net.build((None, in_width))
+    return net
+
+
+def _inputs(rows, width, ntable=5, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    s = tf.constant(rng.uniform(-0.5, 1.5, rows).astype(dtype))
+    index = tf.constant(rng.integers(0, ntable, rows).astype(np.int32))
+    table = tf.constant(rng.normal(size=(ntable, width)).astype(dtype))
+    slope = tf.constant(rng.normal(size=width).astype(dtype))
+    return s, index, table, slope
+
+
+def _second_order(net, s, index, table, slope, fused):
+    """g, dE/ds and the gradients of a force-like loss L = E + sum(sin(dE/ds) c) with respect to
+    table, slope and the net's layers after the first, E = sum(g v)."""
+    rng = np.random.default_rng(1)
+    v = tf.constant(rng.normal(size=(s.shape[0], net.out_width)), s.dtype)
+    c = tf.constant(rng.normal(size=s.shape[0]), s.dtype)
+    weights = [x for layer in net.layer_variables()[0][1:] for x in layer if x is not None]
+
+    def step(s, table, slope):
+        with tf.GradientTape() as outer:
+            outer.watch([table, slope])
+            with tf.GradientTape() as inner:
+                inner.watch(s)
+                g = scalar_net(net, s, index, table, slope)
+                energy = tf.reduce_sum(g * v)
+            de_ds = inner.gradient(energy, s)
+            loss = energy + tf.reduce_sum(tf.sin(de_ds) * c)
+        grads = outer.gradient(loss, [table, slope] + weights)
+        return [g, de_ds] + [tf.convert_to_tensor(x) for x in grads]
+
+    if fused:
+        with training_kernels():
+            function = tf.function(step).get_concrete_function(s, table, slope)
+        assert any(op.type == "TebdEmbeddingNet" for op in function.graph.get_operations())
+    else:
+        function = tf.function(step).get_concrete_function(s, table, slope)
+    return [x.numpy() for x in function(s, table, slope)]
+
+
+@pytest.mark.parametrize("resnet_dt", [False, True], ids=["", "resnet_dt"])
+@pytest.mark.parametrize("widths", [[6, 12, 24], [8, 8, 8], [7, 5, 10], [16]],
+                         ids=["concat", "skip", "plain_then_concat", "one_layer"])
+def test_fused_net_and_its_two_gradients_equal_tensorflows_ops(widths, resnet_dt):
+    net = _net(widths, resnet_dt=resnet_dt)
+    s, index, table, slope = _inputs(300, widths[0])
+    want = _second_order(net, s, index, table, slope, fused=False)
+    got = _second_order(net, s, index, table, slope, fused=True)
+    names = ["g", "dE/ds", "table", "slope"] + [f"layer {k}" for k in range(len(got) - 4)]
+    for name, x, y in zip(names, got, want):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * np.abs(y).max(), err_msg=name)
+
+
+def test_fused_net_in_float32_equals_tensorflows_ops():
+    net = _net([8, 16, 32], precision="float32")
+    s, index, table, slope = _inputs(200, 8, dtype=np.float32)
+    want = _second_order(net, s, index, table, slope, fused=False)
+    got = _second_order(net, s, index, table, slope, fused=True)
+    for x, y in zip(got, want):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5 * np.abs(y).max())
+
+
+def test_fused_net_equals_a_numpy_forward_pass_and_its_finite_difference():
+    net = _net([6, 12, 12])  # concat, then skip
+    s, index, table, slope = _inputs(50, 6)
+    hidden, _ = net.layer_variables()
+    weights = [(w.numpy(), b.numpy()) for w, b, _ in hidden[1:]]
+
+    def numpy_net(s_values):
+        h = np.tanh(s_values[:, None] * slope.numpy() + table.numpy()[index.numpy()])
+        for w, b in weights:
+            y = np.tanh(h @ w + b)
+            h = y + (np.concatenate([h, h], axis=1) if w.shape[1] == 2 * w.shape[0] else h)
+        return h
+
+    g, dg = op_module.tebd_embedding_net(s, index, table, slope, [w for w, _ in weights],
+                                         [b for _, b in weights],
+                                         [np.ones_like(b) for _, b in weights], rules=[2, 1])
+    np.testing.assert_allclose(g.numpy(), numpy_net(s.numpy()), rtol=1e-13, atol=1e-13)
+    eps = 1e-6
+    fd = (numpy_net(s.numpy() + eps) - numpy_net(s.numpy() - eps)) / (2 * eps)
+    np.testing.assert_allclose(dg.numpy(), fd, rtol=1e-7, atol=1e-8)
+
+
+def test_fused_net_of_no_rows_gives_empty_outputs_and_zero_weight_gradients():
+    net = _net([4, 8])
+    s, index, table, slope = _inputs(0, 4)
+    got = _second_order(net, s, index, table, slope, fused=True)
+    assert got[0].shape == (0, 8) and got[1].shape == (0,)
+    for grad in got[2:]:
+        assert not grad.any()
+
+
+def test_fused_net_refuses_an_index_outside_the_table():
+    net = _net([4, 8])
+    s, _, table, slope = _inputs(3, 4, ntable=2)
+    w, b, _ = net.layer_variables()[0][1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="outside the table's 2 rows"):
+        op_module.tebd_embedding_net(s, tf.constant([0, 2, 1]), table, slope, [w], [b],
+                                     [tf.ones_like(b)], rules=[2])
+
+
+def test_fused_net_has_no_third_derivative_and_says_so():
+    net = _net([4, 8])
+    s, index, table, slope = _inputs(10, 4)
+
+    def third(s, table):
+        with tf.GradientTape() as t3:
+            t3.watch(table)
+            with tf.GradientTape() as t2:
+                t2.watch(table)
+                with tf.GradientTape() as t1:
+                    t1.watch(s)
+                    energy = tf.reduce_sum(scalar_net(net, s, index, table, slope))
+                loss = tf.reduce_sum(t1.gradient(energy, s) ** 2)
+            d2 = tf.reduce_sum(t2.gradient(loss, table) ** 2)
+        return t3.gradient(d2, table)
+
+    with training_kernels(), pytest.raises(LookupError, match="not three times"):
+        tf.function(third, autograph=False).get_concrete_function(s, table)
+
+
+def test_only_tanh_nets_without_mixed_precision_are_fused():
+    with training_kernels():
+        assert fusable(_net([4, 8]))
+        assert fusable(_net([4, 8], resnet_dt=True))
+        assert not fusable(_net([4, 8], activation="gelu"))
+        assert not fusable(_net([4, 8], compute_precision="float32"))
+        assert not fusable(_net([9, 8]))  # the first layer is residual (9 -> 9)
+    assert not fusable(_net([4, 8]))  # outside the training step
