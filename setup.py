@@ -11,8 +11,9 @@ PATH (set DEEPMD_TEBD_NO_CUDA=1 to skip them), compiled with the nvcc flags of o
 op/Makefile uses too. The CPU build never depends on them.
 
 The training step's own kernels (op/tf/batch_mat_mul.cc and op/tf/embedding_net.cc, dense Eigen
-products) are compiled for the building machine's processor (-march=native, when the compiler takes it; set
-DEEPMD_TEBD_PORTABLE=1 to build it for any x86-64): the library is built where it runs.
+products) are compiled for the building machine's processor (-march=native, when the compiler
+takes it; set DEEPMD_TEBD_PORTABLE=1 to build them for any x86-64): the library is built where it
+runs.
 """
 import json
 import os

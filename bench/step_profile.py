@@ -14,7 +14,10 @@ threads counts for its phase:
   (`gradient_tape/gradient_tape/`: the loss's gradient to the weights through the forces'
   back-propagation). Per dense layer the forward does one matrix product, the 1st gradient
   three (one for the forces, two for the weights), the 2nd two: at best 3x and 2x the
-  forward's arithmetic;
+  forward's arithmetic. The fused embedding net (TebdEmbeddingNet, model/kernels.py) does its
+  forward and its derivative along s~ in the forward (two products per layer), the forces need
+  no product, and its one gradient op (reverse mode through both, with the forward recomputed:
+  six products per layer) runs where the loss's gradient meets the op, in the 1st gradient;
 - part, from the op's name: env mat (ProdEnvMat*), force/virial assembly (ProdForce*,
   ProdVirial*), type embedding net, embedding net (the descriptor's filter, with the attention
   layers of se_atten), fitting net, descriptor contraction and the rest of the model;
