@@ -100,9 +100,9 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
             parts.append(tf.broadcast_to(centre[:, :, None, :], shape))
         g = net(tf.concat(parts, axis=-1))
     else:
-        # first layer on [s, tebd_j (, tebd_i)] = s W_s + (tebd W_j)[j] (+ (tebd W_i)[i]):
-        # the type rows are multiplied once per type, not once per neighbour slot
-        # ((tebd W_i)[i] +) (tebd W_j)[j] + b as one table over the slot (and centre) types
+        # first layer on [s, tebd_j (, tebd_i)] = s W_s + table[(i,) j], the table
+        # (tebd W_j)[j] (+ (tebd W_i)[i]) + b over the slot (and centre) types: the type rows
+        # are multiplied once per type, not once per neighbour slot
         blocks = [1, te] if type_one_side else [1, te, te]
         w, b = net.split_first_layer(blocks)  # in the net's matmul dtype (mixed precision)
         tebd = tf.cast(tebd, b.dtype)

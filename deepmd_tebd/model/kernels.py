@@ -4,8 +4,8 @@
   of every descriptor): TebdBatchMatMul (op/tf/batch_mat_mul.cc: one dense product per matrix
   over the CPU threads, two to three times as fast as BatchMatMulV2 for these [S, S], [S, d]
   and [S, 4] matrices);
-* the nets' matrix products: TebdMatMul (op/tf/batch_mat_mul.cc: TensorFlow's MatMul compiled for
-  the processor, 1.2-1.5x as fast in float64);
+* the nets' matrix products: TebdMatMul (op/tf/batch_mat_mul.cc: TensorFlow's MatMul compiled
+  for the processor, 1.2-1.5x as fast in float64);
 * the embedding nets of rows that vary in one scalar s~ (every tanh net whose first layer has
   no residual connection): TebdEmbeddingNet (op/tf/embedding_net.cc), which gives the net's
   output and its derivative along s~ in one pass, so that neither the force nor the force
@@ -36,7 +36,7 @@ _STATE = threading.local()
 def training_kernels():
     """Within it (while a graph is traced), batch_matmul uses TebdBatchMatMul when no GPU is
     visible."""
-    before = getattr(_STATE, "training", False)
+    before = _training()
     _STATE.training = not tf.config.list_logical_devices("GPU")
     try:
         yield
@@ -44,28 +44,35 @@ def training_kernels():
         _STATE.training = before
 
 
+def _training() -> bool:
+    """Whether the training step is being traced on the CPU (`training_kernels`)."""
+    return getattr(_STATE, "training", False)
+
+
+def _ops():
+    from ..op import op_module  # on use: importing this module loads no op library
+
+    return op_module
+
+
 def batch_matmul(x, y, adjoint_a: bool = False, adjoint_b: bool = False):
     """op(x) op(y) of rank-3 real tensors of one batch size (op: transpose where adjoint)."""
-    if getattr(_STATE, "training", False):
-        from ..op import op_module
-
-        return op_module.tebd_batch_mat_mul(x, y, adj_x=adjoint_a, adj_y=adjoint_b)
+    if _training():
+        return _ops().tebd_batch_mat_mul(x, y, adj_x=adjoint_a, adj_y=adjoint_b)
     return tf.linalg.matmul(x, y, adjoint_a=adjoint_a, adjoint_b=adjoint_b)
 
 
 def matmul(x, y):
     """x y of two matrices."""
-    if getattr(_STATE, "training", False):
-        from ..op import op_module
-
-        return op_module.tebd_mat_mul(x, y)
+    if _training():
+        return _ops().tebd_mat_mul(x, y)
     return tf.linalg.matmul(x, y)
 
 
 def contract(rows, g):
     """rows^T g over the neighbour axis, per atom: rows [..., n, 4] and g [..., n, M] of the same
     leading shape -> [..., 4, M]."""
-    if not getattr(_STATE, "training", False):
+    if not _training():
         return tf.linalg.matmul(rows, g, adjoint_a=True)
     if rows.shape.rank == 3:
         return batch_matmul(rows, g, adjoint_a=True)
@@ -83,7 +90,7 @@ def fusable(net) -> bool:
     embedding net of tanh layers with biases, no mixed precision and no residual first layer,
     while the training step is traced on the CPU."""
     hidden, final = net.layer_variables()
-    return (getattr(_STATE, "training", False) and net.kind == "embedding"
+    return (_training() and net.kind == "embedding"
             and net.activation == "tanh" and net.compute_precision is None and final is None
             and bool(net.rules) and net.rules[0] is None
             and all(b is not None for _, b, _ in hidden)
@@ -103,14 +110,13 @@ def scalar_net(net, s, index, table, slope):
     if not fusable(net):
         pre = s[..., None] * slope + tf.gather(table, index)
         return net(None, first_preactivation=pre)
-    from ..op import op_module
-
     hidden = net.layer_variables()[0][1:]
-    steps = [tf.ones([w.shape[-1]], dtype) if idt is None else tf.reshape(tf.cast(idt, dtype), [-1])
-             for w, _, idt in hidden]  # resnet_dt's timesteps, ones where a layer has none
+    # resnet_dt's timesteps, ones where a layer has none
+    steps = [tf.ones([w.shape[-1]], dtype) if idt is None else
+             tf.reshape(tf.cast(idt, dtype), [-1]) for w, _, idt in hidden]
     lead = tf.shape(s)
     with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
-        g, _ = op_module.tebd_embedding_net(
+        g, _ = _ops().tebd_embedding_net(
             tf.reshape(s, [-1]), tf.reshape(tf.broadcast_to(index, lead), [-1]), table, slope,
             [tf.cast(w, dtype) for w, _, _ in hidden], [tf.cast(b, dtype) for _, b, _ in hidden],
             steps, rules=[_RULES[r] for r in net.rules[1:]])

@@ -1,7 +1,9 @@
 """The one loader of the custom-op library.
 
 The library registers DeePMD-kit's ops (ProdEnvMatA, ProdForceSeA, ProdVirialSeA, the two
-gradient ops, and the tabulation ops TabulateFusionSeA[Grad[Grad]] of compressed models) under DeePMD-kit's names and signatures. ``op_module`` exposes them as snake_case
+gradient ops, and the tabulation ops TabulateFusionSeA[Grad[Grad]] of compressed models) under
+DeePMD-kit's names and signatures, and the training step's own kernels (TebdBatchMatMul,
+TebdMatMul, TebdEmbeddingNet[Grad]; deepmd_tebd/model/kernels.py). ``op_module`` exposes them as snake_case
 functions (``op_module.prod_env_mat_a`` ...); importing this module also registers their gradients.
 """
 from __future__ import annotations

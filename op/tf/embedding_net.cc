@@ -135,9 +135,11 @@ struct Block {
   Matrix<T> h1, z, bar, prev;
 };
 
-// Forward pass of rows [r0, r0 + n): fills blk; the last layer's [h; dh/ds] is blk->x.back().
+// Forward pass of rows [r0, r0 + n): fills blk (u only for the gradient: for_gradient); the
+// last layer's [h; dh/ds] is blk->x.back().
 template <typename T>
-void forward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, Block<T>* blk) {
+void forward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, bool for_gradient,
+             Block<T>* blk) {
   const int64_t stack = tangent ? 2 : 1;
   const int nl = static_cast<int>(net.w.size());
   const auto slope = net.slope();
@@ -168,7 +170,7 @@ void forward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, Block<T>* b
     next.resize(stack * n, width);
     next.topRows(n) = (y.array().rowwise() * net.dt[l].array()).matrix();
     if (tangent) {
-      blk->u[l] = z.bottomRows(n);
+      if (for_gradient) blk->u[l] = z.bottomRows(n);
       next.bottomRows(n) = (((1 - y.array().square()) * z.bottomRows(n).array()).rowwise() *
                             net.dt[l].array()).matrix();
     }
@@ -202,7 +204,7 @@ class EmbeddingNetOp : public OpKernel {
       Block<T> blk;
       for (int64_t k = begin; k < end; ++k) {
         const int64_t r0 = k * kBlock, n = std::min(kBlock, net.rows - r0);
-        forward(net, r0, n, true, &blk);
+        forward(net, r0, n, true, false, &blk);
         const Matrix<T>& last = blk.x.back();
         Eigen::Map<Matrix<T>>(gs + r0 * m, n, m) = last.topRows(n);
         Eigen::Map<Matrix<T>>(dgs + r0 * m, n, m) = last.bottomRows(n);
@@ -239,7 +241,7 @@ struct Sums {
 template <typename T>
 void backward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, const T* grad_g,
               const T* grad_dg, Block<T>* blk, Sums<T>* sums, T* grad_s) {
-  forward(net, r0, n, tangent, blk);
+  forward(net, r0, n, tangent, true, blk);
   const int nl = static_cast<int>(net.w.size());
   const int64_t m = net.out_width();
   Matrix<T>& bar = blk->bar;  // adjoint of [h; dh/ds] of the current layer
@@ -441,8 +443,8 @@ REGISTER_OP("TebdEmbeddingNetGrad")
     .SetShapeFn(embedding_net_grad_shape)
     .Doc(R"doc(
 The gradient of TebdEmbeddingNet: of <grad_g, g> + <grad_dg_ds, dg_ds> with respect to s,
-table, slope, the matrices, the biases and the timesteps. tangent false: grad_dg_ds is taken as zero (and
-not read).
+table, slope, the matrices, the biases and the timesteps. tangent false: grad_dg_ds is taken
+as zero (and not read).
 )doc");
 
 #define REGISTER_CPU(T)                                                                      \
