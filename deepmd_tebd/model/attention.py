@@ -7,9 +7,11 @@ One layer, on the neighbours' embeddings G [n, S, M1] (S slots per atom):
     A = Q K^T                                                      [n, S, S], no 1/sqrt(d)
     smooth:      P = softmax((A + 20) w_k w_j - 20) w_k w_j        w: the slots' switch
     not smooth:  P = softmax(A m_k - 2^33 (1 - m_k)) m_j           m: 1 on occupied slots
-    dotr:        P = P * (r^_j . r^_k)                             r^: nrm(R~[..., 1:4]),
-                                                                   one product for all layers
+    dotr:        P = P * (r^_j . r^_k)                             r^: nrm(R~[..., 1:4])
     attn_mask:   P = P * (1 - I)
+
+The factors around the softmax depend on the slots alone: `attention_gates` makes them once for
+all layers, as P = softmax(A * scale + shift) * post.
     G = LN(G + (P V) Wo + bo)                                      post-LN residual,
                                                LN(x) = (x - mean) rsqrt(var + ln_eps) gamma + beta
 
@@ -28,18 +30,13 @@ import keras
 import tensorflow as tf
 
 from ..precision import dtype_of
-from .kernels import batch_matmul
+from .kernels import batch_matmul, l2_normalize, matmul
 from .network import normal_initializer
 
-__all__ = ["AttentionLayer", "angular_gate", "l2_normalize"]
+__all__ = ["AttentionLayer", "angular_gate", "attention_gates"]
 
 SMOOTH_SHIFT = 20.0  # DeePMD-kit's smth_attn_w_shift
 NEGATIVE = -float(2 << 32)  # DeePMD-kit's negative_mask on empty keys
-
-
-def l2_normalize(x):
-    """x / sqrt(max(sum x^2, 1e-12)) over the last axis."""
-    return tf.nn.l2_normalize(x, -1)
 
 
 def angular_gate(rmat):
@@ -49,22 +46,40 @@ def angular_gate(rmat):
     return batch_matmul(r_hat, r_hat, adjoint_b=True)
 
 
+def attention_gates(weight, smooth: bool, angular=None, attn_mask: bool = False):
+    """(scale, shift, post) of every layer's P = softmax(A * scale + shift) * post, from the
+    slots' weights [n, S] (smooth: the switch w; not smooth: the occupancy m), the angular gate
+    [n, S, S] (attn_dotr) or None, and attn_mask:
+        smooth:      scale = w_j w_k, shift = 20 (w_j w_k - 1), post = w_j w_k
+        not smooth:  scale = m_k,     shift = -2^33 (1 - m_k),  post = m_j
+    post times r^_j . r^_k (attn_dotr) and (1 - I) (attn_mask)."""
+    w_key, w_query = weight[:, None, :], weight[:, :, None]
+    if smooth:
+        scale = w_query * w_key
+        shift, post = SMOOTH_SHIFT * (scale - 1.0), scale
+    else:
+        scale, shift, post = w_key, NEGATIVE * (1.0 - w_key), w_query
+    if angular is not None:
+        post = post * angular
+    if attn_mask:
+        post = post * (1.0 - tf.eye(tf.shape(weight)[-1], dtype=weight.dtype))
+    return scale, shift, post
+
+
 class AttentionLayer(keras.layers.Layer):
     """One attention layer of width `attn` over embeddings of width `width`; seed: c above
-    (None: random); smooth, attn_mask: as above; trainable / trainable_ln: the projections' and
-    the normalisation's trainability; ln_eps; precision: the descriptor's filter precision. The
-    slot weights and the angular gate come from the caller (`__call__(g, weight, angular)`)."""
+    (None: random); trainable / trainable_ln: the projections' and the normalisation's
+    trainability; ln_eps; precision: the descriptor's filter precision. The factors around the
+    softmax come from the caller (`__call__(g, gates)`, `attention_gates`)."""
 
     def __init__(self, width: int, attn: int, index: int, seed: Optional[int],
-                 smooth: bool = False, attn_mask: bool = False, precision: str = "default",
-                 trainable: bool = True, trainable_ln: bool = True, ln_eps: float = 1e-3,
-                 **kwargs):
+                 precision: str = "default", trainable: bool = True, trainable_ln: bool = True,
+                 ln_eps: float = 1e-3, **kwargs):
         kwargs.pop("dtype", None)
         super().__init__(dtype=dtype_of(precision).name, name=f"attention_layer_{index}",
                          **kwargs)
         self.width, self.attn, self.index = int(width), int(attn), int(index)
         self.seed = seed
-        self.smooth, self.attn_mask = bool(smooth), bool(attn_mask)
         self.projection_trainable = bool(trainable)
         self.trainable_ln = bool(trainable_ln)
         self.ln_eps = float(ln_eps)
@@ -104,31 +119,20 @@ class AttentionLayer(keras.layers.Layer):
         names[f"{scope}/layer_normalization/beta"] = self.beta
         return names
 
-    def call(self, g, weight, angular=None):
-        """g [n, S, M1] -> [n, S, M1]. weight [n, S]: the switch w (smooth) or the occupancy m
-        (not smooth); angular [n, S, S]: r^_j . r^_k (attn_dotr, `angular_gate`) or None."""
+    def call(self, g, gates):
+        """g [n, S, M1] -> [n, S, M1]. gates: (scale, shift, post) of `attention_gates`."""
         shape = tf.shape(g)
 
         def project(x, wb):  # on the rows [n*S, width], as DeePMD-kit's one_layer
             rows = tf.reshape(x, [-1, x.shape[-1]])
-            y = tf.nn.bias_add(tf.matmul(rows, tf.cast(wb[0], x.dtype)), tf.cast(wb[1], x.dtype))
+            y = tf.nn.bias_add(matmul(rows, tf.cast(wb[0], x.dtype)), tf.cast(wb[1], x.dtype))
             return tf.reshape(y, tf.concat([shape[:2], [wb[0].shape[-1]]], 0))
 
         q = l2_normalize(project(g, self.query))
         k = l2_normalize(project(g, self.key))
         v = l2_normalize(project(g, self.value))
-        a = batch_matmul(q, k, adjoint_b=True)
-        w_key, w_query = weight[:, None, :], weight[:, :, None]
-        if self.smooth:
-            a = (a + SMOOTH_SHIFT) * w_key * w_query - SMOOTH_SHIFT
-            p = tf.nn.softmax(a, axis=-1) * w_key * w_query
-        else:
-            a = a * w_key + NEGATIVE * (1.0 - w_key)
-            p = tf.nn.softmax(a, axis=-1) * w_query
-        if angular is not None:
-            p = p * angular
-        if self.attn_mask:
-            p = p * (1.0 - tf.eye(tf.shape(p)[-1], dtype=p.dtype))
+        scale, shift, post = gates
+        p = tf.nn.softmax(batch_matmul(q, k, adjoint_b=True) * scale + shift, axis=-1) * post
         x = g + project(batch_matmul(p, v), self.out)
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
@@ -137,5 +141,5 @@ class AttentionLayer(keras.layers.Layer):
 
     def get_config(self):
         return {"width": self.width, "attn": self.attn, "index": self.index, "seed": self.seed,
-                "smooth": self.smooth, "attn_mask": self.attn_mask, "precision": self.precision, "trainable": self.projection_trainable,
+                "precision": self.precision, "trainable": self.projection_trainable,
                 "trainable_ln": self.trainable_ln, "ln_eps": self.ln_eps}

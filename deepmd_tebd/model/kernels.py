@@ -4,6 +4,8 @@
   of every descriptor): TebdBatchMatMul (op/tf/batch_mat_mul.cc: one dense product per matrix
   over the CPU threads, two to three times as fast as BatchMatMulV2 for these [S, S], [S, d]
   and [S, 4] matrices);
+* the attention's L2 normalisations: TebdL2Normalize (op/tf/l2_normalize.cc: one pass over
+  the rows for the value and for each of its two derivatives);
 * the nets' matrix products: TebdMatMul (op/tf/batch_mat_mul.cc: TensorFlow's MatMul compiled
   for the processor, 1.2-1.5x as fast in float64);
 * the embedding nets of rows that vary in one scalar s~ (every tanh net whose first layer has
@@ -17,6 +19,7 @@ every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
     with training_kernels():          # while the training step is traced
         z = batch_matmul(x, y, adjoint_b=True)
         h = matmul(x, w)
+        q = l2_normalize(h)
         a = contract(rows, g)         # rows^T g per atom
         g = scalar_net(net, s, index, table, slope)
 """
@@ -27,7 +30,8 @@ import threading
 
 import tensorflow as tf
 
-__all__ = ["batch_matmul", "contract", "fusable", "matmul", "scalar_net", "training_kernels"]
+__all__ = ["batch_matmul", "contract", "fusable", "l2_normalize", "matmul", "scalar_net",
+           "training_kernels"]
 
 _STATE = threading.local()
 
@@ -67,6 +71,13 @@ def matmul(x, y):
     if _training():
         return _ops().tebd_mat_mul(x, y)
     return tf.linalg.matmul(x, y)
+
+
+def l2_normalize(x):
+    """x / sqrt(max(sum x^2, 1e-12)) over the last axis (tf.math.l2_normalize)."""
+    if _training():
+        return _ops().tebd_l2_normalize(x)
+    return tf.math.l2_normalize(x, -1)
 
 
 def contract(rows, g):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .attention import AttentionLayer, angular_gate
+from .attention import AttentionLayer, angular_gate, attention_gates
 from .descriptor import EnvMatDescriptor, centre_types, descriptor_of_embedding
 from .env_mat import INTERFACE_DTYPE, raw_env_mat
 from .kernels import contract
@@ -59,7 +59,6 @@ class DescriptorSeAtten(EnvMatDescriptor):
         for index in range(settings.attn_layer):
             layer = AttentionLayer(self.neuron[-1], settings.attn, index,
                                    None if seed is None else seed + 5 * index,
-                                   smooth=self.smooth, attn_mask=settings.attn_mask,
                                    precision=self.precision, trainable=settings.trainable,
                                    trainable_ln=settings.trainable_ln, ln_eps=settings.ln_eps)
             setattr(self, f"attention_{index}", layer)  # tracked for checkpoints
@@ -144,10 +143,12 @@ class DescriptorSeAtten(EnvMatDescriptor):
         weight = tf.reshape(tf.cast(weight, prec), [-1, s])
         g = self._neighbour_embedding(rmat, weight, tf.reshape(nei_type, [-1, s]),
                                       tf.reshape(centres, [-1]), tf.cast(type_embedding, prec))
-        angular = (angular_gate(rmat) if self.settings.attn_dotr and self.attention_layers
-                   else None)
+        if self.attention_layers:
+            gates = attention_gates(weight, self.smooth,
+                                    angular_gate(rmat) if self.settings.attn_dotr else None,
+                                    self.settings.attn_mask)
         for layer in self.attention_layers:
-            g = layer(g, weight, angular=angular)
+            g = layer(g, gates)
         a_mat = contract(rmat, g) / float(s)
         d = descriptor_of_embedding(a_mat, self.axis_neuron)
         return tf.cast(tf.reshape(d, [-1, nloc, self.dim_out]), INTERFACE_DTYPE)

@@ -144,3 +144,20 @@ def _embedding_net_grad_grad(op, *grads):
     """Not defined: the training step needs the fused net's derivatives to second order only."""
     raise LookupError("TebdEmbeddingNetGrad has no gradient: the fused embedding net is "
                       "differentiable twice (forces, then the weights), not three times")
+
+
+@ops.RegisterGradient("TebdL2Normalize")
+def _l2_normalize_grad(op, grad):
+    return op_module.tebd_l2_normalize_grad(op.inputs[0], grad)
+
+
+@ops.RegisterGradient("TebdL2NormalizeGrad")
+def _l2_normalize_grad_grad(op, grad):
+    return list(op_module.tebd_l2_normalize_grad_grad(op.inputs[0], op.inputs[1], grad))
+
+
+@ops.RegisterGradient("TebdL2NormalizeGradGrad")
+def _l2_normalize_third(op, *grads):
+    """Not defined: the training step differentiates the normalisation twice only."""
+    raise LookupError("TebdL2NormalizeGradGrad has no gradient: the fused L2 normalisation is "
+                      "differentiable twice (forces, then the weights), not three times")
