@@ -3,6 +3,7 @@
     python bench/train.py [--steps 2000] [--seeds 3] [--first-seed 0]
                           [--only tebd|se_e2_a|tebd_v2|atten]
                           [--keep DIR] [--threads N] [--out DIR]
+    python bench/train.py --combine DIR [DIR ...] [--steps 2000] [--out DIR]
 
 Inputs: DeePMD-kit's example scripts ../shared/inputs/water_se_e2_a_tebd.json ("tebd"),
 water_se_e2_a.json ("se_e2_a"), water_se_a_ebd_v2.json ("tebd_v2", DeePMD-kit's current
@@ -56,11 +57,14 @@ Figures per job:
 Targets: rmse ratio (ours / DeePMD-kit, means over the seeds) <= 1.10, step-time ratio <= 1.0.
 
 Outputs in --out (default <tmp>/deepmd_tebd-bench-train): each job's lcurve and log,
-results.json, and lcurves.png when matplotlib can be imported.
+results.json, and lcurves.png when matplotlib can be imported. --combine runs nothing: it reports
+the runs of earlier outputs together (e.g. `--seeds 1` on one day, `--seeds 2 --first-seed 1` on
+another), each seed taken from one of them.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -122,6 +126,9 @@ def _parse_args(argv=None):
                         help="where lcurves, logs, results.json and the plot go")
     parser.add_argument("--timeout", type=float, default=7200.0,
                         help="seconds after which a job is stopped and counted as failed")
+    parser.add_argument("--combine", nargs="+", metavar="DIR",
+                        help="run nothing: report together the runs of earlier --out DIRs "
+                             "(seeds run at different times, each run once; --steps as they had)")
     args = parser.parse_args(argv)
     if args.steps < DISP_FREQ:
         parser.error(f"--steps must be at least disp_freq ({DISP_FREQ})")
@@ -319,12 +326,42 @@ def _metrics(job: dict) -> dict:
         metrics["error"] = "\n".join(text.splitlines()[-40:])
         return metrics
     metrics.update(parse_log(text))
-    names, rows = read_lcurve(str(job["lcurve"]))
-    last = dict(zip(names, rows[-1]))
-    metrics.update(step=int(last["step"]), rmse_e_val=last["rmse_e_val"],
-                   rmse_f_val=last["rmse_f_val"])
-    metrics["curve"] = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+    metrics["curve"] = _curve(job["lcurve"])
+    metrics.update(step=int(metrics["curve"]["step"][-1]),
+                   rmse_e_val=metrics["curve"]["rmse_e_val"][-1],
+                   rmse_f_val=metrics["curve"]["rmse_f_val"][-1])
     return metrics
+
+
+def _curve(lcurve: Path) -> dict:
+    """{column: values} of an lcurve file."""
+    names, rows = read_lcurve(str(lcurve))
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+def combine(dirs: list, steps: int) -> dict:
+    """{input: {program: [run, ...]}} of earlier outputs (--out DIRs: results.json and the
+    lcurve files), each (input, program, seed) from one DIR only, every run of `steps` steps."""
+    runs: dict = {}
+    for folder in map(Path, dirs):
+        saved = json.loads((folder / "results.json").read_text())
+        for name, pair in saved.items():
+            for program, agg in pair.items():
+                have = runs.setdefault(name, {p: [] for p in PROGRAMS})[program]
+                for run in agg["runs"]:
+                    r = run.get("r")
+                    if any(other.get("r") == r for other in have):
+                        raise SystemExit(f"bench/train.py: {name} / {LABELS[program]} / r {r} "
+                                         f"is in more than one of {', '.join(dirs)}")
+                    if run.get("step") not in (None, steps):
+                        raise SystemExit(f"bench/train.py: {folder}: {name} / {LABELS[program]}"
+                                         f" / r {r} ran {run['step']} steps, not --steps {steps}")
+                    lcurve = folder / f"{name}-{program}-r{r}.lcurve.out"
+                    if lcurve.exists():
+                        run["curve"] = _curve(lcurve)
+                    have.append(run)
+                have.sort(key=lambda run: run.get("r", 0))
+    return runs
 
 
 _MEANS = ("rmse_e_val", "rmse_f_val", "rmse_e_all", "rmse_f_all")
@@ -513,58 +550,63 @@ def _plot(results: dict, out: Path) -> str:
     return f"learning curves plotted to {path}"
 
 
+def _run_all(names: list, args, commands: dict, work: Path, out: Path) -> dict:
+    """{input: {program: [run metrics, ...]}}: every job, one after the other."""
+    runs: dict = {name: {program: [] for program in PROGRAMS} for name in names}
+    total = len(names) * len(PROGRAMS) * args.seeds
+    count = 0
+    t0 = time.perf_counter()
+    for name in names:
+        for r in range(args.first_seed, args.first_seed + args.seeds):
+            config = _input(name, args.steps, r)
+            for program in PROGRAMS:
+                count += 1
+                label = f"({count}/{total}) {name} / {LABELS[program]} / r {r}"
+                command = commands[program]
+                if isinstance(command, str):
+                    _progress(f"{label}: skipped: {command}")
+                    runs[name][program].append({"skipped": command, "r": r})
+                    continue
+                job_dir = work / f"{name}-{program}-r{r}"
+                if job_dir.exists():
+                    shutil.rmtree(job_dir)
+                job = _run_job(label, *command, job_dir, _for_program(config, program),
+                               args.timeout)
+                metrics = _metrics(job)
+                if "error" not in metrics:
+                    metrics.update(_whole_validation(job_dir / "run", program, commands,
+                                                     args.timeout))
+                metrics["r"] = r
+                runs[name][program].append(metrics)
+                for path, suffix in ((job["log"], "log"), (job["lcurve"], "lcurve.out")):
+                    if path.exists():
+                        shutil.copyfile(path, out / f"{name}-{program}-r{r}.{suffix}")
+                if "error" in metrics:
+                    _progress(f"{label}: failed; the end of its output:\n"
+                              f"{metrics['error']}")
+                _progress(f"total elapsed {time.perf_counter() - t0:.0f} s")
+    return runs
+
+
 def main(argv=None) -> int:
     args = _parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = [args.only] if args.only else list(INPUTS)
-    commands = _commands(args.threads)
-    if args.keep:
-        work = Path(args.keep)
-        work.mkdir(parents=True, exist_ok=True)
-        cleanup = None
-    else:
-        cleanup = tempfile.TemporaryDirectory(prefix="deepmd_tebd-bench-train-")
-        work = Path(cleanup.name)
     if args.seeds < 1:
         raise SystemExit("bench/train.py: --seeds must be at least 1")
-    runs: dict = {name: {program: [] for program in PROGRAMS} for name in names}
-    total = len(names) * len(PROGRAMS) * args.seeds
-    count = 0
-    t0 = time.perf_counter()
-    try:
-        for name in names:
-            for r in range(args.first_seed, args.first_seed + args.seeds):
-                config = _input(name, args.steps, r)
-                for program in PROGRAMS:
-                    count += 1
-                    label = f"({count}/{total}) {name} / {LABELS[program]} / r {r}"
-                    command = commands[program]
-                    if isinstance(command, str):
-                        _progress(f"{label}: skipped: {command}")
-                        runs[name][program].append({"skipped": command, "r": r})
-                        continue
-                    job_dir = work / f"{name}-{program}-r{r}"
-                    if job_dir.exists():
-                        shutil.rmtree(job_dir)
-                    job = _run_job(label, *command, job_dir, _for_program(config, program),
-                                   args.timeout)
-                    metrics = _metrics(job)
-                    if "error" not in metrics:
-                        metrics.update(_whole_validation(job_dir / "run", program, commands,
-                                                         args.timeout))
-                    metrics["r"] = r
-                    runs[name][program].append(metrics)
-                    for path, suffix in ((job["log"], "log"), (job["lcurve"], "lcurve.out")):
-                        if path.exists():
-                            shutil.copyfile(path, out / f"{name}-{program}-r{r}.{suffix}")
-                    if "error" in metrics:
-                        _progress(f"{label}: failed; the end of its output:\n"
-                                  f"{metrics['error']}")
-                    _progress(f"total elapsed {time.perf_counter() - t0:.0f} s")
-    finally:
-        if cleanup is not None:
-            cleanup.cleanup()
+    if args.combine:
+        if any(Path(d).resolve() == out.resolve() for d in args.combine):
+            raise SystemExit("bench/train.py: --out must differ from the --combine DIRs")
+        runs = combine(args.combine, args.steps)
+        args.seeds = max(len(per) for pair in runs.values() for per in pair.values())
+    else:
+        commands = _commands(args.threads)
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+        with (contextlib.nullcontext(args.keep) if args.keep else
+              tempfile.TemporaryDirectory(prefix="deepmd_tebd-bench-train-")) as work:
+            runs = _run_all(names, args, commands, Path(work), out)
     results = {name: {program: aggregate(per) for program, per in pair.items()}
                for name, pair in runs.items()}
     lines = report(results, args)
