@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 
 from ..precision import dtype_of
-from .kernels import batch_matmul, l2_normalize, matmul
+from .kernels import batch_matmul, l2_normalize, layer_norm, matmul
 from .network import normal_initializer
 
 __all__ = ["AttentionLayer", "angular_gate", "attention_gates"]
@@ -134,10 +134,8 @@ class AttentionLayer(keras.layers.Layer):
         scale, shift, post = gates
         p = tf.nn.softmax(batch_matmul(q, k, adjoint_b=True) * scale + shift, axis=-1) * post
         x = g + project(batch_matmul(p, v), self.out)
-        mean = tf.reduce_mean(x, axis=-1, keepdims=True)
-        var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
-        x = (x - mean) * tf.math.rsqrt(var + self.ln_eps)
-        return x * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype)
+        return layer_norm(x, tf.cast(self.gamma, x.dtype), tf.cast(self.beta, x.dtype),
+                          self.ln_eps)
 
     def get_config(self):
         return {"width": self.width, "attn": self.attn, "index": self.index, "seed": self.seed,

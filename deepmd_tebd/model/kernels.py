@@ -4,8 +4,9 @@
   of every descriptor): TebdBatchMatMul (op/tf/batch_mat_mul.cc: one dense product per matrix
   over the CPU threads, two to three times as fast as BatchMatMulV2 for these [S, S], [S, d]
   and [S, 4] matrices);
-* the attention's L2 normalisations: TebdL2Normalize (op/tf/l2_normalize.cc: one pass over
-  the rows for the value and for each of its two derivatives);
+* the attention's L2 and layer normalisations: TebdL2Normalize and TebdLayerNorm
+  (op/tf/l2_normalize.cc, op/tf/layer_norm.cc: one pass over the rows for the value and for each
+  of its two derivatives);
 * the nets' matrix products: TebdMatMul (op/tf/batch_mat_mul.cc: TensorFlow's MatMul compiled
   for the processor, 1.2-1.5x as fast in float64);
 * the embedding nets of rows that vary in one scalar s~ (every tanh net whose first layer has
@@ -20,6 +21,7 @@ every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
         z = batch_matmul(x, y, adjoint_b=True)
         h = matmul(x, w)
         q = l2_normalize(h)
+        y = layer_norm(x, gamma, beta, eps)
         a = contract(rows, g)         # rows^T g per atom
         g = scalar_net(net, s, index, table, slope)
 """
@@ -30,8 +32,8 @@ import threading
 
 import tensorflow as tf
 
-__all__ = ["batch_matmul", "contract", "fusable", "l2_normalize", "matmul", "scalar_net",
-           "training_kernels"]
+__all__ = ["batch_matmul", "contract", "fusable", "l2_normalize", "layer_norm", "matmul",
+           "scalar_net", "training_kernels"]
 
 _STATE = threading.local()
 
@@ -78,6 +80,15 @@ def l2_normalize(x):
     if _training():
         return _ops().tebd_l2_normalize(x)
     return tf.math.l2_normalize(x, -1)
+
+
+def layer_norm(x, gamma, beta, eps: float):
+    """(x - mean) rsqrt(var + eps) gamma + beta over the last axis (mean and variance of it)."""
+    if _training():
+        return _ops().tebd_layer_norm(x, gamma, tf.constant(eps, x.dtype), beta)
+    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+    var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * tf.math.rsqrt(var + eps) * gamma + beta
 
 
 def contract(rows, g):

@@ -161,3 +161,26 @@ def _l2_normalize_third(op, *grads):
     """Not defined: the training step differentiates the normalisation twice only."""
     raise LookupError("TebdL2NormalizeGradGrad has no gradient: the fused L2 normalisation is "
                       "differentiable twice (forces, then the weights), not three times")
+
+
+@ops.RegisterGradient("TebdLayerNorm")
+def _layer_norm_grad(op, grad):
+    x, gamma, eps, _ = op.inputs
+    grad_x, grad_gamma, grad_beta = op_module.tebd_layer_norm_grad(x, gamma, eps, grad)
+    return [grad_x, grad_gamma, None, grad_beta]
+
+
+@ops.RegisterGradient("TebdLayerNormGrad")
+def _layer_norm_grad_grad(op, grad_x, grad_gamma, grad_beta):
+    x, gamma, eps, grad_y = op.inputs
+    upstream = [g if g is not None else tf.zeros_like(like)
+                for g, like in ((grad_x, x), (grad_gamma, gamma), (grad_beta, gamma))]
+    out = op_module.tebd_layer_norm_grad_grad(x, gamma, eps, grad_y, *upstream)
+    return [out.grad_x, out.grad_gamma, None, out.grad_grad_y]
+
+
+@ops.RegisterGradient("TebdLayerNormGradGrad")
+def _layer_norm_third(op, *grads):
+    """Not defined: the training step differentiates the normalisation twice only."""
+    raise LookupError("TebdLayerNormGradGrad has no gradient: the fused layer normalisation is "
+                      "differentiable twice (forces, then the weights), not three times")

@@ -133,8 +133,8 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
     """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
     run on TebdBatchMatMul, the embedding nets of s~ alone on TebdEmbeddingNet (all but
     se_atten's concatenated input), the other nets' products on TebdMatMul and the attention's
-    normalisations on TebdL2Normalize (model/kernels.py): energy, forces and the gradients of a force loss equal those of
-    TensorFlow's ops (1e-12)."""
+    normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py): energy, forces and
+    the gradients of a force loss equal those of TensorFlow's ops (1e-12)."""
     from deepmd_tebd.model.kernels import training_kernels
 
     frame, model = setup("triclinic", tebd, type_one_side)
@@ -160,7 +160,9 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
         assert ("TebdBatchMatMul" in types) == fast
         assert ("TebdEmbeddingNet" in types) == (fast and tebd != "atten")
         assert ("TebdMatMul" in types) == fast
-        assert ("TebdL2NormalizeGradGrad" in types) == (fast and str(tebd).startswith("atten"))
+        attention = fast and str(tebd).startswith("atten")
+        assert ("TebdL2NormalizeGradGrad" in types) == attention
+        assert ("TebdLayerNormGradGrad" in types) == attention
         return [t.numpy() for t in concrete()]
 
     for got, expected in zip(traced(True), traced(False)):
