@@ -139,13 +139,6 @@ def _is_zeros(grad) -> bool:
     return value is not None and not value.any()
 
 
-@ops.RegisterGradient("TebdEmbeddingNetGrad")
-def _embedding_net_grad_grad(op, *grads):
-    """Not defined: the training step needs the fused net's derivatives to second order only."""
-    raise LookupError("TebdEmbeddingNetGrad has no gradient: the fused embedding net is "
-                      "differentiable twice (forces, then the weights), not three times")
-
-
 @ops.RegisterGradient("TebdL2Normalize")
 def _l2_normalize_grad(op, grad):
     return op_module.tebd_l2_normalize_grad(op.inputs[0], grad)
@@ -154,13 +147,6 @@ def _l2_normalize_grad(op, grad):
 @ops.RegisterGradient("TebdL2NormalizeGrad")
 def _l2_normalize_grad_grad(op, grad):
     return list(op_module.tebd_l2_normalize_grad_grad(op.inputs[0], op.inputs[1], grad))
-
-
-@ops.RegisterGradient("TebdL2NormalizeGradGrad")
-def _l2_normalize_third(op, *grads):
-    """Not defined: the training step differentiates the normalisation twice only."""
-    raise LookupError("TebdL2NormalizeGradGrad has no gradient: the fused L2 normalisation is "
-                      "differentiable twice (forces, then the weights), not three times")
 
 
 @ops.RegisterGradient("TebdLayerNorm")
@@ -179,8 +165,16 @@ def _layer_norm_grad_grad(op, grad_x, grad_gamma, grad_beta):
     return [out.grad_x, out.grad_gamma, None, out.grad_grad_y]
 
 
-@ops.RegisterGradient("TebdLayerNormGradGrad")
-def _layer_norm_third(op, *grads):
-    """Not defined: the training step differentiates the normalisation twice only."""
-    raise LookupError("TebdLayerNormGradGrad has no gradient: the fused layer normalisation is "
-                      "differentiable twice (forces, then the weights), not three times")
+def _refuse_third_derivative(op_type: str, what: str) -> None:
+    """Registers for op_type (the last gradient op of a fused kernel) a gradient that raises:
+    the training step differentiates the fused kernels twice only (forces, then the weights)."""
+    def refuse(op, *grads):
+        raise LookupError(f"{op_type} has no gradient: {what} is differentiable twice (forces, "
+                          "then the weights), not three times")
+
+    ops.RegisterGradient(op_type)(refuse)
+
+
+_refuse_third_derivative("TebdEmbeddingNetGrad", "the fused embedding net")
+_refuse_third_derivative("TebdL2NormalizeGradGrad", "the fused L2 normalisation")
+_refuse_third_derivative("TebdLayerNormGradGrad", "the fused layer normalisation")
