@@ -10,10 +10,11 @@ The CUDA kernels (op/kernels/src/cuda) are added when TensorFlow is a CUDA build
 PATH (set DEEPMD_TEBD_NO_CUDA=1 to skip them), compiled with the nvcc flags of op/cuda.mk, which
 op/Makefile uses too. The CPU build never depends on them.
 
-The training step's own kernels (op/tf/batch_mat_mul.cc and op/tf/embedding_net.cc, dense Eigen
-products) are compiled for the building machine's processor (-march=native, when the compiler
-takes it; set DEEPMD_TEBD_PORTABLE=1 to build them for any x86-64): the library is built where it
-runs.
+The training step's own kernels (NATIVE_SOURCES: dense products, the fused embedding net and
+normalisations) are compiled for the building machine's processor (-march=native, when the
+compiler takes it; set DEEPMD_TEBD_PORTABLE=1 to build them for any x86-64): the library is built
+where it runs. Their dense products run on OpenBLAS, from the scipy-openblas32 package
+(NumPy's and SciPy's build of it), which must therefore be installed before this package too.
 """
 import json
 import os
@@ -51,6 +52,19 @@ def _tensorflow():
     return tf
 
 
+def _openblas():
+    try:
+        import scipy_openblas32
+    except ImportError as err:
+        sys.exit(
+            "deepmd_tebd links its training kernels against OpenBLAS from the scipy-openblas32 "
+            f"package, which cannot be imported ({err}). Install it first (pip install "
+            "scipy-openblas32), then install this package with: pip install --no-build-isolation "
+            "-e ."
+        )
+    return scipy_openblas32
+
+
 def _newer(sources, target) -> bool:
     """Whether target is missing or older than any of the sources."""
     if not os.path.exists(target):
@@ -80,10 +94,15 @@ class BuildOps(build_ext):
             ext.include_dirs += [str(cuda_home / "include")]
             ext.library_dirs += [str(cuda_home / "lib64")]
             ext.libraries += ["cudart"]
+        openblas = _openblas()
+        lib = openblas.get_lib_dir()
+        ext.include_dirs.append(openblas.get_include_dir())
+        ext.extra_link_args += [os.path.join(lib, openblas.get_library(fullname=True)),
+                                f"-Wl,-rpath,{lib}"]  # found where the package keeps it
         native = self._compile_native(ext)
         super().build_extensions()
         info = {"tensorflow": tf.__version__, "cuda": bool(use_cuda), "version": VERSION,
-                "native": native}
+                "native": native, "blas": f"scipy-openblas32 {openblas.__version__}"}
         self._info = Path(self.get_ext_fullpath(ext.name)).parent / "build_info.json"
         self._info.write_text(json.dumps(info, indent=2) + "\n")
 
@@ -158,7 +177,7 @@ setup(
     ext_modules=[op_library],
     cmdclass={"build_ext": BuildOps},
     python_requires=">=3.9",
-    install_requires=["numpy", "jsonschema", "pyyaml", "dpdata", "h5py"],
+    install_requires=["numpy", "jsonschema", "pyyaml", "dpdata", "h5py", "scipy-openblas32"],
     extras_require={"test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib", "tensorboard",
                              "ase"],
                     "ase": ["ase"],

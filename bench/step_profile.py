@@ -181,8 +181,9 @@ def main(argv=None) -> int:
     for key in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS",
                 "DP_INTER_OP_PARALLELISM_THREADS"):
         os.environ[key] = str(args.threads)
-    from deepmd_tebd.threads import apply_thread_settings
+    from deepmd_tebd.threads import apply_thread_settings, pool_cpu_memory
 
+    pool_cpu_memory()  # as `dp` does
     apply_thread_settings()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import os
 import sys
 
 from . import __version__
+from .threads import pool_cpu_memory
 
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "3": logging.DEBUG, "INFO": logging.INFO,
               "2": logging.INFO, "WARNING": logging.WARNING, "1": logging.WARNING,
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     # or asked for DEBUG, where its warnings show too
     debug = LOG_LEVELS[args.log_level] == logging.DEBUG
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if debug else "2")
+    pool_cpu_memory()
     logging.getLogger("tensorflow").setLevel(logging.WARNING if debug else logging.ERROR)
     _setup_logging(args)
     from .config.errors import ConfigError

@@ -7,8 +7,8 @@
 * the attention's L2 and layer normalisations: TebdL2Normalize and TebdLayerNorm
   (op/tf/l2_normalize.cc, op/tf/layer_norm.cc: one pass over the rows for the value and for each
   of its two derivatives);
-* the nets' matrix products: TebdMatMul (op/tf/batch_mat_mul.cc: TensorFlow's MatMul compiled
-  for the processor, 1.2-1.5x as fast in float64);
+* the nets' matrix products: TebdMatMul (op/tf/batch_mat_mul.cc: TensorFlow's MatMul on
+  OpenBLAS, one piece of rows per CPU thread, about 1.4x as fast in float64);
 * the embedding nets of rows that vary in one scalar s~ (every tanh net whose first layer has
   no residual connection): TebdEmbeddingNet (op/tf/embedding_net.cc), which gives the net's
   output and its derivative along s~ in one pass, so that neither the force nor the force

@@ -13,8 +13,8 @@
 // dt_l (reverse mode through the forward and tangent passes, recomputed block by block so that
 // nothing of the size of the activations is stored between the two ops).
 //
-// Rows go in blocks of kBlock through Eigen's dense products (the h and tangent rows of a block
-// stacked into one product per layer); the blocks are cut into one contiguous range per CPU
+// Rows go in blocks of kBlock through dense products (dense_gemm.h; the h and tangent rows of a
+// block stacked into one product per layer); the blocks are cut into one contiguous range per CPU
 // thread, each range with its own weight-gradient sums, added in range order (the result does
 // not depend on scheduling). The ops serve the training step only
 // (deepmd_tebd/model/fused_embedding.py); frozen graphs keep TensorFlow's own ops.
@@ -27,6 +27,7 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "dense_gemm.h"
 
 namespace deepmd_tebd {
 namespace {
@@ -162,7 +163,9 @@ void forward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, bool for_gr
     const Matrix<T>& x = blk->x[l];
     const int64_t width = net.w[l].cols(), in = net.w[l].rows();
     Matrix<T>& z = blk->z;
-    z.noalias() = x * net.w[l];
+    z.resize(x.rows(), width);
+    gemm<T>(false, false, x.rows(), width, in, x.data(), in, net.w[l].data(), width, T(0),
+            z.data(), width);
     Matrix<T>& y = blk->y[l];
     y = z.topRows(n).rowwise() + net.b[l];
     y.array() = y.array().tanh();  // in place: Eigen's vectorised tanh
@@ -267,10 +270,14 @@ void backward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, const T* g
     } else {
       zbar = (zbar.array() * dtanh).matrix();
     }
-    sums->w[l].noalias() += blk->x[l].transpose() * zbar;
+    const int64_t width = net.w[l].cols();
+    gemm<T>(true, false, in, width, zbar.rows(), blk->x[l].data(), in, zbar.data(), width, T(1),
+            sums->w[l].data(), width);
     sums->b[l] += zbar.topRows(n).colwise().sum();
     Matrix<T>& prev = blk->prev;
-    prev.noalias() = zbar * net.w[l].transpose();
+    prev.resize(zbar.rows(), in);
+    gemm<T>(false, true, zbar.rows(), in, width, zbar.data(), width, net.w[l].data(), width,
+            T(0), prev.data(), in);
     if (net.rules[l] == kSkip) {
       prev += bar;
     } else if (net.rules[l] == kConcat) {

@@ -1,14 +1,21 @@
-"""TebdBatchMatMul (op/tf/batch_mat_mul.cc), the training step's batched matrix product: equal to
-NumPy's products for every transpose combination and both precisions, shapes and errors as
-BatchMatMulV2's, gradients of first and second order equal to BatchMatMulV2's; the training step
-uses it, frozen graphs never hold it (model/kernels.py)."""
+"""TebdBatchMatMul and TebdMatMul (op/tf/batch_mat_mul.cc), the training step's matrix products:
+equal to NumPy's products for every transpose combination and both precisions (TebdMatMul also for
+row counts that cut into one piece per thread and that do not), shapes and errors as
+BatchMatMulV2's and MatMul's, gradients of first and second order equal to BatchMatMulV2's; the
+training step uses them, frozen graphs never hold them (model/kernels.py)."""
 from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from deepmd_tebd.model.kernels import batch_matmul, training_kernels
+from deepmd_tebd import op
 from deepmd_tebd.op import op_module
 
 CASES = [(False, False), (False, True), (True, False), (True, True)]
@@ -80,3 +87,41 @@ def test_the_training_step_uses_it_and_other_graphs_do_not():
     assert "TebdBatchMatMul" in op_types(traced=True)
     assert "TebdBatchMatMul" not in op_types(traced=False)
     assert "BatchMatMulV2" in op_types(traced=False)
+
+
+@pytest.mark.parametrize("adj_x, adj_y", CASES)
+@pytest.mark.parametrize("m, k, n", [(1, 5, 3), (31, 240, 100), (64, 1, 7), (257, 128, 128)])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 1e-5)])
+def test_matrix_products_equal_numpys(adj_x, adj_y, m, k, n, dtype, rtol):
+    rng = np.random.default_rng(m + k + n)
+    x = rng.normal(size=(k, m) if adj_x else (m, k)).astype(dtype)
+    y = rng.normal(size=(n, k) if adj_y else (k, n)).astype(dtype)
+    z = op_module.tebd_mat_mul(x, y, adj_x=adj_x, adj_y=adj_y).numpy()
+    ref = (x.T if adj_x else x) @ (y.T if adj_y else y)
+    assert z.dtype == dtype and z.shape == (m, n)
+    np.testing.assert_allclose(z, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+
+
+def test_empty_matrices_and_inner_dimensions():
+    assert op_module.tebd_mat_mul(np.zeros((0, 3)), np.zeros((3, 4))).shape == (0, 4)
+    z = op_module.tebd_mat_mul(np.ones((40, 0)), np.ones((0, 4))).numpy()
+    assert z.shape == (40, 4) and not z.any()
+
+
+@pytest.mark.parametrize("x_shape, y_shape", [((3, 4), (5, 6)), ((2, 3, 4), (2, 4, 6))])
+def test_mismatched_matrices_are_refused(x_shape, y_shape):
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
+        op_module.tebd_mat_mul(np.ones(x_shape), np.ones(y_shape))
+
+
+def test_products_run_on_the_openblas_the_library_was_linked_with():
+    """setup.py links scipy-openblas32's OpenBLAS (op/tf/dense_gemm.h): loading the op library
+    brought that file into this process, and build_info.json names the version built against."""
+    spec = importlib.util.find_spec("scipy_openblas32")
+    assert spec is not None, "scipy-openblas32 is not installed"
+    library = (Path(spec.origin).parent / "lib" / "libscipy_openblas.so").resolve()
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        assert str(library) in maps.read_text()
+    info = json.loads((Path(op.__file__).parent / "build_info.json").read_text())
+    assert info["blas"] == f"scipy-openblas32 {importlib.metadata.version('scipy-openblas32')}"
