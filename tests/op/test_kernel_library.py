@@ -60,9 +60,10 @@ def test_cuda_kernels_compile_with_nvcc(tmp_path):
 @pytest.mark.skipif(not Path("/usr/local/cuda/include/cuda_runtime.h").exists(),
                     reason="the CUDA headers are not installed on this machine")
 def test_tf_gpu_kernel_registrations_compile():
+    import scipy_openblas32  # the training kernels' cblas.h (setup.py)
     import tensorflow as tf
 
-    flags = tf.sysconfig.get_compile_flags()
+    flags = tf.sysconfig.get_compile_flags() + [f"-I{scipy_openblas32.get_include_dir()}"]
     for source in sorted((OP / "tf").glob("*.cc")):
         result = subprocess.run(
             ["g++", "-fsyntax-only", *flags, "-DGOOGLE_CUDA=1", "-DEIGEN_USE_GPU",
