@@ -75,16 +75,8 @@ def new_system(work: Path, frames: int) -> tuple[Path, Path]:
         _progress(f"generating the new system in {raw}")
         assert alloy.main([str(raw), "--systems", "1", "--seed", str(NEW_SEED), "--quiet"]) == 0
     source = raw / "data_0"
-    parts = {}
-    for name, rows in (("train", slice(0, frames)), ("valid", slice(frames, None))):
-        part = work / f"new-{name}-{frames}"
-        if not part.exists():
-            (part / "set.000").mkdir(parents=True)
-            for text in ("type.raw", "type_map.raw"):
-                shutil.copy(source / text, part / text)
-            for array in (source / "set.000").glob("*.npy"):
-                np.save(part / "set.000" / array.name, np.load(array)[rows])
-        parts[name] = part
+    parts = {name: species.frames_of(source, work / f"new-{name}-{frames}", rows)
+             for name, rows in (("train", slice(0, frames)), ("valid", slice(frames, None)))}
     if len(np.load(parts["valid"] / "set.000" / "energy.npy")) == 0:
         raise SystemExit(f"--frames {frames} leaves no validation frame of the 60")
     return parts["train"], parts["valid"]
@@ -92,7 +84,7 @@ def new_system(work: Path, frames: int) -> tuple[Path, Path]:
 
 def _script(train: list, valid: Path, steps: int, type_map=None) -> dict:
     """examples/alloy's se_atten_v2 input (bench/species.py's changes, decay_steps steps / 20)."""
-    return species.script("atten", train, valid, steps, type_map, species.ATTEN_SEL,
+    return species.script("atten", train, [valid], steps, type_map, species.ATTEN_SEL,
                           short_schedule=True)
 
 

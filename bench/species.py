@@ -34,20 +34,21 @@ threads (bench/train.py's settings):
   statistics, graph construction and the first evaluation), plus the excess of the first
   display interval's wall time over disp_freq mean steps (graph work done on the first step:
   ours traces the training step there, DeePMD-kit builds its graph before step 0);
-- peak memory: the training process's maximum resident set (wait4's ru_maxrss);
+- peak memory: the training process's maximum resident set (/proc's VmHWM, read every 50 ms);
 - graph: the size of the frozen model that the program's own `dp freeze` writes;
 - DeepPot: the program's own DeepPot on its own graph, one 108-atom validation frame, energy,
   forces and virial, median of 5 calls after a warm-up (bench/infer.py's runners).
-With --accuracy-steps N > 0, on the 7-metal data: each descriptor trained N steps by both
-programs (decay_steps N/20), and ours again for the steps it trains in DeePMD-kit's training
-time of N steps (N x DeePMD-kit's step / ours, to a multiple of 100: the step times of the
-7-species timing jobs, else of these runs; --results FILE takes the timing jobs of an earlier
-run); whole-validation energy
-RMSE per atom and force RMSE of each final model on every frame of the validation system (one
-evaluator, our `dp test`, as bench/train.py); and that energy error split by system (our
-DeepPot on every frame of every system): the mean error per atom of each system (a system has one
-composition, so its mean is an offset that depends on composition alone) over the training
-systems and on the validation system, and the spread within a system.
+With --accuracy-steps N > 0, on the 7-metal data split by frames (each system's first 48 frames
+train, its last 12 are held out and validate: every composition the model trains on is
+validated, on frames it never saw): each descriptor trained N steps by both programs
+(decay_steps N/20), and ours again for the steps it trains in DeePMD-kit's training time of N
+steps (N x DeePMD-kit's step / ours, to a multiple of 100: the step times of the 7-species timing
+jobs, else of these runs; --results FILE takes the timing jobs of an earlier run);
+whole-validation energy RMSE per atom and force RMSE of each final model on every held-out frame
+(one evaluator, our `dp test`, as bench/train.py: the weighted average over the systems); and
+that energy error split by system (our DeepPot): the mean error per atom of each system (a system
+has one composition, so its mean is an offset that depends on composition alone) and the spread
+within a system.
 
 Targets (printed with each figure): step time ours / DeePMD-kit <= 0.8 at every species count;
 se_atten_v2 at 64 species <= 1.3 x its time at 2; start-up ours / DeePMD-kit <= 0.5;
@@ -79,6 +80,7 @@ DESCRIPTORS = {"atten": "se_atten_v2.json", "ebd_v2": "se_a_ebd_v2.json",
                "tebd": "se_e2_a_tebd.json", "se_e2_a": "se_e2_a.json"}
 METALS = ("Cu", "Ag", "Au", "Ni", "Pd", "Pt", "Al")
 ATTEN_SEL = 88
+HELD_OUT = 12  # accuracy runs: the last frames of each 7-metal system validate
 DISP_FREQ = 100
 REPEATS = 5
 TARGETS = {"step": 0.8, "atten_64_over_2": 1.3, "startup": 0.5, "rmse": 1.05}
@@ -159,6 +161,28 @@ def _pseudo(root: Path, count: int) -> Path:
     return path
 
 
+def frames_of(source: Path, dest: Path, rows: slice) -> Path:
+    """A copy of the system `source` holding the frames `rows` of its set.000 (made once)."""
+    if not dest.exists():
+        (dest / "set.000").mkdir(parents=True)
+        for text in ("type.raw", "type_map.raw"):
+            shutil.copy(source / text, dest / text)
+        for array in (source / "set.000").glob("*.npy"):
+            np.save(dest / "set.000" / array.name, np.load(array)[rows])
+    return dest
+
+
+def held_out(root: Path) -> tuple[list, Path]:
+    """The 7-metal data split by frames: each system's first frames train and its last HELD_OUT
+    validate. (training systems, the folder of the validation systems)."""
+    valid = root / "held-out" / "valid"
+    train = [frames_of(system, root / "held-out" / "train" / system.name,
+                       slice(None, -HELD_OUT)) for system in _systems(_metals(root, 7))]
+    for system in _systems(_metals(root, 7)):
+        frames_of(system, valid / system.name, slice(-HELD_OUT, None))
+    return train, valid
+
+
 def _data(root: Path, count: int) -> Path:
     return _metals(root, count) if count <= 7 else _pseudo(root, count)
 
@@ -168,10 +192,10 @@ def _systems(data: Path) -> list:
     return sorted(data.glob("data_*"), key=lambda p: int(p.name.split("_")[1]))
 
 
-def script(name: str, train: list, valid: Path, steps: int, type_map=None,
+def script(name: str, train: list, valid: list, steps: int, type_map=None,
            sel="auto", short_schedule: bool = False) -> dict:
-    """examples/alloy's input `name` training on the systems `train` and validating on `valid`
-    (numb_btch 1), numb_steps and save_freq `steps`, disp_freq 100; type_map None: the script
+    """examples/alloy's input `name` training on the systems `train` and validating on the
+    systems `valid` (numb_btch 1), numb_steps and save_freq `steps`, disp_freq 100; type_map None: the script
     names none; sel "auto" or a number (se_atten_v2); short_schedule: decay_steps steps / 20, so
     that the learning rate reaches stop_lr in `steps` steps with the same number of decays."""
     config = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
@@ -187,33 +211,46 @@ def script(name: str, train: list, valid: Path, steps: int, type_map=None,
     training = config["training"]
     training.update(numb_steps=steps, disp_freq=DISP_FREQ, save_freq=steps)
     training["training_data"]["systems"] = [str(p) for p in train]
-    training["validation_data"].update(systems=[str(valid)], numb_btch=1)
+    training["validation_data"].update(systems=[str(p) for p in valid], numb_btch=1)
     return config
 
 
-def _input(name: str, data: Path, steps: int, sel=None, short_schedule: bool = False) -> dict:
-    """`script` on a data folder: every system but the last trains, with its type map; sel:
-    the timing jobs' (88 for se_atten_v2, else "auto") unless given."""
+def _input(name: str, data: Path, steps: int) -> dict:
+    """A timing job's `script` on a data folder: every system but the last trains, with its type
+    map; sel 88 for se_atten_v2, else "auto"."""
     systems = _systems(data)
-    if sel is None:
-        sel = ATTEN_SEL if name == "atten" else "auto"
-    return script(name, systems[:-1], systems[-1], steps,
-                  (systems[0] / "type_map.raw").read_text().split(), sel, short_schedule)
+    return script(name, systems[:-1], systems[-1:], steps,
+                  (systems[0] / "type_map.raw").read_text().split(),
+                  ATTEN_SEL if name == "atten" else "auto")
 
 
 # ---------------------------------------------------------------- one job
 
 
+def _high_water_mib(pid: int) -> float:
+    """The process's peak resident set so far (/proc's VmHWM) in MiB; 0 once it has gone.
+    Not wait4's ru_maxrss, which counts the parent's resident set at the fork."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
 def _startup_and_memory(argv, env, run: Path, lcurve: Path, timeout: float) -> tuple:
     """Runs `dp train`; (rc, seconds until lcurve's first row, peak RSS in MiB, wall s)."""
     t0 = time.perf_counter()
-    startup = None
+    startup, peak = None, 0.0
     with open(run / "train.log", "wb") as log:
         proc = subprocess.Popen(argv, cwd=run, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         try:
             while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                peak = max(peak, _high_water_mib(proc.pid))  # read before the exit is reaped
+                pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
                 now = time.perf_counter()
@@ -223,14 +260,14 @@ def _startup_and_memory(argv, env, run: Path, lcurve: Path, timeout: float) -> t
                     startup = now - t0
                 if now - t0 > timeout:
                     proc.kill()
-                    pid, status, usage = os.wait4(proc.pid, 0)
+                    pid, status, _ = os.wait4(proc.pid, 0)
                     break
                 time.sleep(0.05)
         except BaseException:
             proc.kill()
             raise
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, startup, usage.ru_maxrss / 1024.0, time.perf_counter() - t0
+    return proc.returncode, startup, peak, time.perf_counter() - t0
 
 
 def _startup(first_row: float | None, log: str, step: float | None) -> float | None:
@@ -285,14 +322,10 @@ def _frame(data: Path):
     return coords.reshape(1, -1, 3), cells, np.loadtxt(system / "type.raw", dtype=int)
 
 
-def whole_validation(run: Path, data: Path, commands: dict, timeout: float) -> dict:
-    """Our `dp test` of the run's frozen graph on every frame of the validation system."""
-    return test_graph(run, _systems(data)[-1], commands, timeout)
-
-
 def test_graph(run: Path, system: Path, commands: dict, timeout: float) -> dict:
-    """{"rmse_e", "rmse_f"}: our `dp test` of the run's graph.pb on every frame of `system`
-    (energy RMSE per atom, force RMSE), or {"error"}."""
+    """{"rmse_e", "rmse_f"}: our `dp test` of the run's graph.pb on every frame of `system` (a
+    system, or a folder of systems: their weighted average) (energy RMSE per atom, force RMSE),
+    or {"error"}."""
     argv, env = commands["ours"]
     test = subprocess.run(argv[:-2] + ["test", "-m", "graph.pb", "-s", str(system), "-n",
                                        "1000000"], cwd=run, env=env, capture_output=True,
@@ -303,25 +336,23 @@ def test_graph(run: Path, system: Path, commands: dict, timeout: float) -> dict:
     return {"rmse_e": float(found["Energy RMSE/Natoms"]), "rmse_f": float(found["Force  RMSE"])}
 
 
-def energy_offsets(graph: Path, data: Path) -> dict:
-    """How the energy error per atom splits on each system of `data` (all frames, our DeepPot):
-    its mean over a system's frames (one composition: an offset that a per-type energy shift
-    would remove) and its spread within the system. {"offset_train": mean |offset| of the
-    training systems, "offset_valid": |offset| of the validation system, "spread": mean
-    within-system standard deviation}."""
+def energy_offsets(graph: Path, systems: list) -> dict:
+    """How the energy error per atom splits on `systems` (all frames, our DeepPot): its mean over
+    a system's frames (one composition: an offset that a per-type energy shift would remove) and
+    its spread within the system. {"offset": mean |offset|, "spread": mean within-system
+    standard deviation}."""
     from deepmd_tebd.infer import DeepPot
     from deepmd_tebd.infer.change_bias import counts_and_energies
 
     dp = DeepPot(graph)
     offsets, spreads = [], []
-    for system in _systems(data):
+    for system in systems:
         counts, labels, predicted = counts_and_energies(dp, [system], 0)
         error = (predicted - labels) / counts.sum(axis=1)
         offsets.append(abs(float(error.mean())))
         spreads.append(float(error.std()))
     dp.close()
-    return {"offset_train": float(np.mean(offsets[:-1])), "offset_valid": offsets[-1],
-            "spread": float(np.mean(spreads))}
+    return {"offset": float(np.mean(offsets)), "spread": float(np.mean(spreads))}
 
 
 def _sel(run: Path):
@@ -394,8 +425,9 @@ def report(results: dict, args) -> list[str]:
     accuracy = [key for key in results if key.startswith("accuracy/")]
     if accuracy:
         steps = next((results[k].get("steps") for k in accuracy if k.endswith("/deepmd")), "-")
-        lines += ["", f"7-metal data, whole validation (data_7, 60 frames) after {steps} steps "
-                      f"and after DeePMD-kit's training time of them:", "",
+        lines += ["", f"7-metal data, whole validation (the last {HELD_OUT} frames of each "
+                      f"system, held out of training) after {steps} steps and after DeePMD-kit's "
+                      "training time of them:", "",
                   "| descriptor | rmse_e/atom ours | DeePMD | ratio | rmse_f ours | DeePMD "
                   "| ratio | same-time steps ours | rmse_e | ratio | rmse_f | ratio |",
                   "|" + "---|" * 12]
@@ -413,16 +445,15 @@ def report(results: dict, args) -> list[str]:
                 ratio = c[key] / b[key] if c.get(key) and b.get(key) else None
                 cells += [_cell(c.get(key), fmt="{:.2e}"), _cell(ratio, fmt="{:.2f}")]
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", "Energy error per atom split by system (all frames of each): |mean| over "
-                      "the training systems, |mean| on the validation system, spread within a "
-                      "system:", "", "| descriptor | run | offset train | offset valid | "
-                      "spread |", "|---|---|---|---|---|"]
+        lines += ["", "Energy error per atom on the held-out frames split by system: |mean| "
+                      "(a composition's offset), averaged over the systems, and the spread "
+                      "within a system:", "", "| descriptor | run | offset | spread |",
+                  "|---|---|---|---|"]
         for name in args.descriptors:
             for key in ("ours", "deepmd", "ours_same_time"):
                 f = results.get(f"accuracy/{name}/{key}", {})
                 if "spread" in f:
-                    lines.append(f"| {name} | {key} | {f['offset_train']:.4f} | "
-                                 f"{f['offset_valid']:.4f} | {f['spread']:.4f} |")
+                    lines.append(f"| {name} | {key} | {f['offset']:.4f} | {f['spread']:.4f} |")
     return lines
 
 
@@ -496,7 +527,8 @@ def _step_ratio(results: dict, name: str, ours_run: dict | None):
 
 
 def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
-    data = _metals(work, 7)
+    train, valid = held_out(work)
+    type_map = (train[0] / "type_map.raw").read_text().split()
     steps = args.accuracy_steps
     for name in args.descriptors:
         example = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
@@ -505,12 +537,12 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
         for key, program, n in runs:
             job_dir = work / f"accuracy-{name}-{key}"
             shutil.rmtree(job_dir, ignore_errors=True)
-            config = _input(name, data, n, sel=sel, short_schedule=True)
+            config = script(name, train, _systems(valid), n, type_map, sel, short_schedule=True)
             figures = run_job(f"accuracy {name} / {key} / {n} steps", program, commands,
-                              job_dir, config, _frame(data), args.timeout)
+                              job_dir, config, _frame(_metals(work, 7)), args.timeout)
             if "error" not in figures:
-                figures.update(whole_validation(job_dir / "run", data, commands, args.timeout))
-                figures.update(energy_offsets(job_dir / "run" / "graph.pb", data))
+                figures.update(test_graph(job_dir / "run", valid, commands, args.timeout))
+                figures.update(energy_offsets(job_dir / "run" / "graph.pb", _systems(valid)))
             figures["steps"] = n
             results[f"accuracy/{name}/{key}"] = figures
             ratio = _step_ratio(results, name, figures if key == "ours" else None)
