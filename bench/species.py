@@ -175,10 +175,10 @@ def frames_of(source: Path, dest: Path, rows: slice) -> Path:
 def held_out(root: Path) -> tuple[list, Path]:
     """The 7-metal data split by frames: each system's first frames train and its last HELD_OUT
     validate. (training systems, the folder of the validation systems)."""
-    valid = root / "held-out" / "valid"
-    train = [frames_of(system, root / "held-out" / "train" / system.name,
-                       slice(None, -HELD_OUT)) for system in _systems(_metals(root, 7))]
+    train, valid = [], root / "held-out" / "valid"
     for system in _systems(_metals(root, 7)):
+        train.append(frames_of(system, root / "held-out" / "train" / system.name,
+                               slice(None, -HELD_OUT)))
         frames_of(system, valid / system.name, slice(-HELD_OUT, None))
     return train, valid
 
