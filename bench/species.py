@@ -195,9 +195,10 @@ def _systems(data: Path) -> list:
 def script(name: str, train: list, valid: list, steps: int, type_map=None,
            sel="auto", short_schedule: bool = False) -> dict:
     """examples/alloy's input `name` training on the systems `train` and validating on the
-    systems `valid` (numb_btch 1), numb_steps and save_freq `steps`, disp_freq 100; type_map None: the script
-    names none; sel "auto" or a number (se_atten_v2); short_schedule: decay_steps steps / 20, so
-    that the learning rate reaches stop_lr in `steps` steps with the same number of decays."""
+    systems `valid` (numb_btch 1), numb_steps and save_freq `steps`, disp_freq 100; type_map
+    None: the script names none; sel "auto" or a number (se_atten_v2); short_schedule:
+    decay_steps steps / 20, so that the learning rate reaches stop_lr in `steps` steps with the
+    same number of decays."""
     config = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
     if type_map is None:
         config["model"].pop("type_map", None)
@@ -528,7 +529,9 @@ def _step_ratio(results: dict, name: str, ours_run: dict | None):
 
 def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
     train, valid = held_out(work)
+    valid_systems = _systems(valid)
     type_map = (train[0] / "type_map.raw").read_text().split()
+    frame = _frame(_metals(work, 7))
     steps = args.accuracy_steps
     for name in args.descriptors:
         example = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
@@ -537,12 +540,12 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
         for key, program, n in runs:
             job_dir = work / f"accuracy-{name}-{key}"
             shutil.rmtree(job_dir, ignore_errors=True)
-            config = script(name, train, _systems(valid), n, type_map, sel, short_schedule=True)
+            config = script(name, train, valid_systems, n, type_map, sel, short_schedule=True)
             figures = run_job(f"accuracy {name} / {key} / {n} steps", program, commands,
-                              job_dir, config, _frame(_metals(work, 7)), args.timeout)
+                              job_dir, config, frame, args.timeout)
             if "error" not in figures:
                 figures.update(test_graph(job_dir / "run", valid, commands, args.timeout))
-                figures.update(energy_offsets(job_dir / "run" / "graph.pb", _systems(valid)))
+                figures.update(energy_offsets(job_dir / "run" / "graph.pb", valid_systems))
             figures["steps"] = n
             results[f"accuracy/{name}/{key}"] = figures
             ratio = _step_ratio(results, name, figures if key == "ours" else None)
