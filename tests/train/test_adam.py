@@ -30,6 +30,25 @@ def test_updates_match_tf1_adam(beta1, beta2):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-15)
 
 
+def test_fused_update_equals_the_assignments_used_under_a_strategy():
+    rng = np.random.default_rng(1)
+    start = [rng.normal(size=(4, 3)), rng.normal(size=(6,)).astype(np.float32)]
+    grads = [[rng.normal(size=(4, 3)), rng.normal(size=6).astype(np.float32)] for _ in range(3)]
+    results = []
+    for scope in (None, tf.distribute.OneDeviceStrategy("/cpu:0")):
+        variables = [tf.Variable(x) for x in start]
+        adam = Adam(variables)
+        for g in grads:
+            if scope is None:  # one ResourceApplyAdam per variable
+                adam.apply([tf.constant(x) for x in g], variables, 1e-3)
+            else:
+                with scope.scope():  # the assignment path
+                    adam.apply([tf.constant(x) for x in g], variables, 1e-3)
+        results.append([v.numpy() for v in variables + adam.m + adam.v])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_state_round_trips_through_a_checkpoint(tmp_path):
     var = [tf.Variable(np.ones(3))]
     adam = Adam(var)
