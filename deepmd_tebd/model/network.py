@@ -37,6 +37,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import random_seed
 
 from ..precision import dtype_of
 from . import kernels
@@ -117,17 +118,21 @@ def normal_initializer(mean: float, stddev: float, seed: Optional[int]):
     """A normal initializer. An integer seed makes it TensorFlow's op-seeded draw as a graph
     that sets no graph-level seed runs it: the first output of RandomStandardNormal with the
     seeds (tf's default graph seed, seed), times stddev plus mean. DeePMD-kit's TensorFlow
-    models draw their weights so, hence the same seed gives the same initial weights."""
+    models draw their weights so, hence the same seed gives the same initial weights.
+
+    That kernel's stream is Philox keyed by the first seed, its counter starting at (0, second
+    seed): the stateless draw with that key and counter gives the same numbers without building
+    a graph and a session per variable."""
 
     def init(shape, dtype=None):
         if seed is None:
             return tf.random.normal(shape, mean=mean, stddev=stddev, dtype=dtype)
-        graph = tf.Graph()  # a fresh kernel: the draw does not depend on earlier ones
-        with graph.as_default():
-            draw = tf.random.normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=int(seed))
-        with tf.compat.v1.Session(graph=graph) as session:  # (its graph is the default within)
-            value = session.run(draw)
-        return tf.constant(value, dtype=dtype)
+        with tf.Graph().as_default():  # the seeds a fresh graph's op would get
+            graph_seed, op_seed = random_seed.get_seed(int(seed))
+        draw = tf.raw_ops.StatelessRandomNormalV2(
+            shape=shape, key=tf.constant([graph_seed], tf.uint64),
+            counter=tf.constant([0, op_seed], tf.uint64), alg=1, dtype=dtype)  # 1: Philox
+        return draw * tf.constant(stddev, dtype) + tf.constant(mean, dtype)
 
     return init
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepmd_tebd.model.network import ACTIVATIONS, MLP, activation_fn, resnet_rules
+from deepmd_tebd.model.network import (ACTIVATIONS, MLP, activation_fn, normal_initializer,
+                                       resnet_rules)
 from model_helpers import NUMPY_ACTIVATIONS, numpy_mlp
 from reference.deepmd_oracle import run_oracle_script
 
@@ -78,6 +79,19 @@ def test_initial_weights_are_normal_with_scaled_deviation_and_seeded():
     # layers draw from distinct seeds (seed + 3k): no two layers share a stream
     w1, w2 = (w.numpy().ravel()[:1000] for w, _, _ in a.layer_variables()[0])
     assert not np.allclose(w1 / w1.std(), w2 / w2.std())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**31 + 5])
+@pytest.mark.parametrize("shape, dtype", [((3, 4), tf.float64), ((240, 240), tf.float64),
+                                          ((1, 25), tf.float32), ((5, 3), tf.float16)])
+def test_seeded_draw_equals_the_op_seeded_graph_draw(seed, shape, dtype):
+    graph = tf.Graph()
+    with graph.as_default():  # TF1's op-seeded draw in a graph without a graph seed
+        draw = tf.random.normal(shape, mean=0.5, stddev=0.2, dtype=dtype, seed=seed)
+    with tf.compat.v1.Session(graph=graph) as session:
+        expected = session.run(draw)
+    got = normal_initializer(0.5, 0.2, seed)(shape, dtype).numpy()
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_unseeded_nets_differ():
