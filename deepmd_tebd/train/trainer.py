@@ -226,9 +226,15 @@ class Trainer:
             self._batch(self.train_data)  # the prefetch DeePMD-kit's data loader discards
         before_next = self._sampling()
         batch = self._draw()
+        # the training step is traced on the stepping thread while the start row's evaluation
+        # runs (its graph optimisation and execution release the interpreter)
+        tracing = (self._stepper.submit(self._traced_step.get_concrete_function)
+                   if start < numb_steps else None)
         if displaying and start < numb_steps:  # the row of the start step
             with timing.testing():
                 self._display_start(lcurve, start, self.strategy.own(batch), disp_freq)
+        if tracing is not None:
+            tracing.result()
         step = start
         while step < numb_steps:
             with timing.training():
