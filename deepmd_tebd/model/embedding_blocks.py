@@ -64,8 +64,13 @@ def block_tails(empty, live, offsets: Sequence[int]) -> list:
 
 
 def block_heads(rmat, live, offsets: Sequence[int]) -> list:
-    """The live head of each sel block j: rmat [nf, nloc, live_j, 4]."""
-    return [rmat[:, :, offsets[j]:offsets[j] + live[j]] for j in range(len(offsets) - 1)]
+    """The live head of each sel block j: rmat [nf, nloc, live_j, ...]. One SplitV cuts the
+    slots into heads and tails; its gradient is one ConcatV2, where a slice per block would
+    give one zero-padded full-size gradient per block, then their sum."""
+    sizes = []
+    for j in range(len(offsets) - 1):
+        sizes += [live[j], offsets[j + 1] - offsets[j] - live[j]]
+    return tf.split(rmat, tf.stack(sizes), axis=2, num=len(sizes))[0::2]
 
 
 def a_with_type_embedding(net, rmat, live, empty, centres, tebd, sel: Sequence[int],
