@@ -2,8 +2,8 @@
 backend) on the same alloy inputs at 2 to 64 species.
 
     python bench/species.py [--species 2,4,7,16,32,64] [--descriptors atten,ebd_v2,tebd,se_e2_a]
-                            [--steps 300] [--accuracy-steps 0] [--plain-max 16]
-                            [--threads N] [--out DIR] [--keep DIR]
+                            [--steps 300] [--accuracy-steps 0] [--accuracy-seeds 0]
+                            [--plain-max 16] [--threads N] [--out DIR] [--keep DIR]
 
 Data (made in the work dir by this package's generator, deepmd_tebd.tools.alloy, seed 0):
 - 2 and 4 species: fcc alloys of the first 2 or 4 of Cu, Ag, Au, Ni, Pd, Pt, Al (4 systems of
@@ -27,13 +27,15 @@ with a type_embedding section get `use_tebd_bias: true` (bench/train.py: both th
 model).
 
 Figures per (descriptor, species, program), each job alone on the machine with --threads
-threads (bench/train.py's settings):
+threads (bench/train.py's settings), after each program has imported its training code once
+(the file cache warm for every job):
 - step: the program's closing "average training time" (steps 101..N, training alone);
-- start-up: from the launch of `dp train` until the first lcurve row (step 0) is written
-  (interpreter and TensorFlow start, data loading, neighbour statistics for sel "auto", data
-  statistics, graph construction and the first evaluation), plus the excess of the first
-  display interval's wall time over disp_freq mean steps (graph work done on the first step:
-  ours traces the training step there, DeePMD-kit builds its graph before step 0);
+- start-up: from the launch of `dp train` until its lcurve row of step 100 (disp_freq) appears,
+  less 100 steps at the mean step time (interpreter and TensorFlow start, data loading,
+  neighbour statistics for sel "auto", data statistics, graph construction, the step-0
+  evaluation, and the graph work of the first steps: ours traces the training step while
+  step 0 is evaluated and optimises it on the first call, DeePMD-kit builds its graph before
+  step 0); the time of the step-0 row is kept too (first_row_s);
 - peak memory: the training process's maximum resident set (/proc's VmHWM, read every 50 ms);
 - graph: the size of the frozen model that the program's own `dp freeze` writes;
 - DeepPot: the program's own DeepPot on its own graph, one 108-atom validation frame, energy,
@@ -44,6 +46,9 @@ validated, on frames it never saw): each descriptor trained N steps by both prog
 (decay_steps N/20), and ours again for the steps it trains in DeePMD-kit's training time of N
 steps (N x DeePMD-kit's step / ours, to a multiple of 100: the step times of the 7-species timing
 jobs, else of these runs; --results FILE takes the timing jobs of an earlier run);
+--accuracy-seeds R,R,... repeats the same-step runs with every seed of the inputs moved by R
+(bench/train.py's shift_seeds; the report gives the mean over the seeds and each seed's ratio;
+the same-time run is made for shift 0 only);
 whole-validation energy RMSE per atom and force RMSE of each final model on every held-out frame
 (one evaluator, our `dp test`, as bench/train.py: the weighted average over the systems); and
 that energy error split by system (our DeepPot): the mean error per atom of each system (a system
@@ -100,6 +105,9 @@ def _parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=300, help="training steps of a timing job")
     parser.add_argument("--accuracy-steps", type=int, default=0,
                         help="steps of the 7-metal accuracy runs (0: none)")
+    parser.add_argument("--accuracy-seeds", default="0",
+                        help="seed shifts of the accuracy runs (R,R,...: every seed of the "
+                             "inputs moved by R); the same-time run is made for shift 0")
     parser.add_argument("--results", metavar="FILE",
                         help="results.json of an earlier run: its figures are kept, its jobs "
                              "not run again")
@@ -113,6 +121,7 @@ def _parse_args(argv=None):
     args = parser.parse_args(argv)
     args.species = [int(s) for s in args.species.split(",")]
     args.descriptors = args.descriptors.split(",")
+    args.accuracy_seeds = [int(r) for r in args.accuracy_seeds.split(",")]
     unknown = [d for d in args.descriptors if d not in DESCRIPTORS]
     # DeePMD-kit 3.2 (TF) saves its checkpoint at display steps and, at the end, only where
     # numb_steps is not a multiple of save_freq: numb_steps a multiple of disp_freq has one
@@ -241,10 +250,20 @@ def _high_water_mib(pid: int) -> float:
     return 0.0
 
 
+def _lcurve_steps(lcurve: Path) -> list:
+    """The steps of the rows written to an lcurve so far."""
+    if not lcurve.exists():
+        return []
+    rows = [line.split() for line in lcurve.read_text(errors="replace").splitlines()
+            if line.strip() and not line.startswith("#")]
+    return [int(float(row[0])) for row in rows if row]
+
+
 def _startup_and_memory(argv, env, run: Path, lcurve: Path, timeout: float) -> tuple:
-    """Runs `dp train`; (rc, seconds until lcurve's first row, peak RSS in MiB, wall s)."""
+    """Runs `dp train`; (rc, {step: seconds from the launch until lcurve's row of that step
+    appeared} for steps 0 and DISP_FREQ, peak RSS in MiB, wall s)."""
     t0 = time.perf_counter()
-    startup, peak = None, 0.0
+    rows, peak = {}, 0.0
     with open(run / "train.log", "wb") as log:
         proc = subprocess.Popen(argv, cwd=run, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
@@ -255,10 +274,9 @@ def _startup_and_memory(argv, env, run: Path, lcurve: Path, timeout: float) -> t
                 if pid:
                     break
                 now = time.perf_counter()
-                if startup is None and lcurve.exists() and any(
-                        line.strip() and not line.startswith("#")
-                        for line in lcurve.read_text(errors="replace").splitlines()):
-                    startup = now - t0
+                if DISP_FREQ not in rows:
+                    for step in _lcurve_steps(lcurve):
+                        rows.setdefault(step, now - t0)
                 if now - t0 > timeout:
                     proc.kill()
                     pid, status, _ = os.wait4(proc.pid, 0)
@@ -268,19 +286,17 @@ def _startup_and_memory(argv, env, run: Path, lcurve: Path, timeout: float) -> t
             proc.kill()
             raise
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, startup, peak, time.perf_counter() - t0
+    return proc.returncode, rows, peak, time.perf_counter() - t0
 
 
-def _startup(first_row: float | None, log: str, step: float | None) -> float | None:
-    """Seconds until the first lcurve row, plus what the first display interval took beyond
-    disp_freq steps at the mean step time: the graph work that a program does on its first
-    training step (ours: tracing the step) rather than before step 0 (DeePMD-kit)."""
-    ours = bench_train._TIMING_LINE.search(log)  # wall time since training started
-    theirs = bench_train._WALL_LINE.search(log)  # wall time since the previous display
-    first = float(ours.group(4)) if ours else float(theirs.group(2)) if theirs else None
-    if first_row is None or first is None or step is None:
+def _startup(rows: dict, step: float | None) -> float | None:
+    """Seconds from the launch until the row of step DISP_FREQ appeared, less DISP_FREQ steps
+    at the mean step time: everything done before training and on the first steps beyond
+    steady training (ours traces the step on its first call, DeePMD-kit builds its graph
+    before step 0), whichever log format the program writes."""
+    if DISP_FREQ not in rows or step is None:
         return None
-    return first_row + max(0.0, first - DISP_FREQ * step)
+    return rows[DISP_FREQ] - DISP_FREQ * step
 
 
 def run_job(label: str, program: str, commands: dict, job_dir: Path, config: dict,
@@ -292,13 +308,13 @@ def run_job(label: str, program: str, commands: dict, job_dir: Path, config: dic
     (run / "input.json").write_text(json.dumps(bench_train._for_program(config, program),
                                                indent=1))
     _progress(f"{label}: training")
-    rc, startup, rss, wall = _startup_and_memory(argv, env, run, run / "lcurve.out", timeout)
+    rc, rows, rss, wall = _startup_and_memory(argv, env, run, run / "lcurve.out", timeout)
     text = (run / "train.log").read_text(errors="replace")
     if rc != 0:
         return {"error": "\n".join(text.splitlines()[-30:])}
     step = bench_train.parse_log(text)["mean_train_s_per_step"]
-    figures = {"startup_s": _startup(startup, text, step), "peak_mib": rss, "wall_s": wall,
-               "step_s": step}
+    figures = {"startup_s": _startup(rows, step), "first_row_s": rows.get(0), "peak_mib": rss,
+               "wall_s": wall, "step_s": step}
     freeze = subprocess.run(argv[:-2] + ["freeze", "-o", "graph.pb"], cwd=run, env=env,
                             capture_output=True, text=True, timeout=timeout)
     if freeze.returncode != 0:
@@ -311,7 +327,8 @@ def run_job(label: str, program: str, commands: dict, job_dir: Path, config: dic
                                               run / "graph.pb", frame, REPEATS, env, run)
     figures["deeppot_s"] = seconds
     _progress(f"{label}: step {1e3 * (figures['step_s'] or float('nan')):.1f} ms, start-up "
-              f"{startup:.1f} s, peak {rss:.0f} MiB")
+              f"{figures['startup_s'] or float('nan'):.1f} s (first row "
+              f"{rows.get(0, float('nan')):.1f} s), peak {rss:.0f} MiB")
     return figures
 
 
@@ -383,8 +400,9 @@ def report(results: dict, args) -> list[str]:
     lines = [f"{args.steps} steps per timing job, {args.threads} threads; counts above 7 are "
              "pseudo-species of the 7-metal data (timing only)", "",
              "| descriptor | species | sel (ours/DeePMD) | step ms ours | DeePMD | ratio "
-             "| start-up s ours | DeePMD | ratio | peak MiB ours | DeePMD | graph MiB ours "
-             "| DeePMD | DeepPot ms ours | DeePMD |", "|" + "---|" * 16]
+             "| start-up s ours | DeePMD | ratio | first row s ours | DeePMD | peak MiB ours "
+             "| DeePMD | graph MiB ours | DeePMD | DeepPot ms ours | DeePMD |",
+             "|" + "---|" * 17]
     verdicts = []
     for name in args.descriptors:
         for count in args.species:
@@ -402,6 +420,7 @@ def report(results: dict, args) -> list[str]:
                 f"| {_cell(a.get('step_s'), 1e3)} | {_cell(b.get('step_s'), 1e3)} "
                 f"| {_cell(step, fmt='{:.2f}')} | {_cell(a.get('startup_s'))} "
                 f"| {_cell(b.get('startup_s'))} | {_cell(start, fmt='{:.2f}')} "
+                f"| {_cell(a.get('first_row_s'))} | {_cell(b.get('first_row_s'))} "
                 f"| {_cell(a.get('peak_mib'), fmt='{:.0f}')} "
                 f"| {_cell(b.get('peak_mib'), fmt='{:.0f}')} "
                 f"| {_cell(a.get('graph_mib'), fmt='{:.2f}')} "
@@ -427,20 +446,24 @@ def report(results: dict, args) -> list[str]:
     if accuracy:
         steps = next((results[k].get("steps") for k in accuracy if k.endswith("/deepmd")), "-")
         lines += ["", f"7-metal data, whole validation (the last {HELD_OUT} frames of each "
-                      f"system, held out of training) after {steps} steps and after DeePMD-kit's "
-                      "training time of them:", "",
-                  "| descriptor | rmse_e/atom ours | DeePMD | ratio | rmse_f ours | DeePMD "
-                  "| ratio | same-time steps ours | rmse_e | ratio | rmse_f | ratio |",
-                  "|" + "---|" * 12]
+                      f"system, held out of training) after {steps} steps (the mean over the "
+                      "seed shifts, and each seed's ratio) and after DeePMD-kit's training "
+                      "time of them (seed shift 0):", "",
+                  "| descriptor | seeds | rmse_e/atom ours | DeePMD | ratio | per seed "
+                  "| rmse_f ours | DeePMD | ratio | per seed | same-time steps ours | rmse_e "
+                  "| ratio | rmse_f | ratio |", "|" + "---|" * 15]
         for name in args.descriptors:
-            a, b = results.get(f"accuracy/{name}/ours", {}), results.get(
-                f"accuracy/{name}/deepmd", {})
+            runs = _seeds_of(results, name)
             c = results.get(f"accuracy/{name}/ours_same_time", {})
-            cells = [name]
+            b = results.get(f"accuracy/{name}/deepmd", {})
+            cells = [name, ",".join(str(shift) for shift, _, _ in runs) or "-"]
             for key in ("rmse_e", "rmse_f"):
-                ratio = a[key] / b[key] if a.get(key) and b.get(key) else None
-                cells += [_cell(a.get(key), fmt="{:.2e}"), _cell(b.get(key), fmt="{:.2e}"),
-                          _cell(ratio, fmt="{:.2f}")]
+                pairs = [(a[key], d[key]) for _, a, d in runs if a.get(key) and d.get(key)]
+                ours = float(np.mean([x for x, _ in pairs])) if pairs else None
+                theirs = float(np.mean([y for _, y in pairs])) if pairs else None
+                cells += [_cell(ours, fmt="{:.2e}"), _cell(theirs, fmt="{:.2e}"),
+                          _cell(ours / theirs if pairs else None, fmt="{:.2f}"),
+                          "/".join(f"{x / y:.2f}" for x, y in pairs) or "-"]
             cells.append(str(c.get("steps", "-")))
             for key in ("rmse_e", "rmse_f"):
                 ratio = c[key] / b[key] if c.get(key) and b.get(key) else None
@@ -451,10 +474,11 @@ def report(results: dict, args) -> list[str]:
                       "within a system:", "", "| descriptor | run | offset | spread |",
                   "|---|---|---|---|"]
         for name in args.descriptors:
-            for key in ("ours", "deepmd", "ours_same_time"):
-                f = results.get(f"accuracy/{name}/{key}", {})
+            for key in sorted(k for k in accuracy if k.startswith(f"accuracy/{name}/")):
+                f = results[key]
                 if "spread" in f:
-                    lines.append(f"| {name} | {key} | {f['offset']:.4f} | {f['spread']:.4f} |")
+                    run = key[len(f"accuracy/{name}/"):]
+                    lines.append(f"| {name} | {run} | {f['offset']:.4f} | {f['spread']:.4f} |")
     return lines
 
 
@@ -494,7 +518,34 @@ def plot(results: dict, args, out: Path) -> str:
 # ---------------------------------------------------------------- main
 
 
+def _seeds_of(results: dict, name: str) -> list:
+    """[(seed shift, our figures, DeePMD-kit's figures)] of the same-step accuracy runs of
+    `name`, by shift."""
+    pattern = re.compile(rf"accuracy/{re.escape(name)}/ours(?:/r(\d+))?$")
+    runs = []
+    for key in results:
+        found = pattern.match(key)
+        if found:
+            shift = int(found.group(1) or 0)
+            runs.append((shift, results[key],
+                         results.get(accuracy_key(name, "deepmd", shift), {})))
+    return sorted(runs, key=lambda run: run[0])
+
+
+def _warm_caches(commands: dict) -> None:
+    """Each program's interpreter imports its training code once before the first job, so that
+    no job's start-up pays for reading TensorFlow's libraries from disk (the first job would)."""
+    imports = {"ours": "import deepmd_tebd.train.trainer",
+               "deepmd": "import deepmd.tf.train.trainer"}
+    for program, (argv, env) in commands.items():
+        dp = Path(argv[0])
+        python = sys.executable if program == "ours" else str(dp.parent / "python")
+        subprocess.run([python, "-c", imports[program]], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _timing(args, work: Path, commands: dict, results: dict) -> None:
+    _warm_caches(commands)
     jobs = [(name, count) for name in args.descriptors for count in args.species
             if f"{name}/{count}/ours" not in results]
     for index, (name, count) in enumerate(jobs, 1):
@@ -536,22 +587,31 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
     for name in args.descriptors:
         example = json.loads((EXAMPLES / DESCRIPTORS[name]).read_text())
         sel = example["model"]["descriptor"]["sel"]
-        runs = [("deepmd", "deepmd", steps), ("ours", "ours", steps)]
-        for key, program, n in runs:
-            job_dir = work / f"accuracy-{name}-{key}"
-            shutil.rmtree(job_dir, ignore_errors=True)
-            config = script(name, train, valid_systems, n, type_map, sel, short_schedule=True)
-            figures = run_job(f"accuracy {name} / {key} / {n} steps", program, commands,
-                              job_dir, config, frame, args.timeout)
-            if "error" not in figures:
-                figures.update(test_graph(job_dir / "run", valid, commands, args.timeout))
-                figures.update(energy_offsets(job_dir / "run" / "graph.pb", valid_systems))
-            figures["steps"] = n
-            results[f"accuracy/{name}/{key}"] = figures
-            ratio = _step_ratio(results, name, figures if key == "ours" else None)
-            if key == "ours" and ratio:
-                same = DISP_FREQ * max(2, round(steps / ratio / DISP_FREQ))
-                runs.append(("ours_same_time", "ours", same))
+        for shift in args.accuracy_seeds:
+            runs = [("deepmd", "deepmd", steps), ("ours", "ours", steps)]
+            for key, program, n in runs:
+                key_r = accuracy_key(name, key, shift)
+                job_dir = work / key_r.replace("/", "-")
+                shutil.rmtree(job_dir, ignore_errors=True)
+                config = bench_train.shift_seeds(script(name, train, valid_systems, n, type_map,
+                                                        sel, short_schedule=True), shift)
+                figures = run_job(f"{key_r} / {n} steps", program, commands, job_dir, config,
+                                  frame, args.timeout)
+                if "error" not in figures:
+                    figures.update(test_graph(job_dir / "run", valid, commands, args.timeout))
+                    figures.update(energy_offsets(job_dir / "run" / "graph.pb", valid_systems))
+                figures["steps"] = n
+                results[key_r] = figures
+                ratio = _step_ratio(results, name, figures if key == "ours" else None)
+                if key == "ours" and ratio and shift == 0:
+                    same = DISP_FREQ * max(2, round(steps / ratio / DISP_FREQ))
+                    runs.append(("ours_same_time", "ours", same))
+
+
+def accuracy_key(name: str, run: str, shift: int) -> str:
+    """The results key of an accuracy run: accuracy/<descriptor>/<run>, then /r<shift> for a
+    seed shift other than 0."""
+    return f"accuracy/{name}/{run}" + (f"/r{shift}" if shift else "")
 
 
 def main(argv=None) -> int:

@@ -139,14 +139,21 @@ def _progress(message: str) -> None:
     print(f"[bench/train] {message}", file=sys.stderr, flush=True)
 
 
-def _input(name: str, steps: int, seed_shift: int = 0) -> dict:
-    """The example input with the benchmark's changes (see the module docstring)."""
-    config = json.loads((_SHARED / "inputs" / INPUTS[name]).read_text())
+def shift_seeds(config: dict, shift: int) -> dict:
+    """`config` with the seeds of its type embedding, descriptor, fitting net and training
+    moved by `shift` (absent seeds count as DeePMD-kit's examples' 1 and 10)."""
     for section in ("type_embedding", "descriptor", "fitting_net"):
         part = config["model"].get(section)
         if part is not None:
-            part["seed"] = part.get("seed", 1) + seed_shift
-    config["training"]["seed"] = config["training"].get("seed", 10) + seed_shift
+            part["seed"] = part.get("seed", 1) + shift
+    config["training"]["seed"] = config["training"].get("seed", 10) + shift
+    return config
+
+
+def _input(name: str, steps: int, seed_shift: int = 0) -> dict:
+    """The example input with the benchmark's changes (see the module docstring)."""
+    config = shift_seeds(json.loads((_SHARED / "inputs" / INPUTS[name]).read_text()),
+                         seed_shift)
     config["learning_rate"]["decay_steps"] = DECAY_STEPS
     training = config["training"]
     training["numb_steps"] = steps
