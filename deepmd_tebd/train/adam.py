@@ -4,8 +4,8 @@
     m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2);  theta -= m lr_t / (sqrt(v) + eps)
 
 The learning rate, the powers b1^t, b2^t and b1, b2, eps are float32 (cast to the variables'
-precision), as in TF1 and DeePMD-kit. Slots are plain tf.Variables, so the optimizer state is checkpointed with the model and
-the update traces inside the training step."""
+precision), as in TF1 and DeePMD-kit. Slots are plain tf.Variables, so the optimizer state is
+checkpointed with the model and the update traces inside the training step."""
 from __future__ import annotations
 
 import tensorflow as tf
