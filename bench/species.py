@@ -323,8 +323,8 @@ def run_job(label: str, program: str, commands: dict, job_dir: Path, config: dic
     if program == "ours":
         seconds, _ = bench_infer._time_ours(run / "graph.pb", frame, REPEATS, env, run)
     else:
-        seconds, _ = bench_infer._time_theirs(str(Path(argv[0]).parent / "python"),
-                                              run / "graph.pb", frame, REPEATS, env, run)
+        seconds, _ = bench_infer._time_theirs(_python(program, commands), run / "graph.pb",
+                                              frame, REPEATS, env, run)
     figures["deeppot_s"] = seconds
     _progress(f"{label}: step {1e3 * (figures['step_s'] or float('nan')):.1f} ms, start-up "
               f"{figures['startup_s'] or float('nan'):.1f} s (first row "
@@ -537,15 +537,18 @@ def _warm_caches(commands: dict) -> None:
     no job's start-up pays for reading TensorFlow's libraries from disk (the first job would)."""
     imports = {"ours": "import deepmd_tebd.train.trainer",
                "deepmd": "import deepmd.tf.train.trainer"}
-    for program, (argv, env) in commands.items():
-        dp = Path(argv[0])
-        python = sys.executable if program == "ours" else str(dp.parent / "python")
-        subprocess.run([python, "-c", imports[program]], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for program, (_, env) in commands.items():
+        subprocess.run([_python(program, commands), "-c", imports[program]], env=env,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _python(program: str, commands: dict) -> str:
+    """The interpreter of a program: ours is this one, DeePMD-kit's sits beside its `dp`."""
+    return sys.executable if program == "ours" else str(Path(commands[program][0][0]).parent
+                                                        / "python")
 
 
 def _timing(args, work: Path, commands: dict, results: dict) -> None:
-    _warm_caches(commands)
     jobs = [(name, count) for name in args.descriptors for count in args.species
             if f"{name}/{count}/ours" not in results]
     for index, (name, count) in enumerate(jobs, 1):
@@ -627,6 +630,7 @@ def main(argv=None) -> int:
     results: dict = json.loads(Path(args.results).read_text()) if args.results else {}
     t0 = time.perf_counter()
     try:
+        _warm_caches(commands)
         _timing(args, work, commands, results)
         if args.accuracy_steps > 0:
             _accuracy(args, work, commands, results)
