@@ -6,6 +6,8 @@ Each function returns A * nnei = R~^T G [nf, nloc, 4, M1] for one strategy:
 * `a_of_blocks`: one net per neighbour type j on its sel block (type_one_side; also the per-centre
   type case on one centre block);
 * `a_per_centre_type`: one set of nets per centre type, on its contiguous block of local atoms;
+* `a_of_stacked_nets`: the per-type nets (by neighbour type, or by centre and neighbour type)
+  as one stack in one fused op, while the training step is traced on the CPU;
 * `a_of_tables` (compressed models): the same blocks, each net replaced by its table and the
   TabulateFusionSeA op (which also does the contraction with R~).
 
@@ -23,10 +25,12 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from .kernels import contract, scalar_net
+from .kernels import contract, net_stack, scalar_net
 
 __all__ = [
     "a_of_blocks",
+    "a_of_slot_terms",
+    "a_of_stacked_nets",
     "a_of_tables",
     "a_per_centre_type",
     "a_with_type_embedding",
@@ -73,23 +77,51 @@ def block_heads(rmat, live, offsets: Sequence[int]) -> list:
     return tf.split(rmat, tf.stack(sizes), axis=2, num=len(sizes))[0::2]
 
 
-def a_with_type_embedding(net, rmat, live, empty, centres, tebd, sel: Sequence[int],
-                          offsets: Sequence[int], type_one_side: bool):
-    """R~^T G with one net on [s~, tebd[slot type] (, tebd[centre type])]: [nf, nloc, 4, M1].
-    `empty` None: every slot goes through the net (live = sel)."""
+def a_of_slot_terms(term, rmat, live, empty, centres, sel: Sequence[int],
+                    offsets: Sequence[int]):
+    """R~^T G [nf, nloc, 4, M1] from term(rows, slots, centres) = rows^T G of rows
+    [nf, nc, n, 4] whose slot types are slots [n] and centre types centres [nf or 1, nc]: the
+    live heads of all sel blocks in one term and, with `empty`, their always-empty tails in one
+    more, once per centre type (None: every slot goes through the term, live = sel)."""
     ntypes = len(sel)
     counts = tf.stack(live) if empty is not None else list(sel)
     heads = rmat if empty is None else tf.concat(block_heads(rmat, live, offsets), axis=2)
     slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), counts)
-    a_mat = _type_embedding_term(net, heads, slots, centres, tebd, type_one_side)
+    a_mat = term(heads, slots, centres)
     if empty is not None:
         tails = tf.concat(block_tails(empty, live, offsets), axis=1)
         slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), tf.constant(sel, tf.int32) - counts)
-        per_type = _type_embedding_term(net, tails[None], slots,
-                                        tf.range(ntypes, dtype=tf.int32)[None], tebd,
-                                        type_one_side)
+        per_type = term(tails[None], slots, tf.range(ntypes, dtype=tf.int32)[None])
         a_mat = a_mat + tf.gather(tf.squeeze(per_type, 0), centres)
     return a_mat
+
+
+def a_with_type_embedding(net, rmat, live, empty, centres, tebd, sel: Sequence[int],
+                          offsets: Sequence[int], type_one_side: bool):
+    """R~^T G with one net on [s~, tebd[slot type] (, tebd[centre type])]: [nf, nloc, 4, M1].
+    `empty` None: every slot goes through the net (live = sel)."""
+    def term(rows, slots, centres):
+        return _type_embedding_term(net, rows, slots, centres, tebd, type_one_side)
+
+    return a_of_slot_terms(term, rmat, live, empty, centres, sel, offsets)
+
+
+def a_of_stacked_nets(nets, net_of_pair, rmat, live, empty, centres, sel: Sequence[int],
+                      offsets: Sequence[int]):
+    """R~^T G with per-type nets of s~ alone, all of them in one fused op (kernels.net_stack;
+    every net `fusable`): the slots of centre type i in sel block j go through
+    nets[net_of_pair[i][j]]. An excluded pair may name any net: its rows of R~ are zero, so
+    they add nothing to A, and neither the force nor any weight gradient gets anything from
+    them. The centre types come from `centres`: the atoms may come in any order."""
+    ntypes = len(sel)
+    lookup = tf.constant([k for row in net_of_pair for k in row], tf.int32)
+    run = net_stack(nets)
+
+    def term(rows, slots, centres):
+        index = tf.gather(lookup, centres[:, :, None] * ntypes + slots)
+        return contract(rows, run(rows[..., 0], index))
+
+    return a_of_slot_terms(term, rmat, live, empty, centres, sel, offsets)
 
 
 def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):

@@ -12,7 +12,8 @@
 * the embedding nets of rows that vary in one scalar s~ (every tanh net whose first layer has
   no residual connection): TebdEmbeddingNet (op/tf/embedding_net.cc), which gives the net's
   output and its derivative along s~ in one pass, so that neither the force nor the force
-  loss's weight gradient goes back through the net's layers op by op.
+  loss's weight gradient goes back through the net's layers op by op; the per-type nets of a
+  descriptor without type embedding run as one stack in one such op (`net_stack`).
 
 Frozen graphs therefore hold TensorFlow's ops only (BatchMatMulV2, MatMul, Tanh, ...), which
 every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
@@ -24,6 +25,7 @@ every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
         y = layer_norm(x, gamma, beta, eps)
         a = contract(rows, g)         # rows^T g per atom
         g = scalar_net(net, s, index, table, slope)
+        g = net_stack(nets)(s, index)  # index: the net of each row
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import threading
 import tensorflow as tf
 
 __all__ = ["batch_matmul", "contract", "fusable", "l2_normalize", "layer_norm", "matmul",
-           "scalar_net", "training_kernels"]
+           "net_stack", "scalar_net", "training_kernels"]
 
 _STATE = threading.local()
 
@@ -132,15 +134,61 @@ def scalar_net(net, s, index, table, slope):
     if not fusable(net):
         pre = s[..., None] * slope + tf.gather(table, index)
         return net(None, first_preactivation=pre)
-    hidden = net.layer_variables()[0][1:]
-    # resnet_dt's timesteps, ones where a layer has none
-    steps = [tf.ones([w.shape[-1]], dtype) if idt is None else
-             tf.reshape(tf.cast(idt, dtype), [-1]) for w, _, idt in hidden]
-    lead = tf.shape(s)
     with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
-        g, _ = _ops().tebd_embedding_net(
-            tf.reshape(s, [-1]), tf.reshape(tf.broadcast_to(index, lead), [-1]), table, slope,
-            [tf.cast(w, dtype) for w, _, _ in hidden], [tf.cast(b, dtype) for _, b, _ in hidden],
-            steps, rules=[_RULES[r] for r in net.rules[1:]])
-    g = tf.cast(g, net.compute_dtype)
-    return tf.reshape(g, tf.concat([lead, [net.out_width]], axis=0))
+        g = _embedding_net_op(s, index, table, slope, _layers(net, dtype), net.rules[1:])
+    return tf.cast(g, net.compute_dtype)
+
+
+def net_stack(nets):
+    """K embedding nets of one scalar input and the same widths (the per-type nets of a
+    descriptor without type embedding, every one `fusable`) as one stack: returns
+    run(s, index), which sends row i of s [...] through nets[index[i]] (index int32 in [0, K))
+    in one TebdEmbeddingNet -> [..., out_width]. The weights are stacked once, however many
+    times run is called."""
+    dtype = nets[0].matmul_dtype
+    hidden = [mlp.layer_variables()[0] for mlp in nets]
+
+    def stack(layer: int, part: int):
+        """Part (0: W, 1: b, 2: timestep) of a layer, stacked over the nets; vectors but for
+        the matrices after the first layer (the first is [1, width]: the slope)."""
+        parts = [tf.cast(h[layer][part], dtype) for h in hidden]
+        if (part > 0 or layer == 0) and parts[0].shape.rank != 1:
+            parts = [tf.reshape(x, [-1]) for x in parts]
+        return tf.stack(parts)
+
+    with tf.name_scope("filter_type_nets"):  # an embedding-net scope (bench/step_profile.py)
+        slope, table = stack(0, 0), stack(0, 1)
+        layers = []
+        for layer in range(1, len(hidden[0])):
+            b = stack(layer, 1)
+            steps = tf.ones_like(b) if hidden[0][layer][2] is None else stack(layer, 2)
+            layers.append((stack(layer, 0), b, steps))
+
+    def run(s, index):
+        with tf.name_scope("filter_type_nets"):
+            g = _embedding_net_op(tf.cast(s, dtype), index, table, slope, layers,
+                                  nets[0].rules[1:])
+        return tf.cast(g, nets[0].compute_dtype)
+
+    return run
+
+
+def _layers(net, dtype) -> list:
+    """(W, b, timestep) of each layer after the first of a fusable net, in dtype; the timestep
+    is resnet_dt's, ones where a layer has none."""
+    return [(tf.cast(w, dtype), tf.cast(b, dtype),
+             tf.ones([w.shape[-1]], dtype) if idt is None
+             else tf.reshape(tf.cast(idt, dtype), [-1]))
+            for w, b, idt in net.layer_variables()[0][1:]]
+
+
+def _embedding_net_op(s, index, table, slope, layers, rules):
+    """TebdEmbeddingNet on s and index [...]: one net (slope [width], layers (W, b, timestep)
+    of `_layers`) or a stack of nets (slope [K, width], each layer's tensors with a leading net
+    axis)."""
+    lead = tf.shape(s)
+    g, _ = _ops().tebd_embedding_net(
+        tf.reshape(s, [-1]), tf.reshape(tf.broadcast_to(index, lead), [-1]), table, slope,
+        [w for w, _, _ in layers], [b for _, b, _ in layers], [t for _, _, t in layers],
+        rules=[_RULES[r] for r in rules])
+    return tf.reshape(g, tf.concat([lead, [g.shape[-1]]], axis=0))

@@ -15,7 +15,9 @@ G comes from embedding nets applied to s~ = R~[:, 0]:
 * without: one net per neighbour type j on its block of slots (type_one_side: Nt nets), or one
   per (centre type i, neighbour type j) pair (Nt^2 nets, centres sliced by the natoms counts:
   these per-type nets need the local atoms sorted by type); excluded pairs have no net and
-  contribute nothing.
+  contribute nothing. Inside the training step on the CPU all the per-type nets run as one
+  stack in one fused op, each slot through the net of its (centre,) neighbour type
+  (embedding_blocks.a_of_stacked_nets), so the step's graph does not grow with Nt^2.
 
 `exclude_types` pairs (symmetric) zero the rows of R~ between those types. How the nets meet the
 blocks of R~ is in `embedding_blocks.py`. Without type embedding the nets can be replaced by
@@ -28,9 +30,11 @@ from typing import Optional
 import tensorflow as tf
 
 from .descriptor import EnvMatDescriptor, centre_types, descriptor_of_embedding
-from .embedding_blocks import (a_of_blocks, a_of_tables, a_per_centre_type,
-                               a_with_type_embedding, empty_rows, live_counts)
+from .embedding_blocks import (a_of_blocks, a_of_stacked_nets, a_of_tables,
+                               a_per_centre_type, a_with_type_embedding, empty_rows,
+                               live_counts)
 from .env_mat import INTERFACE_DTYPE
+from .kernels import fusable
 from .network import MLP
 
 __all__ = ["DescriptorSeA"]
@@ -163,6 +167,14 @@ class DescriptorSeA(EnvMatDescriptor):
         d = descriptor_of_embedding(a_mat / self.nnei, self.axis_neuron)
         return tf.cast(d, INTERFACE_DTYPE)
 
+    def _net_of_pair(self) -> list:
+        """[ntypes][ntypes]: the position in nets() of the net of each (centre, neighbour type)
+        pair; 0 for an excluded pair (a_of_stacked_nets: its rows add nothing)."""
+        position = {pair: k for k, pair in enumerate(self._pairs)}
+        key = (lambda i, j: (None, j)) if self.type_one_side else (lambda i, j: (i, j))
+        return [[position.get(key(i, j), 0) for j in range(self.ntypes)]
+                for i in range(self.ntypes)]
+
     def _a_of_nets(self, rmat, atype, natoms, type_embedding, nlist):
         """A * nnei [nf, nloc, 4, M1] from the embedding nets."""
         natoms = tf.cast(natoms, tf.int32)
@@ -179,11 +191,16 @@ class DescriptorSeA(EnvMatDescriptor):
                                          centre_types(atype, natoms, self.ntypes),
                                          tf.cast(type_embedding, prec), self.sel,
                                          self.offsets, self.type_one_side)
+        nets = self.nets()
+        if nets and all(fusable(mlp) for mlp in nets):  # the training step on the CPU
+            return a_of_stacked_nets(nets, self._net_of_pair(), rmat, live, empty,
+                                     centre_types(atype, natoms, self.ntypes), self.sel,
+                                     self.offsets)
         if self.type_one_side:
             nets = [getattr(self, f"filter_type_all_{j}") for j in range(self.ntypes)]
             return a_of_blocks(rmat, nets, live, empty, centre_types(atype, natoms, self.ntypes),
                                self.offsets, m1)
-        nets: dict[tuple, MLP] = dict(zip(self._pairs, self.nets()))
-        nets_of_centre = [[nets.get((i, j)) for j in range(self.ntypes)]
+        by_pair: dict[tuple, MLP] = dict(zip(self._pairs, nets))
+        nets_of_centre = [[by_pair.get((i, j)) for j in range(self.ntypes)]
                           for i in range(self.ntypes)]
         return a_per_centre_type(rmat, natoms, nets_of_centre, live, empty, self.offsets, m1)

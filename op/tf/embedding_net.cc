@@ -13,15 +13,22 @@
 // dt_l (reverse mode through the forward and tangent passes, recomputed block by block so that
 // nothing of the size of the activations is stored between the two ops).
 //
+// A stack of K nets of the same widths (the per-type nets of a descriptor without type
+// embedding) runs in one op: every weight tensor gains a leading net axis, and each row goes
+// through the net that owns its table row. The rows are grouped by net (a stable counting sort)
+// before they are cut into blocks, so that a block's products are one net's.
+//
 // Rows go in blocks of kBlock through dense products (dense_gemm.h; the h and tangent rows of a
 // block stacked into one product per layer); the blocks are cut into one contiguous range per CPU
 // thread, each range with its own weight-gradient sums, added in range order (the result does
 // not depend on scheduling). The ops serve the training step only
-// (deepmd_tebd/model/fused_embedding.py); frozen graphs keep TensorFlow's own ops.
+// (deepmd_tebd/model/kernels.py); frozen graphs keep TensorFlow's own ops.
 #define EIGEN_DONT_PARALLELIZE  // one block per thread: the rows are the parallel axis
 #include <Eigen/Dense>
 
 #include <algorithm>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -51,7 +58,8 @@ using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>
 template <typename T>
 using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
 
-// The net's weights, viewed in place, and the checks of their shapes.
+// One net's weights, viewed in place (net k of a stack of K nets), with the rows' inputs that
+// every net of the stack shares.
 template <typename T>
 struct Net {
   const T* s = nullptr;
@@ -67,8 +75,36 @@ struct Net {
   int64_t out_width() const { return w.empty() ? width1 : w.back().cols(); }
 };
 
+// The rows grouped by net: positions p of `order` (the row of position p; empty: the identity,
+// one net) from start[k] to start[k + 1] are net k's rows, in their original order.
+struct RowOrder {
+  std::vector<int64_t> order, start;
+  int64_t row(int64_t p) const { return order.empty() ? p : order[p]; }
+};
+
+// A block of at most kBlock positions of one net.
+struct BlockRef {
+  int net;
+  int64_t p0, n;
+};
+
+// The nets of one op, their rows grouped by net, and the blocks.
 template <typename T>
-Status read_net(OpKernelContext* ctx, const std::vector<int>& rules, Net<T>* net) {
+struct Stack {
+  std::vector<Net<T>> nets;
+  RowOrder rows;
+  std::vector<BlockRef> blocks;
+};
+
+// The stack of nets: one with slope [width] and matrices [in, out] (biases and timesteps
+// [out]), K with slope [K, width] and matrices [K, in, out] (biases and timesteps [K, out]).
+// Row i belongs to net index[i] / (ntable / K): the table's rows are K equal consecutive
+// groups, one per net.
+template <typename T>
+Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, Stack<T>* stack) {
+  std::vector<Net<T>>* nets = &stack->nets;
+  RowOrder* rows = &stack->rows;
+  std::vector<BlockRef>* blocks = &stack->blocks;
   const Tensor& s = ctx->input(0);
   const Tensor& index = ctx->input(1);
   const Tensor& table = ctx->input(2);
@@ -81,48 +117,82 @@ Status read_net(OpKernelContext* ctx, const std::vector<int>& rules, Net<T>* net
     return tensorflow::errors::InvalidArgument(
         "s and index must be vectors of one length (one entry per row), got ",
         s.shape().DebugString(), " and ", index.shape().DebugString());
-  if (table.dims() != 2 || slope.dims() != 1 || slope.dim_size(0) != table.dim_size(1))
+  const bool stacked = slope.dims() == 2;
+  const int64_t k_nets = stacked ? slope.dim_size(0) : 1;
+  if (table.dims() != 2 || (slope.dims() != 1 && !stacked) ||
+      slope.dim_size(slope.dims() - 1) != table.dim_size(1) || k_nets < 1 ||
+      table.dim_size(0) % k_nets != 0 || table.dim_size(0) == 0)
     return tensorflow::errors::InvalidArgument(
-        "table must be [K, width] and slope [width], got ", table.shape().DebugString(),
-        " and ", slope.shape().DebugString());
+        "table must be [K * P, width] and slope [width] (one net) or [K, width] (K >= 1 nets, "
+        "P table rows each), got ", table.shape().DebugString(), " and ",
+        slope.shape().DebugString());
   if (static_cast<int>(rules.size()) != mats.size())
     return tensorflow::errors::InvalidArgument("rules has ", rules.size(), " entries for ",
                                                mats.size(), " matrices");
-  net->s = s.flat<T>().data();
-  net->index = index.flat<int32_t>().data();
-  net->table = table.flat<T>().data();
-  net->ntable = table.dim_size(0);
-  net->rows = s.dim_size(0);
-  net->width1 = table.dim_size(1);
-  net->slope_data = slope.flat<T>().data();
-  int64_t prev = net->width1;
+  const int64_t width1 = table.dim_size(1);
+  nets->clear();
+  nets->resize(k_nets);
+  for (int64_t k = 0; k < k_nets; ++k) {
+    Net<T>& net = (*nets)[k];
+    net.s = s.flat<T>().data();
+    net.index = index.flat<int32_t>().data();
+    net.table = table.flat<T>().data();
+    net.ntable = table.dim_size(0);
+    net.rows = s.dim_size(0);
+    net.width1 = width1;
+    net.slope_data = slope.flat<T>().data() + k * width1;
+    net.rules = rules;
+  }
+  const int lead = stacked ? 1 : 0;  // the leading net axis of every layer tensor
+  int64_t prev = width1;
   for (int l = 0; l < mats.size(); ++l) {
     const Tensor& w = mats[l];
     const Tensor& b = biases[l];
     const Tensor& dt = steps[l];
-    if (w.dims() != 2 || w.dim_size(0) != prev || b.dims() != 1 ||
-        b.dim_size(0) != w.dim_size(1) || dt.shape() != b.shape())
+    if (w.dims() != 2 + lead || w.dim_size(lead) != prev || b.dims() != 1 + lead ||
+        b.dim_size(lead) != w.dim_size(lead + 1) || dt.shape() != b.shape() ||
+        (stacked && (w.dim_size(0) != k_nets || b.dim_size(0) != k_nets)))
       return tensorflow::errors::InvalidArgument(
           "layer ", l + 2, ": matrix ", w.shape().DebugString(), ", bias ",
           b.shape().DebugString(), " and timestep ", dt.shape().DebugString(),
-          " do not follow a layer of width ", prev);
+          " do not follow a layer of width ", prev, stacked ? " in each of the " : "",
+          stacked ? std::to_string(k_nets) : "", stacked ? " nets" : "");
+    const int64_t width = w.dim_size(lead + 1);
     const int rule = rules[l];
-    if (rule < kNone || rule > kConcat || (rule == kSkip && w.dim_size(1) != prev) ||
-        (rule == kConcat && w.dim_size(1) != 2 * prev))
+    if (rule < kNone || rule > kConcat || (rule == kSkip && width != prev) ||
+        (rule == kConcat && width != 2 * prev))
       return tensorflow::errors::InvalidArgument("layer ", l + 2, ": rule ", rule,
-                                                 " does not fit widths ", prev, " -> ",
-                                                 w.dim_size(1));
-    net->w.emplace_back(w.flat<T>().data(), prev, w.dim_size(1));
-    net->b.emplace_back(b.flat<T>().data(), w.dim_size(1));
-    net->dt.emplace_back(dt.flat<T>().data(), w.dim_size(1));
-    prev = w.dim_size(1);
+                                                 " does not fit widths ", prev, " -> ", width);
+    for (int64_t k = 0; k < k_nets; ++k) {
+      Net<T>& net = (*nets)[k];
+      net.w.emplace_back(w.flat<T>().data() + k * prev * width, prev, width);
+      net.b.emplace_back(b.flat<T>().data() + k * width, width);
+      net.dt.emplace_back(dt.flat<T>().data() + k * width, width);
+    }
+    prev = width;
   }
-  net->rules = rules;
-  for (int64_t i = 0; i < net->rows; ++i)
-    if (net->index[i] < 0 || net->index[i] >= net->ntable)
-      return tensorflow::errors::InvalidArgument("index[", i, "] = ", net->index[i],
-                                                 " is outside the table's ", net->ntable,
-                                                 " rows");
+  const int64_t nrows = s.dim_size(0), ntable = table.dim_size(0), per_net = ntable / k_nets;
+  const int32_t* idx = index.flat<int32_t>().data();
+  for (int64_t i = 0; i < nrows; ++i)
+    if (idx[i] < 0 || idx[i] >= ntable)
+      return tensorflow::errors::InvalidArgument("index[", i, "] = ", idx[i],
+                                                 " is outside the table's ", ntable, " rows");
+  // counting sort of the rows by net (stable); one net: the identity
+  rows->order.clear();
+  rows->start.assign(k_nets + 1, 0);
+  if (k_nets == 1) {
+    rows->start[1] = nrows;
+  } else {
+    for (int64_t i = 0; i < nrows; ++i) ++rows->start[idx[i] / per_net + 1];
+    for (int64_t k = 0; k < k_nets; ++k) rows->start[k + 1] += rows->start[k];
+    std::vector<int64_t> next(rows->start.begin(), rows->start.end() - 1);
+    rows->order.resize(nrows);
+    for (int64_t i = 0; i < nrows; ++i) rows->order[next[idx[i] / per_net]++] = i;
+  }
+  blocks->clear();
+  for (int64_t k = 0; k < k_nets; ++k)
+    for (int64_t p = rows->start[k]; p < rows->start[k + 1]; p += kBlock)
+      blocks->push_back({static_cast<int>(k), p, std::min(kBlock, rows->start[k + 1] - p)});
   return Status();
 }
 
@@ -136,11 +206,11 @@ struct Block {
   Matrix<T> h1, z, bar, prev;
 };
 
-// Forward pass of rows [r0, r0 + n): fills blk (u only for the gradient: for_gradient); the
-// last layer's [h; dh/ds] is blk->x.back().
+// Forward pass of the rows at positions [p0, p0 + n) of `rows`: fills blk (u only for the
+// gradient: for_gradient); the last layer's [h; dh/ds] is blk->x.back().
 template <typename T>
-void forward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, bool for_gradient,
-             Block<T>* blk) {
+void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
+             bool for_gradient, Block<T>* blk) {
   const int64_t stack = tangent ? 2 : 1;
   const int nl = static_cast<int>(net.w.size());
   const auto slope = net.slope();
@@ -150,7 +220,7 @@ void forward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, bool for_gr
   Matrix<T>& h1 = blk->h1;
   h1.resize(n, net.width1);
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t r = r0 + i;
+    const int64_t r = rows.row(p0 + i);
     h1.row(i) = net.s[r] * slope +
                 Eigen::Map<const Row<T>>(net.table + net.index[r] * net.width1, net.width1);
   }
@@ -194,43 +264,50 @@ class EmbeddingNetOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    Net<T> net;
-    OP_REQUIRES_OK(ctx, read_net(ctx, rules_, &net));
-    const int64_t m = net.out_width();
+    Stack<T> stack;
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, &stack));
+    const Net<T>& net0 = stack.nets[0];
+    const int64_t m = net0.out_width();
     Tensor *g = nullptr, *dg = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net.rows, m}), &g));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({net.rows, m}), &dg));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.rows, m}), &g));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({net0.rows, m}), &dg));
     T* gs = g->flat<T>().data();
     T* dgs = dg->flat<T>().data();
-    const int64_t nblocks = (net.rows + kBlock - 1) / kBlock;
     auto blocks = [&](int64_t begin, int64_t end) {
       Block<T> blk;
       for (int64_t k = begin; k < end; ++k) {
-        const int64_t r0 = k * kBlock, n = std::min(kBlock, net.rows - r0);
-        forward(net, r0, n, true, false, &blk);
+        const BlockRef& ref = stack.blocks[k];
+        forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, false, &blk);
         const Matrix<T>& last = blk.x.back();
-        Eigen::Map<Matrix<T>>(gs + r0 * m, n, m) = last.topRows(n);
-        Eigen::Map<Matrix<T>>(dgs + r0 * m, n, m) = last.bottomRows(n);
+        if (stack.rows.order.empty()) {
+          Eigen::Map<Matrix<T>>(gs + ref.p0 * m, ref.n, m) = last.topRows(ref.n);
+          Eigen::Map<Matrix<T>>(dgs + ref.p0 * m, ref.n, m) = last.bottomRows(ref.n);
+          continue;
+        }
+        for (int64_t i = 0; i < ref.n; ++i) {
+          const int64_t r = stack.rows.row(ref.p0 + i);
+          Eigen::Map<Row<T>>(gs + r * m, m) = last.row(i);
+          Eigen::Map<Row<T>>(dgs + r * m, m) = last.row(ref.n + i);
+        }
       }
     };
-    const int64_t flops = 4 * kBlock * net.width1 * m * std::max<int64_t>(1, net.w.size());
-    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nblocks, flops, blocks);
+    const int64_t flops = 4 * kBlock * net0.width1 * m * std::max<int64_t>(1, net0.w.size());
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(
+        static_cast<int64_t>(stack.blocks.size()), flops, blocks);
   }
 
  private:
   std::vector<int> rules_;
 };
 
-// Per range of blocks, the sums of the gradients of the shared weights.
+// The sums of the gradients of one net's own weights (slope and the layers after the first).
 template <typename T>
-struct Sums {
-  Matrix<T> table;
+struct NetSums {
   Row<T> slope;
   std::vector<Matrix<T>> w;
   std::vector<Row<T>> b, dt;
 
-  explicit Sums(const Net<T>& net) {
-    table = Matrix<T>::Zero(net.ntable, net.width1);
+  explicit NetSums(const Net<T>& net) {
     slope = Row<T>::Zero(net.width1);
     for (size_t l = 0; l < net.w.size(); ++l) {
       w.push_back(Matrix<T>::Zero(net.w[l].rows(), net.w[l].cols()));
@@ -238,19 +315,55 @@ struct Sums {
       dt.push_back(Row<T>::Zero(net.w[l].cols()));
     }
   }
+
+  void add(const NetSums& other) {
+    slope += other.slope;
+    for (size_t l = 0; l < w.size(); ++l) {
+      w[l] += other.w[l];
+      b[l] += other.b[l];
+      dt[l] += other.dt[l];
+    }
+  }
 };
 
-// Reverse pass of one block: adds its weight gradients to sums and writes grad_s of its rows.
+// Per range of blocks, the sums of the weight gradients: the table's, and those of each net
+// the range has rows of (made on its first block).
 template <typename T>
-void backward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, const T* grad_g,
-              const T* grad_dg, Block<T>* blk, Sums<T>* sums, T* grad_s) {
-  forward(net, r0, n, tangent, true, blk);
+struct Sums {
+  Matrix<T> table;
+  std::vector<std::unique_ptr<NetSums<T>>> nets;
+
+  Sums(const Net<T>& net, size_t k_nets) : nets(k_nets) {
+    table = Matrix<T>::Zero(net.ntable, net.width1);
+  }
+
+  NetSums<T>& of(int k, const Net<T>& net) {
+    if (!nets[k]) nets[k] = std::make_unique<NetSums<T>>(net);
+    return *nets[k];
+  }
+};
+
+// Reverse pass of one block: adds its weight gradients to sums and table_sum, and writes
+// grad_s of its rows.
+template <typename T>
+void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
+              const T* grad_g, const T* grad_dg, Block<T>* blk, NetSums<T>* sums,
+              Matrix<T>* table_sum, T* grad_s) {
+  forward(net, rows, p0, n, tangent, true, blk);
   const int nl = static_cast<int>(net.w.size());
   const int64_t m = net.out_width();
   Matrix<T>& bar = blk->bar;  // adjoint of [h; dh/ds] of the current layer
   bar.resize((tangent ? 2 : 1) * n, m);
-  bar.topRows(n) = Eigen::Map<const Matrix<T>>(grad_g + r0 * m, n, m);
-  if (tangent) bar.bottomRows(n) = Eigen::Map<const Matrix<T>>(grad_dg + r0 * m, n, m);
+  if (rows.order.empty()) {
+    bar.topRows(n) = Eigen::Map<const Matrix<T>>(grad_g + p0 * m, n, m);
+    if (tangent) bar.bottomRows(n) = Eigen::Map<const Matrix<T>>(grad_dg + p0 * m, n, m);
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = rows.row(p0 + i);
+      bar.row(i) = Eigen::Map<const Row<T>>(grad_g + r * m, m);
+      if (tangent) bar.row(n + i) = Eigen::Map<const Row<T>>(grad_dg + r * m, m);
+    }
+  }
   for (int l = nl - 1; l >= 0; --l) {
     const Matrix<T>& y = blk->y[l];
     const int64_t in = net.w[l].rows();
@@ -299,10 +412,10 @@ void backward(const Net<T>& net, int64_t r0, int64_t n, bool tangent, const T* g
     pbar = (bar.array() * d1).matrix();
   }
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t r = r0 + i;
+    const int64_t r = rows.row(p0 + i);
     grad_s[r] = pbar.row(i).dot(slope);
     sums->slope += net.s[r] * pbar.row(i);
-    sums->table.row(net.index[r]) += pbar.row(i);
+    table_sum->row(net.index[r]) += pbar.row(i);
   }
 }
 
@@ -315,22 +428,24 @@ class EmbeddingNetGradOp : public OpKernel {
   }
 
   void Compute(OpKernelContext* ctx) override {
-    Net<T> net;
-    OP_REQUIRES_OK(ctx, read_net(ctx, rules_, &net));
-    const int64_t m = net.out_width();
+    Stack<T> stack;
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, &stack));
+    const Net<T>& net0 = stack.nets[0];
+    const int64_t m = net0.out_width();
     const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
     const Tensor& grad_dg = ctx->input(ctx->num_inputs() - 1);
-    const TensorShape want({net.rows, m});
+    const TensorShape want({net0.rows, m});
     OP_REQUIRES(ctx, grad_g.shape() == want && (!tangent_ || grad_dg.shape() == want),
                 tensorflow::errors::InvalidArgument(
                     "grad_g and grad_dg must be ", want.DebugString(), " (rows x net width), got ",
                     grad_g.shape().DebugString(), " and ", grad_dg.shape().DebugString()));
     Tensor* grad_s = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net.rows}), &grad_s));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.rows}), &grad_s));
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    const int64_t nblocks = (net.rows + kBlock - 1) / kBlock;
+    const int64_t nblocks = static_cast<int64_t>(stack.blocks.size());
     const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(workers->NumThreads(), nblocks));
-    std::vector<Sums<T>> sums(nranges, Sums<T>(net));
+    std::vector<Sums<T>> sums;
+    for (int64_t k = 0; k < nranges; ++k) sums.emplace_back(net0, stack.nets.size());
     const T* gg = grad_g.flat<T>().data();
     const T* gd = tangent_ ? grad_dg.flat<T>().data() : nullptr;
     T* gs = grad_s->flat<T>().data();
@@ -338,41 +453,54 @@ class EmbeddingNetGradOp : public OpKernel {
       Block<T> blk;
       for (int64_t k = begin; k < end; ++k) {
         for (int64_t b = nblocks * k / nranges; b < nblocks * (k + 1) / nranges; ++b) {
-          const int64_t r0 = b * kBlock;
-          backward(net, r0, std::min(kBlock, net.rows - r0), tangent_, gg, gd, &blk, &sums[k],
-                   gs);
+          const BlockRef& ref = stack.blocks[b];
+          const Net<T>& net = stack.nets[ref.net];
+          backward(net, stack.rows, ref.p0, ref.n, tangent_, gg, gd, &blk,
+                   &sums[k].of(ref.net, net), &sums[k].table, gs);
         }
       }
     };
-    const int64_t per_range = 12 * kBlock * net.width1 * m * nblocks / nranges;
+    const int64_t per_range = 12 * kBlock * net0.width1 * m * nblocks / nranges;
     workers->ParallelFor(nranges, std::max<int64_t>(per_range, 1 << 20), ranges);
     for (int64_t k = 1; k < nranges; ++k) {  // in range order: independent of the schedule
       sums[0].table += sums[k].table;
-      sums[0].slope += sums[k].slope;
-      for (size_t l = 0; l < net.w.size(); ++l) {
-        sums[0].w[l] += sums[k].w[l];
-        sums[0].b[l] += sums[k].b[l];
-        sums[0].dt[l] += sums[k].dt[l];
+      for (size_t j = 0; j < stack.nets.size(); ++j) {
+        if (!sums[k].nets[j]) continue;
+        if (sums[0].nets[j])
+          sums[0].nets[j]->add(*sums[k].nets[j]);
+        else
+          sums[0].nets[j] = std::move(sums[k].nets[j]);
       }
     }
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(2).shape(), &out));
-    Eigen::Map<Matrix<T>>(out->flat<T>().data(), net.ntable, net.width1) = sums[0].table;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ctx->input(3).shape(), &out));
-    Eigen::Map<Row<T>>(out->flat<T>().data(), net.width1) = sums[0].slope;
+    Eigen::Map<Matrix<T>>(out->flat<T>().data(), net0.ntable, net0.width1) = sums[0].table;
+    Tensor* grad_slope = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ctx->input(3).shape(), &grad_slope));
+    OpInputList mats;
+    OP_REQUIRES_OK(ctx, ctx->input_list("matrices", &mats));
     OpOutputList grad_w, grad_b, grad_dt;
     OP_REQUIRES_OK(ctx, ctx->output_list("grad_matrices", &grad_w));
     OP_REQUIRES_OK(ctx, ctx->output_list("grad_biases", &grad_b));
     OP_REQUIRES_OK(ctx, ctx->output_list("grad_timesteps", &grad_dt));
-    for (size_t l = 0; l < net.w.size(); ++l) {
-      OP_REQUIRES_OK(ctx, grad_w.allocate(l, TensorShape({net.w[l].rows(), net.w[l].cols()}),
-                                          &out));
-      Eigen::Map<Matrix<T>>(out->flat<T>().data(), net.w[l].rows(), net.w[l].cols()) =
-          sums[0].w[l];
-      OP_REQUIRES_OK(ctx, grad_b.allocate(l, TensorShape({net.w[l].cols()}), &out));
-      Eigen::Map<Row<T>>(out->flat<T>().data(), net.w[l].cols()) = sums[0].b[l];
-      OP_REQUIRES_OK(ctx, grad_dt.allocate(l, TensorShape({net.w[l].cols()}), &out));
-      Eigen::Map<Row<T>>(out->flat<T>().data(), net.w[l].cols()) = sums[0].dt[l];
+    std::vector<Tensor*> gw(net0.w.size()), gb(net0.w.size()), gdt(net0.w.size());
+    for (size_t l = 0; l < net0.w.size(); ++l) {
+      const TensorShape& bias_shape = ctx->input(4 + mats.size() + l).shape();
+      OP_REQUIRES_OK(ctx, grad_w.allocate(l, mats[l].shape(), &gw[l]));
+      OP_REQUIRES_OK(ctx, grad_b.allocate(l, bias_shape, &gb[l]));
+      OP_REQUIRES_OK(ctx, grad_dt.allocate(l, bias_shape, &gdt[l]));
+    }
+    const NetSums<T> zero(net0);
+    for (size_t j = 0; j < stack.nets.size(); ++j) {  // net j's slice of every stacked gradient
+      const NetSums<T>& sj = sums[0].nets[j] ? *sums[0].nets[j] : zero;
+      Eigen::Map<Row<T>>(grad_slope->flat<T>().data() + j * net0.width1, net0.width1) =
+          sj.slope;
+      for (size_t l = 0; l < net0.w.size(); ++l) {
+        const int64_t in = net0.w[l].rows(), width = net0.w[l].cols();
+        Eigen::Map<Matrix<T>>(gw[l]->flat<T>().data() + j * in * width, in, width) = sj.w[l];
+        Eigen::Map<Row<T>>(gb[l]->flat<T>().data() + j * width, width) = sj.b[l];
+        Eigen::Map<Row<T>>(gdt[l]->flat<T>().data() + j * width, width) = sj.dt[l];
+      }
     }
   }
 
@@ -387,7 +515,8 @@ Status embedding_net_shape(InferenceContext* c) {
   TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &table));
   int n = 0;
   TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
-  auto width = n == 0 ? c->Dim(table, 1) : c->Dim(c->input(3 + 2 * n), 0);  // the last bias
+  // the last bias's last axis ([out] or [K, out])
+  auto width = n == 0 ? c->Dim(table, 1) : c->Dim(c->input(3 + 2 * n), -1);
   c->set_output(0, c->Matrix(c->Dim(s, 0), width));
   c->set_output(1, c->Matrix(c->Dim(s, 0), width));
   return Status();
@@ -424,6 +553,9 @@ An embedding net of rows that vary in one scalar s (tanh layers), and its deriva
 The first pre-activation of row i is s[i] * slope + table[index[i]]; layer l (from the second)
 is tanh(h W_l + b_l) * timesteps[l] with rules[l] (0: none, 1: skip, 2: concat) for its
 residual connection.
+A stack of K nets of the same widths: slope [K, width], matrices [K, in, out], biases and
+timesteps [K, out]; the table's rows are K equal consecutive groups, and row i runs through the
+net of its table row's group (index[i] / (rows of the table / K)).
 g [rows, width] is the net's output, dg_ds its derivative with respect to s.
 )doc");
 

@@ -128,16 +128,8 @@ def test_force_loss_gradient_matches_weight_finite_difference(tebd):
     assert abs(analytic - numeric) < 1e-6 * abs(numeric)
 
 
-@pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
-def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one_side):
-    """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
-    run on TebdBatchMatMul, the embedding nets of s~ alone on TebdEmbeddingNet (all but
-    se_atten's concatenated input), the other nets' products on TebdMatMul and the attention's
-    normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py): energy, forces and
-    the gradients of a force loss equal those of TensorFlow's ops (1e-12)."""
-    from deepmd_tebd.model.kernels import training_kernels
-
-    frame, model = setup("triclinic", tebd, type_one_side)
+def _force_loss_step(model, frame):
+    """A step to trace: energy, forces and the weight gradients of sum(F^2) + E."""
     args = (frame.coord.reshape(1, -1), frame.atype.reshape(1, -1), frame.natoms,
             frame.box.reshape(1, 9), frame.mesh)
     variables = model.trainable_variables
@@ -148,6 +140,21 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
             value = tf.reduce_sum(out["force"] ** 2) + tf.reduce_sum(out["energy"])
         grads = tape.gradient(value, variables)
         return [out["energy"], out["force"]] + [g for g in grads if g is not None]
+
+    return step
+
+
+@pytest.mark.parametrize("tebd, type_one_side", VARIANTS, ids=IDS)
+def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one_side):
+    """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
+    run on TebdBatchMatMul, the embedding nets of s~ alone on TebdEmbeddingNet (all but
+    se_atten's concatenated input), the other nets' products on TebdMatMul and the attention's
+    normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py): energy, forces and
+    the gradients of a force loss equal those of TensorFlow's ops (1e-12)."""
+    from deepmd_tebd.model.kernels import training_kernels
+
+    frame, model = setup("triclinic", tebd, type_one_side)
+    step = _force_loss_step(model, frame)
 
     def traced(fast):
         function = tf.function(step)
@@ -212,3 +219,29 @@ def test_the_training_matmul_and_its_gradients_to_second_order_equal_matmuls():
     assert "TebdMatMul" not in {op.type for op in plain.graph.get_operations()}
     for got, expected in zip(fast(x, w), plain(x, w)):
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("type_one_side", [True, False], ids=["one_side", "two_side"])
+def test_per_type_nets_run_as_one_stack_in_the_training_step(type_one_side):
+    """Without type embedding the training step runs all per-type nets (3 types: 3 one-side
+    nets, or 7 pair nets with the pair (0, 2) excluded both ways) as one stack in one
+    TebdEmbeddingNet for the neighbours and one for the always-empty slots, whatever the number
+    of types; energy, forces and the force loss's weight gradients equal TensorFlow's ops on
+    each net (1e-12)."""
+    from deepmd_tebd.model.kernels import training_kernels
+
+    frame, model = setup("triclinic", False, type_one_side, seed=22, ntypes=3,
+                         exclude_types=[[0, 2]])
+    step = _force_loss_step(model, frame)
+
+    with training_kernels():
+        fast = tf.function(step).get_concrete_function()
+    plain = tf.function(step).get_concrete_function()
+    nets = [op for op in fast.graph.get_operations() if op.type == "TebdEmbeddingNet"]
+    assert len(model.descriptor.nets()) == (3 if type_one_side else 7)
+    assert 1 <= len(nets) <= 2
+    got, expected = fast(), plain()
+    assert len(got) == len(expected)
+    for x, y in zip(got, expected):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-12,
+                                   atol=1e-12 * np.abs(y.numpy()).max())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepmd_tebd.model.kernels import fusable, scalar_net, training_kernels
+from deepmd_tebd.model.kernels import fusable, net_stack, scalar_net, training_kernels
 from deepmd_tebd.model.network import MLP
 from deepmd_tebd.op import op_module
 
@@ -145,3 +145,75 @@ def test_only_tanh_nets_without_mixed_precision_are_fused():
         assert not fusable(_net([4, 8], compute_precision="float32"))
         assert not fusable(_net([9, 8]))  # the first layer is residual (9 -> 9)
     assert not fusable(_net([4, 8]))  # outside the training step
+
+
+def _stack_second_order(nets, s, index, fused):
+    """g, dE/ds and the gradients of the force-like loss of `_second_order` with respect to
+    every weight of every net, for rows s whose net is index (kernels.net_stack)."""
+    rng = np.random.default_rng(1)
+    v = tf.constant(rng.normal(size=(s.shape[0], nets[0].out_width)), s.dtype)
+    c = tf.constant(rng.normal(size=s.shape[0]), s.dtype)
+    weights = [x for net in nets for layer in net.layer_variables()[0] for x in layer
+               if x is not None]
+
+    def step(s):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(s)
+                if fused:
+                    g = net_stack(nets)(s, index)
+                else:  # every net on every row, then each row's own net
+                    every = tf.stack([net(s[:, None]) for net in nets])  # [K, rows, width]
+                    g = tf.gather_nd(every, tf.stack([index, tf.range(s.shape[0])], axis=1))
+                energy = tf.reduce_sum(g * v)
+            de_ds = inner.gradient(energy, s)
+            loss = energy + tf.reduce_sum(tf.sin(de_ds) * c)
+        grads = outer.gradient(loss, weights)
+        return [g, de_ds] + [tf.zeros_like(w) if x is None else tf.convert_to_tensor(x)
+                             for w, x in zip(weights, grads)]
+
+    if fused:
+        with training_kernels():
+            function = tf.function(step).get_concrete_function(s)
+        nets_ops = [op for op in function.graph.get_operations()
+                    if op.type == "TebdEmbeddingNet"]
+        assert len(nets_ops) == 1
+    else:
+        function = tf.function(step).get_concrete_function(s)
+    return [x.numpy() for x in function(s)]
+
+
+@pytest.mark.parametrize("resnet_dt", [False, True], ids=["", "resnet_dt"])
+@pytest.mark.parametrize("widths", [[6, 12, 24], [8, 8], [5]], ids=["concat", "skip", "one_layer"])
+def test_a_stack_of_nets_in_one_op_equals_each_net_on_its_own_rows(widths, resnet_dt):
+    """kernels.net_stack: K per-type nets (in width 1) in one TebdEmbeddingNet, each row
+    through the net its index names, rows of the nets interleaved, one net without rows:
+    outputs, dE/ds and the second-order gradients of every net's weights equal TensorFlow's
+    ops on each net (1e-12)."""
+    nets = [MLP(widths, precision="float64", seed=7 + k, resnet_dt=resnet_dt) for k in range(4)]
+    for net in nets:
+        net.build((None, 1))
+    rng = np.random.default_rng(2)
+    rows = 700  # several blocks of 128 rows for some nets
+    s = tf.constant(rng.uniform(-0.5, 1.5, rows))
+    index = tf.constant(rng.choice([0, 1, 3], size=rows, p=[0.6, 0.3, 0.1]).astype(np.int32))
+    want = _stack_second_order(nets, s, index, fused=False)
+    got = _stack_second_order(nets, s, index, fused=True)
+    for k, (x, y) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * max(np.abs(y).max(), 1e-300),
+                                   err_msg=f"output {k}")
+    # net 2 has no rows: its weight gradients are zeros
+    per_net = (len(got) - 2) // len(nets)
+    for grad in got[2 + 2 * per_net:2 + 3 * per_net]:
+        assert not grad.any()
+
+
+def test_a_stack_refuses_a_table_that_does_not_split_into_its_nets():
+    rng = np.random.default_rng(0)
+    w = tf.constant(rng.normal(size=(3, 4, 8)))
+    b = tf.constant(rng.normal(size=(3, 8)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[K \* P, width\]"):
+        op_module.tebd_embedding_net(tf.constant([0.1, 0.2], tf.float64), tf.constant([0, 1]),
+                                     tf.constant(rng.normal(size=(4, 4))),
+                                     tf.constant(rng.normal(size=(3, 4))), [w], [b],
+                                     [tf.ones_like(b)], rules=[0])
