@@ -146,23 +146,13 @@ def net_stack(nets):
     in one TebdEmbeddingNet -> [..., out_width]. The weights are stacked once, however many
     times run is called."""
     dtype = nets[0].matmul_dtype
-    hidden = [mlp.layer_variables()[0] for mlp in nets]
-
-    def stack(layer: int, part: int):
-        """Part (0: W, 1: b, 2: timestep) of a layer, stacked over the nets; vectors but for
-        the matrices after the first layer (the first is [1, width]: the slope)."""
-        parts = [tf.cast(h[layer][part], dtype) for h in hidden]
-        if (part > 0 or layer == 0) and parts[0].shape.rank != 1:
-            parts = [tf.reshape(x, [-1]) for x in parts]
-        return tf.stack(parts)
-
     with tf.name_scope("filter_type_nets"):  # an embedding-net scope (bench/step_profile.py)
-        slope, table = stack(0, 0), stack(0, 1)
-        layers = []
-        for layer in range(1, len(hidden[0])):
-            b = stack(layer, 1)
-            steps = tf.ones_like(b) if hidden[0][layer][2] is None else stack(layer, 2)
-            layers.append((stack(layer, 0), b, steps))
+        firsts = [mlp.layer_variables()[0][0] for mlp in nets]  # W_1 [1, width], b_1
+        slope = tf.stack([tf.reshape(tf.cast(w, dtype), [-1]) for w, _, _ in firsts])
+        table = tf.stack([tf.cast(b, dtype) for _, b, _ in firsts])
+        # (W, b, timestep) of each later layer, each with a leading net axis
+        layers = [tuple(tf.stack(parts) for parts in zip(*per_net))
+                  for per_net in zip(*(_layers(mlp, dtype) for mlp in nets))]
 
     def run(s, index):
         with tf.name_scope("filter_type_nets"):
