@@ -1,7 +1,7 @@
 """TebdBatchMatMul and TebdMatMul (op/tf/batch_mat_mul.cc), the training step's matrix products:
 equal to NumPy's products for every transpose combination and both precisions (TebdMatMul also for
 row counts that cut into one piece per thread and that do not), shapes and errors as
-BatchMatMulV2's and MatMul's, gradients of first and second order equal to BatchMatMulV2's; the
+BatchMatMulV2's and MatMul's (thin products too: a dimension of at most 4), gradients of first and second order equal to BatchMatMulV2's; the
 training step uses them, frozen graphs never hold them (model/kernels.py)."""
 from __future__ import annotations
 
@@ -35,6 +35,21 @@ def test_products_equal_numpys(adj_x, adj_y, dtype, rtol):
     ref = np.matmul(np.swapaxes(x, 1, 2) if adj_x else x, np.swapaxes(y, 1, 2) if adj_y else y)
     assert z.dtype == dtype and z.shape == (5, 7, 6)
     np.testing.assert_allclose(z, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("adj_x, adj_y", CASES)
+@pytest.mark.parametrize("m, k, n", [(4, 138, 100), (138, 4, 100), (138, 100, 4), (100, 4, 16),
+                                     (1, 1, 1), (3, 5, 2), (5, 3, 9)])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 1e-5)])
+def test_thin_products_equal_numpys(adj_x, adj_y, m, k, n, dtype, rtol):
+    """The contraction's shapes (a dimension of at most 4: the loops of thin_product) and their
+    neighbours on the dense products."""
+    x, y = _operands(np.random.default_rng(3), adj_x, adj_y, batch=3, m=m, k=k, n=n,
+                     dtype=dtype)
+    z = op_module.tebd_batch_mat_mul(x, y, adj_x=adj_x, adj_y=adj_y).numpy()
+    ref = np.matmul(np.swapaxes(x, 1, 2) if adj_x else x, np.swapaxes(y, 1, 2) if adj_y else y)
+    assert z.dtype == dtype and z.shape == (3, m, n)
+    np.testing.assert_allclose(z, ref, rtol=rtol, atol=rtol * np.sqrt(k) * np.abs(ref).max())
 
 
 def test_empty_batches_and_inner_dimensions():
