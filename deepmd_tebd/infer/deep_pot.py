@@ -19,9 +19,15 @@ different in each frame and with -1 for virtual atoms (no energy, no force), as 
 Frames are evaluated in batches of at most `batch_atoms` atoms (frames x atoms per frame; at
 least one frame), from the environment variable DP_INFER_BATCH_SIZE or 1024, so that memory
 stays bounded however many frames one call brings. A single frame is evaluated whole.
+
+On the CPU, a graph that carries its training script (ours, DeePMD-kit's since 2.1.5) and is not
+compressed is evaluated by its model rebuilt on the training step's kernels (kernel_model.py),
+once the first frames have shown it equal to the graph (1e-10 relative); `kernels=False` keeps
+the graph's own ops throughout.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -29,9 +35,13 @@ import numpy as np
 import tensorflow as tf
 
 from ..op import op_module  # noqa: F401  (registers the custom ops the graph uses)
-from ..threads import thread_counts
+from ..threads import pool_cpu_memory, thread_counts
 from . import node_names as nn
 from .graph_file import ModelFileError, check_version, read_graph_def
+from .kernel_model import KEYS, KernelModel, agrees
+from .weight_names import graph_constants
+
+log = logging.getLogger("deepmd_tebd")
 
 DEFAULT_BATCH_ATOMS = 1024
 
@@ -45,7 +55,9 @@ def _session_config() -> tf.compat.v1.ConfigProto:
 class DeepPot:
     """A frozen energy model (`.pb`) ready to evaluate; see the module docstring."""
 
-    def __init__(self, model_file: str | os.PathLike, batch_atoms: int | None = None):
+    def __init__(self, model_file: str | os.PathLike, batch_atoms: int | None = None,
+                 kernels: bool = True):
+        pool_cpu_memory()  # before TensorFlow's first op creates its CPU allocator
         self.model_file = Path(model_file)
         graph_def = read_graph_def(self.model_file)
         self.graph = tf.Graph()
@@ -96,6 +108,11 @@ class DeepPot:
         if batch_atoms < 1:
             raise ValueError(f"batch_atoms must be positive, got {batch_atoms}")
         self.batch_atoms = batch_atoms
+        # the model on the training step's kernels; `_checked` once it equalled the graph
+        self._kernel_model = (KernelModel.of_graph(self.model_file, graph_constants(graph_def))
+                              if kernels and not tf.config.list_logical_devices("GPU")
+                              else None)
+        self._checked = False
 
     # -- attributes ------------------------------------------------------------------------
 
@@ -190,6 +207,26 @@ class DeepPot:
             aparam = aparam.reshape(nf, nat, self.dim_aparam)
         return coords, cells, atom_types, fparam, aparam
 
+    def _run(self, inputs: dict) -> dict:
+        """{output key: array} of every KEYS output for {graph input name: array}: the kernel
+        model once checked, the graph's session otherwise."""
+        if self._kernel_model is not None and self._checked:
+            return self._kernel_model(inputs)
+        feed = {self._in[name]: value for name, value in inputs.items()}
+        values = self.session.run({key: self._out[key] for key in KEYS}, feed_dict=feed)
+        if self._kernel_model is not None:  # the first frames: both, compared
+            self._checked = agrees(self._kernel_model(inputs), values)
+            if not self._checked:
+                log.warning(f"{self.model_file}: the model rebuilt from its training script "
+                            "differs from the graph; the graph's own ops evaluate it")
+                self._kernel_model = None
+        return values
+
+    @property
+    def on_kernels(self) -> bool:
+        """Whether the evaluation runs on the training step's kernels (kernel_model.py)."""
+        return self._kernel_model is not None and self._checked
+
     def eval(self, coords, cells, atom_types, atomic: bool = False, fparam=None, aparam=None,
              mixed_type: bool = False):
         """(energy [nf, 1], force [nf, nat, 3], virial [nf, 9]) and with `atomic` also
@@ -216,20 +253,20 @@ class DeepPot:
         for start in range(0, nf, per_run):
             stop = min(nf, start + per_run)
             k = stop - start
-            feed = {self._in[nn.T_COORD]: coords[start:stop, order].reshape(-1),
-                    self._in[nn.T_TYPE]: fed_types[start:stop].reshape(-1).astype(np.int32),
-                    self._in[nn.T_NATOMS]: natoms.astype(np.int32)}
+            inputs = {nn.T_COORD: coords[start:stop, order].reshape(-1),
+                      nn.T_TYPE: fed_types[start:stop].reshape(-1).astype(np.int32),
+                      nn.T_NATOMS: natoms.astype(np.int32)}
             if cells is None:
-                feed[self._in[nn.T_BOX]] = np.tile(np.eye(3).reshape(-1), k)
-                feed[self._in[nn.T_MESH]] = np.zeros(0, np.int32)
+                inputs[nn.T_BOX] = np.tile(np.eye(3).reshape(-1), k)
+                inputs[nn.T_MESH] = np.zeros(0, np.int32)
             else:
-                feed[self._in[nn.T_BOX]] = cells[start:stop].reshape(-1)
-                feed[self._in[nn.T_MESH]] = np.zeros(6, np.int32)
+                inputs[nn.T_BOX] = cells[start:stop].reshape(-1)
+                inputs[nn.T_MESH] = np.zeros(6, np.int32)
             if self.dim_fparam:
-                feed[self._in[nn.T_FPARAM]] = fparam[start:stop].reshape(-1)
+                inputs[nn.T_FPARAM] = fparam[start:stop].reshape(-1)
             if self.dim_aparam:
-                feed[self._in[nn.T_APARAM]] = aparam[start:stop, order].reshape(-1)
-            values = self.session.run({key: self._out[key] for key in keys}, feed_dict=feed)
+                inputs[nn.T_APARAM] = aparam[start:stop, order].reshape(-1)
+            values = self._run(inputs)
             for key in keys:
                 parts[key].append(values[key])
         out = {key: np.concatenate(value, axis=0) for key, value in parts.items()}

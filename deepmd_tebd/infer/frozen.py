@@ -37,7 +37,8 @@ from .graph_file import ModelFileError, check_version, read_graph_def
 from .weight_names import name_weight_constants
 
 __all__ = ["CheckpointError", "ModelFileError", "check_version", "freeze", "freeze_graph_def",
-           "load_checkpoint_model", "model_graph_def", "read_graph_def", "route_through_outputs"]
+           "call_flat", "load_checkpoint_model", "model_graph_def", "model_signature",
+           "read_graph_def", "route_through_outputs"]
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -69,28 +70,38 @@ def _attribute_constants(config: Config, min_nbor_dist: float | None,
     return [tf.constant(value, dtype=dtype, name=name) for name, value, dtype in values]
 
 
+def model_signature(model) -> list:
+    """The TensorSpecs of the graph's inputs (t_coord, t_type, t_natoms, t_box, t_mesh, then
+    t_fparam and t_aparam where the model has them)."""
+    signature = [tf.TensorSpec([None], tf.float64, name=nn.T_COORD),
+                 tf.TensorSpec([None], tf.int32, name=nn.T_TYPE),
+                 tf.TensorSpec([model.ntypes + 2], tf.int32, name=nn.T_NATOMS),
+                 tf.TensorSpec([None], tf.float64, name=nn.T_BOX),
+                 tf.TensorSpec([None], tf.int32, name=nn.T_MESH)]
+    if model.fitting.numb_fparam:
+        signature.append(tf.TensorSpec([None], tf.float64, name=nn.T_FPARAM))
+    if model.fitting.numb_aparam:
+        signature.append(tf.TensorSpec([None], tf.float64, name=nn.T_APARAM))
+    return signature
+
+
+def call_flat(model, t_coord, t_type, t_natoms, t_box, t_mesh, *params) -> dict:
+    """The model's outputs on the graph's flat inputs (`model_signature`)."""
+    numb_fparam, numb_aparam = model.fitting.numb_fparam, model.fitting.numb_aparam
+    params = list(params)
+    fparam = tf.reshape(params.pop(0), [-1, numb_fparam]) if numb_fparam else None
+    aparam = (tf.reshape(params.pop(0), [-1, t_natoms[0] * numb_aparam]) if numb_aparam
+              else None)
+    return model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
+
+
 def model_graph_def(model, config: Config,
                     min_nbor_dist: float | None = None) -> tf.compat.v1.GraphDef:
     """The whole inference graph of `model` with its variables as constants (not pruned)."""
-    ntypes = model.ntypes
-    numb_fparam = model.fitting.numb_fparam
-    numb_aparam = model.fitting.numb_aparam
-    signature = [tf.TensorSpec([None], tf.float64, name=nn.T_COORD),
-                 tf.TensorSpec([None], tf.int32, name=nn.T_TYPE),
-                 tf.TensorSpec([ntypes + 2], tf.int32, name=nn.T_NATOMS),
-                 tf.TensorSpec([None], tf.float64, name=nn.T_BOX),
-                 tf.TensorSpec([None], tf.int32, name=nn.T_MESH)]
-    if numb_fparam:
-        signature.append(tf.TensorSpec([None], tf.float64, name=nn.T_FPARAM))
-    if numb_aparam:
-        signature.append(tf.TensorSpec([None], tf.float64, name=nn.T_APARAM))
+    signature = model_signature(model)
 
     def graph(t_coord, t_type, t_natoms, t_box, t_mesh, *params):
-        params = list(params)
-        fparam = tf.reshape(params.pop(0), [-1, numb_fparam]) if numb_fparam else None
-        aparam = (tf.reshape(params.pop(0), [-1, t_natoms[0] * numb_aparam]) if numb_aparam
-                  else None)
-        out = model(t_coord, t_type, t_natoms, t_box, t_mesh, fparam=fparam, aparam=aparam)
+        out = call_flat(model, t_coord, t_type, t_natoms, t_box, t_mesh, *params)
         # tables: `dp compress`, or trained from a compressed graph (store/restore.py)
         attributes = _attribute_constants(config, min_nbor_dist,
                                           model.descriptor.net_tables is not None)
