@@ -1,7 +1,8 @@
 """DeepPot on the training step's kernels (infer/kernel_model.py): the model rebuilt from a frozen
-graph's training script gives the graph's own numbers (1e-10 relative) for every descriptor, on
-our graphs and DeePMD-kit's; a graph that its script does not reproduce, and a compressed one,
-stay on the graph's ops."""
+graph's training script gives the graph's own numbers (1e-10 relative) for every descriptor
+(trained water graphs, ours and DeePMD-kit's; untrained small models of every descriptor variant,
+with frame and atomic parameters, three types and an open cluster); a graph that its script does
+not reproduce, and a compressed one, stay on the graph's ops."""
 import json
 import logging
 
@@ -9,9 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import dp, make_workdir, small_dpa1_input, water_frames
+from model.model_helpers import EBD_V2, Frame, build_model, variant_config
 
+from deepmd_tebd.config import build_config, normalize
 from deepmd_tebd.infer import DeepPot
 from deepmd_tebd.infer import node_names as nn
+from deepmd_tebd.infer.frozen import freeze_graph_def, model_graph_def
 
 
 def _assert_same(got, expected, rtol=1e-10):
@@ -52,6 +56,35 @@ def test_dpa1_on_the_training_kernels_gives_the_graphs_numbers_with_virtual_atom
     per_frame = np.tile(types, (3, 1))
     per_frame[1, [5, 100]] = -1  # virtual atoms in frame 1
     _assert_same(*_on_kernels_and_on_graph(run / "dpa1.pb", coords, cells, per_frame))
+
+
+@pytest.mark.parametrize("variant", [True, False, *EBD_V2])
+@pytest.mark.parametrize("kind", ["triclinic", "open"])
+def test_every_descriptor_on_the_kernels_gives_its_graphs_numbers(variant, kind, tmp_path):
+    """Small untrained models (random statistics) of three types with 2 frame and 1 atomic
+    parameters, frozen as `dp freeze` does: both ways equal (1e-10)."""
+    frame = Frame.random(5, kind, ntypes=3)
+    cfg = variant_config(frame.sel(), variant, type_one_side=False, numb_fparam=2,
+                         numb_aparam=1)
+    model = build_model(cfg)
+    config = build_config(normalize({"model": cfg, "learning_rate": {"type": "exp"},
+                                     "training": {"training_data": {"systems": ["unused"]},
+                                                  "numb_steps": 1}}, "test"))
+    graph = tmp_path / "model.pb"
+    graph.write_bytes(freeze_graph_def(model_graph_def(model, config)).SerializeToString())
+    rng = np.random.default_rng(6)
+    coords = frame.coord[None] + rng.normal(0.0, 0.05, (3, frame.nat, 3))
+    cells = None if frame.box is None else np.tile(frame.box.reshape(1, 9), (3, 1))
+    fparam, aparam = rng.normal(size=(3, 2)), rng.normal(size=(3, frame.nat, 1))
+    results = []
+    for kernels in (True, False):
+        pot = DeepPot(graph, kernels=kernels)
+        pot.eval(coords[:1], None if cells is None else cells[:1], frame.atype,
+                 fparam=fparam[:1], aparam=aparam[:1])
+        assert pot.on_kernels == kernels
+        results.append(pot.eval(coords, cells, frame.atype, atomic=True, fparam=fparam,
+                                aparam=aparam))
+    _assert_same(*results)
 
 
 def _with_script(graph, out, change) -> None:
