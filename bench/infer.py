@@ -15,11 +15,13 @@ weights. The weights' values do not matter for speed.
 Cases: one frame of data_3 (192 atoms), and that frame replicated 4 x 4 x 8 (24,576 atoms). Each
 program's DeepPot evaluates energy, forces and virial of the frame; time = median of --repeats
 calls after one warm-up call. Ours runs on the training step's kernels (its default on the CPU,
-deepmd_tebd/infer/kernel_model.py) and, in a column of its own, on the graph's own ops. Each runs in a subprocess of its own (ours: this script with
---time-ours; DeePMD-kit's: tests/reference/deepmd_infer_runner.py in its venv), one at a time, so
-that the memory of one (about 10 GB for 24,576 atoms in double precision) is free for the next. Before timing, the two results are compared against
-each other's graph: each program evaluates the other's frozen graph as well (agreement to ~1e-12
-shows the graphs are interchangeable; the timing compares each program on its own graph).
+deepmd_tebd/infer/kernel_model.py) and, in a column of its own, on the graph's own ops. Each
+runs in a subprocess of its own (ours: this script with --time-ours; DeePMD-kit's:
+tests/reference/deepmd_infer_runner.py in its venv), one at a time, so that the memory of one
+(about 10 GB for 24,576 atoms in double precision) is free for the next. Before timing, the two
+results are compared against each other's graph: each program evaluates the other's frozen
+graph as well (agreement to ~1e-12 shows the graphs are interchangeable; the timing compares
+each program on its own graph).
 
 LAMMPS: DeePMD-kit's `lmp` (its `lmp` extra, installed into the oracle venv on first use) runs
 --lammps-steps NVE steps (0.25 fs, 50 K) of the 192-atom frame and of the frame replicated 2x2x2
@@ -29,8 +31,8 @@ Compressed graphs (first): DeePMD-kit's se_e2_a water example without type embed
 10 steps and frozen by each program; ours compressed by our `dp compress` and by DeePMD-kit's
 (the same model), DeePMD-kit's by its own; LAMMPS timesteps per second of each and of our
 uncompressed graph, 192 and 1,536 atoms (--skip-large: 192), in --lammps-rounds rounds that
-run each graph once (interleaved), the median per graph. Targets: ours compressed / DeePMD-kit compressed of the
-same model >= 1.0.
+run each graph once (interleaved), the median per graph. Targets: ours compressed / DeePMD-kit
+compressed of the same model >= 1.0.
 
 Threads: OMP_NUM_THREADS, TF/DP intra- and inter-op threads = --threads (default: usable cores)
 on every side. Targets: DeepPot time ratio (ours / DeePMD-kit) <= 0.5; LAMMPS timesteps per

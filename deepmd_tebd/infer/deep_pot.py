@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..op import op_module  # noqa: F401  (registers the custom ops the graph uses)
-from ..threads import pool_cpu_memory, thread_counts
+from ..threads import apply_thread_settings, pool_cpu_memory, thread_counts
 from . import node_names as nn
 from .graph_file import ModelFileError, check_version, read_graph_def
 from .kernel_model import KEYS, KernelModel, agrees
@@ -58,6 +58,10 @@ class DeepPot:
     def __init__(self, model_file: str | os.PathLike, batch_atoms: int | None = None,
                  kernels: bool = True):
         pool_cpu_memory()  # before TensorFlow's first op creates its CPU allocator
+        try:  # the kernel model runs in TensorFlow's own thread pools: DP_*_THREADS size them
+            apply_thread_settings()
+        except RuntimeError:  # the runtime started before this (the caller's TensorFlow work)
+            log.debug("DeepPot: TensorFlow's thread pools were set before; kept")
         self.model_file = Path(model_file)
         graph_def = read_graph_def(self.model_file)
         self.graph = tf.Graph()

@@ -56,6 +56,7 @@ class KernelModel:
         """The model of the graph at `path` ({name: value} of its constants, `graph_constants`),
         or None where it cannot be rebuilt: no training script, a compressed graph, a script
         this package does not read, or weights that do not fit it (logged at debug level)."""
+        # on use: a graph that its session evaluates needs neither the config nor the model
         from ..config import build_config, normalize
         from ..model import EnergyModel
         from ..store.restore import assign_constants

@@ -5,6 +5,9 @@ with frame and atomic parameters, three types and an open cluster); a graph that
 not reproduce, and a compressed one, stay on the graph's ops."""
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -122,3 +125,17 @@ def test_graphs_without_a_readable_model_stay_on_the_graphs_ops(ours_graph,
         pot = DeepPot(graph)
         pot.eval(coords, cells, types)
         assert not pot.on_kernels, graph
+
+
+def test_deep_pot_sizes_tensorflows_thread_pools_from_deepmd_kits_variables(plain_graph):
+    """The kernel model runs in TensorFlow's own pools: a new process's DeepPot sizes them from
+    DP_INTRA_OP_PARALLELISM_THREADS / DP_INTER_OP_PARALLELISM_THREADS, as the graph's session."""
+    code = ("import sys, tensorflow as tf; from deepmd_tebd.infer import DeepPot; "
+            "DeepPot(sys.argv[1]); t = tf.config.threading; "
+            "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())")
+    env = dict(os.environ, DP_INTRA_OP_PARALLELISM_THREADS="1", DP_INTER_OP_PARALLELISM_THREADS="3",
+               TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code, str(plain_graph)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["1", "3"]
