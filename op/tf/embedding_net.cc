@@ -58,21 +58,27 @@ using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>
 template <typename T>
 using Row = Eigen::Matrix<T, 1, Eigen::Dynamic>;
 
-// One net's weights, viewed in place (net k of a stack of K nets), with the rows' inputs that
-// every net of the stack shares.
+// The rows' inputs, which every net of a stack shares: s and index [rows], the table
+// [ntable, width1] and each later layer's resnet rule.
 template <typename T>
-struct Net {
+struct Inputs {
   const T* s = nullptr;
   const int32_t* index = nullptr;
   const T* table = nullptr;
   int64_t ntable = 0, rows = 0, width1 = 0;
+  std::vector<int> rules;
+};
+
+// One net's weights, viewed in place (net k of a stack of K nets), and the shared inputs.
+template <typename T>
+struct Net {
+  const Inputs<T>* in = nullptr;
   const T* slope_data = nullptr;
   std::vector<Eigen::Map<const Matrix<T>>> w;
   std::vector<Eigen::Map<const Row<T>>> b, dt;
-  std::vector<int> rules;
 
-  Eigen::Map<const Row<T>> slope() const { return {slope_data, width1}; }
-  int64_t out_width() const { return w.empty() ? width1 : w.back().cols(); }
+  Eigen::Map<const Row<T>> slope() const { return {slope_data, in->width1}; }
+  int64_t out_width() const { return w.empty() ? in->width1 : w.back().cols(); }
 };
 
 // The rows grouped by net: positions p of `order` (the row of position p; empty: the identity,
@@ -88,9 +94,13 @@ struct BlockRef {
   int64_t p0, n;
 };
 
-// The nets of one op, their rows grouped by net, and the blocks.
+// The nets of one op, their shared inputs, their rows grouped by net, and the blocks.
 template <typename T>
 struct Stack {
+  Stack() = default;
+  Stack(const Stack&) = delete;  // every net points to `in`
+  Stack& operator=(const Stack&) = delete;
+  Inputs<T> in;
   std::vector<Net<T>> nets;
   RowOrder rows;
   std::vector<BlockRef> blocks;
@@ -130,18 +140,19 @@ Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, Stack<T>*
     return tensorflow::errors::InvalidArgument("rules has ", rules.size(), " entries for ",
                                                mats.size(), " matrices");
   const int64_t width1 = table.dim_size(1);
+  Inputs<T>& in = stack->in;
+  in.s = s.flat<T>().data();
+  in.index = index.flat<int32_t>().data();
+  in.table = table.flat<T>().data();
+  in.ntable = table.dim_size(0);
+  in.rows = s.dim_size(0);
+  in.width1 = width1;
+  in.rules = rules;
   nets->clear();
   nets->resize(k_nets);
   for (int64_t k = 0; k < k_nets; ++k) {
-    Net<T>& net = (*nets)[k];
-    net.s = s.flat<T>().data();
-    net.index = index.flat<int32_t>().data();
-    net.table = table.flat<T>().data();
-    net.ntable = table.dim_size(0);
-    net.rows = s.dim_size(0);
-    net.width1 = width1;
-    net.slope_data = slope.flat<T>().data() + k * width1;
-    net.rules = rules;
+    (*nets)[k].in = &in;
+    (*nets)[k].slope_data = slope.flat<T>().data() + k * width1;
   }
   const int lead = stacked ? 1 : 0;  // the leading net axis of every layer tensor
   int64_t prev = width1;
@@ -218,15 +229,17 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
   blk->y.resize(nl);
   blk->u.resize(nl);
   Matrix<T>& h1 = blk->h1;
-  h1.resize(n, net.width1);
+  const Inputs<T>& inputs = *net.in;
+  h1.resize(n, inputs.width1);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = rows.row(p0 + i);
-    h1.row(i) = net.s[r] * slope +
-                Eigen::Map<const Row<T>>(net.table + net.index[r] * net.width1, net.width1);
+    h1.row(i) = inputs.s[r] * slope + Eigen::Map<const Row<T>>(
+                                          inputs.table + inputs.index[r] * inputs.width1,
+                                          inputs.width1);
   }
   h1.array() = h1.array().tanh();
   Matrix<T>& x0 = blk->x[0];
-  x0.resize(stack * n, net.width1);
+  x0.resize(stack * n, inputs.width1);
   x0.topRows(n) = h1;
   if (tangent) x0.bottomRows(n) = ((1 - h1.array().square()).rowwise() * slope.array()).matrix();
   for (int l = 0; l < nl; ++l) {
@@ -247,9 +260,9 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
       next.bottomRows(n) = (((1 - y.array().square()) * z.bottomRows(n).array()).rowwise() *
                             net.dt[l].array()).matrix();
     }
-    if (net.rules[l] == kSkip) {
+    if (inputs.rules[l] == kSkip) {
       next += x;
-    } else if (net.rules[l] == kConcat) {
+    } else if (inputs.rules[l] == kConcat) {
       next.leftCols(in) += x;
       next.rightCols(in) += x;
     }
@@ -269,8 +282,8 @@ class EmbeddingNetOp : public OpKernel {
     const Net<T>& net0 = stack.nets[0];
     const int64_t m = net0.out_width();
     Tensor *g = nullptr, *dg = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.rows, m}), &g));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({net0.rows, m}), &dg));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows, m}), &g));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({net0.in->rows, m}), &dg));
     T* gs = g->flat<T>().data();
     T* dgs = dg->flat<T>().data();
     auto blocks = [&](int64_t begin, int64_t end) {
@@ -291,7 +304,7 @@ class EmbeddingNetOp : public OpKernel {
         }
       }
     };
-    const int64_t flops = 4 * kBlock * net0.width1 * m * std::max<int64_t>(1, net0.w.size());
+    const int64_t flops = 4 * kBlock * net0.in->width1 * m * std::max<int64_t>(1, net0.w.size());
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(
         static_cast<int64_t>(stack.blocks.size()), flops, blocks);
   }
@@ -308,7 +321,7 @@ struct NetSums {
   std::vector<Row<T>> b, dt;
 
   explicit NetSums(const Net<T>& net) {
-    slope = Row<T>::Zero(net.width1);
+    slope = Row<T>::Zero(net.in->width1);
     for (size_t l = 0; l < net.w.size(); ++l) {
       w.push_back(Matrix<T>::Zero(net.w[l].rows(), net.w[l].cols()));
       b.push_back(Row<T>::Zero(net.w[l].cols()));
@@ -334,7 +347,7 @@ struct Sums {
   std::vector<std::unique_ptr<NetSums<T>>> nets;
 
   Sums(const Net<T>& net, size_t k_nets) : nets(k_nets) {
-    table = Matrix<T>::Zero(net.ntable, net.width1);
+    table = Matrix<T>::Zero(net.in->ntable, net.in->width1);
   }
 
   NetSums<T>& of(int k, const Net<T>& net) {
@@ -391,9 +404,9 @@ void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bo
     prev.resize(zbar.rows(), in);
     gemm<T>(false, true, zbar.rows(), in, width, zbar.data(), width, net.w[l].data(), width,
             T(0), prev.data(), in);
-    if (net.rules[l] == kSkip) {
+    if (net.in->rules[l] == kSkip) {
       prev += bar;
-    } else if (net.rules[l] == kConcat) {
+    } else if (net.in->rules[l] == kConcat) {
       prev += bar.leftCols(in) + bar.rightCols(in);
     }
     std::swap(bar, prev);
@@ -414,8 +427,8 @@ void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bo
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = rows.row(p0 + i);
     grad_s[r] = pbar.row(i).dot(slope);
-    sums->slope += net.s[r] * pbar.row(i);
-    table_sum->row(net.index[r]) += pbar.row(i);
+    sums->slope += net.in->s[r] * pbar.row(i);
+    table_sum->row(net.in->index[r]) += pbar.row(i);
   }
 }
 
@@ -434,13 +447,13 @@ class EmbeddingNetGradOp : public OpKernel {
     const int64_t m = net0.out_width();
     const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
     const Tensor& grad_dg = ctx->input(ctx->num_inputs() - 1);
-    const TensorShape want({net0.rows, m});
+    const TensorShape want({net0.in->rows, m});
     OP_REQUIRES(ctx, grad_g.shape() == want && (!tangent_ || grad_dg.shape() == want),
                 tensorflow::errors::InvalidArgument(
                     "grad_g and grad_dg must be ", want.DebugString(), " (rows x net width), got ",
                     grad_g.shape().DebugString(), " and ", grad_dg.shape().DebugString()));
     Tensor* grad_s = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.rows}), &grad_s));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows}), &grad_s));
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int64_t nblocks = static_cast<int64_t>(stack.blocks.size());
     const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(workers->NumThreads(), nblocks));
@@ -460,7 +473,7 @@ class EmbeddingNetGradOp : public OpKernel {
         }
       }
     };
-    const int64_t per_range = 12 * kBlock * net0.width1 * m * nblocks / nranges;
+    const int64_t per_range = 12 * kBlock * net0.in->width1 * m * nblocks / nranges;
     workers->ParallelFor(nranges, std::max<int64_t>(per_range, 1 << 20), ranges);
     for (int64_t k = 1; k < nranges; ++k) {  // in range order: independent of the schedule
       sums[0].table += sums[k].table;
@@ -474,7 +487,7 @@ class EmbeddingNetGradOp : public OpKernel {
     }
     Tensor* out = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(2).shape(), &out));
-    Eigen::Map<Matrix<T>>(out->flat<T>().data(), net0.ntable, net0.width1) = sums[0].table;
+    Eigen::Map<Matrix<T>>(out->flat<T>().data(), net0.in->ntable, net0.in->width1) = sums[0].table;
     Tensor* grad_slope = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ctx->input(3).shape(), &grad_slope));
     OpInputList mats;
@@ -493,7 +506,7 @@ class EmbeddingNetGradOp : public OpKernel {
     const NetSums<T> zero(net0);
     for (size_t j = 0; j < stack.nets.size(); ++j) {  // net j's slice of every stacked gradient
       const NetSums<T>& sj = sums[0].nets[j] ? *sums[0].nets[j] : zero;
-      Eigen::Map<Row<T>>(grad_slope->flat<T>().data() + j * net0.width1, net0.width1) =
+      Eigen::Map<Row<T>>(grad_slope->flat<T>().data() + j * net0.in->width1, net0.in->width1) =
           sj.slope;
       for (size_t l = 0; l < net0.w.size(); ++l) {
         const int64_t in = net0.w[l].rows(), width = net0.w[l].cols();
