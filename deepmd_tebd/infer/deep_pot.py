@@ -219,10 +219,14 @@ class DeepPot:
         feed = {self._in[name]: value for name, value in inputs.items()}
         values = self.session.run({key: self._out[key] for key in KEYS}, feed_dict=feed)
         if self._kernel_model is not None:  # the first frames: both, compared
-            self._checked = agrees(self._kernel_model(inputs), values)
+            try:
+                self._checked = agrees(self._kernel_model(inputs), values)
+                reason = "differs from the graph"
+            except (tf.errors.OpError, ValueError) as err:
+                reason = f"fails on these frames ({type(err).__name__}: {err})"
             if not self._checked:
                 log.warning(f"{self.model_file}: the model rebuilt from its training script "
-                            "differs from the graph; the graph's own ops evaluate it")
+                            f"{reason}; the graph's own ops evaluate it")
                 self._kernel_model = None
         return values
 

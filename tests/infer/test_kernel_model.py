@@ -139,3 +139,19 @@ def test_deep_pot_sizes_tensorflows_thread_pools_from_deepmd_kits_variables(plai
                          text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["1", "3"]
+
+
+def test_a_kernel_model_that_fails_on_the_first_frames_leaves_the_graphs_ops(plain_graph,
+                                                                          monkeypatch, caplog):
+    from deepmd_tebd.infer import kernel_model
+
+    def fail(self, inputs):
+        raise tf.errors.InvalidArgumentError(None, None, "no kernel for these frames")
+
+    monkeypatch.setattr(kernel_model.KernelModel, "__call__", fail)
+    coords, cells, types = water_frames(1)
+    pot = DeepPot(plain_graph)
+    with caplog.at_level(logging.WARNING, logger="deepmd_tebd"):
+        got = pot.eval(coords, cells, types)
+    assert not pot.on_kernels and "fails on these frames" in caplog.text
+    _assert_same(got, DeepPot(plain_graph, kernels=False).eval(coords, cells, types), 1e-13)
