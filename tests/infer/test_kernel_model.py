@@ -61,11 +61,12 @@ def test_dpa1_on_the_training_kernels_gives_the_graphs_numbers_with_virtual_atom
     _assert_same(*_on_kernels_and_on_graph(run / "dpa1.pb", coords, cells, per_frame))
 
 
-@pytest.mark.parametrize("variant", [True, False, *EBD_V2])
-@pytest.mark.parametrize("kind", ["triclinic", "open"])
+@pytest.mark.parametrize("variant, kind", [(v, "triclinic") for v in (True, False, *EBD_V2)]
+                         + [(True, "open"), (False, "open"), ("atten_v2", "open")])
 def test_every_descriptor_on_the_kernels_gives_its_graphs_numbers(variant, kind, tmp_path):
     """Small untrained models (random statistics) of three types with 2 frame and 1 atomic
-    parameters, frozen as `dp freeze` does: both ways equal (1e-10)."""
+    parameters, frozen as `dp freeze` does, on a triclinic box (every variant) and an open
+    cluster (no mesh: three variants): both ways equal (1e-10)."""
     frame = Frame.random(5, kind, ntypes=3)
     cfg = variant_config(frame.sel(), variant, type_one_side=False, numb_fparam=2,
                          numb_aparam=1)
