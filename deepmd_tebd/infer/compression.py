@@ -24,7 +24,7 @@ from . import node_names as nn
 from ..store.atomic import write_atomic
 from .frozen import freeze_graph_def, model_graph_def
 from .graph_file import read_graph_def
-from .weight_names import assign_graph_weights, graph_constants
+from .weight_names import assign_graph_weights, graph_constants, graph_script, is_compressed
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -39,9 +39,9 @@ def _script(graph_def, constants, training_script, input):
         if not path.is_file():
             raise CompressionRefused(f"{path}: no such training script (-t)")
         return json.loads(path.read_text())
-    if nn.TRAIN_ATTR_TRAINING_SCRIPT in constants:
-        raw = constants[nn.TRAIN_ATTR_TRAINING_SCRIPT]
-        return json.loads(raw.item().decode() if hasattr(raw, "item") else raw)
+    script = graph_script(constants)
+    if script is not None:
+        return script
     raise CompressionRefused(
         f"{input} has no training script (train_attr/training_script); give the one it was "
         "trained with by -t")
@@ -49,8 +49,7 @@ def _script(graph_def, constants, training_script, input):
 
 def _refuse_compressed(constants, input, output) -> None:
     """A compressed graph is refused before its script is read."""
-    model_type = constants.get(nn.MODEL_TYPE)
-    if model_type is not None and model_type.item() == nn.COMPRESSED_MODEL.encode():
+    if is_compressed(constants):
         raise CompressionRefused(f"{input}: the model is already compressed; nothing was "
                                  f"written to {output}")
 

@@ -16,7 +16,6 @@ differ; a graph whose model cannot be rebuilt is evaluated by its session alone.
 """
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -25,6 +24,7 @@ import tensorflow as tf
 from ..model.kernels import training_kernels
 from . import node_names as nn
 from .frozen import call_flat, model_signature
+from .weight_names import graph_script, is_compressed
 
 log = logging.getLogger("deepmd_tebd")
 
@@ -64,14 +64,12 @@ class KernelModel:
         def refuse(reason: str) -> None:
             log.debug(f"{path}: evaluated by the graph's own ops: {reason}")
 
-        raw = constants.get(nn.TRAIN_ATTR_TRAINING_SCRIPT)
-        if raw is None:
-            return refuse("it has no training script")
-        model_type = constants.get(nn.MODEL_TYPE)
-        if model_type is not None and model_type.item() != nn.ORIGINAL_MODEL.encode():
-            return refuse(f"model_type {model_type.item()!r}")
+        if is_compressed(constants):
+            return refuse("a compressed model (its tables are not the training kernels')")
         try:
-            script = json.loads(raw.item().decode() if hasattr(raw, "item") else raw)
+            script = graph_script(constants)
+            if script is None:
+                return refuse("it has no training script")
             config = build_config(normalize(script, f"{path}: {nn.TRAIN_ATTR_TRAINING_SCRIPT}"))
             model = EnergyModel(config.model, mixed_precision=config.training.mixed_precision)
             model.build()

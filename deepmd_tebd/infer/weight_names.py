@@ -10,9 +10,14 @@ read by `dp compress` and `dp train --init-frz-model`). `name_weight_constants` 
 """
 from __future__ import annotations
 
+import json
+
 import tensorflow as tf
 
-__all__ = ["assign_graph_weights", "graph_constants", "name_weight_constants"]
+from . import node_names as nn
+
+__all__ = ["assign_graph_weights", "graph_constants", "graph_script", "is_compressed",
+           "name_weight_constants"]
 
 
 def _split_input(name: str) -> tuple[str, str, str]:
@@ -64,6 +69,21 @@ def graph_constants(graph_def) -> dict:
     """{node name: NumPy value} of every Const node of a GraphDef."""
     return {node.name: tf.make_ndarray(node.attr["value"].tensor)
             for node in graph_def.node if node.op == "Const"}
+
+
+def is_compressed(constants: dict) -> bool:
+    """Whether the graph of `constants` (`graph_constants`) is a compressed model."""
+    model_type = constants.get(nn.MODEL_TYPE)
+    return model_type is not None and model_type.item() == nn.COMPRESSED_MODEL.encode()
+
+
+def graph_script(constants: dict) -> dict | None:
+    """The training script the graph of `constants` carries (train_attr/training_script), or
+    None where it has none; json.JSONDecodeError (a ValueError) where it is not JSON."""
+    raw = constants.get(nn.TRAIN_ATTR_TRAINING_SCRIPT)
+    if raw is None:
+        return None
+    return json.loads(raw.item().decode() if hasattr(raw, "item") else raw)
 
 
 def assign_graph_weights(variables: dict, constants: dict, skip=()) -> list[str]:

@@ -196,8 +196,7 @@ class DescriptorSeA(EnvMatDescriptor):
             return a_of_stacked_nets(nets, self._net_of_pair(), rmat, live, empty,
                                      centre_types(atype, natoms, self.ntypes), self.sel,
                                      self.offsets)
-        if self.type_one_side:
-            nets = [getattr(self, f"filter_type_all_{j}") for j in range(self.ntypes)]
+        if self.type_one_side:  # nets: one per neighbour type, in type order
             return a_of_blocks(rmat, nets, live, empty, centre_types(atype, natoms, self.ntypes),
                                self.offsets, m1)
         by_pair: dict[tuple, MLP] = dict(zip(self._pairs, nets))

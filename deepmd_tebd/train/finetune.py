@@ -36,15 +36,12 @@ add the input when the first width equals the number of types, or twice it).
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from ..config.errors import ConfigError, Problem
 from ..data.errors import DataError
-from ..infer import node_names as nn
 from ..infer.graph_file import ModelFileError, read_graph_def
-from ..infer.weight_names import graph_constants
+from ..infer.weight_names import graph_constants, graph_script, is_compressed
 from ..model.network import resnet_rules
 from ..store.restore import CheckpointError, read_training_attributes, tables_of_checkpoint
 
@@ -70,19 +67,18 @@ class Pretrained:
             self.script = read_training_attributes(path)[0]
             return
         self._constants = graph_constants(read_graph_def(path))
-        model_type = self._constants.get(nn.MODEL_TYPE)
-        if model_type is not None and model_type.item() == nn.COMPRESSED_MODEL.encode():
+        if is_compressed(self._constants):
             raise ModelFileError(f"{path}: a compressed model cannot be fine-tuned; fine-tune "
                                  "the graph it was compressed from")
-        raw = self._constants.get(nn.TRAIN_ATTR_TRAINING_SCRIPT)
-        if raw is None:
+        try:
+            script = graph_script(self._constants)
+        except ValueError:
+            raise ModelFileError(f"{path}: train_attr/training_script is not JSON") from None
+        if script is None:
             raise ModelFileError(f"{path}: the graph has no training script "
                                  "(train_attr/training_script), which fine-tuning needs (graphs "
                                  "of DeePMD-kit 2.1.5 and later, and of this package, have one)")
-        try:
-            self.script = json.loads(raw.item().decode() if hasattr(raw, "item") else raw)
-        except ValueError:
-            raise ModelFileError(f"{path}: train_attr/training_script is not JSON") from None
+        self.script = script
 
     def constants(self) -> dict:
         """Every weight and statistic: the graph's constants, or a checkpoint's model (built
