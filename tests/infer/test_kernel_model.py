@@ -28,16 +28,18 @@ def _assert_same(got, expected, rtol=1e-10):
         np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
 
 
-def _on_kernels_and_on_graph(graph, coords, cells, types):
-    """(results on the kernels, results of the graph's ops) of DeepPot.eval(atomic=True)."""
-    pot = DeepPot(graph)
-    pot.eval(coords[:1], None if cells is None else cells[:1], types[:1] if types.ndim == 2
-             else types)  # the first frames: both ways, compared
-    assert pot.on_kernels
-    on_graph = DeepPot(graph, kernels=False)
-    assert not on_graph.on_kernels
-    return (pot.eval(coords, cells, types, atomic=True),
-            on_graph.eval(coords, cells, types, atomic=True))
+def _on_kernels_and_on_graph(graph, coords, cells, types, **params):
+    """(results on the kernels, results of the graph's ops) of DeepPot.eval(atomic=True);
+    params: fparam and aparam of every frame."""
+    results = []
+    for kernels in (True, False):
+        pot = DeepPot(graph, kernels=kernels)
+        first = {key: value[:1] for key, value in params.items()}
+        pot.eval(coords[:1], None if cells is None else cells[:1],
+                 types[:1] if types.ndim == 2 else types, **first)  # the kernels' check
+        assert pot.on_kernels == kernels
+        results.append(pot.eval(coords, cells, types, atomic=True, **params))
+    return results
 
 
 @pytest.mark.parametrize("graph_name", [
@@ -80,15 +82,8 @@ def test_every_descriptor_on_the_kernels_gives_its_graphs_numbers(variant, kind,
     coords = frame.coord[None] + rng.normal(0.0, 0.05, (3, frame.nat, 3))
     cells = None if frame.box is None else np.tile(frame.box.reshape(1, 9), (3, 1))
     fparam, aparam = rng.normal(size=(3, 2)), rng.normal(size=(3, frame.nat, 1))
-    results = []
-    for kernels in (True, False):
-        pot = DeepPot(graph, kernels=kernels)
-        pot.eval(coords[:1], None if cells is None else cells[:1], frame.atype,
-                 fparam=fparam[:1], aparam=aparam[:1])
-        assert pot.on_kernels == kernels
-        results.append(pot.eval(coords, cells, frame.atype, atomic=True, fparam=fparam,
-                                aparam=aparam))
-    _assert_same(*results)
+    _assert_same(*_on_kernels_and_on_graph(graph, coords, cells, frame.atype, fparam=fparam,
+                                           aparam=aparam))
 
 
 def _with_script(graph, out, change) -> None:
