@@ -351,12 +351,13 @@ def run_job(label: str, program: str, commands: dict, job_dir: Path, config: dic
     rc, rows, rss, wall = _startup_and_memory(argv + ["-l", "stamped.log"], env, run,
                                               run / "lcurve.out", timeout)
     text = (run / "train.log").read_text(errors="replace")
-    stamped = run / "stamped.log"
-    stamped = stamped.read_text(errors="replace") if stamped.exists() else ""
     if rc != 0:
         return {"error": "\n".join(text.splitlines()[-30:])}
     step = bench_train.parse_log(text)["mean_train_s_per_step"]
-    figures = {"statistics_s": None, **statistics_seconds(stamped),
+    stamped = run / "stamped.log"
+    figures = {"statistics_s": None,
+               **statistics_seconds(stamped.read_text(errors="replace")
+                                    if stamped.exists() else ""),
                "startup_s": _startup(rows, step), "first_row_s": rows.get(0), "peak_mib": rss,
                "wall_s": wall, "step_s": step}
     freeze = subprocess.run(argv[:-2] + ["freeze", "-o", "graph.pb"], cwd=run, env=env,
