@@ -179,16 +179,81 @@ def descriptor_stats_from_sums(sums: np.ndarray, nnei: int, rcut: float,
     return davg, dstd
 
 
+# what the statistics input of a descriptor reads of a batch: the frames' own arrays, then
+# the arrays a system's batches share
+_FRAME_KEYS = ("coord", "box", "type", "real_natoms_vec")
+_SHARED_KEYS = ("natoms_vec", "default_mesh")
+# the most neighbour slots (frames x atoms x nnei) of one joined call: its outputs (the matrix
+# and ProdEnvMatA's derivative, 16 float64 per slot) stay within about 128 MiB
+_JOIN_SLOTS = 1 << 20
+
+
+def _nframes(batch: Mapping) -> int:
+    return int(np.shape(batch["coord"])[0])
+
+
+def _joinable(a: Mapping, b: Mapping) -> bool:
+    """Whether two batches' frames can go through one environment-matrix call: the same atoms
+    per frame and the same natoms_vec and default_mesh."""
+    return (np.shape(a["type"])[-1] == np.shape(b["type"])[-1]
+            and all(np.array_equal(a[key], b[key]) for key in _SHARED_KEYS))
+
+
+def _joined_runs(batches: Sequence[Mapping], nnei: int) -> list[list[Mapping]]:
+    """The batches cut into runs of consecutive joinable ones of at most _JOIN_SLOTS slots
+    together (a batch larger than that alone), order kept."""
+    runs: list[list[Mapping]] = []
+    slots = 0
+    for batch in batches:
+        size = _nframes(batch) * np.shape(batch["type"])[-1] * nnei
+        if runs and _joinable(runs[-1][0], batch) and slots + size <= _JOIN_SLOTS:
+            runs[-1].append(batch)
+            slots += size
+        else:
+            runs.append([batch])
+            slots = size
+    return runs
+
+
+def _join(run: Sequence[Mapping]) -> Mapping:
+    """One batch of the frames of a run of joinable batches (the keys the statistics input
+    reads: each frame's coord, box, type and real_natoms_vec, the shared natoms_vec and
+    default_mesh)."""
+    if len(run) == 1:
+        return run[0]
+    joined = {key: run[0][key] for key in _SHARED_KEYS}
+    for key in _FRAME_KEYS:
+        if key in run[0]:
+            joined[key] = np.concatenate([_per_frame(b, key) for b in run])
+    return joined
+
+
+def _per_frame(batch: Mapping, key: str) -> np.ndarray:
+    """batch[key] as [nframes, width] (a type row shared by the frames repeated)."""
+    value = np.asarray(batch[key])
+    value = value.reshape(-1, value.shape[-1] if key == "type" else value.size // len(value))
+    return np.broadcast_to(value, (_nframes(batch), value.shape[1]))
+
+
 def descriptor_sums(batches, env_mat, ntypes: int, nnei: int) -> np.ndarray:
     """env_mat_sums [ntypes, 5] of every batch's raw environment matrix env_mat(batch)
-    ([nframes, natoms, 4*nnei], davg 0, dstd 1), summed over the batches."""
+    ([nframes, natoms, 4*nnei], davg 0, dstd 1), summed over the batches in order.
+
+    Consecutive batches with the same atoms (a system's batches) go through env_mat as one
+    batch of all their frames (see _join): the matrix of a frame does not depend on the other
+    frames, and the sums are still taken batch by batch, so the result is the same to the bit
+    as one call per batch."""
     total = np.zeros((ntypes, 5))
-    for batch in _flat(batches):
-        raw = np.asarray(env_mat(batch))
+    for run in _joined_runs(_flat(batches), nnei):
+        raw = np.asarray(env_mat(_join(run)))
         if raw.shape[-1] != 4 * nnei:
             raise ValueError(f"the environment matrix has {raw.shape[-1]} columns per atom, "
                              f"expected 4 x nnei = {4 * nnei}")
-        total += env_mat_sums(raw, batch["type"], ntypes)
+        start = 0
+        for batch in run:
+            stop = start + _nframes(batch)
+            total += env_mat_sums(raw[start:stop], batch["type"], ntypes)
+            start = stop
     return total
 
 

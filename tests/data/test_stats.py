@@ -17,6 +17,7 @@ from deepmd_tebd.data.stats import (
     compute_energy_bias,
     compute_fparam_stats,
     descriptor_stats_from_sums,
+    descriptor_sums,
     energy_bias_and_std,
     energy_bias_lstsq,
     env_mat_sums,
@@ -95,6 +96,26 @@ def test_descriptor_stats_equal_direct_numpy_evaluation():
     ref_avg, ref_std = direct_stats(batches, 2, sel)
     np.testing.assert_allclose(davg, ref_avg, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(dstd, ref_std, rtol=1e-10)
+
+
+def test_a_systems_batches_share_one_env_mat_call_and_give_the_same_sums_to_the_bit():
+    sel = [20, 40]
+    one = [frames_batch(seed, "orthorhombic", n, natoms=30)[0] for seed, n in ((1, 2), (1, 1))]
+    one[1]["type"] = one[1]["type"][0]          # a type row shared by the frames
+    other = frames_batch(2, "triclinic", 2, natoms=24)[0]
+    batches = [one, [other, frames_batch(3, "triclinic", 1, natoms=24)[0]]]
+    calls = []
+
+    def env_mat(batch):
+        calls.append(len(batch["coord"]))
+        return raw_env_mat(batch, sel, RCUT, RCUT_SMTH)
+
+    joined = descriptor_sums(batches, env_mat, 2, sum(sel))
+    assert calls == [3, 3]                     # one call per system, all its frames
+    alone = np.zeros((2, 5))
+    for batch in [*one, *batches[1]]:
+        alone += env_mat_sums(raw_env_mat(batch, sel, RCUT, RCUT_SMTH), batch["type"], 2)
+    np.testing.assert_array_equal(joined, alone)
 
 
 def test_type_without_atoms_gets_zero_avg_and_inverse_rcut_std():
