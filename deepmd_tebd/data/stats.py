@@ -205,8 +205,13 @@ def _joined_runs(batches: Sequence[Mapping], nnei: int) -> list[list[Mapping]]:
     runs: list[list[Mapping]] = []
     slots = 0
     for batch in batches:
+        if not all(key in batch for key in ("coord", "box", "type") + _SHARED_KEYS):
+            runs.append([batch])               # not a training batch: alone
+            slots = _JOIN_SLOTS
+            continue
         size = _nframes(batch) * np.shape(batch["type"])[-1] * nnei
-        if runs and _joinable(runs[-1][0], batch) and slots + size <= _JOIN_SLOTS:
+        if (runs and slots < _JOIN_SLOTS and _joinable(runs[-1][0], batch)
+                and slots + size <= _JOIN_SLOTS):
             runs[-1].append(batch)
             slots += size
         else:
@@ -251,7 +256,7 @@ def descriptor_sums(batches, env_mat, ntypes: int, nnei: int) -> np.ndarray:
                              f"expected 4 x nnei = {4 * nnei}")
         start = 0
         for batch in run:
-            stop = start + _nframes(batch)
+            stop = start + _nframes(batch) if len(run) > 1 else len(raw)
             total += env_mat_sums(raw[start:stop], batch["type"], ntypes)
             start = stop
     return total
