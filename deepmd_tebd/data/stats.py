@@ -193,9 +193,11 @@ def _nframes(batch: Mapping) -> int:
 
 
 def _joinable(a: Mapping, b: Mapping) -> bool:
-    """Whether two batches' frames can go through one environment-matrix call: the same atoms
-    per frame and the same natoms_vec and default_mesh."""
-    return (np.shape(a["type"])[-1] == np.shape(b["type"])[-1]
+    """Whether two batches' frames can go through one environment-matrix call: both training
+    batches (coord, box, type, ...) with the same atoms per frame, natoms_vec and
+    default_mesh."""
+    return (all(key in x for key in ("coord", "box", "type") + _SHARED_KEYS for x in (a, b))
+            and np.shape(a["type"])[-1] == np.shape(b["type"])[-1]
             and all(np.array_equal(a[key], b[key]) for key in _SHARED_KEYS))
 
 
@@ -205,13 +207,8 @@ def _joined_runs(batches: Sequence[Mapping], nnei: int) -> list[list[Mapping]]:
     runs: list[list[Mapping]] = []
     slots = 0
     for batch in batches:
-        if not all(key in batch for key in ("coord", "box", "type") + _SHARED_KEYS):
-            runs.append([batch])               # not a training batch: alone
-            slots = _JOIN_SLOTS
-            continue
-        size = _nframes(batch) * np.shape(batch["type"])[-1] * nnei
-        if (runs and slots < _JOIN_SLOTS and _joinable(runs[-1][0], batch)
-                and slots + size <= _JOIN_SLOTS):
+        size = _nframes(batch) * np.shape(batch["type"])[-1] * nnei if "coord" in batch else 0
+        if runs and _joinable(runs[-1][0], batch) and slots + size <= _JOIN_SLOTS:
             runs[-1].append(batch)
             slots += size
         else:
