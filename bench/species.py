@@ -51,7 +51,8 @@ train, its last 12 are held out and validate: every composition the model trains
 validated, on frames it never saw): each descriptor trained N steps by both programs
 (decay_steps N/20), and ours again for the steps it trains in DeePMD-kit's training time of N
 steps (N x DeePMD-kit's step / ours, to a multiple of 100: the step times of the 7-species timing
-jobs, else of these runs; --results FILE takes the timing jobs of an earlier run);
+jobs, else of these runs; --results FILE keeps the jobs of an earlier run that ended without
+an error, timing and accuracy runs alike, and runs the rest);
 --accuracy-seeds R,R,... repeats the same-step runs with every seed of the inputs moved by R
 (bench/train.py's shift_seeds; the report gives the mean over the seeds and each seed's ratio;
 the same-time run is made for shift 0 only);
@@ -111,7 +112,8 @@ def _parse_args(argv=None):
                         help="species counts (2, 4, 7: metals; more: pseudo-species)")
     parser.add_argument("--descriptors", default=",".join(DESCRIPTORS),
                         help=f"of {','.join(DESCRIPTORS)}")
-    parser.add_argument("--steps", type=int, default=300, help="training steps of a timing job")
+    parser.add_argument("--steps", type=int, default=300,
+                        help="training steps of a timing job (0: no timing jobs)")
     parser.add_argument("--accuracy-steps", type=int, default=0,
                         help="steps of the 7-metal accuracy runs (0: none)")
     parser.add_argument("--accuracy-seeds", default="0",
@@ -135,7 +137,7 @@ def _parse_args(argv=None):
     # DeePMD-kit 3.2 (TF) saves its checkpoint at display steps and, at the end, only where
     # numb_steps is not a multiple of save_freq: numb_steps a multiple of disp_freq has one
     steps_ok = all(n >= 2 * DISP_FREQ and n % DISP_FREQ == 0
-                   for n in (args.steps, args.accuracy_steps or 2 * DISP_FREQ))
+                   for n in (args.steps or 2 * DISP_FREQ, args.accuracy_steps or 2 * DISP_FREQ))
     if unknown or any(n < 2 or n in (3, 5, 6) for n in args.species) or not steps_ok:
         parser.error("--descriptors of atten,ebd_v2,tebd,se_e2_a; --species of 2, 4, 7 and "
                      f"counts above 7; --steps and --accuracy-steps multiples of {DISP_FREQ}, "
@@ -602,7 +604,7 @@ def _python(program: str, commands: dict) -> str:
 
 def _timing(args, work: Path, commands: dict, results: dict) -> None:
     jobs = [(name, count) for name in args.descriptors for count in args.species
-            if f"{name}/{count}/ours" not in results]
+            if f"{name}/{count}/ours" not in results and args.steps]
     for index, (name, count) in enumerate(jobs, 1):
         if name == "se_e2_a" and count > args.plain_max:
             reason = (f"{count ** 2} per-type embedding nets (--plain-max {args.plain_max})")
@@ -648,6 +650,8 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
             runs = [("deepmd", "deepmd", steps), ("ours", "ours", steps)]
             for key, program, n in runs:
                 key_r = accuracy_key(name, key, shift)
+                if "error" not in results.get(key_r, {"error": "not run"}):
+                    continue  # --results: run before
                 job_dir = work / key_r.replace("/", "-")
                 shutil.rmtree(job_dir, ignore_errors=True)
                 config = bench_train.shift_seeds(script(name, train, valid_systems, n, type_map,

@@ -9,7 +9,7 @@ batch size of each system and the probability of drawing it. Only NumPy is used 
 Each rule is DeePMD-kit's, named where it is defined; the errors are ours (DeePMD-kit asserts):
 the labels and their defaults come from ``deepmd/tf/loss/ener.py: EnerStdLoss.label_requirement``
 and ``deepmd/tf/fit/ener.py: EnerFitting.input_requirement``; the seed from DeePMD-kit
-v2.2.5's ``deepmd/entrypoints/train.py: _do_work``; the batch sizes from
+3.x's ``deepmd/tf/entrypoints/train.py: train``; the batch sizes from
 ``deepmd/utils/data_system.py: DeepmdDataSystem.__init__`` and ``DeepmdDataSystem._make_auto_bs``;
 the probabilities from ``DeepmdDataSystem.set_sys_probs``, ``process_sys_probs`` and
 ``prob_sys_size_ext`` in the same file.
@@ -101,10 +101,12 @@ def label_requirements(labels: Sequence[str | DataRequirement] = DEFAULT_LABELS,
 
 
 def make_data_rng(seed: int | None, rank: int = 0) -> np.random.RandomState:
-    """The data RNG: MT19937 seeded with ``(seed + rank) mod 2**32``; unseeded when seed is None."""
+    """The data RNG: MT19937 seeded with the key ``[rank, seed mod 2**32]``, as DeePMD-kit 3.x
+    seeds ``deepmd.utils.random`` (v2.2.5 seeded it with ``(seed + rank) mod 2**32``, another
+    sequence); unseeded when seed is None."""
     if seed is None:
         return np.random.RandomState()
-    return np.random.RandomState((int(seed) + int(rank)) % (2 ** 32))
+    return np.random.RandomState([int(rank), int(seed) % (2 ** 32)])
 
 
 def resolve_batch_size(batch_size, natoms: Sequence[int]) -> list[int]:

@@ -14,8 +14,8 @@ from .trainer import Trainer
 
 def build_data(config: Config, labels: list[str], cluster=None):
     """(training data, the training data of this process's other replicas, validation data or
-    None) of `config`. With a cluster the data seed is training.seed + rank, + the replica's
-    index in a process of several replicas."""
+    None) of `config`. With a cluster the data RNG's key is [rank, training.seed], the rank
+    plus the replica's index in a process of several replicas (sampling.make_data_rng)."""
     model_settings, training = config.model, config.training
     type_map = list(model_settings.type_map)
     fitting = model_settings.fitting

@@ -1,8 +1,8 @@
 """Data-parallel training on tf.distribute.MultiWorkerMirroredStrategy, with DeePMD-kit's
 semantics (deepmd/tf/train/trainer.py: DPTrainer with Horovod, deepmd/tf/train/run_options.py):
 
-- every worker samples its own batches from the whole data set with the data seed
-  training.seed + rank (deepmd/tf/entrypoints/train.py: _do_work);
+- every worker samples its own batches from the whole data set with the data RNG keyed
+  [rank, training.seed] (deepmd/tf/entrypoints/train.py: train);
 - the statistics are computed on the chief alone, and the chief's weights, statistics and
   optimizer state are copied to every worker before the first step (Horovod's
   broadcast_global_variables);

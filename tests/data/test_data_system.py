@@ -142,9 +142,10 @@ def test_system_draws_follow_the_probabilities(tmp_path):
 
 def replay(seed, systems_frames, batch_size, probs, ndraws):
     """The frame sequence DeePMD-kit's rules give (DeepmdDataSystem.get_batch_standard, then
-    DeepmdData.get_batch), replayed with a bare RandomState:
-    draw the system, then (if the set is exhausted) shuffle its frames, single-set systems."""
-    rng = np.random.RandomState(seed)
+    DeepmdData.get_batch), replayed with a bare RandomState keyed as DeePMD-kit 3.x keys it
+    ([rank 0, seed]): draw the system, then (if the set is exhausted) shuffle its frames,
+    single-set systems."""
+    rng = np.random.RandomState([0, seed])
     order = [None] * len(systems_frames)
     pos = [0] * len(systems_frames)
     out = []

@@ -61,10 +61,13 @@ def test_invalid_probabilities_are_refused(sys_probs, style, message):
         system_probabilities([1, 2, 3], sys_probs, style)
 
 
-def test_seed_is_offset_by_rank_modulo_2_32():
-    a = make_data_rng(2 ** 32 - 1, rank=2).randint(1 << 30, size=4)
-    b = np.random.RandomState(1).randint(1 << 30, size=4)
+def test_seed_and_rank_key_the_rng_as_deepmd_kit_3_does():
+    # deepmd/tf/entrypoints/train.py: dp_random.seed([rank, seed % 2**32])
+    a = make_data_rng(2 ** 32 + 5, rank=2).randint(1 << 30, size=4)
+    b = np.random.RandomState([2, 5]).randint(1 << 30, size=4)
     np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(make_data_rng(5, rank=2).randint(1 << 30, size=4),
+                              make_data_rng(7, rank=0).randint(1 << 30, size=4))
 
 
 def test_tuples_are_taken_as_lists():

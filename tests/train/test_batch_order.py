@@ -1,7 +1,10 @@
-"""The training loop draws its batches in DeePMD-kit's order (deepmd/train/trainer.py: DPTrainer.train): statistics batches, one
-dropped prefetch, the first training batch, the step-0 validation batches, then per step the
-next training batch before that step's validation batches. The reference sequence comes from
-DeePMD-kit 3.2's own data classes driven in that order."""
+"""The training loop draws its batches in DeePMD-kit's order and from DeePMD-kit's random
+sequence: statistics batches, one dropped prefetch, the first training batch, the step-0
+validation batches, then per step the next training batch before that step's validation
+batches, all from one RNG keyed [rank, seed]. The reference is DeePMD-kit 3.2's own `dp train`
+on the same script, every batch its data systems hand out recorded from the moment its data RNG
+is seeded (the neighbour statistics draw one batch before that, from their own copy of the
+data, unseeded)."""
 import json
 import textwrap
 
@@ -22,39 +25,32 @@ DEEPMD_ORDER = textwrap.dedent("""
     import json, sys
     from deepmd.utils import random as dp_random
     from deepmd.utils.data_system import DeepmdDataSystem
+    from deepmd.main import main
 
-    a = json.loads(sys.argv[1])
-    dp_random.seed(a["seed"])
+    draws, seeded = [], []
+    get_batch, seed = DeepmdDataSystem.get_batch, dp_random.seed
 
-    def data(systems, batch_size):
-        d = DeepmdDataSystem(systems, batch_size, test_size=1, rcut=6.0, type_map=["O", "H"],
-                             trn_all_set=True)
-        d.add("energy", 1, atomic=False, must=True, high_prec=True)
-        d.add("force", 3, atomic=True, must=True, high_prec=False)
-        return d
+    def recording(self, sys_idx=None):
+        batch = get_batch(self, sys_idx)
+        if seeded:  # one training system set and one validation set here
+            name = "train" if self.get_nsystems() > 1 else "valid"
+            draws.append([name, batch["energy"].ravel().tolist()])
+        return batch
 
-    train, valid = data(a["train"], "auto"), data(a["valid"], 1)
-    draws = []
-    def draw(name, d, **kw):
-        draws.append([name, d.get_batch(**kw)["energy"].ravel().tolist()])
-    for k in range(train.get_nsystems()):  # statistics
-        for _ in range(a["nstat"]):
-            draw("train", train, sys_idx=k)
-    draw("train", train)  # the data loader's prefetch, dropped
-    draw("train", train)  # the first training batch
-    for _ in range(a["numb_btch"]):  # the step-0 row
-        draw("valid", valid)
-    for step in range(1, a["steps"] + 1):
-        draw("train", train)  # fetched with step's update
-        if step % a["disp"] == 0:
-            for _ in range(a["numb_btch"]):
-                draw("valid", valid)
+    def seeding(val=None):
+        seeded.append(val)
+        seed(val)
+
+    DeepmdDataSystem.get_batch, dp_random.seed = recording, seeding
+    with open("input.json", "w") as f:
+        json.dump(json.loads(sys.argv[1]), f)
+    main(["--tf", "train", "input.json"])
     print(json.dumps(draws))
 """)
 
 
-def small_script():
-    return build_config(normalize({
+def small_script() -> dict:
+    return {
         "model": {
             "type_map": ["O", "H"],
             "type_embedding": {"neuron": [2], "seed": 1},
@@ -72,15 +68,13 @@ def small_script():
                                 "numb_btch": NUMB_BTCH},
             "numb_steps": STEPS, "disp_freq": DISP, "save_freq": 1000, "seed": SEED,
         },
-    }))
+    }
 
 
 @needs_water
 def test_batches_are_drawn_in_deepmd_kits_order(tmp_path, monkeypatch):
-    args = {"seed": SEED, "nstat": NSTAT, "numb_btch": NUMB_BTCH, "steps": STEPS, "disp": DISP,
-            "train": [str(WATER / f"data_{k}") for k in range(3)],
-            "valid": [str(WATER / "data_3")]}
-    theirs = json.loads(run_oracle_script(DEEPMD_ORDER, args, tmp_path))
+    theirs = json.loads(run_oracle_script(DEEPMD_ORDER, small_script(), tmp_path,
+                                          timeout=900))
 
     drawn = []
     get_batch = DataSystem.get_batch
@@ -91,8 +85,10 @@ def test_batches_are_drawn_in_deepmd_kits_order(tmp_path, monkeypatch):
         return batch
 
     monkeypatch.setattr(DataSystem, "get_batch", recording)
-    monkeypatch.chdir(tmp_path)
-    trainer = build_trainer(small_script())
+    ours_dir = tmp_path / "ours"
+    ours_dir.mkdir()
+    monkeypatch.chdir(ours_dir)
+    trainer = build_trainer(build_config(normalize(small_script())))
     trainer.run()
     names = {id(trainer.train_data): "train", id(trainer.valid_data): "valid"}
     ours = [[names[id(d)], energies] for d, energies in drawn]

@@ -99,7 +99,7 @@ def test_two_workers_equal_one_process_trained_on_the_union_of_their_batches(tmp
     for step in range(STEPS):  # the two workers hold the same weights after every step
         for i in range(nweights):
             np.testing.assert_array_equal(w0[f"weights_{step}_{i}"], w1[f"weights_{step}_{i}"])
-    # they trained on different frames (data seed training.seed + rank)
+    # they trained on different frames (data RNG keyed [rank, training.seed])
     assert not np.array_equal(w0["batch_0_coord"], w1["batch_0_coord"])
 
     from deepmd_tebd.config import load_settings

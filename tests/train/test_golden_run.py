@@ -3,8 +3,10 @@ steps of the same input without type embedding, the per-type nets) give the lcur
 before the refactor byte for byte, and the frozen models give the recorded energies, forces and
 virials (1e-12).
 
-The recording (tests/train/golden/) was made with commit feb1adc, by running this file with
-DEEPMD_TEBD_RECORD_GOLDEN=1; record again only when a change is meant to alter the numbers."""
+The recording (tests/train/golden/) was made by running this file with
+DEEPMD_TEBD_RECORD_GOLDEN=1, last when the data RNG took DeePMD-kit 3.x's key [rank, seed] (the
+batches, and so the lcurves, changed); record again only when a change is meant to alter the
+numbers."""
 import json
 import os
 from pathlib import Path
