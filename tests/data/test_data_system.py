@@ -332,7 +332,7 @@ DEEPMD_BATCHES = textwrap.dedent("""
     from deepmd.utils.data_system import DeepmdDataSystem
 
     args = json.loads(sys.argv[1])
-    dp_random.seed(args["seed"])
+    dp_random.seed([0, args["seed"]])  # as deepmd/tf/entrypoints/train.py keys it, rank 0
     data = DeepmdDataSystem(args["systems"], args["batch_size"], test_size=1, rcut=6.0,
                             type_map=args["type_map"], trn_all_set=True,
                             sys_probs=args["sys_probs"], auto_prob_style=args["auto_prob"])

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.slow
 
 SEED, NSTAT, NUMB_BTCH, STEPS, DISP = 20240611, 2, 2, 7, 3
 
-DEEPMD_ORDER = textwrap.dedent("""
+# DeePMD-kit's dp train with its data classes patched to record the batches: in a process of
+# its own, so that neither the patches nor the trainer's state reach the oracle process's other
+# scripts
+RECORDER = textwrap.dedent("""
     import json, sys
     from deepmd.utils import random as dp_random
     from deepmd.utils.data_system import DeepmdDataSystem
@@ -42,10 +45,22 @@ DEEPMD_ORDER = textwrap.dedent("""
         seed(val)
 
     DeepmdDataSystem.get_batch, dp_random.seed = recording, seeding
+    main(["--tf", "train", "input.json"])
+    assert len(seeded) == 1, f"the data RNG was seeded {len(seeded)} times"
+    with open("draws.json", "w") as f:
+        json.dump(draws, f)
+""")
+
+DEEPMD_ORDER = textwrap.dedent("""
+    import json, subprocess, sys
     with open("input.json", "w") as f:
         json.dump(json.loads(sys.argv[1]), f)
-    main(["--tf", "train", "input.json"])
-    print(json.dumps(draws))
+    run = subprocess.run([sys.executable, "record_batches.py"], capture_output=True, text=True,
+                         timeout=600)
+    if run.returncode != 0:
+        sys.exit(run.stderr[-3000:])
+    with open("draws.json") as f:
+        print(json.dumps(json.load(f)))
 """)
 
 
@@ -73,8 +88,8 @@ def small_script() -> dict:
 
 @needs_water
 def test_batches_are_drawn_in_deepmd_kits_order(tmp_path, monkeypatch):
-    theirs = json.loads(run_oracle_script(DEEPMD_ORDER, small_script(), tmp_path,
-                                          timeout=900))
+    (tmp_path / "record_batches.py").write_text(RECORDER)
+    theirs = json.loads(run_oracle_script(DEEPMD_ORDER, small_script(), tmp_path, timeout=900))
 
     drawn = []
     get_batch = DataSystem.get_batch
