@@ -71,9 +71,12 @@ class FreshStart(ModelStart):
         log.info("data stating... (this step may take long time)")
         settings = config.model
         stat_batches = collect_stat_batches(train_data, settings.data_stat_nbatch)
-        model.set_statistics(compute_model_statistics(stat_batches, settings,
-                                                      model.descriptor.stat_env_mat, stored))
+        stats = compute_model_statistics(stat_batches, settings, model.descriptor.stat_env_mat,
+                                         stored)
+        # the log line before the weights are drawn: the time between the two lines is the
+        # statistics' own (bench/species.py), as in DeePMD-kit's log
         log.info("initialize model from scratch")
+        model.set_statistics(stats)
 
 
 def _stat_file(config) -> StatFile:
