@@ -446,8 +446,8 @@ def _cell(value, scale=1.0, fmt="{:.1f}"):
 
 def report(results: dict, args) -> list[str]:
     """The tables (markdown) and the verdicts against the targets."""
-    lines = [f"{args.steps} steps per timing job, {args.threads} threads; counts above 7 are "
-             "pseudo-species of the 7-metal data (timing only)", "",
+    lines = [f"{args.steps or 'no'} steps per timing job, {args.threads} threads; counts above "
+             "7 are pseudo-species of the 7-metal data (timing only)", "",
              "| descriptor | species | sel (ours/DeePMD) | step ms ours | DeePMD | ratio "
              "| statistics s ours | DeePMD | ratio | start-up s ours | DeePMD | ratio "
              "| first row s ours | DeePMD | peak MiB ours | DeePMD | graph MiB ours | DeePMD "
@@ -603,8 +603,10 @@ def _python(program: str, commands: dict) -> str:
 
 
 def _timing(args, work: Path, commands: dict, results: dict) -> None:
+    if not args.steps:  # --steps 0: accuracy runs only
+        return
     jobs = [(name, count) for name in args.descriptors for count in args.species
-            if f"{name}/{count}/ours" not in results and args.steps]
+            if f"{name}/{count}/ours" not in results]
     for index, (name, count) in enumerate(jobs, 1):
         if name == "se_e2_a" and count > args.plain_max:
             reason = (f"{count ** 2} per-type embedding nets (--plain-max {args.plain_max})")
@@ -650,8 +652,9 @@ def _accuracy(args, work: Path, commands: dict, results: dict) -> None:
             runs = [("deepmd", "deepmd", steps), ("ours", "ours", steps)]
             for key, program, n in runs:
                 key_r = accuracy_key(name, key, shift)
-                if "error" not in results.get(key_r, {"error": "not run"}):
-                    continue  # --results: run before
+                earlier = results.get(key_r)  # --results: a run that ended well is kept
+                if earlier is not None and "error" not in earlier:
+                    continue
                 job_dir = work / key_r.replace("/", "-")
                 shutil.rmtree(job_dir, ignore_errors=True)
                 config = bench_train.shift_seeds(script(name, train, valid_systems, n, type_map,
