@@ -192,11 +192,16 @@ def _nframes(batch: Mapping) -> int:
     return int(np.shape(batch["coord"])[0])
 
 
+def _is_training_batch(batch: Mapping) -> bool:
+    """Whether a batch holds a training batch's arrays (coord, box, type, natoms_vec,
+    default_mesh); other statistics inputs (precomputed matrices) are never joined."""
+    return all(key in batch for key in ("coord", "box", "type") + _SHARED_KEYS)
+
+
 def _joinable(a: Mapping, b: Mapping) -> bool:
     """Whether two batches' frames can go through one environment-matrix call: both training
-    batches (coord, box, type, ...) with the same atoms per frame, natoms_vec and
-    default_mesh."""
-    return (all(key in x for key in ("coord", "box", "type") + _SHARED_KEYS for x in (a, b))
+    batches with the same atoms per frame, natoms_vec and default_mesh."""
+    return (_is_training_batch(a) and _is_training_batch(b)
             and np.shape(a["type"])[-1] == np.shape(b["type"])[-1]
             and all(np.array_equal(a[key], b[key]) for key in _SHARED_KEYS))
 
@@ -207,7 +212,8 @@ def _joined_runs(batches: Sequence[Mapping], nnei: int) -> list[list[Mapping]]:
     runs: list[list[Mapping]] = []
     slots = 0
     for batch in batches:
-        size = _nframes(batch) * np.shape(batch["type"])[-1] * nnei if "coord" in batch else 0
+        size = (_nframes(batch) * np.shape(batch["type"])[-1] * nnei
+                if _is_training_batch(batch) else 0)
         if runs and _joinable(runs[-1][0], batch) and slots + size <= _JOIN_SLOTS:
             runs[-1].append(batch)
             slots += size
@@ -251,9 +257,12 @@ def descriptor_sums(batches, env_mat, ntypes: int, nnei: int) -> np.ndarray:
         if raw.shape[-1] != 4 * nnei:
             raise ValueError(f"the environment matrix has {raw.shape[-1]} columns per atom, "
                              f"expected 4 x nnei = {4 * nnei}")
+        if len(run) == 1:  # any statistics input, training batch or not
+            total += env_mat_sums(raw, run[0]["type"], ntypes)
+            continue
         start = 0
-        for batch in run:
-            stop = start + _nframes(batch) if len(run) > 1 else len(raw)
+        for batch in run:  # training batches: their frames in order
+            stop = start + _nframes(batch)
             total += env_mat_sums(raw[start:stop], batch["type"], ntypes)
             start = stop
     return total
