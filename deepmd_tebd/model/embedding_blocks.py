@@ -14,7 +14,10 @@ Each function returns A * nnei = R~^T G [nf, nloc, 4, M1] for one strategy:
 The rows of a sel block that are empty for every atom of the batch (the block's tail: neighbours
 come first) skip the nets: they all equal the centre type's (-davg/dstd) row, so their share of A
 is computed once per centre type (`empty_rows`, `block_tails`) and gathered per atom by its
-type (`centres` [nf, nloc], from the atom types: the atoms may come in any order). Without a
+type (`centres` [nf, nloc], from the atom types: the atoms may come in any order). The empty
+slots among the live heads equal the same rows: on the fused net (kernels.scalar_net's
+`shared`) each (centre type, slot) is computed once for all atoms whose slot is empty
+(`head_copies`). Without a
 neighbour list (live = sel) every slot goes through the nets. The per-type nets without type
 embedding (`a_per_centre_type`, per-centre tables) work on contiguous blocks of centres and so
 need the local atoms sorted by type (natoms gives the blocks).
@@ -25,7 +28,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from .kernels import contract, net_stack, scalar_net
+from .kernels import contract, fusable, net_stack, scalar_net
 
 __all__ = [
     "a_of_blocks",
@@ -38,6 +41,7 @@ __all__ = [
     "block_tails",
     "centre_blocks",
     "empty_rows",
+    "head_copies",
     "live_counts",
 ]
 
@@ -77,56 +81,89 @@ def block_heads(rmat, live, offsets: Sequence[int]) -> list:
     return tf.split(rmat, tf.stack(sizes), axis=2, num=len(sizes))[0::2]
 
 
+def head_copies(nlist, empty, live, offsets: Sequence[int], centres):
+    """The empty slots of the live heads (nlist [nf, nloc * nnei] -1) as copies of the empty
+    rows per centre type: (rows [ntypes, nh, 4], pick [nf, nloc, nh] int32), pick the row
+    centre * nh + slot of a copy and -1 where the slot holds a neighbour."""
+    rows = tf.concat(block_heads(empty[None], live, offsets), axis=2)[0]
+    nlist = tf.reshape(nlist, tf.concat([tf.shape(centres), [offsets[-1]]], axis=0))
+    heads = tf.concat(block_heads(nlist, live, offsets), axis=2)
+    nh = tf.shape(heads)[2]
+    pick = centres[:, :, None] * nh + tf.range(nh, dtype=tf.int32)
+    return rows, tf.where(heads < 0, pick, -1)
+
+
 def a_of_slot_terms(term, rmat, live, empty, centres, sel: Sequence[int],
-                    offsets: Sequence[int]):
-    """R~^T G [nf, nloc, 4, M1] from term(rows, slots, centres) = rows^T G of rows
+                    offsets: Sequence[int], nlist=None):
+    """R~^T G [nf, nloc, 4, M1] from term(rows, slots, centres, copies) = rows^T G of rows
     [nf, nc, n, 4] whose slot types are slots [n] and centre types centres [nf or 1, nc]: the
     live heads of all sel blocks in one term and, with `empty`, their always-empty tails in one
-    more, once per centre type (None: every slot goes through the term, live = sel)."""
+    more, once per centre type (None: every slot goes through the term, live = sel). With
+    nlist, copies() gives the heads' `head_copies` (None for the tails), for a term to call
+    where it runs a fused net."""
     ntypes = len(sel)
     counts = tf.stack(live) if empty is not None else list(sel)
     heads = rmat if empty is None else tf.concat(block_heads(rmat, live, offsets), axis=2)
     slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), counts)
-    a_mat = term(heads, slots, centres)
+    def copies():
+        return head_copies(nlist, empty, live, offsets, centres)
+
+    a_mat = term(heads, slots, centres,
+                 copies if empty is not None and nlist is not None else None)
     if empty is not None:
         tails = tf.concat(block_tails(empty, live, offsets), axis=1)
         slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), tf.constant(sel, tf.int32) - counts)
-        per_type = term(tails[None], slots, tf.range(ntypes, dtype=tf.int32)[None])
+        per_type = term(tails[None], slots, tf.range(ntypes, dtype=tf.int32)[None], None)
         a_mat = a_mat + tf.gather(tf.squeeze(per_type, 0), centres)
     return a_mat
 
 
 def a_with_type_embedding(net, rmat, live, empty, centres, tebd, sel: Sequence[int],
-                          offsets: Sequence[int], type_one_side: bool):
+                          offsets: Sequence[int], type_one_side: bool, nlist=None):
     """R~^T G with one net on [s~, tebd[slot type] (, tebd[centre type])]: [nf, nloc, 4, M1].
-    `empty` None: every slot goes through the net (live = sel)."""
-    def term(rows, slots, centres):
-        return _type_embedding_term(net, rows, slots, centres, tebd, type_one_side)
+    `empty` None: every slot goes through the net (live = sel); nlist: the empty slots of the
+    heads are computed once per (centre type, slot) on the fused net."""
+    def term(rows, slots, centres, copies):
+        return _type_embedding_term(net, rows, slots, centres, tebd, type_one_side, copies)
 
-    return a_of_slot_terms(term, rmat, live, empty, centres, sel, offsets)
+    return a_of_slot_terms(term, rmat, live, empty, centres, sel, offsets, nlist)
 
 
 def a_of_stacked_nets(nets, net_of_pair, rmat, live, empty, centres, sel: Sequence[int],
-                      offsets: Sequence[int]):
+                      offsets: Sequence[int], nlist=None):
     """R~^T G with per-type nets of s~ alone, all of them in one fused op (kernels.net_stack;
     every net `fusable`): the slots of centre type i in sel block j go through
     nets[net_of_pair[i][j]]. An excluded pair may name any net: its rows of R~ are zero, so
     they add nothing to A, and neither the force nor any weight gradient gets anything from
-    them. The centre types come from `centres`: the atoms may come in any order."""
+    them. The centre types come from `centres`: the atoms may come in any order. nlist: as
+    a_with_type_embedding's."""
     ntypes = len(sel)
     lookup = tf.constant([k for row in net_of_pair for k in row], tf.int32)
     run = net_stack(nets)
 
-    def term(rows, slots, centres):
-        index = tf.gather(lookup, centres[:, :, None] * ntypes + slots)
-        return contract(rows, run(rows[..., 0], index))
+    def term(rows, slots, centres, copies):
+        def index_of(centres):
+            return tf.gather(lookup, centres[:, :, None] * ntypes + slots)
 
-    return a_of_slot_terms(term, rmat, live, empty, centres, sel, offsets)
+        return contract(rows, run(rows[..., 0], index_of(centres), _shared(copies, index_of)))
+
+    return a_of_slot_terms(term, rmat, live, empty, centres, sel, offsets, nlist)
 
 
-def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
+def _shared(copies, index_of):
+    """scalar_net's `shared` from a_of_slot_terms' copies (None: none), index_of(centres) the
+    rows' index for centre types centres [nf, nc] (or [n], the same for every centre)."""
+    if copies is None:
+        return None
+    rows, pick = copies()
+    ntypes, nh = tf.shape(rows)[0], tf.shape(rows)[1]  # the copied rows' centre types, slots
+    index = index_of(tf.range(ntypes, dtype=tf.int32)[:, None])  # centres [ntypes, 1]
+    return rows[..., 0], tf.broadcast_to(index, tf.stack([ntypes, 1, nh])), pick
+
+
+def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool, copies=None):
     """rows^T G for rows [nf, nc, n, 4] whose slot types are slots [n] and centre types
-    centres [nf or 1, nc]: [nf, nc, 4, M1]."""
+    centres [nf or 1, nc]: [nf, nc, 4, M1]; copies: a_of_slot_terms'."""
     te = tebd.shape[-1]
     s = rows[..., :1]
     if net.rules[0] is not None:  # the first layer is residual: it needs the whole input
@@ -143,13 +180,17 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool):
         blocks = [1, te] if type_one_side else [1, te, te]
         w, b = net.split_first_layer(blocks)  # in the net's matmul dtype (mixed precision)
         tebd = tf.cast(tebd, b.dtype)
-        table, index = tf.matmul(tebd, w[1]) + b, slots
+        table = tf.matmul(tebd, w[1]) + b
+        ntypes = tf.shape(tebd)[0]
+
+        def index_of(centres):
+            return slots if type_one_side else centres[:, :, None] * ntypes + slots
+
         if not type_one_side:
-            ntypes = tf.shape(tebd)[0]
             table = tf.reshape(tf.matmul(tebd, w[2])[:, None, :] + table[None],
                                [-1, table.shape[-1]])
-            index = centres[:, :, None] * ntypes + slots
-        g = scalar_net(net, s[..., 0], index, table, w[0][0])  # [nf, nc, n, M1]
+        shared = _shared(copies, index_of) if fusable(net) else None
+        g = scalar_net(net, s[..., 0], index_of(centres), table, w[0][0], shared)
     return contract(rows, g)
 
 

@@ -124,18 +124,25 @@ def fusable(net) -> bool:
 _RULES = {None: 0, "skip": 1, "concat": 2}
 
 
-def scalar_net(net, s, index, table, slope):
+def scalar_net(net, s, index, table, slope, shared=None):
     """The embedding net `net` on rows [s_i, fixed_i] whose first pre-activation is
     s_i * slope + table[index_i] (table [K, widths[0]]: the fixed parts times their rows of the
     first matrix, plus its bias; slope [widths[0]]: the first matrix's row of s): s and index
-    [...] (index int32) -> [..., out_width]. On TebdEmbeddingNet where `fusable(net)`."""
+    [...] (index int32) -> [..., out_width]. On TebdEmbeddingNet where `fusable(net)`.
+
+    shared: None, or (s_shared [k], index_shared [k], pick [...] int32) for rows that are
+    copies of a constant row: where pick >= 0, the row's s and index equal those of shared row
+    pick (the caller's promise: the empty neighbour slots, whose s is -davg/dstd), and the
+    fused op computes that row once for all its copies, whose own s it does not read (a
+    constant: no gradient). Off the fused path every row is computed as it is."""
     dtype = net.matmul_dtype
     s, table, slope = tf.cast(s, dtype), tf.cast(table, dtype), tf.cast(slope, dtype)
     if not fusable(net):
         pre = s[..., None] * slope + tf.gather(table, index)
         return net(None, first_preactivation=pre)
     with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
-        g = _embedding_net_op(s, index, table, slope, _layers(net, dtype), net.rules[1:])
+        g = _embedding_net_op(s, index, table, slope, _layers(net, dtype), net.rules[1:],
+                              shared)
     return tf.cast(g, net.compute_dtype)
 
 
@@ -154,10 +161,10 @@ def net_stack(nets):
         layers = [tuple(tf.stack(parts) for parts in zip(*per_net))
                   for per_net in zip(*(_layers(mlp, dtype) for mlp in nets))]
 
-    def run(s, index):
+    def run(s, index, shared=None):  # shared: as scalar_net's
         with tf.name_scope("filter_type_nets"):
             g = _embedding_net_op(tf.cast(s, dtype), index, table, slope, layers,
-                                  nets[0].rules[1:])
+                                  nets[0].rules[1:], shared)
         return tf.cast(g, nets[0].compute_dtype)
 
     return run
@@ -172,13 +179,22 @@ def _layers(net, dtype) -> list:
             for w, b, idt in net.layer_variables()[0][1:]]
 
 
-def _embedding_net_op(s, index, table, slope, layers, rules):
+def _embedding_net_op(s, index, table, slope, layers, rules, shared=None):
     """TebdEmbeddingNet on s and index [...]: one net (slope [width], layers (W, b, timestep)
     of `_layers`) or a stack of nets (slope [K, width], each layer's tensors with a leading net
-    axis)."""
+    axis); shared: scalar_net's (the shared rows go after the rows, and the op's source
+    sends each copy to its shared row)."""
     lead = tf.shape(s)
-    g, _ = _ops().tebd_embedding_net(
-        tf.reshape(s, [-1]), tf.reshape(tf.broadcast_to(index, lead), [-1]), table, slope,
-        [w for w, _, _ in layers], [b for _, b, _ in layers], [t for _, _, t in layers],
-        rules=[_RULES[r] for r in rules])
+    s = tf.reshape(s, [-1])
+    index = tf.reshape(tf.broadcast_to(index, lead), [-1])
+    source = tf.range(tf.size(s), dtype=tf.int32)
+    if shared is not None:
+        s_shared, index_shared, pick = shared
+        pick = tf.reshape(tf.broadcast_to(pick, lead), [-1])
+        source = tf.where(pick >= 0, tf.size(s) + pick, source)
+        s = tf.concat([s, tf.cast(tf.reshape(s_shared, [-1]), s.dtype)], axis=0)
+        index = tf.concat([index, tf.reshape(index_shared, [-1])], axis=0)
+    g, _, _ = _ops().tebd_embedding_net(
+        s, index, table, slope, [w for w, _, _ in layers], [b for _, b, _ in layers],
+        [t for _, _, t in layers], source, rules=[_RULES[r] for r in rules])
     return tf.reshape(g, tf.concat([lead, [g.shape[-1]]], axis=0))

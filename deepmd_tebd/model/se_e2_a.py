@@ -190,12 +190,12 @@ class DescriptorSeA(EnvMatDescriptor):
             return a_with_type_embedding(self.filter_type_all, rmat, live, empty,
                                          centre_types(atype, natoms, self.ntypes),
                                          tf.cast(type_embedding, prec), self.sel,
-                                         self.offsets, self.type_one_side)
+                                         self.offsets, self.type_one_side, nlist)
         nets = self.nets()
         if nets and all(fusable(mlp) for mlp in nets):  # the training step on the CPU
             return a_of_stacked_nets(nets, self._net_of_pair(), rmat, live, empty,
                                      centre_types(atype, natoms, self.ntypes), self.sel,
-                                     self.offsets)
+                                     self.offsets, nlist)
         if self.type_one_side:  # nets: one per neighbour type, in type order
             return a_of_blocks(rmat, nets, live, empty, centre_types(atype, natoms, self.ntypes),
                                self.offsets, m1)

@@ -103,7 +103,7 @@ def _mat_mul_grad(op, grad):
 
 
 @ops.RegisterGradient("TebdEmbeddingNet")
-def _embedding_net_grad(op, grad_g, grad_dg):
+def _embedding_net_grad(op, grad_g, grad_dg, grad_tape):
     """(g, dg/ds) of the fused embedding net: every weight gradient from TebdEmbeddingNetGrad.
     When only g is differentiated (the force's pass back, dE/ds = <dE/dg, dg/ds>), the gradient
     of s is that product in TensorFlow's ops, so that the force's own derivative with respect to
@@ -113,16 +113,21 @@ def _embedding_net_grad(op, grad_g, grad_dg):
     rules = op.get_attr("rules")
     s, index, table, slope = op.inputs[:4]
     layers = [list(op.inputs[4 + k * n:4 + (k + 1) * n]) for k in range(3)]  # W, b, timestep
-    g, dg = op.outputs
+    source = op.inputs[4 + 3 * n]
+    g, dg, tape = op.outputs
     tangent = not _is_zeros(grad_dg)
     if grad_g is None:
         grad_g = tf.zeros_like(g)
     out = op_module.tebd_embedding_net_grad(
-        s, index, table, slope, *layers, grad_g, grad_dg if tangent else grad_g,
+        s, index, table, slope, *layers, source, tape, grad_g, grad_dg if tangent else grad_g,
         rules=rules, tangent=tangent)
-    grad_s = out.grad_s if tangent else tf.reduce_sum(grad_g * dg, axis=-1)
+    if tangent:
+        grad_s = out.grad_s
+    else:  # per output, then summed into the rows the outputs are of
+        grad_s = tf.math.unsorted_segment_sum(tf.reduce_sum(grad_g * dg, axis=-1), source,
+                                              tf.size(s))
     return ([grad_s, None, out.grad_table, out.grad_slope] + list(out.grad_matrices)
-            + list(out.grad_biases) + list(out.grad_timesteps))
+            + list(out.grad_biases) + list(out.grad_timesteps) + [None])
 
 
 def _is_zeros(grad) -> bool:

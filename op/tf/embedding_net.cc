@@ -13,10 +13,21 @@
 // dt_l (reverse mode through the forward and tangent passes, recomputed block by block so that
 // nothing of the size of the activations is stored between the two ops).
 //
+// The outputs are rows of the net picked by `source`: output row o is the net's row source[o],
+// so that rows whose inputs are the same constant (the empty neighbour slots of the environment
+// matrix, whose rows are -davg/dstd) are computed once, as one row that every copy names. A
+// row that no output names is not computed and gets a zero gradient; a row named by several
+// gets the sum of their gradients.
+//
 // A stack of K nets of the same widths (the per-type nets of a descriptor without type
 // embedding) runs in one op: every weight tensor gains a leading net axis, and each row goes
 // through the net that owns its table row. The rows are grouped by net (a stable counting sort)
 // before they are cut into blocks, so that a block's products are one net's.
+//
+// The forward op keeps what the gradient needs of each block (every layer's input [h; dh/ds],
+// tanh output and tangent pre-activation) as its `tape` output, so that the gradient op does not
+// compute the forward pass again; above kTapeBytes the tape is empty and the gradient op
+// recomputes the blocks (the same arithmetic, so the same numbers).
 //
 // Rows go in blocks of kBlock through dense products (dense_gemm.h; the h and tangent rows of a
 // block stacked into one product per layer); the blocks are cut into one contiguous range per CPU
@@ -51,6 +62,7 @@ using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
 constexpr int64_t kBlock = 128;
+constexpr int64_t kTapeBytes = int64_t{1} << 29;  // the largest tape kept (512 MiB)
 enum Rule { kNone = 0, kSkip = 1, kConcat = 2 };
 
 template <typename T>
@@ -81,11 +93,22 @@ struct Net {
   int64_t out_width() const { return w.empty() ? in->width1 : w.back().cols(); }
 };
 
-// The rows grouped by net: positions p of `order` (the row of position p; empty: the identity,
-// one net) from start[k] to start[k + 1] are net k's rows, in their original order.
+// The computed rows grouped by net: positions p of `order` (the row of position p; empty: the
+// identity, one net, every row computed) from start[k] to start[k + 1] are net k's rows, in
+// their original order. The outputs of row r are outputs[first[r] .. first[r + 1]) (first
+// empty: output r alone, source is the identity).
 struct RowOrder {
-  std::vector<int64_t> order, start;
+  std::vector<int64_t> order, start, first, outputs;
   int64_t row(int64_t p) const { return order.empty() ? p : order[p]; }
+  bool direct() const { return first.empty(); }
+  template <typename F>
+  void for_outputs(int64_t r, F f) const {
+    if (first.empty()) {
+      f(r);
+      return;
+    }
+    for (int64_t q = first[r]; q < first[r + 1]; ++q) f(outputs[q]);
+  }
 };
 
 // A block of at most kBlock positions of one net.
@@ -104,7 +127,33 @@ struct Stack {
   std::vector<Net<T>> nets;
   RowOrder rows;
   std::vector<BlockRef> blocks;
+  int64_t outputs = 0;  // the number of output rows (source's length)
 };
+
+// The outputs of each row from source [outputs] (row indices in [0, nrows)): none of `rows`'
+// first/outputs when source is the identity; else the outputs of row r, in their order, at
+// first[r] .. first[r + 1].
+Status read_outputs(const Tensor& source, int64_t nrows, RowOrder* rows) {
+  const int64_t n = source.dim_size(0);
+  const int32_t* src = source.flat<int32_t>().data();
+  bool identity = n == nrows;
+  for (int64_t o = 0; o < n; ++o) {
+    if (src[o] < 0 || src[o] >= nrows)
+      return tensorflow::errors::InvalidArgument("source[", o, "] = ", src[o],
+                                                 " is outside the ", nrows, " rows");
+    identity = identity && src[o] == o;
+  }
+  rows->first.clear();
+  rows->outputs.clear();
+  if (identity) return Status();
+  rows->first.assign(nrows + 1, 0);
+  for (int64_t o = 0; o < n; ++o) ++rows->first[src[o] + 1];
+  for (int64_t r = 0; r < nrows; ++r) rows->first[r + 1] += rows->first[r];
+  std::vector<int64_t> next(rows->first.begin(), rows->first.end() - 1);
+  rows->outputs.resize(n);
+  for (int64_t o = 0; o < n; ++o) rows->outputs[next[src[o]]++] = o;
+  return Status();
+}
 
 // The stack of nets: one with slope [width] and matrices [in, out] (biases and timesteps
 // [out]), K with slope [K, width] and matrices [K, in, out] (biases and timesteps [K, out]).
@@ -188,17 +237,27 @@ Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, Stack<T>*
     if (idx[i] < 0 || idx[i] >= ntable)
       return tensorflow::errors::InvalidArgument("index[", i, "] = ", idx[i],
                                                  " is outside the table's ", ntable, " rows");
-  // counting sort of the rows by net (stable); one net: the identity
+  const Tensor& source = ctx->input(4 + 3 * mats.size());
+  if (source.dims() != 1)
+    return tensorflow::errors::InvalidArgument("source must be a vector, got ",
+                                               source.shape().DebugString());
+  stack->outputs = source.dim_size(0);
+  TF_RETURN_IF_ERROR(read_outputs(source, nrows, rows));
+  // counting sort of the computed rows by net (stable); one net, every row computed: the
+  // identity
   rows->order.clear();
   rows->start.assign(k_nets + 1, 0);
-  if (k_nets == 1) {
+  auto computed = [&](int64_t i) { return rows->direct() || rows->first[i + 1] > rows->first[i]; };
+  if (k_nets == 1 && rows->direct()) {
     rows->start[1] = nrows;
   } else {
-    for (int64_t i = 0; i < nrows; ++i) ++rows->start[idx[i] / per_net + 1];
+    for (int64_t i = 0; i < nrows; ++i)
+      if (computed(i)) ++rows->start[idx[i] / per_net + 1];
     for (int64_t k = 0; k < k_nets; ++k) rows->start[k + 1] += rows->start[k];
     std::vector<int64_t> next(rows->start.begin(), rows->start.end() - 1);
-    rows->order.resize(nrows);
-    for (int64_t i = 0; i < nrows; ++i) rows->order[next[idx[i] / per_net]++] = i;
+    rows->order.resize(rows->start[k_nets]);
+    for (int64_t i = 0; i < nrows; ++i)
+      if (computed(i)) rows->order[next[idx[i] / per_net]++] = i;
   }
   blocks->clear();
   for (int64_t k = 0; k < k_nets; ++k)
@@ -269,6 +328,56 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
   }
 }
 
+// The tape's entries per computed row: each layer's input [h; dh/ds] (2 x its input width), its
+// tanh output and its tangent pre-activation (its output width each).
+template <typename T>
+int64_t tape_width(const Net<T>& net) {
+  int64_t width = 0;
+  for (const auto& w : net.w) width += 2 * w.rows() + 2 * w.cols();
+  return width;
+}
+
+// A block of n rows on the tape at `at` (its first position times tape_width): the layers'
+// inputs x[l] (2n rows each), then y[l] and u[l] (n rows each) per layer.
+template <typename T>
+void save_block(const Block<T>& blk, int64_t n, T* at) {
+  for (const auto& x : blk.x) {
+    if (&x == &blk.x.back()) break;
+    std::copy(x.data(), x.data() + x.size(), at);
+    at += x.size();
+  }
+  for (size_t l = 0; l < blk.y.size(); ++l) {
+    std::copy(blk.y[l].data(), blk.y[l].data() + blk.y[l].size(), at);
+    at += blk.y[l].size();
+    std::copy(blk.u[l].data(), blk.u[l].data() + blk.u[l].size(), at);
+    at += blk.u[l].size();
+  }
+}
+
+// The block's activations from the tape, as `forward` with the tangent would leave them for the
+// gradient (the net's output, x.back(), is not needed and not read).
+template <typename T>
+void load_block(const Net<T>& net, int64_t n, const T* at, Block<T>* blk) {
+  const int nl = static_cast<int>(net.w.size());
+  blk->x.resize(nl + 1);
+  blk->y.resize(nl);
+  blk->u.resize(nl);
+  int64_t in = net.in->width1;
+  for (int l = 0; l < nl; ++l) {
+    blk->x[l] = Eigen::Map<const Matrix<T>>(at, 2 * n, in);
+    at += 2 * n * in;
+    in = net.w[l].cols();
+  }
+  for (int l = 0; l < nl; ++l) {
+    const int64_t out = net.w[l].cols();
+    blk->y[l] = Eigen::Map<const Matrix<T>>(at, n, out);
+    at += n * out;
+    blk->u[l] = Eigen::Map<const Matrix<T>>(at, n, out);
+    at += n * out;
+  }
+  blk->h1 = blk->x[0].topRows(n);
+}
+
 template <typename T>
 class EmbeddingNetOp : public OpKernel {
  public:
@@ -282,25 +391,33 @@ class EmbeddingNetOp : public OpKernel {
     const Net<T>& net0 = stack.nets[0];
     const int64_t m = net0.out_width();
     Tensor *g = nullptr, *dg = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows, m}), &g));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({net0.in->rows, m}), &dg));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({stack.outputs, m}), &g));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({stack.outputs, m}), &dg));
     T* gs = g->flat<T>().data();
     T* dgs = dg->flat<T>().data();
+    const int64_t width = tape_width(net0), positions = stack.rows.start.back();
+    const bool keep = !net0.w.empty() && positions * width * int64_t{sizeof(T)} <= kTapeBytes;
+    Tensor* tape = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({keep ? positions * width : 0}),
+                                             &tape));
+    T* tp = tape->flat<T>().data();
     auto blocks = [&](int64_t begin, int64_t end) {
       Block<T> blk;
       for (int64_t k = begin; k < end; ++k) {
         const BlockRef& ref = stack.blocks[k];
-        forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, false, &blk);
+        forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, keep, &blk);
+        if (keep) save_block(blk, ref.n, tp + ref.p0 * width);
         const Matrix<T>& last = blk.x.back();
-        if (stack.rows.order.empty()) {
+        if (stack.rows.order.empty() && stack.rows.direct()) {
           Eigen::Map<Matrix<T>>(gs + ref.p0 * m, ref.n, m) = last.topRows(ref.n);
           Eigen::Map<Matrix<T>>(dgs + ref.p0 * m, ref.n, m) = last.bottomRows(ref.n);
           continue;
         }
         for (int64_t i = 0; i < ref.n; ++i) {
-          const int64_t r = stack.rows.row(ref.p0 + i);
-          Eigen::Map<Row<T>>(gs + r * m, m) = last.row(i);
-          Eigen::Map<Row<T>>(dgs + r * m, m) = last.row(ref.n + i);
+          stack.rows.for_outputs(stack.rows.row(ref.p0 + i), [&](int64_t o) {
+            Eigen::Map<Row<T>>(gs + o * m, m) = last.row(i);
+            Eigen::Map<Row<T>>(dgs + o * m, m) = last.row(ref.n + i);
+          });
         }
       }
     };
@@ -358,23 +475,29 @@ struct Sums {
 
 // Reverse pass of one block: adds its weight gradients to sums and table_sum, and writes
 // grad_s of its rows.
+// tape: the block on the forward op's tape (null: computed again).
 template <typename T>
 void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
-              const T* grad_g, const T* grad_dg, Block<T>* blk, NetSums<T>* sums,
-              Matrix<T>* table_sum, T* grad_s) {
-  forward(net, rows, p0, n, tangent, true, blk);
+              const T* tape, const T* grad_g, const T* grad_dg, Block<T>* blk,
+              NetSums<T>* sums, Matrix<T>* table_sum, T* grad_s) {
+  if (tape != nullptr)
+    load_block(net, n, tape, blk);
+  else
+    forward(net, rows, p0, n, tangent, true, blk);
   const int nl = static_cast<int>(net.w.size());
   const int64_t m = net.out_width();
   Matrix<T>& bar = blk->bar;  // adjoint of [h; dh/ds] of the current layer
   bar.resize((tangent ? 2 : 1) * n, m);
-  if (rows.order.empty()) {
+  if (rows.order.empty() && rows.direct()) {
     bar.topRows(n) = Eigen::Map<const Matrix<T>>(grad_g + p0 * m, n, m);
     if (tangent) bar.bottomRows(n) = Eigen::Map<const Matrix<T>>(grad_dg + p0 * m, n, m);
   } else {
+    bar.setZero();
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t r = rows.row(p0 + i);
-      bar.row(i) = Eigen::Map<const Row<T>>(grad_g + r * m, m);
-      if (tangent) bar.row(n + i) = Eigen::Map<const Row<T>>(grad_dg + r * m, m);
+      rows.for_outputs(rows.row(p0 + i), [&](int64_t o) {  // the sum over the row's outputs
+        bar.row(i) += Eigen::Map<const Row<T>>(grad_g + o * m, m);
+        if (tangent) bar.row(n + i) += Eigen::Map<const Row<T>>(grad_dg + o * m, m);
+      });
     }
   }
   for (int l = nl - 1; l >= 0; --l) {
@@ -447,10 +570,11 @@ class EmbeddingNetGradOp : public OpKernel {
     const int64_t m = net0.out_width();
     const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
     const Tensor& grad_dg = ctx->input(ctx->num_inputs() - 1);
-    const TensorShape want({net0.in->rows, m});
+    const TensorShape want({stack.outputs, m});
     OP_REQUIRES(ctx, grad_g.shape() == want && (!tangent_ || grad_dg.shape() == want),
                 tensorflow::errors::InvalidArgument(
-                    "grad_g and grad_dg must be ", want.DebugString(), " (rows x net width), got ",
+                    "grad_g and grad_dg must be ", want.DebugString(),
+                    " (outputs x net width), got ",
                     grad_g.shape().DebugString(), " and ", grad_dg.shape().DebugString()));
     Tensor* grad_s = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows}), &grad_s));
@@ -461,14 +585,24 @@ class EmbeddingNetGradOp : public OpKernel {
     for (int64_t k = 0; k < nranges; ++k) sums.emplace_back(net0, stack.nets.size());
     const T* gg = grad_g.flat<T>().data();
     const T* gd = tangent_ ? grad_dg.flat<T>().data() : nullptr;
+    const Tensor& tape = ctx->input(ctx->num_inputs() - 3);
+    const int64_t width = tape_width(net0), positions = stack.rows.start.back();
+    OP_REQUIRES(ctx, tape.dims() == 1 && (tape.dim_size(0) == 0 ||
+                                          tape.dim_size(0) == positions * width),
+                tensorflow::errors::InvalidArgument(
+                    "tape must be TebdEmbeddingNet's tape output of these inputs (",
+                    positions * width, " entries) or empty, got ", tape.shape().DebugString()));
+    const T* tp = tape.dim_size(0) > 0 ? tape.flat<T>().data() : nullptr;
     T* gs = grad_s->flat<T>().data();
+    if (!stack.rows.direct()) grad_s->flat<T>().setZero();  // rows no output names
     auto ranges = [&](int64_t begin, int64_t end) {
       Block<T> blk;
       for (int64_t k = begin; k < end; ++k) {
         for (int64_t b = nblocks * k / nranges; b < nblocks * (k + 1) / nranges; ++b) {
           const BlockRef& ref = stack.blocks[b];
           const Net<T>& net = stack.nets[ref.net];
-          backward(net, stack.rows, ref.p0, ref.n, tangent_, gg, gd, &blk,
+          backward(net, stack.rows, ref.p0, ref.n, tangent_,
+                   tp == nullptr ? nullptr : tp + ref.p0 * width, gg, gd, &blk,
                    &sums[k].of(ref.net, net), &sums[k].table, gs);
         }
       }
@@ -523,15 +657,17 @@ class EmbeddingNetGradOp : public OpKernel {
 };
 
 Status embedding_net_shape(InferenceContext* c) {
-  ShapeHandle s, table;
+  ShapeHandle s, table, source;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &s));
   TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &table));
   int n = 0;
   TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(4 + 3 * n), 1, &source));
   // the last bias's last axis ([out] or [K, out])
   auto width = n == 0 ? c->Dim(table, 1) : c->Dim(c->input(3 + 2 * n), -1);
-  c->set_output(0, c->Matrix(c->Dim(s, 0), width));
-  c->set_output(1, c->Matrix(c->Dim(s, 0), width));
+  c->set_output(0, c->Matrix(c->Dim(source, 0), width));
+  c->set_output(1, c->Matrix(c->Dim(source, 0), width));
+  c->set_output(2, c->Vector(c->UnknownDim()));
   return Status();
 }
 
@@ -555,8 +691,10 @@ REGISTER_OP("TebdEmbeddingNet")
     .Input("matrices: N * T")
     .Input("biases: N * T")
     .Input("timesteps: N * T")
+    .Input("source: int32")
     .Output("g: T")
     .Output("dg_ds: T")
+    .Output("tape: T")
     .Attr("T: {float, double}")
     .Attr("N: int >= 0")
     .Attr("rules: list(int)")
@@ -569,7 +707,10 @@ residual connection.
 A stack of K nets of the same widths: slope [K, width], matrices [K, in, out], biases and
 timesteps [K, out]; the table's rows are K equal consecutive groups, and row i runs through the
 net of its table row's group (index[i] / (rows of the table / K)).
-g [rows, width] is the net's output, dg_ds its derivative with respect to s.
+g [outputs, width] is the net's output, dg_ds its derivative with respect to s, of the rows
+source [outputs] names: output o is row source[o]'s (each named row computed once; a row no
+output names is not computed). tape holds the activations TebdEmbeddingNetGrad needs (empty
+when they would take more than 512 MiB).
 )doc");
 
 REGISTER_OP("TebdEmbeddingNetGrad")
@@ -580,6 +721,8 @@ REGISTER_OP("TebdEmbeddingNetGrad")
     .Input("matrices: N * T")
     .Input("biases: N * T")
     .Input("timesteps: N * T")
+    .Input("source: int32")
+    .Input("tape: T")
     .Input("grad_g: T")
     .Input("grad_dg_ds: T")
     .Output("grad_s: T")
@@ -595,7 +738,9 @@ REGISTER_OP("TebdEmbeddingNetGrad")
     .SetShapeFn(embedding_net_grad_shape)
     .Doc(R"doc(
 The gradient of TebdEmbeddingNet: of <grad_g, g> + <grad_dg_ds, dg_ds> with respect to s,
-table, slope, the matrices, the biases and the timesteps. tangent false: grad_dg_ds is taken
+table, slope, the matrices, the biases and the timesteps (grad_s: 0 for a row that no entry of
+source names). tape: TebdEmbeddingNet's tape output of the same inputs, or empty (the
+forward pass is then computed again). tangent false: grad_dg_ds is taken
 as zero (and not read).
 )doc");
 

@@ -90,9 +90,10 @@ def test_fused_net_equals_a_numpy_forward_pass_and_its_finite_difference():
             h = y + (np.concatenate([h, h], axis=1) if w.shape[1] == 2 * w.shape[0] else h)
         return h
 
-    g, dg = op_module.tebd_embedding_net(s, index, table, slope, [w for w, _ in weights],
+    g, dg, _ = op_module.tebd_embedding_net(s, index, table, slope, [w for w, _ in weights],
                                          [b for _, b in weights],
-                                         [np.ones_like(b) for _, b in weights], rules=[2, 1])
+                                         [np.ones_like(b) for _, b in weights],
+                                         tf.range(s.shape[0]), rules=[2, 1])
     np.testing.assert_allclose(g.numpy(), numpy_net(s.numpy()), rtol=1e-13, atol=1e-13)
     eps = 1e-6
     fd = (numpy_net(s.numpy() + eps) - numpy_net(s.numpy() - eps)) / (2 * eps)
@@ -114,7 +115,7 @@ def test_fused_net_refuses_an_index_outside_the_table():
     w, b, _ = net.layer_variables()[0][1]
     with pytest.raises(tf.errors.InvalidArgumentError, match="outside the table's 2 rows"):
         op_module.tebd_embedding_net(s, tf.constant([0, 2, 1]), table, slope, [w], [b],
-                                     [tf.ones_like(b)], rules=[2])
+                                     [tf.ones_like(b)], tf.range(3), rules=[2])
 
 
 def test_fused_net_has_no_third_derivative_and_says_so():
@@ -216,4 +217,64 @@ def test_a_stack_refuses_a_table_that_does_not_split_into_its_nets():
         op_module.tebd_embedding_net(tf.constant([0.1, 0.2], tf.float64), tf.constant([0, 1]),
                                      tf.constant(rng.normal(size=(4, 4))),
                                      tf.constant(rng.normal(size=(3, 4))), [w], [b],
-                                     [tf.ones_like(b)], rules=[0])
+                                     [tf.ones_like(b)], tf.range(2), rules=[0])
+
+
+def _op_second_order(net, s, index, table, slope, source, tape=True):
+    """g, dg/ds of TebdEmbeddingNet on the rows `source` names, and the gradients of
+    L = <g, v> + <dg/ds, w> with respect to s, table, slope and the layers after the first, by
+    TebdEmbeddingNetGrad (tape: from the forward op's tape; False: recomputed)."""
+    layers = [(w, b, tf.ones_like(b)) for w, b, _ in net.layer_variables()[0][1:]]
+    mats, biases, steps = ([x[k] for x in layers] for k in range(3))
+    g, dg, kept = op_module.tebd_embedding_net(s, index, table, slope, mats, biases, steps,
+                                              source, rules=[2] * len(layers))
+    rng = np.random.default_rng(4)
+    v = tf.constant(rng.normal(size=g.shape), g.dtype)
+    w = tf.constant(rng.normal(size=g.shape), g.dtype)
+    grads = op_module.tebd_embedding_net_grad(
+        s, index, table, slope, mats, biases, steps, source,
+        kept if tape else tf.zeros([0], g.dtype), v, w, rules=[2] * len(layers))
+    return [g.numpy(), dg.numpy()] + [tf.convert_to_tensor(x).numpy() for x in
+                                      tf.nest.flatten(tuple(grads))]
+
+
+def test_rows_named_by_several_outputs_are_computed_once_and_their_gradients_summed():
+    """TebdEmbeddingNet's source: outputs that name one row equal that row computed for each
+    of them (1e-13), and the weight gradients are those of the rows computed one by one
+    (1e-12); the named row's s gradient is the sum over its outputs, a row no output names
+    gets 0."""
+    net = _net([4, 8, 16])
+    s, index, table, slope = _inputs(300, 4)
+    rng = np.random.default_rng(5)
+    source = rng.integers(0, 200, 400).astype(np.int32)  # rows 200.. unnamed, some many times
+    one_by_one = _op_second_order(net, tf.gather(s, source), tf.gather(index, source), table,
+                                  slope, tf.range(400))
+    shared = _op_second_order(net, s, index, table, slope, tf.constant(source))
+    for x, y in zip(shared[:2], one_by_one[:2]):  # other blocks: round-off of the products
+        np.testing.assert_allclose(x, y, rtol=1e-13, atol=1e-13)
+    summed = np.zeros(300)
+    np.add.at(summed, source, one_by_one[2])
+    np.testing.assert_allclose(shared[2], summed, rtol=1e-12, atol=1e-12)
+    assert not shared[2][200:].any()
+    for k, (x, y) in enumerate(zip(shared[3:], one_by_one[3:])):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12 * np.abs(y).max(),
+                                   err_msg=f"weight gradient {k}")
+
+
+def test_the_gradient_from_the_forward_tape_equals_the_gradient_computed_again():
+    """TebdEmbeddingNetGrad with the forward op's tape and with an empty tape (the forward
+    computed again block by block): the same numbers, bit for bit; a tape of other inputs is
+    refused."""
+    net = _net([4, 8, 16])
+    s, index, table, slope = _inputs(300, 4)
+    source = tf.range(300)
+    with_tape = _op_second_order(net, s, index, table, slope, source, tape=True)
+    again = _op_second_order(net, s, index, table, slope, source, tape=False)
+    for x, y in zip(with_tape, again):
+        np.testing.assert_array_equal(x, y)
+    w, b, _ = net.layer_variables()[0][1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="tape must be"):
+        op_module.tebd_embedding_net_grad(s, index, table, slope, [w], [b], [tf.ones_like(b)],
+                                          source, tf.zeros([5], tf.float64),
+                                          tf.zeros([300, 8], tf.float64),
+                                          tf.zeros([300, 8], tf.float64), rules=[2])
