@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
                          type_embedding_switch)
-from .embedding_blocks import block_heads, block_tails, empty_rows, live_counts
-from .kernels import contract
+from .embedding_blocks import block_heads, block_tails, empty_rows, head_copies, live_counts
+from .kernels import contract, fusable, scalar_net
 from .env_mat import INTERFACE_DTYPE
 
 __all__ = ["DescriptorSeAEbdV2", "a_with_stripped_type_embedding", "stripped_type_table"]
@@ -43,12 +43,19 @@ def stripped_type_table(type_net, tebd, type_one_side: bool):
     return type_net(tf.reshape(tf.concat([neighbour, centre], axis=-1), [-1, 2 * te]))
 
 
-def _stripped_term(radial, rows, type_rows, weight):
+def _stripped_term(radial, rows, type_rows, weight, copies=None):
     """rows^T G with G = N_s(s~) * (1 + w T): rows [..., n, 4], type_rows T [..., n, M1], the
-    weights w [..., n] or None (1)."""
+    weights w [..., n] or None (1); copies() gives embedding_blocks.head_copies of the rows,
+    whose empty slots the fused radial net computes once per (centre type, slot)."""
     if weight is not None:
         type_rows = type_rows * weight[..., None]
-    g = radial(rows[..., :1])
+    if copies is not None and fusable(radial):
+        w, b = radial.split_first_layer([1])
+        copied, pick = copies()
+        g = scalar_net(radial, rows[..., 0], tf.constant(0), b[None], w[0][0],
+                       (copied[..., 0], tf.zeros(tf.shape(copied)[:2], tf.int32), pick))
+    else:
+        g = radial(rows[..., :1])
     return contract(rows, g * type_rows + g)
 
 
@@ -73,7 +80,8 @@ def a_with_stripped_type_embedding(radial, type_net, rmat, nlist, live, empty, c
     if not type_one_side:
         nei_type = nei_type + (centres * (ntypes + 1))[:, :, None]
     head_weight = None if weight is None else tf.concat(block_heads(weight, live, offsets), 2)
-    a_mat = _stripped_term(radial, heads, tf.gather(table, nei_type), head_weight)
+    a_mat = _stripped_term(radial, heads, tf.gather(table, nei_type), head_weight,
+                           lambda: head_copies(nlist, empty, live, offsets, centres))
     tails = tf.concat(block_tails(empty, live, offsets), axis=1)  # [ntypes, ntail, 4]
     pad = tf.range(ntypes, dtype=tf.int32) * (0 if type_one_side else ntypes + 1) + ntypes
     tail_types = tf.broadcast_to(tf.gather(table, pad)[:, None, :],
