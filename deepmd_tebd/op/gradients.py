@@ -124,10 +124,27 @@ def _embedding_net_grad(op, grad_g, grad_dg, grad_tape):
     if tangent:
         grad_s = out.grad_s
     else:  # per output, then summed into the rows the outputs are of
-        grad_s = tf.math.unsorted_segment_sum(tf.reduce_sum(grad_g * dg, axis=-1), source,
+        grad_s = tf.math.unsorted_segment_sum(op_module.tebd_row_dot(grad_g, dg), source,
                                               tf.size(s))
     return ([grad_s, None, out.grad_table, out.grad_slope] + list(out.grad_matrices)
             + list(out.grad_biases) + list(out.grad_timesteps) + [None])
+
+
+@ops.RegisterGradient("TebdRowDot")
+def _row_dot_grad(op, grad):
+    return list(op_module.tebd_row_dot_grad(op.inputs[0], op.inputs[1], grad))
+
+
+@ops.RegisterGradient("TebdRowDotGrad")
+def _row_dot_grad_grad(op, grad_a, grad_b):
+    """(z b, z a) of TebdRowDotGrad(a, b, z): linear in each input, so its gradient is made of
+    the two ops again."""
+    a, b, z = op.inputs
+    grad_a = tf.zeros_like(a) if grad_a is None else grad_a
+    grad_b = tf.zeros_like(a) if grad_b is None else grad_b
+    via_b, via_a = op_module.tebd_row_dot_grad(grad_a, grad_b, z)  # z grad_b, z grad_a
+    grad_z = op_module.tebd_row_dot(grad_a, b) + op_module.tebd_row_dot(grad_b, a)
+    return [via_b, via_a, grad_z]
 
 
 def _is_zeros(grad) -> bool:
