@@ -34,7 +34,7 @@ VERSION = "0.1.0"
 CPU_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src").glob("*.cc"))
 # compiled with the processor's own instructions (BuildOps._compile_native)
 NATIVE_SOURCES = ["op/tf/batch_mat_mul.cc", "op/tf/embedding_net.cc", "op/tf/l2_normalize.cc",
-                  "op/tf/layer_norm.cc", "op/tf/row_dot.cc"]
+                  "op/tf/layer_norm.cc", "op/tf/row_dot.cc", "op/tf/contract_rows.cc"]
 TF_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/tf").glob("*.cc")
                     if str(p.relative_to(ROOT)) not in NATIVE_SOURCES)
 CUDA_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "op/kernels/src/cuda").glob("*.cu"))

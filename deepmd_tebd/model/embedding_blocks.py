@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from .kernels import contract, fusable, net_stack, scalar_net
+from .kernels import contract, fusable, net_contraction, net_stack
 
 __all__ = [
     "a_of_blocks",
@@ -145,7 +145,7 @@ def a_of_stacked_nets(nets, net_of_pair, rmat, live, empty, centres, sel: Sequen
         def index_of(centres):
             return tf.gather(lookup, centres[:, :, None] * ntypes + slots)
 
-        return contract(rows, run(rows[..., 0], index_of(centres), _shared(copies, index_of)))
+        return run.contraction(rows, index_of(centres), _shared(copies, index_of))
 
     return a_of_slot_terms(term, rmat, live, empty, centres, sel, offsets, nlist)
 
@@ -190,7 +190,7 @@ def _type_embedding_term(net, rows, slots, centres, tebd, type_one_side: bool, c
             table = tf.reshape(tf.matmul(tebd, w[2])[:, None, :] + table[None],
                                [-1, table.shape[-1]])
         shared = _shared(copies, index_of) if fusable(net) else None
-        g = scalar_net(net, s[..., 0], index_of(centres), table, w[0][0], shared)
+        return net_contraction(net, rows, index_of(centres), table, w[0][0], shared)
     return contract(rows, g)
 
 

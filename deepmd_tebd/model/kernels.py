@@ -13,7 +13,9 @@
   no residual connection): TebdEmbeddingNet (op/tf/embedding_net.cc), which gives the net's
   output and its derivative along s~ in one pass, so that neither the force nor the force
   loss's weight gradient goes back through the net's layers op by op; the per-type nets of a
-  descriptor without type embedding run as one stack in one such op (`net_stack`).
+  descriptor without type embedding run as one stack in one such op (`net_stack`); with
+  their contraction with the environment matrix, A = R~^T G: TebdEmbeddingContract, whose
+  force pass (TebdContractRowsGrad) reads G and dG/ds~ once and writes nothing of their size.
 
 Frozen graphs therefore hold TensorFlow's ops only (BatchMatMulV2, MatMul, Tanh, ...), which
 every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
@@ -25,7 +27,9 @@ every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
         y = layer_norm(x, gamma, beta, eps)
         a = contract(rows, g)         # rows^T g per atom
         g = scalar_net(net, s, index, table, slope)
+        a = net_contraction(net, rows, index, table, slope)  # rows^T g, s = rows[..., 0]
         g = net_stack(nets)(s, index)  # index: the net of each row
+        a = net_stack(nets).contraction(rows, index)
 """
 from __future__ import annotations
 
@@ -34,8 +38,8 @@ import threading
 
 import tensorflow as tf
 
-__all__ = ["batch_matmul", "contract", "fusable", "l2_normalize", "layer_norm", "matmul",
-           "net_stack", "scalar_net", "training_kernels"]
+__all__ = ["NetStack", "batch_matmul", "contract", "fusable", "l2_normalize", "layer_norm",
+           "matmul", "net_contraction", "net_stack", "scalar_net", "training_kernels"]
 
 _STATE = threading.local()
 
@@ -146,28 +150,57 @@ def scalar_net(net, s, index, table, slope, shared=None):
     return tf.cast(g, net.compute_dtype)
 
 
-def net_stack(nets):
+def net_contraction(net, rows, index, table, slope, shared=None):
+    """rows^T G per atom, G the net on rows [..., n, 4] of an environment matrix whose s~
+    (rows[..., 0]) is its scalar input (index, table, slope and shared: scalar_net's):
+    [..., 4, out_width]. Where `fusable(net)` one TebdEmbeddingContract, whose force pass
+    (TebdContractRowsGrad) writes no matrix of G's size."""
+    if not fusable(net):
+        return contract(rows, scalar_net(net, rows[..., 0], index, table, slope))
+    dtype = net.matmul_dtype
+    with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
+        a = _contraction_op(tf.cast(rows, dtype), index, tf.cast(table, dtype),
+                            tf.cast(slope, dtype), _layers(net, dtype), net.rules[1:], shared)
+    return tf.cast(a, rows.dtype)
+
+
+class NetStack:
     """K embedding nets of one scalar input and the same widths (the per-type nets of a
-    descriptor without type embedding, every one `fusable`) as one stack: returns
-    run(s, index), which sends row i of s [...] through nets[index[i]] (index int32 in [0, K))
-    in one TebdEmbeddingNet -> [..., out_width]. The weights are stacked once, however many
-    times run is called."""
-    dtype = nets[0].matmul_dtype
-    with tf.name_scope("filter_type_nets"):  # an embedding-net scope (bench/step_profile.py)
-        firsts = [mlp.layer_variables()[0][0] for mlp in nets]  # W_1 [1, width], b_1
-        slope = tf.stack([tf.reshape(tf.cast(w, dtype), [-1]) for w, _, _ in firsts])
-        table = tf.stack([tf.cast(b, dtype) for _, b, _ in firsts])
-        # (W, b, timestep) of each later layer, each with a leading net axis
-        layers = [tuple(tf.stack(parts) for parts in zip(*per_net))
-                  for per_net in zip(*(_layers(mlp, dtype) for mlp in nets))]
+    descriptor without type embedding, every one `fusable`) as one stack (`net_stack`): row i
+    goes through nets[index[i]] (index int32 in [0, K)). The weights are stacked once, however
+    many times the stack runs."""
 
-    def run(s, index, shared=None):  # shared: as scalar_net's
+    def __init__(self, nets):
+        self.nets = nets
+        self.dtype = dtype = nets[0].matmul_dtype
+        with tf.name_scope("filter_type_nets"):  # an embedding-net scope (step_profile.py)
+            firsts = [mlp.layer_variables()[0][0] for mlp in nets]  # W_1 [1, width], b_1
+            self.slope = tf.stack([tf.reshape(tf.cast(w, dtype), [-1]) for w, _, _ in firsts])
+            self.table = tf.stack([tf.cast(b, dtype) for _, b, _ in firsts])
+            # (W, b, timestep) of each later layer, each with a leading net axis
+            self.layers = [tuple(tf.stack(parts) for parts in zip(*per_net))
+                           for per_net in zip(*(_layers(mlp, dtype) for mlp in nets))]
+
+    def __call__(self, s, index, shared=None):
+        """The stack on s and index [...] (shared: as scalar_net's) -> [..., out_width], in
+        one TebdEmbeddingNet."""
         with tf.name_scope("filter_type_nets"):
-            g = _embedding_net_op(tf.cast(s, dtype), index, table, slope, layers,
-                                  nets[0].rules[1:], shared)
-        return tf.cast(g, nets[0].compute_dtype)
+            g = _embedding_net_op(tf.cast(s, self.dtype), index, self.table, self.slope,
+                                  self.layers, self.nets[0].rules[1:], shared)
+        return tf.cast(g, self.nets[0].compute_dtype)
 
-    return run
+    def contraction(self, rows, index, shared=None):
+        """rows^T G per atom for rows [..., n, 4] (net_contraction's) -> [..., 4, out_width],
+        in one TebdEmbeddingContract."""
+        with tf.name_scope("filter_type_nets"):
+            a = _contraction_op(tf.cast(rows, self.dtype), index, self.table, self.slope,
+                                self.layers, self.nets[0].rules[1:], shared)
+        return tf.cast(a, rows.dtype)
+
+
+def net_stack(nets) -> NetStack:
+    """The nets as one `NetStack`."""
+    return NetStack(nets)
 
 
 def _layers(net, dtype) -> list:
@@ -179,22 +212,52 @@ def _layers(net, dtype) -> list:
             for w, b, idt in net.layer_variables()[0][1:]]
 
 
+def _candidates(lead, index, shared):
+    """The ops' candidate rows for outputs of shape `lead`: (index of the outputs' own rows,
+    then of the shared rows; source [size of lead], each output's row; the shared rows' s or
+    None), for index [...] broadcast to lead and scalar_net's shared."""
+    index = tf.reshape(tf.broadcast_to(index, lead), [-1])
+    own = tf.reduce_prod(lead)
+    source = tf.range(own, dtype=tf.int32)
+    if shared is None:
+        return index, source, None
+    s_shared, index_shared, pick = shared
+    pick = tf.reshape(tf.broadcast_to(pick, lead), [-1])
+    source = tf.where(pick >= 0, own + pick, source)
+    return (tf.concat([index, tf.reshape(index_shared, [-1])], axis=0), source,
+            tf.reshape(s_shared, [-1]))
+
+
+def _weights(layers):
+    """The layers' matrices, biases and timesteps as the ops' three lists."""
+    return [w for w, _, _ in layers], [b for _, b, _ in layers], [t for _, _, t in layers]
+
+
 def _embedding_net_op(s, index, table, slope, layers, rules, shared=None):
     """TebdEmbeddingNet on s and index [...]: one net (slope [width], layers (W, b, timestep)
     of `_layers`) or a stack of nets (slope [K, width], each layer's tensors with a leading net
     axis); shared: scalar_net's (the shared rows go after the rows, and the op's source
     sends each copy to its shared row)."""
     lead = tf.shape(s)
+    index, source, s_shared = _candidates(lead, index, shared)
     s = tf.reshape(s, [-1])
-    index = tf.reshape(tf.broadcast_to(index, lead), [-1])
-    source = tf.range(tf.size(s), dtype=tf.int32)
-    if shared is not None:
-        s_shared, index_shared, pick = shared
-        pick = tf.reshape(tf.broadcast_to(pick, lead), [-1])
-        source = tf.where(pick >= 0, tf.size(s) + pick, source)
-        s = tf.concat([s, tf.cast(tf.reshape(s_shared, [-1]), s.dtype)], axis=0)
-        index = tf.concat([index, tf.reshape(index_shared, [-1])], axis=0)
-    g, _, _ = _ops().tebd_embedding_net(
-        s, index, table, slope, [w for w, _, _ in layers], [b for _, b, _ in layers],
-        [t for _, _, t in layers], source, rules=[_RULES[r] for r in rules])
+    if s_shared is not None:
+        s = tf.concat([s, tf.cast(s_shared, s.dtype)], axis=0)
+    g, _, _ = _ops().tebd_embedding_net(s, index, table, slope, *_weights(layers), source,
+                                        rules=[_RULES[r] for r in rules])
     return tf.reshape(g, tf.concat([lead, [g.shape[-1]]], axis=0))
+
+
+def _contraction_op(rows, index, table, slope, layers, rules, shared=None):
+    """TebdEmbeddingContract on rows [..., n, 4] (index [..., n] or broadcast to it; the rest
+    as _embedding_net_op's): [..., 4, width]."""
+    shape = tf.shape(rows)
+    lead = shape[:-1]
+    index, source, s_shared = _candidates(lead, index, shared)
+    if s_shared is None:
+        s_shared = tf.zeros([0], rows.dtype)
+    a, _, _, _ = _ops().tebd_embedding_contract(
+        tf.reshape(rows, [-1, 4]), index, table, slope, *_weights(layers), source,
+        tf.cast(s_shared, rows.dtype), tf.reduce_prod(shape[:-2]),
+        rules=[_RULES[r] for r in rules])
+    return tf.reshape(a, tf.concat([shape[:-2], tf.shape(a)[1:]], axis=0))

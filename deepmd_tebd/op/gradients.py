@@ -119,8 +119,8 @@ def _embedding_net_grad(op, grad_g, grad_dg, grad_tape):
     if grad_g is None:
         grad_g = tf.zeros_like(g)
     out = op_module.tebd_embedding_net_grad(
-        s, index, table, slope, *layers, source, tape, grad_g, grad_dg if tangent else grad_g,
-        rules=rules, tangent=tangent)
+        s, index, table, slope, *layers, source, tape, *_no_contraction(g), grad_g,
+        grad_dg if tangent else grad_g, rules=rules, tangent=tangent)
     if tangent:
         grad_s = out.grad_s
     else:  # per output, then summed into the rows the outputs are of
@@ -128,6 +128,75 @@ def _embedding_net_grad(op, grad_g, grad_dg, grad_tape):
                                               tf.size(s))
     return ([grad_s, None, out.grad_table, out.grad_slope] + list(out.grad_matrices)
             + list(out.grad_biases) + list(out.grad_timesteps) + [None])
+
+
+@ops.RegisterGradient("TebdEmbeddingContract")
+def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
+    """(a, g, dg/ds) of the fused net and contraction a = rows^T g per atom, s = rows[:, 0]
+    (then the shared rows' s). The force's pass back (only a differentiated) is
+    TebdContractRowsGrad: g u^T and the part through s, <rows u, dg/ds> per row, without a
+    matrix of the size of g; the weights' gradients are TebdEmbeddingNetGrad's, of g's adjoint
+    rows u (+ the adjoint of g) and, once the force loss is differentiated, dg/ds's adjoint
+    (then the part through s comes from that op too)."""
+    n = op.get_attr("N")
+    rules = op.get_attr("rules")
+    rows, index, table, slope = op.inputs[:4]
+    layers = [list(op.inputs[4 + k * n:4 + (k + 1) * n]) for k in range(3)]  # W, b, timestep
+    source, shared, natoms = op.inputs[4 + 3 * n:7 + 3 * n]
+    _, g, dg, tape = op.outputs
+    nrows = tf.shape(rows)[0]
+    s = tf.concat([rows[:, 0], shared], axis=0)
+    slots = nrows // tf.maximum(natoms, 1)  # not -1: no atoms, no rows
+    rows3 = tf.reshape(rows, tf.stack([natoms, slots, 4]))
+    width = tf.shape(g)[1]
+    tangent = not _is_zeros(grad_dg)
+    from_g = None if _is_zeros(grad_g) else grad_g
+    direct = along_s = None
+    env = _no_contraction(g)  # g's adjoint through a, made inside the gradient op
+    if not _is_zeros(grad_a):
+        by_atom_g = tf.stack([natoms, slots, width])
+        direct, along_s = op_module.tebd_contract_rows_grad(
+            rows3, tf.reshape(g, by_atom_g), tf.reshape(dg, by_atom_g), grad_a)
+        env = (rows, grad_a)
+    net_grad_g = tf.zeros([0, width], g.dtype) if from_g is None else from_g
+    out = op_module.tebd_embedding_net_grad(
+        s, index, table, slope, *layers, source, tape, *env, net_grad_g,
+        grad_dg if tangent else net_grad_g, rules=rules, tangent=tangent)
+    if tangent:  # the op's own gradient of s: through g's and dg/ds's adjoints alike
+        grad_s = out.grad_s
+    else:
+        per_output = [tf.reshape(along_s, [-1])] if along_s is not None else []
+        if from_g is not None:
+            per_output.append(op_module.tebd_row_dot(from_g, dg))
+        grad_s = tf.math.unsorted_segment_sum(
+            tf.add_n(per_output) if per_output else tf.zeros([nrows], g.dtype), source,
+            tf.size(s))
+    own = grad_s[:nrows]
+    if direct is None:
+        grad_rows = tf.pad(own[:, None], [[0, 0], [0, 3]])
+    else:
+        direct = tf.reshape(direct, [-1, 4])
+        grad_rows = tf.concat([direct[:, :1] + own[:, None], direct[:, 1:]], axis=1)
+    return ([grad_rows, None, out.grad_table, out.grad_slope] + list(out.grad_matrices)
+            + list(out.grad_biases) + list(out.grad_timesteps) + [None, grad_s[nrows:], None])
+
+
+def _no_contraction(g):
+    """TebdEmbeddingNetGrad's env_rows and env_u when g's adjoint has no part through a
+    contraction: both empty."""
+    return tf.zeros([0, 4], g.dtype), tf.zeros([0, 4, tf.shape(g)[1]], g.dtype)
+
+
+@ops.RegisterGradient("TebdContractRowsGrad")
+def _contract_rows_grad(op, grad_direct, grad_along_s):
+    rows, g, dg, u = op.inputs
+    grad_direct = tf.zeros_like(rows) if grad_direct is None else grad_direct
+    grad_along_s = (tf.zeros_like(op.outputs[1]) if grad_along_s is None else grad_along_s)
+    out = op_module.tebd_contract_rows_grad_grad(rows, g, dg, u, grad_direct, grad_along_s)
+    # rows: grad_along_s (dg u^T) per row; only a second derivative with respect to the rows
+    # needs it (the training step's weight gradient does not: the op is then not run)
+    grad_rows = grad_along_s[..., None] * op_module.tebd_batch_mat_mul(dg, u, adj_y=True)
+    return [grad_rows, out.grad_g, out.grad_dg_ds, out.grad_u]
 
 
 @ops.RegisterGradient("TebdRowDot")
@@ -198,5 +267,6 @@ def _refuse_third_derivative(op_type: str, what: str) -> None:
 
 
 _refuse_third_derivative("TebdEmbeddingNetGrad", "the fused embedding net")
+_refuse_third_derivative("TebdContractRowsGradGrad", "the fused contraction")
 _refuse_third_derivative("TebdL2NormalizeGradGrad", "the fused L2 normalisation")
 _refuse_third_derivative("TebdLayerNormGradGrad", "the fused layer normalisation")

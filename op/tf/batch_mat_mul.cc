@@ -105,60 +105,6 @@ class ProductOp : public OpKernel {
   bool adj_x_ = false, adj_y_ = false;
 };
 
-constexpr int64_t kThin = 4;
-
-// z = op(x) op(y) (z [m, n] row-major, beta 0) where one of m, k, n is at most kThin; false
-// (nothing done) for other shapes. X(p, q) and Y(q, j) read op(x) and op(y).
-template <typename T>
-bool thin_product(bool adj_x, bool adj_y, int64_t m, int64_t n, int64_t k, const T* x,
-                  int64_t lda, const T* y, int64_t ldb, T* __restrict z) {
-  auto X = [=](int64_t p, int64_t q) { return adj_x ? x[q * lda + p] : x[p * lda + q]; };
-  if (!adj_y && k <= kThin) {  // few rows of y: each row of z written once, y kept in cache
-    for (int64_t p = 0; p < m; ++p) {
-      T* __restrict zp = z + p * n;
-      if (k == 0) std::fill(zp, zp + n, T(0));
-      for (int64_t q = 0; q < k; ++q) {
-        const T w = X(p, q);
-        const T* __restrict yq = y + q * ldb;
-        if (q == 0) {
-#pragma omp simd
-          for (int64_t j = 0; j < n; ++j) zp[j] = w * yq[j];
-        } else {
-#pragma omp simd
-          for (int64_t j = 0; j < n; ++j) zp[j] += w * yq[j];
-        }
-      }
-    }
-    return true;
-  }
-  if (!adj_y && m <= kThin) {  // few rows of z, kept in cache: each row of y read once
-    std::fill(z, z + m * n, T(0));
-    for (int64_t q = 0; q < k; ++q) {
-      const T* __restrict yq = y + q * ldb;
-      for (int64_t p = 0; p < m; ++p) {
-        const T w = X(p, q);
-        T* __restrict zp = z + p * n;
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) zp[j] += w * yq[j];
-      }
-    }
-    return true;
-  }
-  if (adj_y && !adj_x && n <= kThin) {  // each entry of z a dot product of two rows
-    for (int64_t p = 0; p < m; ++p)
-      for (int64_t i = 0; i < n; ++i) {
-        const T* __restrict xp = x + p * lda;
-        const T* __restrict yi = y + i * ldb;
-        T sum = T(0);
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < k; ++j) sum += xp[j] * yi[j];
-        z[p * n + i] = sum;
-      }
-    return true;
-  }
-  return false;
-}
-
 template <typename T>
 class BatchMatMulOp : public ProductOp<3> {
  public:

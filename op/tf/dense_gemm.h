@@ -1,4 +1,8 @@
-// One dense matrix product for the training step's own kernels, on the calling thread:
+// Dense matrix products for the training step's own kernels, on the calling thread: `gemm`,
+// and `thin_product` for products with a dimension of at most kThin (the contractions with the
+// environment matrix's four columns), which OpenBLAS runs slowly.
+//
+// gemm:
 //   c = op(a) op(b) + beta c       (row-major; op: the transpose where trans_a / trans_b;
 //                                   a [m, k] or [k, m] with row stride lda, b likewise with ldb,
 //                                   c [m, n] with row stride ldc; beta 0 or 1)
@@ -11,6 +15,7 @@
 
 #include <cblas.h>  // scipy-openblas32's: every symbol prefixed scipy_
 
+#include <algorithm>
 #include <cstdint>
 
 namespace deepmd_tebd {
@@ -44,6 +49,60 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
             static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), a,
             static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
             static_cast<blasint>(ldc));
+}
+
+constexpr int64_t kThin = 4;
+
+// z = op(x) op(y) (z [m, n] row-major, beta 0) where one of m, k, n is at most kThin; false
+// (nothing done) for other shapes. X(p, q) and Y(q, j) read op(x) and op(y).
+template <typename T>
+bool thin_product(bool adj_x, bool adj_y, int64_t m, int64_t n, int64_t k, const T* x,
+                  int64_t lda, const T* y, int64_t ldb, T* __restrict z) {
+  auto X = [=](int64_t p, int64_t q) { return adj_x ? x[q * lda + p] : x[p * lda + q]; };
+  if (!adj_y && k <= kThin) {  // few rows of y: each row of z written once, y kept in cache
+    for (int64_t p = 0; p < m; ++p) {
+      T* __restrict zp = z + p * n;
+      if (k == 0) std::fill(zp, zp + n, T(0));
+      for (int64_t q = 0; q < k; ++q) {
+        const T w = X(p, q);
+        const T* __restrict yq = y + q * ldb;
+        if (q == 0) {
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) zp[j] = w * yq[j];
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) zp[j] += w * yq[j];
+        }
+      }
+    }
+    return true;
+  }
+  if (!adj_y && m <= kThin) {  // few rows of z, kept in cache: each row of y read once
+    std::fill(z, z + m * n, T(0));
+    for (int64_t q = 0; q < k; ++q) {
+      const T* __restrict yq = y + q * ldb;
+      for (int64_t p = 0; p < m; ++p) {
+        const T w = X(p, q);
+        T* __restrict zp = z + p * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) zp[j] += w * yq[j];
+      }
+    }
+    return true;
+  }
+  if (adj_y && !adj_x && n <= kThin) {  // each entry of z a dot product of two rows
+    for (int64_t p = 0; p < m; ++p)
+      for (int64_t i = 0; i < n; ++i) {
+        const T* __restrict xp = x + p * lda;
+        const T* __restrict yi = y + i * ldb;
+        T sum = T(0);
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < k; ++j) sum += xp[j] * yi[j];
+        z[p * n + i] = sum;
+      }
+    return true;
+  }
+  return false;
 }
 
 }  // namespace deepmd_tebd

@@ -24,10 +24,10 @@
 // through the net that owns its table row. The rows are grouped by net (a stable counting sort)
 // before they are cut into blocks, so that a block's products are one net's.
 //
-// The forward op keeps what the gradient needs of each block (every layer's input [h; dh/ds],
-// tanh output and tangent pre-activation) as its `tape` output, so that the gradient op does not
-// compute the forward pass again; above kTapeBytes the tape is empty and the gradient op
-// recomputes the blocks (the same arithmetic, so the same numbers).
+// The forward op keeps what the gradient needs of each block (the first layer's output, every
+// later layer's tanh output and tangent pre-activation) as its `tape` output, so that the
+// gradient op does not compute the forward pass again; above kTapeBytes the tape is empty and
+// the gradient op recomputes the blocks (the same arithmetic, so the same numbers).
 //
 // Rows go in blocks of kBlock through dense products (dense_gemm.h; the h and tangent rows of a
 // block stacked into one product per layer); the blocks are cut into one contiguous range per CPU
@@ -160,11 +160,11 @@ Status read_outputs(const Tensor& source, int64_t nrows, RowOrder* rows) {
 // Row i belongs to net index[i] / (ntable / K): the table's rows are K equal consecutive
 // groups, one per net.
 template <typename T>
-Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, Stack<T>* stack) {
+Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, const Tensor& s,
+                  Stack<T>* stack) {
   std::vector<Net<T>>* nets = &stack->nets;
   RowOrder* rows = &stack->rows;
   std::vector<BlockRef>* blocks = &stack->blocks;
-  const Tensor& s = ctx->input(0);
   const Tensor& index = ctx->input(1);
   const Tensor& table = ctx->input(2);
   const Tensor& slope = ctx->input(3);
@@ -276,12 +276,44 @@ struct Block {
   Matrix<T> h1, z, bar, prev;
 };
 
-// Forward pass of the rows at positions [p0, p0 + n) of `rows`: fills blk (u only for the
-// gradient: for_gradient); the last layer's [h; dh/ds] is blk->x.back().
+// x[0] = [h1; dh1/ds] (the tangent rows: tanh'(p) slope) from h1.
+template <typename T>
+void first_input(const Eigen::Map<const Row<T>>& slope, bool tangent, Block<T>* blk) {
+  const Matrix<T>& h1 = blk->h1;
+  const int64_t n = h1.rows();
+  Matrix<T>& x0 = blk->x[0];
+  x0.resize((tangent ? 2 : 1) * n, h1.cols());
+  x0.topRows(n) = h1;
+  if (tangent) x0.bottomRows(n) = ((1 - h1.array().square()).rowwise() * slope.array()).matrix();
+}
+
+// x[l + 1] = [y dt; tanh'(z) u dt] (+ x[l] by the layer's resnet rule) from layer l's tanh
+// output y[l], tangent pre-activation u[l] and input x[l]: the forward pass and the tape's
+// reader (load_block) make it with this one function, so both have the same numbers.
+template <typename T>
+void next_input(const Net<T>& net, int l, bool tangent, Block<T>* blk) {
+  const Matrix<T>& x = blk->x[l];
+  const Matrix<T>& y = blk->y[l];
+  const int64_t n = y.rows(), width = net.w[l].cols(), in = net.w[l].rows();
+  Matrix<T>& next = blk->x[l + 1];
+  next.resize((tangent ? 2 : 1) * n, width);
+  next.topRows(n) = (y.array().rowwise() * net.dt[l].array()).matrix();
+  if (tangent)
+    next.bottomRows(n) = (((1 - y.array().square()) * blk->u[l].array()).rowwise() *
+                          net.dt[l].array()).matrix();
+  if (net.in->rules[l] == kSkip) {
+    next += x;
+  } else if (net.in->rules[l] == kConcat) {
+    next.leftCols(in) += x;
+    next.rightCols(in) += x;
+  }
+}
+
+// Forward pass of the rows at positions [p0, p0 + n) of `rows`: fills blk; the last layer's
+// [h; dh/ds] is blk->x.back().
 template <typename T>
 void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
-             bool for_gradient, Block<T>* blk) {
-  const int64_t stack = tangent ? 2 : 1;
+             Block<T>* blk) {
   const int nl = static_cast<int>(net.w.size());
   const auto slope = net.slope();
   blk->x.resize(nl + 1);
@@ -297,10 +329,7 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
                                           inputs.width1);
   }
   h1.array() = h1.array().tanh();
-  Matrix<T>& x0 = blk->x[0];
-  x0.resize(stack * n, inputs.width1);
-  x0.topRows(n) = h1;
-  if (tangent) x0.bottomRows(n) = ((1 - h1.array().square()).rowwise() * slope.array()).matrix();
+  first_input(slope, tangent, blk);
   for (int l = 0; l < nl; ++l) {
     const Matrix<T>& x = blk->x[l];
     const int64_t width = net.w[l].cols(), in = net.w[l].rows();
@@ -311,71 +340,94 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
     Matrix<T>& y = blk->y[l];
     y = z.topRows(n).rowwise() + net.b[l];
     y.array() = y.array().tanh();  // in place: Eigen's vectorised tanh
-    Matrix<T>& next = blk->x[l + 1];
-    next.resize(stack * n, width);
-    next.topRows(n) = (y.array().rowwise() * net.dt[l].array()).matrix();
-    if (tangent) {
-      if (for_gradient) blk->u[l] = z.bottomRows(n);
-      next.bottomRows(n) = (((1 - y.array().square()) * z.bottomRows(n).array()).rowwise() *
-                            net.dt[l].array()).matrix();
-    }
-    if (inputs.rules[l] == kSkip) {
-      next += x;
-    } else if (inputs.rules[l] == kConcat) {
-      next.leftCols(in) += x;
-      next.rightCols(in) += x;
-    }
+    if (tangent) blk->u[l] = z.bottomRows(n);
+    next_input(net, l, tangent, blk);
   }
 }
 
-// The tape's entries per computed row: each layer's input [h; dh/ds] (2 x its input width), its
-// tanh output and its tangent pre-activation (its output width each).
+// The tape's entries per computed row: the first layer's output h1, then per later layer its
+// tanh output y and its tangent pre-activation u (its output width each). The layers' inputs
+// [h; dh/ds] follow from these (first_input, next_input).
 template <typename T>
 int64_t tape_width(const Net<T>& net) {
-  int64_t width = 0;
-  for (const auto& w : net.w) width += 2 * w.rows() + 2 * w.cols();
+  int64_t width = net.in->width1;
+  for (const auto& w : net.w) width += 2 * w.cols();
   return width;
 }
 
-// A block of n rows on the tape at `at` (its first position times tape_width): the layers'
-// inputs x[l] (2n rows each), then y[l] and u[l] (n rows each) per layer.
+// A block of n rows on the tape at `at` (its first position times tape_width): h1, then y[l]
+// and u[l] per layer (n rows each).
 template <typename T>
-void save_block(const Block<T>& blk, int64_t n, T* at) {
-  for (const auto& x : blk.x) {
-    if (&x == &blk.x.back()) break;
-    std::copy(x.data(), x.data() + x.size(), at);
-    at += x.size();
-  }
+void save_block(const Block<T>& blk, T* at) {
+  at = std::copy(blk.h1.data(), blk.h1.data() + blk.h1.size(), at);
   for (size_t l = 0; l < blk.y.size(); ++l) {
-    std::copy(blk.y[l].data(), blk.y[l].data() + blk.y[l].size(), at);
-    at += blk.y[l].size();
-    std::copy(blk.u[l].data(), blk.u[l].data() + blk.u[l].size(), at);
-    at += blk.u[l].size();
+    at = std::copy(blk.y[l].data(), blk.y[l].data() + blk.y[l].size(), at);
+    at = std::copy(blk.u[l].data(), blk.u[l].data() + blk.u[l].size(), at);
   }
 }
 
-// The block's activations from the tape, as `forward` with the tangent would leave them for the
-// gradient (the net's output, x.back(), is not needed and not read).
+// The block's activations from the tape, as `forward` with the tangent leaves them for the
+// gradient (the net's output, x.back(), is not needed and not made).
 template <typename T>
 void load_block(const Net<T>& net, int64_t n, const T* at, Block<T>* blk) {
   const int nl = static_cast<int>(net.w.size());
   blk->x.resize(nl + 1);
   blk->y.resize(nl);
   blk->u.resize(nl);
-  int64_t in = net.in->width1;
-  for (int l = 0; l < nl; ++l) {
-    blk->x[l] = Eigen::Map<const Matrix<T>>(at, 2 * n, in);
-    at += 2 * n * in;
-    in = net.w[l].cols();
-  }
+  blk->h1 = Eigen::Map<const Matrix<T>>(at, n, net.in->width1);
+  at += n * net.in->width1;
+  first_input(net.slope(), true, blk);
   for (int l = 0; l < nl; ++l) {
     const int64_t out = net.w[l].cols();
     blk->y[l] = Eigen::Map<const Matrix<T>>(at, n, out);
     at += n * out;
     blk->u[l] = Eigen::Map<const Matrix<T>>(at, n, out);
     at += n * out;
+    if (l + 1 < nl) next_input(net, l, true, blk);
   }
-  blk->h1 = blk->x[0].topRows(n);
+}
+
+// The net of the stack on its rows: outputs first .. first + 2 of the op are g and dg/ds
+// [outputs, width] and the tape.
+template <typename T>
+Status run_forward(OpKernelContext* ctx, const Stack<T>& stack, int first, Tensor** g,
+                 Tensor** dg) {
+  const Net<T>& net0 = stack.nets[0];
+  const int64_t m = net0.out_width();
+  TF_RETURN_IF_ERROR(ctx->allocate_output(first, TensorShape({stack.outputs, m}), g));
+  TF_RETURN_IF_ERROR(ctx->allocate_output(first + 1, TensorShape({stack.outputs, m}), dg));
+  T* gs = (*g)->flat<T>().data();
+  T* dgs = (*dg)->flat<T>().data();
+  const int64_t width = tape_width(net0), positions = stack.rows.start.back();
+  const bool keep = !net0.w.empty() && positions * width * int64_t{sizeof(T)} <= kTapeBytes;
+  Tensor* tape = nullptr;
+  TF_RETURN_IF_ERROR(ctx->allocate_output(
+      first + 2, TensorShape({keep ? positions * width : 0}), &tape));
+  T* tp = tape->flat<T>().data();
+  auto blocks = [&](int64_t begin, int64_t end) {
+    Block<T> blk;
+    for (int64_t k = begin; k < end; ++k) {
+      const BlockRef& ref = stack.blocks[k];
+      forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, &blk);
+      if (keep) save_block(blk, tp + ref.p0 * width);
+      const Matrix<T>& last = blk.x.back();
+      if (stack.rows.order.empty() && stack.rows.direct()) {
+        Eigen::Map<Matrix<T>>(gs + ref.p0 * m, ref.n, m) = last.topRows(ref.n);
+        Eigen::Map<Matrix<T>>(dgs + ref.p0 * m, ref.n, m) = last.bottomRows(ref.n);
+        continue;
+      }
+      for (int64_t i = 0; i < ref.n; ++i) {
+        stack.rows.for_outputs(stack.rows.row(ref.p0 + i), [&](int64_t o) {
+          Eigen::Map<Row<T>>(gs + o * m, m) = last.row(i);
+          Eigen::Map<Row<T>>(dgs + o * m, m) = last.row(ref.n + i);
+        });
+      }
+    }
+  };
+  const int64_t flops = 4 * kBlock * net0.in->width1 * m * std::max<int64_t>(1, net0.w.size());
+  ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(
+      static_cast<int64_t>(stack.blocks.size()), flops, blocks);
+  return Status();
 }
 
 template <typename T>
@@ -387,43 +439,64 @@ class EmbeddingNetOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     Stack<T> stack;
-    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, &stack));
-    const Net<T>& net0 = stack.nets[0];
-    const int64_t m = net0.out_width();
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, ctx->input(0), &stack));
     Tensor *g = nullptr, *dg = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({stack.outputs, m}), &g));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({stack.outputs, m}), &dg));
-    T* gs = g->flat<T>().data();
-    T* dgs = dg->flat<T>().data();
-    const int64_t width = tape_width(net0), positions = stack.rows.start.back();
-    const bool keep = !net0.w.empty() && positions * width * int64_t{sizeof(T)} <= kTapeBytes;
-    Tensor* tape = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({keep ? positions * width : 0}),
-                                             &tape));
-    T* tp = tape->flat<T>().data();
-    auto blocks = [&](int64_t begin, int64_t end) {
-      Block<T> blk;
-      for (int64_t k = begin; k < end; ++k) {
-        const BlockRef& ref = stack.blocks[k];
-        forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, keep, &blk);
-        if (keep) save_block(blk, ref.n, tp + ref.p0 * width);
-        const Matrix<T>& last = blk.x.back();
-        if (stack.rows.order.empty() && stack.rows.direct()) {
-          Eigen::Map<Matrix<T>>(gs + ref.p0 * m, ref.n, m) = last.topRows(ref.n);
-          Eigen::Map<Matrix<T>>(dgs + ref.p0 * m, ref.n, m) = last.bottomRows(ref.n);
-          continue;
-        }
-        for (int64_t i = 0; i < ref.n; ++i) {
-          stack.rows.for_outputs(stack.rows.row(ref.p0 + i), [&](int64_t o) {
-            Eigen::Map<Row<T>>(gs + o * m, m) = last.row(i);
-            Eigen::Map<Row<T>>(dgs + o * m, m) = last.row(ref.n + i);
-          });
-        }
-      }
+    OP_REQUIRES_OK(ctx, run_forward(ctx, stack, 0, &g, &dg));
+  }
+
+ private:
+  std::vector<int> rules_;
+};
+
+// TebdEmbeddingContract: the net on the rows of the environment matrix (s = rows[:, 0], and
+// the shared rows' s after them), then A = rows^T g per atom (its rows / atoms consecutive
+// rows).
+template <typename T>
+class EmbeddingContractOp : public OpKernel {
+ public:
+  explicit EmbeddingContractOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("rules", &rules_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& rows = ctx->input(0);
+    OpInputList mats;
+    OP_REQUIRES_OK(ctx, ctx->input_list("matrices", &mats));
+    const Tensor& source = ctx->input(4 + 3 * mats.size());
+    const Tensor& shared = ctx->input(5 + 3 * mats.size());
+    const Tensor& natoms = ctx->input(6 + 3 * mats.size());
+    const int64_t n = rows.dims() == 2 ? rows.dim_size(0) : -1;
+    const int64_t atoms = natoms.dims() == 0 ? natoms.scalar<int32_t>()() : -1;
+    OP_REQUIRES(ctx, n >= 0 && rows.dim_size(1) == 4 && shared.dims() == 1 && atoms >= 0 &&
+                         (atoms == 0 ? n == 0 : n % atoms == 0) && source.NumElements() == n,
+                tensorflow::errors::InvalidArgument(
+                    "rows must be [atoms * slots, 4] (atoms ", natoms.DebugString(), "), source "
+                    "one entry per row and shared_s a vector, got rows ",
+                    rows.shape().DebugString(), ", source ", source.shape().DebugString(),
+                    " and shared_s ", shared.shape().DebugString()));
+    Tensor s;  // the candidate rows' s: each row's own, then the shared rows'
+    OP_REQUIRES_OK(ctx, ctx->allocate_temp(rows.dtype(), TensorShape({n + shared.dim_size(0)}),
+                                           &s));
+    T* sv = s.flat<T>().data();
+    const T* rv = rows.flat<T>().data();
+    for (int64_t i = 0; i < n; ++i) sv[i] = rv[4 * i];
+    std::copy(shared.flat<T>().data(), shared.flat<T>().data() + shared.dim_size(0), sv + n);
+    Stack<T> stack;
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, s, &stack));
+    Tensor *g = nullptr, *dg = nullptr;
+    OP_REQUIRES_OK(ctx, run_forward(ctx, stack, 1, &g, &dg));
+    const int64_t m = stack.nets[0].out_width(), k = atoms == 0 ? 0 : n / atoms;
+    Tensor* a = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({atoms, 4, m}), &a));
+    const T* gs = g->flat<T>().data();
+    T* as = a->flat<T>().data();
+    auto contract = [&](int64_t begin, int64_t end) {  // as TebdBatchMatMul(rows, g, adj_x)
+      for (int64_t b = begin; b < end; ++b)
+        thin_product<T>(true, false, 4, m, k, rv + b * k * 4, 4, gs + b * k * m, m,
+                        as + b * 4 * m);
     };
-    const int64_t flops = 4 * kBlock * net0.in->width1 * m * std::max<int64_t>(1, net0.w.size());
-    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(
-        static_cast<int64_t>(stack.blocks.size()), flops, blocks);
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(atoms, 8 * k * m,
+                                                                        contract);
   }
 
  private:
@@ -475,27 +548,53 @@ struct Sums {
 
 // Reverse pass of one block: adds its weight gradients to sums and table_sum, and writes
 // grad_s of its rows.
+// The adjoints of the outputs: of g, grad_g [outputs, M] (null: zero) plus, with env_rows, the
+// part through a = rows^T g per atom, env_rows[o] env_u[o / slots]; of dg/ds, grad_dg.
+template <typename T>
+struct Adjoints {
+  const T *grad_g = nullptr, *grad_dg = nullptr, *env_rows = nullptr, *env_u = nullptr;
+  int64_t m = 0, slots = 1;
+
+  // adds output o's adjoint of g to row
+  template <typename Dst>
+  void add_g(int64_t o, Dst&& row) const {
+    if (env_rows != nullptr) {  // env_rows[o] env_u[atom], the sum in TebdBatchMatMul's order
+      const T* r = env_rows + 4 * o;
+      const T* u = env_u + (o / slots) * 4 * m;
+      for (int64_t j = 0; j < m; ++j) {
+        T sum = r[0] * u[j];
+        for (int c = 1; c < 4; ++c) sum += r[c] * u[c * m + j];
+        row(j) += grad_g == nullptr ? sum : sum + grad_g[o * m + j];
+      }
+    } else if (grad_g != nullptr) {
+      row += Eigen::Map<const Row<T>>(grad_g + o * m, m);
+    }
+  }
+};
+
 // tape: the block on the forward op's tape (null: computed again).
 template <typename T>
 void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
-              const T* tape, const T* grad_g, const T* grad_dg, Block<T>* blk,
-              NetSums<T>* sums, Matrix<T>* table_sum, T* grad_s) {
+              const T* tape, const Adjoints<T>& adj, Block<T>* blk, NetSums<T>* sums,
+              Matrix<T>* table_sum, T* grad_s) {
+  const T* grad_g = adj.grad_g;
+  const T* grad_dg = adj.grad_dg;
   if (tape != nullptr)
     load_block(net, n, tape, blk);
   else
-    forward(net, rows, p0, n, tangent, true, blk);
+    forward(net, rows, p0, n, tangent, blk);
   const int nl = static_cast<int>(net.w.size());
   const int64_t m = net.out_width();
   Matrix<T>& bar = blk->bar;  // adjoint of [h; dh/ds] of the current layer
   bar.resize((tangent ? 2 : 1) * n, m);
-  if (rows.order.empty() && rows.direct()) {
+  if (rows.order.empty() && rows.direct() && adj.env_rows == nullptr && grad_g != nullptr) {
     bar.topRows(n) = Eigen::Map<const Matrix<T>>(grad_g + p0 * m, n, m);
     if (tangent) bar.bottomRows(n) = Eigen::Map<const Matrix<T>>(grad_dg + p0 * m, n, m);
   } else {
     bar.setZero();
     for (int64_t i = 0; i < n; ++i) {
       rows.for_outputs(rows.row(p0 + i), [&](int64_t o) {  // the sum over the row's outputs
-        bar.row(i) += Eigen::Map<const Row<T>>(grad_g + o * m, m);
+        adj.add_g(o, bar.row(i));
         if (tangent) bar.row(n + i) += Eigen::Map<const Row<T>>(grad_dg + o * m, m);
       });
     }
@@ -565,17 +664,39 @@ class EmbeddingNetGradOp : public OpKernel {
 
   void Compute(OpKernelContext* ctx) override {
     Stack<T> stack;
-    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, &stack));
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, ctx->input(0), &stack));
     const Net<T>& net0 = stack.nets[0];
     const int64_t m = net0.out_width();
     const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
     const Tensor& grad_dg = ctx->input(ctx->num_inputs() - 1);
+    const Tensor& env_rows = ctx->input(ctx->num_inputs() - 4);
+    const Tensor& env_u = ctx->input(ctx->num_inputs() - 3);
     const TensorShape want({stack.outputs, m});
-    OP_REQUIRES(ctx, grad_g.shape() == want && (!tangent_ || grad_dg.shape() == want),
+    const bool g_zero = grad_g.dims() == 2 && grad_g.dim_size(0) == 0 && stack.outputs > 0;
+    OP_REQUIRES(ctx, (grad_g.shape() == want || g_zero) &&
+                         (!tangent_ || grad_dg.shape() == want),
                 tensorflow::errors::InvalidArgument(
                     "grad_g and grad_dg must be ", want.DebugString(),
-                    " (outputs x net width), got ",
+                    " (outputs x net width; grad_g may have no rows: zero), got ",
                     grad_g.shape().DebugString(), " and ", grad_dg.shape().DebugString()));
+    const bool contracted = env_rows.NumElements() > 0 || env_u.NumElements() > 0;
+    const int64_t atoms = env_u.dims() == 3 ? env_u.dim_size(0) : -1;
+    OP_REQUIRES(ctx, !contracted || (env_rows.shape() == TensorShape({stack.outputs, 4}) &&
+                                     atoms > 0 && stack.outputs % atoms == 0 &&
+                                     env_u.dim_size(1) == 4 && env_u.dim_size(2) == m),
+                tensorflow::errors::InvalidArgument(
+                    "env_rows must be [", stack.outputs, ", 4] and env_u [atoms, 4, ", m,
+                    "] (atoms dividing the outputs), or both empty, got ",
+                    env_rows.shape().DebugString(), " and ", env_u.shape().DebugString()));
+    Adjoints<T> adj;
+    adj.m = m;
+    adj.grad_g = g_zero ? nullptr : grad_g.flat<T>().data();
+    adj.grad_dg = tangent_ ? grad_dg.flat<T>().data() : nullptr;
+    if (contracted) {
+      adj.env_rows = env_rows.flat<T>().data();
+      adj.env_u = env_u.flat<T>().data();
+      adj.slots = stack.outputs / atoms;
+    }
     Tensor* grad_s = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows}), &grad_s));
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
@@ -583,9 +704,7 @@ class EmbeddingNetGradOp : public OpKernel {
     const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(workers->NumThreads(), nblocks));
     std::vector<Sums<T>> sums;
     for (int64_t k = 0; k < nranges; ++k) sums.emplace_back(net0, stack.nets.size());
-    const T* gg = grad_g.flat<T>().data();
-    const T* gd = tangent_ ? grad_dg.flat<T>().data() : nullptr;
-    const Tensor& tape = ctx->input(ctx->num_inputs() - 3);
+    const Tensor& tape = ctx->input(ctx->num_inputs() - 5);
     const int64_t width = tape_width(net0), positions = stack.rows.start.back();
     OP_REQUIRES(ctx, tape.dims() == 1 && (tape.dim_size(0) == 0 ||
                                           tape.dim_size(0) == positions * width),
@@ -602,7 +721,7 @@ class EmbeddingNetGradOp : public OpKernel {
           const BlockRef& ref = stack.blocks[b];
           const Net<T>& net = stack.nets[ref.net];
           backward(net, stack.rows, ref.p0, ref.n, tangent_,
-                   tp == nullptr ? nullptr : tp + ref.p0 * width, gg, gd, &blk,
+                   tp == nullptr ? nullptr : tp + ref.p0 * width, adj, &blk,
                    &sums[k].of(ref.net, net), &sums[k].table, gs);
         }
       }
@@ -671,6 +790,20 @@ Status embedding_net_shape(InferenceContext* c) {
   return Status();
 }
 
+Status embedding_contract_shape(InferenceContext* c) {
+  ShapeHandle rows, table, source;
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &rows));
+  TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 2, &table));
+  int n = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
+  auto width = n == 0 ? c->Dim(table, 1) : c->Dim(c->input(3 + 2 * n), -1);
+  c->set_output(0, c->MakeShape({c->UnknownDim(), c->MakeDim(4), width}));
+  c->set_output(1, c->Matrix(c->Dim(rows, 0), width));
+  c->set_output(2, c->Matrix(c->Dim(rows, 0), width));
+  c->set_output(3, c->Vector(c->UnknownDim()));
+  return Status();
+}
+
 Status embedding_net_grad_shape(InferenceContext* c) {
   int n = 0;
   TF_RETURN_IF_ERROR(c->GetAttr("N", &n));
@@ -713,6 +846,33 @@ output names is not computed). tape holds the activations TebdEmbeddingNetGrad n
 when they would take more than 512 MiB).
 )doc");
 
+REGISTER_OP("TebdEmbeddingContract")
+    .Input("rows: T")
+    .Input("index: int32")
+    .Input("table: T")
+    .Input("slope: T")
+    .Input("matrices: N * T")
+    .Input("biases: N * T")
+    .Input("timesteps: N * T")
+    .Input("source: int32")
+    .Input("shared_s: T")
+    .Input("atoms: int32")
+    .Output("a: T")
+    .Output("g: T")
+    .Output("dg_ds: T")
+    .Output("tape: T")
+    .Attr("T: {float, double}")
+    .Attr("N: int >= 0")
+    .Attr("rules: list(int)")
+    .SetShapeFn(embedding_contract_shape)
+    .Doc(R"doc(
+TebdEmbeddingNet on the rows of an environment matrix, and their contraction with it: the
+candidate rows are rows [atoms * slots, 4] (s = rows[:, 0]) followed by shared_s [K] (rows
+that stand for constant rows: source sends an output there); index [atoms * slots + K]; g and
+dg_ds [atoms * slots, width] of the rows source names, and a [atoms, 4, width] = rows^T g per
+atom (its slots consecutive rows).
+)doc");
+
 REGISTER_OP("TebdEmbeddingNetGrad")
     .Input("s: T")
     .Input("index: int32")
@@ -723,6 +883,8 @@ REGISTER_OP("TebdEmbeddingNetGrad")
     .Input("timesteps: N * T")
     .Input("source: int32")
     .Input("tape: T")
+    .Input("env_rows: T")
+    .Input("env_u: T")
     .Input("grad_g: T")
     .Input("grad_dg_ds: T")
     .Output("grad_s: T")
@@ -740,7 +902,10 @@ REGISTER_OP("TebdEmbeddingNetGrad")
 The gradient of TebdEmbeddingNet: of <grad_g, g> + <grad_dg_ds, dg_ds> with respect to s,
 table, slope, the matrices, the biases and the timesteps (grad_s: 0 for a row that no entry of
 source names). tape: TebdEmbeddingNet's tape output of the same inputs, or empty (the
-forward pass is then computed again). tangent false: grad_dg_ds is taken
+forward pass is then computed again). The adjoint of g is grad_g (no rows: zero) plus, when
+env_rows [outputs, 4] and env_u [atoms, 4, width] are not empty, env_rows[o] env_u[o / slots]
+per output o (slots = outputs / atoms): the adjoint of g through a = env_rows^T g per atom
+(TebdEmbeddingContract), made here instead of as a matrix of g's size. tangent false: grad_dg_ds is taken
 as zero (and not read).
 )doc");
 
@@ -748,6 +913,9 @@ as zero (and not read).
   REGISTER_KERNEL_BUILDER(                                                                   \
       Name("TebdEmbeddingNet").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),        \
       EmbeddingNetOp<T>);                                                                    \
+  REGISTER_KERNEL_BUILDER(                                                                   \
+      Name("TebdEmbeddingContract").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),   \
+      EmbeddingContractOp<T>);                                                               \
   REGISTER_KERNEL_BUILDER(                                                                   \
       Name("TebdEmbeddingNetGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),    \
       EmbeddingNetGradOp<T>);

@@ -148,7 +148,8 @@ def _force_loss_step(model, frame):
 def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one_side):
     """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
     run on TebdBatchMatMul, the embedding nets of s~ alone on TebdEmbeddingNet (all but
-    se_atten's concatenated input), the other nets' products on TebdMatMul and the attention's
+    se_atten's concatenated input; se_e2_a's with the contraction on TebdEmbeddingContract),
+    the other nets' products on TebdMatMul and the attention's
     normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py): energy, forces and
     the gradients of a force loss equal those of TensorFlow's ops (1e-12)."""
     from deepmd_tebd.model.kernels import training_kernels
@@ -165,7 +166,12 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
             concrete = function.get_concrete_function()
         types = {op.type for op in concrete.graph.get_operations()}
         assert ("TebdBatchMatMul" in types) == fast
-        assert ("TebdEmbeddingNet" in types) == (fast and tebd != "atten")
+        fused_net = types & {"TebdEmbeddingNet", "TebdEmbeddingContract"}
+        assert bool(fused_net) == (fast and tebd != "atten")
+        # the nets of s~ alone with the contraction R~^T G in one op and its force pass
+        contracted = fast and tebd in (True, False)
+        assert ("TebdEmbeddingContract" in types) == contracted
+        assert ("TebdContractRowsGradGrad" in types) == contracted
         assert ("TebdMatMul" in types) == fast
         attention = fast and str(tebd).startswith("atten")
         assert ("TebdL2NormalizeGradGrad" in types) == attention
@@ -225,9 +231,9 @@ def test_the_training_matmul_and_its_gradients_to_second_order_equal_matmuls():
 def test_per_type_nets_run_as_one_stack_in_the_training_step(type_one_side):
     """Without type embedding the training step runs all per-type nets (3 types: 3 one-side
     nets, or 7 pair nets with the pair (0, 2) excluded both ways) as one stack in one
-    TebdEmbeddingNet for the neighbours and one for the always-empty slots, whatever the number
-    of types; energy, forces and the force loss's weight gradients equal TensorFlow's ops on
-    each net (1e-12)."""
+    TebdEmbeddingContract for the neighbours and one for the always-empty slots, whatever the
+    number of types; energy, forces and the force loss's weight gradients equal TensorFlow's
+    ops on each net (1e-12)."""
     from deepmd_tebd.model.kernels import training_kernels
 
     frame, model = setup("triclinic", False, type_one_side, seed=22, ntypes=3,
@@ -237,7 +243,7 @@ def test_per_type_nets_run_as_one_stack_in_the_training_step(type_one_side):
     with training_kernels():
         fast = tf.function(step).get_concrete_function()
     plain = tf.function(step).get_concrete_function()
-    nets = [op for op in fast.graph.get_operations() if op.type == "TebdEmbeddingNet"]
+    nets = [op for op in fast.graph.get_operations() if op.type == "TebdEmbeddingContract"]
     assert len(model.descriptor.nets()) == (3 if type_one_side else 7)
     assert 1 <= len(nets) <= 2
     got, expected = fast(), plain()

@@ -1,0 +1,203 @@
+// TebdContractRowsGrad and TebdContractRowsGradGrad: the derivative of the embedding net's
+// contraction with the environment matrix, A = R^T G(s) per atom (s = R[:, 0];
+// TebdEmbeddingContract), with respect to R, and the gradient of that derivative.
+//
+// For the adjoint U = dL/dA of one atom (rows r of R [k, 4], G and dG/ds [k, M]):
+//   dL/dR[r, c] = (G U^T)[r, c] + [c = 0] t[r],     t[r] = <R[r] U, dG[r]>,
+// returned as `direct` (G U^T) and `along_s` (t = sum_c R[r, c] (dG U^T)[r, c]; the caller adds
+// it to column 0 of the rows that are computed from their own s). No [k, M] matrix is written:
+// the force pass of the training step reads G and dG once, eight dot products per row.
+//
+// TebdContractRowsGradGrad: for adjoints Zd of direct [k, 4] and zt of along_s [k],
+//   dL/dG = Zd U,   dL/ddG = (zt R) U,   dL/dU = Zd^T G + (zt R)^T dG
+// (and dL/dR[r, c] = zt[r] (dG U^T)[r, c], which the caller makes where it is needed: only a
+// second derivative with respect to R needs it). The products with a dimension of 4 run on
+// dense_gemm.h's thin_product, as TebdBatchMatMul's.
+#include <algorithm>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "dense_gemm.h"
+
+namespace deepmd_tebd {
+namespace {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Status;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::shape_inference::InferenceContext;
+
+// The shapes of rows [B, k, 4], g and dg [B, k, M] and u [B, 4, M]; false (and the error set)
+// when they do not fit.
+bool read_shapes(OpKernelContext* ctx, int64_t* b, int64_t* k, int64_t* m) {
+  const Tensor& rows = ctx->input(0);
+  const Tensor& g = ctx->input(1);
+  const Tensor& dg = ctx->input(2);
+  const Tensor& u = ctx->input(3);
+  const bool ok = rows.dims() == 3 && rows.dim_size(2) == 4 && g.dims() == 3 &&
+                  g.dim_size(0) == rows.dim_size(0) && g.dim_size(1) == rows.dim_size(1) &&
+                  dg.shape() == g.shape() && u.dims() == 3 && u.dim_size(0) == g.dim_size(0) &&
+                  u.dim_size(1) == 4 && u.dim_size(2) == g.dim_size(2);
+  if (!ok) {
+    ctx->CtxFailure(tensorflow::errors::InvalidArgument(
+        "rows must be [atoms, slots, 4], g and dg [atoms, slots, width] and u [atoms, 4, width], "
+        "got ", rows.shape().DebugString(), ", ", g.shape().DebugString(), ", ",
+        dg.shape().DebugString(), " and ", u.shape().DebugString()));
+    return false;
+  }
+  *b = rows.dim_size(0);
+  *k = rows.dim_size(1);
+  *m = g.dim_size(2);
+  return true;
+}
+
+template <typename T>
+class ContractRowsGradOp : public OpKernel {
+ public:
+  explicit ContractRowsGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    int64_t nb = 0, k = 0, m = 0;
+    if (!read_shapes(ctx, &nb, &k, &m)) return;
+    Tensor *direct = nullptr, *along = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &direct));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({nb, k}), &along));
+    const T* rows = ctx->input(0).flat<T>().data();
+    const T* g = ctx->input(1).flat<T>().data();
+    const T* dg = ctx->input(2).flat<T>().data();
+    const T* u = ctx->input(3).flat<T>().data();
+    T* d = direct->flat<T>().data();
+    T* t = along->flat<T>().data();
+    auto atoms = [&](int64_t begin, int64_t end) {
+      std::vector<T> e(4 * k);
+      for (int64_t b = begin; b < end; ++b) {
+        const T* ub = u + b * 4 * m;
+        thin_product<T>(false, true, k, 4, m, g + b * k * m, m, ub, m, d + b * k * 4);
+        thin_product<T>(false, true, k, 4, m, dg + b * k * m, m, ub, m, e.data());  // dG U^T
+        for (int64_t r = 0; r < k; ++r) {
+          const T* rr = rows + (b * k + r) * 4;
+          t[b * k + r] = rr[0] * e[4 * r] + rr[1] * e[4 * r + 1] + rr[2] * e[4 * r + 2] +
+                         rr[3] * e[4 * r + 3];
+        }
+      }
+    };
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nb, 20 * k * m, atoms);
+  }
+};
+
+template <typename T>
+class ContractRowsGradGradOp : public OpKernel {
+ public:
+  explicit ContractRowsGradGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  void Compute(OpKernelContext* ctx) override {
+    int64_t nb = 0, k = 0, m = 0;
+    if (!read_shapes(ctx, &nb, &k, &m)) return;
+    const Tensor& zd = ctx->input(4);
+    const Tensor& zt = ctx->input(5);
+    OP_REQUIRES(ctx, zd.shape() == ctx->input(0).shape() &&
+                         zt.shape() == TensorShape({nb, k}),
+                tensorflow::errors::InvalidArgument(
+                    "grad_direct must be ", ctx->input(0).shape().DebugString(),
+                    " and grad_along_s [", nb, ", ", k, "], got ", zd.shape().DebugString(),
+                    " and ", zt.shape().DebugString()));
+    Tensor *grad_g = nullptr, *grad_dg = nullptr, *grad_u = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(1).shape(), &grad_g));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(1).shape(), &grad_dg));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ctx->input(3).shape(), &grad_u));
+    const T* rows = ctx->input(0).flat<T>().data();
+    const T* g = ctx->input(1).flat<T>().data();
+    const T* dg = ctx->input(2).flat<T>().data();
+    const T* u = ctx->input(3).flat<T>().data();
+    const T* zds = zd.flat<T>().data();
+    const T* zts = zt.flat<T>().data();
+    T* gg = grad_g->flat<T>().data();
+    T* gdg = grad_dg->flat<T>().data();
+    T* gu = grad_u->flat<T>().data();
+    auto atoms = [&](int64_t begin, int64_t end) {
+      std::vector<T> weighted(4 * k), part(4 * m);
+      for (int64_t b = begin; b < end; ++b) {
+        const T* ub = u + b * 4 * m;
+        const T* rb = rows + b * k * 4;
+        const T* gb = g + b * k * m;
+        const T* dgb = dg + b * k * m;
+        const T* zdb = zds + b * k * 4;
+        const T* ztb = zts + b * k;
+        thin_product<T>(false, false, k, m, 4, zdb, 4, ub, m, gg + b * k * m);  // Zd U
+        for (int64_t r = 0; r < k; ++r)
+          for (int c = 0; c < 4; ++c) weighted[r * 4 + c] = ztb[r] * rb[r * 4 + c];
+        thin_product<T>(false, false, k, m, 4, weighted.data(), 4, ub, m,
+                        gdg + b * k * m);  // (zt R) U
+        T* gub = gu + b * 4 * m;  // Zd^T G + (zt R)^T dG
+        thin_product<T>(true, false, 4, m, k, zdb, 4, gb, m, gub);
+        thin_product<T>(true, false, 4, m, k, weighted.data(), 4, dgb, m, part.data());
+        for (int64_t j = 0; j < 4 * m; ++j) gub[j] += part[j];
+      }
+    };
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nb, 40 * k * m, atoms);
+  }
+};
+
+Status contract_rows_grad_shape(InferenceContext* c) {
+  c->set_output(0, c->input(0));
+  c->set_output(1, c->Matrix(c->Dim(c->input(0), 0), c->Dim(c->input(0), 1)));
+  return Status();
+}
+
+Status contract_rows_grad_grad_shape(InferenceContext* c) {
+  c->set_output(0, c->input(1));
+  c->set_output(1, c->input(1));
+  c->set_output(2, c->input(3));
+  return Status();
+}
+
+}  // namespace
+
+REGISTER_OP("TebdContractRowsGrad")
+    .Input("rows: T")
+    .Input("g: T")
+    .Input("dg_ds: T")
+    .Input("u: T")
+    .Output("direct: T")
+    .Output("along_s: T")
+    .Attr("T: {float, double}")
+    .SetShapeFn(contract_rows_grad_shape)
+    .Doc(R"doc(
+The derivative of A = rows^T g(s) per atom (s = rows[..., 0]) along the adjoint u of A:
+direct [atoms, slots, 4] = g u^T, along_s [atoms, slots] = <rows u, dg_ds> per row (the part
+through s, which the caller adds to column 0 of the rows computed from their own s).
+)doc");
+
+REGISTER_OP("TebdContractRowsGradGrad")
+    .Input("rows: T")
+    .Input("g: T")
+    .Input("dg_ds: T")
+    .Input("u: T")
+    .Input("grad_direct: T")
+    .Input("grad_along_s: T")
+    .Output("grad_g: T")
+    .Output("grad_dg_ds: T")
+    .Output("grad_u: T")
+    .Attr("T: {float, double}")
+    .SetShapeFn(contract_rows_grad_grad_shape)
+    .Doc(R"doc(
+The gradient of TebdContractRowsGrad: of <grad_direct, direct> + <grad_along_s, along_s> with
+respect to g, dg_ds and u (the one with respect to rows, grad_along_s times dg_ds u^T per row,
+is left to the caller).
+)doc");
+
+#define REGISTER_CPU(T)                                                                       \
+  REGISTER_KERNEL_BUILDER(                                                                    \
+      Name("TebdContractRowsGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),     \
+      ContractRowsGradOp<T>);                                                                 \
+  REGISTER_KERNEL_BUILDER(                                                                    \
+      Name("TebdContractRowsGradGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
+      ContractRowsGradGradOp<T>);
+REGISTER_CPU(float);
+REGISTER_CPU(double);
+#undef REGISTER_CPU
+
+}  // namespace deepmd_tebd
