@@ -22,6 +22,7 @@ import tensorflow as tf
 from ..config.objects import DescriptorConfig, MixedPrecisionConfig
 from ..precision import dtype_of
 from .env_mat import INTERFACE_DTYPE, prod_env_mat_a, raw_env_mat
+from .kernels import contract
 from .network import MLP, embedding_net_rand_seed_shift
 
 __all__ = [
@@ -79,7 +80,7 @@ def descriptor_of_embedding(a_mat, axis_neuron: int):
     m1 = a_mat.shape[-1]
     rank = a_mat.shape.rank
     a_m2 = tf.slice(a_mat, [0] * rank, [-1] * (rank - 1) + [axis_neuron])
-    d = tf.matmul(a_mat, a_m2, transpose_a=True)  # [..., M1, M2]
+    d = contract(a_mat, a_m2)  # [..., M1, M2]: A^T A<, on TebdBatchMatMul in training
     return tf.reshape(d, tf.concat([tf.shape(d)[:-2], [m1 * axis_neuron]], axis=0))
 
 

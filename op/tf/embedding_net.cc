@@ -905,8 +905,8 @@ source names). tape: TebdEmbeddingNet's tape output of the same inputs, or empty
 forward pass is then computed again). The adjoint of g is grad_g (no rows: zero) plus, when
 env_rows [outputs, 4] and env_u [atoms, 4, width] are not empty, env_rows[o] env_u[o / slots]
 per output o (slots = outputs / atoms): the adjoint of g through a = env_rows^T g per atom
-(TebdEmbeddingContract), made here instead of as a matrix of g's size. tangent false: grad_dg_ds is taken
-as zero (and not read).
+(TebdEmbeddingContract), made here instead of as a matrix of g's size. tangent false:
+grad_dg_ds is taken as zero (and not read).
 )doc");
 
 #define REGISTER_CPU(T)                                                                      \
