@@ -17,10 +17,10 @@ is computed once per centre type (`empty_rows`, `block_tails`) and gathered per 
 type (`centres` [nf, nloc], from the atom types: the atoms may come in any order). The empty
 slots among the live heads equal the same rows: on the fused net (kernels.scalar_net's
 `shared`) each (centre type, slot) is computed once for all atoms whose slot is empty
-(`head_copies`). Without a
-neighbour list (live = sel) every slot goes through the nets. The per-type nets without type
-embedding (`a_per_centre_type`, per-centre tables) work on contiguous blocks of centres and so
-need the local atoms sorted by type (natoms gives the blocks).
+(`head_copies`). Without a neighbour list (live = sel) every slot goes through the nets. The
+per-type nets without type embedding (`a_per_centre_type`, per-centre tables) work on
+contiguous blocks of centres and so need the local atoms sorted by type (natoms gives the
+blocks).
 """
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ def a_of_slot_terms(term, rmat, live, empty, centres, sel: Sequence[int],
     counts = tf.stack(live) if empty is not None else list(sel)
     heads = rmat if empty is None else tf.concat(block_heads(rmat, live, offsets), axis=2)
     slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), counts)
+
     def copies():
         return head_copies(nlist, empty, live, offsets, centres)
 

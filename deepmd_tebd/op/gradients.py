@@ -106,28 +106,42 @@ def _mat_mul_grad(op, grad):
 def _embedding_net_grad(op, grad_g, grad_dg, grad_tape):
     """(g, dg/ds) of the fused embedding net: every weight gradient from TebdEmbeddingNetGrad.
     When only g is differentiated (the force's pass back, dE/ds = <dE/dg, dg/ds>), the gradient
-    of s is that product in TensorFlow's ops, so that the force's own derivative with respect to
-    the weights (the force loss) comes back here through dg/ds; then the op's tangent part
-    runs too."""
-    n = op.get_attr("N")
-    rules = op.get_attr("rules")
-    s, index, table, slope = op.inputs[:4]
-    layers = [list(op.inputs[4 + k * n:4 + (k + 1) * n]) for k in range(3)]  # W, b, timestep
-    source = op.inputs[4 + 3 * n]
+    of s is that product (TebdRowDot), so that the force's own derivative with respect to the
+    weights (the force loss) comes back here through dg/ds; then the op's tangent part runs
+    too."""
+    s = op.inputs[0]
     g, dg, tape = op.outputs
     tangent = not _is_zeros(grad_dg)
     if grad_g is None:
         grad_g = tf.zeros_like(g)
-    out = op_module.tebd_embedding_net_grad(
-        s, index, table, slope, *layers, source, tape, *_no_contraction(g), grad_g,
-        grad_dg if tangent else grad_g, rules=rules, tangent=tangent)
+    out, source = _net_grad(op, s, tape, _no_contraction(g), grad_g,
+                            grad_dg if tangent else grad_g, tangent)
     if tangent:
         grad_s = out.grad_s
     else:  # per output, then summed into the rows the outputs are of
         grad_s = tf.math.unsorted_segment_sum(op_module.tebd_row_dot(grad_g, dg), source,
                                               tf.size(s))
-    return ([grad_s, None, out.grad_table, out.grad_slope] + list(out.grad_matrices)
-            + list(out.grad_biases) + list(out.grad_timesteps) + [None])
+    return [grad_s, None] + _weight_grads(out) + [None]
+
+
+def _net_grad(op, s, tape, env, grad_g, grad_dg, tangent: bool):
+    """TebdEmbeddingNetGrad for the fused net `op` (TebdEmbeddingNet or TebdEmbeddingContract,
+    whose inputs from index on are the same), the rows' s given; returns it and the op's
+    source."""
+    n = op.get_attr("N")
+    index, table, slope = op.inputs[1:4]
+    layers = [list(op.inputs[4 + k * n:4 + (k + 1) * n]) for k in range(3)]  # W, b, timestep
+    source = op.inputs[4 + 3 * n]
+    out = op_module.tebd_embedding_net_grad(
+        s, index, table, slope, *layers, source, tape, *env, grad_g, grad_dg,
+        rules=op.get_attr("rules"), tangent=tangent)
+    return out, source
+
+
+def _weight_grads(out) -> list:
+    """The gradients of table, slope and the layers, in the fused ops' input order."""
+    return ([out.grad_table, out.grad_slope] + list(out.grad_matrices) + list(out.grad_biases)
+            + list(out.grad_timesteps))
 
 
 @ops.RegisterGradient("TebdEmbeddingContract")
@@ -139,10 +153,8 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
     rows u (+ the adjoint of g) and, once the force loss is differentiated, dg/ds's adjoint
     (then the part through s comes from that op too)."""
     n = op.get_attr("N")
-    rules = op.get_attr("rules")
-    rows, index, table, slope = op.inputs[:4]
-    layers = [list(op.inputs[4 + k * n:4 + (k + 1) * n]) for k in range(3)]  # W, b, timestep
-    source, shared, natoms = op.inputs[4 + 3 * n:7 + 3 * n]
+    rows = op.inputs[0]
+    shared, natoms = op.inputs[5 + 3 * n:7 + 3 * n]
     _, g, dg, tape = op.outputs
     nrows = tf.shape(rows)[0]
     s = tf.concat([rows[:, 0], shared], axis=0)
@@ -159,9 +171,8 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
             rows3, tf.reshape(g, by_atom_g), tf.reshape(dg, by_atom_g), grad_a)
         env = (rows, grad_a)
     net_grad_g = tf.zeros([0, width], g.dtype) if from_g is None else from_g
-    out = op_module.tebd_embedding_net_grad(
-        s, index, table, slope, *layers, source, tape, *env, net_grad_g,
-        grad_dg if tangent else net_grad_g, rules=rules, tangent=tangent)
+    out, source = _net_grad(op, s, tape, env, net_grad_g, grad_dg if tangent else net_grad_g,
+                            tangent)
     if tangent:  # the op's own gradient of s: through g's and dg/ds's adjoints alike
         grad_s = out.grad_s
     else:
@@ -177,8 +188,7 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
     else:
         direct = tf.reshape(direct, [-1, 4])
         grad_rows = tf.concat([direct[:, :1] + own[:, None], direct[:, 1:]], axis=1)
-    return ([grad_rows, None, out.grad_table, out.grad_slope] + list(out.grad_matrices)
-            + list(out.grad_biases) + list(out.grad_timesteps) + [None, grad_s[nrows:], None])
+    return [grad_rows, None] + _weight_grads(out) + [None, grad_s[nrows:], None]
 
 
 def _no_contraction(g):
