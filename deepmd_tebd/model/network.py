@@ -328,13 +328,19 @@ class MLP(keras.layers.Layer):
 
     # -- computation -----------------------------------------------------------------------
 
-    def call(self, x, first_preactivation=None):
+    def call(self, x, first_preactivation=None, shared=None):
         """x [..., n] -> [..., out_width]. `first_preactivation` [..., widths[0]], when given,
         stands for ``x W_1 + b_1`` (computed by the caller more cheaply, see
-        `split_first_layer`); x is then not used and may be None."""
+        `split_first_layer`); x is then not used and may be None. shared: for a net of width-1
+        rows on the fused kernel, (x_shared [k], pick [...]): kernels.scalar_net's shared rows
+        (ignored elsewhere)."""
         if first_preactivation is None and self.in_width == 1 and kernels.fusable(self):
             w, b = self.split_first_layer([1])  # rows [s]: s W_1 + b_1, fused (kernels.py)
-            return kernels.scalar_net(self, x[..., 0], tf.constant(0), b[None], w[0][0])
+            if shared is not None:  # one net: every shared row's index is 0
+                x_shared, pick = shared
+                shared = (x_shared, tf.zeros_like(x_shared, tf.int32), pick)
+            return kernels.scalar_net(self, x[..., 0], tf.constant(0), b[None], w[0][0],
+                                      shared)
         hidden, final = self.layer_variables()
         rules = self.rules
         mm, stack = self.matmul_dtype, self._stack_dtype  # casts to the same dtype are no-ops

@@ -23,7 +23,7 @@ import tensorflow as tf
 from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
                          type_embedding_switch)
 from .embedding_blocks import block_heads, block_tails, empty_rows, head_copies, live_counts
-from .kernels import contract, fusable, scalar_net
+from .kernels import contract, fusable
 from .env_mat import INTERFACE_DTYPE
 
 __all__ = ["DescriptorSeAEbdV2", "a_with_stripped_type_embedding", "stripped_type_table"]
@@ -49,13 +49,11 @@ def _stripped_term(radial, rows, type_rows, weight, copies=None):
     whose empty slots the fused radial net computes once per (centre type, slot)."""
     if weight is not None:
         type_rows = type_rows * weight[..., None]
-    if copies is not None and fusable(radial):
-        w, b = radial.split_first_layer([1])
+    shared = None
+    if copies is not None and fusable(radial):  # the copies' ops only for the fused net
         copied, pick = copies()
-        g = scalar_net(radial, rows[..., 0], tf.constant(0), b[None], w[0][0],
-                       (copied[..., 0], tf.zeros(tf.shape(copied)[:2], tf.int32), pick))
-    else:
-        g = radial(rows[..., :1])
+        shared = (copied[..., 0], pick)
+    g = radial(rows[..., :1], shared=shared)
     return contract(rows, g * type_rows + g)
 
 
