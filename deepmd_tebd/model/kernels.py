@@ -28,6 +28,7 @@ every TensorFlow runtime (DeePMD-kit's C++ interface, LAMMPS) has.
         a = contract(rows, g)         # rows^T g per atom
         g = scalar_net(net, s, index, table, slope)
         a = net_contraction(net, rows, index, table, slope)  # rows^T g, s = rows[..., 0]
+        a = net_contraction(net, rows, index, table, slope, groups=(group, k))  # per group
         g = net_stack(nets)(s, index)  # index: the net of each row
         a = net_stack(nets).contraction(rows, index)
 """
@@ -39,7 +40,8 @@ import threading
 import tensorflow as tf
 
 __all__ = ["NetStack", "batch_matmul", "contract", "fusable", "l2_normalize", "layer_norm",
-           "matmul", "net_contraction", "net_stack", "scalar_net", "training_kernels"]
+           "matmul", "net_contraction", "net_stack", "scalar_net", "scalar_rows",
+           "training_kernels"]
 
 _STATE = threading.local()
 
@@ -150,18 +152,45 @@ def scalar_net(net, s, index, table, slope, shared=None):
     return tf.cast(g, net.compute_dtype)
 
 
-def net_contraction(net, rows, index, table, slope, shared=None):
+def scalar_rows(net, shared=None):
+    """scalar_net's (index, table, slope, shared) for a net of width-1 rows [s], whose first
+    pre-activation is s W_1 + b_1; shared (s_shared [k], pick [...]) or None: its shared rows,
+    every one of index 0."""
+    w, b = net.split_first_layer([1])
+    if shared is not None:
+        s_shared, pick = shared
+        shared = (s_shared, tf.zeros_like(s_shared, tf.int32), pick)
+    return tf.constant(0), b[None], w[0][0], shared
+
+
+def net_contraction(net, rows, index, table, slope, shared=None, groups=None):
     """rows^T G per atom, G the net on rows [..., n, 4] of an environment matrix whose s~
     (rows[..., 0]) is its scalar input (index, table, slope and shared: scalar_net's):
     [..., 4, out_width]. Where `fusable(net)` one TebdEmbeddingContract, whose force pass
-    (TebdContractRowsGrad) writes no matrix of G's size."""
+    (TebdContractRowsGrad) writes no matrix of G's size.
+
+    groups: None, or (group [..., n] int32 in [0, k), k): then one contraction per group,
+    [..., k, 4, out_width], entry q over the rows of group q."""
     if not fusable(net):
-        return contract(rows, scalar_net(net, rows[..., 0], index, table, slope))
+        g = scalar_net(net, rows[..., 0], index, table, slope)
+        return contract(rows, g) if groups is None else _grouped_contraction(rows, g, *groups)
     dtype = net.matmul_dtype
     with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
         a = _contraction_op(tf.cast(rows, dtype), index, tf.cast(table, dtype),
-                            tf.cast(slope, dtype), _layers(net, dtype), net.rules[1:], shared)
+                            tf.cast(slope, dtype), _layers(net, dtype), net.rules[1:], shared,
+                            groups)
     return tf.cast(a, rows.dtype)
+
+
+def _grouped_contraction(rows, g, group, k: int):
+    """rows^T g per atom and group (net_contraction's `groups`) in TensorFlow's ops:
+    [..., k, 4, M]."""
+    picked = tf.one_hot(group, k, dtype=rows.dtype)  # [..., n, k]
+    by_group = picked[..., :, :, None] * rows[..., :, None, :]  # [..., n, k, 4]
+    lead = tf.shape(rows)[:-2]
+    flat = tf.reshape(by_group, tf.concat([lead, [tf.shape(rows)[-2], 4 * k]], axis=0))
+    a = contract(flat, g)  # [..., 4k, M]
+    return tf.reshape(a, tf.concat([lead, [k, 4, tf.shape(g)[-1]]], axis=0))
 
 
 class NetStack:
@@ -248,16 +277,19 @@ def _embedding_net_op(s, index, table, slope, layers, rules, shared=None):
     return tf.reshape(g, tf.concat([lead, [g.shape[-1]]], axis=0))
 
 
-def _contraction_op(rows, index, table, slope, layers, rules, shared=None):
+def _contraction_op(rows, index, table, slope, layers, rules, shared=None, groups=None):
     """TebdEmbeddingContract on rows [..., n, 4] (index [..., n] or broadcast to it; the rest
-    as _embedding_net_op's): [..., 4, width]."""
+    as _embedding_net_op's; groups net_contraction's): [..., 4, width] ([..., k, 4, width])."""
     shape = tf.shape(rows)
     lead = shape[:-1]
     index, source, s_shared = _candidates(lead, index, shared)
     if s_shared is None:
         s_shared = tf.zeros([0], rows.dtype)
+    group, k = (tf.zeros([0], tf.int32), 1) if groups is None else groups
     a, _, _, _ = _ops().tebd_embedding_contract(
         tf.reshape(rows, [-1, 4]), index, table, slope, *_weights(layers), source,
         tf.cast(s_shared, rows.dtype), tf.reduce_prod(shape[:-2]),
-        rules=[_RULES[r] for r in rules])
-    return tf.reshape(a, tf.concat([shape[:-2], tf.shape(a)[1:]], axis=0))
+        tf.reshape(tf.broadcast_to(group, lead) if groups is not None else group, [-1]),
+        rules=[_RULES[r] for r in rules], groups=k)
+    out = shape[:-2] if groups is None else tf.concat([shape[:-2], [k]], axis=0)
+    return tf.reshape(a, tf.concat([out, tf.shape(a)[1:]], axis=0))

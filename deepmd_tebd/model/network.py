@@ -335,12 +335,8 @@ class MLP(keras.layers.Layer):
         rows on the fused kernel, (x_shared [k], pick [...]): kernels.scalar_net's shared rows
         (ignored elsewhere)."""
         if first_preactivation is None and self.in_width == 1 and kernels.fusable(self):
-            w, b = self.split_first_layer([1])  # rows [s]: s W_1 + b_1, fused (kernels.py)
-            if shared is not None:  # one net: every shared row's index is 0
-                x_shared, pick = shared
-                shared = (x_shared, tf.zeros_like(x_shared, tf.int32), pick)
-            return kernels.scalar_net(self, x[..., 0], tf.constant(0), b[None], w[0][0],
-                                      shared)
+            # rows [s]: s W_1 + b_1, fused (kernels.py)
+            return kernels.scalar_net(self, x[..., 0], *kernels.scalar_rows(self, shared))
         hidden, final = self.layer_variables()
         rules = self.rules
         mm, stack = self.matmul_dtype, self._stack_dtype  # casts to the same dtype are no-ops

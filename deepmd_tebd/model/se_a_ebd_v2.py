@@ -23,7 +23,7 @@ import tensorflow as tf
 from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
                          type_embedding_switch)
 from .embedding_blocks import block_heads, block_tails, empty_rows, head_copies, live_counts
-from .kernels import contract, fusable
+from .kernels import contract, fusable, net_contraction, scalar_rows
 from .env_mat import INTERFACE_DTYPE
 
 __all__ = ["DescriptorSeAEbdV2", "a_with_stripped_type_embedding", "stripped_type_table"]
@@ -43,16 +43,30 @@ def stripped_type_table(type_net, tebd, type_one_side: bool):
     return type_net(tf.reshape(tf.concat([neighbour, centre], axis=-1), [-1, 2 * te]))
 
 
-def _stripped_term(radial, rows, type_rows, weight, copies=None):
-    """rows^T G with G = N_s(s~) * (1 + w T): rows [..., n, 4], type_rows T [..., n, M1], the
-    weights w [..., n] or None (1); copies() gives embedding_blocks.head_copies of the rows,
-    whose empty slots the fused radial net computes once per (centre type, slot)."""
-    if weight is not None:
-        type_rows = type_rows * weight[..., None]
+def _stripped_term(radial, rows, table, group, base, k: int, weight, copies=None):
+    """rows^T G with G = N_s(s~) * (1 + w T), T = table[base + group] per row: rows [..., n, 4],
+    group [..., n] int32 in [0, k) (the slot's neighbour type, k - 1 = ntypes where it is
+    empty), base the rows' centre offset in the table ([..., 1] int32, or 0 with
+    type_one_side; the table has k rows per centre type), the weights w
+    [..., n] or None (1); copies() gives embedding_blocks.head_copies of the rows, whose empty
+    slots the fused radial net computes once per (centre type, slot).
+
+    On the fused radial net (w 1), G is never formed: A_q = R~_q^T N_s over the rows of each
+    neighbour type q in one TebdEmbeddingContract (contraction groups), then
+    A = sum_q A_q * (1 + T_q), T constant over a group."""
     shared = None
     if copies is not None and fusable(radial):  # the copies' ops only for the fused net
         copied, pick = copies()
         shared = (copied[..., 0], pick)
+    if weight is None and fusable(radial):
+        a_groups = net_contraction(radial, rows, *scalar_rows(radial, shared),
+                                   groups=(group, k))  # [..., k, 4, M1]
+        scale = tf.cast(tf.gather(table, base + tf.range(k, dtype=tf.int32)),
+                        a_groups.dtype) + 1.0  # [(..., ) k, M1]
+        return tf.reduce_sum(a_groups * scale[..., None, :], axis=-3)
+    type_rows = tf.gather(table, base + group)
+    if weight is not None:
+        type_rows = type_rows * weight[..., None]
     g = radial(rows[..., :1], shared=shared)
     return contract(rows, g * type_rows + g)
 
@@ -75,18 +89,17 @@ def a_with_stripped_type_embedding(radial, type_net, rmat, nlist, live, empty, c
     nlist = tf.reshape(nlist, tf.shape(rmat)[:3])
     slots = tf.repeat(tf.range(ntypes, dtype=tf.int32), tf.stack(live))
     nei_type = tf.where(tf.concat(block_heads(nlist, live, offsets), axis=2) >= 0, slots, ntypes)
-    if not type_one_side:
-        nei_type = nei_type + (centres * (ntypes + 1))[:, :, None]
+    base = 0 if type_one_side else (centres * (ntypes + 1))[:, :, None]
     head_weight = None if weight is None else tf.concat(block_heads(weight, live, offsets), 2)
-    a_mat = _stripped_term(radial, heads, tf.gather(table, nei_type), head_weight,
+    a_mat = _stripped_term(radial, heads, table, nei_type, base, ntypes + 1, head_weight,
                            lambda: head_copies(nlist, empty, live, offsets, centres))
     tails = tf.concat(block_tails(empty, live, offsets), axis=1)  # [ntypes, ntail, 4]
-    pad = tf.range(ntypes, dtype=tf.int32) * (0 if type_one_side else ntypes + 1) + ntypes
-    tail_types = tf.broadcast_to(tf.gather(table, pad)[:, None, :],
-                                 tf.concat([tf.shape(tails)[:2], [table.shape[-1]]], axis=0))
+    tail_base = 0 if type_one_side else tf.range(ntypes, dtype=tf.int32)[:, None] * (ntypes + 1)
+    tail_types = tf.fill(tf.shape(tails)[:2], ntypes)
     tail_weight = None if empty_weight is None else tf.concat(
         block_tails(empty_weight[..., None], live, offsets), axis=1)[..., 0]
-    per_type = _stripped_term(radial, tails, tail_types, tail_weight)  # [ntypes, 4, M1]
+    per_type = _stripped_term(radial, tails, table, tail_types, tail_base, ntypes + 1,
+                              tail_weight)  # [ntypes, 4, M1]
     return a_mat + tf.gather(per_type, centres)
 
 

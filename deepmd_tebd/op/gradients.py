@@ -146,15 +146,16 @@ def _weight_grads(out) -> list:
 
 @ops.RegisterGradient("TebdEmbeddingContract")
 def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
-    """(a, g, dg/ds) of the fused net and contraction a = rows^T g per atom, s = rows[:, 0]
-    (then the shared rows' s). The force's pass back (only a differentiated) is
-    TebdContractRowsGrad: g u^T and the part through s, <rows u, dg/ds> per row, without a
-    matrix of the size of g; the weights' gradients are TebdEmbeddingNetGrad's, of g's adjoint
-    rows u (+ the adjoint of g) and, once the force loss is differentiated, dg/ds's adjoint
-    (then the part through s comes from that op too)."""
+    """(a, g, dg/ds) of the fused net and contraction a = rows^T g per atom (or per atom and
+    contraction group), s = rows[:, 0] (then the shared rows' s). The force's pass back (only
+    a differentiated) is TebdContractRowsGrad: g u^T and the part through s, <rows u, dg/ds>
+    per row, without a matrix of the size of g; the weights' gradients are
+    TebdEmbeddingNetGrad's, of g's adjoint rows u (+ the adjoint of g) and, once the force
+    loss is differentiated, dg/ds's adjoint (then the part through s comes from that op too)."""
     n = op.get_attr("N")
+    groups = op.get_attr("groups")
     rows = op.inputs[0]
-    shared, natoms = op.inputs[5 + 3 * n:7 + 3 * n]
+    shared, natoms, group = op.inputs[5 + 3 * n:8 + 3 * n]
     _, g, dg, tape = op.outputs
     nrows = tf.shape(rows)[0]
     s = tf.concat([rows[:, 0], shared], axis=0)
@@ -167,9 +168,13 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
     env = _no_contraction(g)  # g's adjoint through a, made inside the gradient op
     if not _is_zeros(grad_a):
         by_atom_g = tf.stack([natoms, slots, width])
+        group3 = group if groups == 1 else tf.reshape(group, tf.stack([natoms, slots]))
         direct, along_s = op_module.tebd_contract_rows_grad(
-            rows3, tf.reshape(g, by_atom_g), tf.reshape(dg, by_atom_g), grad_a)
-        env = (rows, grad_a)
+            rows3, tf.reshape(g, by_atom_g), tf.reshape(dg, by_atom_g), grad_a, group3)
+        # each row's adjoint in grad_a: its atom's (and group's)
+        index = (group[:0] if groups == 1
+                 else tf.range(nrows, dtype=tf.int32) // slots * groups + group)
+        env = (rows, grad_a, index)
     net_grad_g = tf.zeros([0, width], g.dtype) if from_g is None else from_g
     out, source = _net_grad(op, s, tape, env, net_grad_g, grad_dg if tangent else net_grad_g,
                             tangent)
@@ -188,25 +193,37 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
     else:
         direct = tf.reshape(direct, [-1, 4])
         grad_rows = tf.concat([direct[:, :1] + own[:, None], direct[:, 1:]], axis=1)
-    return [grad_rows, None] + _weight_grads(out) + [None, grad_s[nrows:], None]
+    return [grad_rows, None] + _weight_grads(out) + [None, grad_s[nrows:], None, None]
 
 
 def _no_contraction(g):
-    """TebdEmbeddingNetGrad's env_rows and env_u when g's adjoint has no part through a
-    contraction: both empty."""
-    return tf.zeros([0, 4], g.dtype), tf.zeros([0, 4, tf.shape(g)[1]], g.dtype)
+    """TebdEmbeddingNetGrad's env_rows, env_u and env_index when g's adjoint has no part
+    through a contraction: all empty."""
+    return (tf.zeros([0, 4], g.dtype), tf.zeros([0, 4, tf.shape(g)[1]], g.dtype),
+            tf.zeros([0], tf.int32))
 
 
 @ops.RegisterGradient("TebdContractRowsGrad")
 def _contract_rows_grad(op, grad_direct, grad_along_s):
-    rows, g, dg, u = op.inputs
+    rows, g, dg, u, group = op.inputs
     grad_direct = tf.zeros_like(rows) if grad_direct is None else grad_direct
     grad_along_s = (tf.zeros_like(op.outputs[1]) if grad_along_s is None else grad_along_s)
-    out = op_module.tebd_contract_rows_grad_grad(rows, g, dg, u, grad_direct, grad_along_s)
+    out = op_module.tebd_contract_rows_grad_grad(rows, g, dg, u, group, grad_direct,
+                                                 grad_along_s)
     # rows: grad_along_s (dg u^T) per row; only a second derivative with respect to the rows
     # needs it (the training step's weight gradient does not: the op is then not run)
-    grad_rows = grad_along_s[..., None] * op_module.tebd_batch_mat_mul(dg, u, adj_y=True)
-    return [grad_rows, out.grad_g, out.grad_dg_ds, out.grad_u]
+    grad_rows = grad_along_s[..., None] * _rows_of_u(dg, u, group)
+    return [grad_rows, out.grad_g, out.grad_dg_ds, out.grad_u, None]
+
+
+def _rows_of_u(dg, u, group):
+    """dg u^T per row [atoms, slots, 4], each row with its atom's (and group's) u."""
+    if group.shape.num_elements() == 0:  # one group (an empty group tensor)
+        return op_module.tebd_batch_mat_mul(dg, u, adj_y=True)
+    atoms = tf.shape(dg)[0]
+    groups = tf.shape(u)[0] // tf.maximum(atoms, 1)
+    u_of_row = tf.gather(u, tf.range(atoms)[:, None] * groups + group)  # [atoms, slots, 4, M]
+    return tf.reduce_sum(dg[:, :, None, :] * u_of_row, axis=-1)
 
 
 @ops.RegisterGradient("TebdRowDot")

@@ -13,6 +13,11 @@
 // (and dL/dR[r, c] = zt[r] (dG U^T)[r, c], which the caller makes where it is needed: only a
 // second derivative with respect to R needs it). The products with a dimension of 4 run on
 // dense_gemm.h's thin_product, as TebdBatchMatMul's.
+//
+// Contraction groups (TebdEmbeddingContract's `group`): an atom's rows may contract into
+// several A, one per group, A_q = R_q^T G_q over its rows of group q; U then holds one adjoint
+// per (atom, group), [atoms * groups, 4, M], and each row takes its group's (row r of atom b:
+// U[b * groups + group[b, r]]). An empty group: one group per atom.
 #include <algorithm>
 #include <vector>
 
@@ -32,27 +37,51 @@ using tensorflow::Tensor;
 using tensorflow::TensorShape;
 using tensorflow::shape_inference::InferenceContext;
 
-// The shapes of rows [B, k, 4], g and dg [B, k, M] and u [B, 4, M]; false (and the error set)
-// when they do not fit.
-bool read_shapes(OpKernelContext* ctx, int64_t* b, int64_t* k, int64_t* m) {
+// The shapes of rows [B, k, 4], g and dg [B, k, M], u [B * groups, 4, M] and group [B, k] in
+// [0, groups) (or empty: one group); false (and the error set) when they do not fit.
+struct Shapes {
+  int64_t b = 0, k = 0, m = 0, groups = 1;
+  const int32_t* group = nullptr;  // null: one group
+
+  const int32_t* of_atom(int64_t atom) const {
+    return group == nullptr ? nullptr : group + atom * k;
+  }
+};
+
+bool read_shapes(OpKernelContext* ctx, Shapes* out) {
   const Tensor& rows = ctx->input(0);
   const Tensor& g = ctx->input(1);
   const Tensor& dg = ctx->input(2);
   const Tensor& u = ctx->input(3);
-  const bool ok = rows.dims() == 3 && rows.dim_size(2) == 4 && g.dims() == 3 &&
-                  g.dim_size(0) == rows.dim_size(0) && g.dim_size(1) == rows.dim_size(1) &&
-                  dg.shape() == g.shape() && u.dims() == 3 && u.dim_size(0) == g.dim_size(0) &&
-                  u.dim_size(1) == 4 && u.dim_size(2) == g.dim_size(2);
+  const Tensor& group = ctx->input(4);
+  const int64_t b = rows.dims() == 3 ? rows.dim_size(0) : -1;
+  const bool grouped = group.NumElements() > 0;
+  bool ok = rows.dims() == 3 && rows.dim_size(2) == 4 && g.dims() == 3 &&
+            g.dim_size(0) == b && g.dim_size(1) == rows.dim_size(1) &&
+            dg.shape() == g.shape() && u.dims() == 3 && u.dim_size(1) == 4 &&
+            u.dim_size(2) == g.dim_size(2) &&
+            (b == 0 ? u.dim_size(0) == 0 : u.dim_size(0) % b == 0 && u.dim_size(0) > 0) &&
+            (!grouped || group.shape() == TensorShape({b, rows.dim_size(1)}));
+  if (ok) {
+    out->b = b;
+    out->k = rows.dim_size(1);
+    out->m = g.dim_size(2);
+    out->groups = b == 0 ? 1 : u.dim_size(0) / b;
+    ok = grouped || out->groups == 1;
+    if (grouped) {
+      out->group = group.flat<int32_t>().data();
+      ok = ok && groups_in_range(out->group, group.NumElements(), out->groups);
+    }
+  }
   if (!ok) {
     ctx->CtxFailure(tensorflow::errors::InvalidArgument(
-        "rows must be [atoms, slots, 4], g and dg [atoms, slots, width] and u [atoms, 4, width], "
-        "got ", rows.shape().DebugString(), ", ", g.shape().DebugString(), ", ",
-        dg.shape().DebugString(), " and ", u.shape().DebugString()));
+        "rows must be [atoms, slots, 4], g and dg [atoms, slots, width], u [atoms * groups, 4, "
+        "width] and group [atoms, slots] in [0, groups) (empty: one group), got ",
+        rows.shape().DebugString(), ", ", g.shape().DebugString(), ", ",
+        dg.shape().DebugString(), ", ", u.shape().DebugString(), " and ",
+        group.shape().DebugString()));
     return false;
   }
-  *b = rows.dim_size(0);
-  *k = rows.dim_size(1);
-  *m = g.dim_size(2);
   return true;
 }
 
@@ -61,8 +90,9 @@ class ContractRowsGradOp : public OpKernel {
  public:
   explicit ContractRowsGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    int64_t nb = 0, k = 0, m = 0;
-    if (!read_shapes(ctx, &nb, &k, &m)) return;
+    Shapes sh;
+    if (!read_shapes(ctx, &sh)) return;
+    const int64_t nb = sh.b, k = sh.k, m = sh.m;
     Tensor *direct = nullptr, *along = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &direct));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({nb, k}), &along));
@@ -75,9 +105,13 @@ class ContractRowsGradOp : public OpKernel {
     auto atoms = [&](int64_t begin, int64_t end) {
       std::vector<T> e(4 * k);
       for (int64_t b = begin; b < end; ++b) {
-        const T* ub = u + b * 4 * m;
-        thin_product<T>(false, true, k, 4, m, g + b * k * m, m, ub, m, d + b * k * 4);
-        thin_product<T>(false, true, k, 4, m, dg + b * k * m, m, ub, m, e.data());  // dG U^T
+        for_group_runs(sh.of_atom(b), k, [&](int64_t r0, int64_t r1, int q) {
+          const T* ub = u + (b * sh.groups + q) * 4 * m;
+          const int64_t row = b * k + r0;
+          thin_product<T>(false, true, r1 - r0, 4, m, g + row * m, m, ub, m, d + row * 4);
+          thin_product<T>(false, true, r1 - r0, 4, m, dg + row * m, m, ub, m,
+                          e.data() + r0 * 4);  // dG U^T
+        });
         for (int64_t r = 0; r < k; ++r) {
           const T* rr = rows + (b * k + r) * 4;
           t[b * k + r] = rr[0] * e[4 * r] + rr[1] * e[4 * r + 1] + rr[2] * e[4 * r + 2] +
@@ -94,10 +128,11 @@ class ContractRowsGradGradOp : public OpKernel {
  public:
   explicit ContractRowsGradGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
   void Compute(OpKernelContext* ctx) override {
-    int64_t nb = 0, k = 0, m = 0;
-    if (!read_shapes(ctx, &nb, &k, &m)) return;
-    const Tensor& zd = ctx->input(4);
-    const Tensor& zt = ctx->input(5);
+    Shapes sh;
+    if (!read_shapes(ctx, &sh)) return;
+    const int64_t nb = sh.b, k = sh.k, m = sh.m;
+    const Tensor& zd = ctx->input(5);
+    const Tensor& zt = ctx->input(6);
     OP_REQUIRES(ctx, zd.shape() == ctx->input(0).shape() &&
                          zt.shape() == TensorShape({nb, k}),
                 tensorflow::errors::InvalidArgument(
@@ -120,21 +155,23 @@ class ContractRowsGradGradOp : public OpKernel {
     auto atoms = [&](int64_t begin, int64_t end) {
       std::vector<T> weighted(4 * k), part(4 * m);
       for (int64_t b = begin; b < end; ++b) {
-        const T* ub = u + b * 4 * m;
         const T* rb = rows + b * k * 4;
-        const T* gb = g + b * k * m;
-        const T* dgb = dg + b * k * m;
-        const T* zdb = zds + b * k * 4;
         const T* ztb = zts + b * k;
-        thin_product<T>(false, false, k, m, 4, zdb, 4, ub, m, gg + b * k * m);  // Zd U
         for (int64_t r = 0; r < k; ++r)
           for (int c = 0; c < 4; ++c) weighted[r * 4 + c] = ztb[r] * rb[r * 4 + c];
-        thin_product<T>(false, false, k, m, 4, weighted.data(), 4, ub, m,
-                        gdg + b * k * m);  // (zt R) U
-        T* gub = gu + b * 4 * m;  // Zd^T G + (zt R)^T dG
-        thin_product<T>(true, false, 4, m, k, zdb, 4, gb, m, gub);
-        thin_product<T>(true, false, 4, m, k, weighted.data(), 4, dgb, m, part.data());
-        for (int64_t j = 0; j < 4 * m; ++j) gub[j] += part[j];
+        std::fill(gu + b * sh.groups * 4 * m, gu + (b + 1) * sh.groups * 4 * m, T(0));
+        for_group_runs(sh.of_atom(b), k, [&](int64_t r0, int64_t r1, int q) {
+          const int64_t row = b * k + r0, n = r1 - r0;
+          const T* ub = u + (b * sh.groups + q) * 4 * m;
+          const T* zdr = zds + row * 4;
+          const T* wr = weighted.data() + r0 * 4;
+          thin_product<T>(false, false, n, m, 4, zdr, 4, ub, m, gg + row * m);  // Zd U
+          thin_product<T>(false, false, n, m, 4, wr, 4, ub, m, gdg + row * m);  // (zt R) U
+          T* gub = gu + (b * sh.groups + q) * 4 * m;  // Zd^T G + (zt R)^T dG
+          thin_product<T>(true, false, 4, m, n, zdr, 4, g + row * m, m, gub, true);
+          thin_product<T>(true, false, 4, m, n, wr, 4, dg + row * m, m, part.data());
+          for (int64_t j = 0; j < 4 * m; ++j) gub[j] += part[j];
+        });
       }
     };
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nb, 40 * k * m, atoms);
@@ -161,6 +198,7 @@ REGISTER_OP("TebdContractRowsGrad")
     .Input("g: T")
     .Input("dg_ds: T")
     .Input("u: T")
+    .Input("group: int32")
     .Output("direct: T")
     .Output("along_s: T")
     .Attr("T: {float, double}")
@@ -168,7 +206,9 @@ REGISTER_OP("TebdContractRowsGrad")
     .Doc(R"doc(
 The derivative of A = rows^T g(s) per atom (s = rows[..., 0]) along the adjoint u of A:
 direct [atoms, slots, 4] = g u^T, along_s [atoms, slots] = <rows u, dg_ds> per row (the part
-through s, which the caller adds to column 0 of the rows computed from their own s).
+through s, which the caller adds to column 0 of the rows computed from their own s). With
+contraction groups (group [atoms, slots] in [0, groups), u [atoms * groups, 4, width]), row r
+of atom b takes u[b * groups + group[b, r]]; group empty: u [atoms, 4, width].
 )doc");
 
 REGISTER_OP("TebdContractRowsGradGrad")
@@ -176,6 +216,7 @@ REGISTER_OP("TebdContractRowsGradGrad")
     .Input("g: T")
     .Input("dg_ds: T")
     .Input("u: T")
+    .Input("group: int32")
     .Input("grad_direct: T")
     .Input("grad_along_s: T")
     .Output("grad_g: T")
@@ -186,7 +227,7 @@ REGISTER_OP("TebdContractRowsGradGrad")
     .Doc(R"doc(
 The gradient of TebdContractRowsGrad: of <grad_direct, direct> + <grad_along_s, along_s> with
 respect to g, dg_ds and u (the one with respect to rows, grad_along_s times dg_ds u^T per row,
-is left to the caller).
+is left to the caller); group as TebdContractRowsGrad's.
 )doc");
 
 #define REGISTER_CPU(T)                                                                       \

@@ -53,20 +53,20 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
 
 constexpr int64_t kThin = 4;
 
-// z = op(x) op(y) (z [m, n] row-major, beta 0) where one of m, k, n is at most kThin; false
-// (nothing done) for other shapes. X(p, q) and Y(q, j) read op(x) and op(y).
+// z = op(x) op(y) (z [m, n] row-major; add: z += op(x) op(y)) where one of m, k, n is at most
+// kThin; false (nothing done) for other shapes. X(p, q) and Y(q, j) read op(x) and op(y).
 template <typename T>
 bool thin_product(bool adj_x, bool adj_y, int64_t m, int64_t n, int64_t k, const T* x,
-                  int64_t lda, const T* y, int64_t ldb, T* __restrict z) {
+                  int64_t lda, const T* y, int64_t ldb, T* __restrict z, bool add = false) {
   auto X = [=](int64_t p, int64_t q) { return adj_x ? x[q * lda + p] : x[p * lda + q]; };
   if (!adj_y && k <= kThin) {  // few rows of y: each row of z written once, y kept in cache
     for (int64_t p = 0; p < m; ++p) {
       T* __restrict zp = z + p * n;
-      if (k == 0) std::fill(zp, zp + n, T(0));
+      if (k == 0 && !add) std::fill(zp, zp + n, T(0));
       for (int64_t q = 0; q < k; ++q) {
         const T w = X(p, q);
         const T* __restrict yq = y + q * ldb;
-        if (q == 0) {
+        if (q == 0 && !add) {
 #pragma omp simd
           for (int64_t j = 0; j < n; ++j) zp[j] = w * yq[j];
         } else {
@@ -78,7 +78,7 @@ bool thin_product(bool adj_x, bool adj_y, int64_t m, int64_t n, int64_t k, const
     return true;
   }
   if (!adj_y && m <= kThin) {  // few rows of z, kept in cache: each row of y read once
-    std::fill(z, z + m * n, T(0));
+    if (!add) std::fill(z, z + m * n, T(0));
     for (int64_t q = 0; q < k; ++q) {
       const T* __restrict yq = y + q * ldb;
       for (int64_t p = 0; p < m; ++p) {
@@ -98,11 +98,33 @@ bool thin_product(bool adj_x, bool adj_y, int64_t m, int64_t n, int64_t k, const
         T sum = T(0);
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < k; ++j) sum += xp[j] * yi[j];
-        z[p * n + i] = sum;
+        z[p * n + i] = add ? z[p * n + i] + sum : sum;
       }
     return true;
   }
   return false;
+}
+
+// The rows [0, k) of one atom in runs of one contraction group: f(r0, r1, q) for each maximal
+// run [r0, r1) of consecutive rows whose group is q (group null: one run of every row, q 0).
+template <typename F>
+void for_group_runs(const int32_t* group, int64_t k, F&& f) {
+  if (group == nullptr) {
+    if (k > 0) f(int64_t{0}, k, 0);
+    return;
+  }
+  for (int64_t r0 = 0, r1 = 0; r0 < k; r0 = r1) {
+    for (r1 = r0 + 1; r1 < k && group[r1] == group[r0]; ++r1) {
+    }
+    f(r0, r1, static_cast<int>(group[r0]));
+  }
+}
+
+// Whether every entry of group [n] lies in [0, ngroups).
+inline bool groups_in_range(const int32_t* group, int64_t n, int64_t ngroups) {
+  for (int64_t i = 0; i < n; ++i)
+    if (group[i] < 0 || group[i] >= ngroups) return false;
+  return true;
 }
 
 }  // namespace deepmd_tebd

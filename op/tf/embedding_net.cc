@@ -450,12 +450,13 @@ class EmbeddingNetOp : public OpKernel {
 
 // TebdEmbeddingContract: the net on the rows of the environment matrix (s = rows[:, 0], and
 // the shared rows' s after them), then A = rows^T g per atom (its rows / atoms consecutive
-// rows).
+// rows), or per (atom, contraction group) where `group` gives each row's group.
 template <typename T>
 class EmbeddingContractOp : public OpKernel {
  public:
   explicit EmbeddingContractOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("rules", &rules_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("groups", &groups_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -465,6 +466,7 @@ class EmbeddingContractOp : public OpKernel {
     const Tensor& source = ctx->input(4 + 3 * mats.size());
     const Tensor& shared = ctx->input(5 + 3 * mats.size());
     const Tensor& natoms = ctx->input(6 + 3 * mats.size());
+    const Tensor& group = ctx->input(7 + 3 * mats.size());
     const int64_t n = rows.dims() == 2 ? rows.dim_size(0) : -1;
     const int64_t atoms = natoms.dims() == 0 ? natoms.scalar<int32_t>()() : -1;
     OP_REQUIRES(ctx, n >= 0 && rows.dim_size(1) == 4 && shared.dims() == 1 && atoms >= 0 &&
@@ -474,6 +476,14 @@ class EmbeddingContractOp : public OpKernel {
                     "one entry per row and shared_s a vector, got rows ",
                     rows.shape().DebugString(), ", source ", source.shape().DebugString(),
                     " and shared_s ", shared.shape().DebugString()));
+    const bool grouped = group.NumElements() > 0;
+    const int32_t* gv = grouped ? group.flat<int32_t>().data() : nullptr;
+    OP_REQUIRES(ctx, grouped ? group.shape() == TensorShape({n}) &&
+                                   groups_in_range(gv, n, groups_)
+                             : groups_ == 1,
+                tensorflow::errors::InvalidArgument(
+                    "group must be one entry per row in [0, ", groups_, ") (empty: groups 1), "
+                    "got ", group.shape().DebugString()));
     Tensor s;  // the candidate rows' s: each row's own, then the shared rows'
     OP_REQUIRES_OK(ctx, ctx->allocate_temp(rows.dtype(), TensorShape({n + shared.dim_size(0)}),
                                            &s));
@@ -487,13 +497,19 @@ class EmbeddingContractOp : public OpKernel {
     OP_REQUIRES_OK(ctx, run_forward(ctx, stack, 1, &g, &dg));
     const int64_t m = stack.nets[0].out_width(), k = atoms == 0 ? 0 : n / atoms;
     Tensor* a = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({atoms, 4, m}), &a));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({atoms * groups_, 4, m}), &a));
     const T* gs = g->flat<T>().data();
     T* as = a->flat<T>().data();
+    const int64_t per_atom = groups_ * 4 * m;
     auto contract = [&](int64_t begin, int64_t end) {  // as TebdBatchMatMul(rows, g, adj_x)
+      std::fill(as + begin * per_atom, as + end * per_atom, T(0));
       for (int64_t b = begin; b < end; ++b)
-        thin_product<T>(true, false, 4, m, k, rv + b * k * 4, 4, gs + b * k * m, m,
-                        as + b * 4 * m);
+        for_group_runs(gv == nullptr ? nullptr : gv + b * k, k,
+                       [&](int64_t r0, int64_t r1, int q) {
+                         thin_product<T>(true, false, 4, m, r1 - r0, rv + (b * k + r0) * 4, 4,
+                                         gs + (b * k + r0) * m, m,
+                                         as + b * per_atom + q * 4 * m, true);
+                       });
     };
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(atoms, 8 * k * m,
                                                                         contract);
@@ -501,6 +517,7 @@ class EmbeddingContractOp : public OpKernel {
 
  private:
   std::vector<int> rules_;
+  int groups_ = 1;
 };
 
 // The sums of the gradients of one net's own weights (slope and the layers after the first).
@@ -549,10 +566,12 @@ struct Sums {
 // Reverse pass of one block: adds its weight gradients to sums and table_sum, and writes
 // grad_s of its rows.
 // The adjoints of the outputs: of g, grad_g [outputs, M] (null: zero) plus, with env_rows, the
-// part through a = rows^T g per atom, env_rows[o] env_u[o / slots]; of dg/ds, grad_dg.
+// part through a = rows^T g per atom (or per contraction group), env_rows[o] env_u[j] with j
+// env_index[o] (null: o / slots); of dg/ds, grad_dg.
 template <typename T>
 struct Adjoints {
   const T *grad_g = nullptr, *grad_dg = nullptr, *env_rows = nullptr, *env_u = nullptr;
+  const int32_t* env_index = nullptr;
   int64_t m = 0, slots = 1;
 
   // adds output o's adjoint of g to row
@@ -560,7 +579,7 @@ struct Adjoints {
   void add_g(int64_t o, Dst&& row) const {
     if (env_rows != nullptr) {  // env_rows[o] env_u[atom], the sum in TebdBatchMatMul's order
       const T* r = env_rows + 4 * o;
-      const T* u = env_u + (o / slots) * 4 * m;
+      const T* u = env_u + (env_index == nullptr ? o / slots : env_index[o]) * 4 * m;
       for (int64_t j = 0; j < m; ++j) {
         T sum = r[0] * u[j];
         for (int c = 1; c < 4; ++c) sum += r[c] * u[c * m + j];
@@ -669,8 +688,9 @@ class EmbeddingNetGradOp : public OpKernel {
     const int64_t m = net0.out_width();
     const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
     const Tensor& grad_dg = ctx->input(ctx->num_inputs() - 1);
-    const Tensor& env_rows = ctx->input(ctx->num_inputs() - 4);
-    const Tensor& env_u = ctx->input(ctx->num_inputs() - 3);
+    const Tensor& env_rows = ctx->input(ctx->num_inputs() - 5);
+    const Tensor& env_u = ctx->input(ctx->num_inputs() - 4);
+    const Tensor& env_index = ctx->input(ctx->num_inputs() - 3);
     const TensorShape want({stack.outputs, m});
     const bool g_zero = grad_g.dims() == 2 && grad_g.dim_size(0) == 0 && stack.outputs > 0;
     OP_REQUIRES(ctx, (grad_g.shape() == want || g_zero) &&
@@ -681,13 +701,22 @@ class EmbeddingNetGradOp : public OpKernel {
                     grad_g.shape().DebugString(), " and ", grad_dg.shape().DebugString()));
     const bool contracted = env_rows.NumElements() > 0 || env_u.NumElements() > 0;
     const int64_t atoms = env_u.dims() == 3 ? env_u.dim_size(0) : -1;
+    const bool indexed = env_index.NumElements() > 0;
     OP_REQUIRES(ctx, !contracted || (env_rows.shape() == TensorShape({stack.outputs, 4}) &&
-                                     atoms > 0 && stack.outputs % atoms == 0 &&
-                                     env_u.dim_size(1) == 4 && env_u.dim_size(2) == m),
+                                     atoms > 0 && env_u.dim_size(1) == 4 &&
+                                     env_u.dim_size(2) == m &&
+                                     (indexed ? env_index.shape() ==
+                                                        TensorShape({stack.outputs}) &&
+                                                    groups_in_range(
+                                                        env_index.flat<int32_t>().data(),
+                                                        stack.outputs, atoms)
+                                              : stack.outputs % atoms == 0)),
                 tensorflow::errors::InvalidArgument(
                     "env_rows must be [", stack.outputs, ", 4] and env_u [atoms, 4, ", m,
-                    "] (atoms dividing the outputs), or both empty, got ",
-                    env_rows.shape().DebugString(), " and ", env_u.shape().DebugString()));
+                    "] (atoms dividing the outputs, or env_index [", stack.outputs,
+                    "] naming each output's), or both empty, got ",
+                    env_rows.shape().DebugString(), ", ", env_u.shape().DebugString(), " and ",
+                    env_index.shape().DebugString()));
     Adjoints<T> adj;
     adj.m = m;
     adj.grad_g = g_zero ? nullptr : grad_g.flat<T>().data();
@@ -695,7 +724,10 @@ class EmbeddingNetGradOp : public OpKernel {
     if (contracted) {
       adj.env_rows = env_rows.flat<T>().data();
       adj.env_u = env_u.flat<T>().data();
-      adj.slots = stack.outputs / atoms;
+      if (indexed)
+        adj.env_index = env_index.flat<int32_t>().data();
+      else
+        adj.slots = stack.outputs / atoms;
     }
     Tensor* grad_s = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows}), &grad_s));
@@ -704,7 +736,7 @@ class EmbeddingNetGradOp : public OpKernel {
     const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(workers->NumThreads(), nblocks));
     std::vector<Sums<T>> sums;
     for (int64_t k = 0; k < nranges; ++k) sums.emplace_back(net0, stack.nets.size());
-    const Tensor& tape = ctx->input(ctx->num_inputs() - 5);
+    const Tensor& tape = ctx->input(ctx->num_inputs() - 6);
     const int64_t width = tape_width(net0), positions = stack.rows.start.back();
     OP_REQUIRES(ctx, tape.dims() == 1 && (tape.dim_size(0) == 0 ||
                                           tape.dim_size(0) == positions * width),
@@ -857,6 +889,7 @@ REGISTER_OP("TebdEmbeddingContract")
     .Input("source: int32")
     .Input("shared_s: T")
     .Input("atoms: int32")
+    .Input("group: int32")
     .Output("a: T")
     .Output("g: T")
     .Output("dg_ds: T")
@@ -864,13 +897,16 @@ REGISTER_OP("TebdEmbeddingContract")
     .Attr("T: {float, double}")
     .Attr("N: int >= 0")
     .Attr("rules: list(int)")
+    .Attr("groups: int >= 1 = 1")
     .SetShapeFn(embedding_contract_shape)
     .Doc(R"doc(
 TebdEmbeddingNet on the rows of an environment matrix, and their contraction with it: the
 candidate rows are rows [atoms * slots, 4] (s = rows[:, 0]) followed by shared_s [K] (rows
 that stand for constant rows: source sends an output there); index [atoms * slots + K]; g and
 dg_ds [atoms * slots, width] of the rows source names, and a [atoms, 4, width] = rows^T g per
-atom (its slots consecutive rows).
+atom (its slots consecutive rows). With contraction groups, group [atoms * slots] in
+[0, groups): a [atoms * groups, 4, width], a[b * groups + q] = rows^T g over atom b's rows of
+group q (group empty: groups 1).
 )doc");
 
 REGISTER_OP("TebdEmbeddingNetGrad")
@@ -885,6 +921,7 @@ REGISTER_OP("TebdEmbeddingNetGrad")
     .Input("tape: T")
     .Input("env_rows: T")
     .Input("env_u: T")
+    .Input("env_index: int32")
     .Input("grad_g: T")
     .Input("grad_dg_ds: T")
     .Output("grad_s: T")
@@ -904,7 +941,8 @@ table, slope, the matrices, the biases and the timesteps (grad_s: 0 for a row th
 source names). tape: TebdEmbeddingNet's tape output of the same inputs, or empty (the
 forward pass is then computed again). The adjoint of g is grad_g (no rows: zero) plus, when
 env_rows [outputs, 4] and env_u [atoms, 4, width] are not empty, env_rows[o] env_u[o / slots]
-per output o (slots = outputs / atoms): the adjoint of g through a = env_rows^T g per atom
+per output o (slots = outputs / atoms), or env_u[env_index[o]] where env_index [outputs] is not
+empty (contraction groups): the adjoint of g through a = env_rows^T g per atom
 (TebdEmbeddingContract), made here instead of as a matrix of g's size. tangent false:
 grad_dg_ds is taken as zero (and not read).
 )doc");

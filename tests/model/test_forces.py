@@ -148,7 +148,8 @@ def _force_loss_step(model, frame):
 def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one_side):
     """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
     run on TebdBatchMatMul, the embedding nets of s~ alone on TebdEmbeddingNet (all but
-    se_atten's concatenated input; se_e2_a's with the contraction on TebdEmbeddingContract),
+    se_atten's concatenated input; se_e2_a's with the contraction on TebdEmbeddingContract, and
+    so se_a_ebd_v2's radial net, per neighbour type, unless smooth_type_embedding weights T),
     the other nets' products on TebdMatMul and the attention's
     normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py): energy, forces and
     the gradients of a force loss equal those of TensorFlow's ops (1e-12)."""
@@ -169,7 +170,7 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
         fused_net = types & {"TebdEmbeddingNet", "TebdEmbeddingContract"}
         assert bool(fused_net) == (fast and tebd != "atten")
         # the nets of s~ alone with the contraction R~^T G in one op and its force pass
-        contracted = fast and tebd in (True, False)
+        contracted = fast and tebd in (True, False, "ebd_v2")
         assert ("TebdEmbeddingContract" in types) == contracted
         assert ("TebdContractRowsGradGrad" in types) == contracted
         assert ("TebdMatMul" in types) == fast

@@ -3,13 +3,14 @@ force pass TebdContractRowsGrad and that op's gradient) computes what TensorFlow
 for the net and a batched product: A, the force-like derivative with respect to the rows, the
 second-order gradients of a force loss with respect to every weight, and the second derivative
 with respect to the rows, for one net and for a stack, with empty slots computed once as shared
-rows (whose own s is then a constant); a third derivative is refused, and so are rows that do
-not split into atoms."""
+rows (whose own s is then a constant) and with contraction groups (one A per atom and group); a
+third derivative is refused, and so are rows that do not split into atoms."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepmd_tebd.model.kernels import net_contraction, net_stack, scalar_net, training_kernels
+from deepmd_tebd.model.kernels import (net_contraction, net_stack, scalar_net, scalar_rows,
+                                       training_kernels)
 from deepmd_tebd.model.network import MLP
 from deepmd_tebd.op import op_module
 
@@ -143,6 +144,40 @@ def test_a_stack_of_nets_and_its_contraction_equal_each_net_on_its_rows():
              _derivatives(unfused, rows, weights, fused=False))
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["", "shared_empty_rows"])
+def test_contraction_groups_give_each_group_its_own_contraction(shared):
+    """With contraction groups (rows of an atom in any order of groups, runs of one row too)
+    sum_q A_q * S_q equals R~^T (G * S[group]) in TensorFlow's ops, with every derivative."""
+    net = MLP([4, 8, 16], precision="float64", seed=5, resnet_dt=True)
+    net.build((None, 1))
+    rows, mask, constant = _rows(seed=6)
+    k = 3
+    rng = np.random.default_rng(8)
+    group = tf.constant(rng.integers(0, k, ATOMS + (SLOTS,)), tf.int32)
+    scale = tf.Variable(rng.normal(size=(k, 16)))
+    copies = None
+    if shared:
+        s_shared, _, pick = _shared(mask, constant, lambda centres: np.zeros(
+            np.shape(centres) + (SLOTS,), np.int32))
+        copies = (s_shared, pick)
+    weights = [scale] + [x for layer in net.layer_variables()[0] for x in layer
+                         if x is not None]
+
+    def fused(rows):
+        a = net_contraction(net, rows, *scalar_rows(net, copies), groups=(group, k))
+        return tf.reduce_sum(a * scale[:, None, :], axis=-3)
+
+    def unfused(rows):
+        g = net(_own_s(rows, mask if shared else None)[..., None])
+        return tf.linalg.matmul(rows, g * tf.gather(scale, group), adjoint_a=True)
+
+    _compare(_derivatives(fused, rows, weights, fused=True),
+             _derivatives(unfused, rows, weights, fused=False))
+    with training_kernels(), pytest.raises(tf.errors.InvalidArgumentError,
+                                           match=r"group must be one entry per row in \[0, 2\)"):
+        net_contraction(net, rows, *scalar_rows(net), groups=(group, 2))
+
+
 def test_the_fused_contraction_has_no_third_derivative_and_says_so():
     net = MLP([4, 8], precision="float64", seed=3)
     net.build((None, 1))
@@ -174,4 +209,4 @@ def test_the_contraction_refuses_rows_that_do_not_split_into_its_atoms():
         op_module.tebd_embedding_contract(
             tf.zeros([7, 4], tf.float64), tf.zeros([7], tf.int32), tf.zeros([1, 4], tf.float64),
             tf.zeros([4], tf.float64), [w], [b], [tf.ones_like(b)], tf.range(7),
-            tf.zeros([0], tf.float64), tf.constant(2), rules=[2])
+            tf.zeros([0], tf.float64), tf.constant(2), tf.zeros([0], tf.int32), rules=[2])
