@@ -147,7 +147,7 @@ def scalar_net(net, s, index, table, slope, shared=None):
         pre = s[..., None] * slope + tf.gather(table, index)
         return net(None, first_preactivation=pre)
     with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
-        g = _embedding_net_op(s, index, table, slope, _layers(net, dtype), net.rules[1:],
+        g = _embedding_net_op(s, index, table, slope, _layers(net, dtype), _attrs(net),
                               shared)
     return tf.cast(g, net.compute_dtype)
 
@@ -177,7 +177,7 @@ def net_contraction(net, rows, index, table, slope, shared=None, groups=None):
     dtype = net.matmul_dtype
     with tf.name_scope(net.name):  # the net's scope, as its unfused ops (bench/step_profile.py)
         a = _contraction_op(tf.cast(rows, dtype), index, tf.cast(table, dtype),
-                            tf.cast(slope, dtype), _layers(net, dtype), net.rules[1:], shared,
+                            tf.cast(slope, dtype), _layers(net, dtype), _attrs(net), shared,
                             groups)
     return tf.cast(a, rows.dtype)
 
@@ -209,13 +209,14 @@ class NetStack:
             # (W, b, timestep) of each later layer, each with a leading net axis
             self.layers = [tuple(tf.stack(parts) for parts in zip(*per_net))
                            for per_net in zip(*(_layers(mlp, dtype) for mlp in nets))]
+        self.attrs = _attrs(nets[0], any(_attrs(mlp)["resnet_dt"] for mlp in nets))
 
     def __call__(self, s, index, shared=None):
         """The stack on s and index [...] (shared: as scalar_net's) -> [..., out_width], in
         one TebdEmbeddingNet."""
         with tf.name_scope("filter_type_nets"):
             g = _embedding_net_op(tf.cast(s, self.dtype), index, self.table, self.slope,
-                                  self.layers, self.nets[0].rules[1:], shared)
+                                  self.layers, self.attrs, shared)
         return tf.cast(g, self.nets[0].compute_dtype)
 
     def contraction(self, rows, index, shared=None):
@@ -223,13 +224,21 @@ class NetStack:
         in one TebdEmbeddingContract."""
         with tf.name_scope("filter_type_nets"):
             a = _contraction_op(tf.cast(rows, self.dtype), index, self.table, self.slope,
-                                self.layers, self.nets[0].rules[1:], shared)
+                                self.layers, self.attrs, shared)
         return tf.cast(a, rows.dtype)
 
 
 def net_stack(nets) -> NetStack:
     """The nets as one `NetStack`."""
     return NetStack(nets)
+
+
+def _attrs(net, resnet_dt=None) -> dict:
+    """The fused ops' attributes for a fusable net: rules (each layer's resnet rule after the
+    first) and resnet_dt (whether any layer has a timestep; given: for a stack of nets)."""
+    if resnet_dt is None:
+        resnet_dt = any(idt is not None for _, _, idt in net.layer_variables()[0][1:])
+    return {"rules": [_RULES[r] for r in net.rules[1:]], "resnet_dt": resnet_dt}
 
 
 def _layers(net, dtype) -> list:
@@ -262,22 +271,22 @@ def _weights(layers):
     return [w for w, _, _ in layers], [b for _, b, _ in layers], [t for _, _, t in layers]
 
 
-def _embedding_net_op(s, index, table, slope, layers, rules, shared=None):
+def _embedding_net_op(s, index, table, slope, layers, attrs, shared=None):
     """TebdEmbeddingNet on s and index [...]: one net (slope [width], layers (W, b, timestep)
     of `_layers`) or a stack of nets (slope [K, width], each layer's tensors with a leading net
-    axis); shared: scalar_net's (the shared rows go after the rows, and the op's source
-    sends each copy to its shared row)."""
+    axis); attrs: `_attrs`'s; shared: scalar_net's (the shared rows go after the rows, and the
+    op's source sends each copy to its shared row)."""
     lead = tf.shape(s)
     index, source, s_shared = _candidates(lead, index, shared)
     s = tf.reshape(s, [-1])
     if s_shared is not None:
         s = tf.concat([s, tf.cast(s_shared, s.dtype)], axis=0)
     g, _, _ = _ops().tebd_embedding_net(s, index, table, slope, *_weights(layers), source,
-                                        rules=[_RULES[r] for r in rules])
+                                        **attrs)
     return tf.reshape(g, tf.concat([lead, [g.shape[-1]]], axis=0))
 
 
-def _contraction_op(rows, index, table, slope, layers, rules, shared=None, groups=None):
+def _contraction_op(rows, index, table, slope, layers, attrs, shared=None, groups=None):
     """TebdEmbeddingContract on rows [..., n, 4] (index [..., n] or broadcast to it; the rest
     as _embedding_net_op's; groups net_contraction's): [..., 4, width] ([..., k, 4, width])."""
     shape = tf.shape(rows)
@@ -290,6 +299,6 @@ def _contraction_op(rows, index, table, slope, layers, rules, shared=None, group
         tf.reshape(rows, [-1, 4]), index, table, slope, *_weights(layers), source,
         tf.cast(s_shared, rows.dtype), tf.reduce_prod(shape[:-2]),
         tf.reshape(tf.broadcast_to(group, lead) if groups is not None else group, [-1]),
-        rules=[_RULES[r] for r in rules], groups=k)
+        groups=k, **attrs)
     out = shape[:-2] if groups is None else tf.concat([shape[:-2], [k]], axis=0)
     return tf.reshape(a, tf.concat([out, tf.shape(a)[1:]], axis=0))

@@ -134,7 +134,7 @@ def _net_grad(op, s, tape, env, grad_g, grad_dg, tangent: bool):
     source = op.inputs[4 + 3 * n]
     out = op_module.tebd_embedding_net_grad(
         s, index, table, slope, *layers, source, tape, *env, grad_g, grad_dg,
-        rules=op.get_attr("rules"), tangent=tangent)
+        rules=op.get_attr("rules"), resnet_dt=op.get_attr("resnet_dt"), tangent=tangent)
     return out, source
 
 

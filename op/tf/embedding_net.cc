@@ -79,6 +79,7 @@ struct Inputs {
   const T* table = nullptr;
   int64_t ntable = 0, rows = 0, width1 = 0;
   std::vector<int> rules;
+  bool timesteps = true;  // false: every timestep is 1 (no resnet_dt), neither read nor trained
 };
 
 // One net's weights, viewed in place (net k of a stack of K nets), and the shared inputs.
@@ -160,8 +161,8 @@ Status read_outputs(const Tensor& source, int64_t nrows, RowOrder* rows) {
 // Row i belongs to net index[i] / (ntable / K): the table's rows are K equal consecutive
 // groups, one per net.
 template <typename T>
-Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, const Tensor& s,
-                  Stack<T>* stack) {
+Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, bool timesteps,
+                  const Tensor& s, Stack<T>* stack) {
   std::vector<Net<T>>* nets = &stack->nets;
   RowOrder* rows = &stack->rows;
   std::vector<BlockRef>* blocks = &stack->blocks;
@@ -197,6 +198,7 @@ Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, const Ten
   in.rows = s.dim_size(0);
   in.width1 = width1;
   in.rules = rules;
+  in.timesteps = timesteps;
   nets->clear();
   nets->resize(k_nets);
   for (int64_t k = 0; k < k_nets; ++k) {
@@ -267,20 +269,68 @@ Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, const Ten
 }
 
 // The activations of one block of n rows, layer by layer: x[l] holds the input of layer l + 2
-// stacked as [h; dh/ds] (2n rows; n rows without the tangent; x.back() the net's output), y[l]
-// and u[l] its tanh (before the timestep) and the tangent's pre-activation (n rows each); h1,
-// z, bar and prev are work space.
+// stacked as [h; dh/ds] (2n rows; n rows without the tangent; x.back() the net's output); the
+// first layer's output h1 [n, width1] and, per later layer l, its tanh output (before the
+// timestep) y[l] and the tangent's pre-activation u[l] ([n, out] each) lie on the forward op's
+// tape or in this block's own storage (h1_own, y_own, u_own); z, bar and prev are work space.
 template <typename T>
 struct Block {
-  std::vector<Matrix<T>> x, y, u;
-  Matrix<T> h1, z, bar, prev;
+  using View = Eigen::Map<const Matrix<T>>;
+  std::vector<Matrix<T>> x, y_own, u_own;
+  Matrix<T> h1_own, z, bar, prev;
+  const T* h1_at = nullptr;
+  std::vector<const T*> y_at, u_at;
+  int64_t n = 0;
+
+  View h1(int64_t width1) const { return View(h1_at, n, width1); }
+  View y(int l, int64_t out) const { return View(y_at[l], n, out); }
+  View u(int l, int64_t out) const { return View(u_at[l], n, out); }
 };
+
+// Where the block's h1, y[l] and u[l] go: from `at` on the tape (h1, then y[l] and u[l] per
+// layer), or (at null) into the block's own storage. Returns each one's place, in that order.
+template <typename T>
+std::vector<T*> block_places(const Net<T>& net, int64_t n, T* at, Block<T>* blk) {
+  const int nl = static_cast<int>(net.w.size());
+  std::vector<T*> places;
+  if (at == nullptr) {
+    blk->h1_own.resize(n, net.in->width1);
+    places.push_back(blk->h1_own.data());
+    blk->y_own.resize(nl);
+    blk->u_own.resize(nl);
+  } else {
+    places.push_back(at);
+    at += n * net.in->width1;
+  }
+  for (int l = 0; l < nl; ++l) {
+    const int64_t out = net.w[l].cols();
+    if (at == nullptr) {
+      blk->y_own[l].resize(n, out);
+      blk->u_own[l].resize(n, out);
+      places.push_back(blk->y_own[l].data());
+      places.push_back(blk->u_own[l].data());
+    } else {
+      places.push_back(at);
+      places.push_back(at + n * out);
+      at += 2 * n * out;
+    }
+  }
+  blk->n = n;
+  blk->h1_at = places[0];
+  blk->y_at.resize(nl);
+  blk->u_at.resize(nl);
+  for (int l = 0; l < nl; ++l) {
+    blk->y_at[l] = places[1 + 2 * l];
+    blk->u_at[l] = places[2 + 2 * l];
+  }
+  return places;
+}
 
 // x[0] = [h1; dh1/ds] (the tangent rows: tanh'(p) slope) from h1.
 template <typename T>
 void first_input(const Eigen::Map<const Row<T>>& slope, bool tangent, Block<T>* blk) {
-  const Matrix<T>& h1 = blk->h1;
-  const int64_t n = h1.rows();
+  const auto h1 = blk->h1(slope.cols());
+  const int64_t n = blk->n;
   Matrix<T>& x0 = blk->x[0];
   x0.resize((tangent ? 2 : 1) * n, h1.cols());
   x0.topRows(n) = h1;
@@ -288,19 +338,26 @@ void first_input(const Eigen::Map<const Row<T>>& slope, bool tangent, Block<T>* 
 }
 
 // x[l + 1] = [y dt; tanh'(z) u dt] (+ x[l] by the layer's resnet rule) from layer l's tanh
-// output y[l], tangent pre-activation u[l] and input x[l]: the forward pass and the tape's
-// reader (load_block) make it with this one function, so both have the same numbers.
+// output y[l], tangent pre-activation u[l] and input x[l] (dt: the layer's timestep, none
+// without resnet_dt): the forward pass and the tape's reader (load_block) make it with this
+// one function, so both have the same numbers.
 template <typename T>
 void next_input(const Net<T>& net, int l, bool tangent, Block<T>* blk) {
   const Matrix<T>& x = blk->x[l];
-  const Matrix<T>& y = blk->y[l];
-  const int64_t n = y.rows(), width = net.w[l].cols(), in = net.w[l].rows();
+  const int64_t n = blk->n, width = net.w[l].cols(), in = net.w[l].rows();
+  const auto y = blk->y(l, width);
   Matrix<T>& next = blk->x[l + 1];
   next.resize((tangent ? 2 : 1) * n, width);
-  next.topRows(n) = (y.array().rowwise() * net.dt[l].array()).matrix();
-  if (tangent)
-    next.bottomRows(n) = (((1 - y.array().square()) * blk->u[l].array()).rowwise() *
-                          net.dt[l].array()).matrix();
+  if (net.in->timesteps) {
+    next.topRows(n) = (y.array().rowwise() * net.dt[l].array()).matrix();
+    if (tangent)
+      next.bottomRows(n) = (((1 - y.array().square()) * blk->u(l, width).array()).rowwise() *
+                            net.dt[l].array()).matrix();
+  } else {
+    next.topRows(n) = y;
+    if (tangent)
+      next.bottomRows(n) = ((1 - y.array().square()) * blk->u(l, width).array()).matrix();
+  }
   if (net.in->rules[l] == kSkip) {
     next += x;
   } else if (net.in->rules[l] == kConcat) {
@@ -309,19 +366,17 @@ void next_input(const Net<T>& net, int l, bool tangent, Block<T>* blk) {
   }
 }
 
-// Forward pass of the rows at positions [p0, p0 + n) of `rows`: fills blk; the last layer's
-// [h; dh/ds] is blk->x.back().
+// Forward pass of the rows at positions [p0, p0 + n) of `rows`: fills blk, its h1, y and u on
+// the tape from `tape` on (null: in the block); the last layer's [h; dh/ds] is blk->x.back().
 template <typename T>
 void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
-             Block<T>* blk) {
+             Block<T>* blk, T* tape = nullptr) {
   const int nl = static_cast<int>(net.w.size());
   const auto slope = net.slope();
   blk->x.resize(nl + 1);
-  blk->y.resize(nl);
-  blk->u.resize(nl);
-  Matrix<T>& h1 = blk->h1;
+  const std::vector<T*> places = block_places(net, n, tape, blk);
   const Inputs<T>& inputs = *net.in;
-  h1.resize(n, inputs.width1);
+  Eigen::Map<Matrix<T>> h1(places[0], n, inputs.width1);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = rows.row(p0 + i);
     h1.row(i) = inputs.s[r] * slope + Eigen::Map<const Row<T>>(
@@ -337,10 +392,10 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
     z.resize(x.rows(), width);
     gemm<T>(false, false, x.rows(), width, in, x.data(), in, net.w[l].data(), width, T(0),
             z.data(), width);
-    Matrix<T>& y = blk->y[l];
+    Eigen::Map<Matrix<T>> y(places[1 + 2 * l], n, width);
     y = z.topRows(n).rowwise() + net.b[l];
     y.array() = y.array().tanh();  // in place: Eigen's vectorised tanh
-    if (tangent) blk->u[l] = z.bottomRows(n);
+    if (tangent) Eigen::Map<Matrix<T>>(places[2 + 2 * l], n, width) = z.bottomRows(n);
     next_input(net, l, tangent, blk);
   }
 }
@@ -355,36 +410,15 @@ int64_t tape_width(const Net<T>& net) {
   return width;
 }
 
-// A block of n rows on the tape at `at` (its first position times tape_width): h1, then y[l]
-// and u[l] per layer (n rows each).
-template <typename T>
-void save_block(const Block<T>& blk, T* at) {
-  at = std::copy(blk.h1.data(), blk.h1.data() + blk.h1.size(), at);
-  for (size_t l = 0; l < blk.y.size(); ++l) {
-    at = std::copy(blk.y[l].data(), blk.y[l].data() + blk.y[l].size(), at);
-    at = std::copy(blk.u[l].data(), blk.u[l].data() + blk.u[l].size(), at);
-  }
-}
-
-// The block's activations from the tape, as `forward` with the tangent leaves them for the
-// gradient (the net's output, x.back(), is not needed and not made).
+// The block's activations from the tape at `at` (read in place), as `forward` with the tangent
+// leaves them for the gradient (the net's output, x.back(), is not needed and not made).
 template <typename T>
 void load_block(const Net<T>& net, int64_t n, const T* at, Block<T>* blk) {
   const int nl = static_cast<int>(net.w.size());
   blk->x.resize(nl + 1);
-  blk->y.resize(nl);
-  blk->u.resize(nl);
-  blk->h1 = Eigen::Map<const Matrix<T>>(at, n, net.in->width1);
-  at += n * net.in->width1;
+  block_places(net, n, const_cast<T*>(at), blk);  // only read through the block's views
   first_input(net.slope(), true, blk);
-  for (int l = 0; l < nl; ++l) {
-    const int64_t out = net.w[l].cols();
-    blk->y[l] = Eigen::Map<const Matrix<T>>(at, n, out);
-    at += n * out;
-    blk->u[l] = Eigen::Map<const Matrix<T>>(at, n, out);
-    at += n * out;
-    if (l + 1 < nl) next_input(net, l, true, blk);
-  }
+  for (int l = 0; l + 1 < nl; ++l) next_input(net, l, true, blk);
 }
 
 // The net of the stack on its rows: outputs first .. first + 2 of the op are g and dg/ds
@@ -408,8 +442,8 @@ Status run_forward(OpKernelContext* ctx, const Stack<T>& stack, int first, Tenso
     Block<T> blk;
     for (int64_t k = begin; k < end; ++k) {
       const BlockRef& ref = stack.blocks[k];
-      forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, &blk);
-      if (keep) save_block(blk, tp + ref.p0 * width);
+      forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, &blk,
+              keep ? tp + ref.p0 * width : nullptr);
       const Matrix<T>& last = blk.x.back();
       if (stack.rows.order.empty() && stack.rows.direct()) {
         Eigen::Map<Matrix<T>>(gs + ref.p0 * m, ref.n, m) = last.topRows(ref.n);
@@ -435,17 +469,19 @@ class EmbeddingNetOp : public OpKernel {
  public:
   explicit EmbeddingNetOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("rules", &rules_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("resnet_dt", &resnet_dt_));
   }
 
   void Compute(OpKernelContext* ctx) override {
     Stack<T> stack;
-    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, ctx->input(0), &stack));
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, resnet_dt_, ctx->input(0), &stack));
     Tensor *g = nullptr, *dg = nullptr;
     OP_REQUIRES_OK(ctx, run_forward(ctx, stack, 0, &g, &dg));
   }
 
  private:
   std::vector<int> rules_;
+  bool resnet_dt_ = true;
 };
 
 // TebdEmbeddingContract: the net on the rows of the environment matrix (s = rows[:, 0], and
@@ -456,6 +492,7 @@ class EmbeddingContractOp : public OpKernel {
  public:
   explicit EmbeddingContractOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("rules", &rules_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("resnet_dt", &resnet_dt_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("groups", &groups_));
   }
 
@@ -492,7 +529,7 @@ class EmbeddingContractOp : public OpKernel {
     for (int64_t i = 0; i < n; ++i) sv[i] = rv[4 * i];
     std::copy(shared.flat<T>().data(), shared.flat<T>().data() + shared.dim_size(0), sv + n);
     Stack<T> stack;
-    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, s, &stack));
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, resnet_dt_, s, &stack));
     Tensor *g = nullptr, *dg = nullptr;
     OP_REQUIRES_OK(ctx, run_forward(ctx, stack, 1, &g, &dg));
     const int64_t m = stack.nets[0].out_width(), k = atoms == 0 ? 0 : n / atoms;
@@ -517,6 +554,7 @@ class EmbeddingContractOp : public OpKernel {
 
  private:
   std::vector<int> rules_;
+  bool resnet_dt_ = true;
   int groups_ = 1;
 };
 
@@ -619,25 +657,37 @@ void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bo
     }
   }
   for (int l = nl - 1; l >= 0; --l) {
-    const Matrix<T>& y = blk->y[l];
-    const int64_t in = net.w[l].rows();
-    auto dtanh = (1 - y.array().square()).eval();  // tanh' = 1 - y^2
-    // the timestep: its gradient, and the adjoints of the unscaled y and dy (in zbar)
+    const int64_t in = net.w[l].rows(), width = net.w[l].cols();
+    const auto y = blk->y(l, width);
+    const auto u = blk->u(l, width);
     Matrix<T>& zbar = blk->z;  // adjoint of [z; u]
-    sums->dt[l] += (bar.topRows(n).array() * y.array()).matrix().colwise().sum();
-    zbar = (bar.array().rowwise() * net.dt[l].array()).matrix();
-    if (tangent) {
-      sums->dt[l] += (bar.bottomRows(n).array() * dtanh * blk->u[l].array())
-                         .matrix().colwise().sum();
-      // dy = tanh'(z) u: u gets bar_dy tanh'; z gets bar_y tanh' - 2 y tanh' u bar_dy
-      zbar.topRows(n) = ((zbar.topRows(n).array() -
-                          2 * y.array() * blk->u[l].array() * zbar.bottomRows(n).array()) *
-                         dtanh).matrix();
-      zbar.bottomRows(n) = (zbar.bottomRows(n).array() * dtanh).matrix();
-    } else {
-      zbar = (zbar.array() * dtanh).matrix();
+    if (net.in->timesteps) {
+      auto dtanh = (1 - y.array().square()).eval();  // tanh' = 1 - y^2
+      // the timestep: its gradient, and the adjoints of the unscaled y and dy (in zbar)
+      sums->dt[l] += (bar.topRows(n).array() * y.array()).matrix().colwise().sum();
+      zbar = (bar.array().rowwise() * net.dt[l].array()).matrix();
+      if (tangent) {
+        sums->dt[l] += (bar.bottomRows(n).array() * dtanh * u.array())
+                           .matrix().colwise().sum();
+        // dy = tanh'(z) u: u gets bar_dy tanh'; z gets bar_y tanh' - 2 y tanh' u bar_dy
+        zbar.topRows(n) = ((zbar.topRows(n).array() -
+                            2 * y.array() * u.array() * zbar.bottomRows(n).array()) *
+                           dtanh).matrix();
+        zbar.bottomRows(n) = (zbar.bottomRows(n).array() * dtanh).matrix();
+      } else {
+        zbar = (zbar.array() * dtanh).matrix();
+      }
+    } else {  // the same without the timestep (1): no temporaries
+      zbar.resize(bar.rows(), width);
+      if (tangent) {
+        zbar.topRows(n) = ((bar.topRows(n).array() -
+                            2 * y.array() * u.array() * bar.bottomRows(n).array()) *
+                           (1 - y.array().square())).matrix();
+        zbar.bottomRows(n) = (bar.bottomRows(n).array() * (1 - y.array().square())).matrix();
+      } else {
+        zbar = (bar.array() * (1 - y.array().square())).matrix();
+      }
     }
-    const int64_t width = net.w[l].cols();
     gemm<T>(true, false, in, width, zbar.rows(), blk->x[l].data(), in, zbar.data(), width, T(1),
             sums->w[l].data(), width);
     sums->b[l] += zbar.topRows(n).colwise().sum();
@@ -653,7 +703,7 @@ void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bo
     std::swap(bar, prev);
   }
   // first layer: h1 = tanh(p), dh1/ds = tanh'(p) slope, p = s slope + table[index]
-  const Matrix<T>& h1 = blk->h1;
+  const auto h1 = blk->h1(net.in->width1);
   const auto slope = net.slope();
   auto d1 = (1 - h1.array().square()).eval();
   Matrix<T>& pbar = blk->z;
@@ -678,12 +728,13 @@ class EmbeddingNetGradOp : public OpKernel {
  public:
   explicit EmbeddingNetGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("rules", &rules_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("resnet_dt", &resnet_dt_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("tangent", &tangent_));
   }
 
   void Compute(OpKernelContext* ctx) override {
     Stack<T> stack;
-    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, ctx->input(0), &stack));
+    OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, resnet_dt_, ctx->input(0), &stack));
     const Net<T>& net0 = stack.nets[0];
     const int64_t m = net0.out_width();
     const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
@@ -804,6 +855,7 @@ class EmbeddingNetGradOp : public OpKernel {
 
  private:
   std::vector<int> rules_;
+  bool resnet_dt_ = true;
   bool tangent_ = true;
 };
 
@@ -863,12 +915,14 @@ REGISTER_OP("TebdEmbeddingNet")
     .Attr("T: {float, double}")
     .Attr("N: int >= 0")
     .Attr("rules: list(int)")
+    .Attr("resnet_dt: bool = true")
     .SetShapeFn(embedding_net_shape)
     .Doc(R"doc(
 An embedding net of rows that vary in one scalar s (tanh layers), and its derivative along s.
 The first pre-activation of row i is s[i] * slope + table[index[i]]; layer l (from the second)
 is tanh(h W_l + b_l) * timesteps[l] with rules[l] (0: none, 1: skip, 2: concat) for its
-residual connection.
+residual connection; resnet_dt false: the timesteps are 1 (the inputs are not read, and
+TebdEmbeddingNetGrad gives them a zero gradient).
 A stack of K nets of the same widths: slope [K, width], matrices [K, in, out], biases and
 timesteps [K, out]; the table's rows are K equal consecutive groups, and row i runs through the
 net of its table row's group (index[i] / (rows of the table / K)).
@@ -897,6 +951,7 @@ REGISTER_OP("TebdEmbeddingContract")
     .Attr("T: {float, double}")
     .Attr("N: int >= 0")
     .Attr("rules: list(int)")
+    .Attr("resnet_dt: bool = true")
     .Attr("groups: int >= 1 = 1")
     .SetShapeFn(embedding_contract_shape)
     .Doc(R"doc(
@@ -933,6 +988,7 @@ REGISTER_OP("TebdEmbeddingNetGrad")
     .Attr("T: {float, double}")
     .Attr("N: int >= 0")
     .Attr("rules: list(int)")
+    .Attr("resnet_dt: bool = true")
     .Attr("tangent: bool = true")
     .SetShapeFn(embedding_net_grad_shape)
     .Doc(R"doc(
