@@ -47,9 +47,9 @@ def _stripped_term(radial, rows, table, group, base, k: int, weight, copies=None
     """rows^T G with G = N_s(s~) * (1 + w T), T = table[base + group] per row: rows [..., n, 4],
     group [..., n] int32 in [0, k) (the slot's neighbour type, k - 1 = ntypes where it is
     empty), base the rows' centre offset in the table ([..., 1] int32, or 0 with
-    type_one_side; the table has k rows per centre type), the weights w
-    [..., n] or None (1); copies() gives embedding_blocks.head_copies of the rows, whose empty
-    slots the fused radial net computes once per (centre type, slot).
+    type_one_side; the table has k rows per centre type), the weights w [..., n] or None (1);
+    copies() gives embedding_blocks.head_copies of the rows, whose empty slots the fused
+    radial net computes once per (centre type, slot).
 
     On the fused radial net (w 1), G is never formed: A_q = R~_q^T N_s over the rows of each
     neighbour type q in one TebdEmbeddingContract (contraction groups), then

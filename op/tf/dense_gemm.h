@@ -1,6 +1,7 @@
 // Dense matrix products for the training step's own kernels, on the calling thread: `gemm`,
 // and `thin_product` for products with a dimension of at most kThin (the contractions with the
-// environment matrix's four columns), which OpenBLAS runs slowly.
+// environment matrix's four columns), which OpenBLAS runs slowly; `for_group_runs` cuts an
+// atom's rows into the runs of one contraction group that such products take.
 //
 // gemm:
 //   c = op(a) op(b) + beta c       (row-major; op: the transpose where trans_a / trans_b;
