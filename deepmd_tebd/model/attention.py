@@ -11,7 +11,10 @@ One layer, on the neighbours' embeddings G [n, S, M1] (S slots per atom):
     attn_mask:   P = P * (1 - I)
 
 The factors around the softmax depend on the slots alone: `attention_gates` makes them once for
-all layers, as P = softmax(A * scale + shift) * post.
+all layers, as P = softmax(A * scale + shift) * post. Slots empty for every atom (past the
+most neighbours any atom has) may be left out: as keys their P is 0 (post), and only their
+share of the softmax's sums remains, exp(-20) each when smooth (one more key, `Gates.absent`),
+exactly 0 when not (exp(-2^33)); as queries their P rows are 0 (see se_atten.py).
     G = LN(G + (P V) Wo + bo)                                      post-LN residual,
                                                LN(x) = (x - mean) rsqrt(var + ln_eps) gamma + beta
 
@@ -24,7 +27,7 @@ with seed + 1 (so the seeds repeat across projections, as in DeePMD-kit).
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import keras
 import tensorflow as tf
@@ -33,7 +36,7 @@ from ..precision import dtype_of
 from .kernels import batch_matmul, l2_normalize, layer_norm, matmul
 from .network import normal_initializer
 
-__all__ = ["AttentionLayer", "angular_gate", "attention_gates"]
+__all__ = ["AttentionLayer", "Gates", "angular_gate", "attention_gates"]
 
 SMOOTH_SHIFT = 20.0  # DeePMD-kit's smth_attn_w_shift
 NEGATIVE = -float(2 << 32)  # DeePMD-kit's negative_mask on empty keys
@@ -46,13 +49,25 @@ def angular_gate(rmat):
     return batch_matmul(r_hat, r_hat, adjoint_b=True)
 
 
-def attention_gates(weight, smooth: bool, angular=None, attn_mask: bool = False):
-    """(scale, shift, post) of every layer's P = softmax(A * scale + shift) * post, from the
-    slots' weights [n, S] (smooth: the switch w; not smooth: the occupancy m), the angular gate
-    [n, S, S] (attn_dotr) or None, and attn_mask:
+class Gates(NamedTuple):
+    """Every layer's P = softmax(A * scale + shift) * post: scale, shift and post [n, S, S];
+    absent: None, or the logit of one more key that stands for the slots left out of the
+    attention (their count's log added to their common logit), whose P is then dropped."""
+    scale: tf.Tensor
+    shift: tf.Tensor
+    post: tf.Tensor
+    absent: Optional[tf.Tensor] = None
+
+
+def attention_gates(weight, smooth: bool, angular=None, attn_mask: bool = False,
+                    absent=None) -> Gates:
+    """The `Gates` of every layer from the slots' weights [n, S] (smooth: the switch w; not
+    smooth: the occupancy m), the angular gate [n, S, S] (attn_dotr) or None, and attn_mask:
         smooth:      scale = w_j w_k, shift = 20 (w_j w_k - 1), post = w_j w_k
         not smooth:  scale = m_k,     shift = -2^33 (1 - m_k),  post = m_j
-    post times r^_j . r^_k (attn_dotr) and (1 - I) (attn_mask)."""
+    post times r^_j . r^_k (attn_dotr) and (1 - I) (attn_mask). absent: None, or the number
+    (int32 scalar) of slots empty for every atom that the caller left out after the S: their
+    keys' logit is -20 (smooth: w 0) or -2^33 (whose exp is 0: nothing to add)."""
     w_key, w_query = weight[:, None, :], weight[:, :, None]
     if smooth:
         scale = w_query * w_key
@@ -63,7 +78,12 @@ def attention_gates(weight, smooth: bool, angular=None, attn_mask: bool = False)
         post = post * angular
     if attn_mask:
         post = post * (1.0 - tf.eye(tf.shape(weight)[-1], dtype=weight.dtype))
-    return scale, shift, post
+    logit = None
+    if smooth and absent is not None:  # log(count) - 20; no slot left out: a zero exp
+        count = tf.cast(absent, weight.dtype)
+        logit = tf.where(absent > 0, tf.math.log(tf.maximum(count, 1.0)) - SMOOTH_SHIFT,
+                         tf.constant(NEGATIVE, weight.dtype))
+    return Gates(scale, shift, post, logit)
 
 
 class AttentionLayer(keras.layers.Layer):
@@ -120,7 +140,7 @@ class AttentionLayer(keras.layers.Layer):
         return names
 
     def call(self, g, gates):
-        """g [n, S, M1] -> [n, S, M1]. gates: (scale, shift, post) of `attention_gates`."""
+        """g [n, S, M1] -> [n, S, M1]. gates: `attention_gates`'s."""
         shape = tf.shape(g)
 
         def project(x, wb):  # on the rows [n*S, width], as DeePMD-kit's one_layer
@@ -131,8 +151,16 @@ class AttentionLayer(keras.layers.Layer):
         q = l2_normalize(project(g, self.query))
         k = l2_normalize(project(g, self.key))
         v = l2_normalize(project(g, self.value))
-        scale, shift, post = gates
-        p = tf.nn.softmax(batch_matmul(q, k, adjoint_b=True) * scale + shift, axis=-1) * post
+        logits = batch_matmul(q, k, adjoint_b=True) * gates.scale + gates.shift
+        if gates.absent is None:
+            p = tf.nn.softmax(logits, axis=-1)
+        else:  # one more key for the slots left out, its P then dropped (Slice: gradient Pad)
+            lead = tf.shape(logits)
+            column = tf.broadcast_to(tf.cast(gates.absent, logits.dtype),
+                                     tf.concat([lead[:-1], [1]], axis=0))
+            p = tf.slice(tf.nn.softmax(tf.concat([logits, column], axis=-1), axis=-1),
+                         [0, 0, 0], lead)
+        p = p * gates.post
         x = g + project(batch_matmul(p, v), self.out)
         return layer_norm(x, tf.cast(self.gamma, x.dtype), tf.cast(self.beta, x.dtype),
                           self.ln_eps)

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 __all__ = ["NetStack", "batch_matmul", "contract", "fusable", "l2_normalize", "layer_norm",
            "matmul", "net_contraction", "net_stack", "scalar_net", "scalar_rows",
-           "training_kernels"]
+           "training_kernels", "training_step"]
 
 _STATE = threading.local()
 
@@ -61,6 +61,12 @@ def training_kernels():
 def _training() -> bool:
     """Whether the training step is being traced on the CPU (`training_kernels`)."""
     return getattr(_STATE, "training", False)
+
+
+def training_step() -> bool:
+    """Whether the training step is being traced on the CPU (`training_kernels`): the
+    descriptors may then take paths that frozen graphs do not (se_atten.py's live slots)."""
+    return _training()
 
 
 def _ops():

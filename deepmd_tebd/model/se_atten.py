@@ -22,9 +22,10 @@ import numpy as np
 import tensorflow as tf
 
 from .attention import AttentionLayer, angular_gate, attention_gates
-from .descriptor import EnvMatDescriptor, centre_types, descriptor_of_embedding
+from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
+                         type_embedding_switch)
 from .env_mat import INTERFACE_DTYPE, raw_env_mat
-from .kernels import contract
+from .kernels import contract, training_step
 from .se_a_ebd_v2 import stripped_type_table
 
 __all__ = ["DescriptorSeAtten"]
@@ -127,9 +128,7 @@ class DescriptorSeAtten(EnvMatDescriptor):
         weight = tf.cast(occupied, INTERFACE_DTYPE)
         if self.smooth:
             davg0 = tf.gather(self.davg[:, 0], centres)[..., None]
-            dstd0 = tf.gather(self.dstd[:, 0], centres)[..., None]
-            u = 1.0 - self.rcut_smth * (rmat[..., 0] * dstd0 + davg0)
-            weight = tf.clip_by_value(1.0 - u * u * u, 0.0, 1.0)
+            weight = self._switch(rmat[..., 0], centres)
         if self.pair_mask is not None:
             keep = tf.gather_nd(tf.constant(self.pair_mask, INTERFACE_DTYPE),
                                 tf.stack([tf.broadcast_to(centres[..., None], tf.shape(nei_type)),
@@ -139,19 +138,62 @@ class DescriptorSeAtten(EnvMatDescriptor):
             else:
                 rmat = rmat * keep[..., None]
             weight = weight * keep
-        rmat = tf.reshape(tf.cast(rmat, prec), [-1, s, 4])
-        weight = tf.reshape(tf.cast(weight, prec), [-1, s])
-        g = self._neighbour_embedding(rmat, weight, tf.reshape(nei_type, [-1, s]),
-                                      tf.reshape(centres, [-1]), tf.cast(type_embedding, prec))
+        rows = (tf.reshape(tf.cast(rmat, prec), [-1, s, 4]),
+                tf.reshape(tf.cast(weight, prec), [-1, s]), tf.reshape(nei_type, [-1, s]))
+        centres = tf.reshape(centres, [-1])
+        tebd = tf.cast(type_embedding, prec)
+        if self.attention_layers and training_step():
+            a_mat = self._live_and_tail(rows, occupied, centres, tebd)
+        else:
+            a_mat = self._attended(*rows, centres, tebd)
+        d = descriptor_of_embedding(a_mat / float(s), self.axis_neuron)
+        return tf.cast(tf.reshape(d, [-1, nloc, self.dim_out]), INTERFACE_DTYPE)
+
+    def _switch(self, s_tilde, centres):
+        """The smooth weight w of slots whose s~ is s_tilde [..., S] around centre types
+        centres [...] (descriptor.py: type_embedding_switch of the raw s)."""
+        davg0 = tf.gather(self.davg[:, 0], centres)[..., None]
+        dstd0 = tf.gather(self.dstd[:, 0], centres)[..., None]
+        return type_embedding_switch(s_tilde * dstd0 + davg0, self.rcut_smth)
+
+    def _attended(self, rmat, weight, nei_type, centres, tebd, absent=None):
+        """R~^T G [n, 4, M1] of the rows rmat [n, S, 4] with their weights [n, S], types
+        nei_type [n, S] and centre types centres [n]; absent: attention_gates' (the slots
+        left out after these)."""
+        g = self._neighbour_embedding(rmat, weight, nei_type, centres, tebd)
         if self.attention_layers:
             gates = attention_gates(weight, self.smooth,
                                     angular_gate(rmat) if self.settings.attn_dotr else None,
-                                    self.settings.attn_mask)
+                                    self.settings.attn_mask, absent)
         for layer in self.attention_layers:
             g = layer(g, gates)
-        a_mat = contract(rmat, g) / float(s)
-        d = descriptor_of_embedding(a_mat, self.axis_neuron)
-        return tf.cast(tf.reshape(d, [-1, nloc, self.dim_out]), INTERFACE_DTYPE)
+        return contract(rmat, g)
+
+    def _live_and_tail(self, rows, occupied, centres, tebd):
+        """R~^T G [n, 4, M1] as `_attended` of every slot, with the slots past the most
+        neighbours any atom has (the tail, ProdEnvMatAMix's padding, the same rows for every
+        atom of a centre type) left out of the attention: as keys they only add to the
+        softmax's sums (`Gates.absent`); as queries their P is 0, so that each layer maps
+        their G alone (LN(G + b_o)): the tail's share of R~^T G is computed once per centre
+        type, on its rows -davg/dstd (weight 0), and gathered by the atoms' centre types."""
+        s = self.nnei
+        rmat, weight, nei_type = rows
+        filled = tf.range(1, s + 1, dtype=tf.int32) * tf.cast(occupied, tf.int32)
+        live = tf.maximum(tf.reduce_max(filled), 0)  # no atoms: 0
+
+        def head(x):  # tf.split: its gradient is one ConcatV2
+            return tf.split(x, tf.stack([live, s - live]), axis=1, num=2)[0]
+
+        a_mat = self._attended(head(rmat), head(weight), head(nei_type), centres, tebd,
+                               absent=s - live)
+        empty = tf.reshape(-self.davg / self.dstd, [self.ntypes, s, 4])
+        tail = tf.split(empty, tf.stack([live, s - live]), axis=1, num=2)[1]
+        types = tf.range(self.ntypes, dtype=tf.int32)
+        tail_weight = (self._switch(tail[..., 0], types) if self.smooth
+                       else tf.zeros(tf.shape(tail)[:2], tail.dtype))
+        per_type = self._attended(tf.cast(tail, rmat.dtype), tf.cast(tail_weight, rmat.dtype),
+                                  tf.fill(tf.shape(tail)[:2], self.ntypes), types, tebd)
+        return a_mat + tf.gather(per_type, centres)
 
     def _neighbour_embedding(self, rmat, weight, nei_type, centres, tebd):
         """G0 [n, S, M1] of rmat [n, S, 4], the slots' weights, types [n, S] and the centre

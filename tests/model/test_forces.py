@@ -151,8 +151,10 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
     se_atten's concatenated input; se_e2_a's with the contraction on TebdEmbeddingContract, and
     so se_a_ebd_v2's radial net, per neighbour type, unless smooth_type_embedding weights T),
     the other nets' products on TebdMatMul and the attention's
-    normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py): energy, forces and
-    the gradients of a force loss equal those of TensorFlow's ops (1e-12)."""
+    normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py), and DPA-1's
+    attention leaves out the slots empty for every atom (sel has room to spare here):
+    energy, forces and the gradients of a force loss equal those of TensorFlow's ops over
+    every slot (1e-12)."""
     from deepmd_tebd.model.kernels import training_kernels
 
     frame, model = setup("triclinic", tebd, type_one_side)
@@ -177,6 +179,10 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
         attention = fast and str(tebd).startswith("atten")
         assert ("TebdL2NormalizeGradGrad" in types) == attention
         assert ("TebdLayerNormGradGrad" in types) == attention
+        # se_atten_v2 (smooth): the left-out slots' key in each layer's softmax
+        absent_key = any(op.type == "Softmax" and op.inputs[0].op.type == "ConcatV2"
+                         for op in concrete.graph.get_operations())
+        assert absent_key == (fast and tebd == "atten_v2")
         return [t.numpy() for t in concrete()]
 
     for got, expected in zip(traced(True), traced(False)):
