@@ -215,7 +215,7 @@ class NetStack:
             # (W, b, timestep) of each later layer, each with a leading net axis
             self.layers = [tuple(tf.stack(parts) for parts in zip(*per_net))
                            for per_net in zip(*(_layers(mlp, dtype) for mlp in nets))]
-        self.attrs = _attrs(nets[0], any(_attrs(mlp)["resnet_dt"] for mlp in nets))
+        self.attrs = _attrs(nets[0], any(_has_timesteps(mlp) for mlp in nets))
 
     def __call__(self, s, index, shared=None):
         """The stack on s and index [...] (shared: as scalar_net's) -> [..., out_width], in
@@ -239,12 +239,16 @@ def net_stack(nets) -> NetStack:
     return NetStack(nets)
 
 
+def _has_timesteps(net) -> bool:
+    """Whether any layer after the first of a fusable net has a timestep (resnet_dt)."""
+    return any(idt is not None for _, _, idt in net.layer_variables()[0][1:])
+
+
 def _attrs(net, resnet_dt=None) -> dict:
     """The fused ops' attributes for a fusable net: rules (each layer's resnet rule after the
-    first) and resnet_dt (whether any layer has a timestep; given: for a stack of nets)."""
-    if resnet_dt is None:
-        resnet_dt = any(idt is not None for _, _, idt in net.layer_variables()[0][1:])
-    return {"rules": [_RULES[r] for r in net.rules[1:]], "resnet_dt": resnet_dt}
+    first) and resnet_dt (`_has_timesteps`; given: for a stack of nets)."""
+    return {"rules": [_RULES[r] for r in net.rules[1:]],
+            "resnet_dt": _has_timesteps(net) if resnet_dt is None else resnet_dt}
 
 
 def _layers(net, dtype) -> list:

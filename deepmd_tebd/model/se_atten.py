@@ -15,6 +15,9 @@ dstd + davg of the centre type) weights the type net and the attention, so that 
 continuous at the cut-off; without it the attention masks empty slots and jumps there.
 exclude_types: an excluded (centre type, neighbour type) slot has R~ zeroed and no attention
 (not smooth), or R~ set to the centre type's davg[0] and w to 0 (smooth), as DeePMD-kit does.
+In the training step the attention runs over the live slots alone, and the slots empty for every
+atom of the batch are accounted for once per centre type (`_live_and_tail`, attention.py); the
+frozen graph attends over every slot.
 """
 from __future__ import annotations
 
