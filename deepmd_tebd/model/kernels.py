@@ -50,7 +50,7 @@ _STATE = threading.local()
 def training_kernels():
     """Within it (while a graph is traced), batch_matmul uses TebdBatchMatMul when no GPU is
     visible."""
-    before = _training()
+    before = training_step()
     _STATE.training = not tf.config.list_logical_devices("GPU")
     try:
         yield
@@ -58,15 +58,11 @@ def training_kernels():
         _STATE.training = before
 
 
-def _training() -> bool:
-    """Whether the training step is being traced on the CPU (`training_kernels`)."""
-    return getattr(_STATE, "training", False)
-
-
 def training_step() -> bool:
-    """Whether the training step is being traced on the CPU (`training_kernels`): the
-    descriptors may then take paths that frozen graphs do not (se_atten.py's live slots)."""
-    return _training()
+    """Whether the training step is being traced on the CPU (`training_kernels`): the kernels
+    here, and the descriptors' paths that frozen graphs do not take (se_atten.py's live
+    slots)."""
+    return getattr(_STATE, "training", False)
 
 
 def _ops():
@@ -77,28 +73,28 @@ def _ops():
 
 def batch_matmul(x, y, adjoint_a: bool = False, adjoint_b: bool = False):
     """op(x) op(y) of rank-3 real tensors of one batch size (op: transpose where adjoint)."""
-    if _training():
+    if training_step():
         return _ops().tebd_batch_mat_mul(x, y, adj_x=adjoint_a, adj_y=adjoint_b)
     return tf.linalg.matmul(x, y, adjoint_a=adjoint_a, adjoint_b=adjoint_b)
 
 
 def matmul(x, y):
     """x y of two matrices."""
-    if _training():
+    if training_step():
         return _ops().tebd_mat_mul(x, y)
     return tf.linalg.matmul(x, y)
 
 
 def l2_normalize(x):
     """x / sqrt(max(sum x^2, 1e-12)) over the last axis (tf.math.l2_normalize)."""
-    if _training():
+    if training_step():
         return _ops().tebd_l2_normalize(x)
     return tf.math.l2_normalize(x, -1)
 
 
 def layer_norm(x, gamma, beta, eps: float):
     """(x - mean) rsqrt(var + eps) gamma + beta over the last axis (mean and variance of it)."""
-    if _training():
+    if training_step():
         return _ops().tebd_layer_norm(x, gamma, tf.constant(eps, x.dtype), beta)
     mean = tf.reduce_mean(x, axis=-1, keepdims=True)
     var = tf.reduce_mean(tf.square(x - mean), axis=-1, keepdims=True)
@@ -108,7 +104,7 @@ def layer_norm(x, gamma, beta, eps: float):
 def contract(rows, g):
     """rows^T g over the neighbour axis, per atom: rows [..., n, 4] and g [..., n, M] of the same
     leading shape -> [..., 4, M]."""
-    if not _training():
+    if not training_step():
         return tf.linalg.matmul(rows, g, adjoint_a=True)
     if rows.shape.rank == 3:
         return batch_matmul(rows, g, adjoint_a=True)
@@ -126,7 +122,7 @@ def fusable(net) -> bool:
     embedding net of tanh layers with biases, no mixed precision and no residual first layer,
     while the training step is traced on the CPU."""
     hidden, final = net.layer_variables()
-    return (_training() and net.kind == "embedding"
+    return (training_step() and net.kind == "embedding"
             and net.activation == "tanh" and net.compute_precision is None and final is None
             and bool(net.rules) and net.rules[0] is None
             and all(b is not None for _, b, _ in hidden)
@@ -304,11 +300,12 @@ def _contraction_op(rows, index, table, slope, layers, attrs, shared=None, group
     index, source, s_shared = _candidates(lead, index, shared)
     if s_shared is None:
         s_shared = tf.zeros([0], rows.dtype)
-    group, k = (tf.zeros([0], tf.int32), 1) if groups is None else groups
+    if groups is None:  # one group: an empty group tensor
+        group, k = tf.zeros([0], tf.int32), 1
+    else:
+        group, k = tf.reshape(tf.broadcast_to(groups[0], lead), [-1]), groups[1]
     a, _, _, _ = _ops().tebd_embedding_contract(
         tf.reshape(rows, [-1, 4]), index, table, slope, *_weights(layers), source,
-        tf.cast(s_shared, rows.dtype), tf.reduce_prod(shape[:-2]),
-        tf.reshape(tf.broadcast_to(group, lead) if groups is not None else group, [-1]),
-        groups=k, **attrs)
+        tf.cast(s_shared, rows.dtype), tf.reduce_prod(shape[:-2]), group, groups=k, **attrs)
     out = shape[:-2] if groups is None else tf.concat([shape[:-2], [k]], axis=0)
     return tf.reshape(a, tf.concat([out, tf.shape(a)[1:]], axis=0))

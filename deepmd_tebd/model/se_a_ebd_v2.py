@@ -54,11 +54,12 @@ def _stripped_term(radial, rows, table, group, base, k: int, weight, copies=None
     On the fused radial net (w 1), G is never formed: A_q = R~_q^T N_s over the rows of each
     neighbour type q in one TebdEmbeddingContract (contraction groups), then
     A = sum_q A_q * (1 + T_q), T constant over a group."""
+    fused = fusable(radial)
     shared = None
-    if copies is not None and fusable(radial):  # the copies' ops only for the fused net
+    if copies is not None and fused:  # the copies' ops only for the fused net
         copied, pick = copies()
         shared = (copied[..., 0], pick)
-    if weight is None and fusable(radial):
+    if weight is None and fused:
         a_groups = net_contraction(radial, rows, *scalar_rows(radial, shared),
                                    groups=(group, k))  # [..., k, 4, M1]
         scale = tf.cast(tf.gather(table, base + tf.range(k, dtype=tf.int32)),

@@ -27,6 +27,7 @@ import tensorflow as tf
 from .attention import AttentionLayer, angular_gate, attention_gates
 from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
                          type_embedding_switch)
+from .embedding_blocks import block_heads, block_tails, empty_rows, live_counts
 from .env_mat import INTERFACE_DTYPE, raw_env_mat
 from .kernels import contract, training_step
 from .se_a_ebd_v2 import stripped_type_table
@@ -130,25 +131,25 @@ class DescriptorSeAtten(EnvMatDescriptor):
         prec = self.compute_dtype
         weight = tf.cast(occupied, INTERFACE_DTYPE)
         if self.smooth:
-            davg0 = tf.gather(self.davg[:, 0], centres)[..., None]
             weight = self._switch(rmat[..., 0], centres)
         if self.pair_mask is not None:
             keep = tf.gather_nd(tf.constant(self.pair_mask, INTERFACE_DTYPE),
                                 tf.stack([tf.broadcast_to(centres[..., None], tf.shape(nei_type)),
                                           nei_type], axis=-1))
             if self.smooth:
+                davg0 = tf.gather(self.davg[:, 0], centres)[..., None]
                 rmat = tf.where(keep[..., None] > 0, rmat, davg0[..., None])
             else:
                 rmat = rmat * keep[..., None]
             weight = weight * keep
-        rows = (tf.reshape(tf.cast(rmat, prec), [-1, s, 4]),
-                tf.reshape(tf.cast(weight, prec), [-1, s]), tf.reshape(nei_type, [-1, s]))
-        centres = tf.reshape(centres, [-1])
+        rmat, weight = tf.cast(rmat, prec), tf.cast(weight, prec)
         tebd = tf.cast(type_embedding, prec)
         if self.attention_layers and training_step():
-            a_mat = self._live_and_tail(rows, occupied, centres, tebd)
+            a_mat = self._live_and_tail(rmat, weight, nei_type, nlist, centres, tebd)
         else:
-            a_mat = self._attended(*rows, centres, tebd)
+            a_mat = self._attended(tf.reshape(rmat, [-1, s, 4]), tf.reshape(weight, [-1, s]),
+                                   tf.reshape(nei_type, [-1, s]), tf.reshape(centres, [-1]),
+                                   tebd)
         d = descriptor_of_embedding(a_mat / float(s), self.axis_neuron)
         return tf.cast(tf.reshape(d, [-1, nloc, self.dim_out]), INTERFACE_DTYPE)
 
@@ -172,25 +173,28 @@ class DescriptorSeAtten(EnvMatDescriptor):
             g = layer(g, gates)
         return contract(rmat, g)
 
-    def _live_and_tail(self, rows, occupied, centres, tebd):
-        """R~^T G [n, 4, M1] as `_attended` of every slot, with the slots past the most
-        neighbours any atom has (the tail, ProdEnvMatAMix's padding, the same rows for every
-        atom of a centre type) left out of the attention: as keys they only add to the
-        softmax's sums (`Gates.absent`); as queries their P is 0, so that each layer maps
-        their G alone (LN(G + b_o)): the tail's share of R~^T G is computed once per centre
-        type, on its rows -davg/dstd (weight 0), and gathered by the atoms' centre types."""
-        s = self.nnei
-        rmat, weight, nei_type = rows
-        filled = tf.range(1, s + 1, dtype=tf.int32) * tf.cast(occupied, tf.int32)
-        live = tf.maximum(tf.reduce_max(filled), 0)  # no atoms: 0
+    def _live_and_tail(self, rmat, weight, nei_type, nlist, centres, tebd):
+        """R~^T G [nf * nloc, 4, M1] as `_attended` of every slot of rmat [nf, nloc, S, 4]
+        (weights and nei_type [nf, nloc, S], nlist's -1 the empty slots, centres [nf, nloc]),
+        with the slots past the most neighbours any atom has (the tail of ProdEnvMatAMix's one
+        sel block: the same rows for every atom of a centre type) left out of the attention:
+        as keys they only add to the softmax's sums (`Gates.absent`); as queries their P is 0,
+        so that each layer maps their G alone (LN(G + b_o)): the tail's share of R~^T G is
+        computed once per centre type, on its rows -davg/dstd (weight 0), and gathered by the
+        atoms' centre types (embedding_blocks.py's heads and tails, one block)."""
+        offsets = [0, self.nnei]
+        live = live_counts(nlist, [self.nnei], offsets)
+        atoms = tf.size(centres)
 
-        def head(x):  # tf.split: its gradient is one ConcatV2
-            return tf.split(x, tf.stack([live, s - live]), axis=1, num=2)[0]
+        def head(x):  # the live slots of every atom, [nf * nloc, live, ...]
+            rows = block_heads(x, live, offsets)[0]
+            return tf.reshape(rows, tf.concat([[atoms], tf.shape(rows)[2:]], axis=0))
 
+        centres = tf.reshape(centres, [-1])
         a_mat = self._attended(head(rmat), head(weight), head(nei_type), centres, tebd,
-                               absent=s - live)
-        empty = tf.reshape(-self.davg / self.dstd, [self.ntypes, s, 4])
-        tail = tf.split(empty, tf.stack([live, s - live]), axis=1, num=2)[1]
+                               absent=self.nnei - live[0])
+        empty = empty_rows(self.davg, self.dstd, self.ntypes, self.nnei, INTERFACE_DTYPE)
+        tail = block_tails(empty, live, offsets)[0]  # [ntypes, S - live, 4]
         types = tf.range(self.ntypes, dtype=tf.int32)
         tail_weight = (self._switch(tail[..., 0], types) if self.smooth
                        else tf.zeros(tf.shape(tail)[:2], tail.dtype))

@@ -168,12 +168,13 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
     env = _no_contraction(g)  # g's adjoint through a, made inside the gradient op
     if not _is_zeros(grad_a):
         by_atom_g = tf.stack([natoms, slots, width])
-        group3 = group if groups == 1 else tf.reshape(group, tf.stack([natoms, slots]))
+        if groups == 1:  # each row's adjoint in grad_a is its atom's: no group tensors
+            group3 = index = tf.zeros([0], tf.int32)
+        else:  # its atom's and group's
+            group3 = tf.reshape(group, tf.stack([natoms, slots]))
+            index = tf.range(nrows, dtype=tf.int32) // slots * groups + group
         direct, along_s = op_module.tebd_contract_rows_grad(
             rows3, tf.reshape(g, by_atom_g), tf.reshape(dg, by_atom_g), grad_a, group3)
-        # each row's adjoint in grad_a: its atom's (and group's)
-        index = (group[:0] if groups == 1
-                 else tf.range(nrows, dtype=tf.int32) // slots * groups + group)
         env = (rows, grad_a, index)
     net_grad_g = tf.zeros([0, width], g.dtype) if from_g is None else from_g
     out, source = _net_grad(op, s, tape, env, net_grad_g, grad_dg if tangent else net_grad_g,

@@ -278,8 +278,8 @@ struct Block {
   using View = Eigen::Map<const Matrix<T>>;
   std::vector<Matrix<T>> x, y_own, u_own;
   Matrix<T> h1_own, z, bar, prev;
-  const T* h1_at = nullptr;
-  std::vector<const T*> y_at, u_at;
+  T* h1_at = nullptr;
+  std::vector<T*> y_at, u_at;
   int64_t n = 0;
 
   View h1(int64_t width1) const { return View(h1_at, n, width1); }
@@ -287,19 +287,21 @@ struct Block {
   View u(int l, int64_t out) const { return View(u_at[l], n, out); }
 };
 
-// Where the block's h1, y[l] and u[l] go: from `at` on the tape (h1, then y[l] and u[l] per
-// layer), or (at null) into the block's own storage. Returns each one's place, in that order.
+// Places the block's h1, y[l] and u[l] (n rows each): from `at` on the tape (h1, then y[l]
+// and u[l] per layer), or (at null) in the block's own storage.
 template <typename T>
-std::vector<T*> block_places(const Net<T>& net, int64_t n, T* at, Block<T>* blk) {
+void block_places(const Net<T>& net, int64_t n, T* at, Block<T>* blk) {
   const int nl = static_cast<int>(net.w.size());
-  std::vector<T*> places;
+  blk->n = n;
+  blk->y_at.resize(nl);
+  blk->u_at.resize(nl);
   if (at == nullptr) {
     blk->h1_own.resize(n, net.in->width1);
-    places.push_back(blk->h1_own.data());
+    blk->h1_at = blk->h1_own.data();
     blk->y_own.resize(nl);
     blk->u_own.resize(nl);
   } else {
-    places.push_back(at);
+    blk->h1_at = at;
     at += n * net.in->width1;
   }
   for (int l = 0; l < nl; ++l) {
@@ -307,23 +309,14 @@ std::vector<T*> block_places(const Net<T>& net, int64_t n, T* at, Block<T>* blk)
     if (at == nullptr) {
       blk->y_own[l].resize(n, out);
       blk->u_own[l].resize(n, out);
-      places.push_back(blk->y_own[l].data());
-      places.push_back(blk->u_own[l].data());
+      blk->y_at[l] = blk->y_own[l].data();
+      blk->u_at[l] = blk->u_own[l].data();
     } else {
-      places.push_back(at);
-      places.push_back(at + n * out);
+      blk->y_at[l] = at;
+      blk->u_at[l] = at + n * out;
       at += 2 * n * out;
     }
   }
-  blk->n = n;
-  blk->h1_at = places[0];
-  blk->y_at.resize(nl);
-  blk->u_at.resize(nl);
-  for (int l = 0; l < nl; ++l) {
-    blk->y_at[l] = places[1 + 2 * l];
-    blk->u_at[l] = places[2 + 2 * l];
-  }
-  return places;
 }
 
 // x[0] = [h1; dh1/ds] (the tangent rows: tanh'(p) slope) from h1.
@@ -374,9 +367,9 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
   const int nl = static_cast<int>(net.w.size());
   const auto slope = net.slope();
   blk->x.resize(nl + 1);
-  const std::vector<T*> places = block_places(net, n, tape, blk);
+  block_places(net, n, tape, blk);
   const Inputs<T>& inputs = *net.in;
-  Eigen::Map<Matrix<T>> h1(places[0], n, inputs.width1);
+  Eigen::Map<Matrix<T>> h1(blk->h1_at, n, inputs.width1);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = rows.row(p0 + i);
     h1.row(i) = inputs.s[r] * slope + Eigen::Map<const Row<T>>(
@@ -392,10 +385,10 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
     z.resize(x.rows(), width);
     gemm<T>(false, false, x.rows(), width, in, x.data(), in, net.w[l].data(), width, T(0),
             z.data(), width);
-    Eigen::Map<Matrix<T>> y(places[1 + 2 * l], n, width);
+    Eigen::Map<Matrix<T>> y(blk->y_at[l], n, width);
     y = z.topRows(n).rowwise() + net.b[l];
     y.array() = y.array().tanh();  // in place: Eigen's vectorised tanh
-    if (tangent) Eigen::Map<Matrix<T>>(places[2 + 2 * l], n, width) = z.bottomRows(n);
+    if (tangent) Eigen::Map<Matrix<T>>(blk->u_at[l], n, width) = z.bottomRows(n);
     next_input(net, l, tangent, blk);
   }
 }
