@@ -30,9 +30,9 @@
 // the gradient op recomputes the blocks (the same arithmetic, so the same numbers).
 //
 // Rows go in blocks of kBlock through dense products (dense_gemm.h; the h and tangent rows of a
-// block stacked into one product per layer); the blocks are cut into one contiguous range per CPU
-// thread, each range with its own weight-gradient sums, added in range order (the result does
-// not depend on scheduling). The ops serve the training step only
+// block stacked into one product per layer); the gradient cuts the blocks into kRanges
+// contiguous ranges, each with its own weight-gradient sums, added in range order (the result
+// depends neither on scheduling nor on the number of threads). The ops serve the training step only
 // (deepmd_tebd/model/kernels.py); frozen graphs keep TensorFlow's own ops.
 #define EIGEN_DONT_PARALLELIZE  // one block per thread: the rows are the parallel axis
 #include <Eigen/Dense>
@@ -62,6 +62,10 @@ using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
 constexpr int64_t kBlock = 128;
+// The gradient's blocks go in kRanges contiguous ranges, each with its own weight-gradient sums:
+// more ranges than threads, so that a thread that another op holds up leaves its share to the
+// others, and the sums (added in range order) do not depend on the number of threads.
+constexpr int64_t kRanges = 16;
 constexpr int64_t kTapeBytes = int64_t{1} << 29;  // the largest tape kept (512 MiB)
 enum Rule { kNone = 0, kSkip = 1, kConcat = 2 };
 
@@ -269,14 +273,15 @@ Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, bool time
 }
 
 // The activations of one block of n rows, layer by layer: x[l] holds the input of layer l + 2
-// stacked as [h; dh/ds] (2n rows; n rows without the tangent; x.back() the net's output); the
-// first layer's output h1 [n, width1] and, per later layer l, its tanh output (before the
-// timestep) y[l] and the tangent's pre-activation u[l] ([n, out] each) lie on the forward op's
-// tape or in this block's own storage (h1_own, y_own, u_own); z, bar and prev are work space.
+// stacked as [h; dh/ds] (2n rows; n rows without the tangent); the first layer's output h1
+// [n, width1] and, per later layer l, its tanh output (before the timestep) y[l] and the
+// tangent's pre-activation u[l] ([n, out] each, u[l] right after y[l]: one product gives both)
+// lie on the forward op's tape or in this block's own storage (h1_own, yu_own); bar and prev
+// are work space.
 template <typename T>
 struct Block {
   using View = Eigen::Map<const Matrix<T>>;
-  std::vector<Matrix<T>> x, y_own, u_own;
+  std::vector<Matrix<T>> x, yu_own;
   Matrix<T> h1_own, z, bar, prev;
   T* h1_at = nullptr;
   std::vector<T*> y_at, u_at;
@@ -298,8 +303,7 @@ void block_places(const Net<T>& net, int64_t n, T* at, Block<T>* blk) {
   if (at == nullptr) {
     blk->h1_own.resize(n, net.in->width1);
     blk->h1_at = blk->h1_own.data();
-    blk->y_own.resize(nl);
-    blk->u_own.resize(nl);
+    blk->yu_own.resize(nl);
   } else {
     blk->h1_at = at;
     at += n * net.in->width1;
@@ -307,15 +311,13 @@ void block_places(const Net<T>& net, int64_t n, T* at, Block<T>* blk) {
   for (int l = 0; l < nl; ++l) {
     const int64_t out = net.w[l].cols();
     if (at == nullptr) {
-      blk->y_own[l].resize(n, out);
-      blk->u_own[l].resize(n, out);
-      blk->y_at[l] = blk->y_own[l].data();
-      blk->u_at[l] = blk->u_own[l].data();
+      blk->yu_own[l].resize(2 * n, out);
+      blk->y_at[l] = blk->yu_own[l].data();
     } else {
       blk->y_at[l] = at;
-      blk->u_at[l] = at + n * out;
       at += 2 * n * out;
     }
+    blk->u_at[l] = blk->y_at[l] + n * out;
   }
 }
 
@@ -330,40 +332,74 @@ void first_input(const Eigen::Map<const Row<T>>& slope, bool tangent, Block<T>* 
   if (tangent) x0.bottomRows(n) = ((1 - h1.array().square()).rowwise() * slope.array()).matrix();
 }
 
-// x[l + 1] = [y dt; tanh'(z) u dt] (+ x[l] by the layer's resnet rule) from layer l's tanh
-// output y[l], tangent pre-activation u[l] and input x[l] (dt: the layer's timestep, none
-// without resnet_dt): the forward pass and the tape's reader (load_block) make it with this
-// one function, so both have the same numbers.
+// h += x by a layer's resnet rule (h [width], x [in]: skip, h = y + x; concat, h = y + [x, x]).
 template <typename T>
-void next_input(const Net<T>& net, int l, bool tangent, Block<T>* blk) {
-  const Matrix<T>& x = blk->x[l];
-  const int64_t n = blk->n, width = net.w[l].cols(), in = net.w[l].rows();
-  const auto y = blk->y(l, width);
-  Matrix<T>& next = blk->x[l + 1];
-  next.resize((tangent ? 2 : 1) * n, width);
-  if (net.in->timesteps) {
-    next.topRows(n) = (y.array().rowwise() * net.dt[l].array()).matrix();
-    if (tangent)
-      next.bottomRows(n) = (((1 - y.array().square()) * blk->u(l, width).array()).rowwise() *
-                            net.dt[l].array()).matrix();
-  } else {
-    next.topRows(n) = y;
-    if (tangent)
-      next.bottomRows(n) = ((1 - y.array().square()) * blk->u(l, width).array()).matrix();
-  }
-  if (net.in->rules[l] == kSkip) {
-    next += x;
-  } else if (net.in->rules[l] == kConcat) {
-    next.leftCols(in) += x;
-    next.rightCols(in) += x;
+inline void add_residual(int rule, const T* __restrict x, int64_t in, T* __restrict h) {
+  if (rule == kSkip) {
+#pragma omp simd
+    for (int64_t j = 0; j < in; ++j) h[j] += x[j];
+  } else if (rule == kConcat) {
+#pragma omp simd
+    for (int64_t j = 0; j < in; ++j) h[j] += x[j];
+#pragma omp simd
+    for (int64_t j = 0; j < in; ++j) h[in + j] += x[j];
   }
 }
 
-// Forward pass of the rows at positions [p0, p0 + n) of `rows`: fills blk, its h1, y and u on
-// the tape from `tape` on (null: in the block); the last layer's [h; dh/ds] is blk->x.back().
+// Layer l's output [y dt; tanh'(z) u dt] (+ x[l] by the layer's resnet rule) from its tanh
+// output y[l], tangent pre-activation u[l] and input x[l] (dt: the layer's timestep, none
+// without resnet_dt), row i's h written at top(i) and its dh/ds at bottom(i), one row at a
+// time: the forward pass and the tape's reader (load_block) make it with this one function,
+// so both have the same numbers.
+template <typename T, typename Top, typename Bottom>
+void layer_output(const Net<T>& net, int l, bool tangent, const Block<T>& blk, Top top,
+                  Bottom bottom) {
+  const T* x = blk.x[l].data();
+  const int64_t n = blk.n, width = net.w[l].cols(), in = net.w[l].rows();
+  const T* __restrict dt = net.dt[l].data();
+  const bool steps = net.in->timesteps;
+  const int rule = net.in->rules[l];
+  for (int64_t i = 0; i < n; ++i) {
+    const T* __restrict y = blk.y_at[l] + i * width;
+    T* __restrict h = top(i);
+    if (steps) {
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) h[j] = y[j] * dt[j];
+    } else {
+      std::copy(y, y + width, h);
+    }
+    add_residual(rule, x + i * in, in, h);
+    if (!tangent) continue;
+    const T* __restrict u = blk.u_at[l] + i * width;
+    T* __restrict d = bottom(i);
+    if (steps) {
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) d[j] = ((1 - y[j] * y[j]) * u[j]) * dt[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) d[j] = (1 - y[j] * y[j]) * u[j];
+    }
+    add_residual(rule, x + (n + i) * in, in, d);
+  }
+}
+
+// x[l + 1] = layer l's output (layer_output) in the block.
 template <typename T>
+void next_input(const Net<T>& net, int l, bool tangent, Block<T>* blk) {
+  const int64_t n = blk->n, width = net.w[l].cols();
+  Matrix<T>& next = blk->x[l + 1];
+  next.resize((tangent ? 2 : 1) * n, width);
+  T* at = next.data();
+  layer_output(net, l, tangent, *blk, [=](int64_t i) { return at + i * width; },
+               [=](int64_t i) { return at + (n + i) * width; });
+}
+
+// Forward pass of the rows at positions [p0, p0 + n) of `rows`: fills blk, its h1, y and u on
+// the tape from `tape` on (null: in the block). The net's output [h; dh/ds] goes to the rows
+// top(i) and bottom(i) (row i's h and dh/ds); with no layer after the first it is x[0].
+template <typename T, typename Top, typename Bottom>
 void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
-             Block<T>* blk, T* tape = nullptr) {
+             Block<T>* blk, T* tape, Top top, Bottom bottom) {
   const int nl = static_cast<int>(net.w.size());
   const auto slope = net.slope();
   blk->x.resize(nl + 1);
@@ -381,16 +417,29 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
   for (int l = 0; l < nl; ++l) {
     const Matrix<T>& x = blk->x[l];
     const int64_t width = net.w[l].cols(), in = net.w[l].rows();
-    Matrix<T>& z = blk->z;
-    z.resize(x.rows(), width);
+    // [y; u] in place: the product of [h; dh/ds], then y = tanh(. + b) (Eigen's vectorised tanh)
     gemm<T>(false, false, x.rows(), width, in, x.data(), in, net.w[l].data(), width, T(0),
-            z.data(), width);
+            blk->y_at[l], width);
     Eigen::Map<Matrix<T>> y(blk->y_at[l], n, width);
-    y = z.topRows(n).rowwise() + net.b[l];
-    y.array() = y.array().tanh();  // in place: Eigen's vectorised tanh
-    if (tangent) Eigen::Map<Matrix<T>>(blk->u_at[l], n, width) = z.bottomRows(n);
-    next_input(net, l, tangent, blk);
+    y.rowwise() += net.b[l];
+    y.array() = y.array().tanh();
+    if (l + 1 < nl)
+      next_input(net, l, tangent, blk);
+    else
+      layer_output(net, l, tangent, *blk, top, bottom);
   }
+}
+
+// The forward pass of a block whose output is not kept (the gradient's recomputation).
+template <typename T>
+void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
+             Block<T>* blk) {
+  Matrix<T>& out = blk->z;
+  out.resize((tangent ? 2 : 1) * n, net.out_width());
+  T* at = out.data();
+  const int64_t m = net.out_width();
+  forward(net, rows, p0, n, tangent, blk, static_cast<T*>(nullptr), [=](int64_t i) { return at + i * m; },
+          [=](int64_t i) { return at + (n + i) * m; });
 }
 
 // The tape's entries per computed row: the first layer's output h1, then per later layer its
@@ -404,7 +453,7 @@ int64_t tape_width(const Net<T>& net) {
 }
 
 // The block's activations from the tape at `at` (read in place), as `forward` with the tangent
-// leaves them for the gradient (the net's output, x.back(), is not needed and not made).
+// leaves them for the gradient (the net's output is not needed and not made).
 template <typename T>
 void load_block(const Net<T>& net, int64_t n, const T* at, Block<T>* blk) {
   const int nl = static_cast<int>(net.w.size());
@@ -431,23 +480,34 @@ Status run_forward(OpKernelContext* ctx, const Stack<T>& stack, int first, Tenso
   TF_RETURN_IF_ERROR(ctx->allocate_output(
       first + 2, TensorShape({keep ? positions * width : 0}), &tape));
   T* tp = tape->flat<T>().data();
+  const RowOrder& rows = stack.rows;
   auto blocks = [&](int64_t begin, int64_t end) {
     Block<T> blk;
+    std::vector<int64_t> out(kBlock);  // each row's first output, where the net writes it
     for (int64_t k = begin; k < end; ++k) {
       const BlockRef& ref = stack.blocks[k];
-      forward(stack.nets[ref.net], stack.rows, ref.p0, ref.n, true, &blk,
-              keep ? tp + ref.p0 * width : nullptr);
-      const Matrix<T>& last = blk.x.back();
-      if (stack.rows.order.empty() && stack.rows.direct()) {
-        Eigen::Map<Matrix<T>>(gs + ref.p0 * m, ref.n, m) = last.topRows(ref.n);
-        Eigen::Map<Matrix<T>>(dgs + ref.p0 * m, ref.n, m) = last.bottomRows(ref.n);
-        continue;
-      }
+      const Net<T>& net = stack.nets[ref.net];
       for (int64_t i = 0; i < ref.n; ++i) {
-        stack.rows.for_outputs(stack.rows.row(ref.p0 + i), [&](int64_t o) {
-          Eigen::Map<Row<T>>(gs + o * m, m) = last.row(i);
-          Eigen::Map<Row<T>>(dgs + o * m, m) = last.row(ref.n + i);
-        });
+        const int64_t r = rows.row(ref.p0 + i);
+        out[i] = rows.direct() ? r : rows.outputs[rows.first[r]];
+      }
+      forward(net, rows, ref.p0, ref.n, true, &blk, keep ? tp + ref.p0 * width : nullptr,
+              [&](int64_t i) { return gs + out[i] * m; },
+              [&](int64_t i) { return dgs + out[i] * m; });
+      if (net.w.empty()) {  // the first layer's output: x[0]
+        for (int64_t i = 0; i < ref.n; ++i) {
+          Eigen::Map<Row<T>>(gs + out[i] * m, m) = blk.x[0].row(i);
+          Eigen::Map<Row<T>>(dgs + out[i] * m, m) = blk.x[0].row(ref.n + i);
+        }
+      }
+      if (rows.direct()) continue;
+      for (int64_t i = 0; i < ref.n; ++i) {  // the row's further outputs: copies
+        const int64_t r = rows.row(ref.p0 + i);
+        for (int64_t q = rows.first[r] + 1; q < rows.first[r + 1]; ++q) {
+          const int64_t o = rows.outputs[q];
+          std::copy(gs + out[i] * m, gs + (out[i] + 1) * m, gs + o * m);
+          std::copy(dgs + out[i] * m, dgs + (out[i] + 1) * m, dgs + o * m);
+        }
       }
     }
   };
@@ -605,19 +665,24 @@ struct Adjoints {
   const int32_t* env_index = nullptr;
   int64_t m = 0, slots = 1;
 
-  // adds output o's adjoint of g to row
-  template <typename Dst>
-  void add_g(int64_t o, Dst&& row) const {
+  // adds output o's adjoint of g to row [m] (assign: writes it there)
+  void add_g(int64_t o, T* __restrict row, bool assign) const {
+    const T* __restrict gg = grad_g == nullptr ? nullptr : grad_g + o * m;
     if (env_rows != nullptr) {  // env_rows[o] env_u[atom], the sum in TebdBatchMatMul's order
       const T* r = env_rows + 4 * o;
-      const T* u = env_u + (env_index == nullptr ? o / slots : env_index[o]) * 4 * m;
+      const T* __restrict u = env_u + (env_index == nullptr ? o / slots : env_index[o]) * 4 * m;
+      const T r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+#pragma omp simd
       for (int64_t j = 0; j < m; ++j) {
-        T sum = r[0] * u[j];
-        for (int c = 1; c < 4; ++c) sum += r[c] * u[c * m + j];
-        row(j) += grad_g == nullptr ? sum : sum + grad_g[o * m + j];
+        const T sum = ((r0 * u[j] + r1 * u[m + j]) + r2 * u[2 * m + j]) + r3 * u[3 * m + j];
+        const T value = gg == nullptr ? sum : sum + gg[j];
+        row[j] = assign ? value : row[j] + value;
       }
-    } else if (grad_g != nullptr) {
-      row += Eigen::Map<const Row<T>>(grad_g + o * m, m);
+    } else if (gg != nullptr) {
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) row[j] = assign ? gg[j] : row[j] + gg[j];
+    } else if (assign) {
+      std::fill(row, row + m, T(0));
     }
   }
 };
@@ -641,11 +706,18 @@ void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bo
     bar.topRows(n) = Eigen::Map<const Matrix<T>>(grad_g + p0 * m, n, m);
     if (tangent) bar.bottomRows(n) = Eigen::Map<const Matrix<T>>(grad_dg + p0 * m, n, m);
   } else {
-    bar.setZero();
     for (int64_t i = 0; i < n; ++i) {
+      bool assign = true;  // the first output's adjoint written, the others' added
+      T* __restrict top = bar.data() + i * m;
+      T* __restrict bottom = bar.data() + (n + i) * m;
       rows.for_outputs(rows.row(p0 + i), [&](int64_t o) {  // the sum over the row's outputs
-        adj.add_g(o, bar.row(i));
-        if (tangent) bar.row(n + i) += Eigen::Map<const Row<T>>(grad_dg + o * m, m);
+        adj.add_g(o, top, assign);
+        if (tangent) {
+          const T* __restrict gd = grad_dg + o * m;
+#pragma omp simd
+          for (int64_t j = 0; j < m; ++j) bottom[j] = assign ? gd[j] : bottom[j] + gd[j];
+        }
+        assign = false;
       });
     }
   }
@@ -777,7 +849,7 @@ class EmbeddingNetGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows}), &grad_s));
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int64_t nblocks = static_cast<int64_t>(stack.blocks.size());
-    const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(workers->NumThreads(), nblocks));
+    const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(kRanges, nblocks));
     std::vector<Sums<T>> sums;
     for (int64_t k = 0; k < nranges; ++k) sums.emplace_back(net0, stack.nets.size());
     const Tensor& tape = ctx->input(ctx->num_inputs() - 6);
