@@ -114,7 +114,7 @@ def _embedding_net_grad(op, grad_g, grad_dg, grad_tape):
     tangent = not _is_zeros(grad_dg)
     if grad_g is None:
         grad_g = tf.zeros_like(g)
-    out, source = _net_grad(op, s, tape, _no_contraction(g), grad_g,
+    out, source = _net_grad(op, s, tape, _no_contraction(g) + _no_force(g), grad_g,
                             grad_dg if tangent else grad_g, tangent)
     if tangent:
         grad_s = out.grad_s
@@ -126,8 +126,8 @@ def _embedding_net_grad(op, grad_g, grad_dg, grad_tape):
 
 def _net_grad(op, s, tape, env, grad_g, grad_dg, tangent: bool):
     """TebdEmbeddingNetGrad for the fused net `op` (TebdEmbeddingNet or TebdEmbeddingContract,
-    whose inputs from index on are the same), the rows' s given; returns it and the op's
-    source."""
+    whose inputs from index on are the same), the rows' s given, env its env_* and force_*
+    inputs; returns it and the op's source."""
     n = op.get_attr("N")
     index, table, slope = op.inputs[1:4]
     layers = [list(op.inputs[4 + k * n:4 + (k + 1) * n]) for k in range(3)]  # W, b, timestep
@@ -162,7 +162,10 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
     slots = nrows // tf.maximum(natoms, 1)  # not -1: no atoms, no rows
     rows3 = tf.reshape(rows, tf.stack([natoms, slots, 4]))
     width = tf.shape(g)[1]
-    tangent = not _is_zeros(grad_dg)
+    force = _force_pass(op, grad_g, grad_dg) if not _is_zeros(grad_a) else None
+    if force is not None:  # the force pass's adjoints of g and dg/ds: made in the net's grad
+        grad_g, grad_dg = None, tf.zeros([0, width], g.dtype)
+    tangent = force is not None or not _is_zeros(grad_dg)
     from_g = None if _is_zeros(grad_g) else grad_g
     direct = along_s = None
     env = _no_contraction(g)  # g's adjoint through a, made inside the gradient op
@@ -176,6 +179,7 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
         direct, along_s = op_module.tebd_contract_rows_grad(
             rows3, tf.reshape(g, by_atom_g), tf.reshape(dg, by_atom_g), grad_a, group3)
         env = (rows, grad_a, index)
+    env += _no_force(g) if force is None else force
     net_grad_g = tf.zeros([0, width], g.dtype) if from_g is None else from_g
     out, source = _net_grad(op, s, tape, env, net_grad_g, grad_dg if tangent else net_grad_g,
                             tangent)
@@ -204,17 +208,50 @@ def _no_contraction(g):
             tf.zeros([0], tf.int32))
 
 
+def _no_force(g) -> tuple:
+    """TebdEmbeddingNetGrad's force_rows, force_along and force_u when the force pass's
+    adjoints come as grad_g and grad_dg (or not at all): all empty."""
+    return (tf.zeros([0, 4], g.dtype), tf.zeros([0], g.dtype),
+            tf.zeros([0, 4, tf.shape(g)[1]], g.dtype))
+
+
+def _force_pass(op, grad_g, grad_dg):
+    """TebdEmbeddingNetGrad's force inputs when the adjoints of the fused contraction `op`'s g
+    and dg/ds are those of its own force pass alone (TebdContractRowsGradGrad, parts 'g', of
+    the op's g and dg/ds): its grad_direct and grad_along_s per row and u, which the net's
+    gradient turns into those adjoints row by row; else None (they come as matrices)."""
+    if grad_g is None or grad_dg is None:
+        return None
+    # by rows of atoms' slots there ([atoms, slots, width]), reshaped to g's rows here
+    grad_g, grad_dg = (x.op.inputs[0] if x.op.type == "Reshape" else x for x in (grad_g, grad_dg))
+    pass_op = grad_g.op
+    if (pass_op.type != "TebdContractRowsGradGrad"
+            or pass_op.get_attr("parts") not in (b"g", "g")
+            or grad_g.name != pass_op.outputs[0].name
+            or grad_dg.name != pass_op.outputs[1].name):
+        return None
+    g, dg = (x.op.inputs[0] if x.op.type == "Reshape" else x for x in pass_op.inputs[1:3])
+    if g.name != op.outputs[1].name or dg.name != op.outputs[2].name:
+        return None
+    _, _, _, u, _, grad_direct, grad_along_s = pass_op.inputs
+    return (tf.reshape(grad_direct, [-1, 4]), tf.reshape(grad_along_s, [-1]), u)
+
+
 @ops.RegisterGradient("TebdContractRowsGrad")
 def _contract_rows_grad(op, grad_direct, grad_along_s):
     rows, g, dg, u, group = op.inputs
     grad_direct = tf.zeros_like(rows) if grad_direct is None else grad_direct
     grad_along_s = (tf.zeros_like(op.outputs[1]) if grad_along_s is None else grad_along_s)
-    out = op_module.tebd_contract_rows_grad_grad(rows, g, dg, u, group, grad_direct,
-                                                 grad_along_s)
+    # the adjoints of g and dg/ds in an op of their own: the fused contraction's gradient
+    # makes them row by row in its net's gradient instead (_force_pass), and this op is not run
+    of_rows = op_module.tebd_contract_rows_grad_grad(rows, g, dg, u, group, grad_direct,
+                                                     grad_along_s, parts="g")
+    of_u = op_module.tebd_contract_rows_grad_grad(rows, g, dg, u, group, grad_direct,
+                                                  grad_along_s, parts="u")
     # rows: grad_along_s (dg u^T) per row; only a second derivative with respect to the rows
     # needs it (the training step's weight gradient does not: the op is then not run)
     grad_rows = grad_along_s[..., None] * _rows_of_u(dg, u, group)
-    return [grad_rows, out.grad_g, out.grad_dg_ds, out.grad_u, None]
+    return [grad_rows, of_rows.grad_g, of_rows.grad_dg_ds, of_u.grad_u, None]
 
 
 def _rows_of_u(dg, u, group):

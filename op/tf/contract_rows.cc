@@ -19,6 +19,7 @@
 // per (atom, group), [atoms * groups, 4, M], and each row takes its group's (row r of atom b:
 // U[b * groups + group[b, r]]). An empty group: one group per atom.
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -36,6 +37,7 @@ using tensorflow::Status;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
 using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
 
 // The shapes of rows [B, k, 4], g and dg [B, k, M], u [B * groups, 4, M] and group [B, k] in
 // [0, groups) (or empty: one group); false (and the error set) when they do not fit.
@@ -126,7 +128,13 @@ class ContractRowsGradOp : public OpKernel {
 template <typename T>
 class ContractRowsGradGradOp : public OpKernel {
  public:
-  explicit ContractRowsGradGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit ContractRowsGradGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    std::string parts;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("parts", &parts));
+    rows_ = parts != "u";
+    u_ = parts != "g";
+  }
+
   void Compute(OpKernelContext* ctx) override {
     Shapes sh;
     if (!read_shapes(ctx, &sh)) return;
@@ -140,9 +148,11 @@ class ContractRowsGradGradOp : public OpKernel {
                     " and grad_along_s [", nb, ", ", k, "], got ", zd.shape().DebugString(),
                     " and ", zt.shape().DebugString()));
     Tensor *grad_g = nullptr, *grad_dg = nullptr, *grad_u = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(1).shape(), &grad_g));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, ctx->input(1).shape(), &grad_dg));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ctx->input(3).shape(), &grad_u));
+    const TensorShape by_row = rows_ ? ctx->input(1).shape() : TensorShape({0, k, m});
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, by_row, &grad_g));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, by_row, &grad_dg));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(
+                            2, u_ ? ctx->input(3).shape() : TensorShape({0, 4, m}), &grad_u));
     const T* rows = ctx->input(0).flat<T>().data();
     const T* g = ctx->input(1).flat<T>().data();
     const T* dg = ctx->input(2).flat<T>().data();
@@ -152,6 +162,7 @@ class ContractRowsGradGradOp : public OpKernel {
     T* gg = grad_g->flat<T>().data();
     T* gdg = grad_dg->flat<T>().data();
     T* gu = grad_u->flat<T>().data();
+    const bool by_rows = rows_, of_u = u_;
     auto atoms = [&](int64_t begin, int64_t end) {
       std::vector<T> weighted(4 * k), part(4 * m);
       for (int64_t b = begin; b < end; ++b) {
@@ -159,23 +170,31 @@ class ContractRowsGradGradOp : public OpKernel {
         const T* ztb = zts + b * k;
         for (int64_t r = 0; r < k; ++r)
           for (int c = 0; c < 4; ++c) weighted[r * 4 + c] = ztb[r] * rb[r * 4 + c];
-        std::fill(gu + b * sh.groups * 4 * m, gu + (b + 1) * sh.groups * 4 * m, T(0));
+        if (of_u) std::fill(gu + b * sh.groups * 4 * m, gu + (b + 1) * sh.groups * 4 * m, T(0));
         for_group_runs(sh.of_atom(b), k, [&](int64_t r0, int64_t r1, int q) {
           const int64_t row = b * k + r0, n = r1 - r0;
           const T* ub = u + (b * sh.groups + q) * 4 * m;
           const T* zdr = zds + row * 4;
           const T* wr = weighted.data() + r0 * 4;
-          thin_product<T>(false, false, n, m, 4, zdr, 4, ub, m, gg + row * m);  // Zd U
-          thin_product<T>(false, false, n, m, 4, wr, 4, ub, m, gdg + row * m);  // (zt R) U
-          T* gub = gu + (b * sh.groups + q) * 4 * m;  // Zd^T G + (zt R)^T dG
-          thin_product<T>(true, false, 4, m, n, zdr, 4, g + row * m, m, gub, true);
-          thin_product<T>(true, false, 4, m, n, wr, 4, dg + row * m, m, part.data());
-          for (int64_t j = 0; j < 4 * m; ++j) gub[j] += part[j];
+          if (by_rows) {
+            thin_product<T>(false, false, n, m, 4, zdr, 4, ub, m, gg + row * m);  // Zd U
+            thin_product<T>(false, false, n, m, 4, wr, 4, ub, m, gdg + row * m);  // (zt R) U
+          }
+          if (of_u) {
+            T* gub = gu + (b * sh.groups + q) * 4 * m;  // Zd^T G + (zt R)^T dG
+            thin_product<T>(true, false, 4, m, n, zdr, 4, g + row * m, m, gub, true);
+            thin_product<T>(true, false, 4, m, n, wr, 4, dg + row * m, m, part.data());
+            for (int64_t j = 0; j < 4 * m; ++j) gub[j] += part[j];
+          }
         });
       }
     };
-    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nb, 40 * k * m, atoms);
+    const int64_t cost = ((by_rows ? 20 : 0) + (of_u ? 20 : 0)) * k * m;
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nb, cost, atoms);
   }
+
+ private:
+  bool rows_ = true, u_ = true;  // which adjoints to make: of g and dg_ds, of u
 };
 
 Status contract_rows_grad_shape(InferenceContext* c) {
@@ -185,9 +204,14 @@ Status contract_rows_grad_shape(InferenceContext* c) {
 }
 
 Status contract_rows_grad_grad_shape(InferenceContext* c) {
-  c->set_output(0, c->input(1));
-  c->set_output(1, c->input(1));
-  c->set_output(2, c->input(3));
+  std::string parts;
+  TF_RETURN_IF_ERROR(c->GetAttr("parts", &parts));
+  ShapeHandle by_row = c->input(1), of_u = c->input(3);  // skipped parts: no entries
+  if (parts == "u") TF_RETURN_IF_ERROR(c->ReplaceDim(c->input(1), 0, c->MakeDim(0), &by_row));
+  if (parts == "g") TF_RETURN_IF_ERROR(c->ReplaceDim(c->input(3), 0, c->MakeDim(0), &of_u));
+  c->set_output(0, by_row);
+  c->set_output(1, by_row);
+  c->set_output(2, of_u);
   return Status();
 }
 
@@ -223,11 +247,15 @@ REGISTER_OP("TebdContractRowsGradGrad")
     .Output("grad_dg_ds: T")
     .Output("grad_u: T")
     .Attr("T: {float, double}")
+    .Attr("parts: {'all', 'g', 'u'} = 'all'")
     .SetShapeFn(contract_rows_grad_grad_shape)
     .Doc(R"doc(
 The gradient of TebdContractRowsGrad: of <grad_direct, direct> + <grad_along_s, along_s> with
 respect to g, dg_ds and u (the one with respect to rows, grad_along_s times dg_ds u^T per row,
-is left to the caller); group as TebdContractRowsGrad's.
+is left to the caller); group as TebdContractRowsGrad's. parts 'g': the adjoints of g and
+dg_ds alone (grad_u has no entries), 'u': that of u alone (grad_g and grad_dg_ds have none), so
+that a caller that makes the former elsewhere (TebdEmbeddingNetGrad's force inputs) leaves their
+op unused.
 )doc");
 
 #define REGISTER_CPU(T)                                                                       \

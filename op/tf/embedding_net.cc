@@ -434,12 +434,12 @@ void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, boo
 template <typename T>
 void forward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
              Block<T>* blk) {
-  Matrix<T>& out = blk->z;
-  out.resize((tangent ? 2 : 1) * n, net.out_width());
-  T* at = out.data();
   const int64_t m = net.out_width();
-  forward(net, rows, p0, n, tangent, blk, static_cast<T*>(nullptr), [=](int64_t i) { return at + i * m; },
-          [=](int64_t i) { return at + (n + i) * m; });
+  Matrix<T>& out = blk->z;
+  out.resize((tangent ? 2 : 1) * n, m);
+  T* at = out.data();
+  forward(net, rows, p0, n, tangent, blk, static_cast<T*>(nullptr),
+          [=](int64_t i) { return at + i * m; }, [=](int64_t i) { return at + (n + i) * m; });
 }
 
 // The tape's entries per computed row: the first layer's output h1, then per later layer its
@@ -658,20 +658,39 @@ struct Sums {
 // grad_s of its rows.
 // The adjoints of the outputs: of g, grad_g [outputs, M] (null: zero) plus, with env_rows, the
 // part through a = rows^T g per atom (or per contraction group), env_rows[o] env_u[j] with j
-// env_index[o] (null: o / slots); of dg/ds, grad_dg.
+// env_index[o] (null: o / slots), plus, with force_rows, the force pass's part (the gradient
+// of TebdContractRowsGrad: force_rows[o] force_u[j]); of dg/ds, grad_dg (null: zero) or, with
+// force_rows, the force pass's (force_along[o] env_rows[o]) force_u[j]. The force pass's
+// parts are summed as TebdContractRowsGradGrad's products sum them.
 template <typename T>
 struct Adjoints {
   const T *grad_g = nullptr, *grad_dg = nullptr, *env_rows = nullptr, *env_u = nullptr;
+  const T *force_rows = nullptr, *force_along = nullptr, *force_u = nullptr;
   const int32_t* env_index = nullptr;
   int64_t m = 0, slots = 1;
+
+  int64_t atom(int64_t o) const { return env_index == nullptr ? o / slots : env_index[o]; }
 
   // adds output o's adjoint of g to row [m] (assign: writes it there)
   void add_g(int64_t o, T* __restrict row, bool assign) const {
     const T* __restrict gg = grad_g == nullptr ? nullptr : grad_g + o * m;
     if (env_rows != nullptr) {  // env_rows[o] env_u[atom], the sum in TebdBatchMatMul's order
       const T* r = env_rows + 4 * o;
-      const T* __restrict u = env_u + (env_index == nullptr ? o / slots : env_index[o]) * 4 * m;
+      const T* __restrict u = env_u + atom(o) * 4 * m;
       const T r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+      if (force_rows != nullptr) {  // + force_rows[o] force_u[atom]
+        const T* z = force_rows + 4 * o;
+        const T* __restrict f = force_u + atom(o) * 4 * m;
+        const T z0 = z[0], z1 = z[1], z2 = z[2], z3 = z[3];
+#pragma omp simd
+        for (int64_t j = 0; j < m; ++j) {
+          const T sum = ((r0 * u[j] + r1 * u[m + j]) + r2 * u[2 * m + j]) + r3 * u[3 * m + j];
+          const T force = ((z0 * f[j] + z1 * f[m + j]) + z2 * f[2 * m + j]) + z3 * f[3 * m + j];
+          const T value = gg == nullptr ? sum + force : (sum + force) + gg[j];
+          row[j] = assign ? value : row[j] + value;
+        }
+        return;
+      }
 #pragma omp simd
       for (int64_t j = 0; j < m; ++j) {
         const T sum = ((r0 * u[j] + r1 * u[m + j]) + r2 * u[2 * m + j]) + r3 * u[3 * m + j];
@@ -681,6 +700,27 @@ struct Adjoints {
     } else if (gg != nullptr) {
 #pragma omp simd
       for (int64_t j = 0; j < m; ++j) row[j] = assign ? gg[j] : row[j] + gg[j];
+    } else if (assign) {
+      std::fill(row, row + m, T(0));
+    }
+  }
+
+  // adds output o's adjoint of dg/ds to row [m] (assign: writes it there)
+  void add_dg(int64_t o, T* __restrict row, bool assign) const {
+    if (force_rows != nullptr) {
+      const T* r = env_rows + 4 * o;
+      const T t = force_along[o];
+      const T w0 = t * r[0], w1 = t * r[1], w2 = t * r[2], w3 = t * r[3];
+      const T* __restrict f = force_u + atom(o) * 4 * m;
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) {
+        const T value = ((w0 * f[j] + w1 * f[m + j]) + w2 * f[2 * m + j]) + w3 * f[3 * m + j];
+        row[j] = assign ? value : row[j] + value;
+      }
+    } else if (grad_dg != nullptr) {
+      const T* __restrict gd = grad_dg + o * m;
+#pragma omp simd
+      for (int64_t j = 0; j < m; ++j) row[j] = assign ? gd[j] : row[j] + gd[j];
     } else if (assign) {
       std::fill(row, row + m, T(0));
     }
@@ -702,7 +742,8 @@ void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bo
   const int64_t m = net.out_width();
   Matrix<T>& bar = blk->bar;  // adjoint of [h; dh/ds] of the current layer
   bar.resize((tangent ? 2 : 1) * n, m);
-  if (rows.order.empty() && rows.direct() && adj.env_rows == nullptr && grad_g != nullptr) {
+  if (rows.order.empty() && rows.direct() && adj.env_rows == nullptr && grad_g != nullptr &&
+      (!tangent || grad_dg != nullptr)) {
     bar.topRows(n) = Eigen::Map<const Matrix<T>>(grad_g + p0 * m, n, m);
     if (tangent) bar.bottomRows(n) = Eigen::Map<const Matrix<T>>(grad_dg + p0 * m, n, m);
   } else {
@@ -712,11 +753,7 @@ void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bo
       T* __restrict bottom = bar.data() + (n + i) * m;
       rows.for_outputs(rows.row(p0 + i), [&](int64_t o) {  // the sum over the row's outputs
         adj.add_g(o, top, assign);
-        if (tangent) {
-          const T* __restrict gd = grad_dg + o * m;
-#pragma omp simd
-          for (int64_t j = 0; j < m; ++j) bottom[j] = assign ? gd[j] : bottom[j] + gd[j];
-        }
+        if (tangent) adj.add_dg(o, bottom, assign);
         assign = false;
       });
     }
@@ -802,18 +839,26 @@ class EmbeddingNetGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, read_stack(ctx, rules_, resnet_dt_, ctx->input(0), &stack));
     const Net<T>& net0 = stack.nets[0];
     const int64_t m = net0.out_width();
-    const Tensor& grad_g = ctx->input(ctx->num_inputs() - 2);
-    const Tensor& grad_dg = ctx->input(ctx->num_inputs() - 1);
-    const Tensor& env_rows = ctx->input(ctx->num_inputs() - 5);
-    const Tensor& env_u = ctx->input(ctx->num_inputs() - 4);
-    const Tensor& env_index = ctx->input(ctx->num_inputs() - 3);
+    const int last = ctx->num_inputs() - 1;  // the inputs from tape on, counted from the end
+    const Tensor& tape = ctx->input(last - 8);
+    const Tensor& env_rows = ctx->input(last - 7);
+    const Tensor& env_u = ctx->input(last - 6);
+    const Tensor& env_index = ctx->input(last - 5);
+    const Tensor& force_rows = ctx->input(last - 4);
+    const Tensor& force_along = ctx->input(last - 3);
+    const Tensor& force_u = ctx->input(last - 2);
+    const Tensor& grad_g = ctx->input(last - 1);
+    const Tensor& grad_dg = ctx->input(last);
     const TensorShape want({stack.outputs, m});
     const bool g_zero = grad_g.dims() == 2 && grad_g.dim_size(0) == 0 && stack.outputs > 0;
+    const bool forced = force_rows.NumElements() > 0 || force_u.NumElements() > 0;
+    const bool dg_zero = forced && grad_dg.dims() == 2 && grad_dg.dim_size(0) == 0;
     OP_REQUIRES(ctx, (grad_g.shape() == want || g_zero) &&
-                         (!tangent_ || grad_dg.shape() == want),
+                         (!tangent_ || grad_dg.shape() == want || dg_zero),
                 tensorflow::errors::InvalidArgument(
                     "grad_g and grad_dg must be ", want.DebugString(),
-                    " (outputs x net width; grad_g may have no rows: zero), got ",
+                    " (outputs x net width; grad_g may have no rows: zero; grad_dg too with "
+                    "the force pass's inputs), got ",
                     grad_g.shape().DebugString(), " and ", grad_dg.shape().DebugString()));
     const bool contracted = env_rows.NumElements() > 0 || env_u.NumElements() > 0;
     const int64_t atoms = env_u.dims() == 3 ? env_u.dim_size(0) : -1;
@@ -833,10 +878,19 @@ class EmbeddingNetGradOp : public OpKernel {
                     "] naming each output's), or both empty, got ",
                     env_rows.shape().DebugString(), ", ", env_u.shape().DebugString(), " and ",
                     env_index.shape().DebugString()));
+    OP_REQUIRES(ctx, !forced || (contracted && tangent_ &&
+                                 force_rows.shape() == env_rows.shape() &&
+                                 force_along.shape() == TensorShape({stack.outputs}) &&
+                                 force_u.shape() == env_u.shape()),
+                tensorflow::errors::InvalidArgument(
+                    "force_rows, force_along and force_u must be shaped as env_rows, [",
+                    stack.outputs, "] and as env_u (with env_rows and env_u, and tangent), or "
+                    "all empty, got ", force_rows.shape().DebugString(), ", ",
+                    force_along.shape().DebugString(), " and ", force_u.shape().DebugString()));
     Adjoints<T> adj;
     adj.m = m;
     adj.grad_g = g_zero ? nullptr : grad_g.flat<T>().data();
-    adj.grad_dg = tangent_ ? grad_dg.flat<T>().data() : nullptr;
+    adj.grad_dg = tangent_ && !dg_zero ? grad_dg.flat<T>().data() : nullptr;
     if (contracted) {
       adj.env_rows = env_rows.flat<T>().data();
       adj.env_u = env_u.flat<T>().data();
@@ -845,6 +899,13 @@ class EmbeddingNetGradOp : public OpKernel {
       else
         adj.slots = stack.outputs / atoms;
     }
+    if (forced) {
+      OP_REQUIRES(ctx, dg_zero, tensorflow::errors::InvalidArgument(
+                                    "grad_dg must have no rows with the force pass's inputs"));
+      adj.force_rows = force_rows.flat<T>().data();
+      adj.force_along = force_along.flat<T>().data();
+      adj.force_u = force_u.flat<T>().data();
+    }
     Tensor* grad_s = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({net0.in->rows}), &grad_s));
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
@@ -852,7 +913,6 @@ class EmbeddingNetGradOp : public OpKernel {
     const int64_t nranges = std::max<int64_t>(1, std::min<int64_t>(kRanges, nblocks));
     std::vector<Sums<T>> sums;
     for (int64_t k = 0; k < nranges; ++k) sums.emplace_back(net0, stack.nets.size());
-    const Tensor& tape = ctx->input(ctx->num_inputs() - 6);
     const int64_t width = tape_width(net0), positions = stack.rows.start.back();
     OP_REQUIRES(ctx, tape.dims() == 1 && (tape.dim_size(0) == 0 ||
                                           tape.dim_size(0) == positions * width),
@@ -1042,6 +1102,9 @@ REGISTER_OP("TebdEmbeddingNetGrad")
     .Input("env_rows: T")
     .Input("env_u: T")
     .Input("env_index: int32")
+    .Input("force_rows: T")
+    .Input("force_along: T")
+    .Input("force_u: T")
     .Input("grad_g: T")
     .Input("grad_dg_ds: T")
     .Output("grad_s: T")
@@ -1064,7 +1127,11 @@ forward pass is then computed again). The adjoint of g is grad_g (no rows: zero)
 env_rows [outputs, 4] and env_u [atoms, 4, width] are not empty, env_rows[o] env_u[o / slots]
 per output o (slots = outputs / atoms), or env_u[env_index[o]] where env_index [outputs] is not
 empty (contraction groups): the adjoint of g through a = env_rows^T g per atom
-(TebdEmbeddingContract), made here instead of as a matrix of g's size. tangent false:
+(TebdEmbeddingContract), made here instead of as a matrix of g's size. When force_rows
+[outputs, 4], force_along [outputs] and force_u (shaped as env_u) are not empty, the adjoints of
+the force pass (TebdContractRowsGrad, differentiated by TebdContractRowsGradGrad) are made here
+as well, force_rows[o] force_u[j] added to g's adjoint and (force_along[o] env_rows[o])
+force_u[j] as dg_ds's (grad_dg_ds then has no rows), j as for env_u. With tangent false,
 grad_dg_ds is taken as zero (and not read).
 )doc");
 

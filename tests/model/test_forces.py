@@ -149,7 +149,8 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
     """Inside the training step the contraction R~^T G of every descriptor and DPA-1's attention
     run on TebdBatchMatMul, the embedding nets of s~ alone on TebdEmbeddingNet (all but
     se_atten's concatenated input; se_e2_a's with the contraction on TebdEmbeddingContract, and
-    so se_a_ebd_v2's radial net, per neighbour type, unless smooth_type_embedding weights T),
+    so se_a_ebd_v2's radial net, per neighbour type, unless smooth_type_embedding weights T,
+    the force pass's adjoints of G and dG/ds then made row by row in the net's gradient op),
     the other nets' products on TebdMatMul and the attention's
     normalisations on TebdL2Normalize and TebdLayerNorm (model/kernels.py), and DPA-1's
     attention leaves out the slots empty for every atom (sel has room to spare here):
@@ -175,6 +176,8 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
         contracted = fast and tebd in (True, False, "ebd_v2")
         assert ("TebdEmbeddingContract" in types) == contracted
         assert ("TebdContractRowsGradGrad" in types) == contracted
+        if contracted:  # the force pass's adjoints of g and dg/ds: made in the net's gradient
+            assert _force_pass_in_net_gradient(concrete.graph)
         assert ("TebdMatMul" in types) == fast
         attention = fast and str(tebd).startswith("atten")
         assert ("TebdL2NormalizeGradGrad" in types) == attention
@@ -187,6 +190,21 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
 
     for got, expected in zip(traced(True), traced(False)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
+def _force_pass_in_net_gradient(graph) -> bool:
+    """Whether the force pass's adjoints of the fused contraction's g and dg/ds reach its net's
+    gradient op as the pass's per-row inputs (force_rows from a tensor, not an empty constant)
+    while the op that makes them as matrices of g's size feeds nothing beyond a reshape (and so
+    is not run)."""
+    operations = graph.get_operations()
+    dense = [op for op in operations if op.type == "TebdContractRowsGradGrad"
+             and op.get_attr("parts") in (b"g", "g")]
+    unused = all(not after.consumers() for op in dense for out in op.outputs
+                 for user in out.consumers() for after in user.outputs)
+    fed = any(op.type == "TebdEmbeddingNetGrad" and op.inputs[-5].op.type != "Const"
+              for op in operations)
+    return bool(dense) and unused and fed
 
 
 @pytest.mark.parametrize("centres, n", [(3, 7), (3, 0), (0, 5), (0, 0)])

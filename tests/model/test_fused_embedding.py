@@ -234,8 +234,9 @@ def _op_second_order(net, s, index, table, slope, source, tape=True):
     grads = op_module.tebd_embedding_net_grad(
         s, index, table, slope, mats, biases, steps, source,
         kept if tape else tf.zeros([0], g.dtype), tf.zeros([0, 4], g.dtype),
-        tf.zeros([0, 4, g.shape[1]], g.dtype), tf.zeros([0], tf.int32), v, w,
-        rules=[2] * len(layers))
+        tf.zeros([0, 4, g.shape[1]], g.dtype), tf.zeros([0], tf.int32),
+        tf.zeros([0, 4], g.dtype), tf.zeros([0], g.dtype), tf.zeros([0, 4, g.shape[1]], g.dtype),
+        v, w, rules=[2] * len(layers))
     return [g.numpy(), dg.numpy()] + [tf.convert_to_tensor(x).numpy() for x in
                                       tf.nest.flatten(tuple(grads))]
 
@@ -281,5 +282,8 @@ def test_the_gradient_from_the_forward_tape_equals_the_gradient_computed_again()
                                           tf.zeros([0, 4], tf.float64),
                                           tf.zeros([0, 4, 8], tf.float64),
                                           tf.zeros([0], tf.int32),
+                                          tf.zeros([0, 4], tf.float64),
+                                          tf.zeros([0], tf.float64),
+                                          tf.zeros([0, 4, 8], tf.float64),
                                           tf.zeros([300, 8], tf.float64),
                                           tf.zeros([300, 8], tf.float64), rules=[2])
