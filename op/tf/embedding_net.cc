@@ -276,7 +276,7 @@ Status read_stack(OpKernelContext* ctx, const std::vector<int>& rules, bool time
 // stacked as [h; dh/ds] (2n rows; n rows without the tangent); the first layer's output h1
 // [n, width1] and, per later layer l, its tanh output (before the timestep) y[l] and the
 // tangent's pre-activation u[l] ([n, out] each, u[l] right after y[l]: one product gives both)
-// lie on the forward op's tape or in this block's own storage (h1_own, yu_own); bar and prev
+// lie on the forward op's tape or in this block's own storage (h1_own, yu_own); z, bar and prev
 // are work space.
 template <typename T>
 struct Block {
@@ -654,8 +654,24 @@ struct Sums {
   }
 };
 
-// Reverse pass of one block: adds its weight gradients to sums and table_sum, and writes
-// grad_s of its rows.
+// sum_c w[c] x[c m + j], summed as the products of dense_gemm.h's thin_product sum it.
+template <typename T>
+inline T mix4(const T (&w)[4], const T* __restrict x, int64_t m, int64_t j) {
+  return ((w[0] * x[j] + w[1] * x[m + j]) + w[2] * x[2 * m + j]) + w[3] * x[3 * m + j];
+}
+
+// row[j] = value(j) (assign) or row[j] += value(j), for j < m.
+template <typename T, typename F>
+inline void put_row(bool assign, int64_t m, T* __restrict row, F value) {
+  if (assign) {
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) row[j] = value(j);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) row[j] += value(j);
+  }
+}
+
 // The adjoints of the outputs: of g, grad_g [outputs, M] (null: zero) plus, with env_rows, the
 // part through a = rows^T g per atom (or per contraction group), env_rows[o] env_u[j] with j
 // env_index[o] (null: o / slots), plus, with force_rows, the force pass's part (the gradient
@@ -671,63 +687,54 @@ struct Adjoints {
 
   int64_t atom(int64_t o) const { return env_index == nullptr ? o / slots : env_index[o]; }
 
-  // adds output o's adjoint of g to row [m] (assign: writes it there)
+  // output o's adjoint of g, written to row [m] (assign) or added to it
   void add_g(int64_t o, T* __restrict row, bool assign) const {
     const T* __restrict gg = grad_g == nullptr ? nullptr : grad_g + o * m;
-    if (env_rows != nullptr) {  // env_rows[o] env_u[atom], the sum in TebdBatchMatMul's order
-      const T* r = env_rows + 4 * o;
-      const T* __restrict u = env_u + atom(o) * 4 * m;
-      const T r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
-      if (force_rows != nullptr) {  // + force_rows[o] force_u[atom]
-        const T* z = force_rows + 4 * o;
-        const T* __restrict f = force_u + atom(o) * 4 * m;
-        const T z0 = z[0], z1 = z[1], z2 = z[2], z3 = z[3];
-#pragma omp simd
-        for (int64_t j = 0; j < m; ++j) {
-          const T sum = ((r0 * u[j] + r1 * u[m + j]) + r2 * u[2 * m + j]) + r3 * u[3 * m + j];
-          const T force = ((z0 * f[j] + z1 * f[m + j]) + z2 * f[2 * m + j]) + z3 * f[3 * m + j];
-          const T value = gg == nullptr ? sum + force : (sum + force) + gg[j];
-          row[j] = assign ? value : row[j] + value;
-        }
-        return;
-      }
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) {
-        const T sum = ((r0 * u[j] + r1 * u[m + j]) + r2 * u[2 * m + j]) + r3 * u[3 * m + j];
-        const T value = gg == nullptr ? sum : sum + gg[j];
-        row[j] = assign ? value : row[j] + value;
-      }
-    } else if (gg != nullptr) {
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) row[j] = assign ? gg[j] : row[j] + gg[j];
-    } else if (assign) {
-      std::fill(row, row + m, T(0));
+    if (env_rows == nullptr) {
+      if (gg != nullptr)
+        put_row(assign, m, row, [&](int64_t j) { return gg[j]; });
+      else if (assign)
+        std::fill(row, row + m, T(0));
+      return;
     }
+    const T* r = env_rows + 4 * o;  // env_rows[o] env_u[atom]
+    const T w[4] = {r[0], r[1], r[2], r[3]};
+    const T* __restrict u = env_u + atom(o) * 4 * m;
+    if (force_rows == nullptr) {
+      put_row(assign, m, row, [&](int64_t j) {
+        const T sum = mix4(w, u, m, j);
+        return gg == nullptr ? sum : sum + gg[j];
+      });
+      return;
+    }
+    const T* z = force_rows + 4 * o;  // + force_rows[o] force_u[atom]
+    const T zw[4] = {z[0], z[1], z[2], z[3]};
+    const T* __restrict f = force_u + atom(o) * 4 * m;
+    put_row(assign, m, row, [&](int64_t j) {
+      const T sum = mix4(w, u, m, j) + mix4(zw, f, m, j);
+      return gg == nullptr ? sum : sum + gg[j];
+    });
   }
 
-  // adds output o's adjoint of dg/ds to row [m] (assign: writes it there)
+  // output o's adjoint of dg/ds, written to row [m] (assign) or added to it
   void add_dg(int64_t o, T* __restrict row, bool assign) const {
     if (force_rows != nullptr) {
       const T* r = env_rows + 4 * o;
       const T t = force_along[o];
-      const T w0 = t * r[0], w1 = t * r[1], w2 = t * r[2], w3 = t * r[3];
+      const T w[4] = {t * r[0], t * r[1], t * r[2], t * r[3]};
       const T* __restrict f = force_u + atom(o) * 4 * m;
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) {
-        const T value = ((w0 * f[j] + w1 * f[m + j]) + w2 * f[2 * m + j]) + w3 * f[3 * m + j];
-        row[j] = assign ? value : row[j] + value;
-      }
+      put_row(assign, m, row, [&](int64_t j) { return mix4(w, f, m, j); });
     } else if (grad_dg != nullptr) {
       const T* __restrict gd = grad_dg + o * m;
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) row[j] = assign ? gd[j] : row[j] + gd[j];
+      put_row(assign, m, row, [&](int64_t j) { return gd[j]; });
     } else if (assign) {
       std::fill(row, row + m, T(0));
     }
   }
 };
 
-// tape: the block on the forward op's tape (null: computed again).
+// Reverse pass of one block: adds its weight gradients to sums and table_sum, and writes
+// grad_s of its rows; tape: the block on the forward op's tape (null: computed again).
 template <typename T>
 void backward(const Net<T>& net, const RowOrder& rows, int64_t p0, int64_t n, bool tangent,
               const T* tape, const Adjoints<T>& adj, Block<T>* blk, NetSums<T>* sums,
