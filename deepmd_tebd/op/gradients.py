@@ -162,14 +162,15 @@ def _embedding_contract_grad(op, grad_a, grad_g, grad_dg, grad_tape):
     slots = nrows // tf.maximum(natoms, 1)  # not -1: no atoms, no rows
     rows3 = tf.reshape(rows, tf.stack([natoms, slots, 4]))
     width = tf.shape(g)[1]
-    force = _force_pass(op, grad_g, grad_dg) if not _is_zeros(grad_a) else None
+    contracted = not _is_zeros(grad_a)
+    force = _force_pass(op, grad_g, grad_dg) if contracted else None
     if force is not None:  # the force pass's adjoints of g and dg/ds: made in the net's grad
         grad_g, grad_dg = None, tf.zeros([0, width], g.dtype)
     tangent = force is not None or not _is_zeros(grad_dg)
     from_g = None if _is_zeros(grad_g) else grad_g
     direct = along_s = None
     env = _no_contraction(g)  # g's adjoint through a, made inside the gradient op
-    if not _is_zeros(grad_a):
+    if contracted:
         by_atom_g = tf.stack([natoms, slots, width])
         if groups == 1:  # each row's adjoint in grad_a is its atom's: no group tensors
             group3 = index = tf.zeros([0], tf.int32)
@@ -223,18 +224,23 @@ def _force_pass(op, grad_g, grad_dg):
     if grad_g is None or grad_dg is None:
         return None
     # by rows of atoms' slots there ([atoms, slots, width]), reshaped to g's rows here
-    grad_g, grad_dg = (x.op.inputs[0] if x.op.type == "Reshape" else x for x in (grad_g, grad_dg))
+    grad_g, grad_dg = _unreshaped(grad_g), _unreshaped(grad_dg)
     pass_op = grad_g.op
     if (pass_op.type != "TebdContractRowsGradGrad"
             or pass_op.get_attr("parts") not in (b"g", "g")
             or grad_g.name != pass_op.outputs[0].name
             or grad_dg.name != pass_op.outputs[1].name):
         return None
-    g, dg = (x.op.inputs[0] if x.op.type == "Reshape" else x for x in pass_op.inputs[1:3])
+    g, dg = _unreshaped(pass_op.inputs[1]), _unreshaped(pass_op.inputs[2])
     if g.name != op.outputs[1].name or dg.name != op.outputs[2].name:
         return None
     _, _, _, u, _, grad_direct, grad_along_s = pass_op.inputs
     return (tf.reshape(grad_direct, [-1, 4]), tf.reshape(grad_along_s, [-1]), u)
+
+
+def _unreshaped(x):
+    """x, or the tensor it reshapes."""
+    return x.op.inputs[0] if x.op.type == "Reshape" else x
 
 
 @ops.RegisterGradient("TebdContractRowsGrad")

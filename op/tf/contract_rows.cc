@@ -162,7 +162,6 @@ class ContractRowsGradGradOp : public OpKernel {
     T* gg = grad_g->flat<T>().data();
     T* gdg = grad_dg->flat<T>().data();
     T* gu = grad_u->flat<T>().data();
-    const bool by_rows = rows_, of_u = u_;
     auto atoms = [&](int64_t begin, int64_t end) {
       std::vector<T> weighted(4 * k), part(4 * m);
       for (int64_t b = begin; b < end; ++b) {
@@ -170,17 +169,17 @@ class ContractRowsGradGradOp : public OpKernel {
         const T* ztb = zts + b * k;
         for (int64_t r = 0; r < k; ++r)
           for (int c = 0; c < 4; ++c) weighted[r * 4 + c] = ztb[r] * rb[r * 4 + c];
-        if (of_u) std::fill(gu + b * sh.groups * 4 * m, gu + (b + 1) * sh.groups * 4 * m, T(0));
+        if (u_) std::fill(gu + b * sh.groups * 4 * m, gu + (b + 1) * sh.groups * 4 * m, T(0));
         for_group_runs(sh.of_atom(b), k, [&](int64_t r0, int64_t r1, int q) {
           const int64_t row = b * k + r0, n = r1 - r0;
           const T* ub = u + (b * sh.groups + q) * 4 * m;
           const T* zdr = zds + row * 4;
           const T* wr = weighted.data() + r0 * 4;
-          if (by_rows) {
+          if (rows_) {
             thin_product<T>(false, false, n, m, 4, zdr, 4, ub, m, gg + row * m);  // Zd U
             thin_product<T>(false, false, n, m, 4, wr, 4, ub, m, gdg + row * m);  // (zt R) U
           }
-          if (of_u) {
+          if (u_) {
             T* gub = gu + (b * sh.groups + q) * 4 * m;  // Zd^T G + (zt R)^T dG
             thin_product<T>(true, false, 4, m, n, zdr, 4, g + row * m, m, gub, true);
             thin_product<T>(true, false, 4, m, n, wr, 4, dg + row * m, m, part.data());
@@ -189,7 +188,7 @@ class ContractRowsGradGradOp : public OpKernel {
         });
       }
     };
-    const int64_t cost = ((by_rows ? 20 : 0) + (of_u ? 20 : 0)) * k * m;
+    const int64_t cost = ((rows_ ? 20 : 0) + (u_ ? 20 : 0)) * k * m;
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(nb, cost, atoms);
   }
 

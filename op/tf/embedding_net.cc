@@ -62,9 +62,7 @@ using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
 constexpr int64_t kBlock = 128;
-// The gradient's blocks go in kRanges contiguous ranges, each with its own weight-gradient sums:
-// more ranges than threads, so that a thread that another op holds up leaves its share to the
-// others, and the sums (added in range order) do not depend on the number of threads.
+// More ranges than threads: a thread that another op holds up leaves its share to the others.
 constexpr int64_t kRanges = 16;
 constexpr int64_t kTapeBytes = int64_t{1} << 29;  // the largest tape kept (512 MiB)
 enum Rule { kNone = 0, kSkip = 1, kConcat = 2 };
