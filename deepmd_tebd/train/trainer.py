@@ -105,6 +105,7 @@ class Trainer:
             self.loss_scale, None if mixed is None else dtype_of(mixed.output_prec),
             self.strategy)
         self._stop = False  # early stopping (whole validation) asked to stop
+        self._step_call = None  # the traced step's concrete function (`_concrete_step`)
 
     # -- restoring -------------------------------------------------------------------------
     def restart(self, prefix: str) -> None:
@@ -142,9 +143,11 @@ class Trainer:
         self.checkpointer.save(step)
 
     def _batch(self, data) -> dict:
+        """The next batch of `data` as tensors of the steps' input signature: converted when
+        drawn (while the previous step runs), not by the step's call."""
         batch = data.get_batch()
-        keys = set(self.evaluate.input_signature[0])
-        return {k: batch[k] for k in keys}
+        return {k: tf.convert_to_tensor(batch[k], spec.dtype)
+                for k, spec in self.evaluate.input_signature[0].items()}
 
     def _draw(self):
         """A step's input (strategy.draw): this process's next training batch, and with
@@ -155,7 +158,14 @@ class Trainer:
         """One update on a step's input (strategy.draw), the signal received so far given to
         the strategy first."""
         self.strategy.before_step(self._signal)
-        self._traced_step(batch)
+        self._concrete_step()(batch)
+
+    def _concrete_step(self):
+        """The traced step's concrete function (traced on first use): called with tensors it
+        costs a quarter of the tf.function's call, which binds and converts its arguments."""
+        if self._step_call is None:
+            self._step_call = self._traced_step.get_concrete_function()
+        return self._step_call
 
     def _validation_errors(self) -> dict | None:
         if self.valid_data is None:
@@ -228,7 +238,7 @@ class Trainer:
         batch = self._draw()
         # the training step is traced on the stepping thread while the start row's evaluation
         # runs (its graph optimisation and execution release the interpreter)
-        tracing = (self._stepper.submit(self._traced_step.get_concrete_function)
+        tracing = (self._stepper.submit(self._concrete_step)
                    if start < numb_steps else None)
         if displaying and start < numb_steps:  # the row of the start step
             with timing.testing():
