@@ -18,6 +18,9 @@
 
 namespace deepmd_tebd {
 
+// The cost of one centre for TensorFlow's ParallelFor (cycles: about 15 us of a water centre).
+constexpr int64_t kCentreCost = 40000;
+
 // How the neighbours are found, from the length of mesh.
 enum class NeighborMode { kOpen, kPeriodic, kPointerList, kTensorList };
 
@@ -156,13 +159,20 @@ class ProdEnvMatAOp : public OpKernel {
                              frame_row<int>(nlist, 0), frame_row<int>(in.type, 0),
                              static_cast<int>(nframes), n.nloc, nnei_, n.nall, n.ntypes);
       } else {
+        // the centres on TensorFlow's CPU threads, which the step's other ops use too
+        auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+        const ParallelFor on_workers = [workers](int count,
+                                                 const std::function<void(int, int)>& body) {
+          workers->ParallelFor(count, kCentreCost,
+                               [&](int64_t begin, int64_t end) { body(begin, end); });
+        };
         for (int64_t f = 0; f < nframes; ++f) {
           prod_env_mat_a_cpu(frame_row<T>(em, f), frame_row<T>(em_deriv, f), frame_row<T>(rij, f),
                              frame_row<int>(nlist, f), frame_row<T>(in.coord, f),
                              frame_row<int>(in.type, f), n.nloc, n.nall,
                              periodic ? frame_row<T>(in.box, f) : nullptr,
                              use_external ? &external : nullptr, davg.matrix<T>().data(),
-                             dstd.matrix<T>().data(), params);
+                             dstd.matrix<T>().data(), params, on_workers);
           if (kMixed)
             neighbor_types_cpu(frame_row<int>(ntype, f), frame_row<bool>(nmask, f),
                                frame_row<int>(nlist, f), frame_row<int>(in.type, f),

@@ -1,6 +1,8 @@
 // ProdEnvMatA: the normalised se_e2_a environment matrix of every local atom, its derivative with
 // respect to the centre coordinate, the relative positions and the formatted neighbour list.
 #pragma once
+#include <functional>
+
 #include "gpu_context.h"
 #include "region.h"
 
@@ -27,7 +29,10 @@ struct EnvMatParams {
   bool mixed_types = false;
 };
 
-// One frame.
+// The caller's thread pool: runs body(begin, end) on pieces that cover [0, n), several at once.
+using ParallelFor = std::function<void(int n, const std::function<void(int, int)>& body)>;
+
+// One frame, its centres spread over `parallel_for` (empty: OpenMP's threads).
 //   em       [nloc, nnei*4]     (R_raw - davg[type_i]) / dstd[type_i]
 //   em_deriv [nloc, nnei*4*3]   d R_raw / d R_i, divided by dstd
 //   rij      [nloc, nnei*3]     R_j - R_i, 0 for empty slots
@@ -44,7 +49,8 @@ struct EnvMatParams {
 template <typename T>
 void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
                         int nloc, int nall, const T* box, const ExternalNeighborList* external,
-                        const T* davg, const T* dstd, const EnvMatParams& params);
+                        const T* davg, const T* dstd, const EnvMatParams& params,
+                        const ParallelFor& parallel_for = {});
 
 // ProdEnvMatAMix's neighbour information of one frame from its nlist [n] (indices into the
 // frame's atoms, -1 for empty slots) and the frame's atom types: ntype = the neighbour's type,

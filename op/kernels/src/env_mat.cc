@@ -117,7 +117,8 @@ void fill_centre(T* em, T* em_deriv, T* rij, int* nlist, int i, const T* coord, 
 template <typename T>
 void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, const int* type,
                         int nloc, int nall, const T* box, const ExternalNeighborList* external,
-                        const T* davg, const T* dstd, const EnvMatParams& p) {
+                        const T* davg, const T* dstd, const EnvMatParams& p,
+                        const ParallelFor& parallel_for) {
   if (!external && nloc != nall)
     throw InvalidArgument("without an external neighbour list nloc must equal nall (got nloc " +
                           std::to_string(nloc) + ", nall " + std::to_string(nall) + ")");
@@ -154,13 +155,11 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
 
   const bool list_virtual = external || !box;
   const int nnei = p.nnei;
-#pragma omp parallel
-  {
+  auto centres = [&](int begin, int end) {
     Scratch<T> s;
     s.row.resize(nnei * 4);
     s.deriv.resize(nnei * 12);
-#pragma omp for schedule(dynamic, 32)
-    for (int i = 0; i < nloc; ++i) {
+    for (int i = begin; i < end; ++i) {
       s.candidates.clear();
       if (search) {
         search->for_each_candidate(i, [&](int j) { s.candidates.push_back(j); });
@@ -173,7 +172,15 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
       fill_centre(em + o * 4, em_deriv + o * 12, rij + o * 3, nlist + o, i, pos, typ, map, rank,
                   davg, dstd, p, list_virtual, s);
     }
+  };
+  if (parallel_for) {
+    parallel_for(nloc, centres);
+    return;
   }
+  constexpr int kChunk = 32;  // centres per OpenMP task
+  const int chunks = (nloc + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int c = 0; c < chunks; ++c) centres(c * kChunk, std::min(nloc, (c + 1) * kChunk));
 }
 
 void neighbor_types_cpu(int* ntype, bool* nmask, const int* nlist, const int* type, long long n,
@@ -186,10 +193,12 @@ void neighbor_types_cpu(int* ntype, bool* nmask, const int* nlist, const int* ty
 
 template void prod_env_mat_a_cpu<float>(float*, float*, float*, int*, const float*, const int*,
                                          int, int, const float*, const ExternalNeighborList*,
-                                         const float*, const float*, const EnvMatParams&);
+                                         const float*, const float*, const EnvMatParams&,
+                                         const ParallelFor&);
 template void prod_env_mat_a_cpu<double>(double*, double*, double*, int*, const double*,
                                           const int*, int, int, const double*,
                                           const ExternalNeighborList*, const double*,
-                                          const double*, const EnvMatParams&);
+                                          const double*, const EnvMatParams&,
+                                          const ParallelFor&);
 
 }  // namespace deepmd_tebd
