@@ -1,4 +1,4 @@
-"""Host work per training step: the sampling-state snapshot, the batch and its key filtering.
+"""Host work per training step: the sampling-state snapshot, the batch and its conversion.
 
     python bench/host_step.py [--systems 400] [--atoms 6] [--frames 2000] [--sets 4]
                               [--steps 2000] [--keep DIR]
@@ -7,7 +7,7 @@ Writes --systems small periodic systems (--atoms atoms of two types, --frames fr
 --sets sets, energy and force labels; random numbers) into a temporary directory, builds the
 training DataSystem as `dp train` does (batch_size "auto", labels energy and force, both required)
 and times what the trainer does on the host each step: `get_state()` of the training data, then
-`get_batch()` and the filtering of the batch to the keys of the traced step's signature. Before
+`get_batch()` and the conversion of the batch to tensors of the traced step's signature. Before
 the timing every system gives one batch, so that each has read its first set (a set is read when
 its system is first drawn). Also timed, per call: the JSON conversion of a snapshot,
 `state.to_json()` (what get_state cost every step before it returned a snapshot) and
@@ -30,6 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the step module imports Te
 _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
+
+import tensorflow as tf  # noqa: E402
 
 from deepmd_tebd.data.data_system import DataSystem  # noqa: E402
 from deepmd_tebd.train.step import batch_signature  # noqa: E402
@@ -65,19 +67,18 @@ def write_systems(root: Path, nsystems: int, natoms: int, nframes: int, nsets: i
 def time_steps(data: DataSystem, nsteps: int) -> dict:
     """Per-step times (s) of the trainer's host work, in total and by part."""
     signature = batch_signature(LABELS)
-    parts = {"get_state": [], "get_batch": [], "filter": [], "step": []}
+    parts = {"get_state": [], "get_batch": [], "to_tensors": [], "step": []}
     for _ in range(nsteps):
         t0 = time.perf_counter()
         state = data.get_state()
         t1 = time.perf_counter()
         batch = data.get_batch()
         t2 = time.perf_counter()
-        keys = set(signature)
-        batch = {k: batch[k] for k in keys}
+        batch = {k: tf.convert_to_tensor(batch[k], spec.dtype) for k, spec in signature.items()}
         t3 = time.perf_counter()
         parts["get_state"].append(t1 - t0)
         parts["get_batch"].append(t2 - t1)
-        parts["filter"].append(t3 - t2)
+        parts["to_tensors"].append(t3 - t2)
         parts["step"].append(t3 - t0)
     del state, batch
     return parts
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     print(f"{args.systems} systems, batch size {data.batch_size[0]}, {args.steps} steps")
     print("| per step | mean ms | median ms |")
     print("|---|---|---|")
-    for name in ("get_state", "get_batch", "filter", "step"):
+    for name in ("get_state", "get_batch", "to_tensors", "step"):
         values = parts[name]
         label = "host work (all three)" if name == "step" else name
         print(f"| {label} | {ms * statistics.fmean(values):.4f} | "
