@@ -134,5 +134,7 @@ def test_se_atten_v2_conserves_the_total_energy_in_lammps(tmp_path):
     thermo = md["thermo"]  # step, pe, ke, etotal every 10 steps
     pe_swing = thermo[:, 1].max() - thermo[:, 1].min()
     drift = np.abs(thermo[:, 3] - thermo[0, 3]).max()
-    assert thermo[-1, 0] == 600 and pe_swing > 0.05
+    # the floor only shows that the atoms move: the swing differs between runs of this test
+    # (0.05-0.6 eV seen); the drift (~1e-5 eV) is measured against it
+    assert thermo[-1, 0] == 600 and pe_swing > 0.01
     assert drift <= 0.01 * pe_swing, (drift, pe_swing)
