@@ -124,7 +124,12 @@ def test_auto_sel_is_one_block_of_the_largest_neighbour_count(tmp_path):
 def test_se_atten_v2_conserves_the_total_energy_in_lammps(tmp_path):
     """600 NVE steps of 0.25 fs at 50 K with a small se_atten_v2 model (20 training steps):
     the total energy drifts by at most 1 % of the potential energy's swing."""
-    run = make_workdir(tmp_path / "run", small_dpa1_input("water_se_atten.json", steps=20))
+    script = small_dpa1_input("water_se_atten.json", steps=20)
+    # the default type embedding (no section) draws its weights without a seed: seeded here,
+    # so that every run trains the same model
+    script["model"]["type_embedding"] = {"neuron": [8], "activation_function": "none",
+                                         "use_tebd_bias": False, "seed": 1}
+    run = make_workdir(tmp_path / "run", script)
     for args in (("train", "input.json"), ("freeze", "-o", "v2.pb")):
         result = dp(run, *args)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -134,7 +139,6 @@ def test_se_atten_v2_conserves_the_total_energy_in_lammps(tmp_path):
     thermo = md["thermo"]  # step, pe, ke, etotal every 10 steps
     pe_swing = thermo[:, 1].max() - thermo[:, 1].min()
     drift = np.abs(thermo[:, 3] - thermo[0, 3]).max()
-    # the floor only shows that the atoms move: the swing differs between runs of this test
-    # (0.05-0.6 eV seen); the drift (~1e-5 eV) is measured against it
-    assert thermo[-1, 0] == 600 and pe_swing > 0.01
+    # the atoms move (a swing of 0.12 eV), and the drift (1.4e-6 eV) is measured against it
+    assert thermo[-1, 0] == 600 and pe_swing > 0.05
     assert drift <= 0.01 * pe_swing, (drift, pe_swing)
