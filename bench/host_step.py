@@ -31,10 +31,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-import tensorflow as tf  # noqa: E402
-
 from deepmd_tebd.data.data_system import DataSystem  # noqa: E402
-from deepmd_tebd.train.step import batch_signature  # noqa: E402
+from deepmd_tebd.train.step import batch_signature, step_input  # noqa: E402
 
 LABELS = ["energy", "force"]
 
@@ -74,7 +72,7 @@ def time_steps(data: DataSystem, nsteps: int) -> dict:
         t1 = time.perf_counter()
         batch = data.get_batch()
         t2 = time.perf_counter()
-        batch = {k: tf.convert_to_tensor(batch[k], spec.dtype) for k, spec in signature.items()}
+        batch = step_input(batch, signature)
         t3 = time.perf_counter()
         parts["get_state"].append(t1 - t0)
         parts["get_batch"].append(t2 - t1)

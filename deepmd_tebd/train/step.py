@@ -30,6 +30,12 @@ def batch_signature(labels: list[str]) -> dict:
     return spec
 
 
+def step_input(batch: dict, signature: dict) -> dict:
+    """The arrays of a batch that a step's `signature` (batch_signature) names, as tensors of its
+    dtypes: converted by the caller, not by the step's call."""
+    return {k: tf.convert_to_tensor(batch[k], spec.dtype) for k, spec in signature.items()}
+
+
 def make_steps(model, loss, optimizer, lr_schedule, step_var, labels, loss_scale=None,
                loss_dtype=None, strategy=None):
     """(train_step, evaluate): train_step(batch) applies one update and returns nothing;

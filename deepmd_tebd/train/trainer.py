@@ -35,7 +35,7 @@ from .change_bias import change_bias_after_training
 from .checkpoint import Checkpointer
 from .lcurve import LearningCurve
 from .loss_scale import DynamicLossScale
-from .step import make_steps
+from .step import make_steps, step_input
 from .strategy import SingleProcess
 from .validation import WholeValidationRun
 
@@ -145,9 +145,7 @@ class Trainer:
     def _batch(self, data) -> dict:
         """The next batch of `data` as tensors of the steps' input signature: converted when
         drawn (while the previous step runs), not by the step's call."""
-        batch = data.get_batch()
-        return {k: tf.convert_to_tensor(batch[k], spec.dtype)
-                for k, spec in self.evaluate.input_signature[0].items()}
+        return step_input(data.get_batch(), self.evaluate.input_signature[0])
 
     def _draw(self):
         """A step's input (strategy.draw): this process's next training batch, and with

@@ -3,6 +3,7 @@
 #include <string>
 #include <type_traits>
 
+#include "parallel.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 
@@ -19,6 +20,15 @@ using GPUDevice = Eigen::GpuDevice;
 // Whether an op kernel instantiated for Device runs on the GPU (only CUDA builds register any).
 template <typename Device>
 inline constexpr bool kOnGpu = !std::is_same<Device, CPUDevice>::value;
+
+// The kernel library's ParallelFor (parallel.h) on TensorFlow's CPU threads, which the op's
+// graph shares; cost: cycles per item, for TensorFlow's sharding.
+inline ParallelFor cpu_workers(OpKernelContext* ctx, int64_t cost) {
+  auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  return [workers, cost](int n, const std::function<void(int, int)>& body) {
+    workers->ParallelFor(n, cost, [&](int64_t begin, int64_t end) { body(begin, end); });
+  };
+}
 
 // Frame f of a [nframes, width] tensor: a pointer to its row.
 template <typename T>

@@ -159,13 +159,7 @@ class ProdEnvMatAOp : public OpKernel {
                              frame_row<int>(nlist, 0), frame_row<int>(in.type, 0),
                              static_cast<int>(nframes), n.nloc, nnei_, n.nall, n.ntypes);
       } else {
-        // the centres on TensorFlow's CPU threads, which the step's other ops use too
-        auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-        const ParallelFor on_workers = [workers](int count,
-                                                 const std::function<void(int, int)>& body) {
-          workers->ParallelFor(count, kCentreCost,
-                               [&](int64_t begin, int64_t end) { body(begin, end); });
-        };
+        const ParallelFor on_workers = cpu_workers(ctx, kCentreCost);
         for (int64_t f = 0; f < nframes; ++f) {
           prod_env_mat_a_cpu(frame_row<T>(em, f), frame_row<T>(em_deriv, f), frame_row<T>(rij, f),
                              frame_row<int>(nlist, f), frame_row<T>(in.coord, f),

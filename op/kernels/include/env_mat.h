@@ -1,9 +1,8 @@
 // ProdEnvMatA: the normalised se_e2_a environment matrix of every local atom, its derivative with
 // respect to the centre coordinate, the relative positions and the formatted neighbour list.
 #pragma once
-#include <functional>
-
 #include "gpu_context.h"
+#include "parallel.h"
 #include "region.h"
 
 namespace deepmd_tebd {
@@ -29,10 +28,7 @@ struct EnvMatParams {
   bool mixed_types = false;
 };
 
-// The caller's thread pool: runs body(begin, end) on pieces that cover [0, n), several at once.
-using ParallelFor = std::function<void(int n, const std::function<void(int, int)>& body)>;
-
-// One frame, its centres spread over `parallel_for` (empty: OpenMP's threads).
+// One frame, its centres spread over `parallel_for` (parallel.h; empty: OpenMP's threads).
 //   em       [nloc, nnei*4]     (R_raw - davg[type_i]) / dstd[type_i]
 //   em_deriv [nloc, nnei*4*3]   d R_raw / d R_i, divided by dstd
 //   rij      [nloc, nnei*3]     R_j - R_i, 0 for empty slots

@@ -173,14 +173,7 @@ void prod_env_mat_a_cpu(T* em, T* em_deriv, T* rij, int* nlist, const T* coord, 
                   davg, dstd, p, list_virtual, s);
     }
   };
-  if (parallel_for) {
-    parallel_for(nloc, centres);
-    return;
-  }
-  constexpr int kChunk = 32;  // centres per OpenMP task
-  const int chunks = (nloc + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int c = 0; c < chunks; ++c) centres(c * kChunk, std::min(nloc, (c + 1) * kChunk));
+  run_parallel(parallel_for, nloc, 32, centres);
 }
 
 void neighbor_types_cpu(int* ntype, bool* nmask, const int* nlist, const int* type, long long n,
