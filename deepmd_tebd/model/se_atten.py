@@ -15,9 +15,9 @@ dstd + davg of the centre type) weights the type net and the attention, so that 
 continuous at the cut-off; without it the attention masks empty slots and jumps there.
 exclude_types: an excluded (centre type, neighbour type) slot has R~ zeroed and no attention
 (not smooth), or R~ set to the centre type's davg[0] and w to 0 (smooth), as DeePMD-kit does.
-In the training step the attention runs over the live slots alone, and the slots empty for every
-atom of the batch are accounted for once per centre type (`_live_and_tail`, attention.py); the
-frozen graph attends over every slot.
+In the training step the atoms are attended in groups by their number of neighbours, each group
+over its live slots alone, and the slots past them are accounted for once per centre type
+(`_live_and_tail`, attention.py); the frozen graph attends over every slot.
 """
 from __future__ import annotations
 
@@ -27,12 +27,15 @@ import tensorflow as tf
 from .attention import AttentionLayer, angular_gate, attention_gates
 from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
                          type_embedding_switch)
-from .embedding_blocks import block_heads, block_tails, empty_rows, live_counts
+from .embedding_blocks import empty_rows
 from .env_mat import INTERFACE_DTYPE, raw_env_mat
 from .kernels import contract, training_step
 from .se_a_ebd_v2 import stripped_type_table
 
 __all__ = ["DescriptorSeAtten"]
+
+# the training step attends the atoms in this many groups, by their number of neighbours
+ATTENTION_GROUPS = 4
 
 
 class DescriptorSeAtten(EnvMatDescriptor):
@@ -164,6 +167,10 @@ class DescriptorSeAtten(EnvMatDescriptor):
         """R~^T G [n, 4, M1] of the rows rmat [n, S, 4] with their weights [n, S], types
         nei_type [n, S] and centre types centres [n]; absent: attention_gates' (the slots
         left out after these)."""
+        return contract(rmat, self._attention(rmat, weight, nei_type, centres, tebd, absent))
+
+    def _attention(self, rmat, weight, nei_type, centres, tebd, absent=None):
+        """G [n, S, M1] after the attention layers (`_attended`'s arguments)."""
         g = self._neighbour_embedding(rmat, weight, nei_type, centres, tebd)
         if self.attention_layers:
             gates = attention_gates(weight, self.smooth,
@@ -171,36 +178,58 @@ class DescriptorSeAtten(EnvMatDescriptor):
                                     self.settings.attn_mask, absent)
         for layer in self.attention_layers:
             g = layer(g, gates)
-        return contract(rmat, g)
+        return g
 
     def _live_and_tail(self, rmat, weight, nei_type, nlist, centres, tebd):
         """R~^T G [nf * nloc, 4, M1] as `_attended` of every slot of rmat [nf, nloc, S, 4]
-        (weights and nei_type [nf, nloc, S], nlist's -1 the empty slots, centres [nf, nloc]),
-        with the slots past the most neighbours any atom has (the tail of ProdEnvMatAMix's one
-        sel block: the same rows for every atom of a centre type) left out of the attention:
-        as keys they only add to the softmax's sums (`Gates.absent`); as queries their P is 0,
-        so that each layer maps their G alone (LN(G + b_o)): the tail's share of R~^T G is
-        computed once per centre type, on its rows -davg/dstd (weight 0), and gathered by the
-        atoms' centre types (embedding_blocks.py's heads and tails, one block)."""
-        offsets = [0, self.nnei]
-        live = live_counts(nlist, [self.nnei], offsets)
-        atoms = tf.size(centres)
+        (weights and nei_type [nf, nloc, S], nlist's -1 the empty slots, centres [nf, nloc]).
+        The atoms, sorted by their number of neighbours, are attended in ATTENTION_GROUPS
+        groups of about equal size, each group over its live slots alone: up to the most
+        neighbours an atom of the group has (ProdEnvMatAMix fills the nearest slots first).
+        The slots past them are empty for every atom of the group: as keys they only add to
+        the softmax's sums (`Gates.absent`); as queries their P is 0, so that each layer maps
+        their G alone (LN(G + b_o)), and their share of R~^T G is that of the rows -davg/dstd
+        of the centre type (weight 0) from the group's live count on (`_tail_shares`)."""
+        s = self.nnei
 
-        def head(x):  # the live slots of every atom, [nf * nloc, live, ...]
-            rows = block_heads(x, live, offsets)[0]
-            return tf.reshape(rows, tf.concat([[atoms], tf.shape(rows)[2:]], axis=0))
+        def per_atom(x):  # [nf * nloc, S, ...]
+            return tf.reshape(x, tf.concat([[-1, s], tf.shape(x)[3:]], axis=0))
 
+        rmat, weight, nei_type = per_atom(rmat), per_atom(weight), per_atom(nei_type)
         centres = tf.reshape(centres, [-1])
-        a_mat = self._attended(head(rmat), head(weight), head(nei_type), centres, tebd,
-                               absent=self.nnei - live[0])
+        counts = tf.reduce_sum(tf.cast(tf.reshape(nlist, [-1, s]) >= 0, tf.int32), axis=1)
+        order = tf.argsort(counts, stable=True)
+        atoms = tf.size(counts)
+        shares = self._tail_shares(rmat.dtype, tebd)
+        parts = []
+        for g in range(ATTENTION_GROUPS):
+            group = order[atoms * g // ATTENTION_GROUPS:atoms * (g + 1) // ATTENTION_GROUPS]
+            live = tf.maximum(tf.reduce_max(tf.gather(counts, group)), 0)  # no atoms: 0
+
+            def head(x):  # the group's atoms, their live slots
+                return tf.gather(x, group)[:, :live]
+
+            group_centres = tf.gather(centres, group)
+            a_mat = self._attended(head(rmat), head(weight), head(nei_type), group_centres,
+                                   tebd, absent=s - live)
+            tail = tf.gather(tf.gather(shares, live, axis=1), group_centres)
+            parts.append(a_mat + tail)
+        return tf.gather(tf.concat(parts, axis=0), tf.argsort(order))  # the atoms' order
+
+    def _tail_shares(self, dtype, tebd):
+        """[ntypes, S + 1, 4, M1]: at [t, L] the share of R~^T G of the empty slots L..S-1
+        of an atom of centre type t: their rows -davg/dstd, weight 0 (each row's G mapped
+        alone by the attention layers), summed from the last slot on."""
         empty = empty_rows(self.davg, self.dstd, self.ntypes, self.nnei, INTERFACE_DTYPE)
-        tail = block_tails(empty, live, offsets)[0]  # [ntypes, S - live, 4]
         types = tf.range(self.ntypes, dtype=tf.int32)
-        tail_weight = (self._switch(tail[..., 0], types) if self.smooth
-                       else tf.zeros(tf.shape(tail)[:2], tail.dtype))
-        per_type = self._attended(tf.cast(tail, rmat.dtype), tf.cast(tail_weight, rmat.dtype),
-                                  tf.fill(tf.shape(tail)[:2], self.ntypes), types, tebd)
-        return a_mat + tf.gather(per_type, centres)
+        weight = (self._switch(empty[..., 0], types) if self.smooth
+                  else tf.zeros(tf.shape(empty)[:2], empty.dtype))
+        empty, weight = tf.cast(empty, dtype), tf.cast(weight, dtype)  # [ntypes, S, 4], [.., S]
+        g = self._attention(empty, weight, tf.fill(tf.shape(empty)[:2], self.ntypes), types,
+                            tebd)
+        terms = empty[..., :, None] * g[..., None, :]  # [ntypes, S, 4, M1]
+        suffix = tf.cumsum(terms, axis=1, reverse=True)
+        return tf.pad(suffix, [[0, 0], [0, 1], [0, 0], [0, 0]])  # [t, S]: no slot left out
 
     def _neighbour_embedding(self, rmat, weight, nei_type, centres, tebd):
         """G0 [n, S, M1] of rmat [n, S, 4], the slots' weights, types [n, S] and the centre

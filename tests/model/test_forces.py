@@ -192,6 +192,42 @@ def test_training_kernels_give_the_same_forces_and_loss_gradients(tebd, type_one
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
 
 
+def _most_neighbours(frame, model) -> int:
+    """The most neighbours an atom of `frame` has within the model's cut-off."""
+    _, _, _, nlist = model.descriptor.env_mat(
+        frame.coord.reshape(1, -1), frame.atype.reshape(1, -1), frame.natoms,
+        frame.box.reshape(1, 9), frame.mesh)
+    return int(np.max(np.sum(nlist.numpy().reshape(frame.nat, -1) >= 0, axis=1)))
+
+
+@pytest.mark.parametrize("natoms", [None, 2, 1], ids=["27_atoms", "2_atoms", "1_atom"])
+@pytest.mark.parametrize("tebd", ["atten", "atten_v2"])
+def test_the_attention_in_groups_of_atoms_equals_the_attention_over_every_slot(tebd, natoms):
+    """The training step attends the atoms in groups by their number of neighbours
+    (se_atten.py: ATTENTION_GROUPS), each group over its live slots: with sel exactly the
+    most neighbours an atom has (a group without left-out slots), and with fewer atoms than
+    groups (empty groups; the lone atom has no neighbour), energy, forces and force-loss gradients equal those of TensorFlow's
+    ops over every slot (1e-12)."""
+    from deepmd_tebd.model import se_atten
+    from deepmd_tebd.model.kernels import training_kernels
+
+    assert natoms is None or natoms < se_atten.ATTENTION_GROUPS
+    frame = Frame.random(21, "triclinic", natoms=natoms)
+    model = build_model(variant_config(frame.sel(), tebd, False))
+    most = max(_most_neighbours(frame, model), 1)  # a descriptor has a slot at least
+    model = build_model(variant_config([most] + [0] * (frame.ntypes - 1), tebd, False))
+    assert model.descriptor.nnei == most
+    step = _force_loss_step(model, frame)
+    with training_kernels():
+        fast = tf.function(step).get_concrete_function()
+    plain = tf.function(step).get_concrete_function()
+    for concrete, kernels in ((fast, True), (plain, False)):
+        assert ("TebdBatchMatMul" in {op.type for op in concrete.graph.get_operations()}) == kernels
+    for got, expected in zip(fast(), plain()):
+        got, expected = got.numpy(), expected.numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
 def _force_pass_in_net_gradient(graph) -> bool:
     """Whether the force pass's adjoints of the fused contraction's g and dg/ds reach its net's
     gradient op as the pass's per-row inputs (force_rows from a tensor, not an empty constant)
