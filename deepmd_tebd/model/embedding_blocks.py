@@ -37,6 +37,7 @@ __all__ = [
     "a_of_tables",
     "a_per_centre_type",
     "a_with_type_embedding",
+    "block_counts",
     "block_heads",
     "block_tails",
     "centre_blocks",
@@ -46,15 +47,17 @@ __all__ = [
 ]
 
 
-def live_counts(nlist, sel: Sequence[int], offsets: Sequence[int]) -> list:
+def block_counts(nlist, offsets: Sequence[int]) -> list:
+    """Per sel block, each atom's number of neighbours in it ([nf * nloc] int32)."""
+    filled = tf.cast(tf.reshape(nlist, [-1, offsets[-1]]) >= 0, tf.int32)
+    return [tf.reduce_sum(filled[:, offsets[j]:offsets[j + 1]], axis=1)
+            for j in range(len(offsets) - 1)]
+
+
+def live_counts(nlist, offsets: Sequence[int]) -> list:
     """Per sel block, the most neighbours any atom of the batch has in it (int32 scalars)."""
-    nnei = offsets[-1]
-    filled = tf.cast(tf.reshape(nlist, [-1, nnei]) >= 0, tf.int32)
-    counts = []
-    for j in range(len(sel)):
-        in_block = tf.reduce_sum(filled[:, offsets[j]:offsets[j + 1]], axis=1)
-        counts.append(tf.maximum(tf.reduce_max(in_block), 0))  # no atoms: 0
-    return counts
+    return [tf.maximum(tf.reduce_max(counts), 0)  # no atoms: 0
+            for counts in block_counts(nlist, offsets)]
 
 
 def empty_rows(davg, dstd, ntypes: int, nnei: int, prec, mask=None):

@@ -147,7 +147,7 @@ class DescriptorSeAEbdV2(EnvMatDescriptor):
                              "table and the neighbour list")
         rmat = self.masked_env_mat(rmat, atype, natoms)
         prec = rmat.dtype
-        live = live_counts(nlist, self.sel, self.offsets)
+        live = live_counts(nlist, self.offsets)
         empty = empty_rows(self.davg, self.dstd, self.ntypes, self.nnei, prec, self.mask)
         centres = centre_types(atype, natoms, self.ntypes)
         a_mat = a_with_stripped_type_embedding(

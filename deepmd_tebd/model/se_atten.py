@@ -27,7 +27,7 @@ import tensorflow as tf
 from .attention import AttentionLayer, angular_gate, attention_gates
 from .descriptor import (EnvMatDescriptor, centre_types, descriptor_of_embedding,
                          type_embedding_switch)
-from .embedding_blocks import empty_rows
+from .embedding_blocks import block_counts, empty_rows
 from .env_mat import INTERFACE_DTYPE, raw_env_mat
 from .kernels import contract, training_step
 from .se_a_ebd_v2 import stripped_type_table
@@ -197,7 +197,7 @@ class DescriptorSeAtten(EnvMatDescriptor):
 
         rmat, weight, nei_type = per_atom(rmat), per_atom(weight), per_atom(nei_type)
         centres = tf.reshape(centres, [-1])
-        counts = tf.reduce_sum(tf.cast(tf.reshape(nlist, [-1, s]) >= 0, tf.int32), axis=1)
+        counts = block_counts(nlist, [0, s])[0]  # [nf * nloc]
         order = tf.argsort(counts, stable=True)
         atoms = tf.size(counts)
         shares = self._tail_shares(rmat.dtype, tebd)

@@ -179,7 +179,7 @@ class DescriptorSeA(EnvMatDescriptor):
         """A * nnei [nf, nloc, 4, M1] from the embedding nets."""
         natoms = tf.cast(natoms, tf.int32)
         prec = rmat.dtype
-        live = self.sel if nlist is None else live_counts(nlist, self.sel, self.offsets)
+        live = self.sel if nlist is None else live_counts(nlist, self.offsets)
         empty = None if nlist is None else empty_rows(self.davg, self.dstd, self.ntypes,
                                                       self.nnei, prec, self.mask)
         m1 = self.neuron[-1]

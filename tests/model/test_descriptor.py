@@ -180,7 +180,7 @@ def test_slots_empty_for_the_whole_batch_skip_the_nets_without_changing_d_or_its
             total = tf.reduce_sum(tf.sin(d))
         return d.numpy(), tape.gradient(total, rmat).numpy().reshape(frame.nat, desc.nnei, 4)
 
-    live = [int(c) for c in live_counts(nlist, desc.sel, desc.offsets)]
+    live = [int(c) for c in live_counts(nlist, desc.offsets)]
     assert all(c < s for c, s in zip(live, desc.sel))
     d_all, g_all = d_and_grad(False)
     d_live, g_live = d_and_grad(True)
